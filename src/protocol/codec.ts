@@ -1,0 +1,152 @@
+import { Packr, Unpackr } from 'msgpackr';
+import { MessageType, Role, WireError } from './codes.js';
+import { ProtocolError } from './errors.js';
+import { frame } from './frame.js';
+import {
+  arrayOf, bool, fail, literal, nullable, obj, opt, pair, str, uint,
+  type Check,
+} from './check.js';
+import type {
+  AdminOp, AdminRequest, Change, Entry, EnvRev, KeyChange, Message, ResultOf,
+} from './messages.js';
+
+/**
+ * msgpackr options, pinned here and nowhere else:
+ * - useRecords false: plain msgpack maps that every language can decode;
+ * - mapsAsObjects true: maps become plain objects (keys are always strings here);
+ * - int64AsType 'number': revisions and times stay below 2^53 and are checked as safe integers;
+ * - moreTypes false: no msgpackr-only extensions on the wire.
+ */
+const MSGPACK_OPTIONS = {
+  useRecords: false,
+  mapsAsObjects: true,
+  int64AsType: 'number',
+  moreTypes: false,
+  bundleStrings: false,
+} as const;
+
+const packr = new Packr(MSGPACK_OPTIONS);
+const unpackr = new Unpackr(MSGPACK_OPTIONS);
+
+/** Encode a message body (msgpack, without the length prefix). */
+export function encodeBody(message: Message): Buffer {
+  return packr.pack(message);
+}
+
+/** Encode a message as one complete frame, ready to write to a socket. */
+export function encodeMessage(message: Message): Buffer {
+  return frame(encodeBody(message));
+}
+
+const envRev: Check<EnvRev> = obj({ env: str, rev: uint });
+const entry: Check<Entry> = pair(str, str);
+const change: Check<Change> = pair(str, nullable(str));
+const keyChange: Check<KeyChange> = (v, p) => {
+  if (!Array.isArray(v) || v.length !== 3) return fail(p, 'a [key, before, after] triple');
+  return [str(v[0], `${p}[0]`), nullable(str)(v[1], `${p}[1]`), nullable(str)(v[2], `${p}[2]`)];
+};
+const role = literal<Role>(Role.server, Role.agent, Role.admin, Role.peer);
+
+const adminRequest: Check<AdminRequest> = (v, p) => {
+  const op = obj({ op: str })(v, p).op;
+  switch (op) {
+    case 'env.add':
+    case 'env.del':
+      return { op, ...obj({ env: str })(v, p) };
+    case 'env.list':
+      return { op };
+    case 'set':
+    case 'merge':
+      return { op, ...obj({ env: str, key: str, value: str })(v, p) };
+    case 'get':
+    case 'del':
+      return { op, ...obj({ env: str, key: str })(v, p) };
+    case 'list':
+      return { op, ...obj({ env: str, prefix: opt(str) })(v, p) };
+    case 'clear':
+      return { op, ...obj({ env: str, key: str, path: arrayOf(str, 1024) })(v, p) };
+    case 'apply':
+      return { op, ...obj({ env: str, entries: arrayOf(entry), replace: bool })(v, p) };
+    case 'history':
+      return { op, ...obj({ env: str, key: opt(str), limit: opt(uint), before: opt(uint) })(v, p) };
+    case 'diff':
+      return { op, ...obj({ env: str, from: uint, to: opt(uint) })(v, p) };
+    case 'rollback':
+      return { op, ...obj({ env: str, rev: uint })(v, p) };
+    case 'status':
+      return { op, ...obj({ env: opt(str) })(v, p) };
+    default:
+      return fail(`${p}.op`, 'a known admin operation');
+  }
+};
+
+const checkers = {
+  [MessageType.Hello]: obj({
+    t: literal(MessageType.Hello), v: uint, role, id: str, token: opt(str), peers: opt(arrayOf(str, 1024)),
+  }),
+  [MessageType.Subscribe]: obj({ t: literal(MessageType.Subscribe), all: bool, envs: arrayOf(envRev) }),
+  [MessageType.Snapshot]: obj({ t: literal(MessageType.Snapshot), env: str, rev: uint, entries: arrayOf(entry) }),
+  [MessageType.Release]: obj({
+    t: literal(MessageType.Release), env: str, rev: uint, prev: uint, time: uint, author: str, op: str,
+    changes: arrayOf(change), drop: opt(bool),
+  }),
+  [MessageType.Ack]: obj({ t: literal(MessageType.Ack), env: str, rev: uint }),
+  [MessageType.Error]: obj({ t: literal(MessageType.Error), code: uint, msg: str, id: opt(uint) }),
+  [MessageType.Ping]: obj({ t: literal(MessageType.Ping), n: uint }),
+  [MessageType.Pong]: obj({ t: literal(MessageType.Pong), n: uint }),
+  [MessageType.Request]: obj({ t: literal(MessageType.Request), id: uint, req: adminRequest }),
+  [MessageType.Response]: (v: unknown, p: string) => {
+    const head = obj({ t: literal(MessageType.Response), id: uint })(v, p);
+    return { ...head, res: (v as { res?: unknown }).res };
+  },
+} satisfies { [K in MessageType]: Check<Extract<Message, { t: K }>> };
+
+/**
+ * Decode one frame body into a typed message. Anything that is not a valid
+ * message of this protocol version raises ProtocolError(MALFORMED).
+ */
+export function decodeBody(body: Uint8Array): Message {
+  let raw: unknown;
+  try {
+    raw = unpackr.unpack(body);
+  } catch (cause) {
+    throw new ProtocolError(WireError.MALFORMED, 'frame body is not valid msgpack', { cause });
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('message', 'a map');
+  const t = (raw as { t?: unknown }).t;
+  const check = typeof t === 'number' ? (checkers as Record<number, Check<Message>>)[t] : undefined;
+  if (check === undefined) return fail('message.t', 'a known message type');
+  return check(raw, 'message');
+}
+
+const writeResult = obj({ env: str, rev: uint, changed: uint });
+const envInfo = obj({ env: str, rev: uint, keys: uint });
+const historyRelease = obj({
+  rev: uint, prev: uint, time: uint, author: str, op: str, changes: arrayOf(keyChange),
+});
+const resultCheckers: { [K in AdminOp]: Check<ResultOf[K]> } = {
+  'env.add': writeResult,
+  'env.del': writeResult,
+  'env.list': obj({ envs: arrayOf(envInfo) }),
+  set: writeResult,
+  get: obj({ env: str, rev: uint, key: str, value: str }),
+  del: writeResult,
+  list: obj({ env: str, rev: uint, entries: arrayOf(entry) }),
+  merge: writeResult,
+  clear: writeResult,
+  apply: writeResult,
+  history: obj({ env: str, releases: arrayOf(historyRelease) }),
+  diff: obj({ env: str, from: uint, to: uint, changes: arrayOf(keyChange) }),
+  rollback: writeResult,
+  status: obj({
+    server: obj({ id: str, version: str, listen: str, store: str, uptimeMs: uint, workers: uint }),
+    envs: arrayOf(envInfo),
+    agentsTotal: uint,
+    agents: arrayOf(obj({ id: str, addr: str, since: uint, envs: arrayOf(envRev) })),
+  }),
+};
+
+/** Check the `res` of a Response against the operation of the request it answers. */
+export function checkResult<K extends AdminOp>(op: K, res: unknown): ResultOf[K] {
+  return resultCheckers[op](res, `result(${op})`);
+}

@@ -1,0 +1,92 @@
+/**
+ * Numeric tables shared by every peer on the wire. Numbers are part of the
+ * protocol: never renumber an entry, only add new ones.
+ */
+
+/** Version carried in every hello. A peer refuses a hello with another major version. */
+export const PROTOCOL_VERSION = 1;
+
+export const MessageType = {
+  /** 1: first frame in each direction; carries the protocol version and the peer's role. */
+  Hello: 1,
+  /** 2: agent -> server: environments to follow and the revision already held. */
+  Subscribe: 2,
+  /** 3: server -> agent: the full state of one environment at a revision. */
+  Snapshot: 3,
+  /** 4: server -> agent: one release (the changes after a revision). */
+  Release: 4,
+  /** 5: agent -> server: a release or snapshot has been committed to the local store. */
+  Ack: 5,
+  /** 6: either way: an error; with `id` it answers a request, without it ends the session. */
+  Error: 6,
+  /** 7: either way: liveness probe. */
+  Ping: 7,
+  /** 8: either way: answer to a ping. */
+  Pong: 8,
+  /** 9: admin -> server: one command. */
+  Request: 9,
+  /** 10: server -> admin: the successful result of a request. */
+  Response: 10,
+} as const;
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+/**
+ * Wire status codes. A wire error is always this closed numeric code plus a
+ * human-readable message; no stack trace ever goes on the wire.
+ * Every entry is documented in docs/errors.md (a test keeps the two in step).
+ */
+export const WireError = {
+  /** 100: the frame or message could not be decoded. */
+  MALFORMED: 100,
+  /** 101: a frame declared a length above the receiver's maximum. */
+  FRAME_TOO_LARGE: 101,
+  /** 102: the peer speaks another protocol version. */
+  VERSION_MISMATCH: 102,
+  /** 103: a message arrived that is not valid in the session's current state. */
+  UNEXPECTED_MESSAGE: 103,
+  /** 104: the admin credentials were missing or wrong. */
+  AUTH_FAILED: 104,
+  /** 105: the server (or this worker) holds as many connections as it may. */
+  SERVER_FULL: 105,
+  /** 106: the peer did not read fast enough; its buffer limit was reached. */
+  SLOW_CONSUMER: 106,
+  /** 107: the server is shutting down. */
+  SHUTTING_DOWN: 107,
+  /** 108: the handshake or a request did not complete in time. */
+  TIMEOUT: 108,
+  /** 200: the request's arguments are invalid. */
+  BAD_REQUEST: 200,
+  /** 201: the environment does not exist. */
+  ENV_NOT_FOUND: 201,
+  /** 202: the environment already exists. */
+  ENV_EXISTS: 202,
+  /** 203: the key does not exist in the environment. */
+  KEY_NOT_FOUND: 203,
+  /** 204: the revision is not in the retained history of the environment. */
+  REVISION_NOT_FOUND: 204,
+  /** 205: a value is not valid JSON, or a key or name breaks the limits. */
+  INVALID_VALUE: 205,
+  /** 206: the operation does not apply to the value found (e.g. clear inside a scalar). */
+  NOT_APPLICABLE: 206,
+  /** 300: the system of record cannot be reached; writes are refused. */
+  STORE_UNAVAILABLE: 300,
+  /** 301: an unexpected failure inside the server. */
+  INTERNAL: 301,
+} as const;
+export type WireError = (typeof WireError)[keyof typeof WireError];
+
+const wireErrorNames = new Map<number, string>(Object.entries(WireError).map(([k, v]) => [v, k]));
+
+/** The symbolic name of a wire code, or undefined for a code this build does not know. */
+export function wireErrorName(code: number): string | undefined {
+  return wireErrorNames.get(code);
+}
+
+/** Roles a peer declares in its hello. */
+export const Role = {
+  server: 'server',
+  agent: 'agent',
+  admin: 'admin',
+  peer: 'peer',
+} as const;
+export type Role = (typeof Role)[keyof typeof Role];

@@ -1,0 +1,58 @@
+import { WireError, wireErrorName } from './codes.js';
+
+/**
+ * Base class of every error this project raises on purpose. `code` is stable
+ * and listed in docs/errors.md; `cause` keeps the underlying error.
+ */
+export class VitefaError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * A violation of the wire protocol found while decoding, or one that a peer
+ * reported. `status` is the wire code to send (or that was received).
+ */
+export class ProtocolError extends VitefaError {
+  readonly status: WireError;
+  constructor(status: WireError, message: string, options?: { cause?: unknown }) {
+    super(`E_PROTOCOL_${wireErrorName(status) ?? status}`, message, options);
+    this.status = status;
+  }
+}
+
+/** Local error codes (string) raised outside the wire protocol; see docs/errors.md. */
+export const LocalErrorCode = {
+  /** Connecting or the handshake did not complete in time. */
+  CONNECT_TIMEOUT: 'E_CONNECT_TIMEOUT',
+  /** The connection closed before an answer arrived. */
+  CONNECTION_CLOSED: 'E_CONNECTION_CLOSED',
+  /** A request got no answer in time. */
+  REQUEST_TIMEOUT: 'E_REQUEST_TIMEOUT',
+  /** A command line or configuration file is invalid. */
+  USAGE: 'E_USAGE',
+  /** The local agent store does not exist or cannot be opened. */
+  STORE_OPEN: 'E_STORE_OPEN',
+  /** The local agent store is full and could not grow. */
+  STORE_FULL: 'E_STORE_FULL',
+  /** The server's store (LMDB folder or MySQL database) failed. */
+  STORE_FAILED: 'E_STORE_FAILED',
+  /** The database schema is newer than this build knows. */
+  SCHEMA_TOO_NEW: 'E_SCHEMA_TOO_NEW',
+  /** A file handed to a command could not be read or parsed. */
+  BAD_FILE: 'E_BAD_FILE',
+} as const;
+export type LocalErrorCode = (typeof LocalErrorCode)[keyof typeof LocalErrorCode];
+
+/** An error frame sent by the remote peer (kept apart from errors raised locally). */
+export class RemoteError extends VitefaError {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(`E_REMOTE_${wireErrorName(status) ?? status}`, message);
+    this.status = status;
+  }
+}

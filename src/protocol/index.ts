@@ -1,0 +1,5 @@
+export { MessageType, WireError, Role, PROTOCOL_VERSION, wireErrorName } from './codes.js';
+export { VitefaError, ProtocolError, RemoteError, LocalErrorCode } from './errors.js';
+export { FrameDecoder, frame, FRAME_HEADER_BYTES, DEFAULT_MAX_FRAME_BYTES } from './frame.js';
+export { encodeBody, encodeMessage, decodeBody, checkResult } from './codec.js';
+export type * from './messages.js';
