@@ -45,6 +45,8 @@ export const LocalErrorCode = {
   SCHEMA_TOO_NEW: 'E_SCHEMA_TOO_NEW',
   /** A file handed to a command could not be read or parsed. */
   BAD_FILE: 'E_BAD_FILE',
+  /** The environment or key is not in the local agent store. */
+  NOT_FOUND: 'E_NOT_FOUND',
 } as const;
 export type LocalErrorCode = (typeof LocalErrorCode)[keyof typeof LocalErrorCode];
 

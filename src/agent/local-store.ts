@@ -1,0 +1,138 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import * as lmdb from 'lmdb';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { LocalErrorCode, VitefaError, type EnvRev, type Release, type Snapshot } from '../protocol/index.js';
+import {
+  DB_META, DB_REVISIONS, DB_VALUES, envKey, envRange, LAYOUT_FORMAT, NOTIFY_FILE, valueKey,
+} from '../reader/layout.js';
+
+export interface LocalStoreOptions {
+  /** Initial LMDB map size in bytes; the store grows it when full. */
+  mapSize: number;
+}
+
+type Bin = Database<Buffer, Buffer>;
+
+/**
+ * The agent's side of the local store: applies each release or snapshot in
+ * ONE LMDB write transaction together with the environment's revision, so a
+ * reader sees a release completely or not at all. Entries are never evicted:
+ * when the map is full it is grown, and if that fails the agent stops.
+ */
+export class LocalStore {
+  readonly dir: string;
+  private readonly root: RootDatabase;
+  private readonly values: Bin;
+  private readonly revisions: Bin;
+  private readonly notifyPath: string;
+
+  private constructor(dir: string, root: RootDatabase) {
+    this.dir = dir;
+    this.root = root;
+    const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
+    this.values = root.openDB({ name: DB_VALUES, ...binary }) as unknown as Bin;
+    this.revisions = root.openDB({ name: DB_REVISIONS, ...binary }) as unknown as Bin;
+    this.notifyPath = path.join(dir, NOTIFY_FILE);
+  }
+
+  static open(dir: string, options: LocalStoreOptions): LocalStore {
+    const resolved = path.resolve(dir);
+    assertDataFormatV1();
+    let root: RootDatabase;
+    try {
+      fs.mkdirSync(resolved, { recursive: true });
+      root = open({ path: resolved, maxDbs: 4, mapSize: options.mapSize, keyEncoding: 'binary', encoding: 'binary' });
+    } catch (cause) {
+      throw new VitefaError(LocalErrorCode.STORE_OPEN, `cannot open agent store ${resolved}: ${(cause as Error).message}`, { cause });
+    }
+    const store = new LocalStore(resolved, root);
+    const meta = root.openDB({ name: DB_META, keyEncoding: 'binary', encoding: 'binary' }) as unknown as Bin;
+    const format = meta.get(Buffer.from('format'));
+    if (format === undefined) {
+      meta.putSync(Buffer.from('format'), Buffer.from(String(LAYOUT_FORMAT)));
+    } else if (Number(format.toString()) !== LAYOUT_FORMAT) {
+      throw new VitefaError(LocalErrorCode.STORE_OPEN, `agent store ${resolved} has layout format ${format.toString()}, this build writes ${LAYOUT_FORMAT}`);
+    }
+    return store;
+  }
+
+  /** Every environment held, with its revision. */
+  held(): EnvRev[] {
+    const out: EnvRev[] = [];
+    for (const { key, value } of this.revisions.getRange()) {
+      out.push({ env: Buffer.from(key).toString(), rev: Number(Buffer.from(value).toString()) });
+    }
+    return out;
+  }
+
+  revision(env: string): number {
+    const raw = this.revisions.get(envKey(env));
+    return raw === undefined ? 0 : Number(raw.toString());
+  }
+
+  applyRelease(release: Release): void {
+    this.write(() => {
+      if (release.drop === true) {
+        this.clearEnv(release.env);
+        this.revisions.remove(envKey(release.env));
+        return;
+      }
+      for (const [key, json] of release.changes) {
+        if (json === null) this.values.remove(valueKey(release.env, key));
+        else this.values.put(valueKey(release.env, key), Buffer.from(json));
+      }
+      this.revisions.put(envKey(release.env), Buffer.from(String(release.rev)));
+    });
+  }
+
+  applySnapshot(snapshot: Snapshot): void {
+    this.write(() => {
+      this.clearEnv(snapshot.env);
+      for (const [key, json] of snapshot.entries) this.values.put(valueKey(snapshot.env, key), Buffer.from(json));
+      this.revisions.put(envKey(snapshot.env), Buffer.from(String(snapshot.rev)));
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
+  }
+
+  private clearEnv(env: string): void {
+    const { start, end } = envRange(env);
+    for (const key of this.values.getKeys({ start, end })) this.values.remove(key);
+  }
+
+  private write(body: () => void): void {
+    try {
+      this.root.transactionSync(body);
+    } catch (cause) {
+      const full = /MDB_MAP_FULL|map full/i.test((cause as Error).message);
+      throw new VitefaError(
+        full ? LocalErrorCode.STORE_FULL : LocalErrorCode.STORE_OPEN,
+        full
+          ? `agent store ${this.dir} is full and could not grow; nothing was dropped, the agent stops (raise --map-size)`
+          : `cannot write agent store ${this.dir}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    // A hint for readers waiting on a change; they still confirm with the revision.
+    fs.writeFileSync(this.notifyPath, String(Date.now()));
+  }
+}
+
+/**
+ * The store must be in LMDB's 0.9 data format so other languages can read it.
+ * lmdb-js's prebuilt binaries write a newer format; `npm install` rebuilds it
+ * (scripts/build-lmdb.mjs). Refuse to create a store no other reader can open.
+ */
+export function assertDataFormatV1(): void {
+  // `version` is exported by lmdb at run time but missing from its type declarations.
+  const lmdbVersion = (lmdb as unknown as { version: { major: number; minor: number; patch: number; versionString: string } }).version;
+  if (lmdbVersion.major !== 0 || lmdbVersion.minor !== 9 || lmdbVersion.patch >= 90) {
+    throw new VitefaError(
+      LocalErrorCode.STORE_OPEN,
+      `lmdb native module is ${lmdbVersion.versionString}, which writes a data format other LMDB readers cannot open; run: npm run build:lmdb`,
+    );
+  }
+}

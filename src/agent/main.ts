@@ -1,0 +1,41 @@
+import { LocalErrorCode, VitefaError } from '../protocol/index.js';
+import { DEFAULT_AGENT_STORE } from '../reader/layout.js';
+import { parseEndpoint } from '../transport/client.js';
+import { Agent, AGENT_DEFAULTS } from './agent.js';
+import { LocalStore } from './local-store.js';
+
+export interface AgentFlags {
+  servers?: string;
+  env?: string[];
+  store?: string;
+  mapSize?: string;
+}
+
+/** `vitefa agent`: runs until SIGINT/SIGTERM; exits non-zero if the local store fails. */
+export async function runAgent(flags: AgentFlags, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const servers = (flags.servers ?? env.VITEFA_SERVERS ?? '127.0.0.1:7400').split(',').filter(Boolean).map(parseEndpoint);
+  const envs = flags.env ?? (env.VITEFA_ENVS ? env.VITEFA_ENVS.split(',').filter(Boolean) : []);
+  const mapSizeText = flags.mapSize ?? env.VITEFA_MAP_SIZE;
+  const mapSize = mapSizeText === undefined ? 1024 * 1024 * 1024 : Number(mapSizeText);
+  if (!Number.isSafeInteger(mapSize) || mapSize < 1024 * 1024) {
+    throw new VitefaError(LocalErrorCode.USAGE, `--map-size must be a number of bytes of at least 1048576, got ${mapSizeText}`);
+  }
+  const dir = flags.store ?? env.VITEFA_AGENT_STORE ?? DEFAULT_AGENT_STORE;
+  const store = LocalStore.open(dir, { mapSize });
+  const agent = new Agent({ ...AGENT_DEFAULTS, servers, envs }, store, {
+    connected: (server) => process.stdout.write(`agent connected to ${server}\n`),
+    disconnected: (reason) => process.stdout.write(`agent disconnected: ${reason}; serving reads from ${store.dir}\n`),
+    fatal: (err) => {
+      process.stderr.write(`vitefa agent: ${err.message}\n`);
+      void store.close().finally(() => process.exit(1));
+    },
+  });
+  const following = envs.length === 0 ? 'all environments' : envs.join(', ');
+  process.stdout.write(`vitefa agent writing ${store.dir}, following ${following} from ${servers.map((s) => `${s.host}:${s.port}`).join(', ')}\n`);
+  agent.start();
+  const stop = (): void => {
+    void agent.stop().then(() => store.close()).then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

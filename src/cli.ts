@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { LocalErrorCode, RemoteError, VitefaError } from './protocol/index.js';
+import { VERSION } from './version.js';
+
+/**
+ * The one executable: `vitefa server|agent|admin|read|start`. Each command
+ * loads only what it needs. Errors print one line; the exit code is 2 for
+ * usage errors and 1 for every other failure.
+ */
+const program = new Command('vitefa')
+  .description('vitefa-config: configuration pushed from config servers to an LMDB store on every host')
+  .version(VERSION)
+  .showHelpAfterError()
+  .configureOutput({ outputError: (str, write) => write(str) })
+  .exitOverride();
+
+program
+  .command('server')
+  .description('run a config server')
+  .option('--listen <host:port>', 'address for agents and admins (default 127.0.0.1:7400)')
+  .option('--store <dir|mysql-url>', 'embedded LMDB folder or mysql://user:pass@host:port/db (default ./data/server)')
+  .option('--config <file>', 'JSON configuration file')
+  .option('--admin-token <token>', 'admin credential (default: admin allowed from loopback only)')
+  .option('--workers <n>', 'worker processes holding agent connections')
+  .option('--max-agents <n>', 'agent connections to hold (sets the worker count with --workers)')
+  .option('--peers <host:port,...>', 'other servers sharing the database')
+  .option('--history <n>', 'releases kept per environment')
+  .option('--migrate-only', 'create or upgrade the database schema, then exit')
+  .action(async (opts) => (await import('./server/main.js')).runServer(opts));
+
+program
+  .command('agent')
+  .description('run a host agent writing into the local store')
+  .option('--servers <host:port,...>', 'servers to connect to, in order of preference (default 127.0.0.1:7400)')
+  .option('--env <name...>', 'environments to follow (default: all)')
+  .option('--store <dir>', 'local store folder (default ./data/agent)')
+  .option('--map-size <bytes>', 'initial size of the store map')
+  .action(async (opts) => (await import('./agent/main.js')).runAgent(opts));
+
+program
+  .command('admin')
+  .description('run one admin command, or the REPL when none is given')
+  .option('--server <host:port>', 'server to talk to (default 127.0.0.1:7400)')
+  .option('--token <token>', 'admin credential (or VITEFA_ADMIN_TOKEN)')
+  .argument('[command...]', 'e.g. set ENV KEY VALUE; help lists them all')
+  .allowUnknownOption()
+  .helpOption('-h, --help')
+  .action(async (words: string[], opts) => (await import('./admin/main.js')).runAdmin(words, opts));
+
+program
+  .command('read')
+  .description("print a value (or an environment as JSON) from the agent's local store")
+  .option('--store <dir>', 'local store folder (default ./data/agent)')
+  .addOption(new Option('--json', 'print values as JSON even when they are strings'))
+  .argument('<env>')
+  .argument('[key]')
+  .action(async (env: string, key: string | undefined, opts) => (await import('./reader/main.js')).runRead(env, key, opts));
+
+program
+  .command('start')
+  .description('run a server and an agent on this machine with the embedded store (the quick start)')
+  .option('--listen <host:port>', 'server address', '127.0.0.1:7400')
+  .option('--data <dir>', 'folder for both stores', './data')
+  .action(async (opts) => (await import('./start.js')).runStart(opts));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.exitCode = exitFor(err);
+}
+
+function exitFor(err: unknown): number {
+  const e = err as { code?: string; exitCode?: number; message?: string };
+  if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
+    return e.exitCode === 0 ? 0 : 2;
+  }
+  process.stderr.write(`vitefa: ${e.message ?? String(err)}\n`);
+  if (err instanceof VitefaError && err.code === LocalErrorCode.USAGE) return 2;
+  if (!(err instanceof VitefaError || err instanceof RemoteError) && process.env.VITEFA_TRACE) {
+    process.stderr.write(`${(err as Error).stack}\n`);
+  }
+  return 1;
+}

@@ -1,0 +1,31 @@
+import { LocalErrorCode, VitefaError } from '../protocol/index.js';
+import { DEFAULT_AGENT_STORE } from './layout.js';
+import { ConfigReader } from './reader.js';
+
+export interface ReadFlags {
+  store?: string;
+  json?: boolean;
+}
+
+/** `vitefa read ENV [KEY]`: a value (strings bare unless --json) or the whole environment as JSON. */
+export async function runRead(env: string, key: string | undefined, flags: ReadFlags): Promise<void> {
+  const reader = ConfigReader.open(flags.store ?? process.env.VITEFA_AGENT_STORE ?? DEFAULT_AGENT_STORE);
+  try {
+    if (key === undefined) {
+      if (reader.revision(env) === 0) throw new VitefaError(LocalErrorCode.NOT_FOUND, `environment ${env} is not in the agent store ${reader.dir}`);
+      process.stdout.write(`${JSON.stringify(reader.list(env), null, 2)}\n`);
+      return;
+    }
+    const text = reader.getText(env, key);
+    if (text === undefined) {
+      throw new VitefaError(
+        LocalErrorCode.NOT_FOUND,
+        reader.revision(env) === 0 ? `environment ${env} is not in the agent store ${reader.dir}` : `key ${key} is not in ${env}`,
+      );
+    }
+    const value: unknown = JSON.parse(text);
+    process.stdout.write(`${typeof value === 'string' && flags.json !== true ? value : text}\n`);
+  } finally {
+    await reader.close();
+  }
+}

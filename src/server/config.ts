@@ -1,0 +1,88 @@
+import fs from 'node:fs';
+import { z } from 'zod';
+import { LocalErrorCode, VitefaError } from '../protocol/index.js';
+import { parseEndpoint, type Endpoint } from '../transport/client.js';
+
+/** A server's settings, from flags, then VITEFA_* variables, then the config file, then defaults. */
+export interface ServerConfig {
+  listen: Endpoint;
+  store: string;
+  adminToken?: string;
+  workers?: number;
+  maxAgents: number;
+  peers: string[];
+  history: number;
+  migrateOnly: boolean;
+}
+
+const positive = z.number().int().positive();
+
+/** The config file: a JSON object with these fields, all optional; unknown fields are refused. */
+const FileSchema = z.strictObject({
+  listen: z.string().optional(),
+  store: z.string().optional(),
+  adminToken: z.string().min(1).optional(),
+  workers: positive.optional(),
+  maxAgents: positive.optional(),
+  peers: z.array(z.string()).optional(),
+  history: positive.optional(),
+});
+
+export interface ServerFlags {
+  listen?: string;
+  store?: string;
+  config?: string;
+  adminToken?: string;
+  workers?: string;
+  maxAgents?: string;
+  peers?: string;
+  history?: string;
+  migrateOnly?: boolean;
+}
+
+const usage = (message: string): VitefaError => new VitefaError(LocalErrorCode.USAGE, message);
+
+function readFile(file: string): z.infer<typeof FileSchema> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new VitefaError(LocalErrorCode.BAD_FILE, `config file ${file}: ${(err as Error).message}`);
+  }
+  const result = FileSchema.safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new VitefaError(LocalErrorCode.BAD_FILE, `config file ${file}: ${issue.path.join('.') || '(top)'}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+function int(text: string | undefined, what: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw usage(`${what} must be a positive whole number, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+const list = (text: string | undefined): string[] | undefined =>
+  text === undefined ? undefined : text.split(',').map((s) => s.trim()).filter(Boolean);
+
+export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const configFile = flags.config ?? env.VITEFA_CONFIG;
+  const file = configFile === undefined ? {} : readFile(configFile);
+  const listen = flags.listen ?? env.VITEFA_LISTEN ?? file.listen ?? '127.0.0.1:7400';
+  const peers = list(flags.peers) ?? list(env.VITEFA_PEERS) ?? file.peers ?? [];
+  for (const peer of peers) parseEndpoint(peer);
+  const config: ServerConfig = {
+    listen: parseEndpoint(listen),
+    store: flags.store ?? env.VITEFA_STORE ?? file.store ?? './data/server',
+    maxAgents: int(flags.maxAgents, '--max-agents') ?? int(env.VITEFA_MAX_AGENTS, 'VITEFA_MAX_AGENTS') ?? file.maxAgents ?? 100_000,
+    peers,
+    history: int(flags.history, '--history') ?? int(env.VITEFA_HISTORY, 'VITEFA_HISTORY') ?? file.history ?? 10_000,
+    migrateOnly: flags.migrateOnly === true,
+  };
+  const token = flags.adminToken ?? env.VITEFA_ADMIN_TOKEN ?? file.adminToken;
+  if (token !== undefined) config.adminToken = token;
+  const workers = int(flags.workers, '--workers') ?? int(env.VITEFA_WORKERS, 'VITEFA_WORKERS') ?? file.workers;
+  if (workers !== undefined) config.workers = workers;
+  return config;
+}

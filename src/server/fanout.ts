@@ -1,0 +1,155 @@
+import { MessageType, encodeMessage, WireError, type AgentInfo, type EnvRev } from '../protocol/index.js';
+import type { PublishedRelease, ServerState } from './state.js';
+
+/** The part of a connection the fan-out needs: where to write, and how to end it. */
+export interface AgentLink {
+  readonly id: string;
+  readonly addr: string;
+  readonly since: number;
+  /** Bytes queued in the socket and not yet taken by the kernel. */
+  readonly writableLength: number;
+  write(frame: Buffer): void;
+  /** Sends an error frame with this status and closes the connection. */
+  fail(status: WireError, message: string): void;
+}
+
+interface Subscription {
+  link: AgentLink;
+  all: boolean;
+  /** Revision acknowledged per environment. */
+  acked: Map<string, number>;
+}
+
+export interface FanoutOptions {
+  /** An agent whose socket holds more than this many unsent bytes when a release goes out is disconnected. */
+  maxBufferedBytes: number;
+}
+
+/**
+ * Which agent follows which environment, and the push of each release to
+ * them: the frame is encoded once and the same Buffer written to every
+ * subscribed socket. An agent that does not keep up is cut off with
+ * SLOW_CONSUMER (it resumes from its revision when it reconnects) so that it
+ * never holds up the others.
+ */
+export class Fanout {
+  private readonly state: ServerState;
+  private readonly options: FanoutOptions;
+  private readonly byEnv = new Map<string, Set<Subscription>>();
+  private readonly followAll = new Set<Subscription>();
+  private readonly byLink = new Map<AgentLink, Subscription>();
+  /** Agents disconnected for being slow, for status and the harness. */
+  slowDisconnects = 0;
+
+  constructor(state: ServerState, options: FanoutOptions) {
+    this.state = state;
+    this.options = options;
+  }
+
+  get size(): number {
+    return this.byLink.size;
+  }
+
+  /**
+   * Registers what `link` follows and sends it what it lacks: for each
+   * environment, the releases after the revision it holds, or a snapshot.
+   */
+  subscribe(link: AgentLink, all: boolean, held: EnvRev[]): void {
+    this.unsubscribe(link);
+    const sub: Subscription = { link, all, acked: new Map() };
+    this.byLink.set(link, sub);
+    const heldBy = new Map(held.map((h) => [h.env, h.rev]));
+    if (all) {
+      this.followAll.add(sub);
+      for (const env of this.state.names()) if (!heldBy.has(env)) heldBy.set(env, 0);
+    }
+    for (const [env, rev] of heldBy) {
+      sub.acked.set(env, rev);
+      if (!all) {
+        let set = this.byEnv.get(env);
+        if (set === undefined) this.byEnv.set(env, (set = new Set()));
+        set.add(sub);
+      }
+      this.catchUp(link, env, rev);
+    }
+  }
+
+  unsubscribe(link: AgentLink): void {
+    const sub = this.byLink.get(link);
+    if (sub === undefined) return;
+    this.byLink.delete(link);
+    this.followAll.delete(sub);
+    for (const env of sub.acked.keys()) this.byEnv.get(env)?.delete(sub);
+  }
+
+  /** Re-sends what an agent lacks after it found a gap in what it received. */
+  resync(link: AgentLink, env: string, rev: number): void {
+    if (this.byLink.has(link)) this.catchUp(link, env, rev);
+  }
+
+  ack(link: AgentLink, env: string, rev: number): void {
+    const sub = this.byLink.get(link);
+    if (sub !== undefined && (sub.acked.has(env) || sub.all)) sub.acked.set(env, rev);
+  }
+
+  publish(release: PublishedRelease): void {
+    const env = release.message.env;
+    const subs = this.byEnv.get(env);
+    if (subs !== undefined) for (const sub of subs) this.send(sub.link, release.frame);
+    for (const sub of this.followAll) this.send(sub.link, release.frame);
+    if (release.message.drop === true) {
+      this.byEnv.delete(env);
+      for (const sub of this.followAll) sub.acked.delete(env);
+    }
+  }
+
+  agents(env: string | undefined, max: number): AgentInfo[] {
+    const out: AgentInfo[] = [];
+    for (const sub of this.byLink.values()) {
+      if (out.length >= max) break;
+      if (env !== undefined && !sub.acked.has(env)) continue;
+      const envs: EnvRev[] = [];
+      for (const [e, rev] of sub.acked) if (env === undefined || e === env) envs.push({ env: e, rev });
+      out.push({ id: sub.link.id, addr: sub.link.addr, since: sub.link.since, envs });
+    }
+    return out;
+  }
+
+  private catchUp(link: AgentLink, env: string, rev: number): void {
+    const need = this.state.catchUp(env, rev);
+    switch (need.kind) {
+      case 'current':
+        return;
+      case 'releases':
+        for (const frame of need.frames) link.write(frame);
+        return;
+      case 'snapshot':
+        link.write(need.frame);
+        return;
+      case 'gone':
+        // The agent holds an environment that no longer exists: tell it to drop it.
+        if (rev > 0) link.write(dropFrame(env, rev, this.state.head));
+        return;
+      default: {
+        const unknown: never = need;
+        throw new Error(`unknown catch-up ${JSON.stringify(unknown)}`);
+      }
+    }
+  }
+
+  private send(link: AgentLink, frame: Buffer): void {
+    if (link.writableLength > this.options.maxBufferedBytes) {
+      this.slowDisconnects++;
+      link.fail(WireError.SLOW_CONSUMER, `more than ${this.options.maxBufferedBytes} bytes waiting to be read`);
+      return;
+    }
+    link.write(frame);
+  }
+}
+
+function dropFrame(env: string, held: number, head: number): Buffer {
+  return encodeMessage({
+    t: MessageType.Release, env, rev: Math.max(head, held + 1), prev: held, time: Date.now(),
+    author: 'server', op: 'env.del', changes: [], drop: true,
+  });
+}

@@ -1,0 +1,197 @@
+import {
+  WireError,
+  type AdminRequest, type AdminResult, type Change, type EnvInfo, type HistoryRelease,
+  type ResultOf, type StatusResult, type WriteResult,
+} from '../protocol/index.js';
+import { envNotFound, RequestError } from './errors.js';
+import { invert, netChanges, rollbackChanges } from './history.js';
+import { clearValue, jsonEqual, mergeValue, type Json } from './merge.js';
+import type { PublishedRelease, ServerState } from './state.js';
+import type { CommitMeta, Planner, Store, StoredRelease } from './store/types.js';
+import { checkEnvName, checkKey, Limits, parseValue } from './validate.js';
+
+export type ReleaseListener = (release: PublishedRelease) => void;
+
+/** What the hub reports about the process and the connected agents for `status`. */
+export interface StatusSource {
+  status(env: string | undefined): Omit<StatusResult, 'envs'>;
+}
+
+export const DEFAULT_HISTORY_LIMIT = 50;
+
+/**
+ * The write path and the admin commands: validates each request, commits it
+ * to the store as one release, applies it to the in-memory state and hands
+ * the encoded release to every listener (the fan-out to agents).
+ */
+export class Hub {
+  readonly store: Store;
+  readonly state: ServerState;
+  private readonly listeners = new Set<ReleaseListener>();
+  private statusSource?: StatusSource;
+
+  constructor(store: Store, state: ServerState) {
+    this.store = store;
+    this.state = state;
+  }
+
+  async start(): Promise<void> {
+    const [head, envs] = await Promise.all([this.store.head(), this.store.loadAll()]);
+    this.state.load(head, envs);
+  }
+
+  onRelease(listener: ReleaseListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  setStatusSource(source: StatusSource): void {
+    this.statusSource = source;
+  }
+
+  /** Applies releases committed elsewhere (or already applied: those are skipped) and publishes them. */
+  publish(stored: StoredRelease): void {
+    const published = this.state.apply(stored);
+    if (published === undefined) return;
+    for (const listener of this.listeners) listener(published);
+  }
+
+  async execute<R extends AdminRequest>(req: R, author: string): Promise<ResultOf[R['op']]> {
+    return (await this.dispatch(req, author)) as ResultOf[R['op']];
+  }
+
+  private async dispatch(req: AdminRequest, author: string): Promise<AdminResult> {
+    const meta = (op: string): CommitMeta => ({ author, op, time: Date.now() });
+    switch (req.op) {
+      case 'env.add': {
+        const release = await this.store.createEnv(checkEnvName(req.env), meta(req.op));
+        this.publish(release);
+        return { env: req.env, rev: release.rev, changed: 0 };
+      }
+      case 'env.del': {
+        const release = await this.store.dropEnv(req.env, meta(req.op));
+        this.publish(release);
+        return { env: req.env, rev: release.rev, changed: release.changes.length };
+      }
+      case 'env.list':
+        return { envs: this.state.info() };
+      case 'set': {
+        const key = checkKey(req.key);
+        const { text } = parseValue(req.value, key);
+        return this.write(req.env, meta(req.op), async () => [[key, text]]);
+      }
+      case 'get': {
+        const values = this.liveValues(req.env);
+        const value = values.get(req.key);
+        if (value === undefined) throw keyNotFound(req.env, req.key);
+        return { env: req.env, rev: this.state.rev(req.env)!, key: req.key, value };
+      }
+      case 'del':
+        return this.write(req.env, meta(req.op), async (view) => {
+          if ((await view.get(req.key)) === undefined) throw keyNotFound(req.env, req.key);
+          return [[req.key, null]];
+        });
+      case 'list': {
+        const values = this.liveValues(req.env);
+        const prefix = req.prefix ?? '';
+        const entries = [...values].filter(([k]) => k.startsWith(prefix)).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+        return { env: req.env, rev: this.state.rev(req.env)!, entries };
+      }
+      case 'merge': {
+        const key = checkKey(req.key);
+        const patch = parseValue(req.value, key).value;
+        return this.write(req.env, meta(req.op), async (view) => {
+          const beforeText = await view.get(key);
+          const before = beforeText === undefined ? undefined : (JSON.parse(beforeText) as Json);
+          const after = mergeValue(before, patch);
+          return before !== undefined && jsonEqual(before, after) ? [] : [[key, JSON.stringify(after)]];
+        });
+      }
+      case 'clear':
+        return this.write(req.env, meta(req.op), async (view) => {
+          const beforeText = await view.get(req.key);
+          if (beforeText === undefined) return [];
+          const result = clearValue(JSON.parse(beforeText) as Json, req.path);
+          if (!result.changed) return [];
+          return [[req.key, result.value === undefined ? null : JSON.stringify(result.value)]];
+        });
+      case 'apply':
+        return this.apply(req.env, req.entries, req.replace, meta(req.op));
+      case 'history': {
+        const releases = await this.store.history(req.env, {
+          key: req.key,
+          limit: Math.min(req.limit ?? DEFAULT_HISTORY_LIMIT, 10_000),
+          before: req.before,
+        });
+        return { env: req.env, releases: releases.map(toHistory) };
+      }
+      case 'diff': {
+        const current = this.state.rev(req.env);
+        if (current === undefined) throw envNotFound(req.env);
+        const to = req.to ?? current;
+        const [low, high] = req.from <= to ? [req.from, to] : [to, req.from];
+        const changes = netChanges(await this.store.releasesBetween(req.env, low, high));
+        return { env: req.env, from: req.from, to, changes: req.from <= to ? changes : invert(changes) };
+      }
+      case 'rollback':
+        return this.write(req.env, meta(req.op), async (view) => {
+          if (req.rev > view.rev) {
+            throw new RequestError(WireError.REVISION_NOT_FOUND, `revision ${req.rev} is after ${req.env}'s current revision ${view.rev}`);
+          }
+          return rollbackChanges(await view.releasesAfter(req.rev));
+        });
+      case 'status': {
+        if (req.env !== undefined && !this.state.has(req.env)) throw envNotFound(req.env);
+        const envs: EnvInfo[] = this.state.info().filter((e) => req.env === undefined || e.env === req.env);
+        if (this.statusSource === undefined) throw new RequestError(WireError.INTERNAL, 'status is not available');
+        return { ...this.statusSource.status(req.env), envs };
+      }
+      default:
+        return assertNever(req);
+    }
+  }
+
+  private async apply(env: string, entries: [string, string][], replace: boolean, meta: CommitMeta): Promise<WriteResult> {
+    if (entries.length > Limits.keysPerRelease) {
+      throw new RequestError(WireError.INVALID_VALUE, `at most ${Limits.keysPerRelease} keys per release`);
+    }
+    const planned: Change[] = entries.map(([key, value]) => [checkKey(key), parseValue(value, key).text]);
+    return this.write(env, meta, async (view) => {
+      if (!replace) return planned;
+      const wanted = new Set(planned.map(([k]) => k));
+      const removals: Change[] = [...(await view.entries()).keys()].filter((k) => !wanted.has(k)).map((k) => [k, null]);
+      return [...planned, ...removals];
+    });
+  }
+
+  private async write(env: string, meta: CommitMeta, plan: Planner): Promise<WriteResult> {
+    if (!this.state.has(env) && !(await this.envExists(env))) throw envNotFound(env);
+    const release = await this.store.commit(env, meta, plan);
+    if (release === null) return { env, rev: this.state.rev(env) ?? 0, changed: 0 };
+    this.publish(release);
+    return { env, rev: release.rev, changed: release.changes.length };
+  }
+
+  /** The store is the authority on existence: another server may have created it a moment ago. */
+  private async envExists(env: string): Promise<boolean> {
+    return (await this.store.listEnvs()).some((e) => e.env === env);
+  }
+
+  private liveValues(env: string): ReadonlyMap<string, string> {
+    const values = this.state.values(env);
+    if (values === undefined) throw envNotFound(env);
+    return values;
+  }
+}
+
+function keyNotFound(env: string, key: string): RequestError {
+  return new RequestError(WireError.KEY_NOT_FOUND, `key ${key} does not exist in ${env}`);
+}
+
+function toHistory(r: StoredRelease): HistoryRelease {
+  return { rev: r.rev, prev: r.prev, time: r.time, author: r.author, op: r.op, changes: r.changes };
+}
+
+function assertNever(value: never): never {
+  throw new RequestError(WireError.BAD_REQUEST, `unknown operation ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,140 @@
+import { encodeMessage, MessageType, type EnvInfo, type Release } from '../protocol/index.js';
+import type { EnvState, StoredRelease } from './store/types.js';
+
+/** A release ready to send: the message and its frame, encoded once for every subscriber. */
+export interface PublishedRelease {
+  message: Release;
+  frame: Buffer;
+}
+
+interface LiveEnv {
+  rev: number;
+  values: Map<string, string>;
+  /** The most recent releases, oldest first, for agents that are a little behind. */
+  recent: PublishedRelease[];
+  recentBytes: number;
+  /** Snapshot frame of the current revision, built on first demand. */
+  snapshot?: Buffer;
+}
+
+export interface StateLimits {
+  /** Releases kept in memory per environment for catch-up. */
+  recentReleases: number;
+  /** Bytes of release frames kept in memory per environment for catch-up. */
+  recentBytes: number;
+}
+
+/** What an agent holding `rev` of an environment needs to become current. */
+export type CatchUp =
+  | { kind: 'current' }
+  | { kind: 'releases'; frames: Buffer[] }
+  | { kind: 'snapshot'; frame: Buffer }
+  | { kind: 'gone' };
+
+/**
+ * The configuration every agent is served from, held in memory: each live
+ * environment's values and revision, plus its recent releases. Reads and
+ * pushes keep working from here while the system of record is unreachable.
+ */
+export class ServerState {
+  private readonly envs = new Map<string, LiveEnv>();
+  private readonly limits: StateLimits;
+  /** Highest revision applied, cluster-wide. */
+  head = 0;
+
+  constructor(limits: StateLimits) {
+    this.limits = limits;
+  }
+
+  load(head: number, envs: EnvState[]): void {
+    this.envs.clear();
+    this.head = head;
+    for (const e of envs) this.envs.set(e.env, { rev: e.rev, values: e.values, recent: [], recentBytes: 0 });
+  }
+
+  has(env: string): boolean {
+    return this.envs.has(env);
+  }
+
+  names(): string[] {
+    return [...this.envs.keys()].sort();
+  }
+
+  rev(env: string): number | undefined {
+    return this.envs.get(env)?.rev;
+  }
+
+  values(env: string): ReadonlyMap<string, string> | undefined {
+    return this.envs.get(env)?.values;
+  }
+
+  info(): EnvInfo[] {
+    return this.names().map((env) => {
+      const live = this.envs.get(env)!;
+      return { env, rev: live.rev, keys: live.values.size };
+    });
+  }
+
+  /**
+   * Applies a committed release and returns it encoded for sending, or
+   * undefined when it was already applied (it came back from the poll).
+   */
+  apply(stored: StoredRelease): PublishedRelease | undefined {
+    let live = this.envs.get(stored.env);
+    if (live !== undefined && stored.rev <= live.rev) return undefined;
+    if (live === undefined && stored.op !== 'env.add') return undefined;
+    const message: Release = {
+      t: MessageType.Release,
+      env: stored.env,
+      rev: stored.rev,
+      prev: live?.rev ?? 0,
+      time: stored.time,
+      author: stored.author,
+      op: stored.op,
+      changes: stored.changes.map(([key, , after]) => [key, after]),
+    };
+    if (stored.drop === true) message.drop = true;
+    const published: PublishedRelease = { message, frame: encodeMessage(message) };
+    this.head = Math.max(this.head, stored.rev);
+    if (stored.drop === true) {
+      this.envs.delete(stored.env);
+      return published;
+    }
+    if (live === undefined) {
+      live = { rev: 0, values: new Map(), recent: [], recentBytes: 0 };
+      this.envs.set(stored.env, live);
+    }
+    for (const [key, , after] of stored.changes) {
+      if (after === null) live.values.delete(key);
+      else live.values.set(key, after);
+    }
+    live.rev = stored.rev;
+    live.snapshot = undefined;
+    live.recent.push(published);
+    live.recentBytes += published.frame.length;
+    while (
+      live.recent.length > 1 &&
+      (live.recent.length > this.limits.recentReleases || live.recentBytes > this.limits.recentBytes)
+    ) {
+      live.recentBytes -= live.recent.shift()!.frame.length;
+    }
+    return published;
+  }
+
+  /** What an agent holding `held` of `env` must receive, in order. */
+  catchUp(env: string, held: number): CatchUp {
+    const live = this.envs.get(env);
+    if (live === undefined) return { kind: 'gone' };
+    if (held === live.rev) return { kind: 'current' };
+    if (held < live.rev) {
+      const start = live.recent.findIndex((r) => r.message.prev === held);
+      if (start >= 0) return { kind: 'releases', frames: live.recent.slice(start).map((r) => r.frame) };
+    }
+    return { kind: 'snapshot', frame: this.snapshotFrame(env, live) };
+  }
+
+  private snapshotFrame(env: string, live: LiveEnv): Buffer {
+    live.snapshot ??= encodeMessage({ t: MessageType.Snapshot, env, rev: live.rev, entries: [...live.values] });
+    return live.snapshot;
+  }
+}

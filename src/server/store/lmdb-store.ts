@@ -1,0 +1,295 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { WireError, type Change, type EnvInfo, type KeyChange } from '../../protocol/index.js';
+import { envNotFound, RequestError } from '../errors.js';
+import { Mutex } from '../mutex.js';
+import { keyChangesFrom } from './changes.js';
+import type {
+  CommitMeta, EnvState, EnvView, HistoryQuery, Planner, Store, StoredRelease,
+} from './types.js';
+
+/** Layout version of the embedded store; bump with a migration when it changes. */
+const SCHEMA_VERSION = 1;
+
+interface EnvRecord {
+  rev: number;
+  /** Releases up to this revision were pruned; history is complete after it (0: nothing pruned). */
+  floor: number;
+  /** Releases of this environment still kept. */
+  kept: number;
+}
+
+interface ReleaseRecord {
+  prev: number;
+  time: number;
+  author: string;
+  op: string;
+  changes: KeyChange[];
+  drop?: boolean;
+}
+
+export interface LmdbStoreOptions {
+  /** Releases kept per environment before the oldest are pruned. */
+  retainReleases: number;
+}
+
+/**
+ * The embedded system of record: one LMDB environment in the server's data
+ * folder, written by this process only (a lock file keeps a second server
+ * out). Commits are serialised by a mutex and written in one LMDB transaction.
+ */
+export class LmdbStore implements Store {
+  readonly description: string;
+  private readonly dir: string;
+  private readonly options: LmdbStoreOptions;
+  private root?: RootDatabase;
+  private meta!: Database<number, string>;
+  private envs!: Database<EnvRecord, string>;
+  private values!: Database<string, [string, string]>;
+  private releases!: Database<ReleaseRecord, [string, number]>;
+  /** Global order of releases: rev -> env. */
+  private log!: Database<string, number>;
+  private headRev = 0;
+  private readonly mutex = new Mutex();
+  private lockFd: number | undefined;
+
+  constructor(dir: string, options: LmdbStoreOptions) {
+    this.dir = path.resolve(dir);
+    this.description = `lmdb:${this.dir}`;
+    this.options = options;
+  }
+
+  async open(): Promise<void> {
+    fs.mkdirSync(this.dir, { recursive: true });
+    this.lockFd = takeLock(path.join(this.dir, 'server.pid'));
+    const root = open({ path: path.join(this.dir, 'store'), maxDbs: 8, mapSize: 1 << 30 });
+    this.root = root;
+    this.meta = root.openDB({ name: 'meta' });
+    this.envs = root.openDB({ name: 'envs' });
+    this.values = root.openDB({ name: 'values' });
+    this.releases = root.openDB({ name: 'releases' });
+    this.log = root.openDB({ name: 'log' });
+    const schema = this.meta.get('schema');
+    if (schema === undefined) {
+      await this.meta.put('schema', SCHEMA_VERSION);
+    } else if (schema > SCHEMA_VERSION) {
+      throw new RequestError(
+        WireError.STORE_UNAVAILABLE,
+        `store ${this.dir} has schema ${schema}, newer than this build knows (${SCHEMA_VERSION})`,
+      );
+    }
+    this.headRev = this.meta.get('head') ?? 0;
+  }
+
+  async close(): Promise<void> {
+    await this.root?.close();
+    this.root = undefined;
+    if (this.lockFd !== undefined) {
+      fs.closeSync(this.lockFd);
+      fs.rmSync(path.join(this.dir, 'server.pid'), { force: true });
+      this.lockFd = undefined;
+    }
+  }
+
+  async head(): Promise<number> {
+    return this.headRev;
+  }
+
+  async loadAll(): Promise<EnvState[]> {
+    const out: EnvState[] = [];
+    for (const { key: env, value } of this.envs.getRange()) {
+      out.push({ env, rev: value.rev, values: this.readValues(env) });
+    }
+    return out;
+  }
+
+  async listEnvs(): Promise<EnvInfo[]> {
+    const out: EnvInfo[] = [];
+    for (const { key: env, value } of this.envs.getRange()) {
+      out.push({ env, rev: value.rev, keys: this.values.getKeysCount({ start: [env], end: [env, MAX_STRING] }) });
+    }
+    return out;
+  }
+
+  async releasesSince(after: number, limit: number): Promise<StoredRelease[]> {
+    const out: StoredRelease[] = [];
+    for (const { key: rev, value: env } of this.log.getRange({ start: after + 1, limit })) {
+      const record = this.releases.get([env, rev]);
+      if (record !== undefined) out.push(toStored(env, rev, record));
+    }
+    return out;
+  }
+
+  createEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
+    return this.mutex.run(async () => {
+      if (this.envs.get(env) !== undefined) {
+        throw new RequestError(WireError.ENV_EXISTS, `environment ${env} already exists`);
+      }
+      const rev = this.headRev + 1;
+      const record: ReleaseRecord = { prev: 0, time: meta.time, author: meta.author, op: meta.op, changes: [] };
+      await this.db().transaction(() => {
+        this.envs.put(env, { rev, floor: 0, kept: 1 });
+        this.writeRelease(env, rev, record);
+      });
+      this.headRev = rev;
+      return toStored(env, rev, record);
+    });
+  }
+
+  dropEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
+    return this.mutex.run(async () => {
+      const current = this.envs.get(env);
+      if (current === undefined) throw envNotFound(env);
+      const rev = this.headRev + 1;
+      const changes: KeyChange[] = [...this.readValues(env)].map(([k, v]) => [k, v, null]);
+      const record: ReleaseRecord = {
+        prev: current.rev, time: meta.time, author: meta.author, op: meta.op, changes, drop: true,
+      };
+      await this.db().transaction(() => {
+        for (const key of this.values.getKeys({ start: [env], end: [env, MAX_STRING] })) this.values.remove(key);
+        this.envs.remove(env);
+        this.writeRelease(env, rev, record);
+      });
+      this.headRev = rev;
+      return toStored(env, rev, record);
+    });
+  }
+
+  commit(env: string, meta: CommitMeta, plan: Planner): Promise<StoredRelease | null> {
+    return this.mutex.run(async () => {
+      const current = this.envs.get(env);
+      if (current === undefined) throw envNotFound(env);
+      const view: EnvView = {
+        env,
+        rev: current.rev,
+        get: async (key) => this.values.get([env, key]),
+        entries: async () => this.readValues(env),
+        releasesAfter: async (fromRev) => this.releasesBetweenSync(env, current, fromRev, current.rev),
+      };
+      const planned: Change[] = await plan(view);
+      const changes = keyChangesFrom(planned, (key) => this.values.get([env, key]));
+      if (changes.length === 0) return null;
+      const rev = this.headRev + 1;
+      const record: ReleaseRecord = { prev: current.rev, time: meta.time, author: meta.author, op: meta.op, changes };
+      await this.db().transaction(() => {
+        for (const [key, , after] of changes) {
+          if (after === null) this.values.remove([env, key]);
+          else this.values.put([env, key], after);
+        }
+        this.envs.put(env, this.pruned(env, { ...current, rev, kept: current.kept + 1 }));
+        this.writeRelease(env, rev, record);
+      });
+      this.headRev = rev;
+      return toStored(env, rev, record);
+    });
+  }
+
+  async history(env: string, query: HistoryQuery): Promise<StoredRelease[]> {
+    if (this.envs.get(env) === undefined) throw envNotFound(env);
+    const out: StoredRelease[] = [];
+    const start: [string, number] = [env, query.before === undefined ? Number.MAX_SAFE_INTEGER : query.before - 1];
+    for (const { key, value } of this.releases.getRange({ start, end: [env, 0], reverse: true })) {
+      if (out.length >= query.limit) break;
+      const stored = toStored(env, key[1], value);
+      if (query.key !== undefined) {
+        stored.changes = stored.changes.filter(([k]) => k === query.key);
+        if (stored.changes.length === 0) continue;
+      }
+      out.push(stored);
+    }
+    return out;
+  }
+
+  async releasesBetween(env: string, from: number, to: number): Promise<StoredRelease[]> {
+    const current = this.envs.get(env);
+    if (current === undefined) throw envNotFound(env);
+    return this.releasesBetweenSync(env, current, from, to);
+  }
+
+  private releasesBetweenSync(env: string, current: EnvRecord, from: number, to: number): StoredRelease[] {
+    if (from < current.floor || from > this.headRev || to > this.headRev) {
+      throw new RequestError(
+        WireError.REVISION_NOT_FOUND,
+        `revision ${from < current.floor ? from : to} of ${env} is not in the history kept (from ${current.floor} to ${this.headRev})`,
+      );
+    }
+    const out: StoredRelease[] = [];
+    for (const { key, value } of this.releases.getRange({ start: [env, from + 1], end: [env, to + 1] })) {
+      out.push(toStored(env, key[1], value));
+    }
+    return out;
+  }
+
+  /** Drops the oldest releases of `env` beyond the retention limit (inside the coming commit). */
+  private pruned(env: string, next: EnvRecord): EnvRecord {
+    const excess = next.kept - this.options.retainReleases;
+    if (excess <= 0) return next;
+    let floor = next.floor;
+    let dropped = 0;
+    for (const { key } of this.releases.getRange({ start: [env, 0], end: [env, next.rev], limit: excess })) {
+      this.releases.remove(key);
+      this.log.remove(key[1]);
+      floor = key[1];
+      dropped++;
+    }
+    return { ...next, floor, kept: next.kept - dropped };
+  }
+
+  private writeRelease(env: string, rev: number, record: ReleaseRecord): void {
+    this.releases.put([env, rev], record);
+    this.log.put(rev, env);
+    this.meta.put('head', rev);
+  }
+
+  private readValues(env: string): Map<string, string> {
+    const values = new Map<string, string>();
+    for (const { key, value } of this.values.getRange({ start: [env], end: [env, MAX_STRING] })) {
+      values.set(key[1], value);
+    }
+    return values;
+  }
+
+  private db(): RootDatabase {
+    if (this.root === undefined) throw new RequestError(WireError.STORE_UNAVAILABLE, `store ${this.dir} is closed`);
+    return this.root;
+  }
+}
+
+/** Sorts after every key string we accept (keys never contain U+FFFF). */
+const MAX_STRING = '\uffff';
+
+function toStored(env: string, rev: number, r: ReleaseRecord): StoredRelease {
+  const out: StoredRelease = { env, rev, prev: r.prev, time: r.time, author: r.author, op: r.op, changes: r.changes };
+  if (r.drop === true) out.drop = true;
+  return out;
+}
+
+/** One server per data folder: a pid file, taken over only when its process is gone. */
+function takeLock(file: string): number {
+  try {
+    const fd = fs.openSync(file, 'wx');
+    fs.writeSync(fd, String(process.pid));
+    return fd;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const pid = Number(fs.readFileSync(file, 'utf8'));
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+      throw new RequestError(
+        WireError.STORE_UNAVAILABLE,
+        `data folder ${path.dirname(file)} is in use by server process ${pid}`,
+      );
+    }
+    fs.rmSync(file, { force: true });
+    return takeLock(file);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
