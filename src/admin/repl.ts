@@ -7,7 +7,7 @@ import type { AdminClient } from './client.js';
 import { COMMAND_NAMES, formatResult, helpText, parseCommand } from './commands.js';
 import { splitWords } from './words.js';
 
-const HISTORY_FILE = process.env.VITEFA_HISTORY ?? path.join(os.homedir(), '.vitefa_history');
+const HISTORY_FILE = process.env.VITEFA_HISTORY_FILE ?? path.join(os.homedir(), '.vitefa_history');
 const HISTORY_SIZE = 1000;
 
 /** Commands whose first argument is an environment name (for completion). */

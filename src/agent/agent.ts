@@ -170,7 +170,9 @@ export class Agent {
     if (!this.guard(() => this.store.applyRelease(release))) return;
     this.resyncing.delete(release.env);
     this.conn?.send({ t: MessageType.Ack, env: release.env, rev: release.rev });
-    this.events.applied?.(release.env, release.rev, release.drop === true ? 'drop' : 'release');
+    const kind = release.drop === true ? 'drop' : 'release';
+    trace('agent', `applied ${kind} ${release.env}@${release.rev} (${release.changes.length} changes)`);
+    this.events.applied?.(release.env, release.rev, kind);
   }
 
   private onSnapshot(snapshot: Snapshot): void {
@@ -178,6 +180,7 @@ export class Agent {
     if (!this.guard(() => this.store.applySnapshot(snapshot))) return;
     this.resyncing.delete(snapshot.env);
     this.conn?.send({ t: MessageType.Ack, env: snapshot.env, rev: snapshot.rev });
+    trace('agent', `applied snapshot ${snapshot.env}@${snapshot.rev} (${snapshot.entries.length} keys)`);
     this.events.applied?.(snapshot.env, snapshot.rev, 'snapshot');
   }
 

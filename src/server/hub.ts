@@ -103,7 +103,7 @@ export class Hub {
         return this.write(req.env, meta(req.op), async (view) => {
           const beforeText = await view.get(key);
           const before = beforeText === undefined ? undefined : (JSON.parse(beforeText) as Json);
-          const after = mergeValue(before, patch);
+          const after = limited(() => mergeValue(before, patch));
           return before !== undefined && jsonEqual(before, after) ? [] : [[key, JSON.stringify(after)]];
         });
       }
@@ -111,7 +111,7 @@ export class Hub {
         return this.write(req.env, meta(req.op), async (view) => {
           const beforeText = await view.get(req.key);
           if (beforeText === undefined) return [];
-          const result = clearValue(JSON.parse(beforeText) as Json, req.path);
+          const result = limited(() => clearValue(JSON.parse(beforeText) as Json, req.path));
           if (!result.changed) return [];
           return [[req.key, result.value === undefined ? null : JSON.stringify(result.value)]];
         });
@@ -181,6 +181,16 @@ export class Hub {
     const values = this.state.values(env);
     if (values === undefined) throw envNotFound(env);
     return values;
+  }
+}
+
+/** merge and clear refuse pathological nesting with a RangeError: that is the client's input, not a server fault. */
+function limited<T>(compute: () => T): T {
+  try {
+    return compute();
+  } catch (err) {
+    if (err instanceof RangeError) throw new RequestError(WireError.INVALID_VALUE, err.message, { cause: err });
+    throw err;
   }
 }
 

@@ -1,0 +1,136 @@
+import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
+import { LocalErrorCode, VitefaError, WireError } from '../../protocol/index.js';
+import { RequestError } from '../errors.js';
+
+/**
+ * The MySQL schema, as an ordered list of migrations. Never edit a migration
+ * that has shipped: add a new one with the next version number.
+ *
+ * Choices that hold for every table:
+ * - InnoDB (row locks and transactions are what the store's ordering rests on).
+ * - Names and keys are VARBINARY: comparisons and unique keys are byte-exact.
+ *   The `_bin` collations of utf8mb4 are PAD SPACE on MariaDB and MySQL 5.7,
+ *   so 'a' and 'a ' would collide as keys; VARBINARY never pads.
+ * - Values are utf8mb4 text (readable from the mysql client); the server
+ *   accepts values up to 1 MiB, MEDIUMTEXT holds 16 MiB.
+ * - The changes of a release are rows of `vitefa_changes`, one per key, not
+ *   one JSON column: a drop or a replacing apply can touch very many keys,
+ *   and rows can be written in batches that each stay below
+ *   max_allowed_packet, where a single JSON document could not; history
+ *   filtered by key is answered inside the database.
+ */
+export interface Migration {
+  version: number;
+  statements: string[];
+}
+
+const TABLE_OPTIONS = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    statements: [
+      // One row: the global revision counter. Its row lock, taken when a
+      // release allocates its revision and held until COMMIT, is what orders
+      // releases across every server sharing the database.
+      `CREATE TABLE IF NOT EXISTS vitefa_head (
+        id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+        rev BIGINT UNSIGNED NOT NULL
+      ) ${TABLE_OPTIONS}`,
+      `INSERT IGNORE INTO vitefa_head (id, rev) VALUES (1, 0)`,
+      // `created`: the revision of the env.add of the current incarnation;
+      // releases below it belong to an earlier environment of the same name.
+      `CREATE TABLE IF NOT EXISTS vitefa_envs (
+        name VARBINARY(128) NOT NULL PRIMARY KEY,
+        rev BIGINT UNSIGNED NOT NULL,
+        floor BIGINT UNSIGNED NOT NULL,
+        kept INT UNSIGNED NOT NULL,
+        created BIGINT UNSIGNED NOT NULL
+      ) ${TABLE_OPTIONS}`,
+      `CREATE TABLE IF NOT EXISTS vitefa_values (
+        env VARBINARY(128) NOT NULL,
+        k VARBINARY(256) NOT NULL,
+        v MEDIUMTEXT NOT NULL,
+        PRIMARY KEY (env, k)
+      ) ${TABLE_OPTIONS}`,
+      // `drop` is a reserved word, hence `dropped`.
+      `CREATE TABLE IF NOT EXISTS vitefa_releases (
+        rev BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+        env VARBINARY(128) NOT NULL,
+        prev BIGINT UNSIGNED NOT NULL,
+        time BIGINT NOT NULL,
+        author VARCHAR(255) NOT NULL,
+        op VARCHAR(64) NOT NULL,
+        dropped TINYINT NOT NULL DEFAULT 0,
+        KEY by_env (env, rev)
+      ) ${TABLE_OPTIONS}`,
+      `CREATE TABLE IF NOT EXISTS vitefa_changes (
+        rev BIGINT UNSIGNED NOT NULL,
+        seq INT UNSIGNED NOT NULL,
+        k VARBINARY(256) NOT NULL,
+        before_v MEDIUMTEXT NULL,
+        after_v MEDIUMTEXT NULL,
+        PRIMARY KEY (rev, seq)
+      ) ${TABLE_OPTIONS}`,
+    ],
+  },
+];
+
+export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** Seconds a server waits for another one that is migrating the same database server. */
+const LOCK_WAIT_SECONDS = 30;
+
+/**
+ * Brings the schema up to date. Runs under a named lock so that servers
+ * starting together do not migrate at the same time: the second one waits,
+ * then finds the schema current. MySQL commits DDL implicitly, so a
+ * migration cannot be atomic; every statement is written to be re-runnable
+ * (IF NOT EXISTS, INSERT IGNORE) and the version is bumped after the last
+ * one, so a migration interrupted half-way is simply run again.
+ */
+export async function migrate(conn: PoolConnection, description: string): Promise<void> {
+  const [locked] = await conn.query<LockRow[]>(`SELECT GET_LOCK('vitefa_migrate', ?) AS ok`, [LOCK_WAIT_SECONDS]);
+  if (locked[0]?.ok !== 1) {
+    throw new RequestError(
+      WireError.STORE_UNAVAILABLE,
+      `database ${description} is unreachable: another server held the migration lock for ${LOCK_WAIT_SECONDS}s`,
+    );
+  }
+  try {
+    // The version table comes before any migration: it says which ones ran.
+    await conn.query(
+      `CREATE TABLE IF NOT EXISTS vitefa_schema (
+        id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+        version INT NOT NULL
+      ) ${TABLE_OPTIONS}`,
+    );
+    const [rows] = await conn.query<VersionRow[]>('SELECT MAX(version) AS version FROM vitefa_schema');
+    const current = rows[0]?.version ?? 0;
+    if (current > LATEST_SCHEMA) {
+      throw new VitefaError(
+        LocalErrorCode.SCHEMA_TOO_NEW,
+        `database ${description} has schema ${current}, newer than this build knows (${LATEST_SCHEMA})`,
+      );
+    }
+    for (const migration of MIGRATIONS) {
+      if (migration.version <= current) continue;
+      for (const sql of migration.statements) await conn.query(sql);
+      await conn.query(
+        'INSERT INTO vitefa_schema (id, version) VALUES (1, ?) ON DUPLICATE KEY UPDATE version = VALUES(version)',
+        [migration.version],
+      );
+    }
+  } finally {
+    // A lost connection releases the lock by itself; keep the original error.
+    await conn.query(`SELECT RELEASE_LOCK('vitefa_migrate')`).catch(() => undefined);
+  }
+}
+
+interface LockRow extends RowDataPacket {
+  ok: number | null;
+}
+
+interface VersionRow extends RowDataPacket {
+  version: number | null;
+}

@@ -1,0 +1,140 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigReader } from '../src/reader/index.js';
+import { Proc, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
+
+/** Real processes: a server on the embedded store, an agent, admin commands, and readers. */
+describe('server + agent + admin, end to end', () => {
+  const procs = new Procs();
+  const dir = tempDir();
+  const agentStore = path.join(dir, 'agent');
+  let server: Proc;
+  let address: string;
+  let agent: Proc;
+  const admin = (...args: string[]) => run(['admin', '--server', address, ...args]);
+  const startAgent = () =>
+    procs.track(new Proc(['agent', '--servers', address, '--store', agentStore], { env: { VITEFA_TRACE: 'agent' } }));
+  const readValue = async (env: string, key: string) => {
+    const reader = ConfigReader.open(agentStore);
+    try {
+      return reader.get(env, key);
+    } finally {
+      await reader.close();
+    }
+  };
+
+  before(async () => {
+    ({ proc: server, address } = await startServer(path.join(dir, 'server')));
+    procs.track(server);
+    const created = await admin('env', 'add', 'demo');
+    assert.equal(created.code, 0, created.stderr);
+    agent = startAgent();
+    await agent.waitForOutput(/agent connected/);
+  });
+
+  after(async () => {
+    await procs.killAll();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a value set through admin is readable through the reader and `vitefa read`', async () => {
+    const set = await admin('set', 'demo', 'greeting', '"hello"');
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /demo: revision \d+ \(1 key changed\)/);
+    await waitFor('greeting in the agent store', async () => (await readValue('demo', 'greeting')) === 'hello', 5000);
+    const read = await run(['read', '--store', agentStore, 'demo', 'greeting']);
+    assert.equal(read.code, 0, read.stderr);
+    assert.equal(read.stdout, 'hello\n');
+    const json = await run(['read', '--store', agentStore, '--json', 'demo', 'greeting']);
+    assert.equal(json.stdout, '"hello"\n');
+  });
+
+  test('an agent restarted after missing releases resumes from its revision without a snapshot', async () => {
+    await admin('set', 'demo', 'a', '1');
+    await waitFor('a=1', async () => (await readValue('demo', 'a')) === 1);
+    await agent.stop();
+    for (let i = 2; i <= 4; i++) assert.equal((await admin('set', 'demo', 'a', String(i))).code, 0);
+    agent = startAgent();
+    await waitFor('a=4 after restart', async () => (await readValue('demo', 'a')) === 4);
+    const applied = agent.stderr.split('\n').filter((l) => l.includes('applied'));
+    assert.equal(applied.length, 3, `expected three releases, got:\n${applied.join('\n')}`);
+    for (const line of applied) assert.match(line, /applied release demo@\d+ \(1 changes\)/);
+    assert.doesNotMatch(agent.stderr, /snapshot/);
+  });
+
+  test('a release of many keys is seen by a concurrent reader all at once or not at all', async () => {
+    const reader = ConfigReader.open(agentStore);
+    const file = path.join(dir, 'many.json');
+    const KEYS = 2000;
+    let stop = false;
+    let snapshots = 0;
+    const torn: string[] = [];
+    const watch = (async () => {
+      while (!stop) {
+        const values = Object.entries(reader.list('demo')).filter(([k]) => k.startsWith('many/'));
+        const generations = new Set(values.map(([, v]) => v));
+        if (values.length > 0 && (values.length !== KEYS || generations.size !== 1)) {
+          torn.push(`${values.length} keys, generations ${[...generations].join(',')}`);
+        }
+        snapshots++;
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    try {
+      for (let generation = 1; generation <= 5; generation++) {
+        const body = Object.fromEntries(Array.from({ length: KEYS }, (_, i) => [`many/${i}`, generation]));
+        fs.writeFileSync(file, JSON.stringify(body));
+        const applied = await admin('apply', 'demo', file);
+        assert.equal(applied.code, 0, applied.stderr);
+        await waitFor(`generation ${generation}`, () => reader.get('demo', `many/${KEYS - 1}`) === generation);
+      }
+    } finally {
+      stop = true;
+      await watch;
+      await reader.close();
+    }
+    assert.ok(snapshots > 5, `the reader only looked ${snapshots} times`);
+    assert.deepEqual(torn, []);
+  });
+
+  test('with the server stopped the agent store still answers, and the agent catches up when it returns', async () => {
+    await admin('set', 'demo', 'offline', '"before"');
+    await waitFor('offline=before', async () => (await readValue('demo', 'offline')) === 'before');
+    await server.stop('SIGKILL');
+    await agent.waitForOutput(/agent disconnected/);
+    const read = await run(['read', '--store', agentStore, 'demo', 'offline']);
+    assert.equal(read.code, 0, read.stderr);
+    assert.equal(read.stdout, 'before\n');
+    // Same address and data folder: the agent reconnects on its own.
+    const port = address.split(':')[1]!;
+    server = procs.track(new Proc(['server', '--listen', `127.0.0.1:${port}`, '--store', path.join(dir, 'server')]));
+    await server.waitForOutput(/listening on/);
+    await waitFor('agent reconnect', () => (agent.stdout.match(/agent connected/g)?.length ?? 0) >= 2, 15_000);
+    assert.equal((await admin('set', 'demo', 'offline', '"after"')).code, 0);
+    await waitFor('offline=after', async () => (await readValue('demo', 'offline')) === 'after');
+  });
+
+  test('bad input prints one clear line and exits non-zero', async () => {
+    const cases: [string[], number, RegExp][] = [
+      [['set', 'nope', 'k', '1'], 1, /^vitefa: environment nope does not exist/],
+      [['bogus'], 2, /^vitefa: unknown command "bogus"/],
+      [['merge', 'demo', 'k', '{bad'], 2, /^vitefa: merge value is not valid JSON/],
+      [['get', 'demo', 'missing'], 1, /^vitefa: key missing does not exist in demo/],
+      [['apply', 'demo', path.join(dir, 'absent.json')], 1, /^vitefa: cannot read .*absent\.json: ENOENT/],
+      [['rollback', 'demo', 'x'], 2, /^vitefa: not a revision number: x/],
+      [['env', 'add', 'bad name!'], 1, /^vitefa: invalid environment name/],
+      [['set', 'demo', 'k'], 2, /^vitefa: usage: set ENV KEY VALUE/],
+    ];
+    for (const [args, code, message] of cases) {
+      const result = await admin(...args);
+      assert.equal(result.code, code, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, message, args.join(' '));
+      assert.equal(result.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${result.stderr}`);
+    }
+    const missingStore = await run(['read', '--store', path.join(dir, 'none'), 'demo']);
+    assert.equal(missingStore.code, 1);
+    assert.match(missingStore.stderr, /^vitefa: no agent store at /);
+  });
+});

@@ -1,0 +1,92 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { LocalStore } from '../src/agent/local-store.js';
+import { MessageType } from '../src/protocol/index.js';
+import { ConfigReader } from '../src/reader/index.js';
+import { tempDir } from './support/procs.js';
+
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+function fresh(): { dir: string; store: LocalStore } {
+  const dir = tempDir('vitefa-local-');
+  dirs.push(dir);
+  return { dir, store: LocalStore.open(dir, { mapSize: 16 * 1024 * 1024 }) };
+}
+
+// lmdb-js renews its shared read transaction from a timer: reads in one synchronous run share a snapshot.
+const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+const release = (env: string, rev: number, prev: number, changes: [string, string | null][], drop?: boolean) => ({
+  t: MessageType.Release, env, rev, prev, time: 0, author: 't', op: 'set', changes, ...(drop ? { drop } : {}),
+});
+
+test('releases, snapshots and drops land with the revision, and the reader sees them', async () => {
+  const { dir, store } = fresh();
+  store.applyRelease(release('prod', 3, 0, [['db/host', '"a"'], ['limit', '10']]));
+  store.applyRelease(release('staging', 4, 0, [['x', 'true']]));
+  store.applyRelease(release('prod', 7, 3, [['limit', null], ['flag', '{"on":true}']]));
+  assert.deepEqual(store.held(), [{ env: 'prod', rev: 7 }, { env: 'staging', rev: 4 }]);
+  const reader = ConfigReader.open(dir);
+  assert.equal(reader.get('prod', 'db/host'), 'a');
+  assert.equal(reader.get('prod', 'limit'), undefined);
+  assert.deepEqual(reader.list('prod'), { 'db/host': 'a', flag: { on: true } });
+  assert.equal(reader.revision('prod'), 7);
+  assert.deepEqual(reader.envs(), ['prod', 'staging']);
+  store.applySnapshot({ t: MessageType.Snapshot, env: 'prod', rev: 9, entries: [['only', '1']] });
+  await nextTurn(); // a reader takes a new snapshot on the next event-loop turn
+  assert.deepEqual(reader.list('prod'), { only: 1 });
+  store.applyRelease(release('staging', 10, 4, [], true));
+  await nextTurn();
+  assert.deepEqual(reader.envs(), ['prod']);
+  assert.equal(reader.revision('staging'), 0);
+  assert.deepEqual(reader.list('staging'), {});
+  await reader.close();
+  await store.close();
+});
+
+test('an environment whose name is a prefix of another stays separate', async () => {
+  const { dir, store } = fresh();
+  store.applyRelease(release('a', 1, 0, [['k', '1']]));
+  store.applyRelease(release('ab', 2, 0, [['k', '2']]));
+  store.applySnapshot({ t: MessageType.Snapshot, env: 'a', rev: 3, entries: [] });
+  await nextTurn();
+  const reader = ConfigReader.open(dir);
+  assert.deepEqual(reader.list('a'), {});
+  assert.deepEqual(reader.list('ab'), { k: 2 });
+  await reader.close();
+  await store.close();
+});
+
+test('waitForChange resolves on the next commit and on timeout', async () => {
+  const { dir, store } = fresh();
+  store.applyRelease(release('e', 1, 0, [['k', '1']]));
+  const reader = ConfigReader.open(dir);
+  const waiting = reader.waitForChange('e', 1, { timeoutMs: 5000 });
+  setTimeout(() => store.applyRelease(release('e', 2, 1, [['k', '2']])), 50);
+  assert.equal(await waiting, 2);
+  assert.equal(await reader.waitForChange('e', 2, { timeoutMs: 50 }), 2);
+  assert.equal(await reader.waitForChange('e', 1), 2, 'already past: resolves at once');
+  await reader.close();
+  await store.close();
+});
+
+test("the store is in LMDB's 0.9 data format: Debian's mdb_dump and Python's lmdb read it", async () => {
+  const { dir, store } = fresh();
+  store.applyRelease(release('prod', 5, 0, [['db/host', '"db1.internal"'], ['pool', '{"max":20}']]));
+  await store.close();
+  const dump = execFileSync('mdb_dump', ['-p', '-s', 'values', dir], { encoding: 'utf8' });
+  assert.match(dump, /prod\\00db\/host\n "db1.internal"/);
+  const script = [
+    'import lmdb, sys',
+    'env = lmdb.open(sys.argv[1], readonly=True, lock=False, max_dbs=4)',
+    'values = env.open_db(b"values"); revs = env.open_db(b"revisions")',
+    'with env.begin() as t:',
+    '    print(t.get(b"prod\\x00pool", db=values).decode(), t.get(b"prod", db=revs).decode())',
+  ].join('\n');
+  const out = execFileSync('/usr/bin/python3', ['-c', script, dir], { encoding: 'utf8' });
+  assert.equal(out.trim(), '{"max":20} 5');
+});
