@@ -2,7 +2,6 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { LocalStore } from '../src/agent/local-store.js';
 import { MessageType } from '../src/protocol/index.js';
 import { ConfigReader } from '../src/reader/index.js';
