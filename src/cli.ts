@@ -26,6 +26,7 @@ program
   .option('--max-agents <n>', 'agent connections to hold (sets the worker count with --workers)')
   .option('--peers <host:port,...>', 'other servers sharing the database')
   .option('--history <n>', 'releases kept per environment')
+  .option('--poll-ms <n>', 'how often to pick up releases committed through other servers (MySQL; default 200)')
   .option('--migrate-only', 'create or upgrade the database schema, then exit')
   .action(async (opts) => (await import('./server/main.js')).runServer(opts));
 

@@ -21,7 +21,7 @@ export const bool: Check<boolean> = (v, p) => (typeof v === 'boolean' ? v : fail
 
 /** A non-negative safe integer (revisions, counts, ids, times). */
 export const uint: Check<number> = (v, p) =>
-  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : fail(p, 'a non-negative integer');
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && !Object.is(v, -0) ? v : fail(p, 'a non-negative integer');
 
 export function literal<const T extends string | number>(...allowed: T[]): Check<T> {
   return (v, p) => (allowed.includes(v as T) ? (v as T) : fail(p, `one of ${allowed.join(', ')}`));

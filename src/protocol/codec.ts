@@ -15,7 +15,9 @@ import type {
  * - useRecords false: plain msgpack maps that every language can decode;
  * - mapsAsObjects true: maps become plain objects (keys are always strings here);
  * - int64AsType 'number': revisions and times stay below 2^53 and are checked as safe integers;
- * - moreTypes false: no msgpackr-only extensions on the wire.
+ * - moreTypes false: no msgpackr-only extensions on the wire;
+ * - skipValues [undefined]: an optional field left undefined is omitted, never
+ *   written as msgpackr's "undefined" extension (maps then use fixmap when small).
  */
 const MSGPACK_OPTIONS = {
   useRecords: false,
@@ -23,6 +25,7 @@ const MSGPACK_OPTIONS = {
   int64AsType: 'number',
   moreTypes: false,
   bundleStrings: false,
+  skipValues: [undefined],
 } as const;
 
 const packr = new Packr(MSGPACK_OPTIONS);
@@ -148,5 +151,6 @@ const resultCheckers: { [K in AdminOp]: Check<ResultOf[K]> } = {
 
 /** Check the `res` of a Response against the operation of the request it answers. */
 export function checkResult<K extends AdminOp>(op: K, res: unknown): ResultOf[K] {
+  if (!Object.prototype.hasOwnProperty.call(resultCheckers, op)) return fail('result', `the result of a known operation, not ${String(op)}`);
   return resultCheckers[op](res, `result(${op})`);
 }

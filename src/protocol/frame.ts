@@ -36,6 +36,8 @@ export class FrameDecoder {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private bodyBytes = 0;
+  /** The framing error, once one happened; frames completed before it were still returned. */
+  failure: ProtocolError | undefined;
 
   constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
     this.maxFrameBytes = maxFrameBytes;
@@ -48,11 +50,13 @@ export class FrameDecoder {
 
   /**
    * Feed the next chunk; returns every frame body it completes (possibly none).
-   * Returned buffers may share memory with `chunk`.
+   * Returned buffers may share memory with `chunk`. A framing error throws,
+   * unless frames completed before it in the same chunk: then those are
+   * returned and the error is left in `failure` (and thrown by the next push).
    */
   push(chunk: Buffer): Buffer[] {
     if (this.state === State.Failed) {
-      throw new ProtocolError(WireError.MALFORMED, 'frame decoder used after a framing error');
+      throw this.failure ?? new ProtocolError(WireError.MALFORMED, 'frame decoder used after a framing error');
     }
     const frames: Buffer[] = [];
     let buf = chunk;
@@ -74,10 +78,13 @@ export class FrameDecoder {
           this.state = State.Failed;
           this.pending = [];
           this.pendingBytes = 0;
-          throw new ProtocolError(
+          this.failure = new ProtocolError(
             WireError.FRAME_TOO_LARGE,
             `frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes} bytes`,
           );
+          // Frames completed earlier in this chunk are still delivered; the caller checks `failure`.
+          if (frames.length === 0) throw this.failure;
+          return frames;
         }
         offset += FRAME_HEADER_BYTES;
         this.bodyBytes = length;

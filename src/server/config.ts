@@ -12,6 +12,8 @@ export interface ServerConfig {
   maxAgents: number;
   peers: string[];
   history: number;
+  /** Store poll interval in ms (default: 200 for MySQL, off for the embedded store). */
+  pollMs?: number;
   migrateOnly: boolean;
 }
 
@@ -26,6 +28,7 @@ const FileSchema = z.strictObject({
   maxAgents: positive.optional(),
   peers: z.array(z.string()).optional(),
   history: positive.optional(),
+  pollMs: positive.optional(),
 });
 
 export interface ServerFlags {
@@ -37,6 +40,7 @@ export interface ServerFlags {
   maxAgents?: string;
   peers?: string;
   history?: string;
+  pollMs?: string;
   migrateOnly?: boolean;
 }
 
@@ -82,6 +86,8 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
   };
   const token = flags.adminToken ?? env.VITEFA_ADMIN_TOKEN ?? file.adminToken;
   if (token !== undefined) config.adminToken = token;
+  const pollMs = int(flags.pollMs, '--poll-ms') ?? int(env.VITEFA_POLL_MS, 'VITEFA_POLL_MS') ?? file.pollMs;
+  if (pollMs !== undefined) config.pollMs = pollMs;
   const workers = int(flags.workers, '--workers') ?? int(env.VITEFA_WORKERS, 'VITEFA_WORKERS') ?? file.workers;
   if (workers !== undefined) config.workers = workers;
   return config;

@@ -5,6 +5,7 @@ import {
 } from '../protocol/index.js';
 import { envNotFound, RequestError } from './errors.js';
 import { invert, netChanges, rollbackChanges } from './history.js';
+import { Mutex } from './mutex.js';
 import { clearValue, jsonEqual, mergeValue, type Json } from './merge.js';
 import type { PublishedRelease, ServerState } from './state.js';
 import type { CommitMeta, Planner, Store, StoredRelease } from './store/types.js';
@@ -18,6 +19,7 @@ export interface StatusSource {
 }
 
 export const DEFAULT_HISTORY_LIMIT = 50;
+const PULL_BATCH = 1000;
 
 /**
  * The write path and the admin commands: validates each request, commits it
@@ -29,6 +31,10 @@ export class Hub {
   readonly state: ServerState;
   private readonly listeners = new Set<ReleaseListener>();
   private statusSource?: StatusSource;
+  private cursor = 0;
+  /** Releases this server committed that wait for earlier revisions from other servers. */
+  private readonly waiting = new Map<number, StoredRelease>();
+  private readonly pulling = new Mutex();
 
   constructor(store: Store, state: ServerState) {
     this.store = store;
@@ -38,6 +44,7 @@ export class Hub {
   async start(): Promise<void> {
     const [head, envs] = await Promise.all([this.store.head(), this.store.loadAll()]);
     this.state.load(head, envs);
+    this.cursor = head;
   }
 
   onRelease(listener: ReleaseListener): () => void {
@@ -49,8 +56,52 @@ export class Hub {
     this.statusSource = source;
   }
 
-  /** Applies releases committed elsewhere (or already applied: those are skipped) and publishes them. */
-  publish(stored: StoredRelease): void {
+  /** Every release up to this revision has been applied and published (revisions are contiguous). */
+  get applied(): number {
+    return this.cursor;
+  }
+
+  /**
+   * Publishes a release this server committed. Releases go out strictly in
+   * revision order: when another server committed revisions in between, they
+   * are fetched from the store first, so no agent ever gets a release whose
+   * predecessor it has not seen.
+   */
+  async committed(release: StoredRelease): Promise<void> {
+    if (release.rev <= this.cursor) return;
+    if (release.rev === this.cursor + 1 && this.waiting.size === 0) {
+      this.apply(release);
+      return;
+    }
+    this.waiting.set(release.rev, release);
+    await this.pull();
+  }
+
+  /**
+   * Fetches and publishes releases committed by other servers after the
+   * cursor. Serialised; safe to call from a timer and after commits alike.
+   */
+  pull(): Promise<void> {
+    return this.pulling.run(async () => {
+      for (;;) {
+        while (this.waiting.has(this.cursor + 1)) {
+          const next = this.waiting.get(this.cursor + 1)!;
+          this.waiting.delete(next.rev);
+          this.apply(next);
+        }
+        const batch = await this.store.releasesSince(this.cursor, PULL_BATCH);
+        for (const release of batch) {
+          if (release.rev !== this.cursor + 1) break; // pruned or not yet visible: stop at the first hole
+          this.waiting.delete(release.rev);
+          this.apply(release);
+        }
+        if (batch.length < PULL_BATCH) break;
+      }
+    });
+  }
+
+  private apply(stored: StoredRelease): void {
+    this.cursor = stored.rev;
     const published = this.state.apply(stored);
     if (published === undefined) return;
     for (const listener of this.listeners) listener(published);
@@ -65,12 +116,12 @@ export class Hub {
     switch (req.op) {
       case 'env.add': {
         const release = await this.store.createEnv(checkEnvName(req.env), meta(req.op));
-        this.publish(release);
+        await this.committed(release);
         return { env: req.env, rev: release.rev, changed: 0 };
       }
       case 'env.del': {
         const release = await this.store.dropEnv(req.env, meta(req.op));
-        this.publish(release);
+        await this.committed(release);
         return { env: req.env, rev: release.rev, changed: release.changes.length };
       }
       case 'env.list':
@@ -116,7 +167,7 @@ export class Hub {
           return [[req.key, result.value === undefined ? null : JSON.stringify(result.value)]];
         });
       case 'apply':
-        return this.apply(req.env, req.entries, req.replace, meta(req.op));
+        return this.applyEntries(req.env, req.entries, req.replace, meta(req.op));
       case 'history': {
         const releases = await this.store.history(req.env, {
           key: req.key,
@@ -151,7 +202,7 @@ export class Hub {
     }
   }
 
-  private async apply(env: string, entries: [string, string][], replace: boolean, meta: CommitMeta): Promise<WriteResult> {
+  private async applyEntries(env: string, entries: [string, string][], replace: boolean, meta: CommitMeta): Promise<WriteResult> {
     if (entries.length > Limits.keysPerRelease) {
       throw new RequestError(WireError.INVALID_VALUE, `at most ${Limits.keysPerRelease} keys per release`);
     }
@@ -168,7 +219,7 @@ export class Hub {
     if (!this.state.has(env) && !(await this.envExists(env))) throw envNotFound(env);
     const release = await this.store.commit(env, meta, plan);
     if (release === null) return { env, rev: this.state.rev(env) ?? 0, changed: 0 };
-    this.publish(release);
+    await this.committed(release);
     return { env, rev: release.rev, changed: release.changes.length };
   }
 

@@ -21,6 +21,8 @@ export async function runServer(flags: ServerFlags): Promise<void> {
     adminToken: config.adminToken,
     peers: config.peers,
     maxConnections: config.maxAgents,
+    pollMs: config.pollMs ?? (config.store.startsWith('mysql://') ? 200 : 0),
+    log: (line) => process.stderr.write(`vitefa server: ${line}\n`),
   });
   await server.start();
   process.stdout.write(`vitefa server ${server.serverId} listening on ${server.address}, store ${store.description}\n`);

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { WireError, type StatusResult } from '../protocol/index.js';
 import { trace } from '../trace.js';
 import { VERSION } from '../version.js';
+import { RequestError } from './errors.js';
 import { Fanout } from './fanout.js';
 import { Hub } from './hub.js';
 import { ServerSession, type SessionContext } from './session.js';
@@ -26,6 +27,10 @@ export interface ServerOptions {
   maxBufferedBytes: number;
   recentReleases: number;
   recentBytes: number;
+  /** How often to look in the store for releases other servers committed; 0 = never (a store only this server writes). */
+  pollMs: number;
+  /** Reports progress while the store cannot be reached at start. */
+  log?: (line: string) => void;
 }
 
 export const SERVER_DEFAULTS = {
@@ -38,6 +43,7 @@ export const SERVER_DEFAULTS = {
   maxBufferedBytes: 8 * 1024 * 1024,
   recentReleases: 1000,
   recentBytes: 16 * 1024 * 1024,
+  pollMs: 0,
 } as const;
 
 /**
@@ -54,6 +60,7 @@ export class ConfigServer {
   private readonly ctx: SessionContext;
   private listener?: net.Server;
   private sweeper?: NodeJS.Timeout;
+  private poller?: NodeJS.Timeout;
   private readonly startedAt = Date.now();
   private stopping = false;
   address = '';
@@ -78,8 +85,7 @@ export class ConfigServer {
   }
 
   async start(): Promise<void> {
-    await this.options.store.open();
-    await this.hub.start();
+    await this.openStore();
     const listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.listener = listener;
     await new Promise<void>((resolve, reject) => {
@@ -93,6 +99,47 @@ export class ConfigServer {
     this.address = `${bound.address}:${bound.port}`;
     this.sweeper = setInterval(() => this.sweep(), 1000);
     this.sweeper.unref();
+    if (this.options.pollMs > 0) this.schedulePoll();
+  }
+
+  /** Opens the store and loads the state, waiting for an unreachable database to come back. */
+  private async openStore(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.options.store.open();
+        await this.hub.start();
+        return;
+      } catch (err) {
+        if (!(err instanceof RequestError && err.status === WireError.STORE_UNAVAILABLE) || this.stopping) throw err;
+        const delay = Math.min(5000, 250 * 2 ** attempt);
+        this.options.log?.(`${err.message}; retrying in ${delay} ms`);
+        await this.options.store.close().catch(() => undefined);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** The safety net that picks up releases committed through other servers. */
+  private schedulePoll(): void {
+    this.poller = setTimeout(() => {
+      this.hub.pull().then(
+        () => this.storeReachable(true),
+        (err: unknown) => this.storeReachable(false, err),
+      ).finally(() => {
+        if (!this.stopping) this.schedulePoll();
+      });
+    }, this.options.pollMs);
+    this.poller.unref();
+  }
+
+  private storeDown = false;
+
+  private storeReachable(ok: boolean, err?: unknown): void {
+    if (ok && this.storeDown) this.options.log?.(`store ${this.options.store.description} is reachable again`);
+    if (!ok && !this.storeDown) {
+      this.options.log?.(`${(err as Error)?.message ?? String(err)}; serving agents from memory until it returns`);
+    }
+    this.storeDown = !ok;
   }
 
   get port(): number {
@@ -154,6 +201,7 @@ export class ConfigServer {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.sweeper);
+    clearTimeout(this.poller);
     const closed = new Promise<void>((resolve) => (this.listener ? this.listener.close(() => resolve()) : resolve()));
     for (const session of this.sessions) {
       if (mode === 'forced') session.destroy('server stopped');

@@ -12,7 +12,8 @@ export const Limits = {
 
 const ENV_NAME = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f\uffff]/;
+// U+FFFD too: it is what invalid UTF-8 on the wire decodes to.
+const CONTROL = /[\u0000-\u001f\u007f\ufffd\uffff]/;
 
 export function checkEnvName(env: string): string {
   if (Buffer.byteLength(env) > Limits.envNameBytes || !ENV_NAME.test(env) || env.includes('//') || env.endsWith('/')) {

@@ -91,6 +91,7 @@ export abstract class FramedConnection {
       if (pending !== undefined) this.hold(pending);
       if (this.closed) return;
     }
+    if (this.decoder.failure !== undefined) this.protocolFailure(this.decoder.failure);
   }
 
   private hold(pending: Promise<void>): void {
