@@ -163,6 +163,80 @@ describe('round trip through encodeMessage, FrameDecoder and decodeBody', () => 
     assert.equal(Object.hasOwn(err, 'id'), false);
   });
 
+  test('an optional field set to undefined is omitted: exactly the bytes of the message without it', () => {
+    const pairs: [withUndefined: Message, without: Message][] = [
+      [{ t: 1, v: 1, role: 'admin', id: 'laptop', token: undefined }, { t: 1, v: 1, role: 'admin', id: 'laptop' }],
+      [{ t: 1, v: 1, role: 'server', id: 's', token: undefined, peers: undefined }, { t: 1, v: 1, role: 'server', id: 's' }],
+      [{ t: 10, id: 1, res: undefined }, { t: 10, id: 1 } as Message],
+      [{ t: 6, code: 100, msg: 'm', id: undefined }, { t: 6, code: 100, msg: 'm' }],
+      [
+        { t: 4, env: 'p', rev: 2, prev: 1, time: 0, author: 'a', op: 'set', changes: [], drop: undefined },
+        { t: 4, env: 'p', rev: 2, prev: 1, time: 0, author: 'a', op: 'set', changes: [] },
+      ],
+      [{ t: 9, id: 1, req: { op: 'list', env: 'p', prefix: undefined } }, { t: 9, id: 1, req: { op: 'list', env: 'p' } }],
+      [
+        { t: 9, id: 1, req: { op: 'history', env: 'p', key: undefined, limit: undefined, before: 5 } },
+        { t: 9, id: 1, req: { op: 'history', env: 'p', before: 5 } },
+      ],
+      [{ t: 9, id: 1, req: { op: 'status', env: undefined } }, { t: 9, id: 1, req: { op: 'status' } }],
+    ];
+    for (const [withUndefined, without] of pairs) {
+      const label = JSON.stringify(without);
+      const bytes = encodeBody(withUndefined).toString('hex');
+      assert.equal(bytes, encodeBody(without).toString('hex'), label);
+      assert.equal(encodeMessage(withUndefined).toString('hex'), encodeMessage(without).toString('hex'), label);
+      assert.ok(!bytes.includes('d40000'), `${label}: msgpackr's undefined extension must not be written`);
+    }
+    // Hand-checked: Hello {t: 1, v: 1, role: "admin", id: "laptop"}, token left out.
+    assert.equal(
+      encodeBody({ t: 1, v: 1, role: 'admin', id: 'laptop', token: undefined }).toString('hex'),
+      hex(`84                          # fixmap, 4 entries (not 5)
+           a174 01                     # "t": 1
+           a176 01                     # "v": 1
+           a4726f6c65 a561646d696e     # "role": "admin"
+           a26964 a66c6170746f70       # "id": "laptop"
+      `).toString('hex'),
+    );
+    // Hand-checked: Response {t: 10, id: 1}, res left out.
+    assert.equal(
+      encodeBody({ t: 10, id: 1, res: undefined }).toString('hex'),
+      hex(`82                          # fixmap, 2 entries (not 3)
+           a174 0a                     # "t": 10
+           a26964 01                   # "id": 1
+      `).toString('hex'),
+    );
+    // The receiver sees the field as absent.
+    assert.equal(Object.hasOwn(decodeBody(encodeBody({ t: 1, v: 1, role: 'admin', id: 'x', token: undefined })), 'token'), false);
+  });
+
+  test('the encoder picks the map width from the number of fields actually written', () => {
+    const res = (n: number, skip = -1): Record<string, unknown> =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i === skip ? undefined : i]));
+    // {t: 10, id: 1, res: <map>} is 83 a1740a a2696401 a3726573 (12 bytes), then the header of `res`.
+    const prefix = '83a1740aa2696401a3726573';
+    const resHeader = (r: Record<string, unknown>, bytes: number): string => {
+      const body = encodeBody({ t: 10, id: 1, res: r }).toString('hex');
+      assert.equal(body.slice(0, prefix.length), prefix);
+      return body.slice(prefix.length, prefix.length + 2 * bytes);
+    };
+    assert.equal(resHeader({}, 1), '80');
+    assert.equal(resHeader(res(1), 1), '81');
+    assert.equal(resHeader(res(15), 1), '8f'); // fixmap up to 15 entries
+    assert.equal(resHeader(res(16), 3), 'de0010'); // then map16
+    assert.equal(resHeader(res(65535), 3), 'deffff');
+    assert.equal(resHeader(res(65536), 5), 'df00010000'); // then map32
+    // Skipped (undefined) fields are not counted.
+    assert.equal(resHeader(res(16, 3), 1), '8f');
+    assert.equal(resHeader(res(17, 3), 3), 'de0010');
+    assert.equal(resHeader(res(65537, 9), 5), 'df00010000');
+    for (const [n, skip] of [[16, 3], [17, 3], [65537, 9]] as const) {
+      const back = decodeBody(encodeBody({ t: 10, id: 1, res: res(n, skip) })) as Extract<Message, { t: 10 }>;
+      const want = res(n, skip);
+      delete want[`k${skip}`];
+      assert.deepEqual(back.res, want, `${n} fields, one undefined`);
+    }
+  });
+
   test('integers of every msgpack width and integral floats are accepted', () => {
     const ack = (rev: string) => hex(`83 a174 05 a3656e76 a170 a3726576 ${rev}`);
     assert.deepEqual(decodeBody(ack('07')), { t: 5, env: 'p', rev: 7 });
@@ -265,6 +339,13 @@ describe('checkResult', () => {
     });
   }
 
+  test('an unknown operation, or a name inherited from Object.prototype, throws MALFORMED', () => {
+    for (const op of ['nope', 'toString', 'constructor', 'hasOwnProperty', '__proto__', 'valueOf', '']) {
+      assert.throws(() => checkResult(op as AdminOp, {}), malformedAt('result'), op);
+      assert.throws(() => checkResult(op as AdminOp, write), malformedAt('result'), op);
+    }
+  });
+
   test('unknown fields of a result are dropped', () => {
     assert.deepEqual(checkResult('set', { ...write, extra: [1, 2, 3] }), write);
     assert.deepEqual(
@@ -323,6 +404,16 @@ describe('rejection', () => {
     rejects(pack({ t: 5, env: 'prod', rev: Number.POSITIVE_INFINITY }), 'message.rev');
     rejects(pack({ t: 5, env: 'prod', rev: true }), 'message.rev');
     rejects(pack({ t: 5, env: 'prod', rev: null }), 'message.rev');
+  });
+
+  test('a uint field given -0 (float64 or float32) is MALFORMED', () => {
+    // msgpackr packs a JS -0 as fixint 00, so the float encodings are written by hand.
+    rejects(hex('82 a174 07 a16e cb 8000000000000000'), 'message.n'); // {t: 7, n: -0.0 as float64}
+    rejects(hex('83 a174 05 a3656e76 a170 a3726576 cb 8000000000000000'), 'message.rev'); // Ack rev -0.0
+    rejects(hex('83 a174 05 a3656e76 a170 a3726576 ca 80000000'), 'message.rev'); // Ack rev -0.0 as float32
+    // +0.0 as a float is still an integer 0.
+    assert.deepEqual(decodeBody(hex('82 a174 07 a16e cb 0000000000000000')), { t: 7, n: 0 });
+    assert.throws(() => checkResult('set', { env: 'p', rev: -0, changed: 0 }), malformedAt('result(set).rev'));
   });
 
   test('a uint field given an unsafe integer', () => {
@@ -427,6 +518,15 @@ describe('forward compatibility', () => {
 
   test('a message with a newer protocol version still decodes (the session decides)', () => {
     assert.deepEqual(decodeBody(pack({ t: 1, v: 2, role: 'server', id: 's' })), { t: 1, v: 2, role: 'server', id: 's' });
+  });
+
+  test("msgpackr's undefined extension (d4 00 00) as a field value reads as absent", () => {
+    // Older reference encoders wrote `token: undefined` this way; it is never written now.
+    const hello = hex('85 a174 01 a176 01 a4726f6c65 a561646d696e a26964 a161 a5746f6b656e d40000');
+    assert.deepEqual(decodeBody(hello), { t: 1, v: 1, role: 'admin', id: 'a' });
+    assert.equal(Object.hasOwn(decodeBody(hello), 'token'), false);
+    // For a required field it is the same as a missing field.
+    rejects(hex('82 a174 07 a16e d40000'), 'message.n');
   });
 
   test('an unknown error code decodes', () => {

@@ -26,7 +26,8 @@ interface Fixture {
 
 /*
  * Hand-written frames. msgpack notes for reading them:
- *   de NNNN   map16 with NNNN entries (the encoder always writes map16 for objects)
+ *   8X        fixmap with X entries (the encoder writes fixmap for maps of up to 15
+ *             entries, map16 `de NNNN` above that, map32 `df NNNNNNNN` above 65535)
  *   aX        fixstr of X bytes; d9 LL = str8
  *   00..7f    positive fixint; cc = uint8; cb = float64
  *   92 / 9X   fixarray of X elements;  c0 = nil
@@ -36,8 +37,8 @@ const FIXTURES: Fixture[] = [
     name: 'Hello (agent)',
     message: { t: 1, v: 1, role: 'agent', id: 'host-a' },
     bytes: hex(`
-      0000001e                          # length 30
-      de 0004                           # map, 4 entries
+      0000001c                          # length 28
+      84                                # fixmap, 4 entries
       a1 74   01                        # "t": 1 (Hello)
       a1 76   01                        # "v": 1
       a4 726f6c65  a5 6167656e74        # "role": "agent"
@@ -48,8 +49,8 @@ const FIXTURES: Fixture[] = [
     name: 'Ack',
     message: { t: 5, env: 'prod', rev: 7 },
     bytes: hex(`
-      00000014                          # length 20
-      de 0003                           # map, 3 entries
+      00000012                          # length 18
+      83                                # fixmap, 3 entries
       a1 74   05                        # "t": 5 (Ack)
       a3 656e76  a4 70726f64            # "env": "prod"
       a3 726576  07                     # "rev": 7
@@ -62,8 +63,8 @@ const FIXTURES: Fixture[] = [
       changes: [['a', '1'], ['b', null]],
     },
     bytes: hex(`
-      0000004e                          # length 78
-      de 0008                           # map, 8 entries
+      0000004c                          # length 76
+      88                                # fixmap, 8 entries
       a1 74   04                        # "t": 4 (Release)
       a3 656e76  a4 70726f64            # "env": "prod"
       a3 726576  08                     # "rev": 8
@@ -80,8 +81,8 @@ const FIXTURES: Fixture[] = [
     name: 'Error answering request 3',
     message: { t: 6, code: WireError.KEY_NOT_FOUND, msg: 'no key', id: 3 },
     bytes: hex(`
-      0000001c                          # length 28
-      de 0004                           # map, 4 entries
+      0000001a                          # length 26
+      84                                # fixmap, 4 entries
       a1 74   06                        # "t": 6 (Error)
       a4 636f6465  cc cb                # "code": 203 (uint8)
       a3 6d7367  a6 6e6f206b6579        # "msg": "no key"
@@ -92,8 +93,8 @@ const FIXTURES: Fixture[] = [
     name: 'Error ending the session (no id)',
     message: { t: 6, code: WireError.SLOW_CONSUMER, msg: 'slow' },
     bytes: hex(`
-      00000015                          # length 21
-      de 0003                           # map, 3 entries
+      00000013                          # length 19
+      83                                # fixmap, 3 entries
       a1 74   06                        # "t": 6 (Error)
       a4 636f6465  6a                   # "code": 106
       a3 6d7367  a4 736c6f77            # "msg": "slow"
@@ -103,12 +104,12 @@ const FIXTURES: Fixture[] = [
     name: 'Subscribe',
     message: { t: 2, all: false, envs: [{ env: 'prod', rev: 300 }] },
     bytes: hex(`
-      00000024                          # length 36
-      de 0003                           # map, 3 entries
+      00000020                          # length 32
+      83                                # fixmap, 3 entries
       a1 74   02                        # "t": 2 (Subscribe)
       a3 616c6c  c2                     # "all": false
       a4 656e7673  91                   # "envs": array of 1
-      de 0002                           # map, 2 entries
+      82                                # fixmap, 2 entries
       a3 656e76  a4 70726f64            # "env": "prod"
       a3 726576  cd 012c                # "rev": 300 (uint16)
     `),
@@ -117,10 +118,23 @@ const FIXTURES: Fixture[] = [
     name: 'Ping',
     message: { t: 7, n: 42 },
     bytes: hex(`
-      00000009                          # length 9
-      de 0002                           # map, 2 entries
+      00000007                          # length 7
+      82                                # fixmap, 2 entries
       a1 74   07                        # "t": 7 (Ping)
       a1 6e   2a                        # "n": 42
+    `),
+  },
+  {
+    name: 'Hello (admin, with token)',
+    message: { t: 1, v: 1, role: 'admin', id: 'laptop', token: 's3cret' },
+    bytes: hex(`
+      00000029                          # length 41
+      85                                # fixmap, 5 entries
+      a1 74   01                        # "t": 1 (Hello)
+      a1 76   01                        # "v": 1
+      a4 726f6c65  a5 61646d696e        # "role": "admin"
+      a2 6964      a6 6c6170746f70      # "id": "laptop"
+      a5 746f6b656e  a6 733363726574    # "token": "s3cret"
     `),
   },
 ];
@@ -291,7 +305,96 @@ describe('frame size limit', () => {
   test('an oversize header after complete frames is refused', () => {
     const decoder = new FrameDecoder(MAX);
     assert.equal(decoder.push(FIXTURES[1]!.bytes).length, 1);
+    assert.equal(decoder.failure, undefined);
     assert.throws(() => decoder.push(header(MAX + 1)), isProtocolError(WireError.FRAME_TOO_LARGE));
+  });
+
+  describe('complete frames before an oversize header in the same chunk', () => {
+    // A Ping frame (7-byte body), then a header declaring 17 bytes against a limit of 16.
+    const ping = encodeMessage({ t: 7, n: 1 });
+    const stream = Buffer.concat([ping, hex('00000011')]);
+    const pingBody = hex('82 a174 07 a16e 01'); // {"t": 7, "n": 1}
+
+    test('the stream is what it should be', () => {
+      assert.equal(ping.toString('hex'), '00000007' + pingBody.toString('hex'));
+      assert.equal(stream.length, 15);
+    });
+
+    test('push returns the frames and records FRAME_TOO_LARGE in failure', () => {
+      assert.equal(new FrameDecoder(16).failure, undefined, 'no failure before any error');
+      const decoder = new FrameDecoder(16);
+      const frames = decoder.push(stream);
+      assert.deepEqual(frames.map((b) => b.toString('hex')), [pingBody.toString('hex')]);
+      assert.deepEqual(decodeBody(frames[0]!), { t: 7, n: 1 });
+      assert.ok(decoder.failure instanceof ProtocolError, 'failure must be a ProtocolError');
+      assert.equal(decoder.failure.status, WireError.FRAME_TOO_LARGE);
+      assert.equal(decoder.failure.code, 'E_PROTOCOL_FRAME_TOO_LARGE');
+      assert.equal(decoder.buffered, 0, 'nothing is kept after the refusal');
+    });
+
+    test('the next push throws that same error, whatever it carries', () => {
+      for (const next of [Buffer.alloc(0), hex('00000000'), ping]) {
+        const decoder = new FrameDecoder(16);
+        decoder.push(stream);
+        const failure = decoder.failure;
+        assert.ok(failure !== undefined);
+        assert.throws(() => decoder.push(next), (err: unknown) => err === failure);
+        assert.throws(() => decoder.push(next), isProtocolError(WireError.FRAME_TOO_LARGE), 'and keeps throwing');
+        assert.equal(decoder.buffered, 0);
+      }
+    });
+
+    test('without a frame before it, the oversize header still throws at once', () => {
+      const decoder = new FrameDecoder(16);
+      assert.throws(() => decoder.push(hex('00000011')), isProtocolError(WireError.FRAME_TOO_LARGE));
+      assert.ok(decoder.failure instanceof ProtocolError);
+      assert.equal(decoder.failure.status, WireError.FRAME_TOO_LARGE);
+    });
+
+    /** Push chunks; collect the frames and the framing error, thrown or left in `failure`. */
+    function run(chunks: Buffer[]): { frames: string[]; error: unknown; how: string } {
+      const decoder = new FrameDecoder(16);
+      const frames: string[] = [];
+      for (const chunk of chunks) {
+        let out: Buffer[];
+        try {
+          out = decoder.push(chunk);
+        } catch (err) {
+          assert.equal(decoder.failure, err, 'a thrown framing error is also the failure');
+          return { frames, error: err, how: 'thrown' };
+        }
+        frames.push(...out.map((b) => b.toString('hex')));
+      }
+      return { frames, error: decoder.failure, how: 'failure' };
+    }
+
+    test('split at every offset: the Ping exactly once, then FRAME_TOO_LARGE', () => {
+      const want = [pingBody.toString('hex')];
+      const hows = new Set<string>();
+      for (let i = 0; i <= stream.length; i++) {
+        const { frames, error, how } = run([stream.subarray(0, i), stream.subarray(i)]);
+        assert.deepEqual(frames, want, `split at ${i}`);
+        assert.ok(isProtocolError(WireError.FRAME_TOO_LARGE)(error), `split at ${i}`);
+        hows.add(how);
+      }
+      // Both paths are reached: e.g. split at 11 throws, split at 15 leaves it in failure.
+      assert.deepEqual([...hows].sort(), ['failure', 'thrown']);
+    });
+
+    test('split at every pair of offsets and byte by byte: the Ping exactly once, then FRAME_TOO_LARGE', () => {
+      const want = [pingBody.toString('hex')];
+      for (let i = 0; i <= stream.length; i++) {
+        for (let j = i; j <= stream.length; j++) {
+          const { frames, error } = run([stream.subarray(0, i), stream.subarray(i, j), stream.subarray(j)]);
+          assert.deepEqual(frames, want, `split at ${i}, ${j}`);
+          assert.ok(isProtocolError(WireError.FRAME_TOO_LARGE)(error), `split at ${i}, ${j}`);
+        }
+      }
+      const { frames, error, how } = run(bytewise(stream));
+      assert.deepEqual(frames, want, 'byte by byte');
+      assert.ok(isProtocolError(WireError.FRAME_TOO_LARGE)(error), 'byte by byte');
+      assert.equal(how, 'thrown', 'byte by byte, the last header byte arrives alone');
+    });
   });
 
   test('the decoder stays failed afterwards', () => {

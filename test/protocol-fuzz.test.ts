@@ -222,6 +222,8 @@ function tokenSoup(rng: Rng): Buffer {
 // ---------------------------------------------------------------------------
 
 const KNOWN_STATUSES = new Set<number>(Object.values(WireError));
+/** How framing errors surfaced: thrown by push(), or left in `failure` after returning frames. */
+const framingErrors = { thrown: 0, afterFrames: 0 };
 const raw = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
 class Case {
@@ -262,25 +264,45 @@ class Case {
     return result;
   }
 
-  /** Push bytes through a fresh FrameDecoder in random chunks and decode every frame. */
+  /**
+   * Push bytes through a fresh FrameDecoder in random chunks and decode every frame.
+   * A framing error either throws from push(), or (when frames completed before it in
+   * the same chunk) comes with those frames and is left in `decoder.failure`; either
+   * way it must be a ProtocolError FRAME_TOO_LARGE and every later push must throw.
+   */
   stream(rng: Rng, bytes: Buffer, max: number): { frames: number; failed: boolean } {
     const decoder = new FrameDecoder(max);
     let frames = 0;
+    const failed = (error: unknown): { frames: number; failed: boolean } => {
+      if (!(error instanceof ProtocolError)) this.fail('FrameDecoder.failure', error);
+      if (error.status !== WireError.FRAME_TOO_LARGE) this.fail('FrameDecoder.push (status)', error);
+      if (decoder.failure !== error) this.fail('FrameDecoder.failure', new Error('the framing error is not recorded in failure'));
+      if (decoder.buffered !== 0) this.fail('FrameDecoder.buffered', new Error(`${decoder.buffered} bytes kept after a framing error`));
+      const after = this.guard('FrameDecoder.push after failure', () => decoder.push(Buffer.from('00000000', 'hex')));
+      if (!(after instanceof ProtocolError)) this.fail('FrameDecoder.push after failure', new Error('accepted input after a framing error'));
+      if (after !== error) this.fail('FrameDecoder.push after failure', new Error(`threw another error: ${after.message}`));
+      return { frames, failed: true };
+    };
     for (let offset = 0; offset < bytes.length;) {
       const size = chance(rng, 0.2) ? 1 : 1 + int(rng, 40);
       const chunk = bytes.subarray(offset, offset + size);
       offset += size;
       const out = this.guard('FrameDecoder.push', () => decoder.push(chunk));
       if (out instanceof ProtocolError) {
-        if (out.status !== WireError.FRAME_TOO_LARGE) this.fail('FrameDecoder.push (status)', out);
-        const after = this.guard('FrameDecoder.push after failure', () => decoder.push(Buffer.from('00000000', 'hex')));
-        if (!(after instanceof ProtocolError)) this.fail('FrameDecoder.push after failure', new Error('accepted input after a framing error'));
-        return { frames, failed: true };
+        framingErrors.thrown++;
+        return failed(out);
+      }
+      if (decoder.failure !== undefined && out.length === 0) {
+        this.fail('FrameDecoder.push', new Error('returned no frame yet left a failure instead of throwing'));
       }
       for (const body of out) {
         if (body.length > max) this.fail('FrameDecoder.push', new Error(`returned ${body.length} bytes above max ${max}`));
         frames++;
         this.decode(body);
+      }
+      if (decoder.failure !== undefined) {
+        framingErrors.afterFrames++;
+        return failed(decoder.failure);
       }
     }
     return { frames, failed: false };
@@ -380,6 +402,8 @@ describe('fuzz', () => {
     // The generators must reach both outcomes, or the fuzzer tests nothing.
     if (ITERATIONS >= 1000) for (const kind of kinds) assert.ok((counts[kind] ?? 0) > ITERATIONS / kinds.length / 2, `${kind} ran ${counts[kind]} times`);
     if (ITERATIONS >= 1000) assert.ok(decodedOk > ITERATIONS / 50, `only ${decodedOk} random inputs decoded: the generators are too weak`);
+    // Both ways a framing error surfaces must be exercised.
+    if (ITERATIONS >= 1000) assert.ok(framingErrors.thrown > 0 && framingErrors.afterFrames > 0, `framing errors: ${JSON.stringify(framingErrors)}`);
     assert.ok(elapsed < 20_000, `fuzzing took ${elapsed} ms`);
   });
 });

@@ -42,7 +42,9 @@ export class Hub {
   }
 
   async start(): Promise<void> {
-    const [head, envs] = await Promise.all([this.store.head(), this.store.loadAll()]);
+    // Head first: anything committed while the state loads is pulled again (and skipped if already loaded).
+    const head = await this.store.head();
+    const envs = await this.store.loadAll();
     this.state.load(head, envs);
     this.cursor = head;
   }

@@ -1,5 +1,6 @@
 import { LocalErrorCode, VitefaError } from '../../protocol/index.js';
 import { LmdbStore } from './lmdb-store.js';
+import { MysqlStore } from './mysql-store.js';
 import type { Store } from './types.js';
 
 export interface StoreOptions {
@@ -8,6 +9,7 @@ export interface StoreOptions {
 
 /** A store from its spec: a mysql:// URL, or a folder for the embedded LMDB store. */
 export function createStore(spec: string, options: StoreOptions): Store {
+  if (/^mysql:\/\//i.test(spec)) return new MysqlStore(spec, options);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
     throw new VitefaError(LocalErrorCode.USAGE, `unsupported store ${spec.replace(/\/\/[^@/]*@/, '//***@')}: use a folder or mysql://user:pass@host:port/db`);
   }

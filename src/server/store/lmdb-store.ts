@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { WireError, type Change, type EnvInfo, type KeyChange } from '../../protocol/index.js';
+import { LocalErrorCode, VitefaError, WireError, type Change, type EnvInfo, type KeyChange } from '../../protocol/index.js';
 import { envNotFound, RequestError } from '../errors.js';
 import { Mutex } from '../mutex.js';
 import { keyChangesFrom } from './changes.js';
@@ -18,6 +18,8 @@ interface EnvRecord {
   floor: number;
   /** Releases of this environment still kept. */
   kept: number;
+  /** Revision of the release that created this incarnation (an environment deleted and created again starts afresh). */
+  created: number;
 }
 
 interface ReleaseRecord {
@@ -46,7 +48,8 @@ export class LmdbStore implements Store {
   private root?: RootDatabase;
   private meta!: Database<number, string>;
   private envs!: Database<EnvRecord, string>;
-  private values!: Database<string, [string, string]>;
+  /** "<env>\0<key>" -> JSON text. */
+  private values!: Database<string, string>;
   private releases!: Database<ReleaseRecord, [string, number]>;
   /** Global order of releases: rev -> env. */
   private log!: Database<string, number>;
@@ -74,8 +77,8 @@ export class LmdbStore implements Store {
     if (schema === undefined) {
       await this.meta.put('schema', SCHEMA_VERSION);
     } else if (schema > SCHEMA_VERSION) {
-      throw new RequestError(
-        WireError.STORE_UNAVAILABLE,
+      throw new VitefaError(
+        LocalErrorCode.SCHEMA_TOO_NEW,
         `store ${this.dir} has schema ${schema}, newer than this build knows (${SCHEMA_VERSION})`,
       );
     }
@@ -97,6 +100,7 @@ export class LmdbStore implements Store {
   }
 
   async loadAll(): Promise<EnvState[]> {
+    this.db();
     const out: EnvState[] = [];
     for (const { key: env, value } of this.envs.getRange()) {
       out.push({ env, rev: value.rev, values: this.readValues(env) });
@@ -105,14 +109,16 @@ export class LmdbStore implements Store {
   }
 
   async listEnvs(): Promise<EnvInfo[]> {
+    this.db();
     const out: EnvInfo[] = [];
     for (const { key: env, value } of this.envs.getRange()) {
-      out.push({ env, rev: value.rev, keys: this.values.getKeysCount({ start: [env], end: [env, MAX_STRING] }) });
+      out.push({ env, rev: value.rev, keys: this.values.getKeysCount(valueRange(env)) });
     }
     return out;
   }
 
   async releasesSince(after: number, limit: number): Promise<StoredRelease[]> {
+    this.db();
     const out: StoredRelease[] = [];
     for (const { key: rev, value: env } of this.log.getRange({ start: after + 1, limit })) {
       const record = this.releases.get([env, rev]);
@@ -123,13 +129,14 @@ export class LmdbStore implements Store {
 
   createEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
     return this.mutex.run(async () => {
+      this.db();
       if (this.envs.get(env) !== undefined) {
         throw new RequestError(WireError.ENV_EXISTS, `environment ${env} already exists`);
       }
       const rev = this.headRev + 1;
       const record: ReleaseRecord = { prev: 0, time: meta.time, author: meta.author, op: meta.op, changes: [] };
       await this.db().transaction(() => {
-        this.envs.put(env, { rev, floor: 0, kept: 1 });
+        this.envs.put(env, { rev, floor: 0, kept: 1, created: rev });
         this.writeRelease(env, rev, record);
       });
       this.headRev = rev;
@@ -139,6 +146,7 @@ export class LmdbStore implements Store {
 
   dropEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
     return this.mutex.run(async () => {
+      this.db();
       const current = this.envs.get(env);
       if (current === undefined) throw envNotFound(env);
       const rev = this.headRev + 1;
@@ -147,7 +155,7 @@ export class LmdbStore implements Store {
         prev: current.rev, time: meta.time, author: meta.author, op: meta.op, changes, drop: true,
       };
       await this.db().transaction(() => {
-        for (const key of this.values.getKeys({ start: [env], end: [env, MAX_STRING] })) this.values.remove(key);
+        for (const key of this.values.getKeys(valueRange(env))) this.values.remove(key);
         this.envs.remove(env);
         this.writeRelease(env, rev, record);
       });
@@ -158,24 +166,25 @@ export class LmdbStore implements Store {
 
   commit(env: string, meta: CommitMeta, plan: Planner): Promise<StoredRelease | null> {
     return this.mutex.run(async () => {
+      this.db();
       const current = this.envs.get(env);
       if (current === undefined) throw envNotFound(env);
       const view: EnvView = {
         env,
         rev: current.rev,
-        get: async (key) => this.values.get([env, key]),
+        get: async (key) => this.values.get(valueKey(env, key)),
         entries: async () => this.readValues(env),
         releasesAfter: async (fromRev) => this.releasesBetweenSync(env, current, fromRev, current.rev),
       };
       const planned: Change[] = await plan(view);
-      const changes = keyChangesFrom(planned, (key) => this.values.get([env, key]));
+      const changes = keyChangesFrom(planned, (key) => this.values.get(valueKey(env, key)));
       if (changes.length === 0) return null;
       const rev = this.headRev + 1;
       const record: ReleaseRecord = { prev: current.rev, time: meta.time, author: meta.author, op: meta.op, changes };
       await this.db().transaction(() => {
         for (const [key, , after] of changes) {
-          if (after === null) this.values.remove([env, key]);
-          else this.values.put([env, key], after);
+          if (after === null) this.values.remove(valueKey(env, key));
+          else this.values.put(valueKey(env, key), after);
         }
         this.envs.put(env, this.pruned(env, { ...current, rev, kept: current.kept + 1 }));
         this.writeRelease(env, rev, record);
@@ -186,10 +195,13 @@ export class LmdbStore implements Store {
   }
 
   async history(env: string, query: HistoryQuery): Promise<StoredRelease[]> {
-    if (this.envs.get(env) === undefined) throw envNotFound(env);
+    this.db();
+    const current = this.envs.get(env);
+    if (current === undefined) throw envNotFound(env);
     const out: StoredRelease[] = [];
     const start: [string, number] = [env, query.before === undefined ? Number.MAX_SAFE_INTEGER : query.before - 1];
-    for (const { key, value } of this.releases.getRange({ start, end: [env, 0], reverse: true })) {
+    // Releases of this incarnation only: `end` is exclusive in a reverse range.
+    for (const { key, value } of this.releases.getRange({ start, end: [env, current.created - 1], reverse: true })) {
       if (out.length >= query.limit) break;
       const stored = toStored(env, key[1], value);
       if (query.key !== undefined) {
@@ -202,6 +214,7 @@ export class LmdbStore implements Store {
   }
 
   async releasesBetween(env: string, from: number, to: number): Promise<StoredRelease[]> {
+    this.db();
     const current = this.envs.get(env);
     if (current === undefined) throw envNotFound(env);
     return this.releasesBetweenSync(env, current, from, to);
@@ -215,7 +228,8 @@ export class LmdbStore implements Store {
       );
     }
     const out: StoredRelease[] = [];
-    for (const { key, value } of this.releases.getRange({ start: [env, from + 1], end: [env, to + 1] })) {
+    const start = Math.max(from + 1, current.created);
+    for (const { key, value } of this.releases.getRange({ start: [env, start], end: [env, to + 1] })) {
       out.push(toStored(env, key[1], value));
     }
     return out;
@@ -227,7 +241,7 @@ export class LmdbStore implements Store {
     if (excess <= 0) return next;
     let floor = next.floor;
     let dropped = 0;
-    for (const { key } of this.releases.getRange({ start: [env, 0], end: [env, next.rev], limit: excess })) {
+    for (const { key } of this.releases.getRange({ start: [env, next.created], end: [env, next.rev], limit: excess })) {
       this.releases.remove(key);
       this.log.remove(key[1]);
       floor = key[1];
@@ -244,9 +258,8 @@ export class LmdbStore implements Store {
 
   private readValues(env: string): Map<string, string> {
     const values = new Map<string, string>();
-    for (const { key, value } of this.values.getRange({ start: [env], end: [env, MAX_STRING] })) {
-      values.set(key[1], value);
-    }
+    const prefix = env.length + 1;
+    for (const { key, value } of this.values.getRange(valueRange(env))) values.set(key.slice(prefix), value);
     return values;
   }
 
@@ -256,8 +269,13 @@ export class LmdbStore implements Store {
   }
 }
 
-/** Sorts after every key string we accept (keys never contain U+FFFF). */
-const MAX_STRING = '\uffff';
+/**
+ * Value keys are "<env>\0<key>": environment names and keys never contain
+ * control characters, so "<env>\0" .. "<env>\u0001" holds exactly one
+ * environment's keys, whatever characters the keys use.
+ */
+const valueKey = (env: string, key: string): string => `${env}\u0000${key}`;
+const valueRange = (env: string): { start: string; end: string } => ({ start: `${env}\u0000`, end: `${env}\u0001` });
 
 function toStored(env: string, rev: number, r: ReleaseRecord): StoredRelease {
   const out: StoredRelease = { env, rev, prev: r.prev, time: r.time, author: r.author, op: r.op, changes: r.changes };

@@ -53,14 +53,15 @@ export const MIGRATIONS: readonly Migration[] = [
         v MEDIUMTEXT NOT NULL,
         PRIMARY KEY (env, k)
       ) ${TABLE_OPTIONS}`,
-      // `drop` is a reserved word, hence `dropped`.
+      // `drop` is a reserved word, hence `dropped`. Author and op are TEXT: the
+      // embedded store puts no limit on them and neither may this one.
       `CREATE TABLE IF NOT EXISTS vitefa_releases (
         rev BIGINT UNSIGNED NOT NULL PRIMARY KEY,
         env VARBINARY(128) NOT NULL,
         prev BIGINT UNSIGNED NOT NULL,
         time BIGINT NOT NULL,
-        author VARCHAR(255) NOT NULL,
-        op VARCHAR(64) NOT NULL,
+        author TEXT NOT NULL,
+        op TEXT NOT NULL,
         dropped TINYINT NOT NULL DEFAULT 0,
         KEY by_env (env, rev)
       ) ${TABLE_OPTIONS}`,

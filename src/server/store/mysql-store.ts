@@ -1,0 +1,565 @@
+import mysql, {
+  type Connection, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket,
+} from 'mysql2/promise';
+import {
+  LocalErrorCode, VitefaError, WireError, type Change, type EnvInfo, type KeyChange,
+} from '../../protocol/index.js';
+import { envNotFound, RequestError } from '../errors.js';
+import { keyChangesFrom } from './changes.js';
+import { migrate } from './mysql-migrations.js';
+import type {
+  CommitMeta, EnvState, EnvView, HistoryQuery, Planner, Store, StoredRelease,
+} from './types.js';
+
+export interface MysqlStoreOptions {
+  /** Releases kept per environment before the oldest are pruned. */
+  retainReleases: number;
+}
+
+/** Where to connect, from a mysql://user:pass@host:port/db URL. */
+export interface MysqlTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  /** The URL without the password, for logs and errors. */
+  description: string;
+}
+
+export function parseMysqlUrl(spec: string): MysqlTarget {
+  let url: URL;
+  try {
+    url = new URL(spec);
+  } catch (cause) {
+    throw new VitefaError(LocalErrorCode.USAGE, `invalid store URL ${redact(spec)}: use mysql://user:pass@host:port/db`, { cause });
+  }
+  const decode = (part: string): string => {
+    try {
+      return decodeURIComponent(part);
+    } catch (cause) {
+      throw new VitefaError(LocalErrorCode.USAGE, `invalid store URL ${redact(spec)}: bad %-escape`, { cause });
+    }
+  };
+  const database = decode(url.pathname.replace(/^\//, ''));
+  if (url.protocol !== 'mysql:' || url.hostname === '' || database === '' || database.includes('/')) {
+    throw new VitefaError(LocalErrorCode.USAGE, `invalid store URL ${redact(spec)}: use mysql://user:pass@host:port/db`);
+  }
+  const port = url.port === '' ? 3306 : Number(url.port);
+  // URL keeps the brackets of an IPv6 literal: fine in the description, not for connecting.
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const user = decode(url.username);
+  const description = `mysql://${url.username === '' ? '' : `${url.username}@`}${url.hostname}:${port}/${url.pathname.slice(1)}`;
+  return { host, port, user, password: decode(url.password), database, description };
+}
+
+function redact(spec: string): string {
+  return spec.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+interface EnvRow {
+  rev: number;
+  floor: number;
+  kept: number;
+  created: number;
+}
+
+/** Transactions are retried this many times in all on deadlock or lock wait timeout. */
+const MAX_ATTEMPTS = 5;
+/** A query that gets no answer in this time is abandoned (a host gone silent, not a refused connection). */
+const QUERY_TIMEOUT_MS = 60_000;
+/** Rows of one multi-row statement: bounded by an estimate of their bytes, to stay under max_allowed_packet. */
+const BATCH_BYTES = 4 << 20;
+const BATCH_ROWS = 1000;
+
+const RETRYABLE = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
+/** Errors that mean the database cannot be used right now (as opposed to a bug in a statement). */
+const UNAVAILABLE = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND',
+  'EAI_AGAIN', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT',
+  'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR', 'ER_CON_COUNT_ERROR', 'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_SERVER_SHUTDOWN', 'ER_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_BAD_DB_ERROR',
+  'ER_HOST_IS_BLOCKED', 'ER_HOST_NOT_PRIVILEGED', 'ER_READ_ONLY_MODE', 'ER_OPTION_PREVENTS_STATEMENT',
+  'ER_CONNECTION_KILLED', 'ER_QUERY_INTERRUPTED',
+]);
+
+/**
+ * The shared system of record: one MySQL (or MariaDB) database that several
+ * servers write at the same time. Each release is one InnoDB transaction
+ * that locks its environment's row, then the single `vitefa_head` row to
+ * allocate its revision; that lock is held until COMMIT, so revisions are
+ * committed in order cluster-wide and a reader of `rev > X ORDER BY rev`
+ * never sees N+1 without N. Every transaction takes the environment row
+ * before the head row, so they cannot deadlock on each other.
+ */
+export class MysqlStore implements Store {
+  readonly description: string;
+  private readonly target: MysqlTarget;
+  private readonly options: MysqlStoreOptions;
+  private pool?: Pool;
+
+  constructor(url: string, options: MysqlStoreOptions) {
+    this.target = parseMysqlUrl(url);
+    this.description = this.target.description;
+    this.options = options;
+  }
+
+  async open(): Promise<void> {
+    if (this.pool !== undefined) return;
+    const { host, port, user, password, database } = this.target;
+    try {
+      await this.guard(async () => {
+        await this.createDatabase();
+        // Revisions stay below 2^53: BIGINT columns come back as plain numbers.
+        this.pool = mysql.createPool({
+          host, port, user, password, database, connectionLimit: 8, maxIdle: 8, idleTimeout: 60_000,
+          enableKeepAlive: true, connectTimeout: 5_000, supportBigNumbers: false, bigNumberStrings: false,
+        });
+        const conn = await this.pool.getConnection();
+        try {
+          await migrate(conn, this.description);
+          await query(conn, 'INSERT IGNORE INTO vitefa_head (id, rev) VALUES (1, 0)');
+        } finally {
+          // The pool is ended anyway when opening fails.
+          conn.release();
+        }
+      });
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.end().catch(() => undefined);
+  }
+
+  head(): Promise<number> {
+    return this.guard(() => this.read(readHead));
+  }
+
+  loadAll(): Promise<EnvState[]> {
+    return this.guard(() => this.snapshot(async (conn) => {
+      const envs = await query<RowDataPacket[]>(conn, 'SELECT name, rev FROM vitefa_envs ORDER BY name');
+      const out = new Map<string, EnvState>();
+      for (const row of envs) out.set(text(row.name), { env: text(row.name), rev: row.rev as number, values: new Map() });
+      const values = await query<RowDataPacket[]>(conn, 'SELECT env, k, v FROM vitefa_values ORDER BY env, k');
+      for (const row of values) out.get(text(row.env))?.values.set(text(row.k), row.v as string);
+      return [...out.values()];
+    }));
+  }
+
+  listEnvs(): Promise<EnvInfo[]> {
+    return this.guard(async () => {
+      const rows = await this.read((db) => query<RowDataPacket[]>(
+        db,
+        `SELECT e.name, e.rev, COUNT(v.k) AS n FROM vitefa_envs e
+         LEFT JOIN vitefa_values v ON v.env = e.name GROUP BY e.name, e.rev ORDER BY e.name`,
+      ));
+      return rows.map((row) => ({ env: text(row.name), rev: row.rev as number, keys: Number(row.n) }));
+    });
+  }
+
+  releasesSince(after: number, limit: number): Promise<StoredRelease[]> {
+    return this.guard(() => this.read((db) => selectReleases(db, {
+      where: 'rev > ?', params: [after], newestFirst: false, limit,
+    })));
+  }
+
+  createEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
+    return this.guard(() => this.transaction(async (tx) => {
+      // The new row first (same lock order as every other write: environment, then head).
+      try {
+        await query(tx, 'INSERT INTO vitefa_envs (name, rev, floor, kept, created) VALUES (?, 0, 0, 1, 0)', [env]);
+      } catch (err) {
+        if (codeOf(err) === 'ER_DUP_ENTRY') throw new RequestError(WireError.ENV_EXISTS, `environment ${env} already exists`);
+        throw err;
+      }
+      const rev = await allocateRevision(tx);
+      const release: StoredRelease = { env, rev, prev: 0, time: meta.time, author: meta.author, op: meta.op, changes: [] };
+      await insertRelease(tx, release);
+      await query(tx, 'UPDATE vitefa_envs SET rev = ?, created = ? WHERE name = ?', [rev, rev, env]);
+      return { commit: true, value: release };
+    }));
+  }
+
+  dropEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
+    return this.guard(() => this.transaction(async (tx) => {
+      const current = await readEnv(tx, env, true);
+      const changes: KeyChange[] = [...(await readEntries(tx, env))].map(([k, v]) => [k, v, null]);
+      const rev = await allocateRevision(tx);
+      const release: StoredRelease = {
+        env, rev, prev: current.rev, time: meta.time, author: meta.author, op: meta.op, changes, drop: true,
+      };
+      await insertRelease(tx, release);
+      // The releases stay (other servers still have to pick up the drop); the next incarnation ignores them.
+      await query(tx, 'DELETE FROM vitefa_values WHERE env = ?', [env]);
+      await query(tx, 'DELETE FROM vitefa_envs WHERE name = ?', [env]);
+      return { commit: true, value: release };
+    }));
+  }
+
+  commit(env: string, meta: CommitMeta, plan: Planner): Promise<StoredRelease | null> {
+    return this.guard(() => this.transaction(async (tx) => {
+      // Locking read first: later plain reads of this transaction then see every release of `env`.
+      const current = await readEnv(tx, env, true);
+      const view: EnvView = {
+        env,
+        rev: current.rev,
+        get: async (key) => (await readValues(tx, env, [key])).get(key),
+        entries: () => readEntries(tx, env),
+        releasesAfter: (fromRev) => between(tx, env, current, fromRev, current.rev),
+      };
+      const planned: Change[] = await plan(view);
+      const before = await readValues(tx, env, [...new Set(planned.map(([key]) => key))]);
+      const changes = keyChangesFrom(planned, (key) => before.get(key));
+      if (changes.length === 0) return { commit: false, value: null };
+      const rev = await allocateRevision(tx);
+      const release: StoredRelease = { env, rev, prev: current.rev, time: meta.time, author: meta.author, op: meta.op, changes };
+      await writeValues(tx, env, changes);
+      await insertRelease(tx, release);
+      const next = await this.prune(tx, env, { ...current, rev, kept: current.kept + 1 });
+      await query(tx, 'UPDATE vitefa_envs SET rev = ?, floor = ?, kept = ? WHERE name = ?', [next.rev, next.floor, next.kept, env]);
+      return { commit: true, value: release };
+    }));
+  }
+
+  history(env: string, q: HistoryQuery): Promise<StoredRelease[]> {
+    return this.guard(() => this.snapshot(async (conn) => {
+      const current = await readEnv(conn, env, false);
+      let where = 'env = ? AND rev >= ?';
+      const params: unknown[] = [env, current.created];
+      if (q.before !== undefined) {
+        where += ' AND rev < ?';
+        params.push(q.before);
+      }
+      return selectReleases(conn, { where, params, newestFirst: true, limit: q.limit, key: q.key });
+    }));
+  }
+
+  releasesBetween(env: string, from: number, to: number): Promise<StoredRelease[]> {
+    return this.guard(() => this.snapshot(async (conn) => between(conn, env, await readEnv(conn, env, false), from, to)));
+  }
+
+  /** Drops the oldest releases of `env` beyond the retention limit, inside the commit's transaction. */
+  private async prune(tx: PoolConnection, env: string, next: EnvRow): Promise<EnvRow> {
+    const excess = next.kept - this.options.retainReleases;
+    if (excess <= 0) return next;
+    const sql = 'SELECT rev FROM vitefa_releases WHERE env = ? AND rev >= ? AND rev < ? ORDER BY rev LIMIT ?';
+    const rows = await query<RowDataPacket[]>(tx, sql, [env, next.created, next.rev, excess]);
+    if (rows.length === 0) return next;
+    const revs = rows.map((row) => row.rev as number);
+    await query(tx, 'DELETE FROM vitefa_changes WHERE rev IN (?)', [revs]);
+    await query(tx, 'DELETE FROM vitefa_releases WHERE rev IN (?)', [revs]);
+    return { ...next, floor: revs[revs.length - 1]!, kept: next.kept - revs.length };
+  }
+
+  /**
+   * Runs `work` in one transaction and commits it if it asks to, retrying
+   * the whole of it (planner included) on deadlock or lock wait timeout.
+   */
+  private async transaction<T>(work: (tx: PoolConnection) => Promise<{ commit: boolean; value: T }>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.bracketed('START TRANSACTION', async (conn) => {
+          const { commit, value } = await work(conn);
+          // A COMMIT that fails on a lost connection may still have committed: the release then
+          // reaches every server through releasesSince, and the caller gets STORE_UNAVAILABLE.
+          return { value, end: commit ? 'COMMIT' : 'ROLLBACK' };
+        });
+      } catch (err) {
+        if (attempt < MAX_ATTEMPTS && RETRYABLE.has(codeOf(err) ?? '')) continue;
+        throw err;
+      }
+    }
+  }
+
+  /** Several reads that must agree with each other: one consistent snapshot. */
+  private snapshot<T>(work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    return this.bracketed('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY', async (conn) => ({
+      value: await work(conn), end: 'COMMIT',
+    }));
+  }
+
+  /**
+   * Runs `work` on one pooled connection between `begin` and the statement
+   * it ends with (ROLLBACK when it throws). The connection goes back to the
+   * pool only when it is known to be healthy; otherwise it is destroyed, so
+   * the pool opens a fresh one once the database is back.
+   */
+  private async bracketed<T>(
+    begin: string, work: (conn: PoolConnection) => Promise<{ value: T; end: 'COMMIT' | 'ROLLBACK' }>,
+  ): Promise<T> {
+    const conn = await this.begin(begin);
+    let healthy = true;
+    try {
+      const { value, end } = await work(conn);
+      await query(conn, end);
+      return value;
+    } catch (err) {
+      healthy = (err as { fatal?: unknown }).fatal !== true && (await query(conn, 'ROLLBACK').then(() => true, () => false));
+      throw err;
+    } finally {
+      if (healthy) conn.release();
+      else conn.destroy();
+    }
+  }
+
+  /**
+   * A pooled connection with `sql` run on it. A connection the database
+   * closed while it sat idle (a restart, a kill) fails on its first
+   * statement, before anything was done: it is dropped and a fresh one
+   * tried, once.
+   */
+  private async begin(sql: string): Promise<PoolConnection> {
+    for (let attempt = 1; ; attempt++) {
+      const conn = await this.db().getConnection();
+      try {
+        await query(conn, sql);
+        return conn;
+      } catch (err) {
+        if (isLost(err)) conn.destroy();
+        else conn.release();
+        if (attempt >= 2 || !isLost(err)) throw err;
+      }
+    }
+  }
+
+  /** A single-statement read on any pooled connection; run again once if the connection was found dead (reads are safe to repeat). */
+  private async read<T>(statement: (db: Pool) => Promise<T>): Promise<T> {
+    try {
+      return await statement(this.db());
+    } catch (err) {
+      if (!isLost(err)) throw err;
+      return statement(this.db());
+    }
+  }
+
+  private db(): Pool {
+    if (this.pool === undefined) throw new RequestError(WireError.STORE_UNAVAILABLE, `database ${this.description} is closed`);
+    return this.pool;
+  }
+
+  /** Connection-level failures become one STORE_UNAVAILABLE naming the database; our own errors pass through. */
+  private async guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      throw this.translate(err);
+    }
+  }
+
+  private translate(err: unknown): unknown {
+    if (err instanceof VitefaError || !isDatabaseError(err)) return err;
+    const code = codeOf(err);
+    const reason = reasonOf(err);
+    if (RETRYABLE.has(code ?? '')) {
+      return new RequestError(WireError.STORE_UNAVAILABLE, `database ${this.description} is busy: ${reason}`, { cause: err });
+    }
+    if (UNAVAILABLE.has(code ?? '') || (err as { fatal?: unknown }).fatal === true || isPoolClosed(err)) {
+      return new RequestError(WireError.STORE_UNAVAILABLE, `database ${this.description} is unreachable: ${reason}`, { cause: err });
+    }
+    return new VitefaError(LocalErrorCode.STORE_FAILED, `database ${this.description} failed: ${reason}`, { cause: err });
+  }
+
+  /** CREATE DATABASE needs a connection without a default database (it may not exist yet). */
+  private async createDatabase(): Promise<void> {
+    const { host, port, user, password, database } = this.target;
+    const conn = await mysql.createConnection({ host, port, user, password, connectTimeout: 5_000 });
+    try {
+      await conn.query(`CREATE DATABASE IF NOT EXISTS ${conn.escapeId(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+    } catch (err) {
+      // A user allowed into an existing database only: the pool finds out whether it is there.
+      if (codeOf(err) !== 'ER_DBACCESS_DENIED_ERROR' && codeOf(err) !== 'ER_SPECIFIC_ACCESS_DENIED_ERROR') throw err;
+    } finally {
+      await conn.end().catch(() => conn.destroy());
+    }
+  }
+}
+
+async function query<T extends RowDataPacket[] | ResultSetHeader = ResultSetHeader>(
+  db: Connection, sql: string, params: unknown[] = [],
+): Promise<T> {
+  const [result] = await db.query<T>({ sql, values: params, timeout: QUERY_TIMEOUT_MS });
+  return result;
+}
+
+async function readHead(db: Connection): Promise<number> {
+  const rows = await query<RowDataPacket[]>(db, 'SELECT rev FROM vitefa_head WHERE id = 1');
+  return (rows[0]?.rev as number | undefined) ?? 0;
+}
+
+/**
+ * The next revision. The row lock taken here is held until COMMIT: the next
+ * release anywhere waits for this one to be committed (or rolled back, which
+ * also rolls the counter back, leaving no gap).
+ */
+async function allocateRevision(tx: PoolConnection): Promise<number> {
+  const result = await query(tx, 'UPDATE vitefa_head SET rev = LAST_INSERT_ID(rev + 1) WHERE id = 1');
+  if (result.affectedRows !== 1) throw new Error('vitefa_head has no row');
+  return result.insertId;
+}
+
+async function readEnv(db: Connection, env: string, forUpdate: boolean): Promise<EnvRow> {
+  const sql = `SELECT rev, floor, kept, created FROM vitefa_envs WHERE name = ?${forUpdate ? ' FOR UPDATE' : ''}`;
+  const row = (await query<RowDataPacket[]>(db, sql, [env]))[0];
+  if (row === undefined) throw envNotFound(env);
+  return { rev: row.rev as number, floor: row.floor as number, kept: row.kept as number, created: row.created as number };
+}
+
+/** Releases of the current incarnation of `env` with from < rev <= to (the same checks as the LMDB store). */
+async function between(db: Connection, env: string, current: EnvRow, from: number, to: number): Promise<StoredRelease[]> {
+  const head = await readHead(db);
+  if (from < current.floor || from > head || to > head) {
+    throw new RequestError(
+      WireError.REVISION_NOT_FOUND,
+      `revision ${from < current.floor ? from : to} of ${env} is not in the history kept (from ${current.floor} to ${head})`,
+    );
+  }
+  return selectReleases(db, {
+    where: 'env = ? AND rev >= ? AND rev > ? AND rev <= ?', params: [env, current.created, from, to], newestFirst: false,
+  });
+}
+
+async function readEntries(db: Connection, env: string): Promise<Map<string, string>> {
+  const rows = await query<RowDataPacket[]>(db, 'SELECT k, v FROM vitefa_values WHERE env = ? ORDER BY k', [env]);
+  return new Map(rows.map((row) => [text(row.k), row.v as string]));
+}
+
+async function readValues(db: Connection, env: string, keys: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < keys.length; i += BATCH_ROWS) {
+    const rows = await query<RowDataPacket[]>(
+      db, 'SELECT k, v FROM vitefa_values WHERE env = ? AND k IN (?)', [env, keys.slice(i, i + BATCH_ROWS)],
+    );
+    for (const row of rows) out.set(text(row.k), row.v as string);
+  }
+  return out;
+}
+
+async function writeValues(tx: PoolConnection, env: string, changes: KeyChange[]): Promise<void> {
+  const upserts = changes.filter(([, , after]) => after !== null).map(([key, , after]) => [env, key, after]);
+  for (const rows of batches(upserts)) {
+    await query(tx, 'INSERT INTO vitefa_values (env, k, v) VALUES ? ON DUPLICATE KEY UPDATE v = VALUES(v)', [rows]);
+  }
+  const removed = changes.filter(([, , after]) => after === null).map(([key]) => key);
+  for (let i = 0; i < removed.length; i += BATCH_ROWS) {
+    await query(tx, 'DELETE FROM vitefa_values WHERE env = ? AND k IN (?)', [env, removed.slice(i, i + BATCH_ROWS)]);
+  }
+}
+
+async function insertRelease(tx: PoolConnection, r: StoredRelease): Promise<void> {
+  await query(tx, 'INSERT INTO vitefa_releases (rev, env, prev, time, author, op, dropped) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+    r.rev, r.env, r.prev, r.time, r.author, r.op, r.drop === true ? 1 : 0,
+  ]);
+  const rows = r.changes.map(([key, before, after], seq) => [r.rev, seq, key, before, after]);
+  for (const batch of batches(rows)) {
+    await query(tx, 'INSERT INTO vitefa_changes (rev, seq, k, before_v, after_v) VALUES ?', [batch]);
+  }
+}
+
+interface ReleaseQuery {
+  /** Conditions on vitefa_releases. */
+  where: string;
+  params: unknown[];
+  newestFirst: boolean;
+  limit?: number;
+  /** Only releases touching this key, with only that key's change. */
+  key?: string;
+}
+
+/** Releases with their changes, in one statement (so a concurrent prune cannot split a release from its changes). */
+async function selectReleases(db: Connection, q: ReleaseQuery): Promise<StoredRelease[]> {
+  const order = q.newestFirst ? 'DESC' : 'ASC';
+  const params = [...q.params];
+  let where = q.where;
+  if (q.key !== undefined) {
+    where += ' AND EXISTS (SELECT 1 FROM vitefa_changes x WHERE x.rev = vitefa_releases.rev AND x.k = ?)';
+    params.push(q.key);
+  }
+  let limit = '';
+  if (q.limit !== undefined) {
+    limit = ' LIMIT ?';
+    params.push(Math.max(0, Math.floor(q.limit)));
+  }
+  let join = 'c.rev = r.rev';
+  if (q.key !== undefined) {
+    join += ' AND c.k = ?';
+    params.push(q.key);
+  }
+  const rows = await query<RowDataPacket[]>(
+    db,
+    `SELECT r.rev, r.env, r.prev, r.time, r.author, r.op, r.dropped, c.k, c.before_v, c.after_v
+     FROM (SELECT rev, env, prev, time, author, op, dropped FROM vitefa_releases
+           WHERE ${where} ORDER BY rev ${order}${limit}) r
+     LEFT JOIN vitefa_changes c ON ${join}
+     ORDER BY r.rev ${order}, c.seq`,
+    params,
+  );
+  const out: StoredRelease[] = [];
+  for (const row of rows) {
+    let release = out[out.length - 1];
+    if (release?.rev !== row.rev) {
+      release = {
+        env: text(row.env), rev: row.rev as number, prev: row.prev as number, time: Number(row.time),
+        author: row.author as string, op: row.op as string, changes: [],
+      };
+      if (row.dropped === 1) release.drop = true;
+      out.push(release);
+    }
+    if (row.k !== null) release.changes.push([text(row.k), row.before_v as string | null, row.after_v as string | null]);
+  }
+  return out;
+}
+
+/** Splits rows into multi-row statements that stay well under max_allowed_packet (16 MiB by default). */
+function* batches(rows: unknown[][]): Generator<unknown[][]> {
+  let batch: unknown[][] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    // Upper bound of the escaped UTF-8 size: at most 3 bytes per UTF-16 unit.
+    const size = row.reduce<number>((n, v) => n + 16 + (typeof v === 'string' ? v.length * 3 : 0), 0);
+    if (batch.length > 0 && (bytes + size > BATCH_BYTES || batch.length >= BATCH_ROWS)) {
+      yield batch;
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(row);
+    bytes += size;
+  }
+  if (batch.length > 0) yield batch;
+}
+
+/** VARBINARY columns come back as Buffers holding UTF-8. */
+function text(value: unknown): string {
+  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+}
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The connection died under the statement (as opposed to the statement failing). */
+function isLost(err: unknown): boolean {
+  return (err as { fatal?: unknown } | null)?.fatal === true;
+}
+
+const isPoolClosed = (err: unknown): boolean => err instanceof Error && /^Pool is closed/.test(err.message);
+
+/** An error raised by the driver or the database (not by a planner or by this store). */
+function isDatabaseError(err: unknown): boolean {
+  if (!(err instanceof Error) || err instanceof VitefaError) return false;
+  const e = err as { sqlState?: unknown; fatal?: unknown; errno?: unknown };
+  return e.sqlState !== undefined || typeof e.fatal === 'boolean' || UNAVAILABLE.has(codeOf(err) ?? '') || isPoolClosed(err);
+}
+
+/** A readable cause: connecting to a name with several addresses fails with an AggregateError and no message. */
+function reasonOf(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.message !== '') return err.message;
+  if (err instanceof AggregateError) return err.errors.map(reasonOf).join('; ');
+  return codeOf(err) ?? err.name;
+}
