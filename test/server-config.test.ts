@@ -1,0 +1,66 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { resolveServerConfig } from '../src/server/config.js';
+import { databaseName, dropDatabase, MYSQL_BASE, query } from './support/mysql.js';
+import { run, tempDir } from './support/procs.js';
+
+const dir = tempDir('vitefa-config-');
+const dbs: string[] = [];
+after(async () => {
+  fs.rmSync(dir, { recursive: true, force: true });
+  for (const db of dbs) await dropDatabase(db);
+});
+
+function configFile(body: unknown): string {
+  const file = path.join(dir, `${Math.random().toString(36).slice(2)}.json`);
+  fs.writeFileSync(file, typeof body === 'string' ? body : JSON.stringify(body));
+  return file;
+}
+
+test('settings come from the flag, else the variable, else the config file, else the default', () => {
+  const file = configFile({ listen: '127.0.0.1:7501', store: 'mysql://u@h:3306/file', history: 7, adminToken: 'from-file' });
+  const fromFile = resolveServerConfig({ config: file }, {});
+  assert.deepEqual(fromFile.listen, { host: '127.0.0.1', port: 7501 });
+  assert.equal(fromFile.store, 'mysql://u@h:3306/file');
+  assert.equal(fromFile.history, 7);
+  assert.equal(fromFile.adminToken, 'from-file');
+  const fromEnv = resolveServerConfig({}, { VITEFA_CONFIG: file, VITEFA_STORE: 'mysql://u@h:3306/env', VITEFA_HISTORY: '9' });
+  assert.equal(fromEnv.store, 'mysql://u@h:3306/env');
+  assert.equal(fromEnv.history, 9);
+  const fromFlag = resolveServerConfig({ config: file, store: '/srv/data', history: '11' }, { VITEFA_STORE: 'mysql://u@h/env' });
+  assert.equal(fromFlag.store, '/srv/data');
+  assert.equal(fromFlag.history, 11);
+  const defaults = resolveServerConfig({}, {});
+  assert.deepEqual(defaults.listen, { host: '127.0.0.1', port: 7400 });
+  assert.equal(defaults.store, './data/server');
+  assert.equal(defaults.maxAgents, 100_000);
+  assert.equal(defaults.adminToken, undefined);
+});
+
+test('a bad config file or setting is one clear error', () => {
+  assert.throws(() => resolveServerConfig({ config: configFile({ lisen: 'x' }) }, {}), /config file .*: .*lisen/);
+  assert.throws(() => resolveServerConfig({ config: configFile({ history: -1 }) }, {}), /config file .*: history: /);
+  assert.throws(() => resolveServerConfig({ config: configFile('{not json') }, {}), /config file .*: .*JSON/);
+  assert.throws(() => resolveServerConfig({ config: path.join(dir, 'missing.json') }, {}), /config file .*missing\.json: ENOENT/);
+  assert.throws(() => resolveServerConfig({ history: 'ten' }, {}), /--history must be a positive whole number/);
+  assert.throws(() => resolveServerConfig({ listen: 'nowhere' }, {}), /invalid address "nowhere"/);
+});
+
+test('`server --migrate-only` creates the schema from a config file and exits; a newer schema is refused', async () => {
+  const db = databaseName();
+  dbs.push(db);
+  const file = configFile({ store: `${MYSQL_BASE}/${db}` });
+  const first = await run(['server', '--config', file, '--migrate-only']);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, new RegExp(`schema of mysql://root@127\\.0\\.0\\.1:3306/${db} is up to date`));
+  const tables = await query<Record<string, string>>(db, 'SHOW TABLES');
+  assert.ok(tables.length >= 5, `tables: ${JSON.stringify(tables)}`);
+  const again = await run(['server', '--migrate-only'], { env: { VITEFA_STORE: `${MYSQL_BASE}/${db}` } });
+  assert.equal(again.code, 0, again.stderr);
+  await query(db, 'UPDATE vitefa_schema SET version = version + 100');
+  const refused = await run(['server', '--store', `${MYSQL_BASE}/${db}`]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /^vitefa: database .* has schema \d+, newer than this build knows \(\d+\)\n$/);
+});
