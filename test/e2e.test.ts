@@ -116,6 +116,27 @@ describe('server + agent + admin, end to end', () => {
     await waitFor('offline=after', async () => (await readValue('demo', 'offline')) === 'after');
   });
 
+  test('the REPL runs the same commands, shows help, survives errors and keeps history', async () => {
+    const historyFile = path.join(dir, 'repl-history');
+    const session = await run(['admin', '--server', address], {
+      input: ['help', 'set demo repl 42', 'get demo repl', 'bogus', "merge demo repl '{oops'", 'get demo repl --json', 'env list', 'quit', ''].join('\n'),
+      env: { VITEFA_HISTORY_FILE: historyFile },
+    });
+    assert.equal(session.code, 0, session.stderr);
+    const out = session.stdout;
+    assert.match(out, /connected to srv-/);
+    assert.match(out, /set ENV KEY VALUE +set a key/);
+    assert.match(out, /demo: revision \d+ \(1 key changed\)/);
+    assert.match(out, /\n?vitefa> 42\n/);
+    assert.match(out, /error: unknown command "bogus"/);
+    assert.match(out, /error: merge value is not valid JSON/);
+    assert.match(out, /"value":"42"/);
+    assert.match(out, /ENV\tREVISION\tKEYS\ndemo\t\d+\t\d+/);
+    assert.deepEqual(fs.readFileSync(historyFile, 'utf8').trim().split('\n'), [
+      'set demo repl 42', 'get demo repl', 'bogus', "merge demo repl '{oops'", 'get demo repl --json', 'env list',
+    ]);
+  });
+
   test('bad input prints one clear line and exits non-zero', async () => {
     const cases: [string[], number, RegExp][] = [
       [['set', 'nope', 'k', '1'], 1, /^vitefa: environment nope does not exist/],

@@ -63,6 +63,13 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
   }
 }
 
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Written to standard input, which is then closed. */
+  input?: string;
+}
+
 /** A running `vitefa` process with its output collected. */
 export class Proc {
   readonly child: ChildProcess;
@@ -70,12 +77,13 @@ export class Proc {
   stderr = '';
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  constructor(args: string[], options: RunOptions = {}) {
     this.child = spawn(process.execPath, [CLI, ...args], {
       cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    if (options.input !== undefined) this.child.stdin!.end(options.input);
     this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
@@ -97,7 +105,7 @@ export class Proc {
 }
 
 /** Runs a `vitefa` command to completion. */
-export function run(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function run(args: string[], options: RunOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const proc = new Proc(args, options);
   return proc.exited.then((code) => ({ code, stdout: proc.stdout, stderr: proc.stderr }));
 }
