@@ -43,7 +43,8 @@ export async function runStart(flags: StartFlags): Promise<void> {
   process.on('SIGINT', () => stop(0));
   process.on('SIGTERM', () => stop(0));
 
-  run('server', ['server', '--listen', flags.listen, '--store', path.join(flags.data, 'server')]);
+  // A host-sized server: one worker per core (the 100,000-agent default would start seven).
+  run('server', ['server', '--listen', flags.listen, '--store', path.join(flags.data, 'server'), '--max-agents', '10000']);
   const client = await connectWithRetry(endpoint, 15_000);
   try {
     await client.request({ op: 'env.add', env: DEMO_ENV });

@@ -125,7 +125,8 @@ describe('a server whose database goes away', () => {
 
   test('refuses writes with one clear error, keeps serving reads and agents from memory, and recovers by itself', async () => {
     await proxy.start(await freePort());
-    const { proc, address } = await startServer(proxy.url(db));
+    // One process (--workers 0): the server without the cluster.
+    const { proc, address } = await startServer(proxy.url(db), ['--workers', '0']);
     procs.track(proc);
     const admin = (...args: string[]) => run(['admin', '--server', address, ...args]);
     assert.equal((await admin('env', 'add', 'prod')).code, 0);

@@ -22,7 +22,7 @@ function configFile(body: unknown): string {
 test('settings come from the flag, else the variable, else the config file, else the default', () => {
   const file = configFile({ listen: '127.0.0.1:7501', store: 'mysql://u@h:3306/file', history: 7, adminToken: 'from-file' });
   const fromFile = resolveServerConfig({ config: file }, {});
-  assert.deepEqual(fromFile.listen, { host: '127.0.0.1', port: 7501 });
+  assert.deepEqual(fromFile.listen, [{ host: '127.0.0.1', port: 7501 }]);
   assert.equal(fromFile.store, 'mysql://u@h:3306/file');
   assert.equal(fromFile.history, 7);
   assert.equal(fromFile.adminToken, 'from-file');
@@ -33,7 +33,7 @@ test('settings come from the flag, else the variable, else the config file, else
   assert.equal(fromFlag.store, '/srv/data');
   assert.equal(fromFlag.history, 11);
   const defaults = resolveServerConfig({}, {});
-  assert.deepEqual(defaults.listen, { host: '127.0.0.1', port: 7400 });
+  assert.deepEqual(defaults.listen, [{ host: '127.0.0.1', port: 7400 }]);
   assert.equal(defaults.store, './data/server');
   assert.equal(defaults.maxAgents, 100_000);
   assert.equal(defaults.adminToken, undefined);

@@ -5,7 +5,8 @@ import { parseEndpoint, type Endpoint } from '../transport/client.js';
 
 /** A server's settings, from flags, then VITEFA_* variables, then the config file, then defaults. */
 export interface ServerConfig {
-  listen: Endpoint;
+  /** One or more addresses (several loopback addresses let one host hold more than 28k connections per address). */
+  listen: Endpoint[];
   store: string;
   adminToken?: string;
   workers?: number;
@@ -24,7 +25,7 @@ const FileSchema = z.strictObject({
   listen: z.string().optional(),
   store: z.string().optional(),
   adminToken: z.string().min(1).optional(),
-  workers: positive.optional(),
+  workers: z.number().int().min(0).optional(),
   maxAgents: positive.optional(),
   peers: z.array(z.string()).optional(),
   history: positive.optional(),
@@ -67,6 +68,12 @@ function int(text: string | undefined, what: string): number | undefined {
   return Number(text);
 }
 
+/** Like int, but 0 is allowed (--workers 0: one process, no cluster). */
+function whole(text: string | undefined, what: string): number | undefined {
+  if (text === '0') return 0;
+  return int(text, what);
+}
+
 const list = (text: string | undefined): string[] | undefined =>
   text === undefined ? undefined : text.split(',').map((s) => s.trim()).filter(Boolean);
 
@@ -77,7 +84,7 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
   const peers = list(flags.peers) ?? list(env.VITEFA_PEERS) ?? file.peers ?? [];
   for (const peer of peers) parseEndpoint(peer);
   const config: ServerConfig = {
-    listen: parseEndpoint(listen),
+    listen: listen.split(',').map((a) => a.trim()).filter(Boolean).map(parseEndpoint),
     store: flags.store ?? env.VITEFA_STORE ?? file.store ?? './data/server',
     maxAgents: int(flags.maxAgents, '--max-agents') ?? int(env.VITEFA_MAX_AGENTS, 'VITEFA_MAX_AGENTS') ?? file.maxAgents ?? 100_000,
     peers,
@@ -88,7 +95,7 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
   if (token !== undefined) config.adminToken = token;
   const pollMs = int(flags.pollMs, '--poll-ms') ?? int(env.VITEFA_POLL_MS, 'VITEFA_POLL_MS') ?? file.pollMs;
   if (pollMs !== undefined) config.pollMs = pollMs;
-  const workers = int(flags.workers, '--workers') ?? int(env.VITEFA_WORKERS, 'VITEFA_WORKERS') ?? file.workers;
+  const workers = whole(flags.workers, '--workers') ?? whole(env.VITEFA_WORKERS, 'VITEFA_WORKERS') ?? file.workers;
   if (workers !== undefined) config.workers = workers;
   return config;
 }

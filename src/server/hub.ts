@@ -11,11 +11,11 @@ import type { PublishedRelease, ServerState } from './state.js';
 import type { CommitMeta, Planner, Store, StoredRelease } from './store/types.js';
 import { checkEnvName, checkKey, Limits, parseValue } from './validate.js';
 
-export type ReleaseListener = (release: PublishedRelease) => void;
+export type ReleaseListener = (release: PublishedRelease, stored: StoredRelease) => void;
 
-/** What the hub reports about the process and the connected agents for `status`. */
+/** What the hub reports about the processes and the connected agents for `status`. */
 export interface StatusSource {
-  status(env: string | undefined): Omit<StatusResult, 'envs'>;
+  status(env: string | undefined): Promise<Omit<StatusResult, 'envs'>>;
 }
 
 export const DEFAULT_HISTORY_LIMIT = 50;
@@ -35,13 +35,65 @@ export class Hub {
   /** Releases this server committed that wait for earlier revisions from other servers. */
   private readonly waiting = new Map<number, StoredRelease>();
   private readonly pulling = new Mutex();
+  private poller?: NodeJS.Timeout;
+  private closed = false;
 
   constructor(store: Store, state: ServerState) {
     this.store = store;
     this.state = state;
   }
 
-  async start(): Promise<void> {
+  /**
+   * Opens the store and loads the state. An unreachable database is waited
+   * for (retrying with backoff); any other failure is thrown.
+   */
+  async open(log: (line: string) => void = () => undefined): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.store.open();
+        await this.load();
+        return;
+      } catch (err) {
+        if (!(err instanceof RequestError && err.status === WireError.STORE_UNAVAILABLE) || this.closed) throw err;
+        const delay = Math.min(5000, 250 * 2 ** attempt);
+        log(`${err.message}; retrying in ${delay} ms`);
+        await this.store.close().catch(() => undefined);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** The safety net that picks up releases committed through other servers, every `intervalMs`. */
+  startPolling(intervalMs: number, log: (line: string) => void = () => undefined): void {
+    let down = false;
+    const tick = (): void => {
+      this.poller = setTimeout(() => {
+        this.pull().then(
+          () => {
+            if (down) log(`store ${this.store.description} is reachable again`);
+            down = false;
+          },
+          (err: unknown) => {
+            if (!down) log(`${(err as Error)?.message ?? String(err)}; serving agents from memory until it returns`);
+            down = true;
+          },
+        ).finally(() => {
+          if (!this.closed) tick();
+        });
+      }, intervalMs);
+      this.poller.unref();
+    };
+    tick();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.poller);
+    await this.pulling.run(async () => undefined);
+    await this.store.close();
+  }
+
+  private async load(): Promise<void> {
     // Head first: anything committed while the state loads is pulled again (and skipped if already loaded).
     const head = await this.store.head();
     const envs = await this.store.loadAll();
@@ -106,7 +158,7 @@ export class Hub {
     this.cursor = stored.rev;
     const published = this.state.apply(stored);
     if (published === undefined) return;
-    for (const listener of this.listeners) listener(published);
+    for (const listener of this.listeners) listener(published, stored);
   }
 
   async execute<R extends AdminRequest>(req: R, author: string): Promise<ResultOf[R['op']]> {
@@ -197,7 +249,7 @@ export class Hub {
         if (req.env !== undefined && !this.state.has(req.env)) throw envNotFound(req.env);
         const envs: EnvInfo[] = this.state.info().filter((e) => req.env === undefined || e.env === req.env);
         if (this.statusSource === undefined) throw new RequestError(WireError.INTERNAL, 'status is not available');
-        return { ...this.statusSource.status(req.env), envs };
+        return { ...(await this.statusSource.status(req.env)), envs };
       }
       default:
         return assertNever(req);

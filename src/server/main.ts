@@ -1,11 +1,40 @@
+import cluster from 'node:cluster';
+import os from 'node:os';
 import { trace } from '../trace.js';
-import { resolveServerConfig, type ServerFlags } from './config.js';
-import { ConfigServer, SERVER_DEFAULTS } from './server.js';
+import { ClusterPrimary, runWorker } from './cluster.js';
+import { resolveServerConfig, type ServerConfig, type ServerFlags } from './config.js';
+import { ConfigServer, newServerId, SERVER_DEFAULTS } from './server.js';
 import { createStore } from './store/create.js';
+
+/**
+ * Connections one worker process holds at most. The process may open 20,000
+ * files (a hard limit here); the rest is headroom for the IPC channel,
+ * listening sockets and sockets being accepted and refused.
+ */
+export const CONNECTIONS_PER_WORKER = 15_000;
+
+/** Workers follow the connection target as well as the core count. */
+export function workerCount(config: ServerConfig): number {
+  return config.workers ?? Math.max(os.availableParallelism(), Math.ceil(config.maxAgents / CONNECTIONS_PER_WORKER));
+}
 
 /** `vitefa server`: runs until SIGINT/SIGTERM (graceful; a second signal forces). */
 export async function runServer(flags: ServerFlags): Promise<void> {
   const config = resolveServerConfig(flags);
+  const log = (line: string): void => void process.stderr.write(`vitefa server: ${line}\n`);
+  const host = {
+    ...SERVER_DEFAULTS,
+    listen: config.listen,
+    adminToken: config.adminToken,
+    peers: config.peers,
+  };
+  if (cluster.isWorker) {
+    const workers = workerCount(config);
+    // Room for an uneven spread: the kernel, not the primary, picks the worker that accepts.
+    const perWorker = Math.min(CONNECTIONS_PER_WORKER + 2_500, Math.ceil((config.maxAgents / workers) * 1.25));
+    runWorker({ ...host, maxConnections: perWorker }, SERVER_DEFAULTS);
+    return;
+  }
   const store = createStore(config.store, { retainReleases: config.history });
   if (config.migrateOnly) {
     await store.open();
@@ -13,26 +42,31 @@ export async function runServer(flags: ServerFlags): Promise<void> {
     process.stdout.write(`schema of ${store.description} is up to date\n`);
     return;
   }
-  const server = new ConfigServer({
-    ...SERVER_DEFAULTS,
-    host: config.listen.host,
-    port: config.listen.port,
-    store,
-    adminToken: config.adminToken,
-    peers: config.peers,
-    maxConnections: config.maxAgents,
-    pollMs: config.pollMs ?? (config.store.startsWith('mysql://') ? 200 : 0),
-    log: (line) => process.stderr.write(`vitefa server: ${line}\n`),
-  });
-  await server.start();
-  process.stdout.write(`vitefa server ${server.serverId} listening on ${server.address}, store ${store.description}\n`);
+  const pollMs = config.pollMs ?? (config.store.startsWith('mysql://') ? 200 : 0);
+  const workers = workerCount(config);
+  let stop: (mode: 'graceful' | 'forced') => Promise<void>;
+  let address: string;
+  const serverId = newServerId();
+  if (workers === 0) {
+    const server = new ConfigServer({ ...host, serverId, store, maxConnections: config.maxAgents, pollMs, log });
+    await server.start();
+    address = server.address;
+    stop = (mode) => server.stop(mode);
+  } else {
+    const primary = new ClusterPrimary({ serverId, store, workers, pollMs, limits: SERVER_DEFAULTS, log });
+    await primary.start();
+    address = primary.addresses.join(',');
+    stop = (mode) => primary.stop(mode);
+  }
+  const mode = workers === 0 ? 'one process' : `${workers} workers`;
+  process.stdout.write(`vitefa server ${serverId} listening on ${address} (${mode}), store ${store.description}\n`);
   let signals = 0;
-  const stop = (signal: string): void => {
+  const onSignal = (signal: string): void => {
     signals++;
     trace('server', `${signal} received`);
-    if (signals > 1) process.exit(130);
-    void server.stop('graceful').then(() => process.exit(0));
+    void stop(signals > 1 ? 'forced' : 'graceful').then(() => process.exit(signals > 1 ? 130 : 0));
+    if (signals > 1) setTimeout(() => process.exit(130), 1000).unref();
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
 }

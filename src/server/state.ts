@@ -46,6 +46,11 @@ export class ServerState {
     this.limits = limits;
   }
 
+  /** Every live environment, for a cluster worker's initial state. */
+  export(): EnvState[] {
+    return [...this.envs].map(([env, live]) => ({ env, rev: live.rev, values: live.values }));
+  }
+
   load(head: number, envs: EnvState[]): void {
     this.envs.clear();
     this.head = head;
@@ -79,7 +84,7 @@ export class ServerState {
    * Applies a committed release and returns it encoded for sending, or
    * undefined when it was already applied (it came back from the poll).
    */
-  apply(stored: StoredRelease): PublishedRelease | undefined {
+  apply(stored: StoredRelease, frame?: Buffer): PublishedRelease | undefined {
     let live = this.envs.get(stored.env);
     if (live !== undefined && stored.rev <= live.rev) return undefined;
     if (live === undefined && stored.op !== 'env.add') return undefined;
@@ -94,7 +99,8 @@ export class ServerState {
       changes: stored.changes.map(([key, , after]) => [key, after]),
     };
     if (stored.drop === true) message.drop = true;
-    const published: PublishedRelease = { message, frame: encodeMessage(message) };
+    // A cluster worker is handed the frame the primary encoded: one encoding per release.
+    const published: PublishedRelease = { message, frame: frame ?? encodeMessage(message) };
     this.head = Math.max(this.head, stored.rev);
     if (stored.drop === true) {
       this.envs.delete(stored.env);

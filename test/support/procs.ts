@@ -114,7 +114,9 @@ export function run(args: string[], options: RunOptions = {}): Promise<{ code: n
 export async function startServer(dataDir: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ proc: Proc; address: string }> {
   for (let attempt = 0; ; attempt++) {
     const address = `127.0.0.1:${await freePort()}`;
-    const proc = new Proc(['server', '--listen', address, '--store', dataDir, ...extra], { env });
+    // Two workers (one per core): the cluster path, without the seven workers of the 100,000-agent default.
+    const sizing = extra.some((a) => a === '--workers' || a === '--max-agents') ? [] : ['--max-agents', '2000'];
+    const proc = new Proc(['server', '--listen', address, '--store', dataDir, ...sizing, ...extra], { env });
     const result = await Promise.race([
       proc.waitForOutput(/listening on/, 20_000).then(() => 'up' as const),
       proc.exited.then(() => 'exited' as const),

@@ -379,11 +379,44 @@ export class MysqlStore implements Store {
   }
 }
 
+/**
+ * One statement, bounded in time: a database host that goes silent must not
+ * hang a commit. On expiry the connection's socket is destroyed, which fails
+ * the statement as a lost connection (STORE_UNAVAILABLE). (mysql2's own
+ * `timeout` option leaves its timer armed when a connection dies mid-query.)
+ */
 async function query<T extends RowDataPacket[] | ResultSetHeader = ResultSetHeader>(
-  db: Connection, sql: string, params: unknown[] = [],
+  db: Connection | Pool, sql: string, params: unknown[] = [],
 ): Promise<T> {
-  const [result] = await db.query<T>({ sql, values: params, timeout: QUERY_TIMEOUT_MS });
-  return result;
+  if (isPool(db)) {
+    const conn = await db.getConnection();
+    let fatal = false;
+    try {
+      return await query<T>(conn, sql, params);
+    } catch (err) {
+      fatal = (err as { fatal?: unknown }).fatal === true;
+      throw err;
+    } finally {
+      if (fatal) conn.destroy();
+      else conn.release();
+    }
+  }
+  const timer = setTimeout(() => {
+    (db as unknown as { connection: { stream: { destroy(err: Error): void } } }).connection.stream.destroy(
+      new Error(`no answer within ${QUERY_TIMEOUT_MS} ms`),
+    );
+  }, QUERY_TIMEOUT_MS);
+  timer.unref();
+  try {
+    const [result] = await db.query<T>({ sql, values: params });
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function isPool(db: Connection | Pool): db is Pool {
+  return typeof (db as Pool).getConnection === 'function';
 }
 
 async function readHead(db: Connection): Promise<number> {
