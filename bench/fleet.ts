@@ -1,0 +1,135 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FloorCommand, FloorReply } from './floor-server.js';
+import type { SimCommand, SimReply } from './sim-agents.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const tsx = ['--import', 'tsx'];
+
+/** At most this many sockets per load-generator process (each may open 20,000 files). */
+export const SOCKETS_PER_SIM = 15_000;
+
+type StatusReply = Extract<SimReply, { k: 'status' }>;
+
+/** The simulated agents, spread over as many processes as the socket budget needs. */
+export class SimFleet {
+  private readonly procs: ChildProcess[] = [];
+  private readonly counts: number[] = [];
+
+  constructor(readonly total: number) {
+    const n = Math.max(1, Math.ceil(total / SOCKETS_PER_SIM));
+    for (let i = 0; i < n; i++) {
+      this.counts.push(Math.floor(total / n) + (i < total % n ? 1 : 0));
+      this.procs.push(fork(path.join(here, 'sim-agents.ts'), [], { execArgv: tsx, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    }
+  }
+
+  get processes(): number {
+    return this.procs.length;
+  }
+
+  start(mode: 'protocol' | 'floor', targets: string[], env: string, concurrency = 500): void {
+    let id = 0;
+    this.procs.forEach((p, i) => {
+      // Each process spreads its sockets over every address, starting at a different one.
+      const rotated = [...targets.slice(i % targets.length), ...targets.slice(0, i % targets.length)];
+      p.send({ k: 'start', mode, targets: rotated, count: this.counts[i]!, env, id, concurrency } satisfies SimCommand);
+      id += this.counts[i]!;
+    });
+  }
+
+  join(env: string, count: number): void {
+    this.procs[0]!.send({ k: 'join', env, count } satisfies SimCommand);
+  }
+
+  watch(rev: number): void {
+    for (const p of this.procs) p.send({ k: 'watch', rev } satisfies SimCommand);
+  }
+
+  /** Arrival times of `rev` at every agent (NaN where it did not arrive), and at the joiners. */
+  async report(rev: number): Promise<{ times: Float64Array; joinTimes: Float64Array }> {
+    const parts = await Promise.all(this.procs.map((p) => this.ask<Extract<SimReply, { k: 'report' }>>(p, { k: 'report', rev }, 'report')));
+    const times = new Float64Array(this.total);
+    let offset = 0;
+    for (const part of parts) {
+      times.set(part.times, offset);
+      offset += part.times.length;
+    }
+    return { times, joinTimes: parts[0]!.joinTimes };
+  }
+
+  async status(): Promise<{ connected: number; gaps: number; snapshots: number; errors: number; heldMin: number; heldMax: number; joiners: number[] }> {
+    const parts = await Promise.all(this.procs.map((p) => this.ask<StatusReply>(p, { k: 'status' }, 'status')));
+    return {
+      connected: parts.reduce((n, p) => n + p.connected, 0),
+      gaps: parts.reduce((n, p) => n + p.gaps, 0),
+      snapshots: parts.reduce((n, p) => n + p.snapshots, 0),
+      errors: parts.reduce((n, p) => n + p.errors, 0),
+      heldMin: Math.min(...parts.map((p) => p.heldMin)),
+      heldMax: Math.max(...parts.map((p) => p.heldMax)),
+      joiners: parts[0]!.current,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.procs.map((p) => new Promise<void>((resolve) => {
+      if (p.exitCode !== null) return resolve();
+      p.once('exit', () => resolve());
+      p.send({ k: 'close' } satisfies SimCommand);
+      setTimeout(() => p.kill('SIGKILL'), 3000).unref();
+    })));
+  }
+
+  private ask<T extends SimReply>(p: ChildProcess, command: SimCommand, kind: SimReply['k']): Promise<T> {
+    return new Promise((resolve) => {
+      const onMessage = (m: SimReply): void => {
+        if (m.k !== kind) return;
+        p.off('message', onMessage);
+        resolve(m as T);
+      };
+      p.on('message', onMessage);
+      p.send(command);
+    });
+  }
+}
+
+/** The bare fan-out server of bench/floor-server.ts. */
+export class FloorServer {
+  readonly proc: ChildProcess;
+  constructor() {
+    this.proc = fork(path.join(here, 'floor-server.ts'), [], { execArgv: tsx, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  }
+
+  start(workers: number, listen: string[]): Promise<void> {
+    return this.ask({ k: 'start', workers, listen }, 'listening').then(() => undefined);
+  }
+
+  async connections(): Promise<number> {
+    const reply = await this.ask({ k: 'count' }, 'count');
+    return reply.k === 'count' ? reply.connections : 0;
+  }
+
+  fanout(bytes: number): void {
+    this.proc.send({ k: 'fanout', bytes } satisfies FloorCommand);
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => {
+      this.proc.once('exit', () => resolve());
+      this.proc.send({ k: 'stop' } satisfies FloorCommand);
+    });
+  }
+
+  private ask(command: FloorCommand, kind: FloorReply['k']): Promise<FloorReply> {
+    return new Promise((resolve) => {
+      const onMessage = (m: FloorReply): void => {
+        if (m.k !== kind) return;
+        this.proc.off('message', onMessage);
+        resolve(m);
+      };
+      this.proc.on('message', onMessage);
+      this.proc.send(command);
+    });
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The floor: a bare Node.js fan-out with the same process layout as the
+ * server (a cluster of workers accepting on a shared socket, SCHED_NONE).
+ * No protocol, no state: on command, every worker writes one pre-built frame
+ * of the requested size to each of its sockets. Whatever the server adds on
+ * top of this is the cost of being a config server.
+ *
+ * Forked by bench/run.ts; IPC messages: FloorCommand / FloorReply.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import net from 'node:net';
+
+export type FloorCommand =
+  | { k: 'start'; workers: number; listen: string[] }
+  | { k: 'count' }
+  | { k: 'fanout'; bytes: number }
+  | { k: 'stop' };
+
+export type FloorReply =
+  | { k: 'listening' }
+  | { k: 'count'; connections: number };
+
+type ToWorker = { k: 'fanout'; bytes: number } | { k: 'count'; id: number };
+type FromWorker = { k: 'listening' } | { k: 'count'; id: number; connections: number };
+
+/** A frame of `bytes` bytes in all: a length prefix and filler. */
+function frameOf(bytes: number): Buffer {
+  const frame = Buffer.alloc(bytes, 0x61);
+  frame.writeUInt32BE(bytes - 4, 0);
+  return frame;
+}
+
+if (cluster.isPrimary) {
+  let workers: Worker[] = [];
+  let countId = 0;
+  const counts = new Map<number, number[]>();
+  process.on('message', (command: FloorCommand) => {
+    switch (command.k) {
+      case 'start': {
+        cluster.schedulingPolicy = cluster.SCHED_NONE;
+        cluster.setupPrimary({ serialization: 'advanced', args: [JSON.stringify(command.listen)] });
+        let listening = 0;
+        workers = Array.from({ length: command.workers }, () => {
+          const worker = cluster.fork();
+          worker.on('message', (m: FromWorker) => {
+            if (m.k === 'listening' && ++listening === command.workers) process.send!({ k: 'listening' } satisfies FloorReply);
+            if (m.k === 'count') {
+              const parts = counts.get(m.id)!;
+              parts.push(m.connections);
+              if (parts.length === workers.length) {
+                counts.delete(m.id);
+                process.send!({ k: 'count', connections: parts.reduce((a, b) => a + b, 0) } satisfies FloorReply);
+              }
+            }
+          });
+          return worker;
+        });
+        return;
+      }
+      case 'count': {
+        const id = ++countId;
+        counts.set(id, []);
+        for (const w of workers) w.send({ k: 'count', id } satisfies ToWorker);
+        return;
+      }
+      case 'fanout':
+        for (const w of workers) w.send({ k: 'fanout', bytes: command.bytes } satisfies ToWorker);
+        return;
+      case 'stop':
+        for (const w of workers) w.kill('SIGKILL');
+        process.exit(0);
+    }
+  });
+} else {
+  const listen = JSON.parse(process.argv[2]!) as string[];
+  const sockets = new Set<net.Socket>();
+  let pending = listen.length;
+  for (const address of listen) {
+    const i = address.lastIndexOf(':');
+    const server = net.createServer({ noDelay: true }, (socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => sockets.delete(socket));
+      socket.resume();
+    });
+    server.listen({ host: address.slice(0, i), port: Number(address.slice(i + 1)), backlog: 4096 }, () => {
+      if (--pending === 0) process.send!({ k: 'listening' } satisfies FromWorker);
+    });
+  }
+  process.on('message', (m: ToWorker) => {
+    if (m.k === 'count') process.send!({ k: 'count', id: m.id, connections: sockets.size } satisfies FromWorker);
+    if (m.k === 'fanout') {
+      const frame = frameOf(m.bytes);
+      for (const socket of sockets) socket.write(frame);
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+}

@@ -1,0 +1,361 @@
+/**
+ * The propagation harness: `npm run bench -- --agents N [--json FILE]`.
+ *
+ * In one run, on this machine: a bare Node.js fan-out (the floor) and a real
+ * `vitefa server` (cluster), each with the same process layout, the same
+ * agents spread over the same loopback addresses; propagation from the
+ * admin's write to every agent's receipt, the floor's the same way, and their
+ * ratio; time to connect; server memory per connection; a burst of small
+ * releases; a large snapshot joining while releases go out; a reconnect
+ * storm after SIGKILL. Prints a table, writes JSON and an SVG plot.
+ */
+import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { AdminClient } from '../src/admin/client.js';
+import { encodeMessage, MessageType } from '../src/protocol/index.js';
+import { CONNECTIONS_PER_WORKER } from '../src/server/main.js';
+import { FloorServer, SimFleet } from './fleet.js';
+import { cdfSvg } from './plot.js';
+import { now } from './sim-agents.js';
+import { fmtMs, median, summarize, table, type Summary } from './stats.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+
+const { values: args } = parseArgs({
+  options: {
+    agents: { type: 'string', default: '1000' },
+    rounds: { type: 'string', default: '5' },
+    port: { type: 'string', default: '7600' },
+    releases: { type: 'string', default: '500' },
+    'snapshot-keys': { type: 'string', default: '50000' },
+    json: { type: 'string' },
+    svg: { type: 'string' },
+    'skip-floor': { type: 'boolean', default: false },
+    'skip-storm': { type: 'boolean', default: false },
+    'skip-snapshot': { type: 'boolean', default: false },
+    timeout: { type: 'string', default: '600' },
+  },
+  strict: true,
+});
+
+const AGENTS = Number(args.agents);
+const ROUNDS = Number(args.rounds);
+const PORT = Number(args.port);
+if (!Number.isInteger(AGENTS) || AGENTS < 1 || !Number.isInteger(ROUNDS) || ROUNDS < 1 || PORT < 1024 || (PORT >= 32768 && PORT <= 60999)) {
+  process.stderr.write('usage: npm run bench -- --agents N [--rounds R] [--port P (outside 32768-60999)] [--json FILE] [--svg FILE]\n');
+  process.exit(2);
+}
+// The whole run stops by itself, whatever happens.
+setTimeout(() => {
+  process.stderr.write(`\nbench: time limit of ${args.timeout} s reached; stopping\n`);
+  cleanup();
+  process.exit(1);
+}, Number(args.timeout) * 1000).unref();
+
+/** Up to 25,000 agents per loopback address: below the 28,232 ephemeral ports one destination allows. */
+const ADDRESSES = Array.from({ length: Math.max(1, Math.ceil(AGENTS / 25_000)) }, (_, i) => `127.0.0.${i + 2}:${PORT}`);
+const WORKERS = Math.max(os.availableParallelism(), Math.ceil(AGENTS / CONNECTIONS_PER_WORKER));
+const ENV = 'bench';
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitefa-bench-'));
+let serverProc: ChildProcess | undefined;
+let fleet: SimFleet | undefined;
+let floor: FloorServer | undefined;
+
+const tty = process.stderr.isTTY;
+function progress(line: string): void {
+  if (tty) process.stderr.write(`\r\x1b[K${line}`);
+}
+function say(line: string): void {
+  if (tty) process.stderr.write('\r\x1b[K');
+  process.stderr.write(`${line}\n`);
+}
+
+async function until<T>(what: string, check: () => Promise<T | false>, timeoutMs: number, show?: (v: T | false) => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (show) progress(show(value));
+    if (value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Resident memory of a process and all its descendants, in bytes. */
+function treeRss(pid: number): number {
+  let total = 0;
+  const visit = (p: number): void => {
+    try {
+      const status = fs.readFileSync(`/proc/${p}/status`, 'utf8');
+      total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+      const children = fs.readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
+      for (const c of children.split(/\s+/).filter(Boolean)) visit(Number(c));
+    } catch {
+      // the process is gone
+    }
+  };
+  visit(pid);
+  return total;
+}
+
+async function startServer(): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [CLI, 'server', '--listen', ADDRESSES.join(','), '--store', path.join(dataDir, 'server'), '--max-agents', String(AGENTS)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('listening on')) resolve();
+    });
+    proc.once('exit', (code) => reject(new Error(`server exited (${code}): ${out}`)));
+  });
+  return proc;
+}
+
+function admin(): Promise<AdminClient> {
+  const [host, port] = ADDRESSES[0]!.split(':');
+  return AdminClient.connect({ host: host!, port: Number(port), connectTimeoutMs: 10_000, requestTimeoutMs: 120_000 });
+}
+
+/** Latencies (ms) of one round: receipt time minus the moment the write was sent. */
+function latencies(times: Float64Array, t0: number): { samples: number[]; received: number } {
+  const samples: number[] = [];
+  for (const t of times) if (!Number.isNaN(t)) samples.push(t - t0);
+  return { samples, received: samples.length };
+}
+
+interface Round {
+  summary: Summary;
+  received: number;
+}
+
+function cleanup(): void {
+  serverProc?.kill('SIGKILL');
+  void floor?.stop();
+  void fleet?.close();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
+
+async function floorPhase(frameBytes: number): Promise<{ connectMs: number; bytesPerConn: number; rounds: Round[]; all: number[] }> {
+  say(`floor: bare fan-out, ${WORKERS} workers, ${AGENTS} sockets over ${ADDRESSES.length} addresses`);
+  floor = new FloorServer();
+  await floor.start(WORKERS, ADDRESSES);
+  const rssBefore = treeRss(floor.proc.pid!);
+  fleet = new SimFleet(AGENTS);
+  const t0 = Date.now();
+  fleet.start('floor', ADDRESSES, ENV);
+  await until('floor connections', async () => ((await floor!.connections()) >= AGENTS ? true : false), 300_000);
+  const connectMs = Date.now() - t0;
+  await new Promise((r) => setTimeout(r, 2000));
+  const bytesPerConn = (treeRss(floor.proc.pid!) - rssBefore) / AGENTS;
+  const rounds: Round[] = [];
+  const all: number[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    fleet.watch(round);
+    await new Promise((r) => setTimeout(r, 200));
+    const sent = now();
+    floor.fanout(frameBytes);
+    const times = await until(`floor round ${round}`, async () => {
+      const { times } = await peek(fleet!, round);
+      return countReceived(times) >= AGENTS ? times : false;
+    }, 60_000);
+    const { samples, received } = latencies(times, sent);
+    all.push(...samples);
+    rounds.push({ summary: summarize(samples), received });
+    say(`  round ${round}: p50 ${fmtMs(rounds.at(-1)!.summary.p50)} ms, p99 ${fmtMs(rounds.at(-1)!.summary.p99)} ms, max ${fmtMs(rounds.at(-1)!.summary.max)} ms, ${received}/${AGENTS}`);
+  }
+  await fleet.close();
+  await floor.stop();
+  fleet = undefined;
+  floor = undefined;
+  return { connectMs, bytesPerConn, rounds, all };
+}
+
+/** What the agents have recorded so far for `rev` (recording goes on). */
+function peek(f: SimFleet, rev: number): Promise<{ times: Float64Array; joinTimes: Float64Array }> {
+  return f.report(rev);
+}
+function countReceived(times: Float64Array): number {
+  let n = 0;
+  for (const t of times) if (!Number.isNaN(t)) n++;
+  return n;
+}
+
+async function main(): Promise<void> {
+  if (!fs.existsSync(CLI)) execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
+  say(`vitefa bench: ${AGENTS} agents, ${ROUNDS} rounds, ${WORKERS} server workers, ${Math.ceil(AGENTS / 15_000)} load processes, ${os.availableParallelism()} cores (${cpu})`);
+
+  // The release every round sends, to size the floor's frame identically.
+  const sample = encodeMessage({ t: MessageType.Release, env: ENV, rev: 1_000_000, prev: 999_999, time: Date.now(), author: `bench@${ADDRESSES[0]}:40000`, op: 'set', changes: [['k', '1000001']] });
+  const floorResult = args['skip-floor'] ? undefined : await floorPhase(sample.length);
+
+  say(`server: vitefa server, ${WORKERS} workers, embedded store`);
+  serverProc = await startServer();
+  const rssBefore = treeRss(serverProc.pid!);
+  const client = await admin();
+  await client.request({ op: 'env.add', env: ENV });
+  let last = (await client.request({ op: 'set', env: ENV, key: 'k', value: '0' })).rev;
+  fleet = new SimFleet(AGENTS);
+  const c0 = Date.now();
+  fleet.start('protocol', ADDRESSES, ENV);
+  const f = fleet;
+  await until('agents connected and current', async () => {
+    const s = await f.status();
+    return s.connected >= AGENTS && s.heldMin >= last ? s : false;
+  }, 600_000, (s) => (s ? '' : `connecting: ${((Date.now() - c0) / 1000).toFixed(1)} s`));
+  const connectMs = Date.now() - c0;
+  say(`  ${AGENTS} agents connected and current in ${(connectMs / 1000).toFixed(1)} s`);
+  await new Promise((r) => setTimeout(r, 3000));
+  const bytesPerConn = (treeRss(serverProc.pid!) - rssBefore) / AGENTS;
+
+  const rounds: Round[] = [];
+  const all: number[] = [];
+  const commitMs: number[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const rev = last + 1;
+    fleet.watch(rev);
+    await new Promise((r) => setTimeout(r, 200));
+    const sent = now();
+    const result = await client.request({ op: 'set', env: ENV, key: 'k', value: String(rev) });
+    commitMs.push(now() - sent);
+    if (result.rev !== rev) throw new Error(`expected revision ${rev}, got ${result.rev}`);
+    last = rev;
+    const times = await until(`round ${round}`, async () => {
+      const { times } = await peek(f, rev);
+      return countReceived(times) >= AGENTS ? times : false;
+    }, 60_000);
+    const { samples, received } = latencies(times, sent);
+    all.push(...samples);
+    rounds.push({ summary: summarize(samples), received });
+    say(`  round ${round}: p50 ${fmtMs(rounds.at(-1)!.summary.p50)} ms, p99 ${fmtMs(rounds.at(-1)!.summary.p99)} ms, max ${fmtMs(rounds.at(-1)!.summary.max)} ms, ${received}/${AGENTS} (commit acknowledged after ${fmtMs(commitMs.at(-1)!)} ms)`);
+  }
+
+  // Many small releases in a row, 16 in flight through one admin connection.
+  const releases = Number(args.releases);
+  const b0 = now();
+  let next = 0;
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (next < releases) {
+      const i = next++;
+      last = Math.max(last, (await client.request({ op: 'set', env: ENV, key: `burst/${i % 50}`, value: String(i) })).rev);
+    }
+  }));
+  const committedMs = now() - b0;
+  await until('burst delivered', async () => ((await f.status()).heldMin >= last ? true : false), 120_000);
+  const deliveredMs = now() - b0;
+  say(`  ${releases} releases: committed in ${fmtMs(committedMs)} ms (${Math.round(releases / (committedMs / 1000))}/s), on every agent after ${fmtMs(deliveredMs)} ms`);
+
+  // A large environment snapshot for agents joining at revision 0, while releases go to everyone else.
+  let snapshot: Record<string, number> | undefined;
+  if (!args['skip-snapshot']) {
+    const keys = Number(args['snapshot-keys']);
+    await client.request({ op: 'env.add', env: 'big' });
+    const entries: [string, string][] = Array.from({ length: keys }, (_, i) => [`key/${i}`, JSON.stringify({ id: i, host: `10.0.${i % 256}.${i % 200}`, on: true })]);
+    const big = await client.request({ op: 'apply', env: 'big', entries, replace: false });
+    const joiners = 20;
+    last = big.rev;
+    const rev = last + 1;
+    fleet.watch(rev);
+    fleet.watch(big.rev);
+    await new Promise((r) => setTimeout(r, 200));
+    const j0 = now();
+    fleet.join('big', joiners);
+    const sent = now();
+    const result = await client.request({ op: 'set', env: ENV, key: 'k', value: String(rev) });
+    last = result.rev;
+    const times = await until('release during snapshots', async () => {
+      const { times } = await peek(f, rev);
+      return countReceived(times) >= AGENTS ? times : false;
+    }, 120_000);
+    const during = summarize(latencies(times, sent).samples);
+    const joined = await until('joiners have the snapshot', async () => {
+      const s = await f.status();
+      return s.joiners.length >= joiners && s.joiners.every((h) => h >= big.rev) ? true : false;
+    }, 120_000);
+    void joined;
+    const joinMs = now() - j0;
+    snapshot = { keys, joiners, p50DuringMs: during.p50, p99DuringMs: during.p99, maxDuringMs: during.max, joinersCurrentMs: joinMs };
+    say(`  snapshot of ${keys} keys to ${joiners} joining agents: a release meanwhile reached everyone else at p50 ${fmtMs(during.p50)} / p99 ${fmtMs(during.p99)} / max ${fmtMs(during.max)} ms; joiners current after ${fmtMs(joinMs)} ms`);
+  }
+  client.close();
+
+  // Reconnect storm: SIGKILL the server, start it again, release at once, wait for every agent.
+  let storm: Record<string, number> | undefined;
+  if (!args['skip-storm']) {
+    const before = await f.status();
+    serverProc.kill('SIGKILL');
+    await new Promise((r) => serverProc!.once('exit', r));
+    await until('agents notice', async () => ((await f.status()).connected === 0 ? true : false), 60_000);
+    const s0 = Date.now();
+    serverProc = await startServer();
+    const restarted = Date.now() - s0;
+    const again = await admin();
+    const release = await again.request({ op: 'set', env: ENV, key: 'k', value: '"after restart"' });
+    again.close();
+    const after = await until('every agent current after the restart', async () => {
+      const s = await f.status();
+      return s.connected >= AGENTS && s.heldMin >= release.rev ? s : false;
+    }, 600_000, (s) => (s ? '' : `reconnecting: ${((Date.now() - s0) / 1000).toFixed(1)} s`));
+    const stormMs = Date.now() - s0;
+    storm = { agents: AGENTS, serverRestartMs: restarted, allCurrentMs: stormMs, lostReleases: after.gaps - before.gaps, errors: after.errors };
+    say(`  reconnect storm: server back in ${restarted} ms; all ${AGENTS} agents reconnected and current ${(stormMs / 1000).toFixed(1)} s after the kill; releases lost: ${after.gaps - before.gaps}`);
+  }
+  const final = await f.status();
+  await fleet.close();
+  fleet = undefined;
+  serverProc.kill('SIGTERM');
+
+  const server = summarize(all);
+  const floorAll = floorResult ? summarize(floorResult.all) : undefined;
+  const ratio = (a: number, b: number | undefined): number => (b ? a / b : NaN);
+  const rows = [
+    ['', 'vitefa server', 'floor (bare fan-out)', 'ratio'],
+    ['agents receiving every release', `${Math.min(...rounds.map((r) => r.received))}/${AGENTS}`, floorResult ? `${Math.min(...floorResult.rounds.map((r) => r.received))}/${AGENTS}` : '-', ''],
+    ['propagation p50 (ms)', fmtMs(server.p50), fmtMs(floorAll?.p50 ?? NaN), ratio(server.p50, floorAll?.p50).toFixed(2)],
+    ['propagation p99 (ms)', fmtMs(server.p99), fmtMs(floorAll?.p99 ?? NaN), ratio(server.p99, floorAll?.p99).toFixed(2)],
+    ['propagation max (ms)', fmtMs(server.max), fmtMs(floorAll?.max ?? NaN), ratio(server.max, floorAll?.max).toFixed(2)],
+    ['median of round p99s (ms)', fmtMs(median(rounds.map((r) => r.summary.p99))), floorResult ? fmtMs(median(floorResult.rounds.map((r) => r.summary.p99))) : '-', ''],
+    ['time to connect all (s)', (connectMs / 1000).toFixed(1), floorResult ? (floorResult.connectMs / 1000).toFixed(1) : '-', ''],
+    ['memory per connection (bytes)', bytesPerConn.toFixed(0), floorResult ? floorResult.bytesPerConn.toFixed(0) : '-', ''],
+    ['commit acknowledged (ms, median)', fmtMs(median(commitMs)), '', ''],
+  ];
+  process.stdout.write(`\n${table(rows)}\n`);
+  if (final.gaps > 0 || final.errors > 0) process.stdout.write(`WARNING: ${final.gaps} gaps, ${final.errors} protocol errors seen by agents\n`);
+
+  const report = {
+    date: new Date().toISOString(),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: { cores: os.availableParallelism(), cpu, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release() },
+    layout: { agents: AGENTS, serverWorkers: WORKERS, loadProcesses: Math.ceil(AGENTS / 15_000), addresses: ADDRESSES, frameBytes: sample.length, rounds: ROUNDS },
+    propagation: { server, floor: floorAll, ratioP50: ratio(server.p50, floorAll?.p50), ratioP99: ratio(server.p99, floorAll?.p99), rounds: rounds.map((r) => ({ ...r.summary, received: r.received })), floorRounds: floorResult?.rounds.map((r) => ({ ...r.summary, received: r.received })) },
+    connect: { serverMs: connectMs, floorMs: floorResult?.connectMs },
+    memory: { serverBytesPerConnection: bytesPerConn, floorBytesPerConnection: floorResult?.bytesPerConn },
+    commitAckMs: commitMs,
+    burst: { releases, committedMs, deliveredMs, releasesPerSecond: releases / (committedMs / 1000) },
+    snapshot,
+    storm,
+    agentsSaw: { gaps: final.gaps, protocolErrors: final.errors, snapshots: final.snapshots },
+  };
+  if (args.json) fs.writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
+  const svgFile = args.svg ?? (args.json ? args.json.replace(/\.json$/, '') + '.svg' : undefined);
+  if (svgFile) {
+    const series = [{ label: `vitefa server (p99 ${fmtMs(server.p99)} ms)`, color: '#d62728', samples: Float64Array.from(all) }];
+    if (floorResult) series.push({ label: `bare fan-out floor (p99 ${fmtMs(floorAll!.p99)} ms)`, color: '#1f77b4', samples: Float64Array.from(floorResult.all) });
+    fs.writeFileSync(svgFile, cdfSvg(`Propagation to ${AGENTS} agents, ${ROUNDS} releases (${os.availableParallelism()} cores)`, series));
+  }
+  cleanup();
+  process.exit(final.gaps > 0 || rounds.some((r) => r.received < AGENTS) ? 1 : 0);
+}
+
+main().catch((err: unknown) => {
+  say(`bench failed: ${(err as Error).stack ?? String(err)}`);
+  cleanup();
+  process.exit(1);
+});

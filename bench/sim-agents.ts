@@ -1,0 +1,223 @@
+/**
+ * Simulated agents for the harness: one process holds up to ~15,000 sockets
+ * that speak the real protocol (wait for the server's hello, send hello and
+ * subscribe, receive releases and snapshots, acknowledge each, detect gaps,
+ * reconnect with the agent's jittered backoff). In `floor` mode the sockets
+ * only count frames: the receiving end of a bare fan-out.
+ *
+ * Driven over IPC by bench/run.ts (messages: see SimCommand / SimReply).
+ */
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { backoffDelay } from '../src/agent/agent.js';
+import { decodeBody, encodeMessage, FrameDecoder, MessageType, PROTOCOL_VERSION } from '../src/protocol/index.js';
+
+export type SimCommand =
+  | { k: 'start'; mode: 'protocol' | 'floor'; targets: string[]; count: number; env: string; id: number; concurrency: number }
+  /** Record the arrival time of release `rev` (protocol) or of frame number `rev` (floor). */
+  | { k: 'watch'; rev: number }
+  | { k: 'report'; rev: number }
+  | { k: 'status' }
+  /** Also follow `env` from revision 0 on `count` extra sockets (snapshot joiners). */
+  | { k: 'join'; env: string; count: number }
+  | { k: 'close' };
+
+export type SimReply =
+  | { k: 'status'; connected: number; current: number[]; gaps: number; snapshots: number; errors: number; heldMin: number; heldMax: number }
+  | { k: 'report'; rev: number; times: Float64Array; joinTimes: Float64Array };
+
+/** Wall-clock milliseconds with sub-millisecond precision, comparable across processes on one machine. */
+export const now = (): number => performance.timeOrigin + performance.now();
+
+const HELLO_TIMEOUT_MS = 5000;
+
+class SimAgent {
+  socket?: net.Socket;
+  decoder = new FrameDecoder(256 * 1024 * 1024);
+  held = 0;
+  live = false;
+  attempt = 0;
+  frames = 0;
+  constructor(readonly index: number, readonly target: { host: string; port: number }, readonly env: string, readonly joiner: boolean) {}
+}
+
+let mode: 'protocol' | 'floor' = 'protocol';
+let agents: SimAgent[] = [];
+let joiners: SimAgent[] = [];
+let closing = false;
+let gaps = 0;
+let snapshots = 0;
+let errors = 0;
+let idBase = 0;
+const watched = new Map<number, Float64Array>();
+const joinWatched = new Map<number, Float64Array>();
+let pendingStarts: SimAgent[] = [];
+let inFlight = 0;
+let concurrency = 1000;
+
+function record(table: Map<number, Float64Array>, rev: number, index: number): void {
+  const times = table.get(rev);
+  if (times !== undefined) times[index] = now();
+}
+
+function send(reply: SimReply): void {
+  process.send!(reply);
+}
+
+function startNext(): void {
+  while (inFlight < concurrency && pendingStarts.length > 0) {
+    const agent = pendingStarts.shift()!;
+    inFlight++;
+    dial(agent);
+  }
+}
+
+function dial(agent: SimAgent): void {
+  if (closing) return;
+  agent.decoder = new FrameDecoder(256 * 1024 * 1024);
+  agent.live = false;
+  const socket = net.connect({ host: agent.target.host, port: agent.target.port, noDelay: true });
+  agent.socket = socket;
+  let counted = true; // this attempt still holds a place in the connect window
+  const release = (): void => {
+    if (counted) {
+      counted = false;
+      inFlight--;
+      startNext();
+    }
+  };
+  const timer = mode === 'protocol'
+    ? setTimeout(() => {
+        if (!agent.live) socket.destroy(); // no hello: the accept queue may have dropped us
+      }, HELLO_TIMEOUT_MS)
+    : undefined;
+  if (mode === 'floor') {
+    socket.once('connect', () => {
+      agent.live = true;
+      release();
+    });
+  }
+  socket.on('data', (chunk: Buffer) => {
+    let bodies: Buffer[];
+    try {
+      bodies = agent.decoder.push(chunk);
+    } catch {
+      errors++;
+      socket.destroy();
+      return;
+    }
+    for (const body of bodies) {
+      if (mode === 'floor') {
+        agent.frames++;
+        record(watched, agent.frames, agent.index);
+        continue;
+      }
+      const message = decodeBody(body);
+      switch (message.t) {
+        case MessageType.Hello:
+          clearTimeout(timer);
+          agent.live = true;
+          agent.attempt = 0;
+          release();
+          socket.write(encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'agent', id: `sim-${idBase + agent.index}` }));
+          socket.write(encodeMessage({ t: MessageType.Subscribe, all: false, envs: [{ env: agent.env, rev: agent.held }] }));
+          break;
+        case MessageType.Release:
+          if (message.rev <= agent.held) break;
+          if (message.prev !== agent.held) {
+            gaps++; // a release would be lost: count it, then resubscribe from what is held
+            socket.write(encodeMessage({ t: MessageType.Subscribe, all: false, envs: [{ env: agent.env, rev: agent.held }] }));
+            break;
+          }
+          agent.held = message.rev;
+          record(agent.joiner ? joinWatched : watched, message.rev, agent.index);
+          socket.write(encodeMessage({ t: MessageType.Ack, env: message.env, rev: message.rev }));
+          break;
+        case MessageType.Snapshot:
+          snapshots++;
+          agent.held = message.rev;
+          record(agent.joiner ? joinWatched : watched, message.rev, agent.index);
+          socket.write(encodeMessage({ t: MessageType.Ack, env: message.env, rev: message.rev }));
+          break;
+        case MessageType.Ping:
+          socket.write(encodeMessage({ t: MessageType.Pong, n: message.n }));
+          break;
+        default:
+          break;
+      }
+    }
+  });
+  socket.on('error', () => undefined);
+  socket.on('close', () => {
+    clearTimeout(timer);
+    release();
+    agent.live = false;
+    if (closing) return;
+    // The agent's own backoff: exponential with full jitter.
+    setTimeout(() => {
+      pendingStarts.push(agent);
+      startNext();
+    }, backoffDelay(agent.attempt++, 100, 10_000));
+  });
+}
+
+function parseTarget(text: string): { host: string; port: number } {
+  const i = text.lastIndexOf(':');
+  return { host: text.slice(0, i), port: Number(text.slice(i + 1)) };
+}
+
+process.on('message', (command: SimCommand) => {
+  switch (command.k) {
+    case 'start': {
+      mode = command.mode;
+      idBase = command.id;
+      concurrency = command.concurrency;
+      const targets = command.targets.map(parseTarget);
+      agents = Array.from({ length: command.count }, (_, i) => new SimAgent(i, targets[i % targets.length]!, command.env, false));
+      pendingStarts = [...agents];
+      startNext();
+      return;
+    }
+    case 'join': {
+      const target = agents[0]!.target;
+      joiners = Array.from({ length: command.count }, (_, i) => new SimAgent(i, target, command.env, true));
+      pendingStarts.push(...joiners);
+      startNext();
+      return;
+    }
+    case 'watch':
+      watched.set(command.rev, new Float64Array(agents.length).fill(NaN));
+      joinWatched.set(command.rev, new Float64Array(Math.max(joiners.length, 1)).fill(NaN));
+      return;
+    case 'report': {
+      // Recording goes on: the harness may ask again before every agent has it.
+      const times = watched.get(command.rev) ?? new Float64Array(0);
+      const joinTimes = joinWatched.get(command.rev) ?? new Float64Array(0);
+      send({ k: 'report', rev: command.rev, times, joinTimes });
+      return;
+    }
+    case 'status': {
+      let connected = 0;
+      let heldMin = Infinity;
+      let heldMax = 0;
+      const current: number[] = [];
+      for (const a of agents) {
+        if (a.live) connected++;
+        heldMin = Math.min(heldMin, a.held);
+        heldMax = Math.max(heldMax, a.held);
+      }
+      for (const a of joiners) current.push(a.held);
+      send({ k: 'status', connected, current, gaps, snapshots, errors, heldMin: heldMin === Infinity ? 0 : heldMin, heldMax });
+      return;
+    }
+    case 'close':
+      closing = true;
+      for (const a of [...agents, ...joiners]) a.socket?.destroy();
+      setTimeout(() => process.exit(0), 200);
+      return;
+    default: {
+      const unknown: never = command;
+      throw new Error(`unknown command ${JSON.stringify(unknown)}`);
+    }
+  }
+});
