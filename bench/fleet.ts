@@ -29,14 +29,25 @@ export class SimFleet {
     return this.procs.length;
   }
 
-  start(mode: 'protocol' | 'floor', targets: string[], env: string, concurrency = 500): void {
+  /** Connects `share` of the agents (the rest wait for `grow`). */
+  start(mode: 'protocol' | 'floor', targets: string[], env: string, share = 1, concurrency = 500): void {
     let id = 0;
     this.procs.forEach((p, i) => {
       // Each process spreads its sockets over every address, starting at a different one.
       const rotated = [...targets.slice(i % targets.length), ...targets.slice(0, i % targets.length)];
-      p.send({ k: 'start', mode, targets: rotated, count: this.counts[i]!, env, id, concurrency } satisfies SimCommand);
+      const count = this.counts[i]!;
+      p.send({ k: 'start', mode, targets: rotated, count, env, id, concurrency, initial: Math.round(count * share) } satisfies SimCommand);
       id += this.counts[i]!;
     });
+  }
+
+  /** How many agents `start(…, share)` connects. */
+  connectedTarget(share: number): number {
+    return this.counts.reduce((n, c) => n + Math.round(c * share), 0);
+  }
+
+  grow(): void {
+    for (const p of this.procs) p.send({ k: 'grow' } satisfies SimCommand);
   }
 
   join(env: string, count: number): void {
@@ -97,8 +108,10 @@ export class SimFleet {
 /** The bare fan-out server of bench/floor-server.ts. */
 export class FloorServer {
   readonly proc: ChildProcess;
+  readonly heap = new HeapReports();
   constructor() {
-    this.proc = fork(path.join(here, 'floor-server.ts'), [], { execArgv: tsx, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.proc = fork(path.join(here, 'floor-server.ts'), [], { execArgv: [...tsx, '--expose-gc'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env: { ...process.env, NODE_OPTIONS: '--expose-gc' } });
+    this.heap.follow(this.proc);
   }
 
   start(workers: number, listen: string[]): Promise<void> {
@@ -131,5 +144,34 @@ export class FloorServer {
       this.proc.on('message', onMessage);
       this.proc.send(command);
     });
+  }
+}
+
+/**
+ * The memory lines server processes write on SIGUSR2 (after a collection):
+ * the latest heap figure of each process, summed on demand. Other stderr
+ * output is passed through.
+ */
+export class HeapReports {
+  private readonly latest = new Map<number, number>();
+
+  follow(proc: ChildProcess): void {
+    let carry = '';
+    proc.stderr!.on('data', (d: Buffer) => {
+      const lines = (carry + d.toString()).split('\n');
+      carry = lines.pop()!;
+      for (const line of lines) {
+        const m = /pid (\d+): rss \d+ KiB, heap used (\d+) KiB/.exec(line);
+        if (m) this.latest.set(Number(m[1]), Number(m[2]) * 1024);
+        else process.stderr.write(`${line}\n`);
+      }
+    });
+  }
+
+  /** Total heap in use across the processes that reported, in bytes. */
+  total(): number {
+    let sum = 0;
+    for (const v of this.latest.values()) sum += v;
+    return sum;
   }
 }

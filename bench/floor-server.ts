@@ -32,6 +32,12 @@ function frameOf(bytes: number): Buffer {
 
 if (cluster.isPrimary) {
   let workers: Worker[] = [];
+  process.on('SIGUSR2', () => {
+    (globalThis as { gc?: () => void }).gc?.();
+    for (const w of workers) w.process.kill('SIGUSR2');
+    const m = process.memoryUsage();
+    process.stderr.write(`floor: primary pid ${process.pid}: rss ${Math.round(m.rss / 1024)} KiB, heap used ${Math.round(m.heapUsed / 1024)} KiB\n`);
+  });
   let countId = 0;
   const counts = new Map<number, number[]>();
   process.on('message', (command: FloorCommand) => {
@@ -95,4 +101,10 @@ if (cluster.isPrimary) {
     }
   });
   process.on('disconnect', () => process.exit(0));
+  // Same measurement as the server's: collect garbage on SIGUSR2 (Node runs with --expose-gc).
+  process.on('SIGUSR2', () => {
+    (globalThis as { gc?: () => void }).gc?.();
+    const m = process.memoryUsage();
+    process.stderr.write(`floor: worker pid ${process.pid}: rss ${Math.round(m.rss / 1024)} KiB, heap used ${Math.round(m.heapUsed / 1024)} KiB\n`);
+  });
 }

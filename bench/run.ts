@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { AdminClient } from '../src/admin/client.js';
 import { encodeMessage, MessageType } from '../src/protocol/index.js';
 import { CONNECTIONS_PER_WORKER } from '../src/server/main.js';
-import { FloorServer, SimFleet } from './fleet.js';
+import { FloorServer, HeapReports, SimFleet } from './fleet.js';
 import { cdfSvg } from './plot.js';
 import { now } from './sim-agents.js';
 import { fmtMs, median, summarize, table, type Summary } from './stats.js';
@@ -63,6 +63,7 @@ const WORKERS = Math.max(os.availableParallelism(), Math.ceil(AGENTS / CONNECTIO
 const ENV = 'bench';
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitefa-bench-'));
 let serverProc: ChildProcess | undefined;
+let serverHeap = new HeapReports();
 let fleet: SimFleet | undefined;
 let floor: FloorServer | undefined;
 
@@ -105,8 +106,12 @@ function treeRss(pid: number): number {
 
 async function startServer(): Promise<ChildProcess> {
   const proc = spawn(process.execPath, [CLI, 'server', '--listen', ADDRESSES.join(','), '--store', path.join(dataDir, 'server'), '--max-agents', String(AGENTS)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    // --expose-gc: memory is read after a collection (SIGUSR2), in the server and the floor alike.
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '--expose-gc' },
   });
+  serverHeap = new HeapReports();
+  serverHeap.follow(proc);
   let out = '';
   await new Promise<void>((resolve, reject) => {
     proc.stdout!.on('data', (d: Buffer) => {
@@ -135,6 +140,18 @@ interface Round {
   received: number;
 }
 
+/**
+ * Lets connection-time work finish, then has every process of `pid`'s tree
+ * collect its garbage (SIGUSR2 with --expose-gc) before memory is read.
+ */
+async function settle(pid?: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, 2000));
+  if (pid !== undefined) {
+    process.kill(pid, 'SIGUSR2');
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+}
+
 function cleanup(): void {
   serverProc?.kill('SIGKILL');
   void floor?.stop();
@@ -142,18 +159,26 @@ function cleanup(): void {
   fs.rmSync(dataDir, { recursive: true, force: true });
 }
 
-async function floorPhase(frameBytes: number): Promise<{ connectMs: number; bytesPerConn: number; rounds: Round[]; all: number[] }> {
+async function floorPhase(frameBytes: number): Promise<{ connectMs: number; bytesPerConn: number; heapPerConn: number; rounds: Round[]; all: number[] }> {
   say(`floor: bare fan-out, ${WORKERS} workers, ${AGENTS} sockets over ${ADDRESSES.length} addresses`);
   floor = new FloorServer();
   await floor.start(WORKERS, ADDRESSES);
-  const rssBefore = treeRss(floor.proc.pid!);
   fleet = new SimFleet(AGENTS);
   const t0 = Date.now();
-  fleet.start('floor', ADDRESSES, ENV);
+  // Memory per connection is the slope between half and all of the agents,
+  // so one-off growth (heap, young generation) does not count as per-connection.
+  fleet.start('floor', ADDRESSES, ENV, 0.5);
+  const half = fleet.connectedTarget(0.5);
+  await until('floor connections (half)', async () => ((await floor!.connections()) >= half ? true : false), 300_000);
+  await settle(floor.proc.pid);
+  const rssHalf = treeRss(floor.proc.pid!);
+  const heapHalf = floor.heap.total();
+  fleet.grow();
   await until('floor connections', async () => ((await floor!.connections()) >= AGENTS ? true : false), 300_000);
   const connectMs = Date.now() - t0;
-  await new Promise((r) => setTimeout(r, 2000));
-  const bytesPerConn = (treeRss(floor.proc.pid!) - rssBefore) / AGENTS;
+  await settle(floor.proc.pid);
+  const bytesPerConn = (treeRss(floor.proc.pid!) - rssHalf) / (AGENTS - half);
+  const heapPerConn = (floor.heap.total() - heapHalf) / (AGENTS - half);
   const rounds: Round[] = [];
   const all: number[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
@@ -174,7 +199,7 @@ async function floorPhase(frameBytes: number): Promise<{ connectMs: number; byte
   await floor.stop();
   fleet = undefined;
   floor = undefined;
-  return { connectMs, bytesPerConn, rounds, all };
+  return { connectMs, bytesPerConn, heapPerConn, rounds, all };
 }
 
 /** What the agents have recorded so far for `rev` (recording goes on). */
@@ -198,22 +223,32 @@ async function main(): Promise<void> {
 
   say(`server: vitefa server, ${WORKERS} workers, embedded store`);
   serverProc = await startServer();
-  const rssBefore = treeRss(serverProc.pid!);
   const client = await admin();
   await client.request({ op: 'env.add', env: ENV });
   let last = (await client.request({ op: 'set', env: ENV, key: 'k', value: '0' })).rev;
   fleet = new SimFleet(AGENTS);
   const c0 = Date.now();
-  fleet.start('protocol', ADDRESSES, ENV);
+  fleet.start('protocol', ADDRESSES, ENV, 0.5);
   const f = fleet;
+  const half = fleet.connectedTarget(0.5);
+  const connecting = (s: unknown): string => (s ? '' : `connecting: ${((Date.now() - c0) / 1000).toFixed(1)} s`);
+  await until('half the agents connected', async () => {
+    const s = await f.status();
+    return s.connected >= half ? s : false;
+  }, 600_000, connecting);
+  await settle(serverProc.pid);
+  const rssHalf = treeRss(serverProc.pid!);
+  const heapHalf = serverHeap.total();
+  fleet.grow();
   await until('agents connected and current', async () => {
     const s = await f.status();
     return s.connected >= AGENTS && s.heldMin >= last ? s : false;
-  }, 600_000, (s) => (s ? '' : `connecting: ${((Date.now() - c0) / 1000).toFixed(1)} s`));
+  }, 600_000, connecting);
   const connectMs = Date.now() - c0;
   say(`  ${AGENTS} agents connected and current in ${(connectMs / 1000).toFixed(1)} s`);
-  await new Promise((r) => setTimeout(r, 3000));
-  const bytesPerConn = (treeRss(serverProc.pid!) - rssBefore) / AGENTS;
+  await settle(serverProc.pid);
+  const bytesPerConn = (treeRss(serverProc.pid!) - rssHalf) / (AGENTS - half);
+  const heapPerConn = (serverHeap.total() - heapHalf) / (AGENTS - half);
 
   const rounds: Round[] = [];
   const all: number[] = [];
@@ -323,7 +358,8 @@ async function main(): Promise<void> {
     ['propagation max (ms)', fmtMs(server.max), fmtMs(floorAll?.max ?? NaN), ratio(server.max, floorAll?.max).toFixed(2)],
     ['median of round p99s (ms)', fmtMs(median(rounds.map((r) => r.summary.p99))), floorResult ? fmtMs(median(floorResult.rounds.map((r) => r.summary.p99))) : '-', ''],
     ['time to connect all (s)', (connectMs / 1000).toFixed(1), floorResult ? (floorResult.connectMs / 1000).toFixed(1) : '-', ''],
-    ['memory per connection (bytes)', bytesPerConn.toFixed(0), floorResult ? floorResult.bytesPerConn.toFixed(0) : '-', ''],
+    ['memory per connection, RSS (bytes)', bytesPerConn.toFixed(0), floorResult ? floorResult.bytesPerConn.toFixed(0) : '-', ''],
+    ['  of which JS heap (bytes)', heapPerConn.toFixed(0), floorResult ? floorResult.heapPerConn.toFixed(0) : '-', ''],
     ['commit acknowledged (ms, median)', fmtMs(median(commitMs)), '', ''],
   ];
   process.stdout.write(`\n${table(rows)}\n`);
@@ -336,7 +372,11 @@ async function main(): Promise<void> {
     layout: { agents: AGENTS, serverWorkers: WORKERS, loadProcesses: Math.ceil(AGENTS / 15_000), addresses: ADDRESSES, frameBytes: sample.length, rounds: ROUNDS },
     propagation: { server, floor: floorAll, ratioP50: ratio(server.p50, floorAll?.p50), ratioP99: ratio(server.p99, floorAll?.p99), rounds: rounds.map((r) => ({ ...r.summary, received: r.received })), floorRounds: floorResult?.rounds.map((r) => ({ ...r.summary, received: r.received })) },
     connect: { serverMs: connectMs, floorMs: floorResult?.connectMs },
-    memory: { serverBytesPerConnection: bytesPerConn, floorBytesPerConnection: floorResult?.bytesPerConn },
+    memory: {
+      method: 'slope between half and all agents connected, each reading after a garbage collection in every process',
+      serverBytesPerConnection: bytesPerConn, floorBytesPerConnection: floorResult?.bytesPerConn,
+      serverHeapBytesPerConnection: heapPerConn, floorHeapBytesPerConnection: floorResult?.heapPerConn,
+    },
     commitAckMs: commitMs,
     burst: { releases, committedMs, deliveredMs, releasesPerSecond: releases / (committedMs / 1000) },
     snapshot,

@@ -13,7 +13,9 @@ import { backoffDelay } from '../src/agent/agent.js';
 import { decodeBody, encodeMessage, FrameDecoder, MessageType, PROTOCOL_VERSION } from '../src/protocol/index.js';
 
 export type SimCommand =
-  | { k: 'start'; mode: 'protocol' | 'floor'; targets: string[]; count: number; env: string; id: number; concurrency: number }
+  | { k: 'start'; mode: 'protocol' | 'floor'; targets: string[]; count: number; env: string; id: number; concurrency: number; initial: number }
+  /** Start the agents held back by `initial`. */
+  | { k: 'grow' }
   /** Record the arrival time of release `rev` (protocol) or of frame number `rev` (floor). */
   | { k: 'watch'; rev: number }
   | { k: 'report'; rev: number }
@@ -38,6 +40,7 @@ class SimAgent {
   live = false;
   attempt = 0;
   frames = 0;
+  ackPending = false;
   constructor(readonly index: number, readonly target: { host: string; port: number }, readonly env: string, readonly joiner: boolean) {}
 }
 
@@ -54,6 +57,18 @@ const joinWatched = new Map<number, Float64Array>();
 let pendingStarts: SimAgent[] = [];
 let inFlight = 0;
 let concurrency = 1000;
+/** Agents from this index on wait for 'grow'. */
+let heldBack = 0;
+
+/** As the real agent does: acks wait ~200 ms (jittered) and carry the newest revision. */
+function acknowledge(agent: SimAgent, socket: net.Socket): void {
+  if (agent.ackPending) return;
+  agent.ackPending = true;
+  setTimeout(() => {
+    agent.ackPending = false;
+    if (!socket.destroyed) socket.write(encodeMessage({ t: MessageType.Ack, env: agent.env, rev: agent.held }));
+  }, 200 * (0.5 + Math.random()));
+}
 
 function record(table: Map<number, Float64Array>, rev: number, index: number): void {
   const times = table.get(rev);
@@ -131,13 +146,13 @@ function dial(agent: SimAgent): void {
           }
           agent.held = message.rev;
           record(agent.joiner ? joinWatched : watched, message.rev, agent.index);
-          socket.write(encodeMessage({ t: MessageType.Ack, env: message.env, rev: message.rev }));
+          acknowledge(agent, socket);
           break;
         case MessageType.Snapshot:
           snapshots++;
           agent.held = message.rev;
           record(agent.joiner ? joinWatched : watched, message.rev, agent.index);
-          socket.write(encodeMessage({ t: MessageType.Ack, env: message.env, rev: message.rev }));
+          acknowledge(agent, socket);
           break;
         case MessageType.Ping:
           socket.write(encodeMessage({ t: MessageType.Pong, n: message.n }));
@@ -174,10 +189,16 @@ process.on('message', (command: SimCommand) => {
       concurrency = command.concurrency;
       const targets = command.targets.map(parseTarget);
       agents = Array.from({ length: command.count }, (_, i) => new SimAgent(i, targets[i % targets.length]!, command.env, false));
-      pendingStarts = [...agents];
+      pendingStarts = agents.slice(0, command.initial);
+      heldBack = command.initial;
       startNext();
       return;
     }
+    case 'grow':
+      pendingStarts.push(...agents.slice(heldBack));
+      heldBack = agents.length;
+      startNext();
+      return;
     case 'join': {
       const target = agents[0]!.target;
       joiners = Array.from({ length: command.count }, (_, i) => new SimAgent(i, target, command.env, true));

@@ -84,12 +84,25 @@ test('the fan-out writes the same frame to every subscriber and cuts off a slow 
   slow.writableLength = 5000;
   const published = state.apply(release('prod', 6, 4, [['a', '2', '3']]))!;
   fanout.publish(published);
+  assert.equal(fast.frames.length, 0, 'queued until the end of this turn of the event loop');
+  fanout.flush();
   assert.equal(fast.frames[0], published.frame, 'the very same Buffer');
   assert.equal(all.frames[0], published.frame);
   assert.equal(elsewhere.frames.length, 0);
   assert.equal(slow.frames.length, 0);
   assert.match(slow.failed ?? '', /more than 1000 bytes waiting/);
   assert.equal(fanout.slowDisconnects, 1);
+});
+
+test('releases published in one turn go out as one write per agent, in order', () => {
+  const state = stateWith(10);
+  const fanout = new Fanout(state, { maxBufferedBytes: 1 << 20 });
+  const link = new Link('a');
+  fanout.subscribe(link, false, [{ env: 'prod', rev: 4 }]);
+  for (let rev = 5; rev <= 8; rev++) fanout.publish(state.apply(release('prod', rev, rev - 1 === 4 ? 4 : rev - 1, [['a', null, String(rev)]]))!);
+  fanout.flush();
+  assert.equal(link.frames.length, 1, 'one write');
+  assert.deepEqual(decode(link.frames).map((m) => (m.t === 4 ? m.rev : 0)), [5, 6, 7, 8]);
 });
 
 test('an agent following all environments gets new ones as they are created', () => {
@@ -101,5 +114,6 @@ test('an agent following all environments gets new ones as they are created', ()
   assert.deepEqual(initial, ['release other@3', 'release prod@1', 'release prod@2', 'release prod@4']);
   link.frames.length = 0;
   fanout.publish(state.apply(release('new', 7, 0, [], 'env.add'))!);
+  fanout.flush();
   assert.deepEqual(decode(link.frames).map((m) => (m.t === 4 ? m.env : '')), ['new']);
 });

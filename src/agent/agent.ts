@@ -18,6 +18,12 @@ export interface AgentOptions {
   backoffMinMs: number;
   backoffMaxMs: number;
   pingIntervalMs: number;
+  /**
+   * Acknowledgements wait this long and are coalesced (one Ack per
+   * environment, for the newest revision), so that a release's fan-out never
+   * competes with a wave of acks. Acks only feed `status`.
+   */
+  ackDelayMs: number;
 }
 
 export const AGENT_DEFAULTS = {
@@ -26,6 +32,7 @@ export const AGENT_DEFAULTS = {
   backoffMinMs: 100,
   backoffMaxMs: 10_000,
   pingIntervalMs: 15_000,
+  ackDelayMs: 200,
 } as const;
 
 export interface AgentEvents {
@@ -56,6 +63,8 @@ export class Agent {
   private awaitingPong = false;
   /** Environments with a gap, re-subscribed once until something applies. */
   private readonly resyncing = new Set<string>();
+  private readonly unacked = new Map<string, number>();
+  private ackTimer?: NodeJS.Timeout;
 
   constructor(options: AgentOptions, store: LocalStore, events: AgentEvents = {}) {
     this.options = options;
@@ -76,6 +85,7 @@ export class Agent {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.pingTimer);
+    clearTimeout(this.ackTimer);
     this.conn?.end('agent stopping');
   }
 
@@ -169,17 +179,28 @@ export class Agent {
     }
     if (!this.guard(() => this.store.applyRelease(release))) return;
     this.resyncing.delete(release.env);
-    this.conn?.send({ t: MessageType.Ack, env: release.env, rev: release.rev });
+    this.acknowledge(release.env, release.rev);
     const kind = release.drop === true ? 'drop' : 'release';
     trace('agent', `applied ${kind} ${release.env}@${release.rev} (${release.changes.length} changes)`);
     this.events.applied?.(release.env, release.rev, kind);
+  }
+
+  private acknowledge(env: string, rev: number): void {
+    this.unacked.set(env, rev);
+    if (this.ackTimer !== undefined) return;
+    // Jittered, so the agents of one release do not all answer in the same instant.
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      for (const [e, r] of this.unacked) this.conn?.send({ t: MessageType.Ack, env: e, rev: r });
+      this.unacked.clear();
+    }, this.options.ackDelayMs * (0.5 + Math.random()));
   }
 
   private onSnapshot(snapshot: Snapshot): void {
     if (!this.follows(snapshot.env)) return;
     if (!this.guard(() => this.store.applySnapshot(snapshot))) return;
     this.resyncing.delete(snapshot.env);
-    this.conn?.send({ t: MessageType.Ack, env: snapshot.env, rev: snapshot.rev });
+    this.acknowledge(snapshot.env, snapshot.rev);
     trace('agent', `applied snapshot ${snapshot.env}@${snapshot.rev} (${snapshot.entries.length} keys)`);
     this.events.applied?.(snapshot.env, snapshot.rev, 'snapshot');
   }

@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { WireError, type AdminRequest, type StatusResult } from '../protocol/index.js';
 import { trace } from '../trace.js';
 import { VERSION } from '../version.js';
+import { reportMemoryOnSignal } from './diagnostics.js';
 import { RequestError } from './errors.js';
 import { ConnectionHost, type HostOptions, type HostStatus } from './host.js';
 import { Hub } from './hub.js';
@@ -57,6 +58,10 @@ export class ClusterPrimary {
     for (let i = 0; i < this.options.workers; i++) listening.push(this.fork());
     await Promise.all(listening);
     if (this.options.pollMs > 0) this.hub.startPolling(this.options.pollMs, this.options.log);
+    reportMemoryOnSignal(
+      () => 'primary',
+      () => Object.values(cluster.workers ?? {}).forEach((w) => w?.process.kill('SIGUSR2')),
+    );
   }
 
   private fork(): Promise<void> {
@@ -221,6 +226,7 @@ export function runWorker(options: Omit<HostOptions, 'serverId'>, limits: StateL
       }
     }
   });
+  reportMemoryOnSignal(() => `worker with ${host?.connections ?? 0} connections,`);
   // Without the primary there are no releases to serve: leave, agents fail over.
   process.on('disconnect', () => process.exit(0));
   // Ctrl-C reaches the whole process group; the primary decides how workers stop.

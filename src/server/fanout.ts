@@ -40,6 +40,8 @@ export class Fanout {
   private readonly byLink = new Map<AgentLink, Subscription>();
   /** Agents disconnected for being slow, for status and the harness. */
   slowDisconnects = 0;
+  private readonly queued = new Map<string, PublishedRelease[]>();
+  private flushScheduled = false;
 
   constructor(state: ServerState, options: FanoutOptions) {
     this.state = state;
@@ -92,14 +94,37 @@ export class Fanout {
     if (sub !== undefined && (sub.acked.has(env) || sub.all)) sub.acked.set(env, rev);
   }
 
+  /**
+   * Queues a release for its subscribers. Releases queued in the same turn of
+   * the event loop go out together: per environment their frames are joined
+   * into one Buffer and written once per socket, so a burst of releases costs
+   * one write per agent instead of one per release.
+   */
   publish(release: PublishedRelease): void {
     const env = release.message.env;
-    const subs = this.byEnv.get(env);
-    if (subs !== undefined) for (const sub of subs) this.send(sub.link, release.frame);
-    for (const sub of this.followAll) this.send(sub.link, release.frame);
-    if (release.message.drop === true) {
-      this.byEnv.delete(env);
-      for (const sub of this.followAll) sub.acked.delete(env);
+    const queued = this.queued.get(env);
+    if (queued === undefined) this.queued.set(env, [release]);
+    else queued.push(release);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Writes every queued release now. */
+  flush(): void {
+    this.flushScheduled = false;
+    const queued = [...this.queued];
+    this.queued.clear();
+    for (const [env, releases] of queued) {
+      const frame = releases.length === 1 ? releases[0]!.frame : Buffer.concat(releases.map((r) => r.frame));
+      const subs = this.byEnv.get(env);
+      if (subs !== undefined) for (const sub of subs) this.send(sub.link, frame);
+      for (const sub of this.followAll) this.send(sub.link, frame);
+      if (releases.some((r) => r.message.drop === true)) {
+        this.byEnv.delete(env);
+        for (const sub of this.followAll) sub.acked.delete(env);
+      }
     }
   }
 

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WireError, type AgentInfo } from '../protocol/index.js';
+import { encodeMessage, MessageType, PROTOCOL_VERSION, Role, WireError, type AgentInfo } from '../protocol/index.js';
 import type { Endpoint } from '../transport/client.js';
 import { Fanout } from './fanout.js';
 import { ServerSession, type AdminExecutor, type SessionContext } from './session.js';
@@ -52,7 +52,7 @@ export class ConnectionHost {
       fanout: this.fanout,
       admin,
       adminToken: options.adminToken,
-      peers: () => options.peers,
+      hello: encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: options.serverId, peers: options.peers }),
       maxFrameBytes: options.maxFrameBytes,
       onSessionEnd: (session) => this.sessions.delete(session),
     };

@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import os from 'node:os';
 import { trace } from '../trace.js';
 import { ClusterPrimary, runWorker } from './cluster.js';
+import { reportMemoryOnSignal } from './diagnostics.js';
 import { resolveServerConfig, type ServerConfig, type ServerFlags } from './config.js';
 import { ConfigServer, newServerId, SERVER_DEFAULTS } from './server.js';
 import { createStore } from './store/create.js';
@@ -50,6 +51,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   if (workers === 0) {
     const server = new ConfigServer({ ...host, serverId, store, maxConnections: config.maxAgents, pollMs, log });
     await server.start();
+    reportMemoryOnSignal(() => `server with ${server.host.connections} connections,`);
     address = server.address;
     stop = (mode) => server.stop(mode);
   } else {

@@ -20,8 +20,8 @@ export interface SessionContext {
   admin: AdminExecutor;
   /** Admin credential; when unset, admin sessions are accepted from loopback addresses only. */
   adminToken: string | undefined;
-  /** Addresses of the other servers, sent in the hello for failover. */
-  peers: () => string[];
+  /** The server's hello (with the peers agents may fail over to), encoded once for every session. */
+  hello: Buffer;
   maxFrameBytes: number;
   /** Sessions ask the registry to time them out if the handshake does not finish. */
   onSessionEnd: (session: ServerSession) => void;
@@ -51,7 +51,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
     super(socket, ctx.maxFrameBytes);
     this.addr = addr;
     this.ctx = ctx;
-    this.send({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: ctx.serverId, peers: ctx.peers() });
+    this.write(ctx.hello);
   }
 
   get inHandshake(): boolean {

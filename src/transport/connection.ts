@@ -5,6 +5,19 @@ import {
 } from '../protocol/index.js';
 import { trace } from '../trace.js';
 
+const OWNER = Symbol('vitefa.connection');
+type Owned = Duplex & { [OWNER]: FramedConnection };
+
+function onData(this: Owned, chunk: Buffer): void {
+  this[OWNER].onData(chunk);
+}
+function onError(this: Owned, err: Error): void {
+  this[OWNER].onSocketError(err);
+}
+function onClose(this: Owned): void {
+  this[OWNER].socketClosed();
+}
+
 /**
  * Where a socket meets the codec: frames in, typed messages out. A protocol
  * error is answered with one error frame, then the connection closes. While
@@ -19,9 +32,12 @@ export abstract class FramedConnection {
   constructor(socket: Duplex, maxFrameBytes: number) {
     this.socket = socket;
     this.decoder = new FrameDecoder(maxFrameBytes);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err: Error) => this.onSocketError(err));
-    socket.on('close', () => this.socketClosed());
+    // Shared listeners that find the connection on the socket: no closures per
+    // connection (a server holds 100,000 of them).
+    (socket as Owned)[OWNER] = this;
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
   }
 
   get isClosed(): boolean {
@@ -70,7 +86,8 @@ export abstract class FramedConnection {
 
   private closeReason: string | undefined;
 
-  private onData(chunk: Buffer): void {
+  /** @internal */
+  onData(chunk: Buffer): void {
     if (this.closed) return;
     let frames: Buffer[];
     try {
@@ -112,11 +129,13 @@ export abstract class FramedConnection {
     }
   }
 
-  private onSocketError(err: Error): void {
+  /** @internal */
+  onSocketError(err: Error): void {
     this.closeReason ??= err.message;
   }
 
-  private socketClosed(): void {
+  /** @internal */
+  socketClosed(): void {
     if (this.closed) return;
     this.closed = true;
     this.onClosed(this.closeReason ?? 'connection closed by peer');
