@@ -89,3 +89,24 @@ test("the store is in LMDB's 0.9 data format: Debian's mdb_dump and Python's lmd
   const out = execFileSync('/usr/bin/python3', ['-c', script, dir], { encoding: 'utf8' });
   assert.equal(out.trim(), '{"max":20} 5');
 });
+
+test('get serves repeated reads from its cache until the revision moves, and its values are frozen', async () => {
+  const { dir, store } = fresh();
+  store.applyRelease(release('e', 1, 0, [['obj', '{"hosts":["a"]}']]));
+  const reader = ConfigReader.open(dir);
+  const first = reader.get('e', 'obj') as { hosts: string[] };
+  assert.deepEqual(first, { hosts: ['a'] });
+  assert.equal(reader.get('e', 'obj'), first, 'the same object while the revision stays');
+  assert.ok(Object.isFrozen(first) && Object.isFrozen(first.hosts));
+  assert.throws(() => first.hosts.push('b'), TypeError);
+  assert.equal(reader.get('e', 'later'), undefined);
+  store.applyRelease(release('e', 2, 1, [['obj', '{"hosts":["b"]}'], ['later', '7']]));
+  await nextTurn();
+  assert.deepEqual(reader.get('e', 'obj'), { hosts: ['b'] });
+  assert.equal(reader.get('e', 'later'), 7, 'an absent key is looked up again after a release');
+  store.applyRelease(release('e', 3, 2, [], true));
+  await nextTurn();
+  assert.equal(reader.get('e', 'obj'), undefined, 'a dropped environment is gone from the cache too');
+  await reader.close();
+  await store.close();
+});

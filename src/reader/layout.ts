@@ -21,29 +21,34 @@ export const NOTIFY_FILE = 'notify';
 
 export const DEFAULT_AGENT_STORE = './data/agent';
 
-const SEPARATOR = 0;
+/**
+ * lmdb-js key encoder for keys that are plain UTF-8 strings (lmdb-js's default
+ * ordered-binary encoding would escape the 0x00 separator). The key is written
+ * straight into lmdb's key buffer: no Buffer per lookup.
+ */
+export const UTF8_KEYS = {
+  writeKey(key: string | Uint8Array, target: Buffer, start: number): number {
+    // lmdb-js hands its own range bounds (bytes) through here too.
+    if (typeof key !== 'string') {
+      target.set(key, start);
+      return start + key.length;
+    }
+    return start + target.write(key, start, 'utf8');
+  },
+  readKey(buffer: Uint8Array, start: number, end: number): string {
+    return Buffer.from(buffer.buffer, buffer.byteOffset + start, end - start).toString('utf8');
+  },
+};
 
-export function valueKey(env: string, key: string): Buffer {
-  const envBytes = Buffer.byteLength(env);
-  const out = Buffer.allocUnsafe(envBytes + 1 + Buffer.byteLength(key));
-  out.write(env, 0);
-  out[envBytes] = SEPARATOR;
-  out.write(key, envBytes + 1);
-  return out;
+/** The key of `key` in `env` in the values database. */
+export function valueKey(env: string, key: string): string {
+  return `${env}\u0000${key}`;
 }
 
-/** The range of value keys of one environment: [start, end). */
-export function envRange(env: string): { start: Buffer; end: Buffer } {
-  const start = Buffer.concat([Buffer.from(env), Buffer.from([SEPARATOR])]);
-  const end = Buffer.concat([Buffer.from(env), Buffer.from([SEPARATOR + 1])]);
-  return { start, end };
+/** The keys of one environment in the values database: [start, end). */
+export function envRange(env: string): { start: string; end: string } {
+  return { start: `${env}\u0000`, end: `${env}\u0001` };
 }
 
-/** The key part of a value key whose environment prefix is `prefixBytes` long (env plus separator). */
-export function keyOf(valueKeyBytes: Uint8Array, prefixBytes: number): string {
-  return Buffer.from(valueKeyBytes.buffer, valueKeyBytes.byteOffset + prefixBytes, valueKeyBytes.length - prefixBytes).toString('utf8');
-}
-
-export function envKey(env: string): Buffer {
-  return Buffer.from(env);
-}
+/** Options that open the three databases the same way in the agent and in readers. */
+export const DB_OPTIONS = { keyEncoder: UTF8_KEYS, encoding: 'binary' } as const;

@@ -4,10 +4,10 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { assertDataFormatV1 } from '../agent/local-store.js';
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
 import {
-  DB_REVISIONS, DB_VALUES, DEFAULT_AGENT_STORE, envKey, envRange, keyOf, NOTIFY_FILE, valueKey,
+  DB_OPTIONS, DB_REVISIONS, DB_VALUES, DEFAULT_AGENT_STORE, envRange, NOTIFY_FILE, valueKey,
 } from './layout.js';
 
-type Bin = Database<Buffer, Buffer>;
+type Bin = Database<Buffer, string>;
 
 export interface WaitOptions {
   /** Give up after this long and resolve with the revision held then. */
@@ -17,23 +17,38 @@ export interface WaitOptions {
   pollMs?: number;
 }
 
+/** Parsed values of one environment, valid for the revision they were read at. */
+interface EnvCache {
+  rev: number;
+  values: Map<string, unknown>;
+}
+
 /**
  * Reads configuration from the agent's local store: no network, no locks
- * (LMDB snapshot reads on a memory map). Each call sees the latest release
- * committed by the agent, completely or not at all.
+ * (LMDB snapshot reads on a memory map). Reads made in one synchronous run of
+ * JavaScript see one snapshot; the next turn of the event loop sees the
+ * latest release the agent committed, completely or not at all.
+ *
+ * `get` keeps the values it parsed, per environment, for as long as the
+ * environment's revision stays the same (checked once per turn of the event
+ * loop): a repeated read is a map lookup. The values it returns are frozen,
+ * because they are shared.
  */
 export class ConfigReader {
   readonly dir: string;
   private readonly root: RootDatabase;
   private readonly values: Bin;
   private readonly revisions: Bin;
+  private readonly cache = new Map<string, EnvCache>();
+  /** Environments whose cache was checked against the revision in this turn of the event loop. */
+  private readonly checked = new Set<string>();
+  private checkReset?: NodeJS.Timeout;
 
   private constructor(dir: string, root: RootDatabase) {
     this.dir = dir;
     this.root = root;
-    const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
-    this.values = root.openDB({ name: DB_VALUES, ...binary }) as unknown as Bin;
-    this.revisions = root.openDB({ name: DB_REVISIONS, ...binary }) as unknown as Bin;
+    this.values = root.openDB({ name: DB_VALUES, ...DB_OPTIONS }) as unknown as Bin;
+    this.revisions = root.openDB({ name: DB_REVISIONS, ...DB_OPTIONS }) as unknown as Bin;
   }
 
   /** Opens the store an agent writes (default ./data/agent). */
@@ -44,16 +59,22 @@ export class ConfigReader {
     }
     assertDataFormatV1();
     try {
-      return new ConfigReader(resolved, open({ path: resolved, readOnly: true, maxDbs: 4, keyEncoding: 'binary', encoding: 'binary' }));
+      return new ConfigReader(resolved, open({ path: resolved, readOnly: true, maxDbs: 4, ...DB_OPTIONS }));
     } catch (cause) {
       throw new VitefaError(LocalErrorCode.STORE_OPEN, `cannot open agent store ${resolved}: ${(cause as Error).message}`, { cause });
     }
   }
 
-  /** The value of `key` in `env`, parsed; undefined when absent. */
+  /** The value of `key` in `env`, parsed (and frozen); undefined when absent. */
   get(env: string, key: string): unknown {
-    const text = this.getText(env, key);
-    return text === undefined ? undefined : JSON.parse(text);
+    const cached = this.envCache(env);
+    let value = cached.values.get(key);
+    if (value === undefined && !cached.values.has(key)) {
+      const text = this.getText(env, key);
+      value = text === undefined ? undefined : deepFreeze(JSON.parse(text));
+      cached.values.set(key, value);
+    }
+    return value;
   }
 
   /** The JSON text of `key` in `env`, exactly as stored; undefined when absent. */
@@ -66,22 +87,21 @@ export class ConfigReader {
   list(env: string): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     const { start, end } = envRange(env);
-    const prefix = start.length;
     for (const { key, value } of this.values.getRange({ start, end })) {
-      out[keyOf(key, prefix)] = JSON.parse(Buffer.from(value).toString('utf8'));
+      out[key.slice(start.length)] = JSON.parse(Buffer.from(value).toString('utf8'));
     }
     return out;
   }
 
   /** The revision of `env` held by the agent; 0 when the environment is not held. */
   revision(env: string): number {
-    const raw = this.revisions.getBinaryFast(envKey(env));
+    const raw = this.revisions.getBinaryFast(env);
     return raw === undefined ? 0 : Number(raw.toString('latin1'));
   }
 
   /** Environments held, sorted. */
   envs(): string[] {
-    return [...this.revisions.getKeys()].map((k) => Buffer.from(k).toString('utf8'));
+    return [...this.revisions.getKeys()];
   }
 
   /**
@@ -120,6 +140,40 @@ export class ConfigReader {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.checkReset);
     await this.root.close();
   }
+
+  /**
+   * The parsed-value cache of `env`, emptied when the revision moved. The
+   * check runs once per turn of the event loop: lmdb-js renews its read
+   * snapshot from a timer, and the check is forgotten from a timer set after
+   * it, so the cache never serves what the snapshot would not.
+   */
+  private envCache(env: string): EnvCache {
+    let cached = this.cache.get(env);
+    if (cached !== undefined && this.checked.has(env)) return cached;
+    const rev = this.revision(env);
+    if (cached === undefined || cached.rev !== rev) {
+      cached = { rev, values: new Map() };
+      this.cache.set(env, cached);
+    }
+    this.checked.add(env);
+    if (this.checkReset === undefined) {
+      this.checkReset = setTimeout(() => {
+        this.checkReset = undefined;
+        this.checked.clear();
+      }, 0);
+      this.checkReset.unref();
+    }
+    return cached;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
