@@ -41,6 +41,8 @@ class SimAgent {
   attempt = 0;
   frames = 0;
   ackPending = false;
+  /** Ends the hello timeout and frees this attempt's place in the connect window. */
+  helloArrived: () => void = () => undefined;
   constructor(readonly index: number, readonly target: { host: string; port: number }, readonly env: string, readonly joiner: boolean) {}
 }
 
@@ -70,9 +72,9 @@ function acknowledge(agent: SimAgent, socket: net.Socket): void {
   }, 200 * (0.5 + Math.random()));
 }
 
-function record(table: Map<number, Float64Array>, rev: number, index: number): void {
+function record(table: Map<number, Float64Array>, rev: number, index: number, at: number): void {
   const times = table.get(rev);
-  if (times !== undefined) times[index] = now();
+  if (times !== undefined) times[index] = at;
 }
 
 function send(reply: SimReply): void {
@@ -112,54 +114,18 @@ function dial(agent: SimAgent): void {
       release();
     });
   }
+  agent.helloArrived = (): void => {
+    clearTimeout(timer);
+    release();
+  };
   socket.on('data', (chunk: Buffer) => {
-    let bodies: Buffer[];
-    try {
-      bodies = agent.decoder.push(chunk);
-    } catch {
-      errors++;
-      socket.destroy();
-      return;
-    }
-    for (const body of bodies) {
-      if (mode === 'floor') {
-        agent.frames++;
-        record(watched, agent.frames, agent.index);
-        continue;
-      }
-      const message = decodeBody(body);
-      switch (message.t) {
-        case MessageType.Hello:
-          clearTimeout(timer);
-          agent.live = true;
-          agent.attempt = 0;
-          release();
-          socket.write(encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'agent', id: `sim-${idBase + agent.index}` }));
-          socket.write(encodeMessage({ t: MessageType.Subscribe, all: false, envs: [{ env: agent.env, rev: agent.held }] }));
-          break;
-        case MessageType.Release:
-          if (message.rev <= agent.held) break;
-          if (message.prev !== agent.held) {
-            gaps++; // a release would be lost: count it, then resubscribe from what is held
-            socket.write(encodeMessage({ t: MessageType.Subscribe, all: false, envs: [{ env: agent.env, rev: agent.held }] }));
-            break;
-          }
-          agent.held = message.rev;
-          record(agent.joiner ? joinWatched : watched, message.rev, agent.index);
-          acknowledge(agent, socket);
-          break;
-        case MessageType.Snapshot:
-          snapshots++;
-          agent.held = message.rev;
-          record(agent.joiner ? joinWatched : watched, message.rev, agent.index);
-          acknowledge(agent, socket);
-          break;
-        case MessageType.Ping:
-          socket.write(encodeMessage({ t: MessageType.Pong, n: message.n }));
-          break;
-        default:
-          break;
-      }
+    // Stamp the arrival now and decode after this round of I/O: one process
+    // plays thousands of agents, and each one's decoding must not delay the
+    // next one's receipt (a real agent has its host to itself).
+    inbox.push({ agent, socket, chunk, at: now() });
+    if (!draining) {
+      draining = true;
+      setImmediate(drain);
     }
   });
   socket.on('error', () => undefined);
@@ -174,6 +140,75 @@ function dial(agent: SimAgent): void {
       startNext();
     }, backoffDelay(agent.attempt++, 100, 10_000));
   });
+}
+
+interface Arrival {
+  agent: SimAgent;
+  socket: net.Socket;
+  chunk: Buffer;
+  at: number;
+}
+let inbox: Arrival[] = [];
+let draining = false;
+
+function drain(): void {
+  draining = false;
+  const batch = inbox;
+  inbox = [];
+  for (const item of batch) handleChunk(item);
+}
+
+function handleChunk({ agent, socket, chunk, at }: Arrival): void {
+  if (socket.destroyed) return;
+  {
+    let bodies: Buffer[];
+    try {
+      bodies = agent.decoder.push(chunk);
+    } catch {
+      errors++;
+      socket.destroy();
+      return;
+    }
+    for (const body of bodies) {
+      if (mode === 'floor') {
+        agent.frames++;
+        record(watched, agent.frames, agent.index, at);
+        continue;
+      }
+      const message = decodeBody(body);
+      switch (message.t) {
+        case MessageType.Hello:
+          agent.helloArrived();
+          agent.live = true;
+          agent.attempt = 0;
+          socket.write(encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'agent', id: `sim-${idBase + agent.index}` }));
+          socket.write(encodeMessage({ t: MessageType.Subscribe, all: false, envs: [{ env: agent.env, rev: agent.held }] }));
+          break;
+        case MessageType.Release:
+          if (message.rev <= agent.held) break;
+          if (message.prev !== agent.held) {
+            gaps++; // a release would be lost: count it, then resubscribe from what is held
+            socket.write(encodeMessage({ t: MessageType.Subscribe, all: false, envs: [{ env: agent.env, rev: agent.held }] }));
+            break;
+          }
+          agent.held = message.rev;
+          record(agent.joiner ? joinWatched : watched, message.rev, agent.index, at);
+          acknowledge(agent, socket);
+          break;
+        case MessageType.Snapshot:
+          snapshots++;
+          agent.held = message.rev;
+          record(agent.joiner ? joinWatched : watched, message.rev, agent.index, at);
+          acknowledge(agent, socket);
+          break;
+        case MessageType.Ping:
+          socket.write(encodeMessage({ t: MessageType.Pong, n: message.n }));
+          break;
+        default:
+          break;
+      }
+    }
+  }
 }
 
 function parseTarget(text: string): { host: string; port: number } {
