@@ -114,8 +114,8 @@ export class FloorServer {
     this.heap.follow(this.proc);
   }
 
-  start(workers: number, listen: string[]): Promise<void> {
-    return this.ask({ k: 'start', workers, listen }, 'listening').then(() => undefined);
+  start(workers: number, listen: string[], cap: number): Promise<void> {
+    return this.ask({ k: 'start', workers, listen, cap }, 'listening').then(() => undefined);
   }
 
   async connections(): Promise<number> {

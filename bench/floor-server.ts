@@ -11,7 +11,8 @@ import cluster, { type Worker } from 'node:cluster';
 import net from 'node:net';
 
 export type FloorCommand =
-  | { k: 'start'; workers: number; listen: string[] }
+  /** `cap`: connections per worker, as the server's (a full worker closes new ones at once). */
+  | { k: 'start'; workers: number; listen: string[]; cap: number }
   | { k: 'count' }
   | { k: 'fanout'; bytes: number }
   | { k: 'stop' };
@@ -44,7 +45,7 @@ if (cluster.isPrimary) {
     switch (command.k) {
       case 'start': {
         cluster.schedulingPolicy = cluster.SCHED_NONE;
-        cluster.setupPrimary({ serialization: 'advanced', args: [JSON.stringify(command.listen)] });
+        cluster.setupPrimary({ serialization: 'advanced', args: [JSON.stringify(command.listen), String(command.cap)] });
         let listening = 0;
         workers = Array.from({ length: command.workers }, () => {
           const worker = cluster.fork();
@@ -79,12 +80,21 @@ if (cluster.isPrimary) {
   });
 } else {
   const listen = JSON.parse(process.argv[2]!) as string[];
+  const cap = Number(process.argv[3]);
   const sockets = new Set<net.Socket>();
+  // A greeting frame, the floor's counterpart of the server's hello: the
+  // client knows the connection was really accepted (not lost in the accept queue).
+  const greeting = frameOf(8);
   let pending = listen.length;
   for (const address of listen) {
     const i = address.lastIndexOf(':');
     const server = net.createServer({ noDelay: true }, (socket) => {
+      if (sockets.size >= cap) {
+        socket.destroy();
+        return;
+      }
       sockets.add(socket);
+      socket.write(greeting);
       socket.on('error', () => undefined);
       socket.on('close', () => sockets.delete(socket));
       socket.resume();
@@ -104,7 +114,11 @@ if (cluster.isPrimary) {
   // Same measurement as the server's: collect garbage on SIGUSR2 (Node runs with --expose-gc).
   process.on('SIGUSR2', () => {
     (globalThis as { gc?: () => void }).gc?.();
-    const m = process.memoryUsage();
-    process.stderr.write(`floor: worker pid ${process.pid}: rss ${Math.round(m.rss / 1024)} KiB, heap used ${Math.round(m.heapUsed / 1024)} KiB\n`);
+    try {
+      const m = process.memoryUsage();
+      process.stderr.write(`floor: worker pid ${process.pid}: rss ${Math.round(m.rss / 1024)} KiB, heap used ${Math.round(m.heapUsed / 1024)} KiB\n`);
+    } catch {
+      // at the file limit /proc cannot be opened
+    }
   });
 }

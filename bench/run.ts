@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AdminClient } from '../src/admin/client.js';
 import { encodeMessage, MessageType } from '../src/protocol/index.js';
-import { CONNECTIONS_PER_WORKER } from '../src/server/main.js';
+import { CONNECTIONS_PER_WORKER, workerCap } from '../src/server/main.js';
 import { FloorServer, HeapReports, SimFleet } from './fleet.js';
 import { cdfSvg } from './plot.js';
 import { now } from './sim-agents.js';
@@ -60,6 +60,8 @@ setTimeout(() => {
 /** Up to 25,000 agents per loopback address: below the 28,232 ephemeral ports one destination allows. */
 const ADDRESSES = Array.from({ length: Math.max(1, Math.ceil(AGENTS / 25_000)) }, (_, i) => `127.0.0.${i + 2}:${PORT}`);
 const WORKERS = Math.max(os.availableParallelism(), Math.ceil(AGENTS / CONNECTIONS_PER_WORKER));
+/** The floor's workers take at most as many connections as the server's do. */
+const PER_WORKER = workerCap(AGENTS, WORKERS);
 const ENV = 'bench';
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitefa-bench-'));
 let serverProc: ChildProcess | undefined;
@@ -162,7 +164,7 @@ function cleanup(): void {
 async function floorPhase(frameBytes: number): Promise<{ connectMs: number; bytesPerConn: number; heapPerConn: number; rounds: Round[]; all: number[] }> {
   say(`floor: bare fan-out, ${WORKERS} workers, ${AGENTS} sockets over ${ADDRESSES.length} addresses`);
   floor = new FloorServer();
-  await floor.start(WORKERS, ADDRESSES);
+  await floor.start(WORKERS, ADDRESSES, PER_WORKER);
   fleet = new SimFleet(AGENTS);
   const t0 = Date.now();
   // Memory per connection is the slope between half and all of the agents,

@@ -103,17 +103,10 @@ function dial(agent: SimAgent): void {
       startNext();
     }
   };
-  const timer = mode === 'protocol'
-    ? setTimeout(() => {
-        if (!agent.live) socket.destroy(); // no hello: the accept queue may have dropped us
-      }, HELLO_TIMEOUT_MS)
-    : undefined;
-  if (mode === 'floor') {
-    socket.once('connect', () => {
-      agent.live = true;
-      release();
-    });
-  }
+  // No hello (the server's, or the floor's greeting) in time: the accept queue may have dropped us.
+  const timer = setTimeout(() => {
+    if (!agent.live) socket.destroy();
+  }, HELLO_TIMEOUT_MS);
   agent.helloArrived = (): void => {
     clearTimeout(timer);
     release();
@@ -171,6 +164,12 @@ function handleChunk({ agent, socket, chunk, at }: Arrival): void {
     }
     for (const body of bodies) {
       if (mode === 'floor') {
+        if (!agent.live) {
+          agent.live = true; // the greeting
+          agent.attempt = 0;
+          agent.helloArrived();
+          continue;
+        }
         agent.frames++;
         record(watched, agent.frames, agent.index, at);
         continue;

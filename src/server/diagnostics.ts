@@ -9,10 +9,15 @@ export function reportMemoryOnSignal(describe: () => string, forward: () => void
     forward();
     const gc = (globalThis as { gc?: () => void }).gc;
     gc?.();
-    const m = process.memoryUsage();
     const kib = (n: number): string => `${Math.round(n / 1024)} KiB`;
-    process.stderr.write(
-      `vitefa server: ${describe()} pid ${process.pid}: rss ${kib(m.rss)}, heap used ${kib(m.heapUsed)}, external ${kib(m.external)}${gc ? ' (after gc)' : ''}\n`,
-    );
+    try {
+      const m = process.memoryUsage();
+      process.stderr.write(
+        `vitefa server: ${describe()} pid ${process.pid}: rss ${kib(m.rss)}, heap used ${kib(m.heapUsed)}, external ${kib(m.external)}${gc ? ' (after gc)' : ''}\n`,
+      );
+    } catch (err) {
+      // Reading RSS opens /proc/self/stat: a process at its file limit cannot. Never fatal.
+      process.stderr.write(`vitefa server: ${describe()} pid ${process.pid}: memory not readable (${(err as Error).message})\n`);
+    }
   });
 }

@@ -19,6 +19,15 @@ export function workerCount(config: ServerConfig): number {
   return config.workers ?? Math.max(os.availableParallelism(), Math.ceil(config.maxAgents / CONNECTIONS_PER_WORKER));
 }
 
+/**
+ * Connections one worker takes before it refuses with SERVER_FULL. Room for an
+ * uneven spread (the kernel, not the primary, picks the worker that accepts),
+ * within the file limit.
+ */
+export function workerCap(maxAgents: number, workers: number): number {
+  return Math.min(CONNECTIONS_PER_WORKER + 2_500, Math.ceil((maxAgents / workers) * 1.25));
+}
+
 /** `vitefa server`: runs until SIGINT/SIGTERM (graceful; a second signal forces). */
 export async function runServer(flags: ServerFlags): Promise<void> {
   const config = resolveServerConfig(flags);
@@ -30,10 +39,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
     peers: config.peers,
   };
   if (cluster.isWorker) {
-    const workers = workerCount(config);
-    // Room for an uneven spread: the kernel, not the primary, picks the worker that accepts.
-    const perWorker = Math.min(CONNECTIONS_PER_WORKER + 2_500, Math.ceil((config.maxAgents / workers) * 1.25));
-    runWorker({ ...host, maxConnections: perWorker }, SERVER_DEFAULTS);
+    runWorker({ ...host, maxConnections: workerCap(config.maxAgents, workerCount(config)) }, SERVER_DEFAULTS);
     return;
   }
   const store = createStore(config.store, { retainReleases: config.history });
