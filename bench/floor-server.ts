@@ -85,24 +85,42 @@ if (cluster.isPrimary) {
   // A greeting frame, the floor's counterpart of the server's hello: the
   // client knows the connection was really accepted (not lost in the accept queue).
   const greeting = frameOf(8);
-  let pending = listen.length;
-  for (const address of listen) {
-    const i = address.lastIndexOf(':');
-    const server = net.createServer({ noDelay: true }, (socket) => {
-      if (sockets.size >= cap) {
-        socket.destroy();
-        return;
-      }
-      sockets.add(socket);
-      socket.write(greeting);
-      socket.on('error', () => undefined);
-      socket.on('close', () => sockets.delete(socket));
-      socket.resume();
-    });
-    server.listen({ host: address.slice(0, i), port: Number(address.slice(i + 1)), backlog: 4096 }, () => {
-      if (--pending === 0) process.send!({ k: 'listening' } satisfies FromWorker);
-    });
-  }
+  // Like the server: a full worker stops listening (so it does not win accepts
+  // it must refuse) and listens again below 95% of its cap.
+  let listeners: net.Server[] = [];
+  let reopening = false;
+  const capacity = (): void => {
+    if (listeners.length > 0 && sockets.size >= cap) {
+      for (const l of listeners.splice(0)) l.close();
+    } else if (listeners.length === 0 && !reopening && sockets.size < cap * 0.95) {
+      reopening = true;
+      void open().finally(() => (reopening = false));
+    }
+  };
+  const open = async (): Promise<void> => {
+    for (const address of listen) {
+      const i = address.lastIndexOf(':');
+      const server = net.createServer({ noDelay: true }, (socket) => {
+        if (sockets.size >= cap) {
+          socket.destroy();
+          return;
+        }
+        sockets.add(socket);
+        socket.write(greeting);
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          sockets.delete(socket);
+          capacity();
+        });
+        socket.resume();
+        capacity();
+      });
+      await new Promise<void>((resolve) => server.listen({ host: address.slice(0, i), port: Number(address.slice(i + 1)), backlog: 4096 }, () => resolve()));
+      server.on('error', () => undefined);
+      listeners.push(server);
+    }
+  };
+  void open().then(() => process.send!({ k: 'listening' } satisfies FromWorker));
   process.on('message', (m: ToWorker) => {
     if (m.k === 'count') process.send!({ k: 'count', id: m.id, connections: sockets.size } satisfies FromWorker);
     if (m.k === 'fanout') {

@@ -54,7 +54,10 @@ export class ConnectionHost {
       adminToken: options.adminToken,
       hello: encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: options.serverId, peers: options.peers }),
       maxFrameBytes: options.maxFrameBytes,
-      onSessionEnd: (session) => this.sessions.delete(session),
+      onSessionEnd: (session) => {
+        this.sessions.delete(session);
+        this.checkCapacity();
+      },
     };
   }
 
@@ -63,9 +66,18 @@ export class ConnectionHost {
   }
 
   async listen(): Promise<void> {
+    await this.openListeners();
+    this.addresses = this.listeners.map((l) => {
+      const bound = l.address() as net.AddressInfo;
+      return `${bound.address}:${bound.port}`;
+    });
+    this.sweeper = setInterval(() => this.sweep(), 1000);
+    this.sweeper.unref();
+  }
+
+  private async openListeners(): Promise<void> {
     for (const endpoint of this.options.listen) {
       const listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
-      listener.on('error', () => undefined);
       await new Promise<void>((resolve, reject) => {
         listener.once('error', reject);
         listener.listen({ port: endpoint.port, host: endpoint.host, backlog: 4096 }, () => {
@@ -73,13 +85,33 @@ export class ConnectionHost {
           resolve();
         });
       });
+      // Accept errors (EMFILE and the like) must not bring the process down.
+      listener.on('error', () => undefined);
       this.listeners.push(listener);
-      const bound = listener.address() as net.AddressInfo;
-      this.addresses.push(`${bound.address}:${bound.port}`);
     }
-    this.sweeper = setInterval(() => this.sweep(), 1000);
-    this.sweeper.unref();
   }
+
+  /**
+   * A full process stops listening, and listens again below 95% of its
+   * limit. With a shared socket an idle (full) worker would otherwise win
+   * most accepts and refuse them, starving the workers that have room; the
+   * other workers go on accepting. (A lone process that is full refuses
+   * connections until it has room; agents back off and retry.)
+   */
+  private checkCapacity(): void {
+    if (this.stopping || this.listeners.length === 0 && this.reopening) return;
+    const max = this.options.maxConnections;
+    if (this.listeners.length > 0 && this.sessions.size >= max) {
+      for (const l of this.listeners.splice(0)) l.close();
+    } else if (this.listeners.length === 0 && this.sessions.size < max * 0.95) {
+      this.reopening = true;
+      this.openListeners().catch(() => undefined).finally(() => {
+        this.reopening = false;
+      });
+    }
+  }
+
+  private reopening = false;
 
   publish(release: PublishedRelease): void {
     this.fanout.publish(release);
@@ -98,6 +130,7 @@ export class ConnectionHost {
       return undefined;
     }
     this.sessions.add(session);
+    this.checkCapacity();
     return session;
   }
 
