@@ -83,6 +83,11 @@ export class SimFleet {
     };
   }
 
+  /** Stop reconnecting (the other side is about to close). */
+  quiet(): void {
+    for (const p of this.procs) p.send({ k: 'quiet' } satisfies SimCommand);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.procs.map((p) => new Promise<void>((resolve) => {
       if (p.exitCode !== null) return resolve();

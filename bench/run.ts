@@ -46,8 +46,8 @@ const { values: args } = parseArgs({
 const AGENTS = Number(args.agents);
 const ROUNDS = Number(args.rounds);
 const PORT = Number(args.port);
-if (!Number.isInteger(AGENTS) || AGENTS < 1 || !Number.isInteger(ROUNDS) || ROUNDS < 1 || PORT < 1024 || (PORT >= 32768 && PORT <= 60999)) {
-  process.stderr.write('usage: npm run bench -- --agents N [--rounds R] [--port P (outside 32768-60999)] [--json FILE] [--svg FILE]\n');
+if (!Number.isInteger(AGENTS) || AGENTS < 1 || !Number.isInteger(ROUNDS) || ROUNDS < 1 || PORT < 1024 || (PORT + 1 >= 32768 && PORT <= 60999)) {
+  process.stderr.write('usage: npm run bench -- --agents N [--rounds R] [--port P (P and P+1 outside 32768-60999)] [--json FILE] [--svg FILE]\n');
   process.exit(2);
 }
 // The whole run stops by itself, whatever happens.
@@ -57,8 +57,15 @@ setTimeout(() => {
   process.exit(1);
 }, Number(args.timeout) * 1000).unref();
 
-/** Up to 25,000 agents per loopback address: below the 28,232 ephemeral ports one destination allows. */
-const ADDRESSES = Array.from({ length: Math.max(1, Math.ceil(AGENTS / 25_000)) }, (_, i) => `127.0.0.${i + 2}:${PORT}`);
+/**
+ * Up to 25,000 agents per loopback address: below the 28,232 ephemeral ports
+ * one destination allows. The floor and the server listen on different ports:
+ * the floor's closed connections linger in TIME_WAIT, and sharing their
+ * destinations would make every new connect() hunt for a free port.
+ */
+const addresses = (port: number): string[] => Array.from({ length: Math.max(1, Math.ceil(AGENTS / 25_000)) }, (_, i) => `127.0.0.${i + 2}:${port}`);
+const ADDRESSES = addresses(PORT);
+const FLOOR_ADDRESSES = addresses(PORT + 1);
 const WORKERS = Math.max(os.availableParallelism(), Math.ceil(AGENTS / CONNECTIONS_PER_WORKER));
 /** The floor's workers take at most as many connections as the server's do. */
 const PER_WORKER = workerCap(AGENTS, WORKERS);
@@ -162,14 +169,14 @@ function cleanup(): void {
 }
 
 async function floorPhase(frameBytes: number): Promise<{ connectMs: number; bytesPerConn: number; heapPerConn: number; rounds: Round[]; all: number[] }> {
-  say(`floor: bare fan-out, ${WORKERS} workers, ${AGENTS} sockets over ${ADDRESSES.length} addresses`);
+  say(`floor: bare fan-out, ${WORKERS} workers, ${AGENTS} sockets over ${FLOOR_ADDRESSES.length} addresses`);
   floor = new FloorServer();
-  await floor.start(WORKERS, ADDRESSES, PER_WORKER);
+  await floor.start(WORKERS, FLOOR_ADDRESSES, PER_WORKER);
   fleet = new SimFleet(AGENTS);
   const t0 = Date.now();
   // Memory per connection is the slope between half and all of the agents,
   // so one-off growth (heap, young generation) does not count as per-connection.
-  fleet.start('floor', ADDRESSES, ENV, 0.5);
+  fleet.start('floor', FLOOR_ADDRESSES, ENV, 0.5);
   const half = fleet.connectedTarget(0.5);
   await until('floor connections (half)', async () => ((await floor!.connections()) >= half ? true : false), 300_000);
   await settle(floor.proc.pid);
@@ -197,8 +204,10 @@ async function floorPhase(frameBytes: number): Promise<{ connectMs: number; byte
     rounds.push({ summary: summarize(samples), received });
     say(`  round ${round}: p50 ${fmtMs(rounds.at(-1)!.summary.p50)} ms, p99 ${fmtMs(rounds.at(-1)!.summary.p99)} ms, max ${fmtMs(rounds.at(-1)!.summary.max)} ms, ${received}/${AGENTS}`);
   }
-  await fleet.close();
+  // The server side closes first, so TIME_WAIT stays on its side, not on the clients' ports.
+  fleet.quiet();
   await floor.stop();
+  await fleet.close();
   fleet = undefined;
   floor = undefined;
   return { connectMs, bytesPerConn, heapPerConn, rounds, all };

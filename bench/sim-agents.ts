@@ -22,6 +22,7 @@ export type SimCommand =
   | { k: 'status' }
   /** Also follow `env` from revision 0 on `count` extra sockets (snapshot joiners). */
   | { k: 'join'; env: string; count: number }
+  | { k: 'quiet' }
   | { k: 'close' };
 
 export type SimReply =
@@ -265,6 +266,9 @@ process.on('message', (command: SimCommand) => {
       send({ k: 'status', connected, current, gaps, snapshots, errors, heldMin: heldMin === Infinity ? 0 : heldMin, heldMax });
       return;
     }
+    case 'quiet':
+      closing = true;
+      return;
     case 'close':
       closing = true;
       for (const a of [...agents, ...joiners]) a.socket?.destroy();
