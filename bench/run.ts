@@ -31,7 +31,7 @@ const { values: args } = parseArgs({
     agents: { type: 'string', default: '1000' },
     rounds: { type: 'string', default: '5' },
     port: { type: 'string', default: '7600' },
-    releases: { type: 'string', default: '500' },
+    releases: { type: 'string', default: '100' },
     'snapshot-keys': { type: 'string', default: '50000' },
     json: { type: 'string' },
     svg: { type: 'string' },
@@ -296,7 +296,7 @@ async function main(): Promise<void> {
     }
   }));
   const committedMs = now() - b0;
-  await until('burst delivered', async () => ((await f.status()).heldMin >= last ? true : false), 120_000);
+  await until('burst delivered', async () => ((await f.status()).heldMin >= last ? true : false), 600_000);
   const deliveredMs = now() - b0;
   say(`  ${releases} releases: committed in ${fmtMs(committedMs)} ms (${Math.round(releases / (committedMs / 1000))}/s), on every agent after ${fmtMs(deliveredMs)} ms`);
 

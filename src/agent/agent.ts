@@ -32,7 +32,7 @@ export const AGENT_DEFAULTS = {
   backoffMinMs: 100,
   backoffMaxMs: 10_000,
   pingIntervalMs: 15_000,
-  ackDelayMs: 200,
+  ackDelayMs: 1000,
 } as const;
 
 export interface AgentEvents {
