@@ -198,7 +198,7 @@ async function floorPhase(frameBytes: number): Promise<{ connectMs: number; byte
     const sent = now();
     floor.fanout(frameBytes);
     const times = await until(`floor round ${round}`, async () => {
-      const { times } = await peek(fleet!, round);
+      const { times } = await fleet!.report(round);
       return countReceived(times) >= AGENTS ? times : false;
     }, 60_000);
     const { samples, received } = latencies(times, sent);
@@ -215,10 +215,6 @@ async function floorPhase(frameBytes: number): Promise<{ connectMs: number; byte
   return { connectMs, bytesPerConn, heapPerConn, rounds, all };
 }
 
-/** What the agents have recorded so far for `rev` (recording goes on). */
-function peek(f: SimFleet, rev: number): Promise<{ times: Float64Array; joinTimes: Float64Array }> {
-  return f.report(rev);
-}
 function countReceived(times: Float64Array): number {
   let n = 0;
   for (const t of times) if (!Number.isNaN(t)) n++;
@@ -276,7 +272,7 @@ async function main(): Promise<void> {
     if (result.rev !== rev) throw new Error(`expected revision ${rev}, got ${result.rev}`);
     last = rev;
     const times = await until(`round ${round}`, async () => {
-      const { times } = await peek(f, rev);
+      const { times } = await f.report(rev);
       return countReceived(times) >= AGENTS ? times : false;
     }, 60_000);
     const { samples, received } = latencies(times, sent);
@@ -319,7 +315,7 @@ async function main(): Promise<void> {
     const result = await client.request({ op: 'set', env: ENV, key: 'k', value: String(rev) });
     last = result.rev;
     const times = await until('release during snapshots', async () => {
-      const { times } = await peek(f, rev);
+      const { times } = await f.report(rev);
       return countReceived(times) >= AGENTS ? times : false;
     }, 120_000);
     const during = summarize(latencies(times, sent).samples);

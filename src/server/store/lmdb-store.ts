@@ -22,14 +22,8 @@ interface EnvRecord {
   created: number;
 }
 
-interface ReleaseRecord {
-  prev: number;
-  time: number;
-  author: string;
-  op: string;
-  changes: KeyChange[];
-  drop?: boolean;
-}
+/** A release as kept under its [env, rev] key. */
+type ReleaseRecord = Omit<StoredRelease, 'env' | 'rev'>;
 
 export interface LmdbStoreOptions {
   /** Releases kept per environment before the oldest are pruned. */
