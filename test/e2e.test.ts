@@ -58,7 +58,11 @@ describe('server + agent + admin, end to end', () => {
     for (let i = 2; i <= 4; i++) assert.equal((await admin('set', 'demo', 'a', String(i))).code, 0);
     agent = startAgent();
     await waitFor('a=4 after restart', async () => (await readValue('demo', 'a')) === 4);
-    const applied = agent.stderr.split('\n').filter((l) => l.includes('applied'));
+    // The trace line of the last release follows its commit through a pipe: wait for it too.
+    const appliedLines = () => agent.stderr.split('\n').filter((l) => l.includes('applied'));
+    await waitFor('three applied lines', () => appliedLines().length >= 3);
+    await new Promise((r) => setTimeout(r, 200)); // anything more (a snapshot) would show by now
+    const applied = appliedLines();
     assert.equal(applied.length, 3, `expected three releases, got:\n${applied.join('\n')}`);
     for (const line of applied) assert.match(line, /applied release demo@\d+ \(1 changes\)/);
     assert.doesNotMatch(agent.stderr, /snapshot/);

@@ -53,6 +53,8 @@ describe('two servers on one MySQL database', () => {
     const reader = ConfigReader.open(agentStore);
     try {
       await waitFor('agent current with the database', () => [...want].every(([env, rev]) => reader.revision(env) === rev), 15_000);
+      // Trace lines follow each commit through a pipe: wait for the last ones too.
+      await waitFor('trace of the last releases', () => [...want].every(([env, rev]) => agent.stderr.includes(`${env}@${rev} `)));
       const applied = [...agent.stderr.matchAll(/applied (release|snapshot) (\w+)@(\d+)/g)].map((m) => ({ kind: m[1], env: m[2]!, rev: Number(m[3]) }));
       const releases = await query<{ env: string; rev: number }>(db, 'SELECT env, rev FROM vitefa_releases ORDER BY rev');
       for (const env of ['alpha', 'beta']) {
