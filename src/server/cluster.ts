@@ -215,7 +215,7 @@ export function runWorker(options: Omit<HostOptions, 'serverId'>, limits: StateL
         return;
       }
       case 'status':
-        send({ k: 'status', id: message.id, status: host?.status(message.env, message.max) ?? { agentsTotal: 0, agents: [], slowDisconnects: 0, refused: 0 } });
+        send({ k: 'status', id: message.id, status: host?.status(message.env, message.max) ?? { agentsTotal: 0, agents: [] } });
         return;
       case 'stop':
         void (host?.stop(message.mode) ?? Promise.resolve()).then(() => process.exit(0));

@@ -23,8 +23,6 @@ export interface HostOptions {
 export interface HostStatus {
   agentsTotal: number;
   agents: AgentInfo[];
-  slowDisconnects: number;
-  refused: number;
 }
 
 /**
@@ -41,7 +39,6 @@ export class ConnectionHost {
   private readonly listeners: net.Server[] = [];
   private sweeper?: NodeJS.Timeout;
   private stopping = false;
-  private refused = 0;
   addresses: string[] = [];
 
   constructor(options: HostOptions, state: ServerState, admin: AdminExecutor) {
@@ -125,7 +122,6 @@ export class ConnectionHost {
       return undefined;
     }
     if (this.sessions.size >= this.options.maxConnections) {
-      this.refused++;
       session.fail(WireError.SERVER_FULL, `this server process holds its limit of ${this.options.maxConnections} connections`);
       return undefined;
     }
@@ -138,8 +134,6 @@ export class ConnectionHost {
     return {
       agentsTotal: this.fanout.size,
       agents: this.fanout.agents(env, maxAgents),
-      slowDisconnects: this.fanout.slowDisconnects,
-      refused: this.refused,
     };
   }
 

@@ -270,16 +270,11 @@ export class Hub {
   }
 
   private async write(env: string, meta: CommitMeta, plan: Planner): Promise<WriteResult> {
-    if (!this.state.has(env) && !(await this.envExists(env))) throw envNotFound(env);
+    // The store reports a missing environment itself, under its lock (another server may have just created it).
     const release = await this.store.commit(env, meta, plan);
     if (release === null) return { env, rev: this.state.rev(env) ?? 0, changed: 0 };
     await this.committed(release);
     return { env, rev: release.rev, changed: release.changes.length };
-  }
-
-  /** The store is the authority on existence: another server may have created it a moment ago. */
-  private async envExists(env: string): Promise<boolean> {
-    return (await this.store.listEnvs()).some((e) => e.env === env);
   }
 
   private liveValues(env: string): ReadonlyMap<string, string> {
