@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
 import {
   FRAME_HEADER_BYTES, FrameDecoder, MessageType, ProtocolError, WireError,
-  checkResult, decodeBody, encodeBody, encodeMessage, frame,
+  DEFAULT_DECODE_LIMITS, checkResult, decodeBody, encodeBody, encodeMessage, frame,
 } from '../src/protocol/index.js';
 import type { AdminOp, AdminRequest, Message } from '../src/protocol/index.js';
 
@@ -409,7 +409,7 @@ describe('fuzz', () => {
 });
 
 describe('hostile nesting and sizes', () => {
-  function expectMalformed(body: Uint8Array, label: string): void {
+  function expectRefused(body: Uint8Array, label: string, status: WireError = WireError.MALFORMED): void {
     let caught: unknown;
     try {
       decodeBody(body);
@@ -418,39 +418,46 @@ describe('hostile nesting and sizes', () => {
     }
     assert.ok(caught !== undefined, `${label}: was accepted`);
     assert.ok(caught instanceof ProtocolError, `${label}: ${String(caught)} escaped instead of a ProtocolError`);
-    assert.equal(caught.status, WireError.MALFORMED, label);
+    assert.equal(caught.status, status, `${label}: ${caught.message}`);
     // The decoder must still work afterwards (msgpackr keeps module-level state).
     assert.deepEqual(decodeBody(encodeBody({ t: 7, n: 1 })), { t: 7, n: 1 });
   }
+  const expectMalformed = (body: Uint8Array, label: string): void => expectRefused(body, label);
 
-  test('100,000 nested one-element arrays give ProtocolError, not a RangeError crash', () => {
+  test('100,000 nested one-element arrays are refused at the depth limit, not by a RangeError', () => {
     const body = Buffer.concat([Buffer.alloc(100_000, 0x91), Buffer.from([0xc0])]);
-    expectMalformed(body, 'nested arrays');
+    expectRefused(body, 'nested arrays', WireError.LIMIT_EXCEEDED);
     // The same bytes arriving as a frame, in chunks.
     const bytes = frame(body);
     const decoder = new FrameDecoder();
     const bodies: Buffer[] = [];
     for (let i = 0; i < bytes.length; i += 4096) bodies.push(...decoder.push(bytes.subarray(i, i + 4096)));
     assert.equal(bodies.length, 1);
-    expectMalformed(bodies[0]!, 'nested arrays via FrameDecoder');
+    expectRefused(bodies[0]!, 'nested arrays via FrameDecoder', WireError.LIMIT_EXCEEDED);
   });
 
-  test('100,000 nested maps give ProtocolError', () => {
+  test('100,000 nested maps are refused at the depth limit', () => {
     const level = Buffer.from('81a161', 'hex'); // {"a": ...}
     const body = Buffer.concat([...Array.from({ length: 100_000 }, () => level), Buffer.from([0xc0])]);
-    expectMalformed(body, 'nested maps');
+    expectRefused(body, 'nested maps', WireError.LIMIT_EXCEEDED);
   });
 
-  test('deep nesting inside an otherwise valid Response gives ProtocolError', () => {
+  test('deep nesting inside an otherwise valid Response is refused', () => {
     const head = Buffer.from('83a1740aa26964 01 a3726573'.replace(/\s+/g, ''), 'hex'); // {t:10, id:1, res: ...}
     const body = Buffer.concat([head, Buffer.alloc(100_000, 0x91), Buffer.from([0xc0])]);
-    expectMalformed(body, 'nested res');
+    expectRefused(body, 'nested res', WireError.LIMIT_EXCEEDED);
   });
 
-  test('moderate nesting inside a Response is accepted', () => {
-    let res: unknown = null;
-    for (let i = 0; i < 500; i++) res = [res];
-    assert.deepEqual(decodeBody(encodeBody({ t: 10, id: 1, res })), { t: 10, id: 1, res });
+  test('nesting up to the depth limit is accepted, one level more is refused', () => {
+    const nested = (levels: number): unknown => {
+      let res: unknown = null;
+      for (let i = 0; i < levels; i++) res = [res];
+      return res;
+    };
+    // The message map is level 1: res may nest 15 more.
+    const fits = nested(DEFAULT_DECODE_LIMITS.maxDepth - 1);
+    assert.deepEqual(decodeBody(encodeBody({ t: 10, id: 1, res: fits })), { t: 10, id: 1, res: fits });
+    expectRefused(encodeBody({ t: 10, id: 1, res: nested(DEFAULT_DECODE_LIMITS.maxDepth) }), 'one level too deep', WireError.LIMIT_EXCEEDED);
   });
 
   test('headers declaring huge collections in tiny bodies give ProtocolError quickly', () => {

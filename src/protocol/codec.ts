@@ -2,6 +2,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { MessageType, Role, WireError } from './codes.js';
 import { ProtocolError } from './errors.js';
 import { frame } from './frame.js';
+import { DEFAULT_DECODE_LIMITS, scanBody, type DecodeLimits } from './scan.js';
 import {
   arrayOf, bool, fail, literal, nullable, obj, opt, pair, str, uint,
   type Check,
@@ -105,10 +106,13 @@ const checkers = {
 } satisfies { [K in MessageType]: Check<Extract<Message, { t: K }>> };
 
 /**
- * Decode one frame body into a typed message. Anything that is not a valid
- * message of this protocol version raises ProtocolError(MALFORMED).
+ * Decode one frame body into a typed message. The body is scanned against
+ * `limits` first, so that msgpackr only ever builds a message whose cost is
+ * bounded (LIMIT_EXCEEDED otherwise). Anything that is not a valid message of
+ * this protocol version raises ProtocolError(MALFORMED).
  */
-export function decodeBody(body: Uint8Array): Message {
+export function decodeBody(body: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Message {
+  scanBody(body, limits);
   let raw: unknown;
   try {
     raw = unpackr.unpack(body);

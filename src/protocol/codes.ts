@@ -54,6 +54,8 @@ export const WireError = {
   SHUTTING_DOWN: 107,
   /** 108: the handshake or a request did not complete in time. */
   TIMEOUT: 108,
+  /** 109: a message or a sender went past a limit of the receiver (values, nesting, rate, pending connections). */
+  LIMIT_EXCEEDED: 109,
   /** 200: the request's arguments are invalid. */
   BAD_REQUEST: 200,
   /** 201: the environment does not exist. */
