@@ -305,13 +305,13 @@ const RESULTS: { [K in AdminOp]: { valid: ResultOf[K]; invalid: unknown; path: s
   rollback: { valid: write, invalid: 'ok', path: 'result(rollback)' },
   status: {
     valid: {
-      server: { id: 'srv-1', version: '0.1.0', listen: '0.0.0.0:7070', store: 'mysql', uptimeMs: 1234, workers: 4 },
+      server: { id: 'srv-1', version: '0.1.0', listen: '0.0.0.0:7070', store: 'mysql', uptimeMs: 1234, workers: 4, counters: { SERVER_FULL: 2, workerRestarts: 0 } },
       envs: [{ env: 'prod', rev: 4, keys: 10 }],
       agentsTotal: 1,
       agents: [{ id: 'host-a', addr: '10.0.0.9:50000', since: 1_700_000_000_000, envs: [{ env: 'prod', rev: 4 }] }],
     },
     invalid: {
-      server: { id: 'srv-1', version: '0.1.0', listen: '0.0.0.0:7070', store: 'mysql', uptimeMs: 1234, workers: 4 },
+      server: { id: 'srv-1', version: '0.1.0', listen: '0.0.0.0:7070', store: 'mysql', uptimeMs: 1234, workers: 4, counters: { SERVER_FULL: 2, workerRestarts: 0 } },
       envs: [],
       agentsTotal: 1,
       agents: [{ id: 'host-a', addr: '10.0.0.9:50000', since: 1, envs: [{ env: 'prod', rev: 'x' }] }],

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
 import { ProtocolError, WireError, decodeBody, scanBody, type DecodeLimits } from '../src/protocol/index.js';
 
-const packr = new Packr({ useRecords: false, moreTypes: false });
+const packr = new Packr({ useRecords: false, moreTypes: false, variableMapSize: true });
 const LOOSE: DecodeLimits = { maxElements: 100_000_000, maxDepth: 64 };
 const hex = (text: string): Buffer => Buffer.from(text.replace(/#.*$/gm, '').replace(/\s+/g, ''), 'hex');
 

@@ -55,14 +55,22 @@ test('a dropped environment is gone; a release already applied is not applied tw
   assert.deepEqual(state.names(), ['prod']);
 });
 
+/** A link whose socket never sends anything on unless told: `writableLength` is what it holds. */
 class Link implements AgentLink {
   readonly frames: Buffer[] = [];
   failed?: string;
   writableLength = 0;
+  bytesWritten = 0;
   readonly since = 0;
-  constructor(readonly id: string, readonly addr = 'mem') {}
+  constructor(readonly id: string, readonly addr = 'mem', readonly holds = false) {}
   write(frame: Buffer): void {
     this.frames.push(frame);
+    this.bytesWritten += frame.length;
+    if (this.holds) this.writableLength += frame.length;
+  }
+  /** The peer read `bytes`. */
+  drain(bytes: number): void {
+    this.writableLength = Math.max(0, this.writableLength - bytes);
   }
   fail(_status: number, message: string): void {
     this.failed = message;
@@ -71,7 +79,7 @@ class Link implements AgentLink {
 
 test('the fan-out writes the same frame to every subscriber and cuts off a slow one', () => {
   const state = stateWith(10);
-  const fanout = new Fanout(state, { maxBufferedBytes: 1000 });
+  const fanout = new Fanout(state, { agentBufferBytes: 1000 });
   const fast = new Link('fast');
   const slow = new Link('slow');
   const all = new Link('all');
@@ -81,6 +89,7 @@ test('the fan-out writes the same frame to every subscriber and cuts off a slow 
   fanout.subscribe(all, true, [{ env: 'prod', rev: 4 }, { env: 'other', rev: 3 }]);
   fanout.subscribe(elsewhere, false, [{ env: 'other', rev: 3 }]);
   assert.equal(fast.frames.length + all.frames.length + elsewhere.frames.length, 0, 'current agents get nothing on subscribe');
+  slow.bytesWritten += 5000; // 5000 bytes written since its catch-up, none of them read
   slow.writableLength = 5000;
   const published = state.apply(release('prod', 6, 4, [['a', '2', '3']]))!;
   fanout.publish(published);
@@ -96,7 +105,7 @@ test('the fan-out writes the same frame to every subscriber and cuts off a slow 
 
 test('releases published in one turn go out as one write per agent, in order', () => {
   const state = stateWith(10);
-  const fanout = new Fanout(state, { maxBufferedBytes: 1 << 20 });
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20 });
   const link = new Link('a');
   fanout.subscribe(link, false, [{ env: 'prod', rev: 4 }]);
   for (let rev = 5; rev <= 8; rev++) fanout.publish(state.apply(release('prod', rev, rev - 1 === 4 ? 4 : rev - 1, [['a', null, String(rev)]]))!);
@@ -107,7 +116,7 @@ test('releases published in one turn go out as one write per agent, in order', (
 
 test('an agent following all environments gets new ones as they are created', () => {
   const state = stateWith(10);
-  const fanout = new Fanout(state, { maxBufferedBytes: 1 << 20 });
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20 });
   const link = new Link('all');
   fanout.subscribe(link, true, []);
   const initial = decode(link.frames).map((m) => (m.t === 4 || m.t === 3 ? `${m.t === 3 ? 'snapshot' : 'release'} ${m.env}@${m.rev}` : ''));
@@ -116,4 +125,74 @@ test('an agent following all environments gets new ones as they are created', ()
   fanout.publish(state.apply(release('new', 7, 0, [], 'env.add'))!);
   fanout.flush();
   assert.deepEqual(decode(link.frames).map((m) => (m.t === 4 ? m.env : '')), ['new']);
+});
+
+test('an agent following an environment by name gets it again after it is deleted and created again', () => {
+  const state = stateWith(10);
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20 });
+  const named = new Link('named');
+  fanout.subscribe(named, false, [{ env: 'other', rev: 3 }]);
+  fanout.publish(state.apply({ ...release('other', 5, 3, []), op: 'env.del', drop: true })!);
+  fanout.flush();
+  fanout.publish(state.apply(release('other', 6, 0, [], 'env.add'))!);
+  fanout.flush();
+  fanout.publish(state.apply(release('other', 7, 6, [['k', null, '"again"']]))!);
+  fanout.flush();
+  const seen = decode(named.frames).map((m) => (m.t === 4 ? `${m.op}@${m.rev}${m.drop === true ? ' drop' : ''}` : ''));
+  assert.deepEqual(seen, ['env.del@5 drop', 'env.add@6', 'set@7']);
+  assert.deepEqual(fanout.agents(undefined, 10)[0]!.envs, [{ env: 'other', rev: 0 }], 'followed still, nothing acknowledged of the new one yet');
+});
+
+test('a snapshot larger than the buffer limit, followed by a release, does not cut the agent off; what piles up behind it does', () => {
+  const state = stateWith(1);
+  const fanout = new Fanout(state, { agentBufferBytes: 200 });
+  const big = Array.from({ length: 50 }, (_, i): [string, string | null, string | null] => [`key${i}`, null, `"${'v'.repeat(20)}"`]);
+  fanout.publish(state.apply(release('prod', 5, 4, big))!);
+  fanout.flush();
+  const joiner = new Link('joiner', 'mem', true);
+  fanout.subscribe(joiner, false, [{ env: 'prod', rev: 0 }]);
+  const snapshotBytes = joiner.writableLength;
+  assert.ok(snapshotBytes > 1200, `the snapshot (${snapshotBytes} bytes) is far above the limit`);
+  // Releases keep coming while the agent reads its snapshot slowly.
+  for (let rev = 6; rev <= 8; rev++) {
+    fanout.publish(state.apply(release('prod', rev, rev - 1, [['a', null, String(rev)]]))!);
+    fanout.flush();
+    joiner.drain(snapshotBytes / 4);
+  }
+  assert.equal(joiner.failed, undefined, 'the catch-up it was sent does not count against it');
+  assert.deepEqual(decode(joiner.frames).map((m) => `${m.t === 3 ? 'snapshot' : 'release'} ${'rev' in m ? m.rev : ''}`), ['snapshot 5', 'release 6', 'release 7', 'release 8']);
+  // An agent that stops reading altogether is cut off once more than the limit waits behind the catch-up.
+  for (let rev = 9; rev <= 30 && joiner.failed === undefined; rev++) {
+    fanout.publish(state.apply(release('prod', rev, rev - 1, [['a', null, `"${'x'.repeat(30)}"`]]))!);
+    fanout.flush();
+  }
+  assert.match(joiner.failed ?? '', /more than 200 bytes waiting/);
+});
+
+test('a subscribe while the last catch-up is still unread beyond the limit is a slow consumer', () => {
+  const state = stateWith(1);
+  const fanout = new Fanout(state, { agentBufferBytes: 10 });
+  const link = new Link('repeat', 'mem', true);
+  fanout.subscribe(link, false, [{ env: 'prod', rev: 0 }]);
+  assert.equal(link.failed, undefined);
+  fanout.subscribe(link, false, [{ env: 'prod', rev: 0 }]);
+  assert.match(link.failed ?? '', /waiting to be read/);
+});
+
+test('acknowledgements for environments an agent does not follow are not kept', () => {
+  const state = stateWith(10);
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20 });
+  const all = new Link('all');
+  const named = new Link('named');
+  fanout.subscribe(all, true, []);
+  fanout.subscribe(named, false, [{ env: 'prod', rev: 4 }]);
+  for (let i = 0; i < 1000; i++) {
+    fanout.ack(all, `nope${i}`, i);
+    fanout.ack(named, `nope${i}`, i);
+  }
+  fanout.ack(all, 'prod', 4);
+  fanout.ack(named, 'prod', 4);
+  const [a, n] = fanout.agents(undefined, 10);
+  assert.deepEqual(a!.envs.map((e) => e.env).sort(), ['other', 'prod']);
+  assert.deepEqual(n!.envs, [{ env: 'prod', rev: 4 }]);
 });

@@ -1,21 +1,18 @@
 import {
   checkResult, LocalErrorCode, MessageType, RemoteError, VitefaError, WireError,
-  type AdminRequest, type Message, type ResultOf,
+  type AdminOp, type AdminRequest, type Message, type ResultOf,
 } from '../protocol/index.js';
 import { connect, type ClientConnection, type Endpoint } from '../transport/client.js';
-
-interface Pending {
-  op: AdminRequest['op'];
-  resolve(value: unknown): void;
-  reject(err: Error): void;
-  timer: NodeJS.Timeout;
-}
+import { Correlator } from '../transport/correlator.js';
 
 export interface AdminClientOptions extends Endpoint {
   token?: string;
   connectTimeoutMs: number;
   requestTimeoutMs: number;
 }
+
+/** Requests one admin session may have waiting at once. */
+const MAX_PENDING = 1024;
 
 /**
  * An admin session: requests carry ids and are matched to their answers;
@@ -24,9 +21,12 @@ export interface AdminClientOptions extends Endpoint {
  */
 export class AdminClient {
   private readonly conn: ClientConnection;
-  private readonly pending = new Map<number, Pending>();
+  private readonly calls = new Correlator<AdminOp>({
+    maxPending: MAX_PENDING,
+    timeout: (op, ms) => new VitefaError(LocalErrorCode.REQUEST_TIMEOUT, `${op} got no answer within ${ms} ms`),
+    overflow: (op, max) => new VitefaError(LocalErrorCode.REQUEST_TIMEOUT, `${op}: ${max} requests are already waiting for answers`),
+  });
   private readonly requestTimeoutMs: number;
-  private nextId = 1;
   private closedReason: string | undefined;
 
   private constructor(conn: ClientConnection, requestTimeoutMs: number) {
@@ -41,18 +41,19 @@ export class AdminClient {
   static async connect(options: AdminClientOptions): Promise<AdminClient> {
     let client: AdminClient | undefined;
     const early: Message[] = [];
+    let closedEarly: string | undefined;
     const conn = await connect({
       host: options.host,
       port: options.port,
       role: 'admin',
       token: options.token,
       timeoutMs: options.connectTimeoutMs,
-      maxFrameBytes: 256 * 1024 * 1024,
       onMessage: (message) => (client ? client.onMessage(message) : void early.push(message)),
-      onClose: (reason) => client?.onClose(reason),
+      onClose: (reason) => (client ? client.onClose(reason) : void (closedEarly = reason)),
     });
     client = new AdminClient(conn, options.requestTimeoutMs);
     for (const message of early) client.onMessage(message);
+    if (closedEarly !== undefined) client.onClose(closedEarly);
     return client;
   }
 
@@ -60,15 +61,7 @@ export class AdminClient {
     if (this.closedReason !== undefined || this.conn.isClosed) {
       return Promise.reject(new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection closed: ${this.closedReason ?? 'closed'}`));
     }
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new VitefaError(LocalErrorCode.REQUEST_TIMEOUT, `${req.op} got no answer within ${this.requestTimeoutMs} ms`));
-      }, this.requestTimeoutMs);
-      this.pending.set(id, { op: req.op, resolve: resolve as (v: unknown) => void, reject, timer });
-      this.conn.send({ t: MessageType.Request, id, req });
-    });
+    return this.calls.start(req.op, this.requestTimeoutMs, (id) => this.conn.send({ t: MessageType.Request, id, req }));
   }
 
   close(): void {
@@ -76,42 +69,41 @@ export class AdminClient {
   }
 
   private onMessage(message: Message): void {
-    if (message.t === MessageType.Response || (message.t === MessageType.Error && message.id !== undefined)) {
-      const id = message.id!;
-      const waiting = this.pending.get(id);
-      if (waiting === undefined) return;
-      this.pending.delete(id);
-      clearTimeout(waiting.timer);
-      if (message.t === MessageType.Error) {
-        waiting.reject(new RemoteError(message.code, message.msg));
+    switch (message.t) {
+      case MessageType.Response:
+        this.calls.settle(message.id, (op) => checkResult(op, message.res));
         return;
+      case MessageType.Error:
+        if (message.id !== undefined) {
+          this.calls.settle(message.id, () => {
+            throw new RemoteError(message.code, message.msg);
+          });
+        } else {
+          this.onClose(`server ended the session: ${message.msg}`, new RemoteError(message.code, message.msg));
+        }
+        return;
+      case MessageType.Ping:
+        this.conn.send({ t: MessageType.Pong, n: message.n });
+        return;
+      case MessageType.Pong:
+        return;
+      case MessageType.Hello:
+      case MessageType.Subscribe:
+      case MessageType.Snapshot:
+      case MessageType.Release:
+      case MessageType.Ack:
+      case MessageType.Request:
+        this.conn.fail(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to an admin client`);
+        return;
+      default: {
+        const unknown: never = message;
+        this.conn.fail(WireError.UNEXPECTED_MESSAGE, `unknown message ${JSON.stringify(unknown)}`);
       }
-      try {
-        waiting.resolve(checkResult(waiting.op, message.res));
-      } catch (err) {
-        waiting.reject(err as Error);
-      }
-      return;
-    }
-    if (message.t === MessageType.Error) {
-      this.onClose(`server ended the session: ${message.msg}`, new RemoteError(message.code, message.msg));
-      return;
-    }
-    if (message.t === MessageType.Ping) {
-      this.conn.send({ t: MessageType.Pong, n: message.n });
-      return;
-    }
-    if (message.t !== MessageType.Pong) {
-      this.conn.fail(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to an admin client`);
     }
   }
 
   private onClose(reason: string, cause?: Error): void {
     this.closedReason ??= reason;
-    for (const [id, waiting] of this.pending) {
-      clearTimeout(waiting.timer);
-      waiting.reject(cause ?? new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection closed before ${waiting.op} was answered: ${reason}`));
-      this.pending.delete(id);
-    }
+    this.calls.failAll((op) => cause ?? new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection closed before ${op} was answered: ${reason}`));
   }
 }

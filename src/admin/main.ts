@@ -1,3 +1,4 @@
+import { LocalErrorCode, VitefaError } from '../protocol/index.js';
 import { parseEndpoint } from '../transport/client.js';
 import { AdminClient } from './client.js';
 import { formatResult, helpText, parseCommand } from './commands.js';
@@ -21,7 +22,7 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
     ...endpoint,
     token: flags.token ?? env.VITEFA_ADMIN_TOKEN,
     connectTimeoutMs: 5000,
-    requestTimeoutMs: Number(env.VITEFA_REQUEST_TIMEOUT_MS ?? 30_000),
+    requestTimeoutMs: requestTimeout(env.VITEFA_REQUEST_TIMEOUT_MS),
   });
   try {
     if (command === undefined) {
@@ -33,4 +34,14 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
   } finally {
     client.close();
   }
+}
+
+/** VITEFA_REQUEST_TIMEOUT_MS: a positive whole number of milliseconds (default 30,000). */
+export function requestTimeout(text: string | undefined): number {
+  if (text === undefined || text === '') return 30_000;
+  const ms = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(ms) || ms < 1 || ms > 2_147_483_647) {
+    throw new VitefaError(LocalErrorCode.USAGE, `VITEFA_REQUEST_TIMEOUT_MS must be a whole number of milliseconds from 1 to 2147483647, got ${JSON.stringify(text)}`);
+  }
+  return ms;
 }

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import {
-  LocalErrorCode, MessageType, RemoteError, VitefaError, WireError,
+  LocalErrorCode, MessageType, ProtocolError, RemoteError, VitefaError, WireError,
   type EnvRev, type Message, type Release, type Snapshot,
 } from '../protocol/index.js';
 import { connect, type ClientConnection, type Endpoint } from '../transport/client.js';
@@ -13,7 +13,6 @@ export interface AgentOptions {
   envs: string[];
   id?: string;
   connectTimeoutMs: number;
-  maxFrameBytes: number;
   /** Backoff between attempts: grows from min to max, each delay jittered. */
   backoffMinMs: number;
   backoffMaxMs: number;
@@ -28,7 +27,6 @@ export interface AgentOptions {
 
 export const AGENT_DEFAULTS = {
   connectTimeoutMs: 5000,
-  maxFrameBytes: 256 * 1024 * 1024,
   backoffMinMs: 100,
   backoffMaxMs: 10_000,
   pingIntervalMs: 15_000,
@@ -81,6 +79,11 @@ export class Agent {
     void this.dial();
   }
 
+  /**
+   * Stops for good: from here on nothing more is applied (a release still on
+   * its way is dropped, and received again from the revision held at the
+   * next start), so the store may be closed as soon as this returns.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
@@ -100,7 +103,6 @@ export class Agent {
         role: 'agent',
         id: this.options.id ?? hostname(),
         timeoutMs: this.options.connectTimeoutMs,
-        maxFrameBytes: this.options.maxFrameBytes,
         onMessage: (message) => this.onMessage(message),
         onClose: (reason) => this.onDisconnect(reason),
       });
@@ -119,8 +121,10 @@ export class Agent {
       this.events.connected?.(label);
     } catch (err) {
       trace('agent', `connect to ${label} failed: ${(err as Error).message}`);
-      if (err instanceof RemoteError && err.status === WireError.VERSION_MISMATCH) {
-        this.events.fatal?.(err);
+      // Another protocol version, found by this side (the server's hello) or by the server: retrying cannot help.
+      if ((err instanceof RemoteError || err instanceof ProtocolError) && err.status === WireError.VERSION_MISMATCH) {
+        this.fatal(new VitefaError(LocalErrorCode.VERSION_MISMATCH, `server ${label}: ${err.message}`, { cause: err }));
+        return;
       }
       this.scheduleRetry();
     }
@@ -135,6 +139,7 @@ export class Agent {
   }
 
   private onMessage(message: Message): void {
+    if (this.stopped) return;
     switch (message.t) {
       case MessageType.Release:
         return this.onRelease(message);
@@ -148,6 +153,10 @@ export class Agent {
         return;
       case MessageType.Error:
         trace('agent', `server error ${message.code}: ${message.msg}`);
+        if (message.code === WireError.VERSION_MISMATCH) {
+          this.fatal(new VitefaError(LocalErrorCode.VERSION_MISMATCH, `the server refused this agent's protocol version: ${message.msg}`));
+          return;
+        }
         this.conn?.end(`server error ${message.code}: ${message.msg}`);
         return;
       case MessageType.Hello:
@@ -215,11 +224,20 @@ export class Agent {
       write();
       return true;
     } catch (err) {
-      this.stopped = true;
-      this.conn?.destroy('local store failed');
-      this.events.fatal?.(err instanceof Error ? err : new VitefaError(LocalErrorCode.STORE_FAILED, String(err)));
+      this.fatal(err instanceof Error ? err : new VitefaError(LocalErrorCode.STORE_FAILED, String(err)));
       return false;
     }
+  }
+
+  /** Stops for good and reports why (the command exits non-zero). */
+  private fatal(err: Error): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.pingTimer);
+    clearTimeout(this.ackTimer);
+    this.conn?.destroy(err.message);
+    this.events.fatal?.(err);
   }
 
   private startPings(conn: ClientConnection): void {
@@ -248,6 +266,7 @@ export class Agent {
   private onDisconnect(reason: string): void {
     clearInterval(this.pingTimer);
     this.conn = undefined;
+    if (this.stopped) return;
     trace('agent', `disconnected: ${reason}`);
     this.events.disconnected?.(reason);
     this.scheduleRetry();

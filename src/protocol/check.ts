@@ -81,3 +81,17 @@ export function obj<S extends Shape>(shape: S): Check<ShapeOf<S>> {
     return out as ShapeOf<S>;
   };
 }
+
+/** A map of string keys to checked values (at most `max` entries); "__proto__" is kept as a plain key. */
+export function recordOf<T>(inner: Check<T>, max = 1024): Check<Record<string, T>> {
+  return (v, p) => {
+    if (!isObject(v)) return fail(p, 'a map');
+    const keys = Object.keys(v);
+    if (keys.length > max) return fail(p, `at most ${max} entries`);
+    const out: Record<string, T> = {};
+    for (const k of keys) {
+      Object.defineProperty(out, k, { value: inner(v[k], `${p}.${k}`), enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  };
+}

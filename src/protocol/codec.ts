@@ -4,7 +4,7 @@ import { ProtocolError } from './errors.js';
 import { frame } from './frame.js';
 import { DEFAULT_DECODE_LIMITS, scanBody, type DecodeLimits } from './scan.js';
 import {
-  arrayOf, bool, fail, literal, nullable, obj, opt, pair, str, uint,
+  arrayOf, bool, fail, literal, nullable, obj, opt, pair, recordOf, str, uint,
   type Check,
 } from './check.js';
 import type {
@@ -146,7 +146,7 @@ const resultCheckers: { [K in AdminOp]: Check<ResultOf[K]> } = {
   diff: obj({ env: str, from: uint, to: uint, changes: arrayOf(keyChange) }),
   rollback: writeResult,
   status: obj({
-    server: obj({ id: str, version: str, listen: str, store: str, uptimeMs: uint, workers: uint }),
+    server: obj({ id: str, version: str, listen: str, store: str, uptimeMs: uint, workers: uint, counters: recordOf(uint) }),
     envs: arrayOf(envInfo),
     agentsTotal: uint,
     agents: arrayOf(obj({ id: str, addr: str, since: uint, envs: arrayOf(envRev) })),

@@ -47,6 +47,10 @@ export const LocalErrorCode = {
   BAD_FILE: 'E_BAD_FILE',
   /** The environment or key is not in the local agent store. */
   NOT_FOUND: 'E_NOT_FOUND',
+  /** This client and the server speak different protocol versions (the agent stops). */
+  VERSION_MISMATCH: 'E_VERSION_MISMATCH',
+  /** The server's store refused it for good: wrong credentials, a database it may not use, a data folder in use by another server. */
+  STORE_REFUSED: 'E_STORE_REFUSED',
 } as const;
 export type LocalErrorCode = (typeof LocalErrorCode)[keyof typeof LocalErrorCode];
 

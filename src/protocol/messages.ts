@@ -168,6 +168,11 @@ export interface ServerInfo {
   store: string;
   uptimeMs: number;
   workers: number;
+  /**
+   * Sessions the server ended or refused, by wire status name (SERVER_FULL,
+   * MALFORMED, TIMEOUT, …), and workerRestarts: worker processes replaced.
+   */
+  counters: Record<string, number>;
 }
 export interface StatusResult {
   server: ServerInfo;

@@ -1,14 +1,15 @@
 import cluster, { type Worker } from 'node:cluster';
-import { WireError, type AdminRequest, type StatusResult } from '../protocol/index.js';
-import { trace } from '../trace.js';
+import { WireError, type StatusResult } from '../protocol/index.js';
+import { reportFault } from '../log.js';
 import { VERSION } from '../version.js';
+import { Channel, type ChannelPort } from './channel.js';
 import { reportMemoryOnSignal } from './diagnostics.js';
 import { RequestError } from './errors.js';
-import { ConnectionHost, type HostOptions, type HostStatus } from './host.js';
+import { ConnectionHost, type HostStatus } from './host.js';
 import { Hub } from './hub.js';
-import type { ToPrimary, ToWorker } from './ipc.js';
-import type { AdminExecutor } from './session.js';
-import { ServerState, type StateLimits } from './state.js';
+import type { PrimaryNote, PrimaryRequest, Replies, WorkerNote, WorkerRequest, WorkerSetup } from './ipc.js';
+import type { ServerLimits } from './limits.js';
+import { ServerState } from './state.js';
 import type { Store } from './store/types.js';
 
 export interface ClusterOptions {
@@ -16,8 +17,33 @@ export interface ClusterOptions {
   store: Store;
   workers: number;
   pollMs: number;
-  limits: StateLimits;
+  limits: ServerLimits;
+  /** What every worker serves with (the primary hands it over, so all run one configuration). */
+  setup: Omit<WorkerSetup, 'serverId' | 'limits'>;
   log: (line: string) => void;
+}
+
+type PrimaryChannel = Channel<PrimaryNote, PrimaryRequest, WorkerNote, WorkerRequest, Pick<Replies, 'status'>>;
+type WorkerChannel = Channel<WorkerNote, WorkerRequest, PrimaryNote, PrimaryRequest, Pick<Replies, 'admin'>>;
+
+/** Admin requests wait this long on the primary (the store bounds each statement well within it). */
+const ADMIN_IPC_TIMEOUT_MS = 70_000;
+const STATUS_IPC_TIMEOUT_MS = 2000;
+/** A worker restarted after one that lived less than this counts as a crash loop: the delay grows. */
+const STABLE_WORKER_MS = 60_000;
+const RESTART_MAX_DELAY_MS = 30_000;
+
+interface WorkerLink {
+  worker: Worker;
+  channel: PrimaryChannel;
+  ready: boolean;
+  listening: boolean;
+  full: boolean;
+  startedAt: number;
+}
+
+function portOf(worker: Worker): ChannelPort {
+  return { send: (message, done) => void worker.send(message as never, done) };
 }
 
 /**
@@ -25,26 +51,29 @@ export interface ClusterOptions {
  * command), forks the workers that hold the connections, and hands each
  * release to every worker as the frame it encoded once. Connections are
  * accepted by the workers themselves on a shared listening socket
- * (SCHED_NONE): the primary never touches an agent socket.
+ * (SCHED_NONE): the primary never touches an agent socket. It also decides
+ * which workers listen: a full one stops, except that one always does, so an
+ * operator can always get in.
  */
 export class ClusterPrimary {
   private readonly options: ClusterOptions;
   private readonly state: ServerState;
   private readonly hub: Hub;
-  private readonly ready = new Set<Worker>();
+  private readonly links = new Map<Worker, WorkerLink>();
   private readonly startedAt = Date.now();
-  private readonly statusWaits = new Map<number, { pending: number; parts: HostStatus[]; done: () => void }>();
-  private nextStatusId = 1;
   private stopping = false;
+  /** Workers that exited after the start, and how quickly the next one is forked. */
+  private restarts = 0;
+  private quickExits = 0;
   addresses: string[] = [];
 
   constructor(options: ClusterOptions) {
     this.options = options;
     this.state = new ServerState(options.limits);
-    this.hub = new Hub(options.store, this.state);
+    this.hub = new Hub(options.store, this.state, options.limits);
     this.hub.onRelease((release, stored) => {
-      const message: ToWorker = { k: 'release', stored, frame: release.frame };
-      for (const worker of this.ready) worker.send(message);
+      const note: PrimaryNote = { k: 'release', stored, frame: release.frame };
+      for (const link of this.links.values()) if (link.ready) link.channel.notify(note, release.frame.length * 2 + 512);
     });
     this.hub.setStatusSource({ status: (env) => this.status(env) });
   }
@@ -55,8 +84,13 @@ export class ClusterPrimary {
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ serialization: 'advanced' });
     const listening: Promise<void>[] = [];
-    for (let i = 0; i < this.options.workers; i++) listening.push(this.fork());
-    await Promise.all(listening);
+    for (let i = 0; i < this.options.workers; i++) listening.push(this.fork(true));
+    try {
+      await Promise.all(listening);
+    } catch (err) {
+      await this.stop('forced');
+      throw err;
+    }
     if (this.options.pollMs > 0) this.hub.startPolling(this.options.pollMs, this.options.log);
     reportMemoryOnSignal(
       () => 'primary',
@@ -64,105 +98,141 @@ export class ClusterPrimary {
     );
   }
 
-  private fork(): Promise<void> {
+  private fork(duringStart: boolean): Promise<void> {
     const worker = cluster.fork();
     return new Promise((resolve, reject) => {
-      worker.on('message', (message: ToPrimary) => {
-        switch (message.k) {
-          case 'ready':
-            // Initial state, then (from the next release on) every release: the channel keeps the order.
-            worker.send({ k: 'init', serverId: this.options.serverId, head: this.hub.applied, envs: this.state.export() } satisfies ToWorker);
-            this.ready.add(worker);
-            return;
-          case 'listening':
-            this.addresses = message.addresses;
-            resolve();
-            return;
-          case 'request':
-            void this.answer(worker, message.id, message.req, message.author);
-            return;
-          case 'status':
-            this.statusPart(message.id, message.status);
-            return;
-          default: {
-            const unknown: never = message;
-            trace('server', `unknown message from worker: ${JSON.stringify(unknown)}`);
-          }
-        }
-      });
+      const link: WorkerLink = {
+        worker, ready: false, listening: false, full: false, startedAt: Date.now(),
+        channel: new Channel(portOf(worker), {
+          name: `worker ${worker.process.pid}`,
+          maxPending: 64,
+          maxQueuedBytes: this.options.limits.workerQueueBytes,
+          overflow: (bytes) => {
+            this.options.log(`worker ${worker.process.pid} is not taking its messages (${bytes} bytes queued); restarting it`);
+            worker.process.kill('SIGKILL');
+          },
+          note: (note) => this.onNote(link, note, resolve),
+          request: (request) => this.onRequest(request),
+        }),
+      };
+      this.links.set(worker, link);
+      worker.on('message', (message: unknown) => link.channel.receive(message));
+      worker.on('error', () => undefined);
       worker.on('exit', (code, signal) => {
-        this.ready.delete(worker);
+        this.links.delete(worker);
+        link.channel.close('the worker exited');
         if (this.stopping) return;
-        this.options.log(`worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
-        reject(new Error(`worker exited during start (${signal ?? code})`));
-        void this.fork().catch(() => undefined);
+        this.options.log(`worker ${worker.process.pid} exited (${signal ?? code})`);
+        if (duringStart && !link.listening) {
+          reject(new Error(`a worker exited while starting (${signal ?? code})`));
+          return;
+        }
+        this.restarts++;
+        this.decideListeners();
+        this.restartLater(Date.now() - link.startedAt);
       });
     });
   }
 
-  private async answer(worker: Worker, id: number, req: AdminRequest, author: string): Promise<void> {
-    let reply: ToWorker;
-    try {
-      reply = { k: 'answer', id, ok: true, result: await this.hub.execute(req, author) };
-    } catch (err) {
-      if (err instanceof RequestError) reply = { k: 'answer', id, ok: false, status: err.status, message: err.message };
-      else {
-        trace('server', `request ${req.op} failed: ${(err as Error)?.stack ?? String(err)}`);
-        reply = { k: 'answer', id, ok: false, status: WireError.INTERNAL, message: `internal error while running ${req.op}` };
+  /** A crashing worker is replaced after a delay that doubles while replacements keep dying young. */
+  private restartLater(livedMs: number): void {
+    this.quickExits = livedMs < STABLE_WORKER_MS ? this.quickExits + 1 : 0;
+    const delay = this.quickExits === 0 ? 0 : Math.min(RESTART_MAX_DELAY_MS, 250 * 2 ** (this.quickExits - 1)) * (0.5 + Math.random() / 2);
+    if (delay > 0) this.options.log(`starting another worker in ${Math.round(delay)} ms`);
+    setTimeout(() => {
+      if (!this.stopping) this.fork(false).catch((err: unknown) => reportFault('restarting a worker', err));
+    }, delay).unref();
+  }
+
+  private onNote(link: WorkerLink, note: WorkerNote, listening: () => void): void {
+    switch (note.k) {
+      case 'ready': {
+        // Initial state, then (from the next release on) every release: the channel keeps the order.
+        const setup: WorkerSetup = { ...this.options.setup, serverId: this.options.serverId, limits: this.options.limits };
+        link.channel.notify({ k: 'init', setup, head: this.hub.applied, envs: this.state.export() }, this.state.bytes() * 2 + 4096);
+        link.ready = true;
+        return;
+      }
+      case 'listening':
+        this.addresses = note.addresses;
+        link.listening = true;
+        listening();
+        this.decideListeners();
+        return;
+      case 'capacity':
+        link.full = note.full;
+        this.decideListeners();
+        return;
+      default: {
+        const unknown: never = note;
+        throw new Error(`unknown note from a worker: ${JSON.stringify(unknown)}`);
       }
     }
-    if (worker.isConnected()) worker.send(reply);
   }
 
-  /** Asks every worker for its agents and adds them up. */
-  private status(env: string | undefined): Promise<Omit<StatusResult, 'envs'>> {
-    const id = this.nextStatusId++;
-    const workers = [...this.ready];
-    const parts: HostStatus[] = [];
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.statusWaits.delete(id);
-        clearTimeout(timer);
-        const agents = parts.flatMap((p) => p.agents).slice(0, 1000);
-        resolve({
-          server: {
-            id: this.options.serverId,
-            version: VERSION,
-            listen: this.addresses.join(','),
-            store: this.options.store.description,
-            uptimeMs: Date.now() - this.startedAt,
-            workers: workers.length,
-          },
-          agentsTotal: parts.reduce((n, p) => n + p.agentsTotal, 0),
-          agents,
-        });
-      };
-      const timer = setTimeout(done, 2000);
-      this.statusWaits.set(id, { pending: workers.length, parts, done });
-      for (const worker of workers) worker.send({ k: 'status', id, env, max: 1000 } satisfies ToWorker);
-      if (workers.length === 0) done();
-    });
+  /**
+   * Workers with room listen; a full one stops, so that it does not win
+   * accepts it would have to refuse — unless no worker with room is
+   * listening, in which case the least loaded full one keeps listening
+   * (admins always get in; agents get SERVER_FULL and try another server).
+   */
+  private decideListeners(): void {
+    const live = [...this.links.values()].filter((l) => l.ready && l.worker.isConnected());
+    const roomy = live.filter((l) => !l.full);
+    const keep = roomy.length > 0 ? undefined : live[0];
+    for (const link of live) {
+      const on = !link.full || link === keep;
+      if (on !== link.listening) {
+        link.listening = on;
+        link.channel.notify({ k: 'listen', on });
+      }
+    }
   }
 
-  private statusPart(id: number, status: HostStatus): void {
-    const wait = this.statusWaits.get(id);
-    if (wait === undefined) return;
-    wait.parts.push(status);
-    if (--wait.pending === 0) wait.done();
+  private async onRequest(request: WorkerRequest): Promise<unknown> {
+    switch (request.k) {
+      case 'admin':
+        return this.hub.execute(request.req, request.author);
+      default: {
+        const unknown: never = request.k;
+        throw new RequestError(WireError.BAD_REQUEST, `unknown request ${String(unknown)}`);
+      }
+    }
+  }
+
+  /** Asks every worker for its agents and counters and adds them up; a worker that does not answer in time is left out. */
+  private async status(env: string | undefined): Promise<Omit<StatusResult, 'envs'>> {
+    const links = [...this.links.values()].filter((l) => l.ready);
+    const parts = await Promise.all(
+      links.map((l) => l.channel.request({ k: 'status', env, max: 1000 }, STATUS_IPC_TIMEOUT_MS).catch(() => undefined)),
+    );
+    const answered = parts.filter((p): p is HostStatus => p !== undefined);
+    const counters: Record<string, number> = { workerRestarts: this.restarts };
+    for (const part of answered) for (const [k, v] of Object.entries(part.counters)) counters[k] = (counters[k] ?? 0) + v;
+    return {
+      server: {
+        id: this.options.serverId,
+        version: VERSION,
+        listen: this.addresses.join(','),
+        store: this.options.store.description,
+        uptimeMs: Date.now() - this.startedAt,
+        workers: links.length,
+        counters,
+      },
+      agentsTotal: answered.reduce((n, p) => n + p.agentsTotal, 0),
+      agents: answered.flatMap((p) => p.agents).slice(0, 1000),
+    };
   }
 
   async stop(mode: 'graceful' | 'forced' = 'graceful'): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    const exits = Object.values(cluster.workers ?? {}).map((worker) => {
-      if (worker === undefined) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        if (worker.isDead()) return resolve();
-        worker.once('exit', () => resolve());
-        if (worker.isConnected()) worker.send({ k: 'stop', mode } satisfies ToWorker);
-        setTimeout(() => worker.kill('SIGKILL'), mode === 'graceful' ? 5000 : 500).unref();
-      });
-    });
+    const exits = [...this.links.values()].map((link) => new Promise<void>((resolve) => {
+      if (link.worker.isDead()) return resolve();
+      link.worker.once('exit', () => resolve());
+      if (link.worker.isConnected()) link.channel.notify({ k: 'stop', mode });
+      setTimeout(() => link.worker.kill('SIGKILL'), mode === 'graceful' ? 5000 : 500).unref();
+    }));
     await Promise.all(exits);
     await this.hub.close();
   }
@@ -172,65 +242,83 @@ export class ClusterPrimary {
  * A cluster worker: holds a replica of the state fed by the primary, accepts
  * connections, serves agents, and sends admin requests to the primary.
  */
-export function runWorker(options: Omit<HostOptions, 'serverId'>, limits: StateLimits): void {
-  const state = new ServerState(limits);
-  const waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  let nextId = 1;
-  const send = (message: ToPrimary): void => {
-    if (process.connected) process.send!(message);
-  };
-  const admin: AdminExecutor = {
-    execute: (req: AdminRequest, author: string) =>
-      new Promise((resolve, reject) => {
-        const id = nextId++;
-        waiting.set(id, { resolve, reject });
-        send({ k: 'request', id, req, author });
-      }),
-  };
+export function runWorker(): void {
+  let state: ServerState | undefined;
   let host: ConnectionHost | undefined;
-  process.on('message', (message: ToWorker) => {
-    switch (message.k) {
-      case 'init':
-        state.load(message.head, message.envs);
-        host = new ConnectionHost({ ...options, serverId: message.serverId }, state, admin);
+  const port: ChannelPort = {
+    send: (message, done) => {
+      if (process.connected) process.send!(message, undefined, {}, done);
+      else done(null);
+    },
+  };
+  const channel: WorkerChannel = new Channel(port, {
+    name: 'worker',
+    maxPending: 4096,
+    maxQueuedBytes: 256 * 1024 * 1024,
+    overflow: () => {
+      process.stderr.write('vitefa server worker: the primary is not taking messages; leaving\n');
+      process.exit(1);
+    },
+    note: (note) => onNote(note),
+    request: async (request) => {
+      switch (request.k) {
+        case 'status':
+          return host?.status(request.env, request.max) ?? { agentsTotal: 0, agents: [], counters: {} };
+        default: {
+          const unknown: never = request.k;
+          throw new RequestError(WireError.BAD_REQUEST, `unknown request ${String(unknown)}`);
+        }
+      }
+    },
+  });
+  const onNote = (note: PrimaryNote): void => {
+    switch (note.k) {
+      case 'init': {
+        const { setup } = note;
+        state = new ServerState(setup.limits);
+        state.load(note.head, note.envs);
+        host = new ConnectionHost(
+          {
+            ...setup,
+            onCapacity: (full) => channel.notify({ k: 'capacity', full }),
+          },
+          state,
+          {
+            execute: (req, author) => channel.request({ k: 'admin', req, author }, ADMIN_IPC_TIMEOUT_MS),
+          },
+        );
         host.listen().then(
-          () => send({ k: 'listening', addresses: host!.addresses }),
+          () => channel.notify({ k: 'listening', addresses: host!.addresses }),
           (err: Error) => {
             process.stderr.write(`vitefa server worker: ${err.message}\n`);
             process.exit(1);
           },
         );
         return;
+      }
       case 'release': {
-        const published = state.apply(message.stored, message.frame);
+        const published = state?.apply(note.stored, note.frame);
         if (published !== undefined) host?.publish(published);
         return;
       }
-      case 'answer': {
-        const w = waiting.get(message.id);
-        if (w === undefined) return;
-        waiting.delete(message.id);
-        if (message.ok) w.resolve(message.result);
-        else w.reject(new RequestError(message.status as WireError, message.message));
-        return;
-      }
-      case 'status':
-        send({ k: 'status', id: message.id, status: host?.status(message.env, message.max) ?? { agentsTotal: 0, agents: [] } });
+      case 'listen':
+        host?.setListening(note.on);
         return;
       case 'stop':
-        void (host?.stop(message.mode) ?? Promise.resolve()).then(() => process.exit(0));
+        void (host?.stop(note.mode) ?? Promise.resolve()).then(() => process.exit(0));
         return;
       default: {
-        const unknown: never = message;
-        trace('server', `unknown message from primary: ${JSON.stringify(unknown)}`);
+        const unknown: never = note;
+        throw new Error(`unknown note from the primary: ${JSON.stringify(unknown)}`);
       }
     }
-  });
+  };
+  process.on('message', (message: unknown) => channel.receive(message));
   reportMemoryOnSignal(() => `worker with ${host?.connections ?? 0} connections,`);
   // Without the primary there are no releases to serve: leave, agents fail over.
   process.on('disconnect', () => process.exit(0));
   // Ctrl-C reaches the whole process group; the primary decides how workers stop.
   process.on('SIGINT', () => undefined);
   process.on('SIGTERM', () => undefined);
-  send({ k: 'ready' });
+  channel.notify({ k: 'ready' });
 }

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { z } from 'zod';
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
 import { parseEndpoint, type Endpoint } from '../transport/client.js';
+import { LimitsSchema, resolveLimits, type ServerLimits } from './limits.js';
 
 /** A server's settings, from flags, then VITEFA_* variables, then the config file, then defaults. */
 export interface ServerConfig {
@@ -16,6 +17,8 @@ export interface ServerConfig {
   /** Store poll interval in ms (default: 200 for MySQL, off for the embedded store). */
   pollMs?: number;
   migrateOnly: boolean;
+  /** Every limit, defaults overridden by the config file's "limits". */
+  limits: ServerLimits;
 }
 
 const positive = z.number().int().positive();
@@ -30,6 +33,7 @@ const FileSchema = z.strictObject({
   peers: z.array(z.string()).optional(),
   history: positive.optional(),
   pollMs: positive.optional(),
+  limits: LimitsSchema.optional(),
 });
 
 export interface ServerFlags {
@@ -90,6 +94,7 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
     peers,
     history: int(flags.history, '--history') ?? int(env.VITEFA_HISTORY, 'VITEFA_HISTORY') ?? file.history ?? 10_000,
     migrateOnly: flags.migrateOnly === true,
+    limits: resolveLimits(file.limits),
   };
   const token = flags.adminToken ?? env.VITEFA_ADMIN_TOKEN ?? file.adminToken;
   if (token !== undefined) config.adminToken = token;

@@ -8,6 +8,8 @@ export interface AgentLink {
   readonly since: number;
   /** Bytes queued in the socket and not yet taken by the kernel. */
   readonly writableLength: number;
+  /** Bytes handed to the socket since it opened (sent or queued). */
+  readonly bytesWritten: number;
   write(frame: Buffer): void;
   /** Sends an error frame with this status and closes the connection. */
   fail(status: WireError, message: string): void;
@@ -16,13 +18,18 @@ export interface AgentLink {
 interface Subscription {
   link: AgentLink;
   all: boolean;
-  /** Revision acknowledged per environment. */
+  /** Environments followed, with the revision acknowledged (0 until the first ack). */
   acked: Map<string, number>;
+  /** `bytesWritten` of the link when its latest catch-up had been written. */
+  catchUpEnd: number;
 }
 
 export interface FanoutOptions {
-  /** An agent whose socket holds more than this many unsent bytes when a release goes out is disconnected. */
-  maxBufferedBytes: number;
+  /**
+   * An agent with more than this many bytes queued, beyond the catch-up it
+   * was last sent, when a frame goes out is disconnected.
+   */
+  agentBufferBytes: number;
 }
 
 /**
@@ -30,11 +37,13 @@ export interface FanoutOptions {
  * them: the frame is encoded once and the same Buffer written to every
  * subscribed socket. An agent that does not keep up is cut off with
  * SLOW_CONSUMER (it resumes from its revision when it reconnects) so that it
- * never holds up the others.
+ * never holds up the others. What it was sent to catch up (perhaps a large
+ * snapshot) does not count against it: only what piles up behind that.
  */
 export class Fanout {
   private readonly state: ServerState;
   private readonly options: FanoutOptions;
+  /** Agents following an environment by name; kept while the environment is deleted and created again. */
   private readonly byEnv = new Map<string, Set<Subscription>>();
   private readonly followAll = new Set<Subscription>();
   private readonly byLink = new Map<AgentLink, Subscription>();
@@ -58,7 +67,12 @@ export class Fanout {
    */
   subscribe(link: AgentLink, all: boolean, held: EnvRev[]): void {
     this.unsubscribe(link);
-    const sub: Subscription = { link, all, acked: new Map() };
+    if (link.writableLength > this.options.agentBufferBytes) {
+      // Asking again for what it has not read yet: it is not reading.
+      this.slow(link);
+      return;
+    }
+    const sub: Subscription = { link, all, acked: new Map(), catchUpEnd: 0 };
     this.byLink.set(link, sub);
     const heldBy = new Map(held.map((h) => [h.env, h.rev]));
     if (all) {
@@ -66,6 +80,7 @@ export class Fanout {
       for (const env of this.state.names()) if (!heldBy.has(env)) heldBy.set(env, 0);
     }
     for (const [env, rev] of heldBy) {
+      if (all && !this.state.has(env) && rev === 0) continue;
       sub.acked.set(env, rev);
       if (!all) {
         let set = this.byEnv.get(env);
@@ -74,6 +89,7 @@ export class Fanout {
       }
       this.catchUp(link, env, rev);
     }
+    sub.catchUpEnd = link.bytesWritten;
   }
 
   unsubscribe(link: AgentLink): void {
@@ -81,17 +97,20 @@ export class Fanout {
     if (sub === undefined) return;
     this.byLink.delete(link);
     this.followAll.delete(sub);
-    for (const env of sub.acked.keys()) this.byEnv.get(env)?.delete(sub);
+    if (sub.all) return;
+    for (const env of sub.acked.keys()) {
+      const set = this.byEnv.get(env);
+      if (set === undefined) continue;
+      set.delete(sub);
+      if (set.size === 0) this.byEnv.delete(env);
+    }
   }
 
-  /** Re-sends what an agent lacks after it found a gap in what it received. */
-  resync(link: AgentLink, env: string, rev: number): void {
-    if (this.byLink.has(link)) this.catchUp(link, env, rev);
-  }
-
+  /** Records what an agent has applied: only for environments it follows (others would grow the map without bound). */
   ack(link: AgentLink, env: string, rev: number): void {
     const sub = this.byLink.get(link);
-    if (sub !== undefined && (sub.acked.has(env) || sub.all)) sub.acked.set(env, rev);
+    if (sub === undefined) return;
+    if (sub.acked.has(env) || (sub.all && this.state.has(env))) sub.acked.set(env, rev);
   }
 
   /**
@@ -119,11 +138,13 @@ export class Fanout {
     for (const [env, releases] of queued) {
       const frame = releases.length === 1 ? releases[0]!.frame : Buffer.concat(releases.map((r) => r.frame));
       const subs = this.byEnv.get(env);
-      if (subs !== undefined) for (const sub of subs) this.send(sub.link, frame);
-      for (const sub of this.followAll) this.send(sub.link, frame);
+      if (subs !== undefined) for (const sub of subs) this.send(sub, frame);
+      for (const sub of this.followAll) this.send(sub, frame);
+      const last = releases[releases.length - 1]!.message;
       if (releases.some((r) => r.message.drop === true)) {
-        this.byEnv.delete(env);
-        for (const sub of this.followAll) sub.acked.delete(env);
+        // Agents following it by name go on following it: if it is created again, they get it from revision 0.
+        if (subs !== undefined) for (const sub of subs) sub.acked.set(env, 0);
+        if (last.drop === true) for (const sub of this.followAll) sub.acked.delete(env);
       }
     }
   }
@@ -162,13 +183,21 @@ export class Fanout {
     }
   }
 
-  private send(link: AgentLink, frame: Buffer): void {
-    if (link.writableLength > this.options.maxBufferedBytes) {
-      this.slowDisconnects++;
-      link.fail(WireError.SLOW_CONSUMER, `more than ${this.options.maxBufferedBytes} bytes waiting to be read`);
+  private send(sub: Subscription, frame: Buffer): void {
+    const link = sub.link;
+    // The link sends in order: of what is queued, the catch-up's unsent part comes first.
+    const flushed = link.bytesWritten - link.writableLength;
+    const catchUpQueued = Math.max(0, sub.catchUpEnd - flushed);
+    if (link.writableLength - catchUpQueued > this.options.agentBufferBytes) {
+      this.slow(link);
       return;
     }
     link.write(frame);
+  }
+
+  private slow(link: AgentLink): void {
+    this.slowDisconnects++;
+    link.fail(WireError.SLOW_CONSUMER, `more than ${this.options.agentBufferBytes} bytes waiting to be read`);
   }
 }
 

@@ -1,9 +1,14 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { encodeMessage, MessageType, PROTOCOL_VERSION, Role, WireError, type AgentInfo } from '../protocol/index.js';
+import {
+  encodeMessage, MessageType, PROTOCOL_VERSION, Role, WireError, wireErrorName, type AgentInfo,
+} from '../protocol/index.js';
+import { RateLimitedLog, reportFault } from '../log.js';
 import type { Endpoint } from '../transport/client.js';
+import { ProtocolError } from '../protocol/index.js';
 import { Fanout } from './fanout.js';
-import { ServerSession, type AdminExecutor, type SessionContext } from './session.js';
+import type { ServerLimits } from './limits.js';
+import { ServerSession, type AdminExecutor, type SessionContext, type SessionRole } from './session.js';
 import type { PublishedRelease, ServerState } from './state.js';
 
 export interface HostOptions {
@@ -11,18 +16,23 @@ export interface HostOptions {
   listen: Endpoint[];
   adminToken?: string;
   peers: string[];
-  maxFrameBytes: number;
-  /** Most connections this process holds; further ones are refused with SERVER_FULL. */
-  maxConnections: number;
-  handshakeTimeoutMs: number;
-  /** A session silent for this long is closed (agents ping well within it). */
-  idleTimeoutMs: number;
-  maxBufferedBytes: number;
+  limits: ServerLimits;
+  /** Agent sessions this process holds at most; admins have a reserve of their own beyond it. */
+  maxAgents: number;
+  /**
+   * Called when the host fills up with agents, and when it has room again
+   * (below 95%). A cluster worker tells the primary, which decides who
+   * listens; a host without it always listens.
+   */
+  onCapacity?: (full: boolean) => void;
+  log?: (line: string) => void;
 }
 
 export interface HostStatus {
   agentsTotal: number;
   agents: AgentInfo[];
+  /** Sessions this process ended or refused, by wire status name. */
+  counters: Record<string, number>;
 }
 
 /**
@@ -30,31 +40,50 @@ export interface HostStatus {
  * accepted connection, and the fan-out of releases to agents. It runs in the
  * single-process server and in every cluster worker alike; admin requests go
  * to `admin` (the hub, or the primary over IPC).
+ *
+ * Every connection is counted from the moment it is accepted: until it says
+ * hello it is one of a bounded number of pending connections (in all, and
+ * per source address), then an agent (up to `maxAgents`) or an admin (up to
+ * `limits.adminReserve`, beyond the agents), so that a process full of
+ * agents still lets an operator in and never runs out of file descriptors.
  */
 export class ConnectionHost {
   readonly fanout: Fanout;
   private readonly options: HostOptions;
+  private readonly limits: ServerLimits;
   private readonly sessions = new Set<ServerSession>();
+  private readonly pendingByHost = new Map<string, number>();
+  private pending = 0;
+  private agents = 0;
+  private admins = 0;
+  private full = false;
   private readonly ctx: SessionContext;
   private readonly listeners: net.Server[] = [];
+  /** Where each configured endpoint is bound (port 0 resolved), so listening again takes the same port. */
+  private bound: Endpoint[] = [];
+  private wantListening = true;
+  private listenChange: Promise<void> = Promise.resolve();
   private sweeper?: NodeJS.Timeout;
   private stopping = false;
+  private readonly counters = new Map<string, number>();
+  private readonly refusals: RateLimitedLog;
   addresses: string[] = [];
 
   constructor(options: HostOptions, state: ServerState, admin: AdminExecutor) {
     this.options = options;
-    this.fanout = new Fanout(state, { maxBufferedBytes: options.maxBufferedBytes });
+    this.limits = options.limits;
+    this.fanout = new Fanout(state, { agentBufferBytes: options.limits.agentBufferBytes });
+    const log = options.log ?? ((line: string) => void process.stderr.write(`vitefa server: ${line}\n`));
+    this.refusals = new RateLimitedLog(log, options.limits.logLinesPerSecond, options.limits.logLinesPerSecond * 2);
     this.ctx = {
-      serverId: options.serverId,
       fanout: this.fanout,
       admin,
       adminToken: options.adminToken,
       hello: encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: options.serverId, peers: options.peers }),
-      maxFrameBytes: options.maxFrameBytes,
-      onSessionEnd: (session) => {
-        this.sessions.delete(session);
-        this.checkCapacity();
-      },
+      limits: options.limits,
+      admit: (session, role) => this.admit(session, role),
+      refused: (session, status, message) => this.refused(session.addr, status, message),
+      onSessionEnd: (session) => this.sessionEnded(session),
     };
   }
 
@@ -63,17 +92,19 @@ export class ConnectionHost {
   }
 
   async listen(): Promise<void> {
+    this.bound = [...this.options.listen];
     await this.openListeners();
-    this.addresses = this.listeners.map((l) => {
-      const bound = l.address() as net.AddressInfo;
-      return `${bound.address}:${bound.port}`;
+    this.bound = this.listeners.map((l) => {
+      const a = l.address() as net.AddressInfo;
+      return { host: a.address, port: a.port };
     });
+    this.addresses = this.bound.map((b) => (b.host.includes(':') ? `[${b.host}]:${b.port}` : `${b.host}:${b.port}`));
     this.sweeper = setInterval(() => this.sweep(), 1000);
     this.sweeper.unref();
   }
 
   private async openListeners(): Promise<void> {
-    for (const endpoint of this.options.listen) {
+    for (const endpoint of this.bound) {
       const listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
       await new Promise<void>((resolve, reject) => {
         listener.once('error', reject);
@@ -83,72 +114,159 @@ export class ConnectionHost {
         });
       });
       // Accept errors (EMFILE and the like) must not bring the process down.
-      listener.on('error', () => undefined);
+      listener.on('error', (err) => this.refusals.log(`accepting on ${endpoint.host}:${endpoint.port} failed: ${err.message}`));
       this.listeners.push(listener);
     }
   }
 
   /**
-   * A full process stops listening, and listens again below 95% of its
-   * limit. With a shared socket an idle (full) worker would otherwise win
-   * most accepts and refuse them, starving the workers that have room; the
-   * other workers go on accepting. (A lone process that is full refuses
-   * connections until it has room; agents back off and retry.)
+   * Listens, or stops listening (a full cluster worker, so that the workers
+   * with room win the accepts; the primary keeps one listening). Changes
+   * apply in order; listening again binds the addresses bound first.
    */
-  private checkCapacity(): void {
-    if (this.stopping || this.listeners.length === 0 && this.reopening) return;
-    const max = this.options.maxConnections;
-    if (this.listeners.length > 0 && this.sessions.size >= max) {
-      for (const l of this.listeners.splice(0)) l.close();
-    } else if (this.listeners.length === 0 && this.sessions.size < max * 0.95) {
-      this.reopening = true;
-      this.openListeners().catch(() => undefined).finally(() => {
-        this.reopening = false;
-      });
-    }
+  setListening(on: boolean): void {
+    this.wantListening = on;
+    this.listenChange = this.listenChange.then(async () => {
+      if (this.stopping || this.bound.length === 0) return;
+      if (this.wantListening && this.listeners.length === 0) {
+        await this.openListeners().catch((err: Error) => {
+          for (const l of this.listeners.splice(0)) l.close();
+          this.refusals.log(`listening again on ${this.addresses.join(',')} failed: ${err.message}`);
+        });
+      } else if (!this.wantListening && this.listeners.length > 0) {
+        await Promise.all(this.listeners.splice(0).map((l) => new Promise<void>((r) => l.close(() => r()))));
+      }
+    });
   }
 
-  private reopening = false;
+  get isListening(): boolean {
+    return this.listeners.length > 0;
+  }
 
   publish(release: PublishedRelease): void {
     this.fanout.publish(release);
   }
 
-  /** Takes a connection (also used by tests with an in-memory Duplex). */
+  /** Takes a connection (also used by tests with an in-memory Duplex); `addr` is HOST:PORT of the peer. */
   attach(socket: Duplex, addr: string): ServerSession | undefined {
-    const session = new ServerSession(socket, addr, this.ctx);
-    if (this.stopping) {
-      session.fail(WireError.SHUTTING_DOWN, 'server is shutting down');
+    const colon = addr.lastIndexOf(':');
+    const host = colon > 0 ? addr.slice(0, colon) : addr;
+    const refusal = this.refusal(host);
+    if (refusal !== undefined) {
+      this.refused(addr, refusal[0], refusal[1]);
+      socket.on('error', () => undefined);
+      socket.end(encodeMessage({ t: MessageType.Error, code: refusal[0], msg: refusal[1] }));
+      setTimeout(() => socket.destroy(), 1000).unref();
       return undefined;
     }
-    if (this.sessions.size >= this.options.maxConnections) {
-      session.fail(WireError.SERVER_FULL, `this server process holds its limit of ${this.options.maxConnections} connections`);
-      return undefined;
-    }
+    this.pending++;
+    this.pendingByHost.set(host, (this.pendingByHost.get(host) ?? 0) + 1);
+    const session = new ServerSession(socket, addr, host, this.ctx);
     this.sessions.add(session);
-    this.checkCapacity();
     return session;
+  }
+
+  /** Why a new connection from `host` cannot be taken now, if it cannot. */
+  private refusal(host: string): [WireError, string] | undefined {
+    if (this.stopping) return [WireError.SHUTTING_DOWN, 'server is shutting down'];
+    if (this.pending >= this.limits.pendingHellos) {
+      return [WireError.LIMIT_EXCEEDED, `${this.pending} connections to this server process have not said hello yet`];
+    }
+    if ((this.pendingByHost.get(host) ?? 0) >= this.limits.pendingHellosPerAddress) {
+      return [WireError.LIMIT_EXCEEDED, `${this.limits.pendingHellosPerAddress} connections from ${host} have not said hello yet`];
+    }
+    return undefined;
+  }
+
+  private admit(session: ServerSession, role: SessionRole): void {
+    if (role === 'agent' && this.agents >= this.options.maxAgents) {
+      throw new ProtocolError(WireError.SERVER_FULL, `this server process holds its limit of ${this.options.maxAgents} agents`);
+    }
+    if (role === 'admin' && this.admins >= this.limits.adminReserve) {
+      throw new ProtocolError(WireError.SERVER_FULL, `this server process holds its limit of ${this.limits.adminReserve} admin sessions`);
+    }
+    this.leavePending(session.host);
+    if (role === 'agent') this.agents++;
+    else this.admins++;
+    this.checkCapacity();
+  }
+
+  private leavePending(host: string): void {
+    this.pending--;
+    const n = (this.pendingByHost.get(host) ?? 1) - 1;
+    if (n <= 0) this.pendingByHost.delete(host);
+    else this.pendingByHost.set(host, n);
+  }
+
+  private sessionEnded(session: ServerSession): void {
+    if (!this.sessions.delete(session)) return;
+    switch (session.role) {
+      case 'hello':
+        this.leavePending(session.host);
+        break;
+      case 'agent':
+        this.agents--;
+        break;
+      case 'admin':
+        this.admins--;
+        break;
+      default: {
+        const unknown: never = session.role;
+        throw new Error(`unknown role ${String(unknown)}`);
+      }
+    }
+    this.checkCapacity();
+  }
+
+  /** Full at the agent limit, with room again below 95% of it (so a full host does not flap). */
+  private checkCapacity(): void {
+    const onCapacity = this.options.onCapacity;
+    if (onCapacity === undefined || this.stopping) return;
+    if (!this.full && this.agents >= this.options.maxAgents) {
+      this.full = true;
+      onCapacity(true);
+    } else if (this.full && this.agents < this.options.maxAgents * 0.95) {
+      this.full = false;
+      onCapacity(false);
+    }
+  }
+
+  /** Counts (and logs, a few lines a second at most) a session this server ended or refused. */
+  private refused(addr: string, status: WireError, message: string): void {
+    const name = wireErrorName(status) ?? String(status);
+    this.counters.set(name, (this.counters.get(name) ?? 0) + 1);
+    this.refusals.log(() => `closed ${addr}: ${name}: ${message}`);
   }
 
   status(env: string | undefined, maxAgents: number): HostStatus {
     return {
       agentsTotal: this.fanout.size,
       agents: this.fanout.agents(env, maxAgents),
+      counters: Object.fromEntries(this.counters),
     };
   }
 
   private accept(socket: net.Socket): void {
-    socket.setKeepAlive(true, 30_000);
-    this.attach(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+    try {
+      socket.setKeepAlive(true, 30_000);
+      this.attach(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+    } catch (err) {
+      reportFault('accepting a connection', err);
+      socket.destroy();
+    }
   }
 
   private sweep(): void {
     const now = Date.now();
     for (const session of this.sessions) {
-      if (session.inHandshake && now - session.since > this.options.handshakeTimeoutMs) {
-        session.fail(WireError.TIMEOUT, 'no hello received in time');
-      } else if (now - session.lastSeen > this.options.idleTimeoutMs) {
-        session.fail(WireError.TIMEOUT, `nothing received for ${this.options.idleTimeoutMs} ms`);
+      try {
+        if (session.inHandshake && now - session.since > this.limits.helloTimeoutMs) {
+          session.fail(WireError.TIMEOUT, 'no hello received in time');
+        } else if (now - session.lastSeen > this.limits.idleTimeoutMs) {
+          session.fail(WireError.TIMEOUT, `nothing received for ${this.limits.idleTimeoutMs} ms`);
+        }
+      } catch (err) {
+        reportFault('the session sweep', err);
       }
     }
   }
@@ -162,7 +280,8 @@ export class ConnectionHost {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.sweeper);
-    const closed = Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
+    await this.listenChange;
+    const closed = Promise.all(this.listeners.splice(0).map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     for (const session of this.sessions) {
       if (mode === 'forced') session.destroy('server stopped');
       else session.fail(WireError.SHUTTING_DOWN, 'server is shutting down');

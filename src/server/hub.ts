@@ -7,9 +7,10 @@ import { envNotFound, RequestError } from './errors.js';
 import { invert, netChanges, rollbackChanges } from './history.js';
 import { Mutex } from './mutex.js';
 import { clearValue, jsonEqual, mergeValue, type Json } from './merge.js';
-import type { PublishedRelease, ServerState } from './state.js';
+import { entryBytes, type PublishedRelease, type ServerState } from './state.js';
 import type { CommitMeta, Planner, Store, StoredRelease } from './store/types.js';
-import { checkEnvName, checkKey, Limits, parseValue } from './validate.js';
+import type { ServerLimits } from './limits.js';
+import { checkEnvName, checkKey, parseValue } from './validate.js';
 
 export type ReleaseListener = (release: PublishedRelease, stored: StoredRelease) => void;
 
@@ -37,10 +38,12 @@ export class Hub {
   private readonly pulling = new Mutex();
   private poller?: NodeJS.Timeout;
   private closed = false;
+  private readonly limits: ServerLimits;
 
-  constructor(store: Store, state: ServerState) {
+  constructor(store: Store, state: ServerState, limits: ServerLimits) {
     this.store = store;
     this.state = state;
+    this.limits = limits;
   }
 
   /**
@@ -169,7 +172,7 @@ export class Hub {
     const meta = (op: string): CommitMeta => ({ author, op, time: Date.now() });
     switch (req.op) {
       case 'env.add': {
-        const release = await this.store.createEnv(checkEnvName(req.env), meta(req.op));
+        const release = await this.store.createEnv(checkEnvName(req.env, this.limits), meta(req.op));
         await this.committed(release);
         return { env: req.env, rev: release.rev, changed: 0 };
       }
@@ -181,8 +184,8 @@ export class Hub {
       case 'env.list':
         return { envs: this.state.info() };
       case 'set': {
-        const key = checkKey(req.key);
-        const { text } = parseValue(req.value, key);
+        const key = checkKey(req.key, this.limits);
+        const { text } = parseValue(req.value, key, this.limits);
         return this.write(req.env, meta(req.op), async () => [[key, text]]);
       }
       case 'get': {
@@ -203,8 +206,8 @@ export class Hub {
         return { env: req.env, rev: this.state.rev(req.env)!, entries };
       }
       case 'merge': {
-        const key = checkKey(req.key);
-        const patch = parseValue(req.value, key).value;
+        const key = checkKey(req.key, this.limits);
+        const patch = parseValue(req.value, key, this.limits).value;
         return this.write(req.env, meta(req.op), async (view) => {
           const beforeText = await view.get(key);
           const before = beforeText === undefined ? undefined : (JSON.parse(beforeText) as Json);
@@ -257,10 +260,10 @@ export class Hub {
   }
 
   private async applyEntries(env: string, entries: [string, string][], replace: boolean, meta: CommitMeta): Promise<WriteResult> {
-    if (entries.length > Limits.keysPerRelease) {
-      throw new RequestError(WireError.INVALID_VALUE, `at most ${Limits.keysPerRelease} keys per release`);
+    if (entries.length > this.limits.keysPerRelease) {
+      throw new RequestError(WireError.INVALID_VALUE, `at most ${this.limits.keysPerRelease} keys per release`);
     }
-    const planned: Change[] = entries.map(([key, value]) => [checkKey(key), parseValue(value, key).text]);
+    const planned: Change[] = entries.map(([key, value]) => [checkKey(key, this.limits), parseValue(value, key, this.limits).text]);
     return this.write(env, meta, async (view) => {
       if (!replace) return planned;
       const wanted = new Set(planned.map(([k]) => k));
@@ -271,10 +274,43 @@ export class Hub {
 
   private async write(env: string, meta: CommitMeta, plan: Planner): Promise<WriteResult> {
     // The store reports a missing environment itself, under its lock (another server may have just created it).
-    const release = await this.store.commit(env, meta, plan);
+    const release = await this.store.commit(env, meta, async (view) => {
+      const changes = await plan(view);
+      this.checkGrowth(env, changes);
+      return changes;
+    });
     if (release === null) return { env, rev: this.state.rev(env) ?? 0, changed: 0 };
     await this.committed(release);
     return { env, rev: release.rev, changed: release.changes.length };
+  }
+
+  /**
+   * An environment may not grow past keysPerEnv keys or envBytes bytes: its
+   * snapshot is one frame that every agent must be able to take. Changes
+   * that shrink it are always allowed.
+   */
+  private checkGrowth(env: string, changes: Change[]): void {
+    const values = this.state.values(env);
+    const size = this.state.size(env);
+    if (values === undefined || size === undefined) return;
+    let { keys, bytes } = size;
+    for (const [key, after] of changes) {
+      const before = values.get(key);
+      if (before !== undefined) {
+        keys--;
+        bytes -= entryBytes(key, before);
+      }
+      if (after !== null) {
+        keys++;
+        bytes += entryBytes(key, after);
+      }
+    }
+    if (keys > size.keys && keys > this.limits.keysPerEnv) {
+      throw new RequestError(WireError.INVALID_VALUE, `${env} would hold ${keys} keys, more than the limit of ${this.limits.keysPerEnv}`);
+    }
+    if (bytes > size.bytes && bytes > this.limits.envBytes) {
+      throw new RequestError(WireError.INVALID_VALUE, `${env} would hold ${bytes} bytes of keys and values, more than the limit of ${this.limits.envBytes}`);
+    }
   }
 
   private liveValues(env: string): ReadonlyMap<string, string> {

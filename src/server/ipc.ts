@@ -1,24 +1,52 @@
 import type { AdminRequest } from '../protocol/index.js';
+import type { Endpoint } from '../transport/client.js';
 import type { HostStatus } from './host.js';
+import type { ServerLimits } from './limits.js';
 import type { EnvState, StoredRelease } from './store/types.js';
 
 /**
- * Messages between the cluster primary (store, hub) and its workers
- * (connections). Sent with Node's 'advanced' IPC serialization, so Buffers and
- * Maps arrive intact. Order on the channel is the order of sending: a worker
- * gets its initial state, then every release after it, in revision order.
+ * The messages between the cluster primary (store, hub) and its workers
+ * (connections), carried by a Channel (channel.ts) with Node's 'advanced'
+ * IPC serialization, so Buffers and Maps arrive intact. Order on the channel
+ * is the order of sending: a worker gets its initial state, then every
+ * release after it, in revision order.
  */
-export type ToWorker =
-  | { k: 'init'; serverId: string; head: number; envs: EnvState[] }
+
+/** What a worker needs to serve connections; the primary sends it, so every worker runs one configuration. */
+export interface WorkerSetup {
+  serverId: string;
+  listen: Endpoint[];
+  peers: string[];
+  adminToken?: string;
+  /** Agent connections this worker holds at most. */
+  maxAgents: number;
+  limits: ServerLimits;
+}
+
+/** Primary -> worker, one way. */
+export type PrimaryNote =
+  | { k: 'init'; setup: WorkerSetup; head: number; envs: EnvState[] }
   | { k: 'release'; stored: StoredRelease; frame: Buffer }
-  | { k: 'answer'; id: number; ok: true; result: unknown }
-  | { k: 'answer'; id: number; ok: false; status: number; message: string }
-  | { k: 'status'; id: number; env: string | undefined; max: number }
+  /** Listen, or stop listening (the primary keeps at least one worker listening, so operators always get in). */
+  | { k: 'listen'; on: boolean }
   | { k: 'stop'; mode: 'graceful' | 'forced' };
 
-export type ToPrimary =
+/** Primary -> worker, answered. */
+export type PrimaryRequest = { k: 'status'; env: string | undefined; max: number };
+
+/** Worker -> primary, one way. */
+export type WorkerNote =
   /** The worker's message handler is in place (ESM workers load asynchronously). */
   | { k: 'ready' }
   | { k: 'listening'; addresses: string[] }
-  | { k: 'request'; id: number; req: AdminRequest; author: string }
-  | { k: 'status'; id: number; status: HostStatus };
+  /** The worker holds as many agents as it may (or has room again). */
+  | { k: 'capacity'; full: boolean };
+
+/** Worker -> primary, answered. */
+export type WorkerRequest = { k: 'admin'; req: AdminRequest; author: string };
+
+/** The answer to each request kind. */
+export interface Replies {
+  status: HostStatus;
+  admin: unknown;
+}

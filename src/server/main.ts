@@ -4,7 +4,7 @@ import { trace } from '../trace.js';
 import { ClusterPrimary, runWorker } from './cluster.js';
 import { reportMemoryOnSignal } from './diagnostics.js';
 import { resolveServerConfig, type ServerConfig, type ServerFlags } from './config.js';
-import { ConfigServer, newServerId, SERVER_DEFAULTS } from './server.js';
+import { ConfigServer, newServerId } from './server.js';
 import { createStore } from './store/create.js';
 
 /**
@@ -30,18 +30,18 @@ export function workerCap(maxAgents: number, workers: number): number {
 
 /** `vitefa server`: runs until SIGINT/SIGTERM (graceful; a second signal forces). */
 export async function runServer(flags: ServerFlags): Promise<void> {
-  const config = resolveServerConfig(flags);
-  const log = (line: string): void => void process.stderr.write(`vitefa server: ${line}\n`);
-  const host = {
-    ...SERVER_DEFAULTS,
-    listen: config.listen,
-    adminToken: config.adminToken,
-    peers: config.peers,
-  };
   if (cluster.isWorker) {
-    runWorker({ ...host, maxConnections: workerCap(config.maxAgents, workerCount(config)) }, SERVER_DEFAULTS);
+    // A worker takes its whole configuration from the primary.
+    runWorker();
     return;
   }
+  const config = resolveServerConfig(flags);
+  const log = (line: string): void => void process.stderr.write(`vitefa server: ${line}\n`);
+  const serving = {
+    listen: config.listen,
+    peers: config.peers,
+    ...(config.adminToken === undefined ? {} : { adminToken: config.adminToken }),
+  };
   const store = createStore(config.store, { retainReleases: config.history });
   if (config.migrateOnly) {
     await store.open();
@@ -55,13 +55,14 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   let address: string;
   const serverId = newServerId();
   if (workers === 0) {
-    const server = new ConfigServer({ ...host, serverId, store, maxConnections: config.maxAgents, pollMs, log });
+    const server = new ConfigServer({ ...serving, serverId, store, maxAgents: config.maxAgents, limits: config.limits, pollMs, log });
     await server.start();
     reportMemoryOnSignal(() => `server with ${server.host.connections} connections,`);
     address = server.address;
     stop = (mode) => server.stop(mode);
   } else {
-    const primary = new ClusterPrimary({ serverId, store, workers, pollMs, limits: SERVER_DEFAULTS, log });
+    const setup = { ...serving, maxAgents: workerCap(config.maxAgents, workers) };
+    const primary = new ClusterPrimary({ serverId, store, workers, pollMs, limits: config.limits, setup, log });
     await primary.start();
     address = primary.addresses.join(',');
     stop = (mode) => primary.stop(mode);

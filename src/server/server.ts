@@ -3,32 +3,34 @@ import type { Duplex } from 'node:stream';
 import type { StatusResult } from '../protocol/index.js';
 import type { Endpoint } from '../transport/client.js';
 import { VERSION } from '../version.js';
-import { ConnectionHost, type HostOptions } from './host.js';
+import { ConnectionHost } from './host.js';
 import { Hub } from './hub.js';
+import { resolveLimits, type ServerLimits } from './limits.js';
 import type { ServerSession } from './session.js';
-import { ServerState, type StateLimits } from './state.js';
+import { ServerState } from './state.js';
 import type { Store } from './store/types.js';
 
-export interface ServerOptions extends Omit<HostOptions, 'serverId'>, StateLimits {
+export interface ServerOptions {
   store: Store;
   serverId?: string;
+  listen: Endpoint[];
+  peers: string[];
+  adminToken?: string;
+  /** Agent connections held at most; admins have a reserve beyond it. */
+  maxAgents: number;
+  limits: ServerLimits;
   /** How often to look in the store for releases other servers committed; 0 = never (a store only this server writes). */
   pollMs: number;
-  /** Reports the store going away and coming back. */
+  /** Reports the store going away and coming back, and refusals. */
   log?: (line: string) => void;
 }
 
 export const SERVER_DEFAULTS = {
   listen: [{ host: '127.0.0.1', port: 7400 }] as Endpoint[],
   peers: [] as string[],
-  maxFrameBytes: 64 * 1024 * 1024,
-  maxConnections: 100_000,
-  handshakeTimeoutMs: 10_000,
-  idleTimeoutMs: 60_000,
-  maxBufferedBytes: 8 * 1024 * 1024,
-  recentReleases: 1000,
-  recentBytes: 16 * 1024 * 1024,
+  maxAgents: 100_000,
   pollMs: 0,
+  limits: resolveLimits(),
 };
 
 export const newServerId = (): string => `srv-${randomBytes(4).toString('hex')}`;
@@ -49,9 +51,18 @@ export class ConfigServer {
   constructor(options: ServerOptions) {
     this.options = options;
     this.serverId = options.serverId ?? newServerId();
-    this.state = new ServerState(options);
-    this.hub = new Hub(options.store, this.state);
-    this.host = new ConnectionHost({ ...options, serverId: this.serverId }, this.state, this.hub);
+    this.state = new ServerState(options.limits);
+    this.hub = new Hub(options.store, this.state, options.limits);
+    const hostOptions = {
+      serverId: this.serverId,
+      listen: options.listen,
+      peers: options.peers,
+      limits: options.limits,
+      maxAgents: options.maxAgents,
+      ...(options.adminToken === undefined ? {} : { adminToken: options.adminToken }),
+      ...(options.log === undefined ? {} : { log: options.log }),
+    };
+    this.host = new ConnectionHost(hostOptions, this.state, this.hub);
     this.hub.onRelease((release) => this.host.publish(release));
     this.hub.setStatusSource({ status: async (env) => this.status(env) });
   }
@@ -80,6 +91,7 @@ export class ConfigServer {
         store: this.options.store.description,
         uptimeMs: Date.now() - this.startedAt,
         workers: 1,
+        counters: local.counters,
       },
       agentsTotal: local.agentsTotal,
       agents: local.agents,

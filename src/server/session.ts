@@ -2,60 +2,83 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import {
   MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, WireError,
-  type AdminRequest, type Hello, type Message,
+  type AdminRequest, type EnvRev, type Hello, type Message, type Subscribe,
 } from '../protocol/index.js';
 import { FramedConnection } from '../transport/connection.js';
 import { trace } from '../trace.js';
 import { RequestError } from './errors.js';
 import type { AgentLink, Fanout } from './fanout.js';
+import { receiveLimits, type ServerLimits } from './limits.js';
+import { checkEnvName } from './validate.js';
 
 /** Runs admin requests (the hub in this process, or the primary's over IPC). */
 export interface AdminExecutor {
   execute(req: AdminRequest, author: string): Promise<unknown>;
 }
 
+export type SessionRole = 'agent' | 'admin';
+
+/** What every session of one host shares. */
 export interface SessionContext {
-  serverId: string;
   fanout: Fanout;
   admin: AdminExecutor;
   /** Admin credential; when unset, admin sessions are accepted from loopback addresses only. */
   adminToken: string | undefined;
   /** The server's hello (with the peers agents may fail over to), encoded once for every session. */
   hello: Buffer;
-  maxFrameBytes: number;
-  /** Sessions ask the registry to time them out if the handshake does not finish. */
-  onSessionEnd: (session: ServerSession) => void;
+  limits: ServerLimits;
+  /** Admits a session into a role; throws ProtocolError(SERVER_FULL) when the host has no room for it. */
+  admit(session: ServerSession, role: SessionRole): void;
+  /** Counts a session ended by this server, by wire status, and logs it (rate-limited). */
+  refused(session: ServerSession, status: WireError, message: string): void;
+  onSessionEnd(session: ServerSession): void;
 }
 
-type Phase = 'handshake' | 'agent' | 'admin';
-
-/** Most admin requests in flight on one connection before reading pauses. */
-const MAX_ADMIN_IN_FLIGHT = 32;
+type Phase = 'hello' | SessionRole;
 
 /**
- * One accepted connection, any role. The server sends its hello at once; the
- * peer's hello decides whether this is an agent (subscribe, ack, ping) or an
- * admin client (requests). One handler per message type.
+ * One accepted connection, any role. The server sends its hello at once;
+ * until the peer's hello arrives the session accepts nothing else, and only
+ * small frames. The hello decides whether this is an agent (subscribe, ack,
+ * ping) or an admin client (requests, ping), and raises the limits to that
+ * role's. One handler per message type; anything else ends the session.
  */
 export class ServerSession extends FramedConnection implements AgentLink {
   readonly addr: string;
+  /** Source address without the port (for the per-address limit). */
+  readonly host: string;
   readonly since = Date.now();
   id = '';
   /** Last time a frame arrived, for the idle sweep. */
   lastSeen = this.since;
-  private phase: Phase = 'handshake';
+  private phase: Phase = 'hello';
   private readonly ctx: SessionContext;
   private inFlight = 0;
+  /** Subscribes this session may still send now (refilled over time). */
+  private subscribeTokens: number;
+  private subscribeRefilled = this.since;
 
-  constructor(socket: Duplex, addr: string, ctx: SessionContext) {
-    super(socket, ctx.maxFrameBytes);
+  constructor(socket: Duplex, addr: string, host: string, ctx: SessionContext) {
+    super(socket, receiveLimits(ctx.limits, 'hello'));
     this.addr = addr;
+    this.host = host;
     this.ctx = ctx;
+    this.subscribeTokens = ctx.limits.subscribeBurst;
     this.write(ctx.hello);
   }
 
   get inHandshake(): boolean {
-    return this.phase === 'handshake';
+    return this.phase === 'hello';
+  }
+
+  get role(): Phase {
+    return this.phase;
+  }
+
+  override fail(status: WireError, message: string): void {
+    if (this.isClosed) return;
+    if (status !== WireError.SHUTTING_DOWN) this.ctx.refused(this, status, message);
+    super.fail(status, message);
   }
 
   protected handle(message: Message): void | Promise<void> {
@@ -63,10 +86,14 @@ export class ServerSession extends FramedConnection implements AgentLink {
     switch (message.t) {
       case MessageType.Hello:
         return this.onHello(message);
+      case MessageType.Error:
+        // The peer ends the session; close our side.
+        trace('server', `${this.addr} sent error ${new RemoteError(message.code, message.msg).code}: ${message.msg}`);
+        this.end('peer reported an error');
+        return;
       case MessageType.Subscribe:
         this.expect('agent', message.t);
-        this.ctx.fanout.subscribe(this, message.all, message.envs);
-        return;
+        return this.onSubscribe(message);
       case MessageType.Ack:
         this.expect('agent', message.t);
         this.ctx.fanout.ack(this, message.env, message.rev);
@@ -75,14 +102,11 @@ export class ServerSession extends FramedConnection implements AgentLink {
         this.expect('admin', message.t);
         return this.onRequest(message.id, message.req);
       case MessageType.Ping:
+        this.expectSession(message.t);
         this.send({ t: MessageType.Pong, n: message.n });
         return;
       case MessageType.Pong:
-        return;
-      case MessageType.Error:
-        // The peer ends the session; close our side.
-        trace('server', `${this.addr} sent error ${new RemoteError(message.code, message.msg).code}: ${message.msg}`);
-        this.end('peer reported an error');
+        this.expectSession(message.t);
         return;
       case MessageType.Snapshot:
       case MessageType.Release:
@@ -96,15 +120,13 @@ export class ServerSession extends FramedConnection implements AgentLink {
   }
 
   private onHello(hello: Hello): void {
-    if (this.phase !== 'handshake') throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'hello sent twice');
+    if (this.phase !== 'hello') throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'hello sent twice');
     if (hello.v !== PROTOCOL_VERSION) {
       throw new ProtocolError(WireError.VERSION_MISMATCH, `protocol version ${hello.v} is not supported (server speaks ${PROTOCOL_VERSION})`);
     }
-    this.id = hello.id;
     switch (hello.role) {
       case Role.agent:
-        this.phase = 'agent';
-        return;
+        break;
       case Role.admin:
         if (!this.adminAllowed(hello.token)) {
           throw new ProtocolError(
@@ -112,8 +134,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
             this.ctx.adminToken === undefined ? 'admin access without a token is allowed from loopback only' : 'admin token rejected',
           );
         }
-        this.phase = 'admin';
-        return;
+        break;
       case Role.server:
       case Role.peer:
         throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `role ${hello.role} is not served on this port`);
@@ -122,6 +143,10 @@ export class ServerSession extends FramedConnection implements AgentLink {
         throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `unknown role ${String(unknown)}`);
       }
     }
+    this.ctx.admit(this, hello.role);
+    this.id = hello.id.slice(0, 256);
+    this.phase = hello.role;
+    this.setLimits(receiveLimits(this.ctx.limits, hello.role));
   }
 
   private adminAllowed(token: string | undefined): boolean {
@@ -133,6 +158,36 @@ export class ServerSession extends FramedConnection implements AgentLink {
     return a.length === b.length && timingSafeEqual(a, b);
   }
 
+  private onSubscribe(message: Subscribe): void {
+    this.takeSubscribeToken();
+    const limits = this.ctx.limits;
+    if (message.envs.length > limits.subscribedEnvs) {
+      throw new ProtocolError(WireError.LIMIT_EXCEEDED, `a subscription names at most ${limits.subscribedEnvs} environments, got ${message.envs.length}`);
+    }
+    const envs: EnvRev[] = [];
+    for (const held of message.envs) {
+      try {
+        checkEnvName(held.env, limits);
+      } catch (err) {
+        throw new ProtocolError(WireError.BAD_REQUEST, (err as RequestError).message);
+      }
+      envs.push(held);
+    }
+    this.ctx.fanout.subscribe(this, message.all, envs);
+  }
+
+  /** Each Subscribe makes the server send what the agent lacks (perhaps a snapshot): their rate is bounded. */
+  private takeSubscribeToken(): void {
+    const limits = this.ctx.limits;
+    const now = Date.now();
+    this.subscribeTokens = Math.min(limits.subscribeBurst, this.subscribeTokens + ((now - this.subscribeRefilled) / 60_000) * limits.subscribesPerMinute);
+    this.subscribeRefilled = now;
+    if (this.subscribeTokens < 1) {
+      throw new ProtocolError(WireError.LIMIT_EXCEEDED, `more than ${limits.subscribesPerMinute} subscribes a minute`);
+    }
+    this.subscribeTokens--;
+  }
+
   private onRequest(id: number, req: AdminRequest): void | Promise<void> {
     const author = `${this.id}@${this.addr}`;
     const run = this.ctx.admin.execute(req, author).then(
@@ -141,7 +196,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
         if (err instanceof RequestError) {
           this.send({ t: MessageType.Error, code: err.status, msg: err.message, id });
         } else {
-          trace('server', `request ${req.op} failed: ${(err as Error)?.stack ?? String(err)}`);
+          this.fault(err);
           this.send({ t: MessageType.Error, code: WireError.INTERNAL, msg: `internal error while running ${req.op}`, id });
         }
       },
@@ -149,13 +204,18 @@ export class ServerSession extends FramedConnection implements AgentLink {
     // Requests run concurrently; reading pauses only when too many are in flight.
     this.inFlight++;
     const done = run.finally(() => this.inFlight--);
-    return this.inFlight >= MAX_ADMIN_IN_FLIGHT ? done : undefined;
+    return this.inFlight >= this.ctx.limits.adminInFlight ? done : undefined;
   }
 
-  private expect(phase: Phase, type: number): void {
+  private expect(phase: SessionRole, type: number): void {
     if (this.phase !== phase) {
-      throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${type} is not valid ${this.phase === 'handshake' ? 'before the hello' : `in an ${this.phase} session`}`);
+      throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${type} is not valid ${this.phase === 'hello' ? 'before the hello' : `in an ${this.phase} session`}`);
     }
+  }
+
+  /** Ping and Pong are valid in any session, but not before the hello. */
+  private expectSession(type: number): void {
+    if (this.phase === 'hello') throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${type} is not valid before the hello`);
   }
 
   protected onClosed(reason: string): void {

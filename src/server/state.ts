@@ -1,6 +1,11 @@
 import { encodeMessage, MessageType, type EnvInfo, type Release } from '../protocol/index.js';
 import type { EnvState, StoredRelease } from './store/types.js';
 
+/** Bytes an entry adds to an environment's snapshot. */
+export function entryBytes(key: string, json: string): number {
+  return Buffer.byteLength(key) + Buffer.byteLength(json);
+}
+
 /** A release ready to send: the message and its frame, encoded once for every subscriber. */
 export interface PublishedRelease {
   message: Release;
@@ -10,6 +15,8 @@ export interface PublishedRelease {
 interface LiveEnv {
   rev: number;
   values: Map<string, string>;
+  /** Bytes of every key and value (UTF-8), as its snapshot will carry them. */
+  bytes: number;
   /** The most recent releases, oldest first, for agents that are a little behind. */
   recent: PublishedRelease[];
   recentBytes: number;
@@ -54,7 +61,24 @@ export class ServerState {
   load(head: number, envs: EnvState[]): void {
     this.envs.clear();
     this.head = head;
-    for (const e of envs) this.envs.set(e.env, { rev: e.rev, values: e.values, recent: [], recentBytes: 0 });
+    for (const e of envs) {
+      let bytes = 0;
+      for (const [key, json] of e.values) bytes += entryBytes(key, json);
+      this.envs.set(e.env, { rev: e.rev, values: e.values, bytes, recent: [], recentBytes: 0 });
+    }
+  }
+
+  /** Bytes of every key and value held. */
+  bytes(): number {
+    let total = 0;
+    for (const live of this.envs.values()) total += live.bytes;
+    return total;
+  }
+
+  /** Keys and bytes of an environment, for the limits on its growth. */
+  size(env: string): { keys: number; bytes: number } | undefined {
+    const live = this.envs.get(env);
+    return live === undefined ? undefined : { keys: live.values.size, bytes: live.bytes };
   }
 
   has(env: string): boolean {
@@ -107,12 +131,18 @@ export class ServerState {
       return published;
     }
     if (live === undefined) {
-      live = { rev: 0, values: new Map(), recent: [], recentBytes: 0 };
+      live = { rev: 0, values: new Map(), bytes: 0, recent: [], recentBytes: 0 };
       this.envs.set(stored.env, live);
     }
     for (const [key, , after] of stored.changes) {
-      if (after === null) live.values.delete(key);
-      else live.values.set(key, after);
+      const before = live.values.get(key);
+      if (before !== undefined) live.bytes -= entryBytes(key, before);
+      if (after === null) {
+        live.values.delete(key);
+      } else {
+        live.values.set(key, after);
+        live.bytes += entryBytes(key, after);
+      }
     }
     live.rev = stored.rev;
     live.snapshot = undefined;

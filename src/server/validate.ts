@@ -1,44 +1,67 @@
 import { WireError } from '../protocol/index.js';
 import { RequestError } from './errors.js';
+import type { ServerLimits } from './limits.js';
 import type { Json } from './merge.js';
 
-/** Limits on what the server accepts; documented in docs/limits.md. */
-export const Limits = {
-  envNameBytes: 128,
-  keyBytes: 256,
-  valueBytes: 1024 * 1024,
-  keysPerRelease: 1_000_000,
-} as const;
+type DataLimits = Pick<ServerLimits, 'envNameBytes' | 'keyBytes' | 'valueBytes' | 'valueDepth'>;
 
 const ENV_NAME = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
 // eslint-disable-next-line no-control-regex
 // U+FFFD too: it is what invalid UTF-8 on the wire decodes to.
 const CONTROL = /[\u0000-\u001f\u007f\ufffd\uffff]/;
 
-export function checkEnvName(env: string): string {
-  if (Buffer.byteLength(env) > Limits.envNameBytes || !ENV_NAME.test(env) || env.includes('//') || env.endsWith('/')) {
+export function checkEnvName(env: string, limits: DataLimits): string {
+  if (Buffer.byteLength(env) > limits.envNameBytes || !ENV_NAME.test(env) || env.includes('//') || env.endsWith('/')) {
     throw new RequestError(
       WireError.INVALID_VALUE,
-      `invalid environment name ${JSON.stringify(env)}: use letters, digits, '.', '_', '-', '/' (at most ${Limits.envNameBytes} bytes)`,
+      `invalid environment name ${JSON.stringify(env)}: use letters, digits, '.', '_', '-', '/' (at most ${limits.envNameBytes} bytes)`,
     );
   }
   return env;
 }
 
-export function checkKey(key: string): string {
-  if (key.length === 0 || Buffer.byteLength(key) > Limits.keyBytes || CONTROL.test(key)) {
+export function checkKey(key: string, limits: DataLimits): string {
+  if (key.length === 0 || Buffer.byteLength(key) > limits.keyBytes || CONTROL.test(key)) {
     throw new RequestError(
       WireError.INVALID_VALUE,
-      `invalid key ${JSON.stringify(key)}: 1 to ${Limits.keyBytes} bytes, no control characters`,
+      `invalid key ${JSON.stringify(key)}: 1 to ${limits.keyBytes} bytes, no control characters`,
     );
   }
   return key;
 }
 
+/**
+ * The deepest nesting of arrays and objects in JSON text, found without
+ * parsing (brackets inside strings do not count). Linear in the text and
+ * iterative, so hostile nesting costs no more than its length.
+ */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > deepest) deepest = depth;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return deepest;
+}
+
 /** Parses JSON text sent by a client; returns the value and its compact canonical text. */
-export function parseValue(text: string, what: string): { value: Json; text: string } {
-  if (Buffer.byteLength(text) > Limits.valueBytes) {
-    throw new RequestError(WireError.INVALID_VALUE, `${what}: value larger than ${Limits.valueBytes} bytes`);
+export function parseValue(text: string, what: string, limits: DataLimits): { value: Json; text: string } {
+  if (Buffer.byteLength(text) > limits.valueBytes) {
+    throw new RequestError(WireError.INVALID_VALUE, `${what}: value larger than ${limits.valueBytes} bytes`);
+  }
+  if (jsonDepth(text) > limits.valueDepth) {
+    throw new RequestError(WireError.INVALID_VALUE, `${what}: value nested deeper than ${limits.valueDepth} levels`);
   }
   let value: Json;
   try {

@@ -4,7 +4,14 @@ import {
   LocalErrorCode, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, VitefaError, WireError,
   type Hello, type Message, type Role,
 } from '../protocol/index.js';
-import { FramedConnection } from './connection.js';
+import { FramedConnection, type ReceiveLimits } from './connection.js';
+import { DEFAULT_DECODE_LIMITS } from '../protocol/index.js';
+
+/**
+ * What a client (agent or admin) accepts from a server: snapshots are single
+ * frames, so frames are large; values and nesting are bounded as everywhere.
+ */
+export const CLIENT_RECEIVE_LIMITS: ReceiveLimits = { maxFrameBytes: 256 * 1024 * 1024, ...DEFAULT_DECODE_LIMITS };
 
 export interface Endpoint {
   host: string;
@@ -31,8 +38,8 @@ export class ClientConnection extends FramedConnection {
   serverHello?: Hello;
   private readonly handlers: ClientHandlers;
 
-  constructor(socket: net.Socket, maxFrameBytes: number, handlers: ClientHandlers) {
-    super(socket, maxFrameBytes);
+  constructor(socket: net.Socket, limits: ReceiveLimits, handlers: ClientHandlers) {
+    super(socket, limits);
     this.handlers = handlers;
   }
 
@@ -51,7 +58,7 @@ export interface ConnectOptions extends Endpoint {
   token?: string;
   /** Time allowed for TCP connect plus the server's hello. */
   timeoutMs: number;
-  maxFrameBytes: number;
+  limits?: ReceiveLimits;
   /** Messages after the handshake. */
   onMessage: (message: Message) => void | Promise<void>;
   onClose: (reason: string) => void;
@@ -81,7 +88,7 @@ export function connect(options: ConnectOptions): Promise<ClientConnection> {
     const timer = setTimeout(() => {
       settle(new VitefaError(LocalErrorCode.CONNECT_TIMEOUT, `no hello from ${options.host}:${options.port} within ${options.timeoutMs} ms`));
     }, options.timeoutMs);
-    const conn = new ClientConnection(socket, options.maxFrameBytes, {
+    const conn = new ClientConnection(socket, options.limits ?? CLIENT_RECEIVE_LIMITS, {
       message: (message) => {
         if (settled) return options.onMessage(message);
         if (message.t === MessageType.Error) {

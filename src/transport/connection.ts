@@ -1,9 +1,22 @@
 import type { Duplex } from 'node:stream';
 import {
   decodeBody, encodeMessage, FrameDecoder, MessageType, ProtocolError, WireError,
-  type Message,
+  type DecodeLimits, type Message,
 } from '../protocol/index.js';
+import { reportFault } from '../log.js';
 import { trace } from '../trace.js';
+
+/** What a connection accepts from its peer: frame size, then values and nesting per message. */
+export interface ReceiveLimits extends DecodeLimits {
+  maxFrameBytes: number;
+}
+
+/**
+ * Replies queued and not yet taken by the kernel above which reading pauses
+ * until they drain: a peer that sends requests (or pings) without reading
+ * the answers cannot make this side queue without bound.
+ */
+export const OUTPUT_HIGH_WATER_BYTES = 1024 * 1024;
 
 const OWNER = Symbol('vitefa.connection');
 type Owned = Duplex & { [OWNER]: FramedConnection };
@@ -17,21 +30,46 @@ function onError(this: Owned, err: Error): void {
 function onClose(this: Owned): void {
   this[OWNER].socketClosed();
 }
+function onDrain(this: Owned): void {
+  this[OWNER].outputDrained();
+}
+
+const State = {
+  /** 0: frames are read and handled. */
+  Open: 0,
+  /** 1: the session ended (an error frame may still be flushing); nothing more is read or sent. */
+  Ending: 1,
+  /** 2: the socket has closed. */
+  Closed: 2,
+} as const;
+type State = (typeof State)[keyof typeof State];
 
 /**
- * Where a socket meets the codec: frames in, typed messages out. A protocol
- * error is answered with one error frame, then the connection closes. While
- * `handle` returns a promise, reading pauses (backpressure on busy handlers).
+ * Where a socket meets the codec and the session: frames in, typed messages
+ * out, and the one error path for both. Whatever goes wrong with what the
+ * peer sent — a framing error, a message past the limits, a handler that
+ * throws or whose promise rejects — ends this one session the same way:
+ * one Error frame, then close; frames that arrived after it are not handled.
+ * A failure that is not the peer's fault is also reported with its stack.
+ *
+ * Frames are taken from the decoder one at a time, so limits raised by one
+ * message (the hello) apply to the next, and reading pauses while a handler's
+ * promise is pending or while replies wait to be read.
  */
 export abstract class FramedConnection {
   readonly socket: Duplex;
   private readonly decoder: FrameDecoder;
-  private closed = false;
+  private limits: DecodeLimits;
+  private state: State = State.Open;
   private busy = 0;
+  private outputPaused = false;
+  private closeReason: string | undefined;
+  private written = 0;
 
-  constructor(socket: Duplex, maxFrameBytes: number) {
+  constructor(socket: Duplex, limits: ReceiveLimits) {
     this.socket = socket;
-    this.decoder = new FrameDecoder(maxFrameBytes);
+    this.decoder = new FrameDecoder(limits.maxFrameBytes);
+    this.limits = { maxElements: limits.maxElements, maxDepth: limits.maxDepth };
     // Shared listeners that find the connection on the socket: no closures per
     // connection (a server holds 100,000 of them).
     (socket as Owned)[OWNER] = this;
@@ -40,30 +78,48 @@ export abstract class FramedConnection {
     socket.on('close', onClose);
   }
 
+  /** True once the session has ended (or is ending): nothing more is sent or handled. */
   get isClosed(): boolean {
-    return this.closed;
+    return this.state !== State.Open;
   }
 
   get writableLength(): number {
     return this.socket.writableLength;
   }
 
+  /** Bytes handed to the socket so far (sent or still queued). */
+  get bytesWritten(): number {
+    return this.written;
+  }
+
+  /** Applies from the next frame on (a session raises them once its peer has said who it is). */
+  setLimits(limits: ReceiveLimits): void {
+    this.decoder.maxFrameBytes = limits.maxFrameBytes;
+    this.limits = { maxElements: limits.maxElements, maxDepth: limits.maxDepth };
+  }
+
   /** Handles one decoded message; may return a promise to hold further reads until it settles. */
   protected abstract handle(message: Message): void | Promise<void>;
   /** Called once when the connection has closed, for whatever reason. */
   protected abstract onClosed(reason: string): void;
+  /** Where a failure that is not the peer's fault is reported (with its stack). */
+  protected fault(err: unknown): void {
+    reportFault(`${this.constructor.name}`, err);
+  }
 
   send(message: Message): void {
     this.write(encodeMessage(message));
   }
 
   write(frame: Buffer): void {
-    if (!this.closed) this.socket.write(frame);
+    if (this.state !== State.Open) return;
+    this.written += frame.length;
+    this.socket.write(frame);
   }
 
   /** Sends an error frame that ends the session, then closes. */
   fail(status: WireError, message: string): void {
-    if (this.closed) return;
+    if (this.state !== State.Open) return;
     trace('conn', `closing with ${status}: ${message}`);
     this.send({ t: MessageType.Error, code: status, msg: message });
     this.end(message);
@@ -71,7 +127,8 @@ export abstract class FramedConnection {
 
   /** Graceful close: queued frames are flushed first. */
   end(reason = 'closed'): void {
-    if (this.closed) return;
+    if (this.state !== State.Open) return;
+    this.state = State.Ending;
     this.closeReason = reason;
     this.socket.end();
     // A peer that never reads must not keep the socket open for ever.
@@ -80,53 +137,86 @@ export abstract class FramedConnection {
 
   /** Forced close. */
   destroy(reason = 'destroyed'): void {
+    if (this.state === State.Open) this.state = State.Ending;
     this.closeReason ??= reason;
     this.socket.destroy();
   }
 
-  private closeReason: string | undefined;
+  /**
+   * Ends the session for `err`: the peer's violation (ProtocolError) is
+   * answered with its status; anything else is this side's fault, reported
+   * and answered with INTERNAL.
+   */
+  protected failWith(err: unknown): void {
+    if (err instanceof ProtocolError) {
+      this.fail(err.status, err.message);
+      return;
+    }
+    if (this.state === State.Open) this.fault(err);
+    this.fail(WireError.INTERNAL, 'internal error');
+  }
 
   /** @internal */
   onData(chunk: Buffer): void {
-    if (this.closed) return;
-    let frames: Buffer[];
+    if (this.state !== State.Open) return;
     try {
-      frames = this.decoder.push(chunk);
+      this.decoder.feed(chunk);
     } catch (err) {
-      this.protocolFailure(err);
+      this.failWith(err);
       return;
     }
-    for (const body of frames) {
-      let message: Message;
+    this.drain();
+  }
+
+  /** Handles buffered frames until none is complete, the session ends, or reading must pause. */
+  private drain(): void {
+    while (this.state === State.Open && this.busy === 0 && !this.outputPaused) {
+      let pending: void | Promise<void>;
       try {
-        message = decodeBody(body);
+        const body = this.decoder.next();
+        if (body === undefined) return;
+        pending = this.handle(decodeBody(body, this.limits));
       } catch (err) {
-        this.protocolFailure(err);
+        this.failWith(err);
         return;
       }
-      const pending = this.handle(message);
       if (pending !== undefined) this.hold(pending);
-      if (this.closed) return;
+      if (this.socket.writableLength > OUTPUT_HIGH_WATER_BYTES && this.state === State.Open) this.pauseForOutput();
     }
-    if (this.decoder.failure !== undefined) this.protocolFailure(this.decoder.failure);
   }
 
   private hold(pending: Promise<void>): void {
     if (this.busy++ === 0) this.socket.pause();
-    pending
-      .catch((err: unknown) => this.protocolFailure(err))
-      .finally(() => {
-        if (--this.busy === 0 && !this.closed) this.socket.resume();
-      });
+    pending.then(
+      () => this.release(),
+      (err: unknown) => {
+        this.failWith(err);
+        this.release();
+      },
+    );
   }
 
-  private protocolFailure(err: unknown): void {
-    if (err instanceof ProtocolError) {
-      this.fail(err.status, err.message);
-    } else {
-      trace('conn', `internal error: ${(err as Error)?.stack ?? String(err)}`);
-      this.fail(WireError.INTERNAL, 'internal error');
-    }
+  private release(): void {
+    if (--this.busy > 0 || this.state !== State.Open) return;
+    this.resumeReading();
+  }
+
+  private pauseForOutput(): void {
+    if (this.outputPaused) return;
+    this.outputPaused = true;
+    this.socket.pause();
+    this.socket.once('drain', onDrain);
+  }
+
+  /** @internal */
+  outputDrained(): void {
+    this.outputPaused = false;
+    if (this.state === State.Open && this.busy === 0) this.resumeReading();
+  }
+
+  private resumeReading(): void {
+    this.drain();
+    if (this.state === State.Open && this.busy === 0 && !this.outputPaused) this.socket.resume();
   }
 
   /** @internal */
@@ -136,8 +226,12 @@ export abstract class FramedConnection {
 
   /** @internal */
   socketClosed(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.onClosed(this.closeReason ?? 'connection closed by peer');
+    if (this.state === State.Closed) return;
+    this.state = State.Closed;
+    try {
+      this.onClosed(this.closeReason ?? 'connection closed by peer');
+    } catch (err) {
+      this.fault(err);
+    }
   }
 }

@@ -287,8 +287,8 @@ function takeLock(file: string): number {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     const pid = Number(fs.readFileSync(file, 'utf8'));
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-      throw new RequestError(
-        WireError.STORE_UNAVAILABLE,
+      throw new VitefaError(
+        LocalErrorCode.STORE_REFUSED,
         `data folder ${path.dirname(file)} is in use by server process ${pid}`,
       );
     }

@@ -84,6 +84,18 @@ const UNAVAILABLE = new Set([
 ]);
 
 /**
+ * Answers at start that waiting will not change: the credentials are wrong,
+ * the user may not use (or create) the database named, or this host is not
+ * let in. A server exits on them; anything else unreachable is waited for.
+ * (Later, while running, the same errors only make writes fail: the server
+ * keeps serving from memory.)
+ */
+const REFUSED = new Set([
+  'ER_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_BAD_DB_ERROR', 'ER_HOST_NOT_PRIVILEGED',
+  'ER_SPECIFIC_ACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR',
+]);
+
+/**
  * The shared system of record: one MySQL (or MariaDB) database that several
  * servers write at the same time. Each release is one InnoDB transaction
  * that locks its environment's row, then the single `vitefa_head` row to
@@ -126,6 +138,10 @@ export class MysqlStore implements Store {
       });
     } catch (err) {
       await this.close();
+      const cause = err instanceof VitefaError ? err.cause : err;
+      if (REFUSED.has(codeOf(cause) ?? '')) {
+        throw new VitefaError(LocalErrorCode.STORE_REFUSED, `database ${this.description} refused this server: ${reasonOf(cause)}`, { cause });
+      }
       throw err;
     }
   }

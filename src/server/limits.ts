@@ -1,0 +1,114 @@
+import { z } from 'zod';
+import { DEFAULT_DECODE_LIMITS, MAX_DEPTH_LIMIT } from '../protocol/index.js';
+import type { ReceiveLimits } from '../transport/connection.js';
+
+/**
+ * Every limit a server enforces, in one place. Each can be set in the
+ * server's config file under "limits" (see docs/limits.md, which lists them
+ * all with these defaults). Limits on what a connection may send are checked
+ * before the work they guard: frame sizes as the header arrives, values and
+ * nesting before msgpackr builds a message, and connections before their
+ * hello is waited for.
+ */
+export const LIMIT_DEFAULTS = {
+  // Before the hello: a connection that has not said who it is.
+  /** Time from accept to the client's hello. */
+  helloTimeoutMs: 10_000,
+  /** Largest frame accepted before the hello. */
+  helloFrameBytes: 4096,
+  /** Values in a message before the hello. */
+  helloValues: 64,
+  /** Connections one server process holds that have not said hello yet. */
+  pendingHellos: 2000,
+  /** Of those, from one source address. */
+  pendingHellosPerAddress: 500,
+
+  // Agents.
+  /** Largest frame an agent may send. */
+  agentFrameBytes: 1024 * 1024,
+  /** Values in one message from an agent. */
+  agentValues: 100_000,
+  /** Environments one agent may follow by name. */
+  subscribedEnvs: 10_000,
+  /** Subscribes one session may send in a burst; each asks the server to send what the agent lacks. */
+  subscribeBurst: 10,
+  /** Subscribes one session may send per minute once its burst is spent. */
+  subscribesPerMinute: 30,
+  /** Bytes queued for one agent, beyond the catch-up it was sent, when a frame goes out. */
+  agentBufferBytes: 8 * 1024 * 1024,
+  /** A session silent for this long is closed (agents ping every 15 s). */
+  idleTimeoutMs: 60_000,
+
+  // Admins.
+  /** Largest frame an admin may send. */
+  adminFrameBytes: 64 * 1024 * 1024,
+  /** Values in one message from an admin. */
+  adminValues: DEFAULT_DECODE_LIMITS.maxElements,
+  /** Admin requests in flight on one connection before reading pauses. */
+  adminInFlight: 32,
+  /** Admin connections each server process accepts beyond its agent limit, so operators always get in. */
+  adminReserve: 64,
+
+  /** Nesting of any message (the message map is level 1). */
+  messageDepth: DEFAULT_DECODE_LIMITS.maxDepth,
+
+  // The data.
+  envNameBytes: 128,
+  keyBytes: 256,
+  /** JSON text of one value. */
+  valueBytes: 1024 * 1024,
+  /** Nesting of a JSON value (arrays and objects). */
+  valueDepth: 256,
+  keysPerRelease: 1_000_000,
+  keysPerEnv: 1_000_000,
+  /** Keys and values of one environment, in bytes: its snapshot must fit an agent's frame. */
+  envBytes: 128 * 1024 * 1024,
+
+  // Server memory.
+  /** Releases kept in memory per environment for agents that are a little behind. */
+  recentReleases: 1000,
+  /** Bytes of those releases' frames per environment. */
+  recentBytes: 16 * 1024 * 1024,
+
+  // The cluster's internal channel.
+  /** Bytes sent to one worker and not yet taken by it; past this the worker is restarted. */
+  workerQueueBytes: 512 * 1024 * 1024,
+  /** Requests a worker may have waiting on the primary. */
+  workerRequests: 4096,
+
+  /** Lines a second for refusals and internal errors in the log (more are counted, not written). */
+  logLinesPerSecond: 5,
+};
+
+export type ServerLimits = { [K in keyof typeof LIMIT_DEFAULTS]: number };
+
+/** The "limits" object of the config file: any subset, each a positive whole number; unknown names are refused. */
+export const LimitsSchema = z.strictObject(
+  Object.fromEntries(Object.keys(LIMIT_DEFAULTS).map((k) => [k, z.number().int().positive().optional()])) as {
+    [K in keyof ServerLimits]: z.ZodOptional<z.ZodNumber>;
+  },
+);
+
+export function resolveLimits(overrides: Partial<ServerLimits> = {}): ServerLimits {
+  const limits: ServerLimits = { ...LIMIT_DEFAULTS };
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) limits[k as keyof ServerLimits] = v;
+  limits.messageDepth = Math.min(limits.messageDepth, MAX_DEPTH_LIMIT);
+  return limits;
+}
+
+/** What a connection may send in each phase of its session. */
+export function receiveLimits(limits: ServerLimits, phase: 'hello' | 'agent' | 'admin'): ReceiveLimits {
+  const maxDepth = limits.messageDepth;
+  switch (phase) {
+    case 'hello':
+      return { maxFrameBytes: limits.helloFrameBytes, maxElements: limits.helloValues, maxDepth };
+    case 'agent':
+      return { maxFrameBytes: limits.agentFrameBytes, maxElements: limits.agentValues, maxDepth };
+    case 'admin':
+      return { maxFrameBytes: limits.adminFrameBytes, maxElements: limits.adminValues, maxDepth };
+    default: {
+      const unknown: never = phase;
+      throw new Error(`unknown phase ${String(unknown)}`);
+    }
+  }
+}
