@@ -91,6 +91,11 @@ export class ConnectionHost {
     return this.sessions.size;
   }
 
+  /** Sessions by phase: not yet said hello, agents, admins. */
+  get counts(): { pending: number; agents: number; admins: number } {
+    return { pending: this.pending, agents: this.agents, admins: this.admins };
+  }
+
   async listen(): Promise<void> {
     this.bound = [...this.options.listen];
     await this.openListeners();

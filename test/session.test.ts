@@ -1,0 +1,358 @@
+/**
+ * Server sessions driven in memory (no sockets): every message type in
+ * every phase, the handshake's failures, limits that change with the phase,
+ * frames after a fatal error, handlers that throw, and a peer that never
+ * reads. Whatever a session is sent, only that session ends.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  encodeMessage, frame, MessageType, PROTOCOL_VERSION, WireError,
+  type ErrorMessage, type Message, type Pong, type Response,
+} from '../src/protocol/index.js';
+import { ConnectionHost } from '../src/server/host.js';
+import { resolveLimits } from '../src/server/limits.js';
+import { ServerState } from '../src/server/state.js';
+import { RequestError } from '../src/server/errors.js';
+import { memoryPair, TestPeer } from './support/memory.js';
+import { memoryServer, type MemoryServer } from './support/servers.js';
+import { waitFor } from './support/procs.js';
+
+const isError = (m: Message): m is ErrorMessage => m.t === MessageType.Error;
+const isPong = (n: number) => (m: Message): m is Pong => m.t === MessageType.Pong && m.n === n;
+const isResponse = (id: number) => (m: Message): m is Response => m.t === MessageType.Response && m.id === id;
+const agentHello: Message = { t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'agent', id: 'host-a' };
+const adminHello: Message = { t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'admin', id: 'ops' };
+
+/** One valid message of every type. */
+const SAMPLES: Record<string, Message> = {
+  Hello: agentHello,
+  Subscribe: { t: MessageType.Subscribe, all: false, envs: [{ env: 'demo', rev: 0 }] },
+  Snapshot: { t: MessageType.Snapshot, env: 'demo', rev: 1, entries: [] },
+  Release: { t: MessageType.Release, env: 'demo', rev: 2, prev: 1, time: 1, author: 'a', op: 'set', changes: [] },
+  Ack: { t: MessageType.Ack, env: 'demo', rev: 1 },
+  Error: { t: MessageType.Error, code: WireError.MALFORMED, msg: 'the peer gives up' },
+  Ping: { t: MessageType.Ping, n: 1 },
+  Pong: { t: MessageType.Pong, n: 1 },
+  Request: { t: MessageType.Request, id: 1, req: { op: 'env.list' } },
+  Response: { t: MessageType.Response, id: 1, res: {} },
+};
+assert.deepEqual(Object.keys(SAMPLES).sort(), Object.keys(MessageType).sort(), 'a sample of every message type');
+
+type Outcome = 'ok' | 'ends' | WireError;
+const U = WireError.UNEXPECTED_MESSAGE;
+/** What each message does in each phase: handled (the session goes on), the peer's Error ends it, or this error. */
+const EXPECTED: Record<'hello' | 'agent' | 'admin', Record<string, Outcome>> = {
+  hello: { Hello: 'ok', Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: U, Pong: U, Request: U, Response: U },
+  agent: { Hello: U, Subscribe: 'ok', Snapshot: U, Release: U, Ack: 'ok', Error: 'ends', Ping: 'ok', Pong: 'ok', Request: U, Response: U },
+  admin: { Hello: U, Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: 'ok', Pong: 'ok', Request: 'ok', Response: U },
+};
+
+let mem: MemoryServer;
+before(async () => {
+  mem = await memoryServer({ limits: { subscribeBurst: 3 } });
+  await mem.server.hub.execute({ op: 'env.add', env: 'demo' }, 'test');
+});
+after(() => mem.close());
+
+/** A peer that has completed the hello for `phase` (the server's own hello received). */
+async function inPhase(phase: 'hello' | 'agent' | 'admin'): Promise<TestPeer> {
+  const peer = mem.connect();
+  await peer.next((m): m is Message => m.t === MessageType.Hello);
+  if (phase === 'agent') peer.send(agentHello);
+  if (phase === 'admin') peer.send(adminHello);
+  return peer;
+}
+
+/** The session answers a ping: it is alive and past the hello. */
+async function alive(peer: TestPeer, n: number): Promise<void> {
+  const from = peer.received.length;
+  peer.send({ t: MessageType.Ping, n });
+  await peer.next(isPong(n), from);
+  assert.equal(peer.closed, false);
+}
+
+describe('every message type in every phase', () => {
+  for (const [phase, table] of Object.entries(EXPECTED) as [keyof typeof EXPECTED, Record<string, Outcome>][]) {
+    for (const [name, outcome] of Object.entries(table)) {
+      test(`${name} ${phase === 'hello' ? 'before the hello' : `in an ${phase} session`}: ${typeof outcome === 'number' ? `error ${outcome}` : outcome}`, async () => {
+        const peer = await inPhase(phase);
+        const from = peer.received.length;
+        peer.send(SAMPLES[name]!);
+        if (outcome === 'ok') {
+          await alive(peer, 4242);
+        } else if (outcome === 'ends') {
+          await peer.whenClosed();
+          assert.equal(peer.received.slice(from).filter(isError).length, 0, 'the server does not answer an Error with one');
+        } else {
+          const error = await peer.next(isError, from);
+          assert.equal(error.code, outcome, error.msg);
+          assert.equal(error.id, undefined, 'a session-ending error carries no id');
+          await peer.whenClosed();
+          assert.equal(peer.received.slice(from).length, 1, 'exactly one error frame, then close');
+        }
+      });
+    }
+  }
+});
+
+describe('the handshake', () => {
+  test('a second hello ends the session with UNEXPECTED_MESSAGE', async () => {
+    const peer = await inPhase('agent');
+    peer.send(agentHello);
+    assert.match((await peer.next(isError)).msg, /hello sent twice/);
+    await peer.whenClosed();
+  });
+
+  test('another protocol version is refused with VERSION_MISMATCH', async () => {
+    const peer = await inPhase('hello');
+    peer.send({ ...agentHello, v: PROTOCOL_VERSION + 1 } as Message);
+    assert.equal((await peer.next(isError)).code, WireError.VERSION_MISMATCH);
+    await peer.whenClosed();
+  });
+
+  test('roles this port does not serve are refused', async () => {
+    for (const role of ['server', 'peer'] as const) {
+      const peer = await inPhase('hello');
+      peer.send({ ...agentHello, role });
+      assert.equal((await peer.next(isError)).code, WireError.UNEXPECTED_MESSAGE);
+      await peer.whenClosed();
+    }
+  });
+
+  test('a wrong admin token, and no token at all, are AUTH_FAILED; the right one gets in', async () => {
+    const guarded = await memoryServer({ adminToken: 'sesame' });
+    try {
+      for (const token of ['wrong', undefined, 'sesame-but-longer', '']) {
+        const peer = guarded.connect();
+        peer.send(token === undefined ? adminHello : { ...adminHello, token } as Message);
+        assert.equal((await peer.next(isError)).code, WireError.AUTH_FAILED, `token ${String(token)}`);
+        await peer.whenClosed();
+      }
+      const ok = guarded.connect();
+      ok.send({ ...adminHello, token: 'sesame' } as Message);
+      await alive(ok, 1);
+      assert.equal(guarded.server.host.status(undefined, 0).counters.AUTH_FAILED, 4, 'refusals are counted');
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  test('without a token, admin sessions come from loopback only', async () => {
+    const peer = mem.connect('10.1.2.3:5555');
+    peer.send(adminHello);
+    assert.match((await peer.next(isError)).msg, /loopback only/);
+    await peer.whenClosed();
+  });
+});
+
+describe('frames after a fatal error, and limits that follow the phase', () => {
+  const fatal: Record<string, Buffer> = {
+    'a body that is not msgpack': frame(Buffer.from([0xc1])),
+    'a message not valid in the phase': encodeMessage(SAMPLES.Subscribe!),
+    "the peer's own Error": encodeMessage(SAMPLES.Error!),
+  };
+  for (const [what, first] of Object.entries(fatal)) {
+    test(`frames that arrive after ${what} in the same chunk are not handled`, async () => {
+      const peer = await inPhase('admin');
+      const key = `after-${what.replace(/\W+/g, '-')}`;
+      peer.raw(Buffer.concat([first, encodeMessage({ t: MessageType.Request, id: 7, req: { op: 'set', env: 'demo', key, value: '"lost"' } })]));
+      await peer.whenClosed();
+      assert.ok(peer.received.filter(isError).length <= 1, 'at most one error frame');
+      // Writes are serialised: once a later write is answered, the earlier one would have been applied.
+      const later = await inPhase('admin');
+      later.send({ t: MessageType.Request, id: 8, req: { op: 'set', env: 'demo', key: 'later', value: '1' } });
+      await later.next(isResponse(8));
+      assert.equal(mem.server.state.values('demo')!.get(key), undefined, 'the write after the error was not applied');
+      assert.equal(peer.received.filter(isResponse(7)).length, 0);
+    });
+  }
+
+  test('before the hello only small frames are taken, refused from the header alone', async () => {
+    const peer = await inPhase('hello');
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(4097);
+    peer.raw(header);
+    const error = await peer.next(isError);
+    assert.equal(error.code, WireError.FRAME_TOO_LARGE);
+    assert.match(error.msg, /limit of 4096 bytes/);
+    await peer.whenClosed();
+  });
+
+  test('a declared length of 4 GB is refused at once in every phase', async () => {
+    for (const phase of ['hello', 'agent', 'admin'] as const) {
+      const peer = await inPhase(phase);
+      peer.raw(Buffer.from([0xff, 0xff, 0xff, 0xff]));
+      assert.equal((await peer.next(isError)).code, WireError.FRAME_TOO_LARGE, phase);
+      await peer.whenClosed();
+    }
+  });
+
+  test('a hello holding more values than allowed before the hello is LIMIT_EXCEEDED', async () => {
+    const peer = await inPhase('hello');
+    peer.send({ ...agentHello, peers: Array.from({ length: 100 }, (_, i) => `h${i}:1`) });
+    assert.equal((await peer.next(isError)).code, WireError.LIMIT_EXCEEDED);
+    await peer.whenClosed();
+  });
+
+  test("an admin's large request in the same chunk as its hello is taken under the admin's limits", async () => {
+    const peer = await inPhase('hello');
+    const entries: [string, string][] = Array.from({ length: 20_000 }, (_, i) => [`bulk/${i}`, String(i)]);
+    peer.raw(Buffer.concat([
+      encodeMessage(adminHello),
+      encodeMessage({ t: MessageType.Request, id: 3, req: { op: 'apply', env: 'demo', entries, replace: false } }),
+    ]));
+    const res = await peer.next(isResponse(3));
+    assert.deepEqual((res.res as { changed: number }).changed, 20_000);
+  });
+
+  test('an agent may not send a frame above its limit (1 MiB by default)', async () => {
+    const peer = await inPhase('agent');
+    const envs = Array.from({ length: 40_000 }, (_, i) => ({ env: `e${i}`.padEnd(30, 'x'), rev: 0 }));
+    peer.send({ t: MessageType.Subscribe, all: false, envs });
+    assert.equal((await peer.next(isError)).code, WireError.FRAME_TOO_LARGE);
+  });
+
+  test('the element bomb sent by an admin is refused from its header, before anything is built', async () => {
+    const peer = await inPhase('admin');
+    const count = 60_000_000;
+    const body = Buffer.alloc(5 + count, 0);
+    body[0] = 0xdd;
+    body.writeUInt32BE(count, 1);
+    const heap = process.memoryUsage().heapUsed;
+    peer.raw(frame(body));
+    const error = await peer.next(isError, 0, 20_000);
+    assert.equal(error.code, WireError.LIMIT_EXCEEDED);
+    assert.ok(process.memoryUsage().heapUsed - heap < 128 * 1024 * 1024, 'no array of 60 million values was built');
+  });
+});
+
+describe('what an agent may ask', () => {
+  test('a subscription naming an invalid environment is BAD_REQUEST; naming too many is LIMIT_EXCEEDED', async () => {
+    const bad = await inPhase('agent');
+    bad.send({ t: MessageType.Subscribe, all: false, envs: [{ env: '../etc', rev: 0 }] });
+    assert.equal((await bad.next(isError)).code, WireError.BAD_REQUEST);
+    const many = await memoryServer({ limits: { subscribedEnvs: 5 } });
+    try {
+      const peer = many.connect();
+      peer.send(agentHello, { t: MessageType.Subscribe, all: false, envs: Array.from({ length: 6 }, (_, i) => ({ env: `e${i}`, rev: 0 })) });
+      assert.equal((await peer.next(isError)).code, WireError.LIMIT_EXCEEDED);
+    } finally {
+      await many.close();
+    }
+  });
+
+  test('subscribes beyond the burst are LIMIT_EXCEEDED: each one makes the server send a catch-up', async () => {
+    const peer = await inPhase('agent');
+    const subscribe: Message = { t: MessageType.Subscribe, all: false, envs: [{ env: 'demo', rev: 0 }] };
+    peer.send(subscribe, subscribe, subscribe);
+    await alive(peer, 7);
+    peer.send(subscribe);
+    const error = await peer.next(isError);
+    assert.equal(error.code, WireError.LIMIT_EXCEEDED);
+    assert.match(error.msg, /subscribes a minute/);
+  });
+});
+
+describe('handlers that throw', () => {
+  /** A host whose admin executor fails on purpose. */
+  async function hostWith(execute: () => Promise<unknown>): Promise<{ host: ConnectionHost; connect(): TestPeer }> {
+    const state = new ServerState(resolveLimits());
+    state.load(0, []);
+    const host = new ConnectionHost(
+      { serverId: 'srv-test', listen: [], peers: [], limits: resolveLimits(), maxAgents: 10, log: () => undefined },
+      state,
+      { execute },
+    );
+    return {
+      host,
+      connect: () => {
+        const [client, end] = memoryPair();
+        const peer = new TestPeer(client);
+        host.attach(end, '127.0.0.1:1000');
+        return peer;
+      },
+    };
+  }
+
+  /** Runs `body` with stderr captured. */
+  async function captureStderr(body: () => Promise<void>): Promise<string> {
+    const write = process.stderr.write.bind(process.stderr);
+    let text = '';
+    process.stderr.write = ((chunk: string | Uint8Array) => {
+      text += chunk.toString();
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      await body();
+    } finally {
+      process.stderr.write = write;
+    }
+    return text;
+  }
+
+  test('a synchronous throw ends only that session, with INTERNAL, and is logged with its stack', async () => {
+    const { host, connect } = await hostWith(() => {
+      throw new TypeError('a bug in the executor');
+    });
+    const logged = await captureStderr(async () => {
+      const peer = connect();
+      peer.send(adminHello, SAMPLES.Request!);
+      const error = await peer.next(isError);
+      assert.equal(error.code, WireError.INTERNAL);
+      assert.equal(error.id, undefined);
+      assert.doesNotMatch(error.msg, /executor|TypeError/, 'no detail of the fault goes on the wire');
+      await peer.whenClosed();
+    });
+    assert.match(logged, /internal error in ServerSession: TypeError: a bug in the executor\n\s+at /);
+    const other = connect();
+    other.send(agentHello);
+    await alive(other, 2);
+    await host.stop('forced');
+  });
+
+  test('a rejected promise answers that request with INTERNAL and the session goes on; a RequestError keeps its status', async () => {
+    let calls = 0;
+    const { host, connect } = await hostWith(async () => {
+      calls++;
+      if (calls === 1) throw new RangeError('an async bug');
+      throw new RequestError(WireError.ENV_NOT_FOUND, 'no such environment');
+    });
+    const logged = await captureStderr(async () => {
+      const peer = connect();
+      peer.send(adminHello, SAMPLES.Request!);
+      const first = await peer.next(isError);
+      assert.deepEqual([first.code, first.id], [WireError.INTERNAL, 1]);
+      peer.send({ ...SAMPLES.Request!, id: 2 } as Message);
+      const second = await peer.next((m): m is ErrorMessage => isError(m) && m.id === 2);
+      assert.equal(second.code, WireError.ENV_NOT_FOUND);
+      await alive(peer, 3);
+    });
+    assert.match(logged, /RangeError: an async bug/);
+    await host.stop('forced');
+  });
+});
+
+describe('a peer that does not read', () => {
+  test('pings sent without reading the pongs stop being read once the replies pile up: memory stays bounded', async () => {
+    const [client, end] = memoryPair();
+    const peer = new TestPeer(client, false);
+    const session = mem.server.attach(end, '127.0.0.1:4999')!;
+    peer.raw(encodeMessage(agentHello));
+    const ping = encodeMessage({ t: MessageType.Ping, n: 1 });
+    const burst = Buffer.concat(Array.from({ length: 20_000 }, () => ping));
+    let sent = 0;
+    // Write as long as the server keeps reading; it stops once its replies are not read.
+    for (let i = 0; i < 200 && client.write(burst); i++) {
+      sent += burst.length;
+      await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(session.writableLength < 4 * 1024 * 1024, `the server holds ${session.writableLength} bytes of replies`);
+    assert.ok(sent < 200 * burst.length, 'the server stopped reading');
+    // Reading again lets everything through.
+    peer.read();
+    await waitFor('the pongs of every ping sent', () => peer.received.filter((m) => m.t === MessageType.Pong).length >= sent / ping.length);
+    assert.equal(peer.closed, false);
+  });
+});

@@ -1,0 +1,48 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigServer } from '../../src/server/server.js';
+import { resolveLimits, type ServerLimits } from '../../src/server/limits.js';
+import { LmdbStore } from '../../src/server/store/lmdb-store.js';
+import { memoryPair, TestPeer } from './memory.js';
+import { tempDir } from './procs.js';
+
+export interface MemoryServer {
+  server: ConfigServer;
+  /** A new in-memory connection from `addr` (HOST:PORT), with the far end as a TestPeer. */
+  connect(addr?: string, read?: boolean): TestPeer;
+  close(): Promise<void>;
+}
+
+/**
+ * A server in this process on the embedded store in a fresh folder, bound
+ * to port 0 on loopback; tests reach it through in-memory connections.
+ */
+export async function memoryServer(options: { limits?: Partial<ServerLimits>; adminToken?: string; maxAgents?: number } = {}): Promise<MemoryServer> {
+  const dir = tempDir('vitefa-mem-');
+  const lines: string[] = [];
+  const server = new ConfigServer({
+    store: new LmdbStore(path.join(dir, 'server'), { retainReleases: 1000 }),
+    listen: [{ host: '127.0.0.1', port: 0 }],
+    peers: [],
+    maxAgents: options.maxAgents ?? 1000,
+    limits: resolveLimits(options.limits),
+    pollMs: 0,
+    log: (line) => void lines.push(line),
+    ...(options.adminToken === undefined ? {} : { adminToken: options.adminToken }),
+  });
+  await server.start();
+  let n = 0;
+  return {
+    server,
+    connect: (addr = `127.0.0.1:${40000 + n++}`, read = true) => {
+      const [client, end] = memoryPair();
+      const peer = new TestPeer(client, read);
+      server.attach(end, addr);
+      return peer;
+    },
+    close: async () => {
+      await server.stop('forced');
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
