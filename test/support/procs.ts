@@ -28,19 +28,63 @@ export function tempDir(prefix = 'vitefa-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/** Where test processes record the ports they have taken (one file per port, created exclusively). */
+const PORT_LOCKS = path.join(os.tmpdir(), 'vitefa-test-ports');
+/** Ports handed out: outside the ephemeral range (32768-60999 here), which port 0 would draw from. */
+const PORT_FIRST = 20000;
+const PORT_COUNT = 12000;
+const taken: string[] = [];
+process.on('exit', () => {
+  for (const lock of taken) fs.rmSync(lock, { force: true });
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes the lock file of `port` for this process; a lock left by a dead process is taken over. */
+function lockPort(port: number): boolean {
+  const lock = path.join(PORT_LOCKS, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      taken.push(lock);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(fs.readFileSync(lock, 'utf8'));
+      if (Number.isInteger(owner) && owner > 0 && alive(owner)) return false;
+      fs.rmSync(lock, { force: true });
+    }
+  }
+  return false;
+}
+
+let nextPort = PORT_FIRST + ((process.pid * 97) % PORT_COUNT);
+
 /**
- * A port that was free a moment ago, outside the ephemeral range
- * (32768-60999 here) so no outgoing connection can be holding it.
+ * A port for a test server, taken so that it cannot collide: test processes
+ * running at the same time each take a port by creating its lock file
+ * exclusively (so no two of them get the same one), and the port is checked
+ * free on `host`. Ports stay outside the ephemeral range, so no outgoing
+ * connection holds one (binding port 0 would draw from that range).
  */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const port = 20000 + Math.floor(Math.random() * 12000);
-    const ok = await new Promise<boolean>((resolve) => {
+  fs.mkdirSync(PORT_LOCKS, { recursive: true });
+  for (let i = 0; i < PORT_COUNT; i++) {
+    const port = PORT_FIRST + ((nextPort++ - PORT_FIRST) % PORT_COUNT);
+    if (!lockPort(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
       const srv = net.createServer();
       srv.once('error', () => resolve(false));
       srv.listen(port, host, () => srv.close(() => resolve(true)));
     });
-    if (ok) return port;
+    if (free) return port;
   }
   throw new Error('no free port found');
 }
@@ -111,14 +155,14 @@ export function run(args: string[], options: RunOptions = {}): Promise<{ code: n
 }
 
 /** Starts a server on a free port; retries on a port taken in the meantime. */
-export async function startServer(dataDir: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ proc: Proc; address: string }> {
+export async function startServer(dataDir: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}, startTimeoutMs = 20_000): Promise<{ proc: Proc; address: string }> {
   for (let attempt = 0; ; attempt++) {
     const address = `127.0.0.1:${await freePort()}`;
     // Two workers (one per core): the cluster path, without the seven workers of the 100,000-agent default.
     const sizing = extra.some((a) => a === '--workers' || a === '--max-agents') ? [] : ['--max-agents', '2000'];
     const proc = new Proc(['server', '--listen', address, '--store', dataDir, ...sizing, ...extra], { env });
     const result = await Promise.race([
-      proc.waitForOutput(/listening on/, 20_000).then(() => 'up' as const),
+      proc.waitForOutput(/listening on/, startTimeoutMs).then(() => 'up' as const),
       proc.exited.then(() => 'exited' as const),
     ]);
     if (result === 'up') return { proc, address };
