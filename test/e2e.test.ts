@@ -151,12 +151,20 @@ describe('server + agent + admin, end to end', () => {
       [['rollback', 'demo', 'x'], 2, /^vitefa: not a revision number: x/],
       [['env', 'add', 'bad name!'], 1, /^vitefa: invalid environment name/],
       [['set', 'demo', 'k'], 2, /^vitefa: usage: set ENV KEY VALUE/],
+      [['set', 'demo', 'deep', `${'['.repeat(50_000)}${']'.repeat(50_000)}`], 1, /^vitefa: deep: value nested deeper than 256 levels/],
+      [['merge', 'demo', 'deep', `${'{"a":'.repeat(300)}1${'}'.repeat(300)}`], 1, /^vitefa: deep: value nested deeper than 256 levels/],
     ];
     for (const [args, code, message] of cases) {
       const result = await admin(...args);
       assert.equal(result.code, code, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, message, args.join(' '));
       assert.equal(result.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${result.stderr}`);
+    }
+    for (const bad of ['abc', '-5', '1.5', '0']) {
+      const timeout = await run(['admin', '--server', address, 'env', 'list'], { env: { VITEFA_REQUEST_TIMEOUT_MS: bad } });
+      assert.equal(timeout.code, 2, `VITEFA_REQUEST_TIMEOUT_MS=${bad}: ${timeout.stderr}`);
+      assert.match(timeout.stderr, /^vitefa: VITEFA_REQUEST_TIMEOUT_MS must be a whole number of milliseconds/);
+      assert.equal(timeout.stderr.trim().split('\n').length, 1);
     }
     const missingStore = await run(['read', '--store', path.join(dir, 'none'), 'demo']);
     assert.equal(missingStore.code, 1);

@@ -110,3 +110,17 @@ test('get serves repeated reads from its cache until the revision moves, and its
   await reader.close();
   await store.close();
 });
+
+test('list keeps a key named __proto__ (and constructor) as a plain key', async () => {
+  const { dir, store } = fresh();
+  store.applySnapshot({ t: MessageType.Snapshot, env: 'prod', rev: 2, entries: [['__proto__', '{"polluted":true}'], ['constructor', '1'], ['a', '2']] });
+  const reader = ConfigReader.open(dir);
+  const all = reader.list('prod');
+  assert.deepEqual(Object.keys(all).sort(), ['__proto__', 'a', 'constructor']);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(all, '__proto__')?.value, { polluted: true });
+  assert.equal(Object.getPrototypeOf(all), Object.prototype, 'the prototype is untouched');
+  assert.equal(({} as { polluted?: boolean }).polluted, undefined);
+  assert.deepEqual(reader.get('prod', '__proto__'), { polluted: true });
+  await reader.close();
+  await store.close();
+});

@@ -88,7 +88,10 @@ export class ConfigReader {
     const out: Record<string, unknown> = {};
     const { start, end } = envRange(env);
     for (const { key, value } of this.values.getRange({ start, end })) {
-      out[key.slice(start.length)] = JSON.parse(Buffer.from(value).toString('utf8'));
+      // defineProperty: a key named "__proto__" is a key like any other, never the prototype.
+      Object.defineProperty(out, key.slice(start.length), {
+        value: JSON.parse(Buffer.from(value).toString('utf8')), enumerable: true, writable: true, configurable: true,
+      });
     }
     return out;
   }
