@@ -1,0 +1,116 @@
+/**
+ * The agent against fake servers in this process: a protocol version
+ * mismatch found by either side stops it for good, and a stopped agent
+ * applies nothing more (its store may be closed at once).
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import { Agent, AGENT_DEFAULTS } from '../src/agent/agent.js';
+import { LocalStore } from '../src/agent/local-store.js';
+import {
+  decodeBody, encodeMessage, FrameDecoder, LocalErrorCode, MessageType, PROTOCOL_VERSION, VitefaError, WireError,
+  type Message,
+} from '../src/protocol/index.js';
+import { freePort, tempDir, waitFor } from './support/procs.js';
+
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+/** A server that speaks as `script` says: it gets each connection and every message the agent sends. */
+async function fakeServer(script: (socket: net.Socket, message: Message | 'connected') => void): Promise<{ port: number; accepted: () => number; close(): Promise<void> }> {
+  const port = await freePort();
+  let accepted = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    const decoder = new FrameDecoder();
+    socket.on('data', (chunk: Buffer) => {
+      for (const body of decoder.push(chunk)) script(socket, decodeBody(body));
+    });
+    script(socket, 'connected');
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+  return {
+    port,
+    accepted: () => accepted,
+    close: () => new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+function newAgent(port: number, events: ConstructorParameters<typeof Agent>[2]): { agent: Agent; store: LocalStore; dir: string } {
+  const dir = tempDir('vitefa-agent-');
+  dirs.push(dir);
+  const store = LocalStore.open(dir, { mapSize: 16 * 1024 * 1024 });
+  const agent = new Agent({ ...AGENT_DEFAULTS, servers: [{ host: '127.0.0.1', port }], envs: ['demo'], backoffMinMs: 20, backoffMaxMs: 50 }, store, events);
+  return { agent, store, dir };
+}
+
+const serverHello = (v = PROTOCOL_VERSION): Buffer => encodeMessage({ t: MessageType.Hello, v, role: 'server', id: 'fake' });
+
+test('a server speaking another protocol version stops the agent for good', async () => {
+  const server = await fakeServer((socket, m) => {
+    if (m === 'connected') socket.write(serverHello(PROTOCOL_VERSION + 1));
+  });
+  let fatal: Error | undefined;
+  const { agent, store } = newAgent(server.port, { fatal: (err) => (fatal = err) });
+  agent.start();
+  await waitFor('the agent gives up', () => fatal !== undefined);
+  assert.ok(fatal instanceof VitefaError && fatal.code === LocalErrorCode.VERSION_MISMATCH, String(fatal));
+  assert.match(fatal.message, /protocol/);
+  await new Promise((r) => setTimeout(r, 300)); // retries would come every 20-50 ms
+  assert.equal(server.accepted(), 1, 'no retry');
+  await agent.stop();
+  await store.close();
+  await server.close();
+});
+
+test("a server refusing the agent's protocol version stops the agent for good", async () => {
+  const server = await fakeServer((socket, m) => {
+    if (m === 'connected') socket.write(serverHello());
+    else if (m.t === MessageType.Hello) socket.end(encodeMessage({ t: MessageType.Error, code: WireError.VERSION_MISMATCH, msg: 'protocol version 1 is not supported (server speaks 2)' }));
+  });
+  let fatal: Error | undefined;
+  const { agent, store } = newAgent(server.port, { fatal: (err) => (fatal = err) });
+  agent.start();
+  await waitFor('the agent gives up', () => fatal !== undefined);
+  assert.ok(fatal instanceof VitefaError && fatal.code === LocalErrorCode.VERSION_MISMATCH, String(fatal));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(server.accepted(), 1, 'no retry');
+  await agent.stop();
+  await store.close();
+  await server.close();
+});
+
+test('a release arriving after stop() is not applied, so the store can be closed at once, and nothing is fatal', async () => {
+  let agentSocket: net.Socket | undefined;
+  const server = await fakeServer((socket, m) => {
+    if (m === 'connected') {
+      socket.write(serverHello());
+    } else if (m.t === MessageType.Subscribe) {
+      agentSocket = socket;
+      socket.write(encodeMessage({ t: MessageType.Snapshot, env: 'demo', rev: 5, entries: [['k', '"first"']] }));
+    }
+  });
+  let fatal: Error | undefined;
+  const { agent, store, dir } = newAgent(server.port, { fatal: (err) => (fatal = err) });
+  agent.start();
+  await waitFor('the snapshot applied', () => store.revision('demo') === 5);
+  // Stop, close the store at once (as `vitefa agent` does on SIGTERM), and only then does a release arrive.
+  await agent.stop();
+  await store.close();
+  agentSocket!.write(encodeMessage({ t: MessageType.Release, env: 'demo', rev: 6, prev: 5, time: 1, author: 'a', op: 'set', changes: [['k', '"late"']] }));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(fatal, undefined, `stopping is not a failure: ${String(fatal)}`);
+  const reopened = LocalStore.open(dir, { mapSize: 16 * 1024 * 1024 });
+  assert.equal(reopened.revision('demo'), 5, 'the late release was not applied');
+  await reopened.close();
+  await server.close();
+});
