@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { databaseName, dropDatabase, MYSQL_BASE } from './support/mysql.js';
-import { freePort, Proc, Procs, run, startServer, tempDir } from './support/procs.js';
+import { freePort, Proc, Procs, startServer, tempDir } from './support/procs.js';
 
 const procs = new Procs();
 const dir = tempDir('vitefa-start-');
@@ -47,11 +47,12 @@ after(async () => {
 /** Runs a server that must exit by itself; returns its exit code and stderr. */
 async function refusedStart(store: string): Promise<{ code: number | null; stderr: string }> {
   const port = await freePort();
-  const result = await Promise.race([
-    run(['server', '--listen', `127.0.0.1:${port}`, '--store', store, '--workers', '0']),
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`server with ${store} did not exit`)), 20_000)),
+  const proc = procs.track(new Proc(['server', '--listen', `127.0.0.1:${port}`, '--store', store, '--workers', '0']));
+  const code = await Promise.race([
+    proc.exited,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`server with ${store} did not exit: ${proc.output}`)), 20_000)),
   ]);
-  return { code: result.code, stderr: result.stderr };
+  return { code, stderr: proc.stderr };
 }
 
 function oneLine(stderr: string, pattern: RegExp): void {

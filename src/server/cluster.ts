@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { WireError, type StatusResult } from '../protocol/index.js';
 import { reportFault } from '../log.js';
+import { trace } from '../trace.js';
 import { VERSION } from '../version.js';
 import { Channel, type ChannelPort } from './channel.js';
 import { reportMemoryOnSignal } from './diagnostics.js';
@@ -37,6 +38,8 @@ interface WorkerLink {
   worker: Worker;
   channel: PrimaryChannel;
   ready: boolean;
+  /** The worker has listened once (until then it is not told to listen or not). */
+  started: boolean;
   listening: boolean;
   full: boolean;
   startedAt: number;
@@ -102,7 +105,7 @@ export class ClusterPrimary {
     const worker = cluster.fork();
     return new Promise((resolve, reject) => {
       const link: WorkerLink = {
-        worker, ready: false, listening: false, full: false, startedAt: Date.now(),
+        worker, ready: false, started: false, listening: false, full: false, startedAt: Date.now(),
         channel: new Channel(portOf(worker), {
           name: `worker ${worker.process.pid}`,
           maxPending: 64,
@@ -123,7 +126,7 @@ export class ClusterPrimary {
         link.channel.close('the worker exited');
         if (this.stopping) return;
         this.options.log(`worker ${worker.process.pid} exited (${signal ?? code})`);
-        if (duringStart && !link.listening) {
+        if (duringStart && !link.started) {
           reject(new Error(`a worker exited while starting (${signal ?? code})`));
           return;
         }
@@ -155,11 +158,13 @@ export class ClusterPrimary {
       }
       case 'listening':
         this.addresses = note.addresses;
+        link.started = true;
         link.listening = true;
         listening();
         this.decideListeners();
         return;
       case 'capacity':
+        trace('server', `worker ${link.worker.process.pid} is ${note.full ? 'full' : 'no longer full'}`);
         link.full = note.full;
         this.decideListeners();
         return;
@@ -177,12 +182,13 @@ export class ClusterPrimary {
    * (admins always get in; agents get SERVER_FULL and try another server).
    */
   private decideListeners(): void {
-    const live = [...this.links.values()].filter((l) => l.ready && l.worker.isConnected());
+    const live = [...this.links.values()].filter((l) => l.started && l.worker.isConnected());
     const roomy = live.filter((l) => !l.full);
     const keep = roomy.length > 0 ? undefined : live[0];
     for (const link of live) {
       const on = !link.full || link === keep;
       if (on !== link.listening) {
+        trace('server', `worker ${link.worker.process.pid} ${on ? 'listens' : 'stops listening'} (${link.full ? 'full' : 'has room'})`);
         link.listening = on;
         link.channel.notify({ k: 'listen', on });
       }

@@ -67,6 +67,7 @@ export class ConnectionHost {
   private stopping = false;
   private readonly counters = new Map<string, number>();
   private readonly refusals: RateLimitedLog;
+  private readonly log: (line: string) => void;
   addresses: string[] = [];
 
   constructor(options: HostOptions, state: ServerState, admin: AdminExecutor) {
@@ -74,6 +75,7 @@ export class ConnectionHost {
     this.limits = options.limits;
     this.fanout = new Fanout(state, { agentBufferBytes: options.limits.agentBufferBytes });
     const log = options.log ?? ((line: string) => void process.stderr.write(`vitefa server: ${line}\n`));
+    this.log = log;
     this.refusals = new RateLimitedLog(log, options.limits.logLinesPerSecond, options.limits.logLinesPerSecond * 2);
     this.ctx = {
       fanout: this.fanout,
@@ -98,7 +100,9 @@ export class ConnectionHost {
 
   async listen(): Promise<void> {
     this.bound = [...this.options.listen];
-    await this.openListeners();
+    const first = this.openListeners();
+    this.listenChange = first.catch(() => undefined);
+    await first;
     this.bound = this.listeners.map((l) => {
       const a = l.address() as net.AddressInfo;
       return { host: a.address, port: a.port };
@@ -127,7 +131,9 @@ export class ConnectionHost {
   /**
    * Listens, or stops listening (a full cluster worker, so that the workers
    * with room win the accepts; the primary keeps one listening). Changes
-   * apply in order; listening again binds the addresses bound first.
+   * apply in order, after the first listen; listening again binds the
+   * addresses bound first (a port 0 stays the port it became), and is
+   * retried every second while it fails.
    */
   setListening(on: boolean): void {
     this.wantListening = on;
@@ -136,10 +142,12 @@ export class ConnectionHost {
       if (this.wantListening && this.listeners.length === 0) {
         await this.openListeners().catch((err: Error) => {
           for (const l of this.listeners.splice(0)) l.close();
-          this.refusals.log(`listening again on ${this.addresses.join(',')} failed: ${err.message}`);
+          this.log(`listening again on ${this.addresses.join(',')} failed: ${err.message}; retrying in 1 s`);
+          setTimeout(() => this.setListening(this.wantListening), 1000).unref();
         });
       } else if (!this.wantListening && this.listeners.length > 0) {
-        await Promise.all(this.listeners.splice(0).map((l) => new Promise<void>((r) => l.close(() => r()))));
+        // close() stops accepting at once; its callback would wait for every connection it accepted to end.
+        for (const l of this.listeners.splice(0)) l.close();
       }
     });
   }
