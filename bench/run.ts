@@ -116,7 +116,13 @@ function treeRss(pid: number): number {
 }
 
 async function startServer(): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [CLI, 'server', '--listen', ADDRESSES.join(','), '--store', path.join(dataDir, 'server'), '--max-agents', String(AGENTS)], {
+  // Every simulated agent connects from this machine's loopback source address, where a real
+  // fleet has one agent per host address: the per-address bound on connections awaiting their
+  // hello is raised to the whole fleet, so a reconnect storm is not throttled as one noisy
+  // host would be (the bound in all, pendingHellos, stays as it is).
+  const config = path.join(dataDir, 'server.json');
+  fs.writeFileSync(config, JSON.stringify({ limits: { pendingHellosPerAddress: AGENTS } }));
+  const proc = spawn(process.execPath, [CLI, 'server', '--listen', ADDRESSES.join(','), '--store', path.join(dataDir, 'server'), '--max-agents', String(AGENTS), '--config', config], {
     // --expose-gc: memory is read after a collection (SIGUSR2), in the server and the floor alike.
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_OPTIONS: '--expose-gc' },

@@ -114,3 +114,19 @@ test('a release arriving after stop() is not applied, so the store can be closed
   await reopened.close();
   await server.close();
 });
+
+test('a server that sends garbage ends only that session: the agent says why once, and tries again', async () => {
+  const server = await fakeServer((socket, m) => {
+    if (m === 'connected') socket.write(serverHello());
+    else if (m.t === MessageType.Subscribe) socket.write(Buffer.concat([Buffer.from([0, 0, 0, 1, 0xc1]), encodeMessage({ t: MessageType.Snapshot, env: 'demo', rev: 9, entries: [] })]));
+  });
+  const reasons: string[] = [];
+  const { agent, store } = newAgent(server.port, { disconnected: (reason) => reasons.push(reason) });
+  agent.start();
+  await waitFor('a second connection', () => server.accepted() >= 2);
+  assert.match(reasons[0] ?? '', /not valid msgpack: reserved byte 0xc1/);
+  assert.equal(store.revision('demo'), 0, 'the snapshot after the garbage in the same chunk was not applied');
+  await agent.stop();
+  await store.close();
+  await server.close();
+});

@@ -60,6 +60,11 @@ export class Channel<OutNote extends Kinded, OutRequest extends Kinded, InNote e
     });
   }
 
+  /** Requests this end may have waiting (the worker learns its limit from the primary's init). */
+  set maxPending(n: number) {
+    this.calls.maxPending = n;
+  }
+
   /** Bytes queued towards the other end. */
   get queuedBytes(): number {
     return this.queued;

@@ -281,6 +281,7 @@ export function runWorker(): void {
     switch (note.k) {
       case 'init': {
         const { setup } = note;
+        channel.maxPending = setup.limits.workerRequests;
         state = new ServerState(setup.limits);
         state.load(note.head, note.envs);
         host = new ConnectionHost(

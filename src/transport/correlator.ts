@@ -20,12 +20,15 @@ interface Waiting<M> {
 }
 
 export class Correlator<M> {
+  /** Requests in flight at most (may be changed; applies to the next request). */
+  maxPending: number;
   private readonly options: CorrelatorOptions<M>;
   private readonly waiting = new Map<number, Waiting<M>>();
   private nextId = 1;
 
   constructor(options: CorrelatorOptions<M>) {
     this.options = options;
+    this.maxPending = options.maxPending;
   }
 
   get size(): number {
@@ -38,8 +41,8 @@ export class Correlator<M> {
    * the timeout, overflow or `failAll` error.
    */
   start<T>(meta: M, timeoutMs: number, send: (id: number) => void): Promise<T> {
-    if (this.waiting.size >= this.options.maxPending) {
-      return Promise.reject(this.options.overflow(meta, this.options.maxPending));
+    if (this.waiting.size >= this.maxPending) {
+      return Promise.reject(this.options.overflow(meta, this.maxPending));
     }
     const id = this.nextId++;
     if (this.nextId > Number.MAX_SAFE_INTEGER) this.nextId = 1;
