@@ -214,6 +214,8 @@ export function formatResult(request: AdminRequest, result: AdminResult, json: b
         `environments: ${s.envs.map((e) => `${e.env}@${e.rev} (${e.keys} keys)`).join(', ') || '(none)'}`,
         `agents: ${s.agentsTotal}`,
       ];
+      const counted = Object.entries(s.server.counters).filter(([, n]) => n > 0).sort(([a], [b]) => (a < b ? -1 : 1));
+      lines.splice(1, 0, `sessions ended or refused: ${counted.filter(([k]) => k !== 'workerRestarts').map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}${s.server.counters.workerRestarts ? `; workers restarted: ${s.server.counters.workerRestarts}` : ''}`);
       const current = new Map(s.envs.map((e) => [e.env, e.rev]));
       for (const a of s.agents) {
         const envs = a.envs.map((e) => `${e.env}@${e.rev}${current.get(e.env) === e.rev ? '' : ' (behind)'}`).join(', ');
