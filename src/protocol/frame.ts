@@ -117,8 +117,19 @@ export class FrameDecoder {
     return length;
   }
 
-  /** Removes the next `n` buffered bytes (n <= buffered): a view when they lie in one chunk, else a copy. */
+  /**
+   * Removes the next `n` buffered bytes (n <= buffered): a view when they lie
+   * in one chunk, else a copy. Once nothing is buffered the chunk list is
+   * replaced by a fresh empty one: an array that has grown keeps a backing
+   * store of 17 slots, and a server holds 100,000 decoders.
+   */
   private take(n: number): Buffer {
+    const out = this.cut(n);
+    if (this.bytes === 0 && this.chunks.length === 0) this.chunks = [];
+    return out;
+  }
+
+  private cut(n: number): Buffer {
     this.bytes -= n;
     const first = this.chunks[0];
     if (first === undefined) return Buffer.alloc(0);

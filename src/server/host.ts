@@ -7,7 +7,7 @@ import { RateLimitedLog, reportFault } from '../log.js';
 import type { Endpoint } from '../transport/client.js';
 import { ProtocolError } from '../protocol/index.js';
 import { Fanout } from './fanout.js';
-import type { ServerLimits } from './limits.js';
+import { receiveLimits, type ServerLimits } from './limits.js';
 import { ServerSession, type AdminExecutor, type SessionContext, type SessionRole } from './session.js';
 import type { PublishedRelease, ServerState } from './state.js';
 
@@ -83,6 +83,11 @@ export class ConnectionHost {
       adminToken: options.adminToken,
       hello: encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: options.serverId, peers: options.peers }),
       limits: options.limits,
+      receive: {
+        hello: receiveLimits(options.limits, 'hello'),
+        agent: receiveLimits(options.limits, 'agent'),
+        admin: receiveLimits(options.limits, 'admin'),
+      },
       admit: (session, role) => this.admit(session, role),
       refused: (session, status, message) => this.refused(session.addr, status, message),
       onSessionEnd: (session) => this.sessionEnded(session),
@@ -199,6 +204,7 @@ export class ConnectionHost {
       throw new ProtocolError(WireError.SERVER_FULL, `this server process holds its limit of ${this.limits.adminReserve} admin sessions`);
     }
     this.leavePending(session.host);
+    session.host = ''; // not needed any more: a server holds 100,000 sessions
     if (role === 'agent') this.agents++;
     else this.admins++;
     this.checkCapacity();

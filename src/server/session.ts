@@ -4,11 +4,11 @@ import {
   MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, WireError,
   type AdminRequest, type EnvRev, type Hello, type Message, type Subscribe,
 } from '../protocol/index.js';
-import { FramedConnection } from '../transport/connection.js';
+import { FramedConnection, type ReceiveLimits } from '../transport/connection.js';
 import { trace } from '../trace.js';
 import { RequestError } from './errors.js';
 import type { AgentLink, Fanout } from './fanout.js';
-import { receiveLimits, type ServerLimits } from './limits.js';
+import type { ServerLimits } from './limits.js';
 import { checkEnvName } from './validate.js';
 
 /** Runs admin requests (the hub in this process, or the primary's over IPC). */
@@ -27,6 +27,8 @@ export interface SessionContext {
   /** The server's hello (with the peers agents may fail over to), encoded once for every session. */
   hello: Buffer;
   limits: ServerLimits;
+  /** What a session may send in each phase, built once for every session. */
+  receive: Record<Phase, ReceiveLimits>;
   /** Admits a session into a role; throws ProtocolError(SERVER_FULL) when the host has no room for it. */
   admit(session: ServerSession, role: SessionRole): void;
   /** Counts a session ended by this server, by wire status, and logs it (rate-limited). */
@@ -34,7 +36,7 @@ export interface SessionContext {
   onSessionEnd(session: ServerSession): void;
 }
 
-type Phase = 'hello' | SessionRole;
+export type Phase = 'hello' | SessionRole;
 
 /**
  * One accepted connection, any role. The server sends its hello at once;
@@ -45,8 +47,8 @@ type Phase = 'hello' | SessionRole;
  */
 export class ServerSession extends FramedConnection implements AgentLink {
   readonly addr: string;
-  /** Source address without the port (for the per-address limit). */
-  readonly host: string;
+  /** Source address without the port, while the session counts against the per-address limit (then ''). */
+  host: string;
   readonly since = Date.now();
   id = '';
   /** Last time a frame arrived, for the idle sweep. */
@@ -54,16 +56,14 @@ export class ServerSession extends FramedConnection implements AgentLink {
   private phase: Phase = 'hello';
   private readonly ctx: SessionContext;
   private inFlight = 0;
-  /** Subscribes this session may still send now (refilled over time). */
-  private subscribeTokens: number;
-  private subscribeRefilled = this.since;
+  /** Subscribes counted against this session's allowance (a small integer: no per-session allocation). */
+  private subscribesUsed = 0;
 
   constructor(socket: Duplex, addr: string, host: string, ctx: SessionContext) {
-    super(socket, receiveLimits(ctx.limits, 'hello'));
+    super(socket, ctx.receive.hello);
     this.addr = addr;
     this.host = host;
     this.ctx = ctx;
-    this.subscribeTokens = ctx.limits.subscribeBurst;
     this.write(ctx.hello);
   }
 
@@ -146,7 +146,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
     this.ctx.admit(this, hello.role);
     this.id = hello.id.slice(0, 256);
     this.phase = hello.role;
-    this.setLimits(receiveLimits(this.ctx.limits, hello.role));
+    this.setLimits(this.ctx.receive[hello.role]);
   }
 
   private adminAllowed(token: string | undefined): boolean {
@@ -176,16 +176,20 @@ export class ServerSession extends FramedConnection implements AgentLink {
     this.ctx.fanout.subscribe(this, message.all, envs);
   }
 
-  /** Each Subscribe makes the server send what the agent lacks (perhaps a snapshot): their rate is bounded. */
+  /**
+   * Each Subscribe makes the server send what the agent lacks (perhaps a
+   * snapshot): their rate is bounded. A token bucket kept as one count: the
+   * session earns subscribesPerMinute a minute from its start, may hold at
+   * most subscribeBurst unspent, and starts with a full burst.
+   */
   private takeSubscribeToken(): void {
-    const limits = this.ctx.limits;
-    const now = Date.now();
-    this.subscribeTokens = Math.min(limits.subscribeBurst, this.subscribeTokens + ((now - this.subscribeRefilled) / 60_000) * limits.subscribesPerMinute);
-    this.subscribeRefilled = now;
-    if (this.subscribeTokens < 1) {
-      throw new ProtocolError(WireError.LIMIT_EXCEEDED, `more than ${limits.subscribesPerMinute} subscribes a minute`);
+    const { subscribeBurst: burst, subscribesPerMinute: perMinute } = this.ctx.limits;
+    const allowed = burst + Math.floor(((Date.now() - this.since) / 60_000) * perMinute);
+    if (this.subscribesUsed < allowed - burst) this.subscribesUsed = allowed - burst;
+    if (this.subscribesUsed >= allowed) {
+      throw new ProtocolError(WireError.LIMIT_EXCEEDED, `more than ${perMinute} subscribes a minute`);
     }
-    this.subscribeTokens--;
+    this.subscribesUsed++;
   }
 
   private onRequest(id: number, req: AdminRequest): void | Promise<void> {

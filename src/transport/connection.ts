@@ -59,6 +59,7 @@ type State = (typeof State)[keyof typeof State];
 export abstract class FramedConnection {
   readonly socket: Duplex;
   private readonly decoder: FrameDecoder;
+  /** Shared by every connection in the same phase (never copied: a server holds 100,000 connections). */
   private limits: DecodeLimits;
   private state: State = State.Open;
   private busy = 0;
@@ -69,7 +70,7 @@ export abstract class FramedConnection {
   constructor(socket: Duplex, limits: ReceiveLimits) {
     this.socket = socket;
     this.decoder = new FrameDecoder(limits.maxFrameBytes);
-    this.limits = { maxElements: limits.maxElements, maxDepth: limits.maxDepth };
+    this.limits = limits;
     // Shared listeners that find the connection on the socket: no closures per
     // connection (a server holds 100,000 of them).
     (socket as Owned)[OWNER] = this;
@@ -95,7 +96,7 @@ export abstract class FramedConnection {
   /** Applies from the next frame on (a session raises them once its peer has said who it is). */
   setLimits(limits: ReceiveLimits): void {
     this.decoder.maxFrameBytes = limits.maxFrameBytes;
-    this.limits = { maxElements: limits.maxElements, maxDepth: limits.maxDepth };
+    this.limits = limits;
   }
 
   /** Handles one decoded message; may return a promise to hold further reads until it settles. */
