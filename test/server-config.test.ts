@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { resolveServerConfig } from '../src/server/config.js';
+import { LIMIT_DEFAULTS } from '../src/server/limits.js';
 import { databaseName, dropDatabase, MYSQL_BASE, query } from './support/mysql.js';
 import { run, tempDir } from './support/procs.js';
 
@@ -46,6 +47,33 @@ test('a bad config file or setting is one clear error', () => {
   assert.throws(() => resolveServerConfig({ config: path.join(dir, 'missing.json') }, {}), /config file .*missing\.json: ENOENT/);
   assert.throws(() => resolveServerConfig({ history: 'ten' }, {}), /--history must be a positive whole number/);
   assert.throws(() => resolveServerConfig({ listen: 'nowhere' }, {}), /invalid address "nowhere"/);
+});
+
+test('every limit can be set in the config file; the rest keep their defaults; a bad one is one clear error', () => {
+  const config = resolveServerConfig({ config: configFile({ limits: { helloTimeoutMs: 2500, adminReserve: 8 } }) }, {});
+  assert.equal(config.limits.helloTimeoutMs, 2500);
+  assert.equal(config.limits.adminReserve, 8);
+  assert.deepEqual({ ...config.limits, helloTimeoutMs: LIMIT_DEFAULTS.helloTimeoutMs, adminReserve: LIMIT_DEFAULTS.adminReserve }, LIMIT_DEFAULTS);
+  assert.deepEqual(resolveServerConfig({}, {}).limits, LIMIT_DEFAULTS);
+  assert.throws(() => resolveServerConfig({ config: configFile({ limits: { helloTimeoutMS: 1 } }) }, {}), /config file .*: limits: .*helloTimeoutMS/);
+  assert.throws(() => resolveServerConfig({ config: configFile({ limits: { pendingHellos: 0 } }) }, {}), /config file .*: limits\.pendingHellos: /);
+  assert.throws(() => resolveServerConfig({ config: configFile({ limits: { valueBytes: 1.5 } }) }, {}), /config file .*: limits\.valueBytes: /);
+  assert.equal(resolveServerConfig({ config: configFile({ limits: { messageDepth: 1000 } }) }, {}).limits.messageDepth, 64, 'nesting is capped at what the decoder supports');
+});
+
+test('docs/limits.md lists every limit with its default', () => {
+  const doc = fs.readFileSync(path.join(import.meta.dirname, '..', 'docs', 'limits.md'), 'utf8');
+  for (const [name, value] of Object.entries(LIMIT_DEFAULTS)) {
+    const row = doc.split('\n').find((line) => line.startsWith(`| \`${name}\` |`));
+    assert.ok(row, `${name} is documented`);
+    const shown = row.split('|')[2]!.trim();
+    const asNumber = (text: string): number => {
+      const m = /^([\d,]+)(?: (KiB|MiB))?/.exec(text);
+      if (!m) return NaN;
+      return Number(m[1]!.replace(/,/g, '')) * (m[2] === 'KiB' ? 1024 : m[2] === 'MiB' ? 1024 * 1024 : 1);
+    };
+    assert.equal(asNumber(shown), value, `${name}: documented "${shown}", default ${value}`);
+  }
 });
 
 test('`server --migrate-only` creates the schema from a config file and exits; a newer schema is refused', async () => {

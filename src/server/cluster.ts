@@ -27,8 +27,6 @@ export interface ClusterOptions {
 type PrimaryChannel = Channel<PrimaryNote, PrimaryRequest, WorkerNote, WorkerRequest, Pick<Replies, 'status'>>;
 type WorkerChannel = Channel<WorkerNote, WorkerRequest, PrimaryNote, PrimaryRequest, Pick<Replies, 'admin'>>;
 
-/** Admin requests wait this long on the primary (the store bounds each statement well within it). */
-const ADMIN_IPC_TIMEOUT_MS = 70_000;
 const STATUS_IPC_TIMEOUT_MS = 2000;
 /** A worker restarted after one that lived less than this counts as a crash loop: the delay grows. */
 const STABLE_WORKER_MS = 60_000;
@@ -291,7 +289,7 @@ export function runWorker(): void {
           },
           state,
           {
-            execute: (req, author) => channel.request({ k: 'admin', req, author }, ADMIN_IPC_TIMEOUT_MS),
+            execute: (req, author) => channel.request({ k: 'admin', req, author }, setup.limits.workerRequestTimeoutMs),
           },
         );
         host.listen().then(

@@ -51,6 +51,8 @@ export const LIMIT_DEFAULTS = {
 
   /** Nesting of any message (the message map is level 1). */
   messageDepth: DEFAULT_DECODE_LIMITS.maxDepth,
+  /** Replies (pongs, answers) queued unread for one session above which the server stops reading it until they drain. */
+  replyBufferBytes: 1024 * 1024,
 
   // The data.
   envNameBytes: 128,
@@ -75,6 +77,8 @@ export const LIMIT_DEFAULTS = {
   workerQueueBytes: 512 * 1024 * 1024,
   /** Requests a worker may have waiting on the primary. */
   workerRequests: 4096,
+  /** How long a worker waits for the primary to answer an admin request (the store bounds each statement well within it). */
+  workerRequestTimeoutMs: 70_000,
 
   /** Lines a second for refusals and internal errors in the log (more are counted, not written). */
   logLinesPerSecond: 5,
@@ -99,13 +103,14 @@ export function resolveLimits(overrides: Partial<ServerLimits> = {}): ServerLimi
 /** What a connection may send in each phase of its session. */
 export function receiveLimits(limits: ServerLimits, phase: 'hello' | 'agent' | 'admin'): ReceiveLimits {
   const maxDepth = limits.messageDepth;
+  const replyBufferBytes = limits.replyBufferBytes;
   switch (phase) {
     case 'hello':
-      return { maxFrameBytes: limits.helloFrameBytes, maxElements: limits.helloValues, maxDepth };
+      return { maxFrameBytes: limits.helloFrameBytes, maxElements: limits.helloValues, maxDepth, replyBufferBytes };
     case 'agent':
-      return { maxFrameBytes: limits.agentFrameBytes, maxElements: limits.agentValues, maxDepth };
+      return { maxFrameBytes: limits.agentFrameBytes, maxElements: limits.agentValues, maxDepth, replyBufferBytes };
     case 'admin':
-      return { maxFrameBytes: limits.adminFrameBytes, maxElements: limits.adminValues, maxDepth };
+      return { maxFrameBytes: limits.adminFrameBytes, maxElements: limits.adminValues, maxDepth, replyBufferBytes };
     default: {
       const unknown: never = phase;
       throw new Error(`unknown phase ${String(unknown)}`);

@@ -9,14 +9,13 @@ import { trace } from '../trace.js';
 /** What a connection accepts from its peer: frame size, then values and nesting per message. */
 export interface ReceiveLimits extends DecodeLimits {
   maxFrameBytes: number;
+  /**
+   * Bytes queued towards the peer and not yet taken by the kernel above
+   * which reading pauses until they drain: a peer that sends requests (or
+   * pings) without reading the answers cannot make this side queue without bound.
+   */
+  replyBufferBytes: number;
 }
-
-/**
- * Replies queued and not yet taken by the kernel above which reading pauses
- * until they drain: a peer that sends requests (or pings) without reading
- * the answers cannot make this side queue without bound.
- */
-export const OUTPUT_HIGH_WATER_BYTES = 1024 * 1024;
 
 const OWNER = Symbol('vitefa.connection');
 type Owned = Duplex & { [OWNER]: FramedConnection };
@@ -60,7 +59,7 @@ export abstract class FramedConnection {
   readonly socket: Duplex;
   private readonly decoder: FrameDecoder;
   /** Shared by every connection in the same phase (never copied: a server holds 100,000 connections). */
-  private limits: DecodeLimits;
+  private limits: ReceiveLimits;
   private state: State = State.Open;
   private busy = 0;
   private outputPaused = false;
@@ -182,7 +181,7 @@ export abstract class FramedConnection {
         return;
       }
       if (pending !== undefined) this.hold(pending);
-      if (this.socket.writableLength > OUTPUT_HIGH_WATER_BYTES && this.state === State.Open) this.pauseForOutput();
+      if (this.socket.writableLength > this.limits.replyBufferBytes && this.state === State.Open) this.pauseForOutput();
     }
   }
 
