@@ -99,7 +99,8 @@ test('under attack on its port, no worker exits, every agent gets every release 
   // The silent ones: connected, never a hello.
   const silent: RawClient[] = [];
   const silentSince = Date.now();
-  for (let i = 0; i < SILENT; i++) silent.push(new RawClient(target, '127.0.0.4'));
+  // Spread over ten addresses: one address may have only so many connections waiting for their hello.
+  for (let i = 0; i < SILENT; i++) silent.push(new RawClient(target, `127.0.0.${4 + (i % 10)}`));
 
   // The admin writes and asks throughout; each answer is timed.
   let writing = true;

@@ -79,7 +79,7 @@ class Link implements AgentLink {
 
 test('the fan-out writes the same frame to every subscriber and cuts off a slow one', () => {
   const state = stateWith(10);
-  const fanout = new Fanout(state, { agentBufferBytes: 1000 });
+  const fanout = new Fanout(state, { agentBufferBytes: 1000, absentEnvsPerAgent: 16 });
   const fast = new Link('fast');
   const slow = new Link('slow');
   const all = new Link('all');
@@ -105,7 +105,7 @@ test('the fan-out writes the same frame to every subscriber and cuts off a slow 
 
 test('releases published in one turn go out as one write per agent, in order', () => {
   const state = stateWith(10);
-  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20 });
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16 });
   const link = new Link('a');
   fanout.subscribe(link, false, [{ env: 'prod', rev: 4 }]);
   for (let rev = 5; rev <= 8; rev++) fanout.publish(state.apply(release('prod', rev, rev - 1 === 4 ? 4 : rev - 1, [['a', null, String(rev)]]))!);
@@ -116,7 +116,7 @@ test('releases published in one turn go out as one write per agent, in order', (
 
 test('an agent following all environments gets new ones as they are created', () => {
   const state = stateWith(10);
-  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20 });
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16 });
   const link = new Link('all');
   fanout.subscribe(link, true, []);
   const initial = decode(link.frames).map((m) => (m.t === 4 || m.t === 3 ? `${m.t === 3 ? 'snapshot' : 'release'} ${m.env}@${m.rev}` : ''));
@@ -129,7 +129,7 @@ test('an agent following all environments gets new ones as they are created', ()
 
 test('an agent following an environment by name gets it again after it is deleted and created again', () => {
   const state = stateWith(10);
-  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20 });
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16 });
   const named = new Link('named');
   fanout.subscribe(named, false, [{ env: 'other', rev: 3 }]);
   fanout.publish(state.apply({ ...release('other', 5, 3, []), op: 'env.del', drop: true })!);
@@ -145,7 +145,7 @@ test('an agent following an environment by name gets it again after it is delete
 
 test('a snapshot larger than the buffer limit, followed by a release, does not cut the agent off; what piles up behind it does', () => {
   const state = stateWith(1);
-  const fanout = new Fanout(state, { agentBufferBytes: 200 });
+  const fanout = new Fanout(state, { agentBufferBytes: 200, absentEnvsPerAgent: 16 });
   const big = Array.from({ length: 50 }, (_, i): [string, string | null, string | null] => [`key${i}`, null, `"${'v'.repeat(20)}"`]);
   fanout.publish(state.apply(release('prod', 5, 4, big))!);
   fanout.flush();
@@ -171,7 +171,7 @@ test('a snapshot larger than the buffer limit, followed by a release, does not c
 
 test('a subscribe while the last catch-up is still unread beyond the limit is a slow consumer', () => {
   const state = stateWith(1);
-  const fanout = new Fanout(state, { agentBufferBytes: 10 });
+  const fanout = new Fanout(state, { agentBufferBytes: 10, absentEnvsPerAgent: 16 });
   const link = new Link('repeat', 'mem', true);
   fanout.subscribe(link, false, [{ env: 'prod', rev: 0 }]);
   assert.equal(link.failed, undefined);
@@ -181,7 +181,7 @@ test('a subscribe while the last catch-up is still unread beyond the limit is a 
 
 test('acknowledgements for environments an agent does not follow are not kept', () => {
   const state = stateWith(10);
-  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20 });
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16 });
   const all = new Link('all');
   const named = new Link('named');
   fanout.subscribe(all, true, []);
@@ -195,4 +195,16 @@ test('acknowledgements for environments an agent does not follow are not kept', 
   const [a, n] = fanout.agents(undefined, 10);
   assert.deepEqual(a!.envs.map((e) => e.env).sort(), ['other', 'prod']);
   assert.deepEqual(n!.envs, [{ env: 'prod', rev: 4 }]);
+});
+
+test('source addresses are counted by IPv4 address, or by IPv6 /64', async () => {
+  const { sourceKey } = await import('../src/server/host.js');
+  assert.equal(sourceKey('10.1.2.3'), '10.1.2.3');
+  assert.equal(sourceKey('::ffff:10.1.2.3'), '10.1.2.3');
+  assert.equal(sourceKey('2001:db8:aa:bb:1:2:3:4'), '2001:db8:aa:bb::/64');
+  assert.equal(sourceKey('2001:db8:aa:bb::99'), '2001:db8:aa:bb::/64');
+  assert.equal(sourceKey('2001:0DB8:00aa:bb::1'), '2001:db8:aa:bb::/64');
+  assert.equal(sourceKey('2001:db8::1'), '2001:db8:0:0::/64');
+  assert.equal(sourceKey('::1'), '0:0:0:0::/64');
+  assert.notEqual(sourceKey('2001:db8:aa:bb::1'), sourceKey('2001:db8:aa:bc::1'));
 });

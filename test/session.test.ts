@@ -254,6 +254,49 @@ describe('what an agent may ask', () => {
   });
 });
 
+describe('what an agent may hold', () => {
+  test('a name of 100 KB in an error is cut short, on the wire and in the log', async () => {
+    const peer = await inPhase('agent');
+    peer.send({ t: MessageType.Subscribe, all: false, envs: [{ env: `x${'y'.repeat(100_000)}!`, rev: 0 }] });
+    const error = await peer.next(isError);
+    assert.equal(error.code, WireError.BAD_REQUEST);
+    assert.ok(error.msg.length < 400, `${error.msg.length} characters`);
+  });
+
+  test('an agent may follow at most absentEnvsPerAgent environments that do not exist', async () => {
+    const names = (n: number) => Array.from({ length: n }, (_, i) => ({ env: `not-yet-${i}`, rev: 0 }));
+    const ok = await inPhase('agent');
+    ok.send({ t: MessageType.Subscribe, all: false, envs: [...names(16), { env: 'demo', rev: 0 }] });
+    await alive(ok, 1);
+    const tooMany = await inPhase('agent');
+    tooMany.send({ t: MessageType.Subscribe, all: false, envs: names(17) });
+    const error = await tooMany.next(isError);
+    assert.equal(error.code, WireError.LIMIT_EXCEEDED);
+    assert.match(error.msg, /at most 16 environments that do not exist/);
+  });
+
+  test('an agent that takes nothing of what waits for it for stallTimeoutMs is a slow consumer', async () => {
+    const stalling = await memoryServer({ limits: { stallTimeoutMs: 1500 } });
+    try {
+      await stalling.server.hub.execute({ op: 'env.add', env: 'big' }, 'test');
+      const entries: [string, string][] = Array.from({ length: 5000 }, (_, i) => [`k${i}`, JSON.stringify('v'.repeat(40))]);
+      await stalling.server.hub.execute({ op: 'apply', env: 'big', entries, replace: false }, 'test');
+      const peer = stalling.connect('127.0.0.1:3000', false);
+      peer.send(agentHello, { t: MessageType.Subscribe, all: false, envs: [{ env: 'big', rev: 0 }] });
+      await waitFor('closed by the server', () => peer.closed, 8000);
+      assert.equal(stalling.server.host.status(undefined, 0).counters.SLOW_CONSUMER, 1);
+    } finally {
+      await stalling.close();
+    }
+  });
+
+  test('an IPv6 loopback admin counts as loopback', async () => {
+    const peer = mem.connect('::1:5000');
+    peer.send(adminHello);
+    await alive(peer, 9);
+  });
+});
+
 describe('handlers that throw', () => {
   /** A host whose admin executor fails on purpose. */
   async function hostWith(execute: () => Promise<unknown>): Promise<{ host: ConnectionHost; connect(): TestPeer }> {
@@ -308,6 +351,20 @@ describe('handlers that throw', () => {
     const other = connect();
     other.send(agentHello);
     await alive(other, 2);
+    await host.stop('forced');
+  });
+
+  test('a result that cannot be encoded is answered with INTERNAL for that request; the session goes on', async () => {
+    const { host, connect } = await hostWith(async () => ({ huge: 10n ** 30n }));
+    const logged = await captureStderr(async () => {
+      const peer = connect();
+      peer.send(adminHello, SAMPLES.Request!);
+      const error = await peer.next(isError);
+      assert.deepEqual([error.code, error.id], [WireError.INTERNAL, 1]);
+      assert.match(error.msg, /could not be encoded/);
+      await alive(peer, 5);
+    });
+    assert.match(logged, /internal error in ServerSession/);
     await host.stop('forced');
   });
 

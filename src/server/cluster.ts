@@ -38,7 +38,10 @@ interface WorkerLink {
   ready: boolean;
   /** The worker has listened once (until then it is not told to listen or not). */
   started: boolean;
+  /** Told to listen (or, until `started`, listening by default). */
   listening: boolean;
+  /** Confirmed listening since it was last told to. */
+  bound: boolean;
   full: boolean;
   startedAt: number;
 }
@@ -103,7 +106,7 @@ export class ClusterPrimary {
     const worker = cluster.fork();
     return new Promise((resolve, reject) => {
       const link: WorkerLink = {
-        worker, ready: false, started: false, listening: false, full: false, startedAt: Date.now(),
+        worker, ready: false, started: false, listening: true, bound: false, full: false, startedAt: Date.now(),
         channel: new Channel(portOf(worker), {
           name: `worker ${worker.process.pid}`,
           maxPending: 64,
@@ -150,14 +153,15 @@ export class ClusterPrimary {
       case 'ready': {
         // Initial state, then (from the next release on) every release: the channel keeps the order.
         const setup: WorkerSetup = { ...this.options.setup, serverId: this.options.serverId, limits: this.options.limits };
-        link.channel.notify({ k: 'init', setup, head: this.hub.applied, envs: this.state.export() }, this.state.bytes() * 2 + 4096);
+        // Not counted against the queue bound: a worker's start may carry the whole configuration at once.
+        link.channel.notify({ k: 'init', setup, head: this.hub.applied, envs: this.state.export() }, 0);
         link.ready = true;
         return;
       }
       case 'listening':
         this.addresses = note.addresses;
         link.started = true;
-        link.listening = true;
+        if (link.listening) link.bound = true;
         listening();
         this.decideListeners();
         return;
@@ -176,21 +180,30 @@ export class ClusterPrimary {
   /**
    * Workers with room listen; a full one stops, so that it does not win
    * accepts it would have to refuse — unless no worker with room is
-   * listening, in which case the least loaded full one keeps listening
-   * (admins always get in; agents get SERVER_FULL and try another server).
+   * listening, in which case a full one keeps listening (the one already
+   * listening, if any): admins always get in, and agents get SERVER_FULL and
+   * try again or another server. A worker is told to stop only once another
+   * has confirmed it listens, so the shared socket is never left without a
+   * worker (Node closes it when its last worker leaves).
    */
   private decideListeners(): void {
     const live = [...this.links.values()].filter((l) => l.started && l.worker.isConnected());
-    const roomy = live.filter((l) => !l.full);
-    const keep = roomy.length > 0 ? undefined : live[0];
+    const keep = live.some((l) => !l.full) ? undefined : (live.find((l) => l.listening) ?? live[0]);
+    const wanted = (l: WorkerLink): boolean => !l.full || l === keep;
     for (const link of live) {
-      const on = !link.full || link === keep;
-      if (on !== link.listening) {
-        trace('server', `worker ${link.worker.process.pid} ${on ? 'listens' : 'stops listening'} (${link.full ? 'full' : 'has room'})`);
-        link.listening = on;
-        link.channel.notify({ k: 'listen', on });
-      }
+      if (wanted(link) && !link.listening) this.command(link, true);
     }
+    for (const link of live) {
+      if (wanted(link) || !link.listening) continue;
+      if (live.some((other) => other !== link && other.bound && wanted(other))) this.command(link, false);
+    }
+  }
+
+  private command(link: WorkerLink, on: boolean): void {
+    trace('server', `worker ${link.worker.process.pid} ${on ? 'listens' : 'stops listening'} (${link.full ? 'full' : 'has room'})`);
+    link.listening = on;
+    link.bound = false; // until the worker confirms it listens again
+    link.channel.notify({ k: 'listen', on });
   }
 
   private async onRequest(request: WorkerRequest): Promise<unknown> {
@@ -286,6 +299,7 @@ export function runWorker(): void {
           {
             ...setup,
             onCapacity: (full) => channel.notify({ k: 'capacity', full }),
+            onListening: (addresses) => channel.notify({ k: 'listening', addresses }),
           },
           state,
           {

@@ -1,4 +1,4 @@
-import { MessageType, encodeMessage, WireError, type AgentInfo, type EnvRev } from '../protocol/index.js';
+import { MessageType, encodeMessage, ProtocolError, WireError, type AgentInfo, type EnvRev } from '../protocol/index.js';
 import type { PublishedRelease, ServerState } from './state.js';
 
 /** The part of a connection the fan-out needs: where to write, and how to end it. */
@@ -30,6 +30,8 @@ export interface FanoutOptions {
    * was last sent, when a frame goes out is disconnected.
    */
   agentBufferBytes: number;
+  /** Environments that do not exist one agent may follow by name (each is held for the session's life). */
+  absentEnvsPerAgent: number;
 }
 
 /**
@@ -66,6 +68,13 @@ export class Fanout {
    * environment, the releases after the revision it holds, or a snapshot.
    */
   subscribe(link: AgentLink, all: boolean, held: EnvRev[]): void {
+    if (!all) {
+      let absent = 0;
+      for (const h of held) if (!this.state.has(h.env)) absent++;
+      if (absent > this.options.absentEnvsPerAgent) {
+        throw new ProtocolError(WireError.LIMIT_EXCEEDED, `a subscription may name at most ${this.options.absentEnvsPerAgent} environments that do not exist, got ${absent}`);
+      }
+    }
     this.unsubscribe(link);
     if (link.writableLength > this.options.agentBufferBytes) {
       // Asking again for what it has not read yet: it is not reading.
@@ -155,7 +164,10 @@ export class Fanout {
       if (out.length >= max) break;
       if (env !== undefined && !sub.acked.has(env)) continue;
       const envs: EnvRev[] = [];
-      for (const [e, rev] of sub.acked) if (env === undefined || e === env) envs.push({ env: e, rev });
+      for (const [e, rev] of sub.acked) {
+        if (envs.length >= MAX_ENVS_PER_AGENT_IN_STATUS) break;
+        if (env === undefined || e === env) envs.push({ env: e, rev });
+      }
       out.push({ id: sub.link.id, addr: sub.link.addr, since: sub.link.since, envs });
     }
     return out;
@@ -200,6 +212,9 @@ export class Fanout {
     link.fail(WireError.SLOW_CONSUMER, `more than ${this.options.agentBufferBytes} bytes waiting to be read`);
   }
 }
+
+/** Environments listed per agent in `status` (an answer must stay within a client's limits). */
+const MAX_ENVS_PER_AGENT_IN_STATUS = 100;
 
 function dropFrame(env: string, held: number, head: number): Buffer {
   return encodeMessage({

@@ -25,7 +25,25 @@ export interface HostOptions {
    * listens; a host without it always listens.
    */
   onCapacity?: (full: boolean) => void;
+  /** Called each time the host listens again after it had stopped. */
+  onListening?: (addresses: string[]) => void;
   log?: (line: string) => void;
+}
+
+/** Refused connections allowed to linger for their error frame at once; beyond, they are dropped. */
+const REFUSING_AT_ONCE = 1000;
+
+/**
+ * The key a source address is counted under: an IPv4 address, or the /64
+ * network of an IPv6 one (a host is given a /64, so its addresses count as one).
+ */
+export function sourceKey(host: string): string {
+  if (!host.includes(':') || host.startsWith('::ffff:')) return host.replace(/^::ffff:/, '');
+  const [head = '', tail = ''] = host.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === '' ? [] : tail.split(':');
+  const groups = host.includes('::') ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
 export interface HostStatus {
@@ -53,6 +71,10 @@ export class ConnectionHost {
   private readonly limits: ServerLimits;
   private readonly sessions = new Set<ServerSession>();
   private readonly pendingByHost = new Map<string, number>();
+  /** Refused connections still open (taking their error frame). */
+  private refusing = 0;
+  /** Sessions with output waiting at the last sweep: bytes sent on by then, and since when nothing more was. */
+  private readonly stalls = new Map<ServerSession, { flushed: number; since: number }>();
   private pending = 0;
   private agents = 0;
   private admins = 0;
@@ -73,7 +95,7 @@ export class ConnectionHost {
   constructor(options: HostOptions, state: ServerState, admin: AdminExecutor) {
     this.options = options;
     this.limits = options.limits;
-    this.fanout = new Fanout(state, { agentBufferBytes: options.limits.agentBufferBytes });
+    this.fanout = new Fanout(state, { agentBufferBytes: options.limits.agentBufferBytes, absentEnvsPerAgent: options.limits.absentEnvsPerAgent });
     const log = options.log ?? ((line: string) => void process.stderr.write(`vitefa server: ${line}\n`));
     this.log = log;
     this.refusals = new RateLimitedLog(log, options.limits.logLinesPerSecond, options.limits.logLinesPerSecond * 2);
@@ -144,13 +166,17 @@ export class ConnectionHost {
     this.wantListening = on;
     this.listenChange = this.listenChange.then(async () => {
       if (this.stopping || this.bound.length === 0) return;
-      if (this.wantListening && this.listeners.length === 0) {
-        await this.openListeners().catch((err: Error) => {
-          for (const l of this.listeners.splice(0)) l.close();
-          this.log(`listening again on ${this.addresses.join(',')} failed: ${err.message}; retrying in 1 s`);
-          setTimeout(() => this.setListening(this.wantListening), 1000).unref();
-        });
-      } else if (!this.wantListening && this.listeners.length > 0) {
+      if (this.wantListening) {
+        if (this.listeners.length === 0) {
+          await this.openListeners().catch((err: Error) => {
+            for (const l of this.listeners.splice(0)) l.close();
+            this.log(`listening again on ${this.addresses.join(',')} failed: ${err.message}; retrying in 1 s`);
+            setTimeout(() => this.setListening(this.wantListening), 1000).unref();
+          });
+        }
+        // Confirmed each time it is asked for (also when it never stopped).
+        if (this.listeners.length > 0) this.options.onListening?.(this.addresses);
+      } else if (this.listeners.length > 0) {
         // close() stops accepting at once; its callback would wait for every connection it accepted to end.
         for (const l of this.listeners.splice(0)) l.close();
       }
@@ -168,13 +194,20 @@ export class ConnectionHost {
   /** Takes a connection (also used by tests with an in-memory Duplex); `addr` is HOST:PORT of the peer. */
   attach(socket: Duplex, addr: string): ServerSession | undefined {
     const colon = addr.lastIndexOf(':');
-    const host = colon > 0 ? addr.slice(0, colon) : addr;
+    const host = sourceKey(colon > 0 ? addr.slice(0, colon) : addr);
     const refusal = this.refusal(host);
     if (refusal !== undefined) {
       this.refused(addr, refusal[0], refusal[1]);
       socket.on('error', () => undefined);
+      // A flood of refused connections must not hold file descriptors: each gets a moment to take its error, at most.
+      if (this.refusing >= REFUSING_AT_ONCE) {
+        socket.destroy();
+        return undefined;
+      }
+      this.refusing++;
+      socket.once('close', () => void this.refusing--);
       socket.end(encodeMessage({ t: MessageType.Error, code: refusal[0], msg: refusal[1] }));
-      setTimeout(() => socket.destroy(), 1000).unref();
+      setTimeout(() => socket.destroy(), 100).unref();
       return undefined;
     }
     this.pending++;
@@ -219,6 +252,7 @@ export class ConnectionHost {
 
   private sessionEnded(session: ServerSession): void {
     if (!this.sessions.delete(session)) return;
+    this.stalls.delete(session);
     switch (session.role) {
       case 'hello':
         this.leavePending(session.host);
@@ -241,12 +275,15 @@ export class ConnectionHost {
   private checkCapacity(): void {
     const onCapacity = this.options.onCapacity;
     if (onCapacity === undefined || this.stopping) return;
-    if (!this.full && this.agents >= this.options.maxAgents) {
-      this.full = true;
-      onCapacity(true);
-    } else if (this.full && this.agents < this.options.maxAgents * 0.95) {
-      this.full = false;
-      onCapacity(false);
+    let change: boolean | undefined;
+    if (!this.full && this.agents >= this.options.maxAgents) change = true;
+    else if (this.full && this.agents < this.options.maxAgents * 0.95) change = false;
+    if (change === undefined) return;
+    this.full = change;
+    try {
+      onCapacity(change);
+    } catch (err) {
+      reportFault('reporting capacity', err);
     }
   }
 
@@ -254,7 +291,7 @@ export class ConnectionHost {
   private refused(addr: string, status: WireError, message: string): void {
     const name = wireErrorName(status) ?? String(status);
     this.counters.set(name, (this.counters.get(name) ?? 0) + 1);
-    this.refusals.log(() => `closed ${addr}: ${name}: ${message}`);
+    this.refusals.log(() => `closed ${addr}: ${name}: ${message.length > 300 ? `${message.slice(0, 300)}…` : message}`);
   }
 
   status(env: string | undefined, maxAgents: number): HostStatus {
@@ -283,10 +320,30 @@ export class ConnectionHost {
           session.fail(WireError.TIMEOUT, 'no hello received in time');
         } else if (now - session.lastSeen > this.limits.idleTimeoutMs) {
           session.fail(WireError.TIMEOUT, `nothing received for ${this.limits.idleTimeoutMs} ms`);
+        } else if (session.writableLength > 0) {
+          this.checkStall(session, now);
+        } else {
+          this.stalls.delete(session);
         }
       } catch (err) {
         reportFault('the session sweep', err);
       }
+    }
+  }
+
+  /**
+   * A session with output waiting that takes none of it for stallTimeoutMs
+   * is a slow consumer: what it was sent (a snapshot, perhaps) is not held
+   * for ever. One that reads, however slowly, is left alone.
+   */
+  private checkStall(session: ServerSession, now: number): void {
+    const flushed = session.bytesWritten - session.writableLength;
+    const seen = this.stalls.get(session);
+    if (seen === undefined || seen.flushed !== flushed) {
+      this.stalls.set(session, { flushed, since: now });
+    } else if (now - seen.since > this.limits.stallTimeoutMs) {
+      this.stalls.delete(session);
+      session.fail(WireError.SLOW_CONSUMER, `nothing of ${session.writableLength} bytes waiting was read for ${this.limits.stallTimeoutMs} ms`);
     }
   }
 

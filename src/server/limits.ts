@@ -20,8 +20,8 @@ export const LIMIT_DEFAULTS = {
   helloValues: 64,
   /** Connections one server process holds that have not said hello yet. */
   pendingHellos: 2000,
-  /** Of those, from one source address. */
-  pendingHellosPerAddress: 500,
+  /** Of those, from one source address (an IPv6 /64 counts as one address). */
+  pendingHellosPerAddress: 100,
 
   // Agents.
   /** Largest frame an agent may send. */
@@ -38,6 +38,10 @@ export const LIMIT_DEFAULTS = {
   agentBufferBytes: 8 * 1024 * 1024,
   /** A session silent for this long is closed (agents ping every 15 s). */
   idleTimeoutMs: 60_000,
+  /** A session with output waiting that takes none of it for this long is a slow consumer. */
+  stallTimeoutMs: 15_000,
+  /** Environments that do not exist (yet) one agent may follow by name. */
+  absentEnvsPerAgent: 16,
 
   // Admins.
   /** Largest frame an admin may send. */

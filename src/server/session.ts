@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import {
-  MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, WireError,
+  encodeMessage, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, WireError,
   type AdminRequest, type EnvRev, type Hello, type Message, type Subscribe,
 } from '../protocol/index.js';
 import { FramedConnection, type ReceiveLimits } from '../transport/connection.js';
@@ -144,14 +144,15 @@ export class ServerSession extends FramedConnection implements AgentLink {
       }
     }
     this.ctx.admit(this, hello.role);
-    this.id = hello.id.slice(0, 256);
+    // A copy, not a slice: a slice would keep the whole decoded string alive for the session's life.
+    this.id = hello.id.length <= 256 ? hello.id : Buffer.from(hello.id.slice(0, 256), 'utf8').toString('utf8');
     this.phase = hello.role;
     this.setLimits(this.ctx.receive[hello.role]);
   }
 
   private adminAllowed(token: string | undefined): boolean {
     const expected = this.ctx.adminToken;
-    if (expected === undefined) return isLoopback(this.addr);
+    if (expected === undefined) return isLoopback(this.addr.slice(0, this.addr.lastIndexOf(':')));
     if (token === undefined) return false;
     const a = Buffer.from(token);
     const b = Buffer.from(expected);
@@ -195,20 +196,41 @@ export class ServerSession extends FramedConnection implements AgentLink {
   private onRequest(id: number, req: AdminRequest): void | Promise<void> {
     const author = `${this.id}@${this.addr}`;
     const run = this.ctx.admin.execute(req, author).then(
-      (res) => this.send({ t: MessageType.Response, id, res }),
-      (err: unknown) => {
-        if (err instanceof RequestError) {
-          this.send({ t: MessageType.Error, code: err.status, msg: err.message, id });
-        } else {
-          this.fault(err);
-          this.send({ t: MessageType.Error, code: WireError.INTERNAL, msg: `internal error while running ${req.op}`, id });
-        }
-      },
+      (res) => this.answer(id, req.op, res),
+      (err: unknown) => this.answerError(id, req.op, err),
     );
     // Requests run concurrently; reading pauses only when too many are in flight.
     this.inFlight++;
-    const done = run.finally(() => this.inFlight--);
+    const done = run.then(
+      () => void this.inFlight--,
+      (err: unknown) => {
+        this.inFlight--;
+        this.failWith(err);
+      },
+    );
     return this.inFlight >= this.ctx.limits.adminInFlight ? done : undefined;
+  }
+
+  /** Sends a result; one that cannot be framed (too large) is answered with INTERNAL instead. */
+  private answer(id: number, op: string, res: unknown): void {
+    let frame: Buffer;
+    try {
+      frame = encodeMessage({ t: MessageType.Response, id, res });
+    } catch (err) {
+      this.fault(err);
+      this.send({ t: MessageType.Error, code: WireError.INTERNAL, msg: `the result of ${op} could not be encoded`, id });
+      return;
+    }
+    this.write(frame);
+  }
+
+  private answerError(id: number, op: string, err: unknown): void {
+    if (err instanceof RequestError) {
+      this.send({ t: MessageType.Error, code: err.status, msg: err.message, id });
+    } else {
+      this.fault(err);
+      this.send({ t: MessageType.Error, code: WireError.INTERNAL, msg: `internal error while running ${op}`, id });
+    }
   }
 
   private expect(phase: SessionRole, type: number): void {
@@ -229,6 +251,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
   }
 }
 
-export function isLoopback(addr: string): boolean {
-  return addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.') || addr.startsWith('[::1]');
+/** A source address (without its port) on this machine's loopback. */
+export function isLoopback(host: string): boolean {
+  return host.startsWith('127.') || host === '::1' || host.startsWith('::ffff:127.');
 }

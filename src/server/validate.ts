@@ -10,11 +10,16 @@ const ENV_NAME = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
 // U+FFFD too: it is what invalid UTF-8 on the wire decodes to.
 const CONTROL = /[\u0000-\u001f\u007f\ufffd\uffff]/;
 
+/** A name as it may appear in an error: quoted, and cut short (errors and log lines must not carry a megabyte). */
+export function quoted(text: string, max = 80): string {
+  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
+}
+
 export function checkEnvName(env: string, limits: DataLimits): string {
   if (Buffer.byteLength(env) > limits.envNameBytes || !ENV_NAME.test(env) || env.includes('//') || env.endsWith('/')) {
     throw new RequestError(
       WireError.INVALID_VALUE,
-      `invalid environment name ${JSON.stringify(env)}: use letters, digits, '.', '_', '-', '/' (at most ${limits.envNameBytes} bytes)`,
+      `invalid environment name ${quoted(env)}: use letters, digits, '.', '_', '-', '/' (at most ${limits.envNameBytes} bytes)`,
     );
   }
   return env;
@@ -24,7 +29,7 @@ export function checkKey(key: string, limits: DataLimits): string {
   if (key.length === 0 || Buffer.byteLength(key) > limits.keyBytes || CONTROL.test(key)) {
     throw new RequestError(
       WireError.INVALID_VALUE,
-      `invalid key ${JSON.stringify(key)}: 1 to ${limits.keyBytes} bytes, no control characters`,
+      `invalid key ${quoted(key)}: 1 to ${limits.keyBytes} bytes, no control characters`,
     );
   }
   return key;

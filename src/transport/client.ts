@@ -11,7 +11,13 @@ import { DEFAULT_DECODE_LIMITS } from '../protocol/index.js';
  * What a client (agent or admin) accepts from a server: snapshots are single
  * frames, so frames are large; values and nesting are bounded as everywhere.
  */
-export const CLIENT_RECEIVE_LIMITS: ReceiveLimits = { maxFrameBytes: 256 * 1024 * 1024, replyBufferBytes: 1024 * 1024, ...DEFAULT_DECODE_LIMITS };
+export const CLIENT_RECEIVE_LIMITS: ReceiveLimits = {
+  maxFrameBytes: 256 * 1024 * 1024,
+  replyBufferBytes: 1024 * 1024,
+  // A diff or list of an environment at its 1,000,000-key limit holds 4 values a key.
+  maxElements: 16_000_000,
+  maxDepth: DEFAULT_DECODE_LIMITS.maxDepth,
+};
 
 export interface Endpoint {
   host: string;

@@ -181,7 +181,8 @@ export abstract class FramedConnection {
         return;
       }
       if (pending !== undefined) this.hold(pending);
-      if (this.socket.writableLength > this.limits.replyBufferBytes && this.state === State.Open) this.pauseForOutput();
+      // Only once the socket itself asks for a drain: below its own high-water mark 'drain' would never come.
+      if (this.socket.writableLength > this.limits.replyBufferBytes && this.socket.writableNeedDrain && this.state === State.Open) this.pauseForOutput();
     }
   }
 
