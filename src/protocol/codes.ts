@@ -56,6 +56,8 @@ export const WireError = {
   TIMEOUT: 108,
   /** 109: a message or a sender went past a limit of the receiver (values, nesting, rate, pending connections). */
   LIMIT_EXCEEDED: 109,
+  /** 110: the session's account or token may not do this (its role or its environment grants). */
+  FORBIDDEN: 110,
   /** 200: the request's arguments are invalid. */
   BAD_REQUEST: 200,
   /** 201: the environment does not exist. */
@@ -70,6 +72,10 @@ export const WireError = {
   INVALID_VALUE: 205,
   /** 206: the operation does not apply to the value found (e.g. clear inside a scalar). */
   NOT_APPLICABLE: 206,
+  /** 207: an account or token of that name already exists. */
+  ALREADY_EXISTS: 207,
+  /** 208: no account or token of that name exists. */
+  NO_SUCH_NAME: 208,
   /** 300: the system of record cannot be reached; writes are refused. */
   STORE_UNAVAILABLE: 300,
   /** 301: an unexpected failure inside the server. */

@@ -5,6 +5,8 @@ import type { Store } from './types.js';
 
 export interface StoreOptions {
   retainReleases: number;
+  /** Audit entries kept (default 1,000,000). */
+  retainAudit?: number;
 }
 
 /** A store from its spec: a mysql:// URL, or a folder for the embedded LMDB store. */

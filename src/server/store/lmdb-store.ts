@@ -5,6 +5,7 @@ import { LocalErrorCode, VitefaError, WireError, type Change, type EnvInfo, type
 import { envNotFound, RequestError } from '../errors.js';
 import { Mutex } from '../mutex.js';
 import { keyChangesFrom } from './changes.js';
+import { LmdbAccess, type AccessDbs } from './lmdb-access.js';
 import type {
   CommitMeta, EnvState, EnvView, HistoryQuery, Planner, Store, StoredRelease,
 } from './types.js';
@@ -28,6 +29,8 @@ type ReleaseRecord = Omit<StoredRelease, 'env' | 'rev'>;
 export interface LmdbStoreOptions {
   /** Releases kept per environment before the oldest are pruned. */
   retainReleases: number;
+  /** Audit entries kept; the oldest beyond are pruned. */
+  retainAudit?: number;
 }
 
 /**
@@ -50,23 +53,36 @@ export class LmdbStore implements Store {
   private headRev = 0;
   private readonly mutex = new Mutex();
   private lockFd: number | undefined;
+  private accessDbs?: AccessDbs;
+  readonly access: LmdbAccess;
 
   constructor(dir: string, options: LmdbStoreOptions) {
     this.dir = path.resolve(dir);
     this.description = `lmdb:${this.dir}`;
     this.options = options;
+    this.access = new LmdbAccess(() => {
+      this.db();
+      return this.accessDbs!;
+    }, this.mutex, options.retainAudit ?? 1_000_000);
   }
 
   async open(): Promise<void> {
     fs.mkdirSync(this.dir, { recursive: true });
     this.lockFd = takeLock(path.join(this.dir, 'server.pid'));
-    const root = open({ path: path.join(this.dir, 'store'), maxDbs: 8, mapSize: 1 << 30 });
+    const root = open({ path: path.join(this.dir, 'store'), maxDbs: 16, mapSize: 1 << 30 });
     this.root = root;
     this.meta = root.openDB({ name: 'meta' });
     this.envs = root.openDB({ name: 'envs' });
     this.values = root.openDB({ name: 'values' });
     this.releases = root.openDB({ name: 'releases' });
     this.log = root.openDB({ name: 'log' });
+    this.accessDbs = {
+      root,
+      meta: this.meta as unknown as Database<unknown, string>,
+      accounts: root.openDB({ name: 'accounts' }),
+      tokens: root.openDB({ name: 'tokens' }),
+      audit: root.openDB({ name: 'audit' }),
+    };
     const schema = this.meta.get('schema');
     if (schema === undefined) {
       await this.meta.put('schema', SCHEMA_VERSION);

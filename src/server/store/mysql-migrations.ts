@@ -75,6 +75,59 @@ export const MIGRATIONS: readonly Migration[] = [
       ) ${TABLE_OPTIONS}`,
     ],
   },
+  {
+    version: 2,
+    statements: [
+      // Accounts and agent tokens: SCRAM verifiers only (never a secret).
+      // `envs` is a JSON array of grants.
+      `CREATE TABLE IF NOT EXISTS vitefa_accounts (
+        name VARBINARY(64) NOT NULL PRIMARY KEY,
+        role VARBINARY(16) NOT NULL,
+        envs TEXT NOT NULL,
+        salt VARBINARY(64) NOT NULL,
+        iterations INT UNSIGNED NOT NULL,
+        stored_key VARBINARY(64) NOT NULL,
+        server_key VARBINARY(64) NOT NULL,
+        created BIGINT NOT NULL
+      ) ${TABLE_OPTIONS}`,
+      `CREATE TABLE IF NOT EXISTS vitefa_tokens (
+        name VARBINARY(64) NOT NULL PRIMARY KEY,
+        id VARBINARY(16) NOT NULL,
+        envs TEXT NOT NULL,
+        salt VARBINARY(64) NOT NULL,
+        iterations INT UNSIGNED NOT NULL,
+        stored_key VARBINARY(64) NOT NULL,
+        server_key VARBINARY(64) NOT NULL,
+        created BIGINT NOT NULL,
+        UNIQUE KEY by_id (id)
+      ) ${TABLE_OPTIONS}`,
+      // One row: grows with every credential change; its row lock orders them across servers.
+      `CREATE TABLE IF NOT EXISTS vitefa_access (
+        id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+        stamp BIGINT UNSIGNED NOT NULL
+      ) ${TABLE_OPTIONS}`,
+      `INSERT IGNORE INTO vitefa_access (id, stamp) VALUES (1, 0)`,
+      `CREATE TABLE IF NOT EXISTS vitefa_audit (
+        seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        time BIGINT NOT NULL,
+        actor VARBINARY(256) NOT NULL,
+        addr VARBINARY(64) NOT NULL,
+        action VARBINARY(32) NOT NULL,
+        env VARBINARY(128) NOT NULL,
+        result VARBINARY(16) NOT NULL,
+        code VARBINARY(32) NOT NULL,
+        detail TEXT NOT NULL,
+        KEY by_actor (actor, seq),
+        KEY by_env (env, seq),
+        KEY by_time (time)
+      ) ${TABLE_OPTIONS}`,
+      // Secrets every server of the cluster shares (decoy logins, TLS session tickets).
+      `CREATE TABLE IF NOT EXISTS vitefa_secrets (
+        name VARBINARY(64) NOT NULL PRIMARY KEY,
+        value VARBINARY(256) NOT NULL
+      ) ${TABLE_OPTIONS}`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1]!.version;

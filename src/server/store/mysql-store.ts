@@ -1,11 +1,13 @@
 import mysql, {
-  type Connection, type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket,
+  type Connection, type Pool, type PoolConnection, type RowDataPacket,
 } from 'mysql2/promise';
 import {
   LocalErrorCode, VitefaError, WireError, type Change, type EnvInfo, type KeyChange,
 } from '../../protocol/index.js';
 import { envNotFound, RequestError } from '../errors.js';
 import { keyChangesFrom } from './changes.js';
+import { MysqlAccess } from './mysql-access.js';
+import { codeOf, query, text, type MysqlRunner } from './mysql-query.js';
 import { migrate } from './mysql-migrations.js';
 import type {
   CommitMeta, EnvState, EnvView, HistoryQuery, Planner, Store, StoredRelease,
@@ -14,6 +16,8 @@ import type {
 export interface MysqlStoreOptions {
   /** Releases kept per environment before the oldest are pruned. */
   retainReleases: number;
+  /** Audit entries kept; the oldest beyond are pruned. */
+  retainAudit?: number;
 }
 
 /** Where to connect, from a mysql://user:pass@host:port/db URL. */
@@ -66,8 +70,6 @@ interface EnvRow {
 
 /** Transactions are retried this many times in all on deadlock or lock wait timeout. */
 const MAX_ATTEMPTS = 5;
-/** A query that gets no answer in this time is abandoned (a host gone silent, not a refused connection). */
-const QUERY_TIMEOUT_MS = 60_000;
 /** Rows of one multi-row statement: bounded by an estimate of their bytes, to stay under max_allowed_packet. */
 const BATCH_BYTES = 4 << 20;
 const BATCH_ROWS = 1000;
@@ -104,8 +106,9 @@ const REFUSED = new Set([
  * never sees N+1 without N. Every transaction takes the environment row
  * before the head row, so they cannot deadlock on each other.
  */
-export class MysqlStore implements Store {
+export class MysqlStore implements Store, MysqlRunner {
   readonly description: string;
+  readonly access: MysqlAccess;
   private readonly target: MysqlTarget;
   private readonly options: MysqlStoreOptions;
   private pool?: Pool;
@@ -114,6 +117,7 @@ export class MysqlStore implements Store {
     this.target = parseMysqlUrl(url);
     this.description = this.target.description;
     this.options = options;
+    this.access = new MysqlAccess(this, options.retainAudit ?? 1_000_000);
   }
 
   async open(): Promise<void> {
@@ -276,7 +280,8 @@ export class MysqlStore implements Store {
    * Runs `work` in one transaction and commits it if it asks to, retrying
    * the whole of it (planner included) on deadlock or lock wait timeout.
    */
-  private async transaction<T>(work: (tx: PoolConnection) => Promise<{ commit: boolean; value: T }>): Promise<T> {
+  /** @internal (also for MysqlAccess) */
+  async transaction<T>(work: (tx: PoolConnection) => Promise<{ commit: boolean; value: T }>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.bracketed('START TRANSACTION', async (conn) => {
@@ -344,7 +349,8 @@ export class MysqlStore implements Store {
   }
 
   /** A single-statement read on any pooled connection; run again once if the connection was found dead (reads are safe to repeat). */
-  private async read<T>(statement: (db: Pool) => Promise<T>): Promise<T> {
+  /** @internal (also for MysqlAccess) */
+  async read<T>(statement: (db: Pool) => Promise<T>): Promise<T> {
     try {
       return await statement(this.db());
     } catch (err) {
@@ -358,8 +364,8 @@ export class MysqlStore implements Store {
     return this.pool;
   }
 
-  /** Connection-level failures become one STORE_UNAVAILABLE naming the database; our own errors pass through. */
-  private async guard<T>(work: () => Promise<T>): Promise<T> {
+  /** Connection-level failures become one STORE_UNAVAILABLE naming the database; our own errors pass through. @internal (also for MysqlAccess) */
+  async guard<T>(work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (err) {
@@ -393,46 +399,6 @@ export class MysqlStore implements Store {
       await conn.end().catch(() => conn.destroy());
     }
   }
-}
-
-/**
- * One statement, bounded in time: a database host that goes silent must not
- * hang a commit. On expiry the connection's socket is destroyed, which fails
- * the statement as a lost connection (STORE_UNAVAILABLE). (mysql2's own
- * `timeout` option leaves its timer armed when a connection dies mid-query.)
- */
-async function query<T extends RowDataPacket[] | ResultSetHeader = ResultSetHeader>(
-  db: Connection | Pool, sql: string, params: unknown[] = [],
-): Promise<T> {
-  if (isPool(db)) {
-    const conn = await db.getConnection();
-    let fatal = false;
-    try {
-      return await query<T>(conn, sql, params);
-    } catch (err) {
-      fatal = (err as { fatal?: unknown }).fatal === true;
-      throw err;
-    } finally {
-      if (fatal) conn.destroy();
-      else conn.release();
-    }
-  }
-  const timer = setTimeout(() => {
-    (db as unknown as { connection: { stream: { destroy(err: Error): void } } }).connection.stream.destroy(
-      new Error(`no answer within ${QUERY_TIMEOUT_MS} ms`),
-    );
-  }, QUERY_TIMEOUT_MS);
-  timer.unref();
-  try {
-    const [result] = await db.query<T>({ sql, values: params });
-    return result;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function isPool(db: Connection | Pool): db is Pool {
-  return typeof (db as Pool).getConnection === 'function';
 }
 
 async function readHead(db: Connection): Promise<number> {
@@ -579,16 +545,6 @@ function* batches(rows: unknown[][]): Generator<unknown[][]> {
     bytes += size;
   }
   if (batch.length > 0) yield batch;
-}
-
-/** VARBINARY columns come back as Buffers holding UTF-8. */
-function text(value: unknown): string {
-  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
-}
-
-function codeOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
 }
 
 /** The connection died under the statement (as opposed to the statement failing). */

@@ -63,6 +63,8 @@ export interface HistoryQuery {
 export interface Store {
   /** Where the data lives, for logs and status (never includes a password). */
   readonly description: string;
+  /** Accounts, tokens, audit and shared secrets. */
+  readonly access: AccessStore;
   open(): Promise<void>;
   close(): Promise<void>;
   /** The highest revision committed, cluster-wide. */
@@ -80,4 +82,86 @@ export interface Store {
   history(env: string, query: HistoryQuery): Promise<StoredRelease[]>;
   /** Releases of `env` with from < rev <= to, ascending. Throws REVISION_NOT_FOUND when history before `from` was pruned. */
   releasesBetween(env: string, from: number, to: number): Promise<StoredRelease[]>;
+}
+
+/** A SCRAM verifier as stored: never the secret, nothing that lets one log in. */
+export interface StoredVerifier {
+  salt: string;
+  iterations: number;
+  storedKey: string;
+  serverKey: string;
+}
+
+export type AccountRole = 'viewer' | 'editor' | 'admin';
+
+export interface AccountRecord {
+  name: string;
+  role: AccountRole;
+  /** Environments an editor may change: names, or prefixes ending in `/*`; `*` for all. */
+  envs: string[];
+  verifier: StoredVerifier;
+  created: number;
+}
+
+export interface TokenRecord {
+  name: string;
+  /** The public part of the token, by which it is found. */
+  id: string;
+  /** Environments its agents may follow (names, `/*` prefixes, `*`). */
+  envs: string[];
+  verifier: StoredVerifier;
+  created: number;
+}
+
+/** Everything the server checks logins and permissions against. `stamp` grows with every change. */
+export interface Credentials {
+  accounts: AccountRecord[];
+  tokens: TokenRecord[];
+  stamp: number;
+}
+
+export interface AuditRecord {
+  time: number;
+  actor: string;
+  addr: string;
+  action: string;
+  env: string;
+  result: 'ok' | 'refused' | 'failed';
+  code: string;
+  detail: string;
+}
+
+export interface AuditQuery {
+  env?: string;
+  actor?: string;
+  /** Only entries at or after this time (ms since the epoch). */
+  since?: number;
+  /** Newest first, at most this many. */
+  limit: number;
+}
+
+/**
+ * Accounts, agent tokens, the audit trail and the cluster's shared secrets,
+ * in the store of record (both stores). Every credential change bumps the
+ * stamp, so servers sharing the store notice it.
+ */
+export interface AccessStore {
+  load(): Promise<Credentials>;
+  stamp(): Promise<number>;
+  /** Creates an account; ALREADY_EXISTS when the name is taken. With `onlyIfNone`, only when no account exists at all (false otherwise). */
+  createAccount(account: AccountRecord, onlyIfNone?: boolean): Promise<boolean>;
+  /** A new password; NO_SUCH_NAME when the account does not exist. */
+  setVerifier(name: string, verifier: StoredVerifier): Promise<void>;
+  /** NO_SUCH_NAME when it does not exist; NOT_APPLICABLE for the last admin. */
+  deleteAccount(name: string): Promise<void>;
+  /** ALREADY_EXISTS when the name or the id is taken. */
+  createToken(token: TokenRecord): Promise<void>;
+  /** NO_SUCH_NAME when it does not exist. */
+  deleteToken(name: string): Promise<void>;
+  /** Appends, and prunes the oldest beyond the retention. */
+  appendAudit(records: AuditRecord[]): Promise<void>;
+  /** Newest first. */
+  audit(query: AuditQuery): Promise<(AuditRecord & { seq: number })[]>;
+  /** A random secret of `bytes` bytes shared by every server of the store, made on first use. */
+  secret(name: string, bytes: number): Promise<Buffer>;
 }
