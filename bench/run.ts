@@ -10,6 +10,7 @@
  * storm after SIGKILL. Prints a table, writes JSON and an SVG plot.
  */
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AdminClient } from '../src/admin/client.js';
 import { encodeMessage, MessageType } from '../src/protocol/index.js';
+import { makeVerifier } from '../src/security/scram.js';
+import { newToken, TOKEN_ITERATIONS } from '../src/security/token.js';
 import { CONNECTIONS_PER_WORKER, workerCap } from '../src/server/main.js';
 import { FloorServer, HeapReports, SimFleet } from './fleet.js';
 import { cdfSvg } from './plot.js';
@@ -115,6 +118,9 @@ function treeRss(pid: number): number {
   return total;
 }
 
+/** The first admin's password on the bench's own server (a fresh store every run). */
+const BENCH_PASSWORD = randomBytes(12).toString('base64url');
+
 async function startServer(): Promise<ChildProcess> {
   // Every simulated agent connects from this machine's loopback source address, where a real
   // fleet has one agent per host address: the per-address bound on connections awaiting their
@@ -125,7 +131,7 @@ async function startServer(): Promise<ChildProcess> {
   const proc = spawn(process.execPath, [CLI, 'server', '--listen', ADDRESSES.join(','), '--store', path.join(dataDir, 'server'), '--max-agents', String(AGENTS), '--config', config], {
     // --expose-gc: memory is read after a collection (SIGUSR2), in the server and the floor alike.
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_OPTIONS: '--expose-gc' },
+    env: { ...process.env, NODE_OPTIONS: '--expose-gc', VITEFA_ADMIN_PASSWORD: BENCH_PASSWORD, VITEFA_PASSWORD_ITERATIONS: '4096' },
   });
   serverHeap = new HeapReports();
   serverHeap.follow(proc);
@@ -142,7 +148,7 @@ async function startServer(): Promise<ChildProcess> {
 
 function admin(): Promise<AdminClient> {
   const [host, port] = ADDRESSES[0]!.split(':');
-  return AdminClient.connect({ host: host!, port: Number(port), connectTimeoutMs: 10_000, requestTimeoutMs: 120_000 });
+  return AdminClient.connect({ host: host!, port: Number(port), login: { user: 'admin', secret: BENCH_PASSWORD }, connectTimeoutMs: 10_000, requestTimeoutMs: 120_000 });
 }
 
 /** Latencies (ms) of one round: receipt time minus the moment the write was sent. */
@@ -241,9 +247,11 @@ async function main(): Promise<void> {
   const client = await admin();
   await client.request({ op: 'env.add', env: ENV });
   let last = (await client.request({ op: 'set', env: ENV, key: 'k', value: '0' })).rev;
+  const token = newToken();
+  await client.request({ op: 'token.add', name: 'bench-agents', envs: ['*'], id: token.id, verifier: makeVerifier(token.secret, TOKEN_ITERATIONS) });
   fleet = new SimFleet(AGENTS);
   const c0 = Date.now();
-  fleet.start('protocol', ADDRESSES, ENV, 0.5);
+  fleet.start('protocol', ADDRESSES, ENV, 0.5, 500, token.text);
   const f = fleet;
   const half = fleet.connectedTarget(0.5);
   const connecting = (s: unknown): string => (s ? '' : `connecting: ${((Date.now() - c0) / 1000).toFixed(1)} s`);

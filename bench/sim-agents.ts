@@ -11,9 +11,11 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { backoffDelay } from '../src/agent/agent.js';
 import { decodeBody, encodeMessage, FrameDecoder, MessageType, PROTOCOL_VERSION } from '../src/protocol/index.js';
+import { clientProof, newNonce, sameSignature } from '../src/security/scram.js';
+import { parseToken, type TokenParts } from '../src/security/token.js';
 
 export type SimCommand =
-  | { k: 'start'; mode: 'protocol' | 'floor'; targets: string[]; count: number; env: string; id: number; concurrency: number; initial: number }
+  | { k: 'start'; mode: 'protocol' | 'floor'; targets: string[]; count: number; env: string; id: number; concurrency: number; initial: number; token?: string }
   /** Start the agents held back by `initial`. */
   | { k: 'grow' }
   /** Record the arrival time of release `rev` (protocol) or of frame number `rev` (floor). */
@@ -42,12 +44,16 @@ class SimAgent {
   attempt = 0;
   frames = 0;
   ackPending = false;
+  nonce = '';
+  expected = '';
   /** Ends the hello timeout and frees this attempt's place in the connect window. */
   helloArrived: () => void = () => undefined;
   constructor(readonly index: number, readonly target: { host: string; port: number }, readonly env: string, readonly joiner: boolean) {}
 }
 
 let mode: 'protocol' | 'floor' = 'protocol';
+/** The token every simulated agent logs in with (one token for a fleet, as one role's hosts may share one). */
+let token: TokenParts = { id: '', secret: '' };
 let agents: SimAgent[] = [];
 let joiners: SimAgent[] = [];
 let closing = false;
@@ -178,10 +184,27 @@ function handleChunk({ agent, socket, chunk, at }: Arrival): void {
       const message = decodeBody(body);
       switch (message.t) {
         case MessageType.Hello:
+          // The agent's login, as the real one does it: its token's id, a fresh nonce.
+          agent.nonce = newNonce();
+          socket.write(encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'agent', id: `sim-${idBase + agent.index}`, user: token.id, nonce: agent.nonce }));
+          break;
+        case MessageType.Challenge: {
+          const { proof, expectedSignature } = clientProof(token.secret, {
+            role: 'agent', user: token.id, clientNonce: agent.nonce, nonce: message.nonce, salt: message.salt, iterations: message.iterations, channelBinding: '',
+          });
+          agent.expected = expectedSignature;
+          socket.write(encodeMessage({ t: MessageType.Proof, proof }));
+          break;
+        }
+        case MessageType.Welcome:
+          if (!sameSignature(message.signature, agent.expected)) {
+            errors++;
+            socket.destroy();
+            return;
+          }
           agent.helloArrived();
           agent.live = true;
           agent.attempt = 0;
-          socket.write(encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'agent', id: `sim-${idBase + agent.index}` }));
           socket.write(encodeMessage({ t: MessageType.Subscribe, all: false, envs: [{ env: agent.env, rev: agent.held }] }));
           break;
         case MessageType.Release:
@@ -221,6 +244,7 @@ process.on('message', (command: SimCommand) => {
     case 'start': {
       mode = command.mode;
       idBase = command.id;
+      if (command.token !== undefined) token = parseToken(command.token)!;
       concurrency = command.concurrency;
       const targets = command.targets.map(parseTarget);
       agents = Array.from({ length: command.count }, (_, i) => new SimAgent(i, targets[i % targets.length]!, command.env, false));

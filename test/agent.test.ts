@@ -13,12 +13,22 @@ import {
   decodeBody, encodeMessage, FrameDecoder, LocalErrorCode, MessageType, PROTOCOL_VERSION, VitefaError, WireError,
   type Message,
 } from '../src/protocol/index.js';
+import { checkProof, makeVerifier, type AuthContext } from '../src/security/scram.js';
+import { newToken, TOKEN_ITERATIONS } from '../src/security/token.js';
 import { freePort, tempDir, waitFor } from './support/procs.js';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
-/** A server that speaks as `script` says: it gets each connection and every message the agent sends. */
+/** The token the fake servers know; they check the agent's login against it as a real server would. */
+const TOKEN = newToken();
+const VERIFIER = makeVerifier(TOKEN.secret, TOKEN_ITERATIONS);
+
+/**
+ * A server that speaks as `script` says: it gets each connection and every
+ * message the agent sends once it has logged in (the login itself is done
+ * here, unless the script answers the Hello first).
+ */
 async function fakeServer(script: (socket: net.Socket, message: Message | 'connected') => void): Promise<{ port: number; accepted: () => number; close(): Promise<void> }> {
   const port = await freePort();
   let accepted = 0;
@@ -29,8 +39,23 @@ async function fakeServer(script: (socket: net.Socket, message: Message | 'conne
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
     const decoder = new FrameDecoder();
+    let auth: AuthContext | undefined;
     socket.on('data', (chunk: Buffer) => {
-      for (const body of decoder.push(chunk)) script(socket, decodeBody(body));
+      for (const body of decoder.push(chunk)) {
+        const m = decodeBody(body);
+        if (m.t === MessageType.Hello && m.user !== undefined && m.nonce !== undefined && !socket.writableEnded) {
+          script(socket, m);
+          if (socket.writableEnded) continue;
+          auth = { role: 'agent', user: m.user, clientNonce: m.nonce, nonce: `${m.nonce}server`, salt: VERIFIER.salt, iterations: VERIFIER.iterations, channelBinding: '' };
+          socket.write(encodeMessage({ t: MessageType.Challenge, nonce: auth.nonce, salt: auth.salt, iterations: auth.iterations }));
+        } else if (m.t === MessageType.Proof && auth !== undefined) {
+          const signature = checkProof(VERIFIER, auth, m.proof);
+          assert.ok(signature !== undefined, 'the agent proved it holds the token');
+          socket.write(encodeMessage({ t: MessageType.Welcome, signature, account: 'test-token', role: 'agent', envs: ['*'] }));
+        } else {
+          script(socket, m);
+        }
+      }
     });
     script(socket, 'connected');
   });
@@ -49,7 +74,7 @@ function newAgent(port: number, events: ConstructorParameters<typeof Agent>[2]):
   const dir = tempDir('vitefa-agent-');
   dirs.push(dir);
   const store = LocalStore.open(dir, { mapSize: 16 * 1024 * 1024 });
-  const agent = new Agent({ ...AGENT_DEFAULTS, servers: [{ host: '127.0.0.1', port }], envs: ['demo'], backoffMinMs: 20, backoffMaxMs: 50 }, store, events);
+  const agent = new Agent({ ...AGENT_DEFAULTS, servers: [{ host: '127.0.0.1', port }], envs: ['demo'], token: TOKEN, backoffMinMs: 20, backoffMaxMs: 50 }, store, events);
   return { agent, store, dir };
 }
 
@@ -75,7 +100,7 @@ test('a server speaking another protocol version stops the agent for good', asyn
 test("a server refusing the agent's protocol version stops the agent for good", async () => {
   const server = await fakeServer((socket, m) => {
     if (m === 'connected') socket.write(serverHello());
-    else if (m.t === MessageType.Hello) socket.end(encodeMessage({ t: MessageType.Error, code: WireError.VERSION_MISMATCH, msg: 'protocol version 1 is not supported (server speaks 2)' }));
+    else if (m.t === MessageType.Hello) socket.end(encodeMessage({ t: MessageType.Error, code: WireError.VERSION_MISMATCH, msg: 'protocol version 2 is not supported (server speaks 3)' }));
   });
   let fatal: Error | undefined;
   const { agent, store } = newAgent(server.port, { fatal: (err) => (fatal = err) });
@@ -127,6 +152,23 @@ test('a server that sends garbage ends only that session: the agent says why onc
   assert.match(reasons[0] ?? '', /not valid msgpack: reserved byte 0xc1/);
   assert.equal(store.revision('demo'), 0, 'the snapshot after the garbage in the same chunk was not applied');
   await agent.stop();
+  await store.close();
+  await server.close();
+});
+
+test('a refused connection is retried by one loop only: the failed connect is not also reported as a lost session', async () => {
+  const server = await fakeServer((socket, m) => {
+    if (m === 'connected') socket.end(Buffer.concat([serverHello(), encodeMessage({ t: MessageType.Error, code: WireError.SERVER_FULL, msg: 'full' })]));
+  });
+  const dir = tempDir('vitefa-agent-');
+  dirs.push(dir);
+  const store = LocalStore.open(dir, { mapSize: 16 * 1024 * 1024 });
+  const agent = new Agent({ ...AGENT_DEFAULTS, servers: [{ host: '127.0.0.1', port: server.port }], envs: ['demo'], token: TOKEN, backoffMinMs: 100, backoffMaxMs: 100 }, store);
+  agent.start();
+  await new Promise((r) => setTimeout(r, 1200));
+  await agent.stop();
+  // One loop every ~100 ms gives about 12; a loop that doubles on each failure would give thousands.
+  assert.ok(server.accepted() <= 16, `${server.accepted()} connection attempts in 1.2 s`);
   await store.close();
   await server.close();
 });

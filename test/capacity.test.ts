@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MessageType, WireError } from '../src/protocol/index.js';
-import { Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
+import { agentToken, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
 import { RawClient } from './support/raw-agents.js';
 
 const procs = new Procs();
@@ -26,12 +26,12 @@ function endpoint(address: string): { host: string; port: number } {
 }
 
 /** Connects `n` agents following `env`; resolves when each follows or was refused. */
-async function agents(address: string, n: number, env: string): Promise<RawClient[]> {
+async function agents(address: string, n: number, env: string, token: string): Promise<RawClient[]> {
   const out: RawClient[] = [];
   for (let i = 0; i < n; i++) {
     const agent = new RawClient(endpoint(address), '127.0.0.2');
     out.push(agent);
-    if (await agent.greeted()) agent.follow(env, `agent-${i}`);
+    if (await agent.greeted()) agent.follow(env, token, `agent-${i}`);
   }
   await waitFor('every agent following or refused', () => out.every((a) => a.held > 0 || a.closed), 15_000);
   return out;
@@ -50,7 +50,8 @@ test('a cluster whose workers are full of agents refuses the next ones with SERV
   const { proc, address } = await startServer(path.join(dir, 'cluster'), ['--max-agents', '20', '--workers', '2']);
   procs.track(proc);
   assert.equal((await run(['admin', '--server', address, 'env', 'add', 'cap'])).code, 0);
-  const fleet = await agents(address, 40, 'cap');
+  const token = await agentToken(address, 'cap-agents');
+  const fleet = await agents(address, 40, 'cap', token);
   const following = fleet.filter((a) => a.held > 0);
   assert.equal(following.length, 26, 'both workers filled to their limit');
   assert.equal(fleet.filter(refusedFull).length, 14, 'the rest refused with SERVER_FULL');
@@ -66,7 +67,7 @@ test('a cluster whose workers are full of agents refuses the next ones with SERV
   for (let i = 0; i < 5; i++) {
     await waitFor(`returning agent ${i} served`, async () => {
       const agent = new RawClient(endpoint(address), '127.0.0.2');
-      if (await agent.greeted()) agent.follow('cap', `back-${i}`);
+      if (await agent.greeted()) agent.follow('cap', token, `back-${i}`);
       await waitFor('followed or refused', () => agent.held > 0 || agent.closed, 5000);
       if (agent.held > 0) back.push(agent);
       return agent.held > 0;
@@ -81,7 +82,7 @@ test('a single process full of agents refuses the next ones and still lets an ad
   const { proc, address } = await startServer(path.join(dir, 'single'), ['--max-agents', '10', '--workers', '0']);
   procs.track(proc);
   assert.equal((await run(['admin', '--server', address, 'env', 'add', 'cap'])).code, 0);
-  const fleet = await agents(address, 15, 'cap');
+  const fleet = await agents(address, 15, 'cap', await agentToken(address, 'cap-agents'));
   assert.equal(fleet.filter((a) => a.held > 0).length, 10);
   assert.equal(fleet.filter(refusedFull).length, 5);
   const s = await status(address);

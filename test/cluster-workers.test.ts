@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
+import { agentToken, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
 import { RawClient } from './support/raw-agents.js';
 
 const procs = new Procs();
@@ -32,6 +32,7 @@ test('a killed worker is replaced, counted, and its agents come back current; on
   const { proc, address } = await startServer(path.join(dir, 'store'), ['--workers', '2', '--max-agents', '200']);
   procs.track(proc);
   assert.equal((await run(['admin', '--server', address, 'env', 'add', 'w'])).code, 0);
+  const token = await agentToken(address, 'workers-agents');
   const [host, port] = address.split(':');
   // Agents that reconnect by themselves, as real agents do.
   const target = { host: host!, port: Number(port) };
@@ -40,7 +41,7 @@ test('a killed worker is replaced, counted, and its agents come back current; on
   const connect = async (i: number): Promise<void> => {
     const agent = new RawClient(target);
     agents[i] = agent;
-    if (await agent.greeted()) agent.follow('w', `a${i}`);
+    if (await agent.greeted()) agent.follow('w', token, `a${i}`);
     void agent.closedAt.then(() => done || setTimeout(() => void connect(i), 100));
   };
   for (let i = 0; i < 40; i++) await connect(i);

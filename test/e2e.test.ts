@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigReader } from '../src/reader/index.js';
-import { Proc, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
+import { agentToken, Proc, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
 
 /** Real processes: a server on the embedded store, an agent, admin commands, and readers. */
 describe('server + agent + admin, end to end', () => {
@@ -14,8 +14,9 @@ describe('server + agent + admin, end to end', () => {
   let address: string;
   let agent: Proc;
   const admin = (...args: string[]) => run(['admin', '--server', address, ...args]);
+  let token: string;
   const startAgent = () =>
-    procs.track(new Proc(['agent', '--servers', address, '--store', agentStore], { env: { VITEFA_TRACE: 'agent' } }));
+    procs.track(new Proc(['agent', '--servers', address, '--store', agentStore], { env: { VITEFA_TRACE: 'agent', VITEFA_AGENT_TOKEN: token } }));
   const readValue = async (env: string, key: string) => {
     const reader = ConfigReader.open(agentStore);
     try {
@@ -30,6 +31,7 @@ describe('server + agent + admin, end to end', () => {
     procs.track(server);
     const created = await admin('env', 'add', 'demo');
     assert.equal(created.code, 0, created.stderr);
+    token = await agentToken(address, 'e2e-agent');
     agent = startAgent();
     await agent.waitForOutput(/agent connected/);
   });
@@ -128,16 +130,16 @@ describe('server + agent + admin, end to end', () => {
     });
     assert.equal(session.code, 0, session.stderr);
     const out = session.stdout;
-    assert.match(out, /connected to srv-/);
+    assert.match(out, /logged in as admin \(admin\) on srv-/);
     assert.match(out, /set ENV KEY VALUE +set a key/);
     assert.match(out, /demo: revision \d+ \(1 key changed\)/);
-    assert.match(out, /\n?vitefa> 42\n/);
+    assert.match(out, /admin@srv-\w+> 42\n/);
     assert.match(out, /error: unknown command "bogus"/);
     assert.match(out, /error: merge value is not valid JSON/);
     assert.match(out, /"value":"42"/);
-    assert.match(out, /ENV\tREVISION\tKEYS\ndemo\t\d+\t\d+/);
+    assert.match(out, /ENV +REVISION +KEYS\ndemo +\d+ +\d+/);
     assert.deepEqual(fs.readFileSync(historyFile, 'utf8').trim().split('\n'), [
-      'set demo repl 42', 'get demo repl', 'bogus', "merge demo repl '{oops'", 'get demo repl --json', 'env list',
+      'help', 'set demo repl 42', 'get demo repl', 'bogus', "merge demo repl '{oops'", 'get demo repl --json', 'env list', 'quit',
     ]);
   });
 

@@ -14,12 +14,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AdminClient } from '../src/admin/client.js';
 import { encodeMessage, frame, MessageType, PROTOCOL_VERSION, WireError, type Message } from '../src/protocol/index.js';
-import { Proc, Procs, startServer, tempDir, waitFor } from './support/procs.js';
+import { makeVerifier } from '../src/security/scram.js';
+import { newToken, TOKEN_ITERATIONS } from '../src/security/token.js';
+import { ScramClient } from './support/login.js';
+import { ADMIN_PASSWORD, Proc, Procs, startServer, tempDir, waitFor } from './support/procs.js';
+
+async function tokenFor(admin: AdminClient, name: string, envs: string[]): Promise<string> {
+  const t = newToken();
+  await admin.request({ op: 'token.add', name, envs, id: t.id, verifier: makeVerifier(t.secret, TOKEN_ITERATIONS) });
+  return t.text;
+}
 import { RawClient } from './support/raw-agents.js';
 
 const procs = new Procs();
 const dir = tempDir('vitefa-hostile-');
-const TOKEN = 'the-right-token';
 const AGENTS = 1000;
 const SILENT = 1000;
 const HELLO_TIMEOUT_MS = 3000;
@@ -28,7 +36,7 @@ let target: { host: string; port: number };
 
 before(async () => {
   const config = path.join(dir, 'server.json');
-  fs.writeFileSync(config, JSON.stringify({ adminToken: TOKEN, limits: { helloTimeoutMs: HELLO_TIMEOUT_MS } }));
+  fs.writeFileSync(config, JSON.stringify({ limits: { helloTimeoutMs: HELLO_TIMEOUT_MS } }));
   // No --workers and no --max-agents: the default cluster (workers for 100,000 agents).
   ({ proc: server } = await startServer(path.join(dir, 'store'), ['--config', config, '--max-agents', '100000'], {}, 60_000));
   procs.track(server);
@@ -42,20 +50,27 @@ after(async () => {
 });
 
 const hello = (role: 'agent' | 'admin', extra: Partial<Message> = {}): Message =>
-  ({ t: MessageType.Hello, v: PROTOCOL_VERSION, role, id: 'attacker', ...extra }) as Message;
+  ({ t: MessageType.Hello, v: PROTOCOL_VERSION, role, id: 'attacker', user: 'admin', nonce: 'bm9uY2Utbm9uY2Utbm9uY2U=', ...extra }) as Message;
 
-/** Every attack: the bytes one connection sends after the server's hello (from 127.0.0.3). */
-function attacks(): Buffer[] {
-  const out: Buffer[] = [];
+/** One attack: what a connection sends once it has the server's hello — after logging in first, for some. */
+interface Attack {
+  login?: 'admin' | ScramClient;
+  bytes: Buffer;
+}
+
+/** Every attack (from 127.0.0.3). */
+function attacks(agentToken: string): Attack[] {
+  const out: Attack[] = [];
+  const plain = (bytes: Buffer): void => void out.push({ bytes });
   const random = (n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7919 + n * 31) & 0xff));
-  for (let i = 1; i <= 40; i++) out.push(random(i * 13));
-  for (let i = 1; i <= 40; i++) out.push(frame(random(i * 17)));
+  for (let i = 1; i <= 40; i++) plain(random(i * 13));
+  for (let i = 1; i <= 40; i++) plain(frame(random(i * 17)));
   const valid = encodeMessage(hello('agent'));
-  for (let i = 1; i < valid.length; i += 2) out.push(valid.subarray(0, i));
-  for (let i = 0; i < 20; i++) out.push(Buffer.from([0xff, 0xff, 0xff, 0xff]));
+  for (let i = 1; i < valid.length; i += 2) plain(valid.subarray(0, i));
+  for (let i = 0; i < 20; i++) plain(Buffer.from([0xff, 0xff, 0xff, 0xff]));
   const deep = Buffer.concat([Buffer.alloc(200_000, 0x91), Buffer.from([0xc0])]);
-  for (let i = 0; i < 10; i++) out.push(Buffer.concat([encodeMessage(hello('admin', { token: TOKEN } as Partial<Message>)), frame(deep)]));
-  for (let i = 0; i < 10; i++) out.push(frame(deep.subarray(deep.length - 3000)));
+  for (let i = 0; i < 10; i++) out.push({ login: 'admin', bytes: frame(deep) });
+  for (let i = 0; i < 10; i++) plain(frame(deep.subarray(deep.length - 3000)));
   const samples: Message[] = [
     { t: MessageType.Subscribe, all: true, envs: [] },
     { t: MessageType.Snapshot, env: 'hostile', rev: 1, entries: [] },
@@ -64,34 +79,40 @@ function attacks(): Buffer[] {
     { t: MessageType.Ping, n: 1 },
     { t: MessageType.Request, id: 1, req: { op: 'env.del', env: 'hostile' } },
     { t: MessageType.Response, id: 1, res: {} },
+    { t: MessageType.Proof, proof: 'AAAA' },
   ];
   for (const m of samples) {
-    out.push(encodeMessage(m)); // before the hello
-    out.push(Buffer.concat([encodeMessage(hello('agent')), encodeMessage(m.t === MessageType.Subscribe ? hello('agent') : m)]));
-    out.push(Buffer.concat([encodeMessage(hello('admin', { token: TOKEN } as Partial<Message>)), encodeMessage(m.t === MessageType.Request ? hello('admin') : m)]));
+    plain(encodeMessage(m)); // before the hello
+    // In an agent session (a Subscribe there would be valid: a second hello instead); in an admin session (a Request there would be valid: likewise).
+    out.push({ login: ScramClient.agent(agentToken), bytes: encodeMessage(m.t === MessageType.Subscribe ? hello('agent') : m) });
+    out.push({ login: 'admin', bytes: encodeMessage(m.t === MessageType.Request ? hello('admin') : m) });
   }
-  for (const token of ['wrong', '', 'the-right-token-not', undefined]) {
-    for (let i = 0; i < 10; i++) out.push(encodeMessage(hello('admin', token === undefined ? {} : ({ token } as Partial<Message>))));
+  // Wrong credentials: a wrong password, an unknown account, a token id that does not exist.
+  for (let i = 0; i < 10; i++) {
+    out.push({ login: new ScramClient('admin', 'admin', `wrong-${i}`), bytes: Buffer.alloc(0) });
+    out.push({ login: new ScramClient('admin', `nobody-${i}`, 'x'), bytes: Buffer.alloc(0) });
+    out.push({ login: new ScramClient('agent', 'ffffffffffff', 'x'), bytes: Buffer.alloc(0) });
   }
   // The element bomb: 60 million one-byte values in a 60 MB frame, as a trusted admin.
   const count = 60_000_000;
   const bomb = Buffer.alloc(5 + count, 0);
   bomb[0] = 0xdd;
   bomb.writeUInt32BE(count, 1);
-  for (let i = 0; i < 3; i++) out.push(Buffer.concat([encodeMessage(hello('admin', { token: TOKEN } as Partial<Message>)), frame(bomb)]));
+  for (let i = 0; i < 3; i++) out.push({ login: 'admin', bytes: frame(bomb) });
   return out;
 }
 
 test('under attack on its port, no worker exits, every agent gets every release and the admin is answered within a second', async () => {
   const started = Date.now();
-  const admin = await AdminClient.connect({ ...target, token: TOKEN, connectTimeoutMs: 5000, requestTimeoutMs: 10_000 });
+  const admin = await AdminClient.connect({ ...target, login: { user: 'admin', secret: ADMIN_PASSWORD }, connectTimeoutMs: 5000, requestTimeoutMs: 10_000 });
   await admin.request({ op: 'env.add', env: 'hostile' });
+  const agentToken = await tokenFor(admin, 'hostile-agents', ['hostile']);
 
   const agents: RawClient[] = [];
   for (let i = 0; i < AGENTS; i++) {
     const agent = new RawClient(target, '127.0.0.2');
     agents.push(agent);
-    void agent.greeted().then((ok) => ok && agent.follow('hostile', `agent-${i}`));
+    void agent.greeted().then((ok) => ok && agent.follow('hostile', agentToken, `agent-${i}`));
     if (i % 100 === 99) await new Promise((r) => setTimeout(r, 50));
   }
   await waitFor('every agent following', () => agents.every((a) => a.held > 0), 30_000);
@@ -120,10 +141,14 @@ test('under attack on its port, no worker exits, every agent gets every release 
   // The attack: every kind, several rounds, from another address.
   for (let round = 0; round < 2; round++) {
     const attackers: RawClient[] = [];
-    for (const bytes of attacks()) {
+    for (const attack of attacks(agentToken)) {
       const attacker = new RawClient(target, '127.0.0.3');
       attackers.push(attacker);
-      void attacker.greeted().then(() => attacker.write(bytes));
+      const login = attack.login === 'admin' ? new ScramClient('admin', 'admin', ADMIN_PASSWORD) : attack.login;
+      void attacker.greeted().then(() => {
+        if (login === undefined) attacker.write(attack.bytes);
+        else attacker.login(login, 'attacker', () => attacker.write(attack.bytes));
+      });
       if (attackers.length % 50 === 0) await new Promise((r) => setTimeout(r, 20));
     }
     // Most attacks end their session at once; a truncated frame waits for the hello time; a few (a ping) are valid.

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigReader } from '../src/reader/index.js';
 import { CuttableProxy, databaseName, dropDatabase, MYSQL_BASE, query } from './support/mysql.js';
-import { freePort, Proc, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
+import { agentToken, freePort, Proc, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
 
 /** Servers on real MariaDB: the system of record shared by several server processes. */
 describe('two servers on one MySQL database', () => {
@@ -24,7 +24,8 @@ describe('two servers on one MySQL database', () => {
       addresses.push(address);
     }
     for (const env of ['alpha', 'beta']) assert.equal((await admin(addresses[0]!, 'env', 'add', env)).code, 0);
-    agent = procs.track(new Proc(['agent', '--servers', addresses[0]!, '--store', agentStore], { env: { VITEFA_TRACE: 'agent' } }));
+    const token = await agentToken(addresses[0]!, 'cluster-agent');
+    agent = procs.track(new Proc(['agent', '--servers', addresses[0]!, '--store', agentStore], { env: { VITEFA_TRACE: 'agent', VITEFA_AGENT_TOKEN: token } }));
     await agent.waitForOutput(/agent connected/);
     await waitFor('agent holds both environments', () => /applied release beta@/.test(agent.stderr) || /snapshot beta@/.test(agent.stderr));
   });
@@ -133,6 +134,7 @@ describe('a server whose database goes away', () => {
     const admin = (...args: string[]) => run(['admin', '--server', address, ...args]);
     assert.equal((await admin('env', 'add', 'prod')).code, 0);
     assert.equal((await admin('set', 'prod', 'k', '1')).code, 0);
+    const token = await agentToken(address, 'outage-agent');
 
     await proxy.cut();
     const refused = await admin('set', 'prod', 'k', '2');
@@ -144,7 +146,7 @@ describe('a server whose database goes away', () => {
     assert.equal(read.stdout, '1\n');
     // A new agent is served from the server's memory while the database is down.
     const agentStore = path.join(dir, 'agent');
-    procs.track(new Proc(['agent', '--servers', address, '--store', agentStore]));
+    procs.track(new Proc(['agent', '--servers', address, '--store', agentStore], { env: { VITEFA_AGENT_TOKEN: token } }));
     await waitFor('agent got prod from memory', () => {
       if (!fs.existsSync(path.join(agentStore, 'data.mdb'))) return false;
       const reader = ConfigReader.open(agentStore);

@@ -51,7 +51,11 @@ function rejects(body: Uint8Array, path: string): void {
 const ADMIN_OPS = {
   'env.add': true, 'env.del': true, 'env.list': true, set: true, get: true, del: true, list: true,
   merge: true, clear: true, apply: true, history: true, diff: true, rollback: true, status: true,
+  'user.add': true, 'user.del': true, 'user.list': true, 'user.passwd': true, 'token.add': true, 'token.del': true,
+  'token.list': true, audit: true, watch: true, unwatch: true,
 } as const satisfies Record<AdminOp, true>;
+
+const V = { salt: 'c2FsdHNhbHQ=', iterations: 4096, storedKey: 'a2V5', serverKey: 'a2V5Mg==' };
 
 const ADMIN_REQUESTS: AdminRequest[] = [
   { op: 'env.add', env: 'prod' },
@@ -74,14 +78,32 @@ const ADMIN_REQUESTS: AdminRequest[] = [
   { op: 'rollback', env: 'prod', rev: 5 },
   { op: 'status' },
   { op: 'status', env: 'prod' },
+  { op: 'user.add', name: 'alice', role: 'editor', envs: ['shop', 'prod/*'], verifier: V },
+  { op: 'user.del', name: 'alice' },
+  { op: 'user.list' },
+  { op: 'user.passwd', verifier: V },
+  { op: 'user.passwd', name: 'alice', verifier: V },
+  { op: 'token.add', name: 'web', envs: ['*'], id: '0123456789ab', verifier: { ...V, iterations: 1 } },
+  { op: 'token.del', name: 'web' },
+  { op: 'token.list' },
+  { op: 'audit' },
+  { op: 'audit', env: 'prod', user: 'alice', since: 1_700_000_000_000, limit: 20 },
+  { op: 'watch', env: 'prod' },
+  { op: 'unwatch', env: 'prod' },
 ];
 
 const SAMPLES: { [K in MessageType]: Extract<Message, { t: K }>[] } = {
   [MessageType.Hello]: [
     { t: 1, v: PROTOCOL_VERSION, role: Role.server, id: 'srv-1', peers: ['10.0.0.2:7070', '10.0.0.3:7070'] },
     { t: 1, v: PROTOCOL_VERSION, role: Role.agent, id: 'host-a' },
-    { t: 1, v: PROTOCOL_VERSION, role: Role.admin, id: 'laptop', token: 's3cret' },
+    { t: 1, v: PROTOCOL_VERSION, role: Role.admin, id: 'laptop', user: 'alice', nonce: 'bm9uY2Utbm9uY2Utbm9uY2U=' },
     { t: 1, v: 2, role: Role.peer, id: 'srv-2', peers: [] },
+  ],
+  [MessageType.Challenge]: [{ t: 11, nonce: 'client-nonce+server-part', salt: 'c2FsdA==', iterations: 600_000 }],
+  [MessageType.Proof]: [{ t: 12, proof: 'cHJvb2Y=' }],
+  [MessageType.Welcome]: [
+    { t: 13, signature: 'c2ln', account: 'alice', role: 'editor', envs: ['shop'], iterations: 600_000 },
+    { t: 13, signature: 'c2ln', account: 'web', role: 'agent', envs: ['*'] },
   ],
   [MessageType.Subscribe]: [
     { t: 2, all: true, envs: [] },
@@ -165,8 +187,8 @@ describe('round trip through encodeMessage, FrameDecoder and decodeBody', () => 
 
   test('an optional field set to undefined is omitted: exactly the bytes of the message without it', () => {
     const pairs: [withUndefined: Message, without: Message][] = [
-      [{ t: 1, v: 1, role: 'admin', id: 'laptop', token: undefined }, { t: 1, v: 1, role: 'admin', id: 'laptop' }],
-      [{ t: 1, v: 1, role: 'server', id: 's', token: undefined, peers: undefined }, { t: 1, v: 1, role: 'server', id: 's' }],
+      [{ t: 1, v: 1, role: 'admin', id: 'laptop', user: undefined }, { t: 1, v: 1, role: 'admin', id: 'laptop' }],
+      [{ t: 1, v: 1, role: 'server', id: 's', user: undefined, peers: undefined }, { t: 1, v: 1, role: 'server', id: 's' }],
       [{ t: 10, id: 1, res: undefined }, { t: 10, id: 1 } as Message],
       [{ t: 6, code: 100, msg: 'm', id: undefined }, { t: 6, code: 100, msg: 'm' }],
       [
@@ -187,9 +209,9 @@ describe('round trip through encodeMessage, FrameDecoder and decodeBody', () => 
       assert.equal(encodeMessage(withUndefined).toString('hex'), encodeMessage(without).toString('hex'), label);
       assert.ok(!bytes.includes('d40000'), `${label}: msgpackr's undefined extension must not be written`);
     }
-    // Hand-checked: Hello {t: 1, v: 1, role: "admin", id: "laptop"}, token left out.
+    // Hand-checked: Hello {t: 1, v: 1, role: "admin", id: "laptop"}, user left out.
     assert.equal(
-      encodeBody({ t: 1, v: 1, role: 'admin', id: 'laptop', token: undefined }).toString('hex'),
+      encodeBody({ t: 1, v: 1, role: 'admin', id: 'laptop', user: undefined }).toString('hex'),
       hex(`84                          # fixmap, 4 entries (not 5)
            a174 01                     # "t": 1
            a176 01                     # "v": 1
@@ -206,7 +228,7 @@ describe('round trip through encodeMessage, FrameDecoder and decodeBody', () => 
       `).toString('hex'),
     );
     // The receiver sees the field as absent.
-    assert.equal(Object.hasOwn(decodeBody(encodeBody({ t: 1, v: 1, role: 'admin', id: 'x', token: undefined })), 'token'), false);
+    assert.equal(Object.hasOwn(decodeBody(encodeBody({ t: 1, v: 1, role: 'admin', id: 'x', user: undefined })), 'user'), false);
   });
 
   test('the encoder picks the map width from the number of fields actually written', () => {
@@ -318,6 +340,28 @@ const RESULTS: { [K in AdminOp]: { valid: ResultOf[K]; invalid: unknown; path: s
     },
     path: 'result(status).agents[0].envs[0].rev',
   },
+  'user.add': { valid: { done: 'account alice added (editor)' }, invalid: { done: 1 }, path: 'result(user.add).done' },
+  'user.del': { valid: { done: 'x' }, invalid: {}, path: 'result(user.del).done' },
+  'user.list': {
+    valid: { users: [{ name: 'alice', role: 'editor', envs: ['shop'], created: 1 }] },
+    invalid: { users: [{ name: 'alice', role: 'editor', envs: 'shop', created: 1 }] },
+    path: 'result(user.list).users[0].envs',
+  },
+  'user.passwd': { valid: { done: 'x' }, invalid: null, path: 'result(user.passwd)' },
+  'token.add': { valid: { done: 'token web added' }, invalid: { done: null }, path: 'result(token.add).done' },
+  'token.del': { valid: { done: 'x' }, invalid: [], path: 'result(token.del)' },
+  'token.list': {
+    valid: { tokens: [{ name: 'web', id: '0123456789ab', envs: ['*'], created: 2 }] },
+    invalid: { tokens: [{ name: 'web', envs: ['*'], created: 2 }] },
+    path: 'result(token.list).tokens[0].id',
+  },
+  audit: {
+    valid: { entries: [{ seq: 1, time: 2, actor: 'a', addr: '1.2.3.4:5', action: 'set', env: 'e', result: 'ok', code: '', detail: 'key k' }] },
+    invalid: { entries: [{ seq: 1, time: 2, actor: 'a', addr: '1.2.3.4:5', action: 'set', env: 'e', result: 'ok', code: '' }] },
+    path: 'result(audit).entries[0].detail',
+  },
+  watch: { valid: { env: 'prod', rev: 4 }, invalid: { env: 'prod' }, path: 'result(watch).rev' },
+  unwatch: { valid: { done: 'stopped' }, invalid: { done: 3 }, path: 'result(unwatch).done' },
 };
 
 describe('checkResult', () => {
@@ -362,7 +406,7 @@ describe('checkResult', () => {
 describe('rejection', () => {
   test('unknown message type', () => {
     rejects(pack({ t: 0 }), 'message.t');
-    rejects(pack({ t: 11, n: 1 }), 'message.t');
+    rejects(pack({ t: 14, n: 1 }), 'message.t');
     rejects(pack({ t: 99 }), 'message.t');
     rejects(pack({ t: -1 }), 'message.t');
     rejects(pack({ t: 1.5 }), 'message.t');
@@ -426,8 +470,8 @@ describe('rejection', () => {
   test('other wrong types', () => {
     rejects(pack({ t: 1, v: 1, role: 'root', id: 'a' }), 'message.role');
     rejects(pack({ t: 1, v: 1, role: 'agent', id: 5 }), 'message.id');
-    rejects(pack({ t: 1, v: 1, role: 'agent', id: 'a', token: 5 }), 'message.token');
-    rejects(pack({ t: 1, v: 1, role: 'agent', id: 'a', token: null }), 'message.token');
+    rejects(pack({ t: 1, v: 1, role: 'agent', id: 'a', user: 5 }), 'message.user');
+    rejects(pack({ t: 1, v: 1, role: 'agent', id: 'a', nonce: null }), 'message.nonce');
     rejects(pack({ t: 1, v: 1, role: 'agent', id: 'a', peers: 'x' }), 'message.peers');
     rejects(pack({ t: 1, v: 1, role: 'agent', id: 'a', peers: ['x', 2] }), 'message.peers[1]');
     rejects(pack({ t: 2, all: 'yes', envs: [] }), 'message.all');

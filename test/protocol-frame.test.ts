@@ -125,16 +125,16 @@ const FIXTURES: Fixture[] = [
     `),
   },
   {
-    name: 'Hello (admin, with token)',
-    message: { t: 1, v: 1, role: 'admin', id: 'laptop', token: 's3cret' },
+    name: 'Hello (admin, with the user it logs in as)',
+    message: { t: 1, v: 1, role: 'admin', id: 'laptop', user: 'alice1' },
     bytes: hex(`
-      00000029                          # length 41
+      00000028                          # length 40
       85                                # fixmap, 5 entries
       a1 74   01                        # "t": 1 (Hello)
       a1 76   01                        # "v": 1
       a4 726f6c65  a5 61646d696e        # "role": "admin"
       a2 6964      a6 6c6170746f70      # "id": "laptop"
-      a5 746f6b656e  a6 733363726574    # "token": "s3cret"
+      a4 75736572  a6 616c69636531      # "user": "alice1"
     `),
   },
 ];

@@ -21,12 +21,13 @@ function configFile(body: unknown): string {
 }
 
 test('settings come from the flag, else the variable, else the config file, else the default', () => {
-  const file = configFile({ listen: '127.0.0.1:7501', store: 'mysql://u@h:3306/file', history: 7, adminToken: 'from-file' });
+  const file = configFile({ listen: '127.0.0.1:7501', store: 'mysql://u@h:3306/file', history: 7, passwordIterations: 5000 });
   const fromFile = resolveServerConfig({ config: file }, {});
   assert.deepEqual(fromFile.listen, [{ host: '127.0.0.1', port: 7501 }]);
   assert.equal(fromFile.store, 'mysql://u@h:3306/file');
   assert.equal(fromFile.history, 7);
-  assert.equal(fromFile.adminToken, 'from-file');
+  assert.equal(fromFile.passwordIterations, 5000);
+  assert.equal(resolveServerConfig({ config: file }, { VITEFA_PASSWORD_ITERATIONS: '8000' }).passwordIterations, 8000);
   const fromEnv = resolveServerConfig({}, { VITEFA_CONFIG: file, VITEFA_STORE: 'mysql://u@h:3306/env', VITEFA_HISTORY: '9' });
   assert.equal(fromEnv.store, 'mysql://u@h:3306/env');
   assert.equal(fromEnv.history, 9);
@@ -37,7 +38,9 @@ test('settings come from the flag, else the variable, else the config file, else
   assert.deepEqual(defaults.listen, [{ host: '127.0.0.1', port: 7400 }]);
   assert.equal(defaults.store, './data/server');
   assert.equal(defaults.maxAgents, 100_000);
-  assert.equal(defaults.adminToken, undefined);
+  assert.equal(defaults.passwordIterations, 600_000);
+  assert.equal(defaults.adminPassword, undefined);
+  assert.equal(resolveServerConfig({}, { VITEFA_ADMIN_PASSWORD: 'first' }).adminPassword, 'first');
 });
 
 test('a bad config file or setting is one clear error', () => {
@@ -47,6 +50,9 @@ test('a bad config file or setting is one clear error', () => {
   assert.throws(() => resolveServerConfig({ config: path.join(dir, 'missing.json') }, {}), /config file .*missing\.json: ENOENT/);
   assert.throws(() => resolveServerConfig({ history: 'ten' }, {}), /--history must be a positive whole number/);
   assert.throws(() => resolveServerConfig({ listen: 'nowhere' }, {}), /invalid address "nowhere"/);
+  assert.throws(() => resolveServerConfig({ config: configFile({ adminToken: 'x' }) }, {}), /config file .*adminToken/, 'the shared admin token is gone: accounts replaced it');
+  assert.throws(() => resolveServerConfig({ config: configFile({ passwordIterations: 10 }) }, {}), /passwordIterations/);
+  assert.throws(() => resolveServerConfig({}, { VITEFA_PASSWORD_ITERATIONS: '100' }), /VITEFA_PASSWORD_ITERATIONS must be from 4096/);
 });
 
 test('every limit can be set in the config file; the rest keep their defaults; a bad one is one clear error', () => {

@@ -12,29 +12,48 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   encodeBody, encodeMessage, frame, MessageType, PROTOCOL_VERSION,
-  type Message, type Release, type Response,
+  type Challenge, type Message, type Release, type Response,
 } from '../src/protocol/index.js';
 import { chance, int, mulberry32, mutateMessage, pick, randomBytes, randomMessage, randomRequest, tokenSoup, type Rng } from './support/fuzz.js';
+import { ScramClient } from './support/login.js';
+import type { TestPeer } from './support/memory.js';
 import { memoryServer } from './support/servers.js';
-import { waitFor } from './support/procs.js';
+import { ADMIN_PASSWORD, waitFor } from './support/procs.js';
+
+/** A real login; a session that the server ended meanwhile just stops. */
+async function logIn(peer: TestPeer, scram: ScramClient): Promise<void> {
+  try {
+    await peer.next((m): m is Message => m.t === MessageType.Hello);
+    peer.send(scram.hello());
+    peer.send(scram.proof(await peer.next((m): m is Challenge => m.t === MessageType.Challenge)));
+    await peer.next((m): m is Message => m.t === MessageType.Welcome);
+  } catch {
+    // closed before the end of the login
+  }
+}
 import { Packr } from 'msgpackr';
 
 const BASE_SEED = Number(process.env['SESSION_FUZZ_SEED'] ?? 0x5e55_10f) >>> 0;
 const SESSIONS = Number(process.env['SESSION_FUZZ_SESSIONS'] ?? 600);
 const raw = new Packr({ useRecords: false, moreTypes: false });
 
-/** A valid hello as agent or admin, so that sequences reach the deeper phases. */
+/** A hello of this protocol version with random login fields. */
 function hello(rng: Rng): Buffer {
-  return encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: chance(rng, 0.5) ? 'agent' : 'admin', id: `fuzz-${int(rng, 100)}` });
+  return encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: chance(rng, 0.5) ? 'agent' : 'admin', id: `fuzz-${int(rng, 100)}`, user: 'admin', nonce: `nonce-${int(rng, 1e9)}-padding` });
 }
 
-/** A sequence of 1 to 25 items; after a valid hello, mostly messages that do real work. */
-function sequence(rng: Rng): Buffer {
-  const greeted = chance(rng, 0.6);
-  const items = greeted ? [hello(rng)] : [];
+/**
+ * A sequence of 1 to 25 items. Most sessions first log in for real (as an
+ * agent or as admin), so the sequence reaches the deeper phases, and then
+ * send mostly messages that do real work; the others start with a hello of
+ * random fields (a login that fails, or garbage).
+ */
+function sequence(rng: Rng): { login: 'agent' | 'admin' | undefined; bytes: Buffer } {
+  const login = chance(rng, 0.6) ? (chance(rng, 0.5) ? 'agent' : 'admin') : undefined;
+  const items = login === undefined && chance(rng, 0.5) ? [hello(rng)] : [];
   const length = 1 + int(rng, 25);
-  while (items.length < length) items.push(item(rng, greeted && chance(rng, 0.6)));
-  return Buffer.concat(items);
+  while (items.length < length) items.push(item(rng, login !== undefined && chance(rng, 0.6)));
+  return { login, bytes: Buffer.concat(items) };
 }
 
 /** One item of a sequence: the bytes it puts on the wire. */
@@ -98,6 +117,7 @@ test(`${SESSIONS} seeded sequences: nothing escapes a session and the server kee
   try {
     await mem.server.hub.execute({ op: 'env.add', env: 'demo' }, 'fuzz');
     await mem.server.hub.execute({ op: 'set', env: 'demo', key: 'k', value: '1' }, 'fuzz');
+    const token = await mem.token('fuzz-agents');
     const peers = [];
     for (let batch = 0; batch < SESSIONS; batch += 50) {
       const running: Promise<void>[] = [];
@@ -107,8 +127,9 @@ test(`${SESSIONS} seeded sequences: nothing escapes a session and the server kee
         const addr = chance(rng, 0.8) ? `127.0.0.1:${20000 + i}` : `10.9.${int(rng, 4)}.${int(rng, 250)}:${i}`;
         const peer = mem.connect(addr);
         peers.push(peer);
-        const bytes = sequence(rng);
+        const { login, bytes } = sequence(rng);
         running.push((async () => {
+          if (login !== undefined) await logIn(peer, login === 'agent' ? ScramClient.agent(token) : new ScramClient('admin', 'admin', ADMIN_PASSWORD));
           for (const chunk of chunks(rng, bytes)) {
             peer.raw(chunk);
             if (chance(rng, 0.3)) await new Promise((r) => setImmediate(r));
@@ -119,16 +140,14 @@ test(`${SESSIONS} seeded sequences: nothing escapes a session and the server kee
       await new Promise((r) => setTimeout(r, 20));
     }
     assert.deepEqual(escaped, [], 'no exception escaped a session');
-    console.log(JSON.stringify(mem.server.host.status(undefined, 0).counters), JSON.stringify(mem.server.host.counts), mem.server.state.names().length);
 
     // The server still serves: a new agent gets a new release, an admin gets an answer.
     const agent = mem.connect('127.0.0.2:1');
-    agent.send(
-      { t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'agent', id: 'legit' },
-      { t: MessageType.Subscribe, all: false, envs: [{ env: 'demo', rev: mem.server.state.rev('demo')! }] },
-    );
+    await logIn(agent, ScramClient.agent(token));
+    agent.send({ t: MessageType.Subscribe, all: false, envs: [{ env: 'demo', rev: mem.server.state.rev('demo')! }] });
     const admin = mem.connect('127.0.0.2:2');
-    admin.send({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'admin', id: 'ops' }, { t: MessageType.Request, id: 1, req: { op: 'set', env: 'demo', key: 'after', value: '"fuzz"' } });
+    await logIn(admin, new ScramClient('admin', 'admin', ADMIN_PASSWORD));
+    admin.send({ t: MessageType.Request, id: 1, req: { op: 'set', env: 'demo', key: 'after', value: '"fuzz"' } });
     const response = await admin.next((m): m is Response => m.t === MessageType.Response && m.id === 1);
     const rev = (response.res as { rev: number }).rev;
     const release = await agent.next((m): m is Release => m.t === MessageType.Release && m.rev === rev);

@@ -8,21 +8,27 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   encodeMessage, frame, MessageType, PROTOCOL_VERSION, WireError,
-  type ErrorMessage, type Message, type Pong, type Response,
+  type Challenge, type ErrorMessage, type Message, type Pong, type Response, type Welcome,
 } from '../src/protocol/index.js';
 import { ConnectionHost } from '../src/server/host.js';
 import { resolveLimits } from '../src/server/limits.js';
 import { ServerState } from '../src/server/state.js';
 import { RequestError } from '../src/server/errors.js';
+import { CredentialBook } from '../src/server/access/book.js';
+import { LoginThrottle } from '../src/server/access/throttle.js';
+import { makeVerifier } from '../src/security/scram.js';
+import { ScramClient } from './support/login.js';
 import { memoryPair, TestPeer } from './support/memory.js';
 import { memoryServer, type MemoryServer } from './support/servers.js';
-import { waitFor } from './support/procs.js';
+import { ADMIN_PASSWORD, waitFor } from './support/procs.js';
 
 const isError = (m: Message): m is ErrorMessage => m.t === MessageType.Error;
+const isChallenge = (m: Message): m is Challenge => m.t === MessageType.Challenge;
+const isWelcome = (m: Message): m is Welcome => m.t === MessageType.Welcome;
 const isPong = (n: number) => (m: Message): m is Pong => m.t === MessageType.Pong && m.n === n;
 const isResponse = (id: number) => (m: Message): m is Response => m.t === MessageType.Response && m.id === id;
-const agentHello: Message = { t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'agent', id: 'host-a' };
-const adminHello: Message = { t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'admin', id: 'ops' };
+const agentHello: Message = { t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'agent', id: 'host-a', user: '000000000000', nonce: 'bm9uY2Utbm9uY2Utbm9uY2U=' };
+const adminHello: Message = { t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'admin', id: 'ops', user: 'admin', nonce: 'bm9uY2Utbm9uY2Utbm9uY2U=' };
 
 /** One valid message of every type. */
 const SAMPLES: Record<string, Message> = {
@@ -36,31 +42,48 @@ const SAMPLES: Record<string, Message> = {
   Pong: { t: MessageType.Pong, n: 1 },
   Request: { t: MessageType.Request, id: 1, req: { op: 'env.list' } },
   Response: { t: MessageType.Response, id: 1, res: {} },
+  Challenge: { t: MessageType.Challenge, nonce: 'x'.repeat(40), salt: 'c2FsdA==', iterations: 4096 },
+  Proof: { t: MessageType.Proof, proof: 'AAAA' },
+  Welcome: { t: MessageType.Welcome, signature: 'AAAA', account: 'me', role: 'admin', envs: ['*'] },
 };
 assert.deepEqual(Object.keys(SAMPLES).sort(), Object.keys(MessageType).sort(), 'a sample of every message type');
 
-type Outcome = 'ok' | 'ends' | WireError;
+type Outcome = 'ok' | 'ends' | 'challenged' | WireError;
 const U = WireError.UNEXPECTED_MESSAGE;
-/** What each message does in each phase: handled (the session goes on), the peer's Error ends it, or this error. */
+/** What each message does in each phase: handled (the session goes on), answered with a login challenge, the peer's Error ends it, or this error. */
 const EXPECTED: Record<'hello' | 'agent' | 'admin', Record<string, Outcome>> = {
-  hello: { Hello: 'ok', Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: U, Pong: U, Request: U, Response: U },
-  agent: { Hello: U, Subscribe: 'ok', Snapshot: U, Release: U, Ack: 'ok', Error: 'ends', Ping: 'ok', Pong: 'ok', Request: U, Response: U },
-  admin: { Hello: U, Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: 'ok', Pong: 'ok', Request: 'ok', Response: U },
+  hello: { Hello: 'challenged', Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: U, Pong: U, Request: U, Response: U, Challenge: U, Proof: U, Welcome: U },
+  agent: { Hello: U, Subscribe: 'ok', Snapshot: U, Release: U, Ack: 'ok', Error: 'ends', Ping: 'ok', Pong: 'ok', Request: U, Response: U, Challenge: U, Proof: U, Welcome: U },
+  admin: { Hello: U, Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: 'ok', Pong: 'ok', Request: 'ok', Response: U, Challenge: U, Proof: U, Welcome: U },
 };
 
 let mem: MemoryServer;
+let token: string;
 before(async () => {
   mem = await memoryServer({ limits: { subscribeBurst: 3 } });
   await mem.server.hub.execute({ op: 'env.add', env: 'demo' }, 'test');
+  token = await mem.token('test-agents');
 });
 after(() => mem.close());
 
-/** A peer that has completed the hello for `phase` (the server's own hello received). */
+/** Logs `peer` in (its server's hello received first); resolves with the Welcome. */
+async function logIn(peer: TestPeer, scram: ScramClient): Promise<Welcome> {
+  await peer.next((m): m is Message => m.t === MessageType.Hello);
+  peer.send(scram.hello());
+  peer.send(scram.proof(await peer.next(isChallenge)));
+  const welcome = await peer.next(isWelcome);
+  assert.ok(scram.verify(welcome), 'the server proved it holds the verifier');
+  return welcome;
+}
+
+const admin = (): ScramClient => new ScramClient('admin', 'admin', ADMIN_PASSWORD);
+
+/** A peer that has reached `phase`: the server's own hello received, or logged in as an agent or as admin. */
 async function inPhase(phase: 'hello' | 'agent' | 'admin'): Promise<TestPeer> {
   const peer = mem.connect();
-  await peer.next((m): m is Message => m.t === MessageType.Hello);
-  if (phase === 'agent') peer.send(agentHello);
-  if (phase === 'admin') peer.send(adminHello);
+  if (phase === 'hello') await peer.next((m): m is Message => m.t === MessageType.Hello);
+  if (phase === 'agent') await logIn(peer, ScramClient.agent(token));
+  if (phase === 'admin') await logIn(peer, admin());
   return peer;
 }
 
@@ -81,6 +104,9 @@ describe('every message type in every phase', () => {
         peer.send(SAMPLES[name]!);
         if (outcome === 'ok') {
           await alive(peer, 4242);
+        } else if (outcome === 'challenged') {
+          await peer.next(isChallenge, from);
+          assert.equal(peer.closed, false);
         } else if (outcome === 'ends') {
           await peer.whenClosed();
           assert.equal(peer.received.slice(from).filter(isError).length, 0, 'the server does not answer an Error with one');
@@ -120,29 +146,13 @@ describe('the handshake', () => {
     }
   });
 
-  test('a wrong admin token, and no token at all, are AUTH_FAILED; the right one gets in', async () => {
-    const guarded = await memoryServer({ adminToken: 'sesame' });
-    try {
-      for (const token of ['wrong', undefined, 'sesame-but-longer', '']) {
-        const peer = guarded.connect();
-        peer.send(token === undefined ? adminHello : { ...adminHello, token } as Message);
-        assert.equal((await peer.next(isError)).code, WireError.AUTH_FAILED, `token ${String(token)}`);
-        await peer.whenClosed();
-      }
-      const ok = guarded.connect();
-      ok.send({ ...adminHello, token: 'sesame' } as Message);
-      await alive(ok, 1);
-      assert.equal(guarded.server.host.status(undefined, 0).counters.AUTH_FAILED, 4, 'refusals are counted');
-    } finally {
-      await guarded.close();
+  test('a login without a user or a nonce is AUTH_FAILED', async () => {
+    for (const hello of [{ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'admin', id: 'x' }, { ...adminHello, nonce: 'short' }] as Message[]) {
+      const peer = await inPhase('hello');
+      peer.send(hello);
+      assert.equal((await peer.next(isError)).code, WireError.AUTH_FAILED);
+      await peer.whenClosed();
     }
-  });
-
-  test('without a token, admin sessions come from loopback only', async () => {
-    const peer = mem.connect('10.1.2.3:5555');
-    peer.send(adminHello);
-    assert.match((await peer.next(isError)).msg, /loopback only/);
-    await peer.whenClosed();
   });
 });
 
@@ -195,11 +205,14 @@ describe('frames after a fatal error, and limits that follow the phase', () => {
     await peer.whenClosed();
   });
 
-  test("an admin's large request in the same chunk as its hello is taken under the admin's limits", async () => {
+  test("an admin's large request in the same chunk as its login proof is taken under the admin's limits", async () => {
     const peer = await inPhase('hello');
+    const scram = admin();
+    peer.send(scram.hello());
+    const challenge = await peer.next(isChallenge);
     const entries: [string, string][] = Array.from({ length: 20_000 }, (_, i) => [`bulk/${i}`, String(i)]);
     peer.raw(Buffer.concat([
-      encodeMessage(adminHello),
+      encodeMessage(scram.proof(challenge)),
       encodeMessage({ t: MessageType.Request, id: 3, req: { op: 'apply', env: 'demo', entries, replace: false } }),
     ]));
     const res = await peer.next(isResponse(3));
@@ -235,7 +248,8 @@ describe('what an agent may ask', () => {
     const many = await memoryServer({ limits: { subscribedEnvs: 5 } });
     try {
       const peer = many.connect();
-      peer.send(agentHello, { t: MessageType.Subscribe, all: false, envs: Array.from({ length: 6 }, (_, i) => ({ env: `e${i}`, rev: 0 })) });
+      await logIn(peer, ScramClient.agent(await many.token('t')));
+      peer.send({ t: MessageType.Subscribe, all: false, envs: Array.from({ length: 6 }, (_, i) => ({ env: `e${i}`, rev: 0 })) });
       assert.equal((await peer.next(isError)).code, WireError.LIMIT_EXCEEDED);
     } finally {
       await many.close();
@@ -281,19 +295,16 @@ describe('what an agent may hold', () => {
       await stalling.server.hub.execute({ op: 'env.add', env: 'big' }, 'test');
       const entries: [string, string][] = Array.from({ length: 5000 }, (_, i) => [`k${i}`, JSON.stringify('v'.repeat(40))]);
       await stalling.server.hub.execute({ op: 'apply', env: 'big', entries, replace: false }, 'test');
-      const peer = stalling.connect('127.0.0.1:3000', false);
-      peer.send(agentHello, { t: MessageType.Subscribe, all: false, envs: [{ env: 'big', rev: 0 }] });
+      const peer = stalling.connect('127.0.0.1:3000');
+      await logIn(peer, ScramClient.agent(await stalling.token('t')));
+      peer.socket.pause(); // from here on it reads nothing
+      peer.socket.removeAllListeners('data');
+      peer.send({ t: MessageType.Subscribe, all: false, envs: [{ env: 'big', rev: 0 }] });
       await waitFor('closed by the server', () => peer.closed, 8000);
       assert.equal(stalling.server.host.status(undefined, 0).counters.SLOW_CONSUMER, 1);
     } finally {
       await stalling.close();
     }
-  });
-
-  test('an IPv6 loopback admin counts as loopback', async () => {
-    const peer = mem.connect('::1:5000');
-    peer.send(adminHello);
-    await alive(peer, 9);
   });
 });
 
@@ -302,8 +313,12 @@ describe('handlers that throw', () => {
   async function hostWith(execute: () => Promise<unknown>): Promise<{ host: ConnectionHost; connect(): TestPeer }> {
     const state = new ServerState(resolveLimits());
     state.load(0, []);
+    const book = new CredentialBook({
+      accounts: [{ name: 'admin', role: 'admin', envs: ['*'], verifier: makeVerifier(ADMIN_PASSWORD, 4096), created: 0 }], tokens: [], stamp: 1,
+    });
+    const login = { book: () => book, decoySecret: Buffer.alloc(32, 7), passwordIterations: 4096, throttle: new LoginThrottle(), audit: () => undefined };
     const host = new ConnectionHost(
-      { serverId: 'srv-test', listen: [], peers: [], limits: resolveLimits(), maxAgents: 10, log: () => undefined },
+      { serverId: 'srv-test', listen: [], peers: [], limits: resolveLimits(), maxAgents: 10, login, log: () => undefined },
       state,
       { execute },
     );
@@ -340,7 +355,8 @@ describe('handlers that throw', () => {
     });
     const logged = await captureStderr(async () => {
       const peer = connect();
-      peer.send(adminHello, SAMPLES.Request!);
+      await logIn(peer, admin());
+      peer.send(SAMPLES.Request!);
       const error = await peer.next(isError);
       assert.equal(error.code, WireError.INTERNAL);
       assert.equal(error.id, undefined);
@@ -349,7 +365,7 @@ describe('handlers that throw', () => {
     });
     assert.match(logged, /internal error in ServerSession: TypeError: a bug in the executor\n\s+at /);
     const other = connect();
-    other.send(agentHello);
+    await logIn(other, admin());
     await alive(other, 2);
     await host.stop('forced');
   });
@@ -358,7 +374,8 @@ describe('handlers that throw', () => {
     const { host, connect } = await hostWith(async () => ({ huge: 10n ** 30n }));
     const logged = await captureStderr(async () => {
       const peer = connect();
-      peer.send(adminHello, SAMPLES.Request!);
+      await logIn(peer, admin());
+      peer.send(SAMPLES.Request!);
       const error = await peer.next(isError);
       assert.deepEqual([error.code, error.id], [WireError.INTERNAL, 1]);
       assert.match(error.msg, /could not be encoded/);
@@ -377,7 +394,8 @@ describe('handlers that throw', () => {
     });
     const logged = await captureStderr(async () => {
       const peer = connect();
-      peer.send(adminHello, SAMPLES.Request!);
+      await logIn(peer, admin());
+      peer.send(SAMPLES.Request!);
       const first = await peer.next(isError);
       assert.deepEqual([first.code, first.id], [WireError.INTERNAL, 1]);
       peer.send({ ...SAMPLES.Request!, id: 2 } as Message);
@@ -393,9 +411,12 @@ describe('handlers that throw', () => {
 describe('a peer that does not read', () => {
   test('pings sent without reading the pongs stop being read once the replies pile up: memory stays bounded', async () => {
     const [client, end] = memoryPair();
-    const peer = new TestPeer(client, false);
+    const peer = new TestPeer(client);
     const session = mem.server.attach(end, '127.0.0.1:4999')!;
-    peer.raw(encodeMessage(agentHello));
+    await logIn(peer, ScramClient.agent(token));
+    // From here on it reads nothing.
+    client.removeAllListeners('data');
+    client.pause();
     const ping = encodeMessage({ t: MessageType.Ping, n: 1 });
     const burst = Buffer.concat(Array.from({ length: 20_000 }, () => ping));
     let sent = 0;

@@ -1,12 +1,14 @@
+import type tls from 'node:tls';
 import {
   checkResult, LocalErrorCode, MessageType, RemoteError, VitefaError, WireError,
-  type AdminOp, type AdminRequest, type Message, type ResultOf,
+  type AdminOp, type AdminRequest, type Message, type Release, type ResultOf, type Welcome,
 } from '../protocol/index.js';
-import { connect, type ClientConnection, type Endpoint } from '../transport/client.js';
+import { connect, type ClientConnection, type Endpoint, type Login } from '../transport/client.js';
 import { Correlator } from '../transport/correlator.js';
 
 export interface AdminClientOptions extends Endpoint {
-  token?: string;
+  login: Login;
+  tls?: tls.ConnectionOptions;
   connectTimeoutMs: number;
   requestTimeoutMs: number;
 }
@@ -29,13 +31,26 @@ export class AdminClient {
   private readonly requestTimeoutMs: number;
   private closedReason: string | undefined;
 
+  /** Resolves with the reason once the session has closed. */
+  readonly closed: Promise<string>;
+  private markClosed!: (reason: string) => void;
+
   private constructor(conn: ClientConnection, requestTimeoutMs: number) {
     this.conn = conn;
     this.requestTimeoutMs = requestTimeoutMs;
+    this.closed = new Promise((resolve) => (this.markClosed = resolve));
   }
+
+  /** Releases of watched environments, as they arrive. */
+  onRelease: ((release: Release) => void) | undefined;
 
   get serverId(): string {
     return this.conn.serverHello?.id ?? '';
+  }
+
+  /** Who this session acts as (from the server's Welcome). */
+  get account(): Welcome {
+    return this.conn.welcome!;
   }
 
   static async connect(options: AdminClientOptions): Promise<AdminClient> {
@@ -46,7 +61,8 @@ export class AdminClient {
       host: options.host,
       port: options.port,
       role: 'admin',
-      token: options.token,
+      login: options.login,
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
       timeoutMs: options.connectTimeoutMs,
       onMessage: (message) => (client ? client.onMessage(message) : void early.push(message)),
       onClose: (reason) => (client ? client.onClose(reason) : void (closedEarly = reason)),
@@ -87,12 +103,18 @@ export class AdminClient {
         return;
       case MessageType.Pong:
         return;
+      case MessageType.Release:
+        // Only after a watch: the server sends releases to no other admin session.
+        this.onRelease?.(message);
+        return;
       case MessageType.Hello:
       case MessageType.Subscribe:
       case MessageType.Snapshot:
-      case MessageType.Release:
       case MessageType.Ack:
       case MessageType.Request:
+      case MessageType.Challenge:
+      case MessageType.Proof:
+      case MessageType.Welcome:
         this.conn.fail(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to an admin client`);
         return;
       default: {
@@ -104,6 +126,7 @@ export class AdminClient {
 
   private onClose(reason: string, cause?: Error): void {
     this.closedReason ??= reason;
+    this.markClosed(reason);
     this.calls.failAll((op) => cause ?? new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection closed before ${op} was answered: ${reason}`));
   }
 }

@@ -1,19 +1,44 @@
 import fs from 'node:fs';
-import {
-  LocalErrorCode, VitefaError,
-  type AdminRequest, type AdminResult, type Entry, type KeyChange, type ResultOf,
-} from '../protocol/index.js';
+import { LocalErrorCode, VitefaError, type AdminRequest, type Entry } from '../protocol/index.js';
+import { makeVerifier } from '../security/scram.js';
+import { newToken, TOKEN_ITERATIONS } from '../security/token.js';
 
+/** What a command may need from where it runs (a terminal, a script). */
+export interface CommandIO {
+  /** A new password for `account`, asked twice without echo, or from VITEFA_NEW_PASSWORD. */
+  newPassword(account: string): Promise<string>;
+  /** Iterations for new password verifiers (the server says how many it wants). */
+  passwordIterations: number;
+  /** The logged-in account (for `passwd`). */
+  account: string;
+}
 
-interface Spec {
-  usage: string;
-  summary: string;
-  parse(args: string[], flags: Flags): AdminRequest;
+/** A command ready to send: the request, how to print its result, and what to say after it. */
+export interface Prepared {
+  request: AdminRequest;
+  json: boolean;
+  /** Printed after the result (the new token of `token add`, shown only then). */
+  note?: string;
+  /** `watch ENV KEY`: only releases that change this key are shown. */
+  watchKey?: string;
 }
 
 export interface Flags {
   replace: boolean;
   limit?: number;
+  env?: string;
+  user?: string;
+  since?: number;
+}
+
+interface Spec {
+  usage: string;
+  summary: string;
+  /** More, for `help COMMAND`. */
+  details?: string;
+  /** Its first argument is an environment (left out after `use ENV` in the REPL). */
+  envFirst: boolean;
+  prepare(args: string[], flags: Flags, io: CommandIO): AdminRequest | Promise<AdminRequest> | Promise<Omit<Prepared, 'json'>>;
 }
 
 const usage = (message: string): VitefaError => new VitefaError(LocalErrorCode.USAGE, message);
@@ -66,35 +91,50 @@ export function readApplyFile(file: string): Entry[] {
   return Object.entries(parsed).map(([k, v]) => [k, JSON.stringify(v)]);
 }
 
+/** A time for `audit --since`: ISO 8601, or an age such as 30m, 12h, 7d. */
+export function parseSince(text: string, now = Date.now()): number {
+  const age = /^(\d+)(s|m|h|d)$/.exec(text);
+  if (age !== null) return now - Number(age[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 's' | 'm' | 'h' | 'd'];
+  const t = Date.parse(text);
+  if (Number.isNaN(t) || !/^\d{4}-\d\d-\d\d/.test(text)) throw usage(`--since takes a time (2026-12-01T08:00:00Z) or an age (30m, 12h, 7d), got ${text}`);
+  return t;
+}
+
+const ROLES_HELP = 'viewer (read everything), editor (also change the environments granted), admin (everything)';
+
 export const COMMANDS: Record<string, Spec> = {
-  'env add': { usage: 'env add ENV', summary: 'create an environment', parse: (a) => (arity('env add', a, 1, 1), { op: 'env.add', env: a[0]! }) },
-  'env del': { usage: 'env del ENV', summary: 'delete an environment and its keys', parse: (a) => (arity('env del', a, 1, 1), { op: 'env.del', env: a[0]! }) },
-  'env list': { usage: 'env list', summary: 'list environments with revision and key count', parse: (a) => (arity('env list', a, 0, 0), { op: 'env.list' }) },
+  'env add': { usage: 'env add ENV', summary: 'create an environment (admin)', envFirst: false, prepare: (a) => (arity('env add', a, 1, 1), { op: 'env.add', env: a[0]! }) },
+  'env del': { usage: 'env del ENV', summary: 'delete an environment and its keys (admin)', envFirst: false, prepare: (a) => (arity('env del', a, 1, 1), { op: 'env.del', env: a[0]! }) },
+  'env list': { usage: 'env list', summary: 'environments with revision and key count', envFirst: false, prepare: (a) => (arity('env list', a, 0, 0), { op: 'env.list' }) },
   set: {
-    usage: 'set ENV KEY VALUE', summary: 'set a key (VALUE is JSON, or else taken as a string)',
-    parse: (a) => (arity('set', a, 3, 3), { op: 'set', env: a[0]!, key: a[1]!, value: valueText(a[2]!) }),
+    usage: 'set ENV KEY VALUE', summary: 'set a key (VALUE is JSON, or else taken as a string)', envFirst: true,
+    details: 'VALUE spreads over several lines in the REPL while a {, [ or " is open.',
+    prepare: (a) => (arity('set', a, 3, 3), { op: 'set', env: a[0]!, key: a[1]!, value: valueText(a[2]!) }),
   },
-  get: { usage: 'get ENV KEY', summary: 'print the value of a key', parse: (a) => (arity('get', a, 2, 2), { op: 'get', env: a[0]!, key: a[1]! }) },
-  del: { usage: 'del ENV KEY', summary: 'delete a key', parse: (a) => (arity('del', a, 2, 2), { op: 'del', env: a[0]!, key: a[1]! }) },
+  get: { usage: 'get ENV KEY', summary: 'print the value of a key', envFirst: true, prepare: (a) => (arity('get', a, 2, 2), { op: 'get', env: a[0]!, key: a[1]! }) },
+  del: { usage: 'del ENV KEY', summary: 'delete a key', envFirst: true, prepare: (a) => (arity('del', a, 2, 2), { op: 'del', env: a[0]!, key: a[1]! }) },
   list: {
-    usage: 'list ENV [PREFIX]', summary: 'list keys and values',
-    parse: (a) => (arity('list', a, 1, 2), a[1] === undefined ? { op: 'list', env: a[0]! } : { op: 'list', env: a[0]!, prefix: a[1] }),
+    usage: 'list ENV [PREFIX]', summary: 'keys and values', envFirst: true,
+    prepare: (a) => (arity('list', a, 1, 2), a[1] === undefined ? { op: 'list', env: a[0]! } : { op: 'list', env: a[0]!, prefix: a[1] }),
   },
   merge: {
-    usage: 'merge ENV KEY JSON', summary: 'deep-merge JSON into a key (arrays merge as sets; {"replace":[…]} replaces)',
-    parse: (a) => (arity('merge', a, 3, 3), { op: 'merge', env: a[0]!, key: a[1]!, value: strictJson(a[2]!, 'merge value') }),
+    usage: 'merge ENV KEY JSON', summary: 'deep-merge JSON into a key', envFirst: true,
+    details: 'Objects merge key by key, a scalar replaces, arrays merge as sets; {"replace": [...]} replaces an array (docs/merge-and-clear.md).',
+    prepare: (a) => (arity('merge', a, 3, 3), { op: 'merge', env: a[0]!, key: a[1]!, value: strictJson(a[2]!, 'merge value') }),
   },
   clear: {
-    usage: 'clear ENV KEY [PATH…]', summary: 'remove a path, or values from an array, inside a key (no PATH: the key)',
-    parse: (a) => (arity('clear', a, 2, 1026), { op: 'clear', env: a[0]!, key: a[1]!, path: a.slice(2) }),
+    usage: 'clear ENV KEY [PATH…]', summary: 'remove a path, or values from an array, inside a key', envFirst: true,
+    details: 'Without PATH the key itself is deleted.',
+    prepare: (a) => (arity('clear', a, 2, 1026), { op: 'clear', env: a[0]!, key: a[1]!, path: a.slice(2) }),
   },
   apply: {
-    usage: 'apply ENV FILE [--replace]', summary: 'set many keys from a JSON file in one release (--replace removes the others)',
-    parse: (a, f) => (arity('apply', a, 2, 2), { op: 'apply', env: a[0]!, entries: readApplyFile(a[1]!), replace: f.replace }),
+    usage: 'apply ENV FILE [--replace]', summary: 'set many keys from a JSON file in one release', envFirst: true,
+    details: 'FILE holds a JSON object of key -> value. --replace also deletes the keys it does not name.',
+    prepare: (a, f) => (arity('apply', a, 2, 2), { op: 'apply', env: a[0]!, entries: readApplyFile(a[1]!), replace: f.replace }),
   },
   history: {
-    usage: 'history ENV [KEY] [--limit N]', summary: 'releases of an environment (or of one key), newest first',
-    parse: (a, f) => {
+    usage: 'history ENV [KEY] [--limit N]', summary: 'releases of an environment (or of one key), newest first', envFirst: true,
+    prepare: (a, f) => {
       arity('history', a, 1, 2);
       const req: AdminRequest = { op: 'history', env: a[0]! };
       if (a[1] !== undefined) req.key = a[1];
@@ -103,8 +143,8 @@ export const COMMANDS: Record<string, Spec> = {
     },
   },
   diff: {
-    usage: 'diff ENV REV [REV]', summary: 'what changed between two revisions (default: REV to now)',
-    parse: (a) => {
+    usage: 'diff ENV REV [REV]', summary: 'what changed between two revisions (default: REV to now)', envFirst: true,
+    prepare: (a) => {
       arity('diff', a, 2, 3);
       const req: AdminRequest = { op: 'diff', env: a[0]!, from: revision(a[1]!) };
       if (a[2] !== undefined) req.to = revision(a[2]);
@@ -112,121 +152,128 @@ export const COMMANDS: Record<string, Spec> = {
     },
   },
   rollback: {
-    usage: 'rollback ENV REV', summary: 'restore the state at REV, as a new release',
-    parse: (a) => (arity('rollback', a, 2, 2), { op: 'rollback', env: a[0]!, rev: revision(a[1]!) }),
+    usage: 'rollback ENV REV', summary: 'restore the state at REV, as a new release', envFirst: true,
+    prepare: (a) => (arity('rollback', a, 2, 2), { op: 'rollback', env: a[0]!, rev: revision(a[1]!) }),
+  },
+  watch: {
+    usage: 'watch ENV [KEY]', summary: 'follow releases as they land (Ctrl-C stops)', envFirst: true,
+    prepare: async (a) => (arity('watch', a, 1, 2), { request: { op: 'watch', env: a[0]! }, ...(a[1] === undefined ? {} : { watchKey: a[1] }) }),
   },
   status: {
-    usage: 'status [ENV]', summary: 'servers, environments, agents and the revision each applied',
-    parse: (a) => (arity('status', a, 0, 1), a[0] === undefined ? { op: 'status' } : { op: 'status', env: a[0] }),
+    usage: 'status [ENV]', summary: 'the server, environments, agents and the revision each applied', envFirst: false,
+    prepare: (a) => (arity('status', a, 0, 1), a[0] === undefined ? { op: 'status' } : { op: 'status', env: a[0] }),
+  },
+  'user add': {
+    usage: 'user add NAME ROLE [ENV…]', summary: 'create an account (admin)', envFirst: false,
+    details: `ROLE: ${ROLES_HELP}. ENV: the environments an editor may change: names, prefixes such as prod/*, or *. The password is asked twice without echo, or taken from VITEFA_NEW_PASSWORD; only a salted derivation of it reaches the server.`,
+    prepare: async (a, _f, io) => {
+      arity('user add', a, 2, 258);
+      const password = await io.newPassword(a[0]!);
+      return { op: 'user.add', name: a[0]!, role: a[1]!, envs: a.slice(2), verifier: makeVerifier(password, io.passwordIterations) };
+    },
+  },
+  'user del': { usage: 'user del NAME', summary: 'delete an account (admin); its sessions end', envFirst: false, prepare: (a) => (arity('user del', a, 1, 1), { op: 'user.del', name: a[0]! }) },
+  'user list': { usage: 'user list', summary: 'accounts with their role and grants (admin)', envFirst: false, prepare: (a) => (arity('user list', a, 0, 0), { op: 'user.list' }) },
+  'user passwd': {
+    usage: 'user passwd NAME', summary: "set another account's password (admin)", envFirst: false,
+    prepare: async (a, _f, io) => (arity('user passwd', a, 1, 1), { op: 'user.passwd', name: a[0]!, verifier: makeVerifier(await io.newPassword(a[0]!), io.passwordIterations) }),
+  },
+  passwd: {
+    usage: 'passwd', summary: 'change your own password', envFirst: false,
+    prepare: async (a, _f, io) => (arity('passwd', a, 0, 0), { op: 'user.passwd', verifier: makeVerifier(await io.newPassword(io.account), io.passwordIterations) }),
+  },
+  'token add': {
+    usage: 'token add NAME [ENV…]', summary: 'create an agent token, printed once (admin)', envFirst: false,
+    details: 'ENV: the environments its agents may follow (names, prefixes such as prod/*, or *; none: nothing). The token is made here and shown only now; the server keeps a verifier of it.',
+    prepare: async (a) => {
+      arity('token add', a, 1, 257);
+      const token = newToken();
+      return {
+        request: { op: 'token.add', name: a[0]!, envs: a.slice(1), id: token.id, verifier: makeVerifier(token.secret, TOKEN_ITERATIONS) },
+        note: token.text,
+      };
+    },
+  },
+  'token del': { usage: 'token del NAME', summary: 'revoke an agent token (admin); its agents are disconnected', envFirst: false, prepare: (a) => (arity('token del', a, 1, 1), { op: 'token.del', name: a[0]! }) },
+  'token list': { usage: 'token list', summary: 'agent tokens with their grants (admin)', envFirst: false, prepare: (a) => (arity('token list', a, 0, 0), { op: 'token.list' }) },
+  audit: {
+    usage: 'audit [--env ENV] [--user U] [--since TIME] [--limit N]', summary: 'who did what, when, from where, and how it ended (admin)', envFirst: false,
+    details: 'TIME: 2026-12-01T08:00:00Z, or an age such as 30m, 12h, 7d. Newest first; 100 entries unless --limit says.',
+    prepare: (a, f) => {
+      arity('audit', a, 0, 0);
+      const req: AdminRequest = { op: 'audit' };
+      if (f.env !== undefined) req.env = f.env;
+      if (f.user !== undefined) req.user = f.user;
+      if (f.since !== undefined) req.since = f.since;
+      if (f.limit !== undefined) req.limit = f.limit;
+      return req;
+    },
   },
 };
 
 /** Names a user can type first (for help and completion). */
 export const COMMAND_NAMES = Object.keys(COMMANDS);
 
-/** Parses command words (flags --json, --replace, --limit N may appear anywhere). */
-export function parseCommand(words: string[]): { request: AdminRequest; json: boolean } {
+/** The command named by the first one or two words, and the words after it. */
+export function findCommand(args: string[]): { name: string; rest: string[] } | undefined {
+  const two = `${args[0]} ${args[1] ?? ''}`.trim();
+  const name = COMMANDS[two] !== undefined ? two : args[0]!;
+  return COMMANDS[name] === undefined ? undefined : { name, rest: args.slice(name.split(' ').length) };
+}
+
+/**
+ * Parses command words (flags may appear anywhere) and prepares the request.
+ * With `currentEnv` (the REPL's `use ENV`), commands that take an
+ * environment first get that one.
+ */
+export async function prepareCommand(words: string[], io: CommandIO, currentEnv?: string): Promise<Prepared> {
   const args: string[] = [];
   const flags: Flags = { replace: false };
   let json = false;
+  const value = (i: number, name: string): string => {
+    const v = words[i];
+    if (v === undefined) throw usage(`${name} takes a value`);
+    return v;
+  };
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
     if (w === '--json') json = true;
     else if (w === '--replace') flags.replace = true;
     else if (w === '--limit') {
-      const n = words[++i];
-      if (n === undefined || !/^\d+$/.test(n) || Number(n) < 1) throw usage('--limit takes a positive number');
+      const n = value(++i, '--limit');
+      if (!/^\d+$/.test(n) || Number(n) < 1) throw usage('--limit takes a positive number');
       flags.limit = Number(n);
-    } else if (w.startsWith('--') && w.length > 2 && !/^--?\d/.test(w)) throw usage(`unknown option ${w}`);
+    } else if (w === '--env') flags.env = value(++i, '--env');
+    else if (w === '--user') flags.user = value(++i, '--user');
+    else if (w === '--since') flags.since = parseSince(value(++i, '--since'));
+    else if (w.startsWith('--') && w.length > 2 && !/^--?\d/.test(w)) throw usage(`unknown option ${w}`);
     else args.push(w);
   }
   if (args.length === 0) throw usage('no command given (try: help)');
-  const two = `${args[0]} ${args[1] ?? ''}`.trim();
-  const name = COMMANDS[two] !== undefined ? two : args[0]!;
-  const spec = COMMANDS[name];
-  if (spec === undefined) {
-    throw usage(args[0] === 'env' ? 'usage: env add|del|list …' : `unknown command ${JSON.stringify(args[0])} (try: help)`);
+  const found = findCommand(args);
+  if (found === undefined) {
+    const group = ['env', 'user', 'token'].includes(args[0]!) ? args[0] : undefined;
+    throw usage(group !== undefined ? `usage: ${COMMAND_NAMES.filter((c) => c.startsWith(`${group} `)).join(' | ')}` : `unknown command ${JSON.stringify(args[0])} (try: help)`);
   }
-  return { request: spec.parse(args.slice(name.split(' ').length), flags), json };
+  const spec = COMMANDS[found.name]!;
+  const rest = spec.envFirst && currentEnv !== undefined ? [currentEnv, ...found.rest] : found.rest;
+  const prepared = await spec.prepare(rest, flags, io);
+  if ('request' in prepared) return { ...prepared, json };
+  return { request: prepared, json };
 }
 
-export function helpText(): string {
+export function helpText(command?: string): string {
+  if (command !== undefined && command !== '') {
+    const spec = COMMANDS[command];
+    if (spec === undefined) throw usage(`no command ${JSON.stringify(command)} (try: help)`);
+    return [`usage: ${spec.usage}`, `  ${spec.summary}.`, ...(spec.details === undefined ? [] : [`  ${spec.details}`])].join('\n');
+  }
   const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length));
   const lines = Object.values(COMMANDS).map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`);
-  return ['Commands (add --json to any for machine-readable output):', ...lines, `  ${'help'.padEnd(width)}  this list`, `  ${'quit'.padEnd(width)}  leave the REPL`].join('\n');
-}
-
-/** A value for people: strings bare, everything else as JSON. */
-export function showValue(json: string): string {
-  const value: unknown = JSON.parse(json);
-  return typeof value === 'string' ? value : json;
-}
-
-function showChange([key, before, after]: KeyChange): string {
-  if (before === null) return `  + ${key} = ${after}`;
-  if (after === null) return `  - ${key} (was ${before})`;
-  return `  ~ ${key}: ${before} -> ${after}`;
-}
-
-export function formatResult(request: AdminRequest, result: AdminResult, json: boolean): string {
-  if (json) return JSON.stringify(result);
-  const r = result as ResultOf[keyof ResultOf];
-  switch (request.op) {
-    case 'env.add':
-    case 'env.del':
-    case 'set':
-    case 'del':
-    case 'merge':
-    case 'clear':
-    case 'apply':
-    case 'rollback': {
-      const w = r as ResultOf['set'];
-      if (request.op === 'env.add') return `created ${w.env} at revision ${w.rev}`;
-      if (request.op === 'env.del') return `deleted ${w.env} (${w.changed} keys) at revision ${w.rev}`;
-      return w.changed === 0
-        ? `${w.env}: nothing changed (revision ${w.rev})`
-        : `${w.env}: revision ${w.rev} (${w.changed} key${w.changed === 1 ? '' : 's'} changed)`;
-    }
-    case 'get':
-      return showValue((r as ResultOf['get']).value);
-    case 'list':
-      return (r as ResultOf['list']).entries.map(([k, v]) => `${k} = ${v}`).join('\n');
-    case 'env.list': {
-      const envs = (r as ResultOf['env.list']).envs;
-      if (envs.length === 0) return '(no environments)';
-      return ['ENV\tREVISION\tKEYS', ...envs.map((e) => `${e.env}\t${e.rev}\t${e.keys}`)].join('\n');
-    }
-    case 'history': {
-      const h = r as ResultOf['history'];
-      if (h.releases.length === 0) return '(no history)';
-      return h.releases
-        .map((rel) => [`rev ${rel.rev}  ${new Date(rel.time).toISOString()}  ${rel.op}  by ${rel.author}`, ...rel.changes.map(showChange)].join('\n'))
-        .join('\n');
-    }
-    case 'diff': {
-      const d = r as ResultOf['diff'];
-      return [`${d.env}: ${d.from} -> ${d.to}`, ...(d.changes.length === 0 ? ['  (no differences)'] : d.changes.map(showChange))].join('\n');
-    }
-    case 'status': {
-      const s = r as ResultOf['status'];
-      const lines = [
-        `server ${s.server.id} ${s.server.version} on ${s.server.listen}, store ${s.server.store}, workers ${s.server.workers}, up ${Math.round(s.server.uptimeMs / 1000)} s`,
-        `environments: ${s.envs.map((e) => `${e.env}@${e.rev} (${e.keys} keys)`).join(', ') || '(none)'}`,
-        `agents: ${s.agentsTotal}`,
-      ];
-      const counted = Object.entries(s.server.counters).filter(([, n]) => n > 0).sort(([a], [b]) => (a < b ? -1 : 1));
-      lines.splice(1, 0, `sessions ended or refused: ${counted.filter(([k]) => k !== 'workerRestarts').map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}${s.server.counters.workerRestarts ? `; workers restarted: ${s.server.counters.workerRestarts}` : ''}`);
-      const current = new Map(s.envs.map((e) => [e.env, e.rev]));
-      for (const a of s.agents) {
-        const envs = a.envs.map((e) => `${e.env}@${e.rev}${current.get(e.env) === e.rev ? '' : ' (behind)'}`).join(', ');
-        lines.push(`  ${a.id} ${a.addr} ${envs}`);
-      }
-      if (s.agents.length < s.agentsTotal) lines.push(`  … and ${s.agentsTotal - s.agents.length} more`);
-      return lines.join('\n');
-    }
-    default: {
-      const unknown: never = request;
-      return JSON.stringify(unknown);
-    }
-  }
+  return [
+    'Commands (--json on any of them prints the result as JSON):',
+    ...lines,
+    `  ${'help [COMMAND]'.padEnd(width)}  this list, or more about one command`,
+    'In the REPL also: use ENV (later commands act on ENV), use (none), quit (or Ctrl-D).',
+  ].join('\n');
 }

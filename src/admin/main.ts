@@ -1,39 +1,93 @@
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
+import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
+import { clientTls } from '../security/tls.js';
 import { parseEndpoint } from '../transport/client.js';
 import { AdminClient } from './client.js';
-import { formatResult, helpText, parseCommand } from './commands.js';
+import { helpText, prepareCommand, type CommandIO, type Prepared } from './commands.js';
+import { formatRelease, formatResult, noteFor, styleFor } from './format.js';
+import { resolveLogin } from './login.js';
+import { askSecret } from './prompt.js';
 import { runRepl } from './repl.js';
 
 export interface AdminFlags {
   server?: string;
-  token?: string;
+  user?: string;
+  loginFile?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
-/** `vitefa admin [COMMAND…]`: one command and exit, or the REPL. */
+/** `vitefa admin [COMMAND…]`: log in, then one command and exit, or the REPL. */
 export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  if (words.length === 1 && (words[0] === 'help' || words[0] === '--help')) {
-    process.stdout.write(`${helpText()}\n`);
+  if (words[0] === 'help' || words[0] === '--help') {
+    process.stdout.write(`${helpText(words.slice(1).join(' '))}\n`);
     return;
   }
-  // Parse before connecting: a usage error needs no server.
-  const command = words.length > 0 ? parseCommand(words) : undefined;
+  // Parse before connecting: a usage error needs no server (nothing is asked, no real verifier is made).
+  if (words.length > 0) await prepareCommand(words, { account: '', passwordIterations: 1, newPassword: async () => 'unused-placeholder' });
   const endpoint = parseEndpoint(flags.server ?? env.VITEFA_SERVER ?? '127.0.0.1:7400');
-  const client = await AdminClient.connect({
-    ...endpoint,
-    token: flags.token ?? env.VITEFA_ADMIN_TOKEN,
-    connectTimeoutMs: 5000,
-    requestTimeoutMs: requestTimeout(env.VITEFA_REQUEST_TIMEOUT_MS),
-  });
+  const requestTimeoutMs = requestTimeout(env.VITEFA_REQUEST_TIMEOUT_MS);
+  const tls = clientTls({ ca: flags.tlsCa ?? env.VITEFA_TLS_CA, cert: flags.tlsCert ?? env.VITEFA_TLS_CERT, key: flags.tlsKey ?? env.VITEFA_TLS_KEY });
+  const login = await resolveLogin(flags, env);
+  const client = await AdminClient.connect({ ...endpoint, login, ...(tls === undefined ? {} : { tls }), connectTimeoutMs: 10_000, requestTimeoutMs });
+  const io = commandIO(client, env);
   try {
-    if (command === undefined) {
-      await runRepl(client);
+    if (words.length === 0) {
+      await runRepl(client, io);
       return;
     }
-    const result = await client.request(command.request);
-    process.stdout.write(`${formatResult(command.request, result, command.json)}\n`);
+    const prepared = await prepareCommand(words, io);
+    if (prepared.request.op === 'watch') {
+      await watch(client, prepared);
+      return;
+    }
+    const result = await client.request(prepared.request);
+    const style = styleFor(process.stdout, env);
+    process.stdout.write(`${formatResult(prepared.request, result, prepared.json, style)}\n`);
+    if (prepared.note !== undefined) process.stdout.write(`${noteFor(prepared)}\n`);
   } finally {
     client.close();
   }
+}
+
+/** What the commands may ask of this process: new passwords (env or terminal), the iterations the server wants. */
+export function commandIO(client: AdminClient, env: NodeJS.ProcessEnv = process.env): CommandIO {
+  return {
+    account: client.account.account,
+    passwordIterations: client.account.iterations ?? SCRAM_DEFAULT_ITERATIONS,
+    newPassword: async (account) => {
+      const given = env.VITEFA_NEW_PASSWORD;
+      if (given !== undefined && given !== '') return given;
+      const first = await askSecret(`new password for ${account}: `);
+      if (first.length < 8) throw new VitefaError(LocalErrorCode.USAGE, 'a password has at least 8 characters');
+      if ((await askSecret('again: ')) !== first) throw new VitefaError(LocalErrorCode.USAGE, 'the two passwords differ');
+      return first;
+    },
+  };
+}
+
+/** `watch ENV [KEY]`: prints each release as it lands, until Ctrl-C or the server closes. */
+async function watch(client: AdminClient, prepared: Prepared): Promise<void> {
+  const style = styleFor(process.stdout);
+  const result = await client.request(prepared.request);
+  if (!prepared.json) process.stderr.write(`${formatResult(prepared.request, result, false, style)}\n`);
+  client.onRelease = (release) => {
+    if (prepared.json) {
+      if (prepared.watchKey === undefined || release.changes.some(([k]) => k === prepared.watchKey)) process.stdout.write(`${JSON.stringify(release)}\n`);
+      return;
+    }
+    const text = formatRelease(release, prepared.watchKey, style);
+    if (text !== undefined) process.stdout.write(`${text}\n`);
+  };
+  await new Promise<void>((resolve, reject) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+    client.closed.then(
+      (reason) => reject(new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `the server closed the session: ${reason}`)),
+      reject,
+    );
+  });
 }
 
 /** VITEFA_REQUEST_TIMEOUT_MS: a positive whole number of milliseconds (default 30,000). */

@@ -2,73 +2,249 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { RemoteError, VitefaError } from '../protocol/index.js';
+import { RemoteError, VitefaError, type AdminRequest } from '../protocol/index.js';
 import type { AdminClient } from './client.js';
-import { COMMAND_NAMES, formatResult, helpText, parseCommand } from './commands.js';
-import { splitWords } from './words.js';
+import { COMMAND_NAMES, COMMANDS, findCommand, helpText, prepareCommand, type CommandIO } from './commands.js';
+import { formatRelease, formatResult, noteFor, styleFor, type Style } from './format.js';
+import { isIncomplete, splitWords } from './words.js';
 
-const HISTORY_FILE = process.env.VITEFA_HISTORY_FILE ?? path.join(os.homedir(), '.vitefa_history');
 const HISTORY_SIZE = 1000;
+/** Keys offered for completion, per environment, at most. */
+const COMPLETION_KEYS = 10_000;
 
-/** Commands whose first argument is an environment name (for completion). */
-const TAKES_ENV = new Set(COMMAND_NAMES.filter((c) => !['env add', 'env list'].includes(c)));
+export interface ReplOptions {
+  input?: NodeJS.ReadableStream;
+  output?: NodeJS.WriteStream;
+  historyFile?: string;
+}
 
 /**
- * The interactive admin: readline with persistent history, help and tab
- * completion of command and environment names, over the same commands as
- * the one-shot mode. An error prints one line and the REPL goes on.
+ * The interactive admin, logged in once: the prompt shows the account, the
+ * server and the environment in use (`use ENV`, after which commands act on
+ * it); Tab completes commands, environment names and keys; history is kept
+ * in the user's home; a JSON value may spread over several lines while a
+ * bracket or quote is open; output is coloured on a terminal (never with
+ * NO_COLOR or when piped). Ctrl-C cancels the line (or stops a watch),
+ * Ctrl-D leaves. An error prints one line and the REPL goes on.
  */
-export async function runRepl(client: AdminClient, input = process.stdin, output = process.stdout): Promise<void> {
+export async function runRepl(client: AdminClient, io: CommandIO, options: ReplOptions = {}): Promise<void> {
+  const input = options.input ?? process.stdin;
+  const output = options.output ?? process.stdout;
+  const historyFile = options.historyFile ?? process.env.VITEFA_HISTORY_FILE ?? path.join(os.homedir(), '.vitefa_history');
+  const style = styleFor(output);
+  const terminal = output.isTTY === true;
+  let current: string | undefined;
   let envNames: string[] = [];
+  const keys = new Map<string, string[]>();
+  let pending = '';
+  let watching: { env: string; stop: () => void } | undefined;
+
   const refreshEnvs = async (): Promise<void> => {
     try {
       envNames = (await client.request({ op: 'env.list' })).envs.map((e) => e.env);
     } catch {
-      // completion is a convenience; keep the old list
+      // completion is a convenience: keep the old list
     }
   };
+  const keysOf = async (env: string): Promise<string[]> => {
+    let known = keys.get(env);
+    if (known === undefined) {
+      try {
+        known = (await client.request({ op: 'list', env })).entries.slice(0, COMPLETION_KEYS).map(([k]) => k);
+      } catch {
+        known = [];
+      }
+      keys.set(env, known);
+    }
+    return known;
+  };
   await refreshEnvs();
+
   const rl = readline.createInterface({
     input,
     output,
-    prompt: 'vitefa> ',
-    history: loadHistory(),
+    terminal,
+    history: loadHistory(historyFile),
     historySize: HISTORY_SIZE,
-    terminal: (output as NodeJS.WriteStream).isTTY === true,
-    completer: (line: string): [string[], string] => complete(line, envNames),
+    completer: (line: string, done: (err: null, result: [string[], string]) => void) => {
+      void complete(line, current, envNames, keysOf).then((r) => done(null, r), () => done(null, [[], line]));
+    },
   });
-  output.write(`connected to ${client.serverId}; type help for commands\n`);
-  rl.prompt();
-  for await (const line of rl) {
-    const trimmed = line.trim();
-    if (trimmed === 'quit' || trimmed === 'exit') break;
-    if (trimmed === 'help' || trimmed === '?') output.write(`${helpText()}\n`);
-    else if (trimmed !== '') {
-      appendHistory(trimmed);
-      try {
-        const { request, json } = parseCommand(splitWords(trimmed));
-        const result = await client.request(request);
-        output.write(`${formatResult(request, result, json)}\n`);
-        if (request.op === 'env.add' || request.op === 'env.del') await refreshEnvs();
-      } catch (err) {
-        output.write(`error: ${describe(err)}\n`);
-        if (err instanceof VitefaError && err.code === 'E_CONNECTION_CLOSED') break;
-      }
-    }
+  const account = client.account;
+  const promptText = (): string => {
+    const where = style.dim(`@${client.serverId}`);
+    return pending !== '' ? '... ' : `${style.bold(account.account)}${where}${current === undefined ? '' : ` ${style.key(current)}`}> `;
+  };
+  const prompt = (): void => {
+    rl.setPrompt(promptText());
     rl.prompt();
-  }
-  rl.close();
+  };
+  output.write(`logged in as ${account.account} (${account.role}) on ${client.serverId}; type help for commands\n`);
+
+  const run = async (text: string): Promise<boolean> => {
+    const words = splitWords(text);
+    if (words.length === 0) return true;
+    const [first, ...rest] = words;
+    if (first === 'quit' || first === 'exit') return false;
+    if (first === 'help' || first === '?') {
+      output.write(`${helpText(rest.join(' '))}\n`);
+      return true;
+    }
+    if (first === 'use') {
+      if (rest.length > 1) throw new VitefaError('E_USAGE', 'usage: use [ENV]');
+      if (rest[0] !== undefined) {
+        await refreshEnvs();
+        if (!envNames.includes(rest[0])) throw new VitefaError('E_USAGE', `environment ${rest[0]} does not exist (env list shows them)`);
+      }
+      current = rest[0];
+      return true;
+    }
+    const prepared = await prepareCommand(words, io, current);
+    if (prepared.request.op === 'watch') {
+      await watch(client, prepared.request, prepared.watchKey, style, output, (w) => (watching = w));
+      watching = undefined;
+      return true;
+    }
+    const result = await client.request(prepared.request);
+    output.write(`${formatResult(prepared.request, result, prepared.json, style)}\n`);
+    if (prepared.note !== undefined) output.write(`${noteFor(prepared)}\n`);
+    afterWrite(prepared.request);
+    return true;
+  };
+  const afterWrite = (req: AdminRequest): void => {
+    if (req.op === 'env.add' || req.op === 'env.del') void refreshEnvs();
+    if ('env' in req && typeof req.env === 'string') keys.delete(req.env);
+  };
+
+  await new Promise<void>((resolve) => {
+    // Lines are handled one at a time, in order: piped input arrives all at once.
+    const queue: string[] = [];
+    let busy = false;
+    let closed = false;
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      watching?.stop();
+      resolve();
+    };
+    const pump = (): void => {
+      if (busy) return;
+      const line = queue.shift();
+      if (line === undefined) {
+        if (closed) finish();
+        return;
+      }
+      const text = pending === '' ? line : `${pending}\n${line}`;
+      if (isIncomplete(text)) {
+        pending = text;
+        prompt();
+        pump();
+        return;
+      }
+      pending = '';
+      if (text.trim() === '') {
+        prompt();
+        pump();
+        return;
+      }
+      appendHistory(historyFile, text.replace(/\n/g, ' '));
+      busy = true;
+      run(text).then(
+        (goOn) => {
+          busy = false;
+          if (!goOn) {
+            queue.length = 0;
+            closed = true;
+            rl.close();
+            finish();
+            return;
+          }
+          prompt();
+          pump();
+        },
+        (err: unknown) => {
+          busy = false;
+          output.write(`${style.bad('error:')} ${describe(err)}\n`);
+          if (err instanceof VitefaError && err.code === 'E_CONNECTION_CLOSED') {
+            queue.length = 0;
+            closed = true;
+            rl.close();
+            finish();
+            return;
+          }
+          prompt();
+          pump();
+        },
+      );
+    };
+    rl.on('SIGINT', () => {
+      if (watching !== undefined) {
+        watching.stop();
+        return;
+      }
+      // Ctrl-C cancels what is being typed (a multi-line value too), never the session.
+      pending = '';
+      rl.write(null, { ctrl: true, name: 'u' });
+      output.write('^C\n');
+      prompt();
+    });
+    rl.on('close', () => {
+      closed = true;
+      if (!busy && queue.length === 0) finish();
+    });
+    rl.on('line', (line) => {
+      queue.push(line);
+      pump();
+    });
+    prompt();
+  });
 }
 
-function complete(line: string, envs: string[]): [string[], string] {
+/** Follows `env` until `stop` (Ctrl-C): prints each release (only `key`'s change when given). */
+async function watch(
+  client: AdminClient, request: AdminRequest, key: string | undefined, style: Style, output: NodeJS.WritableStream,
+  started: (w: { env: string; stop: () => void }) => void,
+): Promise<void> {
+  if (request.op !== 'watch') return;
+  const result = await client.request(request);
+  output.write(`${formatResult(request, result, false, style)}\n`);
+  client.onRelease = (release) => {
+    if (release.env !== request.env) return;
+    const text = formatRelease(release, key, style);
+    if (text !== undefined) output.write(`${text}\n`);
+  };
+  await new Promise<void>((resolve) => {
+    started({ env: request.env, stop: resolve });
+    void client.closed.then(() => resolve());
+  });
+  client.onRelease = undefined;
+  await client.request({ op: 'unwatch', env: request.env }).catch(() => undefined);
+}
+
+/** Completion: command names first, then environment names where one goes, then keys of the environment. */
+async function complete(line: string, current: string | undefined, envs: string[], keysOf: (env: string) => Promise<string[]>): Promise<[string[], string]> {
   const words = line.split(/\s+/);
   const last = words[words.length - 1] ?? '';
-  const before = words.slice(0, -1).join(' ');
-  if (words.length <= 2 && !COMMAND_NAMES.includes(before)) {
-    const hits = COMMAND_NAMES.filter((c) => c.startsWith(line.trimStart()));
+  const done = words.slice(0, -1);
+  const found = done.length > 0 ? findCommand(done) : undefined;
+  if (found === undefined) {
+    const typed = line.trimStart();
+    const names = [...COMMAND_NAMES, 'help', 'use', 'quit'];
+    const hits = names.filter((c) => c.startsWith(typed));
     if (hits.length > 0) return [hits.map((h) => h.split(' ').slice(words.length - 1).join(' ')), last];
+    if (done[0] === 'use' && done.length === 1) return [envs.filter((e) => e.startsWith(last)), last];
+    if (done[0] === 'help') return [COMMAND_NAMES.filter((c) => c.startsWith(words.slice(1).join(' '))), last];
+    return [[], last];
   }
-  if (TAKES_ENV.has(before)) return [envs.filter((e) => e.startsWith(last)), last];
+  const spec = COMMANDS[found.name]!;
+  if (!spec.envFirst) return [found.name === 'status' && found.rest.length === 0 ? envs.filter((e) => e.startsWith(last)) : [], last];
+  const args = current === undefined ? found.rest : [current, ...found.rest];
+  if (args.length === 0) return [envs.filter((e) => e.startsWith(last)), last];
+  if (args.length === 1) {
+    const keys = await keysOf(args[0]!);
+    return [keys.filter((k) => k.startsWith(last)), last];
+  }
   return [[], last];
 }
 
@@ -77,18 +253,18 @@ export function describe(err: unknown): string {
   return (err as Error)?.message ?? String(err);
 }
 
-function loadHistory(): string[] {
+function loadHistory(file: string): string[] {
   try {
-    return fs.readFileSync(HISTORY_FILE, 'utf8').split('\n').filter(Boolean).reverse().slice(0, HISTORY_SIZE);
+    return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).reverse().slice(0, HISTORY_SIZE);
   } catch {
     return [];
   }
 }
 
-function appendHistory(line: string): void {
+function appendHistory(file: string, line: string): void {
   try {
-    fs.appendFileSync(HISTORY_FILE, `${line}\n`);
+    fs.appendFileSync(file, `${line}\n`, { mode: 0o600 });
   } catch {
-    // history is best effort (read-only home)
+    // history is best effort (a read-only home)
   }
 }

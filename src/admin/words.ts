@@ -44,3 +44,28 @@ export function splitWords(line: string): string[] {
   if (inWord) words.push(word);
   return words;
 }
+
+/**
+ * True while `text` leaves a `{`, `[` or quote open: the REPL then reads
+ * another line and joins them, so a JSON value can spread over several lines.
+ */
+export function isIncomplete(text: string): boolean {
+  let depth = 0;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote === '"') {
+      if (c === '\\') i++;
+      else if (c === '"') quote = undefined;
+    } else if (quote === "'") {
+      if (c === "'") quote = undefined;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+    } else if (c === '{' || c === '[') {
+      depth++;
+    } else if ((c === '}' || c === ']') && depth > 0) {
+      depth--;
+    }
+  }
+  return depth > 0 || quote !== undefined;
+}

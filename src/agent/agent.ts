@@ -1,4 +1,6 @@
 import { hostname } from 'node:os';
+import type tls from 'node:tls';
+import type { TokenParts } from '../security/token.js';
 import {
   LocalErrorCode, MessageType, ProtocolError, RemoteError, VitefaError, WireError,
   type EnvRev, type Message, type Release, type Snapshot,
@@ -9,6 +11,10 @@ import type { LocalStore } from './local-store.js';
 
 export interface AgentOptions {
   servers: Endpoint[];
+  /** The agent's token: its id travels in the login, its secret never does. */
+  token: TokenParts;
+  /** TLS to the servers (verifying their certificate); plaintext when absent. */
+  tls?: tls.ConnectionOptions;
   /** Environments to follow; empty means every environment. */
   envs: string[];
   id?: string;
@@ -102,6 +108,8 @@ export class Agent {
         ...server,
         role: 'agent',
         id: this.options.id ?? hostname(),
+        login: { user: this.options.token.id, secret: this.options.token.secret },
+        ...(this.options.tls === undefined ? {} : { tls: this.options.tls }),
         timeoutMs: this.options.connectTimeoutMs,
         onMessage: (message) => this.onMessage(message),
         onClose: (reason) => this.onDisconnect(reason),
@@ -125,6 +133,11 @@ export class Agent {
       if ((err instanceof RemoteError || err instanceof ProtocolError) && err.status === WireError.VERSION_MISMATCH) {
         this.fatal(new VitefaError(LocalErrorCode.VERSION_MISMATCH, `server ${label}: ${err.message}`, { cause: err }));
         return;
+      }
+      if (err instanceof RemoteError && err.status === WireError.AUTH_FAILED) {
+        // A token that is not (or no longer) known: keep serving the store, and try again, slowly.
+        this.events.disconnected?.(`${label} refused the agent's token: ${err.message}`);
+        this.attempt = Math.max(this.attempt, 30);
       }
       this.scheduleRetry();
     }
@@ -157,6 +170,11 @@ export class Agent {
           this.fatal(new VitefaError(LocalErrorCode.VERSION_MISMATCH, `the server refused this agent's protocol version: ${message.msg}`));
           return;
         }
+        if (message.code === WireError.FORBIDDEN) {
+          // It follows an environment its token does not grant: no retry can change that.
+          this.fatal(new VitefaError(LocalErrorCode.FORBIDDEN, message.msg));
+          return;
+        }
         this.conn?.end(`server error ${message.code}: ${message.msg}`);
         return;
       case MessageType.Hello:
@@ -164,6 +182,9 @@ export class Agent {
       case MessageType.Ack:
       case MessageType.Request:
       case MessageType.Response:
+      case MessageType.Challenge:
+      case MessageType.Proof:
+      case MessageType.Welcome:
         this.conn?.fail(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to an agent`);
         return;
       default: {

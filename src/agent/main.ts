@@ -1,4 +1,7 @@
+import fs from 'node:fs';
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
+import { clientTls } from '../security/tls.js';
+import { parseToken, type TokenParts } from '../security/token.js';
 import { DEFAULT_AGENT_STORE } from '../reader/layout.js';
 import { parseEndpoint } from '../transport/client.js';
 import { Agent, AGENT_DEFAULTS } from './agent.js';
@@ -9,6 +12,33 @@ export interface AgentFlags {
   env?: string[];
   store?: string;
   mapSize?: string;
+  tokenFile?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+/** The agent's token: from --token-file FILE, else VITEFA_AGENT_TOKEN (the token itself). */
+export function readToken(flags: AgentFlags, env: NodeJS.ProcessEnv): TokenParts {
+  let text: string | undefined;
+  let from: string;
+  if (flags.tokenFile !== undefined) {
+    from = flags.tokenFile;
+    try {
+      text = fs.readFileSync(flags.tokenFile, 'utf8');
+    } catch (err) {
+      throw new VitefaError(LocalErrorCode.BAD_FILE, `cannot read the token file ${flags.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  } else {
+    from = 'VITEFA_AGENT_TOKEN';
+    text = env.VITEFA_AGENT_TOKEN;
+  }
+  if (text === undefined || text.trim() === '') {
+    throw new VitefaError(LocalErrorCode.USAGE, 'the agent needs its token: --token-file FILE or VITEFA_AGENT_TOKEN (an admin makes one with: vitefa admin token add NAME ENV…)');
+  }
+  const token = parseToken(text);
+  if (token === undefined) throw new VitefaError(LocalErrorCode.USAGE, `${from} does not hold an agent token (vta_…)`);
+  return token;
 }
 
 /** `vitefa agent`: runs until SIGINT/SIGTERM; exits non-zero if the local store fails. */
@@ -20,9 +50,11 @@ export async function runAgent(flags: AgentFlags, env: NodeJS.ProcessEnv = proce
   if (!Number.isSafeInteger(mapSize) || mapSize < 1024 * 1024) {
     throw new VitefaError(LocalErrorCode.USAGE, `--map-size must be a number of bytes of at least 1048576, got ${mapSizeText}`);
   }
+  const token = readToken(flags, env);
+  const tls = clientTls({ ca: flags.tlsCa ?? env.VITEFA_TLS_CA, cert: flags.tlsCert ?? env.VITEFA_TLS_CERT, key: flags.tlsKey ?? env.VITEFA_TLS_KEY });
   const dir = flags.store ?? env.VITEFA_AGENT_STORE ?? DEFAULT_AGENT_STORE;
   const store = LocalStore.open(dir, { mapSize });
-  const agent = new Agent({ ...AGENT_DEFAULTS, servers, envs }, store, {
+  const agent = new Agent({ ...AGENT_DEFAULTS, servers, envs, token, ...(tls === undefined ? {} : { tls }) }, store, {
     connected: (server) => process.stdout.write(`agent connected to ${server}\n`),
     disconnected: (reason) => process.stdout.write(`agent disconnected: ${reason}; serving reads from ${store.dir}\n`),
     fatal: (err) => {

@@ -50,6 +50,7 @@ const keyChange: Check<KeyChange> = (v, p) => {
   return [str(v[0], `${p}[0]`), nullable(str)(v[1], `${p}[1]`), nullable(str)(v[2], `${p}[2]`)];
 };
 const role = literal<Role>(Role.server, Role.agent, Role.admin, Role.peer);
+const verifier = obj({ salt: str, iterations: uint, storedKey: str, serverKey: str });
 
 const adminRequest: Check<AdminRequest> = (v, p) => {
   const op = obj({ op: str })(v, p).op;
@@ -79,6 +80,23 @@ const adminRequest: Check<AdminRequest> = (v, p) => {
       return { op, ...obj({ env: str, rev: uint })(v, p) };
     case 'status':
       return { op, ...obj({ env: opt(str) })(v, p) };
+    case 'user.add':
+      return { op, ...obj({ name: str, role: str, envs: arrayOf(str, 1024), verifier })(v, p) };
+    case 'user.del':
+    case 'token.del':
+      return { op, ...obj({ name: str })(v, p) };
+    case 'user.list':
+    case 'token.list':
+      return { op };
+    case 'user.passwd':
+      return { op, ...obj({ name: opt(str), verifier })(v, p) };
+    case 'token.add':
+      return { op, ...obj({ name: str, envs: arrayOf(str, 1024), id: str, verifier })(v, p) };
+    case 'audit':
+      return { op, ...obj({ env: opt(str), user: opt(str), since: opt(uint), limit: opt(uint) })(v, p) };
+    case 'watch':
+    case 'unwatch':
+      return { op, ...obj({ env: str })(v, p) };
     default:
       return fail(`${p}.op`, 'a known admin operation');
   }
@@ -86,8 +104,11 @@ const adminRequest: Check<AdminRequest> = (v, p) => {
 
 const checkers = {
   [MessageType.Hello]: obj({
-    t: literal(MessageType.Hello), v: uint, role, id: str, token: opt(str), peers: opt(arrayOf(str, 1024)),
+    t: literal(MessageType.Hello), v: uint, role, id: str, user: opt(str), nonce: opt(str), peers: opt(arrayOf(str, 1024)),
   }),
+  [MessageType.Challenge]: obj({ t: literal(MessageType.Challenge), nonce: str, salt: str, iterations: uint }),
+  [MessageType.Proof]: obj({ t: literal(MessageType.Proof), proof: str }),
+  [MessageType.Welcome]: obj({ t: literal(MessageType.Welcome), signature: str, account: str, role: str, envs: arrayOf(str, 1024), iterations: opt(uint) }),
   [MessageType.Subscribe]: obj({ t: literal(MessageType.Subscribe), all: bool, envs: arrayOf(envRev) }),
   [MessageType.Snapshot]: obj({ t: literal(MessageType.Snapshot), env: str, rev: uint, entries: arrayOf(entry) }),
   [MessageType.Release]: obj({
@@ -127,6 +148,7 @@ export function decodeBody(body: Uint8Array, limits: DecodeLimits = DEFAULT_DECO
 }
 
 const writeResult = obj({ env: str, rev: uint, changed: uint });
+const done = obj({ done: str });
 const envInfo = obj({ env: str, rev: uint, keys: uint });
 const historyRelease = obj({
   rev: uint, prev: uint, time: uint, author: str, op: str, changes: arrayOf(keyChange),
@@ -151,6 +173,18 @@ const resultCheckers: { [K in AdminOp]: Check<ResultOf[K]> } = {
     agentsTotal: uint,
     agents: arrayOf(obj({ id: str, addr: str, since: uint, envs: arrayOf(envRev) })),
   }),
+  'user.add': done,
+  'user.del': done,
+  'user.list': obj({ users: arrayOf(obj({ name: str, role: str, envs: arrayOf(str), created: uint })) }),
+  'user.passwd': done,
+  'token.add': done,
+  'token.del': done,
+  'token.list': obj({ tokens: arrayOf(obj({ name: str, id: str, envs: arrayOf(str), created: uint })) }),
+  audit: obj({
+    entries: arrayOf(obj({ seq: uint, time: uint, actor: str, addr: str, action: str, env: str, result: str, code: str, detail: str })),
+  }),
+  watch: obj({ env: str, rev: uint }),
+  unwatch: done,
 };
 
 /** Check the `res` of a Response against the operation of the request it answers. */

@@ -3,8 +3,11 @@
  * protocol: never renumber an entry, only add new ones.
  */
 
-/** Version carried in every hello. A peer refuses a hello with another major version. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Version carried in every hello. A peer refuses a hello with another major
+ * version. 2: every session logs in (SCRAM) before anything else.
+ */
+export const PROTOCOL_VERSION = 2;
 
 export const MessageType = {
   /** 1: first frame in each direction; carries the protocol version and the peer's role. */
@@ -27,6 +30,12 @@ export const MessageType = {
   Request: 9,
   /** 10: server -> admin: the successful result of a request. */
   Response: 10,
+  /** 11: server -> client: the login challenge (nonce, salt, iterations). */
+  Challenge: 11,
+  /** 12: client -> server: the login proof. */
+  Proof: 12,
+  /** 13: server -> client: logged in; the server's signature and what the session may do. */
+  Welcome: 13,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 

@@ -49,6 +49,8 @@ export const LocalErrorCode = {
   NOT_FOUND: 'E_NOT_FOUND',
   /** This client and the server speak different protocol versions (the agent stops). */
   VERSION_MISMATCH: 'E_VERSION_MISMATCH',
+  /** The agent follows an environment its token does not grant (the agent stops). */
+  FORBIDDEN: 'E_FORBIDDEN',
   /** The server's store refused it for good: wrong credentials, a database it may not use, a data folder in use by another server. */
   STORE_REFUSED: 'E_STORE_REFUSED',
 } as const;

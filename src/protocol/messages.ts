@@ -26,10 +26,44 @@ export interface Hello {
   role: Role;
   /** Sender's identity: server id, or agent/admin host name. */
   id: string;
-  /** Admin credential (admin -> server only). */
-  token?: string;
+  /** Client -> server: who logs in — an account name (admin), or a token's id (agent). */
+  user?: string;
+  /** Client -> server: the client's SCRAM nonce (base64). */
+  nonce?: string;
   /** Other servers' addresses (server -> client), for failover. */
   peers?: string[];
+}
+
+/** Server -> client, answering the client's hello: the SCRAM challenge. */
+export interface Challenge {
+  t: typeof MessageType.Challenge;
+  /** The client's nonce followed by the server's. */
+  nonce: string;
+  /** base64 */
+  salt: string;
+  iterations: number;
+}
+
+/** Client -> server: the SCRAM proof. */
+export interface Proof {
+  t: typeof MessageType.Proof;
+  /** base64 ClientProof */
+  proof: string;
+}
+
+/** Server -> client: logged in. The client checks `signature`: the server knows its verifier too. */
+export interface Welcome {
+  t: typeof MessageType.Welcome;
+  /** base64 ServerSignature */
+  signature: string;
+  /** The account (or token) name the session acts as. */
+  account: string;
+  /** viewer | editor | admin for accounts; agent for tokens. */
+  role: string;
+  /** Environments granted: names, or prefixes ending in `/*`; `*` for all. */
+  envs: string[];
+  /** For accounts: the iteration count the server wants for new passwords. */
+  iterations?: number;
 }
 
 export interface Subscribe {
@@ -102,8 +136,28 @@ export type AdminRequest =
   | { op: 'history'; env: string; key?: string; limit?: number; before?: number }
   | { op: 'diff'; env: string; from: number; to?: number }
   | { op: 'rollback'; env: string; rev: number }
-  | { op: 'status'; env?: string };
+  | { op: 'status'; env?: string }
+  | { op: 'user.add'; name: string; role: string; envs: string[]; verifier: VerifierFields }
+  | { op: 'user.del'; name: string }
+  | { op: 'user.list' }
+  /** Without `name`: the session's own account. */
+  | { op: 'user.passwd'; name?: string; verifier: VerifierFields }
+  | { op: 'token.add'; name: string; envs: string[]; id: string; verifier: VerifierFields }
+  | { op: 'token.del'; name: string }
+  | { op: 'token.list' }
+  | { op: 'audit'; env?: string; user?: string; since?: number; limit?: number }
+  /** Follow the releases of `env` on this session (Release frames follow the Response). */
+  | { op: 'watch'; env: string }
+  | { op: 'unwatch'; env: string };
 export type AdminOp = AdminRequest['op'];
+
+/** A SCRAM verifier as the client computed it: the secret itself never travels. */
+export interface VerifierFields {
+  salt: string;
+  iterations: number;
+  storedKey: string;
+  serverKey: string;
+}
 
 export interface Request {
   t: typeof MessageType.Request;
@@ -182,6 +236,45 @@ export interface StatusResult {
   agents: AgentInfo[];
 }
 
+/** The result of an operation that only succeeds or fails (accounts, tokens, unwatch). */
+export interface DoneResult {
+  done: string;
+}
+export interface UserInfo {
+  name: string;
+  role: string;
+  envs: string[];
+  created: number;
+}
+export interface TokenInfo {
+  name: string;
+  id: string;
+  envs: string[];
+  created: number;
+}
+export interface AuditEntry {
+  seq: number;
+  /** Milliseconds since the epoch. */
+  time: number;
+  /** The account or token acting, or the name that tried to log in. */
+  actor: string;
+  /** HOST:PORT it came from. */
+  addr: string;
+  /** The operation (`set`, `user.add`, …), or `login` / `agent-login`. */
+  action: string;
+  env: string;
+  /** ok, refused (not allowed, or a bad request) or failed. */
+  result: string;
+  /** The wire error name when it did not succeed. */
+  code: string;
+  /** What was done or why not; never a secret. */
+  detail: string;
+}
+export interface WatchResult {
+  env: string;
+  rev: number;
+}
+
 /** Maps each admin operation to the type of its result. */
 export interface ResultOf {
   'env.add': WriteResult;
@@ -198,6 +291,16 @@ export interface ResultOf {
   diff: DiffResult;
   rollback: WriteResult;
   status: StatusResult;
+  'user.add': DoneResult;
+  'user.del': DoneResult;
+  'user.list': { users: UserInfo[] };
+  'user.passwd': DoneResult;
+  'token.add': DoneResult;
+  'token.del': DoneResult;
+  'token.list': { tokens: TokenInfo[] };
+  audit: { entries: AuditEntry[] };
+  watch: WatchResult;
+  unwatch: DoneResult;
 }
 export type AdminResult = ResultOf[AdminOp];
 
@@ -210,6 +313,9 @@ export interface Response {
 
 export type Message =
   | Hello
+  | Challenge
+  | Proof
+  | Welcome
   | Subscribe
   | Snapshot
   | Release

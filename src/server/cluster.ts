@@ -7,20 +7,26 @@ import { Channel, type ChannelPort } from './channel.js';
 import { reportMemoryOnSignal } from './diagnostics.js';
 import { RequestError } from './errors.js';
 import { ConnectionHost, type HostStatus } from './host.js';
+import { AccessControl } from './access/control.js';
+import { CredentialBook } from './access/book.js';
+import type { LoginContext } from './access/login.js';
+import { LoginThrottle } from './access/throttle.js';
 import { Hub } from './hub.js';
 import type { PrimaryNote, PrimaryRequest, Replies, WorkerNote, WorkerRequest, WorkerSetup } from './ipc.js';
 import type { ServerLimits } from './limits.js';
 import { ServerState } from './state.js';
-import type { Store } from './store/types.js';
+import type { AuditRecord, Store } from './store/types.js';
 
 export interface ClusterOptions {
   serverId: string;
   store: Store;
+  passwordIterations: number;
+  adminPassword?: string;
   workers: number;
   pollMs: number;
   limits: ServerLimits;
   /** What every worker serves with (the primary hands it over, so all run one configuration). */
-  setup: Omit<WorkerSetup, 'serverId' | 'limits'>;
+  setup: Omit<WorkerSetup, 'serverId' | 'limits' | 'passwordIterations' | 'decoySecret'>;
   log: (line: string) => void;
 }
 
@@ -63,6 +69,7 @@ export class ClusterPrimary {
   private readonly options: ClusterOptions;
   private readonly state: ServerState;
   private readonly hub: Hub;
+  private readonly access: AccessControl;
   private readonly links = new Map<Worker, WorkerLink>();
   private readonly startedAt = Date.now();
   private stopping = false;
@@ -80,11 +87,19 @@ export class ClusterPrimary {
       for (const link of this.links.values()) if (link.ready) link.channel.notify(note, release.frame.length * 2 + 512);
     });
     this.hub.setStatusSource({ status: (env) => this.status(env) });
+    this.access = new AccessControl(options.store, this.hub, {
+      passwordIterations: options.passwordIterations, adminPassword: options.adminPassword, pollMs: options.pollMs > 0 ? 1000 : 0, log: options.log,
+    });
+    this.access.onChange((book) => {
+      const note: PrimaryNote = { k: 'credentials', credentials: book.toCredentials() };
+      for (const link of this.links.values()) if (link.ready) link.channel.notify(note);
+    });
   }
 
   /** Opens the store, starts the workers, resolves when every worker listens. */
   async start(): Promise<void> {
     await this.hub.open(this.options.log);
+    await this.access.open();
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ serialization: 'advanced' });
     const listening: Promise<void>[] = [];
@@ -152,9 +167,13 @@ export class ClusterPrimary {
     switch (note.k) {
       case 'ready': {
         // Initial state, then (from the next release on) every release: the channel keeps the order.
-        const setup: WorkerSetup = { ...this.options.setup, serverId: this.options.serverId, limits: this.options.limits };
+        const setup: WorkerSetup = {
+          ...this.options.setup, serverId: this.options.serverId, limits: this.options.limits,
+          passwordIterations: this.options.passwordIterations, decoySecret: this.access.decoySecret,
+        };
         // Not counted against the queue bound: a worker's start may carry the whole configuration at once.
-        link.channel.notify({ k: 'init', setup, head: this.hub.applied, envs: this.state.export() }, 0);
+        const init: PrimaryNote = { k: 'init', setup, head: this.hub.applied, envs: this.state.export(), credentials: this.access.book.toCredentials() };
+        link.channel.notify(init, 0);
         link.ready = true;
         return;
       }
@@ -169,6 +188,9 @@ export class ClusterPrimary {
         trace('server', `worker ${link.worker.process.pid} is ${note.full ? 'full' : 'no longer full'}`);
         link.full = note.full;
         this.decideListeners();
+        return;
+      case 'audit':
+        for (const record of note.records.slice(0, 10_000)) this.access.audit(record);
         return;
       default: {
         const unknown: never = note;
@@ -209,7 +231,7 @@ export class ClusterPrimary {
   private async onRequest(request: WorkerRequest): Promise<unknown> {
     switch (request.k) {
       case 'admin':
-        return this.hub.execute(request.req, request.author);
+        return this.access.execute(request.req, request.caller);
       default: {
         const unknown: never = request.k;
         throw new RequestError(WireError.BAD_REQUEST, `unknown request ${String(unknown)}`);
@@ -251,6 +273,7 @@ export class ClusterPrimary {
       setTimeout(() => link.worker.kill('SIGKILL'), mode === 'graceful' ? 5000 : 500).unref();
     }));
     await Promise.all(exits);
+    await this.access.close().catch(() => undefined);
     await this.hub.close();
   }
 }
@@ -262,6 +285,9 @@ export class ClusterPrimary {
 export function runWorker(): void {
   let state: ServerState | undefined;
   let host: ConnectionHost | undefined;
+  let book = CredentialBook.empty();
+  const audits: AuditRecord[] = [];
+  let auditTimer: NodeJS.Timeout | undefined;
   const port: ChannelPort = {
     send: (message, done) => {
       if (process.connected) process.send!(message, undefined, {}, done);
@@ -295,15 +321,35 @@ export function runWorker(): void {
         channel.maxPending = setup.limits.workerRequests;
         state = new ServerState(setup.limits);
         state.load(note.head, note.envs);
+        book = new CredentialBook(note.credentials);
+        const login: LoginContext = {
+          book: () => book,
+          decoySecret: Buffer.from(setup.decoySecret),
+          passwordIterations: setup.passwordIterations,
+          throttle: new LoginThrottle(),
+          audit: (record) => {
+            // Batched: a storm of failed agent logins must not be one IPC message each.
+            if (audits.length < 10_000) audits.push(record);
+            auditTimer ??= setTimeout(() => {
+              auditTimer = undefined;
+              channel.notify({ k: 'audit', records: audits.splice(0) });
+            }, 200);
+          },
+        };
         host = new ConnectionHost(
           {
-            ...setup,
+            serverId: setup.serverId,
+            listen: setup.listen,
+            peers: setup.peers,
+            maxAgents: setup.maxAgents,
+            limits: setup.limits,
+            login,
             onCapacity: (full) => channel.notify({ k: 'capacity', full }),
             onListening: (addresses) => channel.notify({ k: 'listening', addresses }),
           },
           state,
           {
-            execute: (req, author) => channel.request({ k: 'admin', req, author }, setup.limits.workerRequestTimeoutMs),
+            execute: (req, caller) => channel.request({ k: 'admin', req, caller }, setup.limits.workerRequestTimeoutMs),
           },
         );
         host.listen().then(
@@ -322,6 +368,10 @@ export function runWorker(): void {
       }
       case 'listen':
         host?.setListening(note.on);
+        return;
+      case 'credentials':
+        book = new CredentialBook(note.credentials);
+        host?.credentialsChanged(book);
         return;
       case 'stop':
         void (host?.stop(note.mode) ?? Promise.resolve()).then(() => process.exit(0));

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { z } from 'zod';
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
 import { parseEndpoint, type Endpoint } from '../transport/client.js';
+import { SCRAM_DEFAULT_ITERATIONS, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS } from '../security/scram.js';
 import { LimitsSchema, resolveLimits, type ServerLimits } from './limits.js';
 
 /** A server's settings, from flags, then VITEFA_* variables, then the config file, then defaults. */
@@ -9,7 +10,6 @@ export interface ServerConfig {
   /** One or more addresses (several loopback addresses let one host hold more than 28k connections per address). */
   listen: Endpoint[];
   store: string;
-  adminToken?: string;
   workers?: number;
   maxAgents: number;
   peers: string[];
@@ -19,6 +19,10 @@ export interface ServerConfig {
   migrateOnly: boolean;
   /** Every limit, defaults overridden by the config file's "limits". */
   limits: ServerLimits;
+  /** PBKDF2 iterations of accounts this server creates (the first admin's too). */
+  passwordIterations: number;
+  /** VITEFA_ADMIN_PASSWORD: the first admin's password, for a store without accounts. */
+  adminPassword?: string;
 }
 
 const positive = z.number().int().positive();
@@ -27,7 +31,7 @@ const positive = z.number().int().positive();
 const FileSchema = z.strictObject({
   listen: z.string().optional(),
   store: z.string().optional(),
-  adminToken: z.string().min(1).optional(),
+  passwordIterations: z.number().int().min(SCRAM_MIN_ITERATIONS).max(SCRAM_MAX_ITERATIONS).optional(),
   workers: z.number().int().min(0).optional(),
   maxAgents: positive.optional(),
   peers: z.array(z.string()).optional(),
@@ -40,7 +44,6 @@ export interface ServerFlags {
   listen?: string;
   store?: string;
   config?: string;
-  adminToken?: string;
   workers?: string;
   maxAgents?: string;
   peers?: string;
@@ -78,6 +81,14 @@ function whole(text: string | undefined, what: string): number | undefined {
   return int(text, what);
 }
 
+function iterations(text: string | undefined): number | undefined {
+  const n = int(text, 'VITEFA_PASSWORD_ITERATIONS');
+  if (n !== undefined && (n < SCRAM_MIN_ITERATIONS || n > SCRAM_MAX_ITERATIONS)) {
+    throw usage(`VITEFA_PASSWORD_ITERATIONS must be from ${SCRAM_MIN_ITERATIONS} to ${SCRAM_MAX_ITERATIONS}, got ${n}`);
+  }
+  return n;
+}
+
 const list = (text: string | undefined): string[] | undefined =>
   text === undefined ? undefined : text.split(',').map((s) => s.trim()).filter(Boolean);
 
@@ -95,9 +106,9 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
     history: int(flags.history, '--history') ?? int(env.VITEFA_HISTORY, 'VITEFA_HISTORY') ?? file.history ?? 10_000,
     migrateOnly: flags.migrateOnly === true,
     limits: resolveLimits(file.limits),
+    passwordIterations: iterations(env.VITEFA_PASSWORD_ITERATIONS) ?? file.passwordIterations ?? SCRAM_DEFAULT_ITERATIONS,
   };
-  const token = flags.adminToken ?? env.VITEFA_ADMIN_TOKEN ?? file.adminToken;
-  if (token !== undefined) config.adminToken = token;
+  if (env.VITEFA_ADMIN_PASSWORD !== undefined && env.VITEFA_ADMIN_PASSWORD !== '') config.adminPassword = env.VITEFA_ADMIN_PASSWORD;
   const pollMs = int(flags.pollMs, '--poll-ms') ?? int(env.VITEFA_POLL_MS, 'VITEFA_POLL_MS') ?? file.pollMs;
   if (pollMs !== undefined) config.pollMs = pollMs;
   const workers = whole(flags.workers, '--workers') ?? whole(env.VITEFA_WORKERS, 'VITEFA_WORKERS') ?? file.workers;

@@ -1,4 +1,5 @@
 import { MessageType, encodeMessage, ProtocolError, WireError, type AgentInfo, type EnvRev } from '../protocol/index.js';
+import { granted, type Grants } from './access/grants.js';
 import type { PublishedRelease, ServerState } from './state.js';
 
 /** The part of a connection the fan-out needs: where to write, and how to end it. */
@@ -18,6 +19,8 @@ export interface AgentLink {
 interface Subscription {
   link: AgentLink;
   all: boolean;
+  /** What the agent's token grants; with `all`, only these are sent. */
+  grants: Grants;
   /** Environments followed, with the revision acknowledged (0 until the first ack). */
   acked: Map<string, number>;
   /** `bytesWritten` of the link when its latest catch-up had been written. */
@@ -49,6 +52,8 @@ export class Fanout {
   private readonly byEnv = new Map<string, Set<Subscription>>();
   private readonly followAll = new Set<Subscription>();
   private readonly byLink = new Map<AgentLink, Subscription>();
+  /** Admin sessions watching an environment. */
+  private readonly watchers = new Map<string, Set<AgentLink>>();
   /** Agents disconnected for being slow, for status and the harness. */
   slowDisconnects = 0;
   private readonly queued = new Map<string, PublishedRelease[]>();
@@ -67,7 +72,7 @@ export class Fanout {
    * Registers what `link` follows and sends it what it lacks: for each
    * environment, the releases after the revision it holds, or a snapshot.
    */
-  subscribe(link: AgentLink, all: boolean, held: EnvRev[]): void {
+  subscribe(link: AgentLink, all: boolean, held: EnvRev[], grants: Grants = ['*']): void {
     if (!all) {
       let absent = 0;
       for (const h of held) if (!this.state.has(h.env)) absent++;
@@ -81,12 +86,12 @@ export class Fanout {
       this.slow(link);
       return;
     }
-    const sub: Subscription = { link, all, acked: new Map(), catchUpEnd: 0 };
+    const sub: Subscription = { link, all, grants, acked: new Map(), catchUpEnd: 0 };
     this.byLink.set(link, sub);
     const heldBy = new Map(held.map((h) => [h.env, h.rev]));
     if (all) {
       this.followAll.add(sub);
-      for (const env of this.state.names()) if (!heldBy.has(env)) heldBy.set(env, 0);
+      for (const env of this.state.names()) if (!heldBy.has(env) && granted(grants, env)) heldBy.set(env, 0);
     }
     for (const [env, rev] of heldBy) {
       if (all && !this.state.has(env) && rev === 0) continue;
@@ -119,7 +124,7 @@ export class Fanout {
   ack(link: AgentLink, env: string, rev: number): void {
     const sub = this.byLink.get(link);
     if (sub === undefined) return;
-    if (sub.acked.has(env) || (sub.all && this.state.has(env))) sub.acked.set(env, rev);
+    if (sub.acked.has(env) || (sub.all && this.state.has(env) && granted(sub.grants, env))) sub.acked.set(env, rev);
   }
 
   /**
@@ -148,7 +153,17 @@ export class Fanout {
       const frame = releases.length === 1 ? releases[0]!.frame : Buffer.concat(releases.map((r) => r.frame));
       const subs = this.byEnv.get(env);
       if (subs !== undefined) for (const sub of subs) this.send(sub, frame);
-      for (const sub of this.followAll) this.send(sub, frame);
+      if (this.followAll.size > 0) {
+        // Grants are checked once per distinct grant list (agents of one token share it), not once per agent.
+        const allowed = new Map<Grants, boolean>();
+        for (const sub of this.followAll) {
+          let ok = allowed.get(sub.grants);
+          if (ok === undefined) allowed.set(sub.grants, (ok = granted(sub.grants, env)));
+          if (ok) this.send(sub, frame);
+        }
+      }
+      const watching = this.watchers.get(env);
+      if (watching !== undefined) for (const link of watching) this.sendToWatcher(link, frame);
       const last = releases[releases.length - 1]!.message;
       if (releases.some((r) => r.message.drop === true)) {
         // Agents following it by name go on following it: if it is created again, they get it from revision 0.
@@ -156,6 +171,30 @@ export class Fanout {
         if (last.drop === true) for (const sub of this.followAll) sub.acked.delete(env);
       }
     }
+  }
+
+  /** An admin session follows the releases of `env` as they are published (`watch`). */
+  watch(link: AgentLink, env: string): void {
+    let set = this.watchers.get(env);
+    if (set === undefined) this.watchers.set(env, (set = new Set()));
+    set.add(link);
+  }
+
+  /** Stops watching `env`, or everything. */
+  unwatch(link: AgentLink, env?: string): void {
+    for (const [name, set] of env === undefined ? this.watchers : [[env, this.watchers.get(env)] as const]) {
+      if (set === undefined) continue;
+      set.delete(link);
+      if (set.size === 0) this.watchers.delete(name);
+    }
+  }
+
+  private sendToWatcher(link: AgentLink, frame: Buffer): void {
+    if (link.writableLength > this.options.agentBufferBytes) {
+      link.fail(WireError.SLOW_CONSUMER, `more than ${this.options.agentBufferBytes} bytes waiting to be read`);
+      return;
+    }
+    link.write(frame);
   }
 
   agents(env: string | undefined, max: number): AgentInfo[] {

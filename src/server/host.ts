@@ -6,6 +6,8 @@ import {
 import { RateLimitedLog, reportFault } from '../log.js';
 import type { Endpoint } from '../transport/client.js';
 import { ProtocolError } from '../protocol/index.js';
+import type { CredentialBook } from './access/book.js';
+import type { LoginContext } from './access/login.js';
 import { Fanout } from './fanout.js';
 import { receiveLimits, type ServerLimits } from './limits.js';
 import { ServerSession, type AdminExecutor, type SessionContext, type SessionRole } from './session.js';
@@ -14,8 +16,9 @@ import type { PublishedRelease, ServerState } from './state.js';
 export interface HostOptions {
   serverId: string;
   listen: Endpoint[];
-  adminToken?: string;
   peers: string[];
+  /** Checks logins: the credentials in force, the throttle, the audit. */
+  login: LoginContext;
   limits: ServerLimits;
   /** Agent sessions this process holds at most; admins have a reserve of their own beyond it. */
   maxAgents: number;
@@ -102,7 +105,7 @@ export class ConnectionHost {
     this.ctx = {
       fanout: this.fanout,
       admin,
-      adminToken: options.adminToken,
+      login: options.login,
       hello: encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: options.serverId, peers: options.peers }),
       limits: options.limits,
       receive: {
@@ -292,6 +295,19 @@ export class ConnectionHost {
     const name = wireErrorName(status) ?? String(status);
     this.counters.set(name, (this.counters.get(name) ?? 0) + 1);
     this.refusals.log(() => `closed ${addr}: ${name}: ${message.length > 300 ? `${message.slice(0, 300)}…` : message}`);
+  }
+
+  /**
+   * New credentials are in force: sessions whose token was revoked, or
+   * whose account was deleted, end now.
+   */
+  credentialsChanged(book: CredentialBook): void {
+    for (const session of this.sessions) {
+      const p = session.principal;
+      if (p === undefined) continue;
+      if (p.kind === 'agent' && book.token(p.id)?.name !== p.name) session.fail(WireError.AUTH_FAILED, `the token ${p.name} was revoked`);
+      else if (p.kind === 'user' && book.account(p.name) === undefined) session.fail(WireError.AUTH_FAILED, `the account ${p.name} was deleted`);
+    }
   }
 
   status(env: string | undefined, maxAgents: number): HostStatus {

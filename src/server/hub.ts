@@ -254,6 +254,18 @@ export class Hub {
         if (this.statusSource === undefined) throw new RequestError(WireError.INTERNAL, 'status is not available');
         return { ...(await this.statusSource.status(req.env)), envs };
       }
+      case 'user.add':
+      case 'user.del':
+      case 'user.list':
+      case 'user.passwd':
+      case 'token.add':
+      case 'token.del':
+      case 'token.list':
+      case 'audit':
+      case 'watch':
+      case 'unwatch':
+        // Access control runs these itself; they never reach the configuration.
+        throw new RequestError(WireError.BAD_REQUEST, `${req.op} is not a configuration operation`);
       default:
         return assertNever(req);
     }

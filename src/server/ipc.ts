@@ -2,7 +2,8 @@ import type { AdminRequest } from '../protocol/index.js';
 import type { Endpoint } from '../transport/client.js';
 import type { HostStatus } from './host.js';
 import type { ServerLimits } from './limits.js';
-import type { EnvState, StoredRelease } from './store/types.js';
+import type { Caller } from './access/control.js';
+import type { AuditRecord, Credentials, EnvState, StoredRelease } from './store/types.js';
 
 /**
  * The messages between the cluster primary (store, hub) and its workers
@@ -17,15 +18,19 @@ export interface WorkerSetup {
   serverId: string;
   listen: Endpoint[];
   peers: string[];
-  adminToken?: string;
   /** Agent connections this worker holds at most. */
   maxAgents: number;
   limits: ServerLimits;
+  passwordIterations: number;
+  /** The store's secret for decoy logins (the same on every server of the store). */
+  decoySecret: Buffer;
 }
 
 /** Primary -> worker, one way. */
 export type PrimaryNote =
-  | { k: 'init'; setup: WorkerSetup; head: number; envs: EnvState[] }
+  | { k: 'init'; setup: WorkerSetup; head: number; envs: EnvState[]; credentials: Credentials }
+  /** The credentials changed (an account or token added or removed, here or on another server). */
+  | { k: 'credentials'; credentials: Credentials }
   | { k: 'release'; stored: StoredRelease; frame: Buffer }
   /** Listen, or stop listening (the primary keeps at least one worker listening, so operators always get in). */
   | { k: 'listen'; on: boolean }
@@ -40,10 +45,12 @@ export type WorkerNote =
   | { k: 'ready' }
   | { k: 'listening'; addresses: string[] }
   /** The worker holds as many agents as it may (or has room again). */
-  | { k: 'capacity'; full: boolean };
+  | { k: 'capacity'; full: boolean }
+  /** Logins this worker checked (failures, and admins' successes), for the audit trail. */
+  | { k: 'audit'; records: AuditRecord[] };
 
 /** Worker -> primary, answered. */
-export type WorkerRequest = { k: 'admin'; req: AdminRequest; author: string };
+export type WorkerRequest = { k: 'admin'; req: AdminRequest; caller: Caller };
 
 /** The answer to each request kind. */
 export interface Replies {

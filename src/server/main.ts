@@ -37,10 +37,10 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   }
   const config = resolveServerConfig(flags);
   const log = (line: string): void => void process.stderr.write(`vitefa server: ${line}\n`);
-  const serving = {
-    listen: config.listen,
-    peers: config.peers,
-    ...(config.adminToken === undefined ? {} : { adminToken: config.adminToken }),
+  const serving = { listen: config.listen, peers: config.peers };
+  const accounts = {
+    passwordIterations: config.passwordIterations,
+    ...(config.adminPassword === undefined ? {} : { adminPassword: config.adminPassword }),
   };
   const store = createStore(config.store, { retainReleases: config.history });
   if (config.migrateOnly) {
@@ -55,14 +55,14 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   let address: string;
   const serverId = newServerId();
   if (workers === 0) {
-    const server = new ConfigServer({ ...serving, serverId, store, maxAgents: config.maxAgents, limits: config.limits, pollMs, log });
+    const server = new ConfigServer({ ...serving, ...accounts, serverId, store, maxAgents: config.maxAgents, limits: config.limits, pollMs, log });
     await server.start();
     reportMemoryOnSignal(() => `server with ${server.host.connections} connections,`);
     address = server.address;
     stop = (mode) => server.stop(mode);
   } else {
     const setup = { ...serving, maxAgents: workerCap(config.maxAgents, workers) };
-    const primary = new ClusterPrimary({ serverId, store, workers, pollMs, limits: config.limits, setup, log });
+    const primary = new ClusterPrimary({ ...accounts, serverId, store, workers, pollMs, limits: config.limits, setup, log });
     await primary.start();
     address = primary.addresses.join(',');
     stop = (mode) => primary.stop(mode);

@@ -3,6 +3,10 @@ import type { Duplex } from 'node:stream';
 import type { StatusResult } from '../protocol/index.js';
 import type { Endpoint } from '../transport/client.js';
 import { VERSION } from '../version.js';
+import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
+import { AccessControl } from './access/control.js';
+import type { LoginContext } from './access/login.js';
+import { LoginThrottle } from './access/throttle.js';
 import { ConnectionHost } from './host.js';
 import { Hub } from './hub.js';
 import { resolveLimits, type ServerLimits } from './limits.js';
@@ -15,7 +19,10 @@ export interface ServerOptions {
   serverId?: string;
   listen: Endpoint[];
   peers: string[];
-  adminToken?: string;
+  /** Iterations of the password derivation for accounts this server creates. */
+  passwordIterations: number;
+  /** The first admin's password (VITEFA_ADMIN_PASSWORD); generated and printed once when unset. */
+  adminPassword?: string;
   /** Agent connections held at most; admins have a reserve beyond it. */
   maxAgents: number;
   limits: ServerLimits;
@@ -31,6 +38,7 @@ export const SERVER_DEFAULTS = {
   maxAgents: 100_000,
   pollMs: 0,
   limits: resolveLimits(),
+  passwordIterations: SCRAM_DEFAULT_ITERATIONS,
 };
 
 export const newServerId = (): string => `srv-${randomBytes(4).toString('hex')}`;
@@ -44,8 +52,10 @@ export class ConfigServer {
   readonly serverId: string;
   readonly state: ServerState;
   readonly hub: Hub;
+  readonly access: AccessControl;
   readonly host: ConnectionHost;
   private readonly options: ServerOptions;
+  private readonly login: LoginContext;
   private readonly startedAt = Date.now();
 
   constructor(options: ServerOptions) {
@@ -53,16 +63,28 @@ export class ConfigServer {
     this.serverId = options.serverId ?? newServerId();
     this.state = new ServerState(options.limits);
     this.hub = new Hub(options.store, this.state, options.limits);
+    const log = options.log ?? ((line: string) => void process.stderr.write(`vitefa server: ${line}\n`));
+    this.access = new AccessControl(options.store, this.hub, {
+      passwordIterations: options.passwordIterations, adminPassword: options.adminPassword, pollMs: options.pollMs > 0 ? 1000 : 0, log,
+    });
+    this.login = {
+      book: () => this.access.book,
+      decoySecret: Buffer.alloc(32),
+      passwordIterations: options.passwordIterations,
+      throttle: new LoginThrottle(),
+      audit: (record) => this.access.audit(record),
+    };
     const hostOptions = {
       serverId: this.serverId,
       listen: options.listen,
       peers: options.peers,
       limits: options.limits,
       maxAgents: options.maxAgents,
-      ...(options.adminToken === undefined ? {} : { adminToken: options.adminToken }),
-      ...(options.log === undefined ? {} : { log: options.log }),
+      login: this.login,
+      log,
     };
-    this.host = new ConnectionHost(hostOptions, this.state, this.hub);
+    this.host = new ConnectionHost(hostOptions, this.state, this.access);
+    this.access.onChange((book) => this.host.credentialsChanged(book));
     this.hub.onRelease((release) => this.host.publish(release));
     this.hub.setStatusSource({ status: async (env) => this.status(env) });
   }
@@ -73,6 +95,8 @@ export class ConfigServer {
 
   async start(): Promise<void> {
     await this.hub.open(this.options.log);
+    await this.access.open();
+    this.login.decoySecret = this.access.decoySecret;
     await this.host.listen();
     if (this.options.pollMs > 0) this.hub.startPolling(this.options.pollMs, this.options.log);
   }
@@ -100,6 +124,7 @@ export class ConfigServer {
 
   async stop(mode: 'graceful' | 'forced' = 'graceful', graceMs = 2000): Promise<void> {
     await this.host.stop(mode, graceMs);
+    await this.access.close().catch(() => undefined);
     await this.hub.close();
   }
 }

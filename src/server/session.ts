@@ -1,19 +1,23 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import {
   encodeMessage, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, WireError,
-  type AdminRequest, type EnvRev, type Hello, type Message, type Subscribe,
+  type AdminRequest, type EnvRev, type Hello, type Message, type Proof, type Subscribe,
 } from '../protocol/index.js';
+import { CHANNEL_BINDING_LABEL } from '../security/tls.js';
+import type { Caller } from './access/control.js';
+import { granted } from './access/grants.js';
+import { LoginExchange, type LoginContext, type Principal } from './access/login.js';
 import { FramedConnection, type ReceiveLimits } from '../transport/connection.js';
 import { trace } from '../trace.js';
 import { RequestError } from './errors.js';
 import type { AgentLink, Fanout } from './fanout.js';
 import type { ServerLimits } from './limits.js';
-import { checkEnvName } from './validate.js';
+import { checkEnvName, quoted } from './validate.js';
 
-/** Runs admin requests (the hub in this process, or the primary's over IPC). */
+/** Runs admin requests (access control and hub in this process, or the primary's over IPC). */
 export interface AdminExecutor {
-  execute(req: AdminRequest, author: string): Promise<unknown>;
+  execute(req: AdminRequest, caller: Caller): Promise<unknown>;
 }
 
 export type SessionRole = 'agent' | 'admin';
@@ -22,8 +26,7 @@ export type SessionRole = 'agent' | 'admin';
 export interface SessionContext {
   fanout: Fanout;
   admin: AdminExecutor;
-  /** Admin credential; when unset, admin sessions are accepted from loopback addresses only. */
-  adminToken: string | undefined;
+  login: LoginContext;
   /** The server's hello (with the peers agents may fail over to), encoded once for every session. */
   hello: Buffer;
   limits: ServerLimits;
@@ -36,14 +39,17 @@ export interface SessionContext {
   onSessionEnd(session: ServerSession): void;
 }
 
+/** `hello` until the login completes (the client's hello, then its proof); then the role. */
 export type Phase = 'hello' | SessionRole;
 
 /**
  * One accepted connection, any role. The server sends its hello at once;
- * until the peer's hello arrives the session accepts nothing else, and only
- * small frames. The hello decides whether this is an agent (subscribe, ack,
- * ping) or an admin client (requests, ping), and raises the limits to that
- * role's. One handler per message type; anything else ends the session.
+ * until the client has logged in (its hello with who it is, the server's
+ * challenge, its proof) the session accepts nothing else, and only small
+ * frames. The login decides whether this is an agent (subscribe, ack, ping),
+ * acting for an agent token, or an admin client (requests, ping), acting for
+ * an account, and raises the limits to that role's. One handler per message
+ * type; anything else ends the session.
  */
 export class ServerSession extends FramedConnection implements AgentLink {
   readonly addr: string;
@@ -54,6 +60,9 @@ export class ServerSession extends FramedConnection implements AgentLink {
   /** Last time a frame arrived, for the idle sweep. */
   lastSeen = this.since;
   private phase: Phase = 'hello';
+  /** Set once the login is complete: who this session acts for. */
+  principal: Principal | undefined;
+  private login: LoginExchange | undefined;
   private readonly ctx: SessionContext;
   private inFlight = 0;
   /** Subscribes counted against this session's allowance (a small integer: no per-session allocation). */
@@ -86,6 +95,8 @@ export class ServerSession extends FramedConnection implements AgentLink {
     switch (message.t) {
       case MessageType.Hello:
         return this.onHello(message);
+      case MessageType.Proof:
+        return this.onProof(message);
       case MessageType.Error:
         // The peer ends the session; close our side.
         trace('server', `${this.addr} sent error ${new RemoteError(message.code, message.msg).code}: ${message.msg}`);
@@ -111,6 +122,8 @@ export class ServerSession extends FramedConnection implements AgentLink {
       case MessageType.Snapshot:
       case MessageType.Release:
       case MessageType.Response:
+      case MessageType.Challenge:
+      case MessageType.Welcome:
         throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to a server`);
       default: {
         const unknown: never = message;
@@ -119,21 +132,14 @@ export class ServerSession extends FramedConnection implements AgentLink {
     }
   }
 
-  private onHello(hello: Hello): void {
-    if (this.phase !== 'hello') throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'hello sent twice');
+  private onHello(hello: Hello): Promise<void> {
+    if (this.phase !== 'hello' || this.login !== undefined) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'hello sent twice');
     if (hello.v !== PROTOCOL_VERSION) {
       throw new ProtocolError(WireError.VERSION_MISMATCH, `protocol version ${hello.v} is not supported (server speaks ${PROTOCOL_VERSION})`);
     }
     switch (hello.role) {
       case Role.agent:
-        break;
       case Role.admin:
-        if (!this.adminAllowed(hello.token)) {
-          throw new ProtocolError(
-            WireError.AUTH_FAILED,
-            this.ctx.adminToken === undefined ? 'admin access without a token is allowed from loopback only' : 'admin token rejected',
-          );
-        }
         break;
       case Role.server:
       case Role.peer:
@@ -143,25 +149,46 @@ export class ServerSession extends FramedConnection implements AgentLink {
         throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `unknown role ${String(unknown)}`);
       }
     }
-    this.ctx.admit(this, hello.role);
     // A copy, not a slice: a slice would keep the whole decoded string alive for the session's life.
     this.id = hello.id.length <= 256 ? hello.id : Buffer.from(hello.id.slice(0, 256), 'utf8').toString('utf8');
-    this.phase = hello.role;
-    this.setLimits(this.ctx.receive[hello.role]);
+    const login = new LoginExchange(this.ctx.login, hello, this.addr, this.host, this.channelBinding());
+    this.login = login;
+    // Failed logins slow the next ones down; reading waits meanwhile, so nothing can be piled up behind it.
+    const delay = login.delayMs;
+    return new Promise((resolve) => {
+      const challenge = (): void => {
+        this.send(login.challenge());
+        resolve();
+      };
+      if (delay === 0) challenge();
+      else setTimeout(challenge, delay).unref();
+    });
   }
 
-  private adminAllowed(token: string | undefined): boolean {
-    const expected = this.ctx.adminToken;
-    if (expected === undefined) return isLoopback(this.addr.slice(0, this.addr.lastIndexOf(':')));
-    if (token === undefined) return false;
-    const a = Buffer.from(token);
-    const b = Buffer.from(expected);
-    return a.length === b.length && timingSafeEqual(a, b);
+  private onProof(proof: Proof): void {
+    const login = this.login;
+    if (this.phase !== 'hello' || login === undefined) {
+      throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, this.phase === 'hello' ? 'a proof before the hello' : 'already logged in');
+    }
+    this.login = undefined;
+    const { principal, welcome } = login.finish(proof.proof);
+    const role: SessionRole = principal.kind === 'agent' ? 'agent' : 'admin';
+    this.ctx.admit(this, role);
+    this.principal = principal;
+    this.phase = role;
+    this.setLimits(this.ctx.receive[role]);
+    this.send(welcome);
+  }
+
+  /** Over TLS, both sides sign keying material of this TLS session, so a login cannot be relayed through another one. */
+  private channelBinding(): string {
+    return this.socket instanceof TLSSocket ? this.socket.exportKeyingMaterial(32, CHANNEL_BINDING_LABEL, Buffer.alloc(0)).toString('base64') : '';
   }
 
   private onSubscribe(message: Subscribe): void {
     this.takeSubscribeToken();
     const limits = this.ctx.limits;
+    const grants = this.principal!.envs;
     if (message.envs.length > limits.subscribedEnvs) {
       throw new ProtocolError(WireError.LIMIT_EXCEEDED, `a subscription names at most ${limits.subscribedEnvs} environments, got ${message.envs.length}`);
     }
@@ -172,9 +199,11 @@ export class ServerSession extends FramedConnection implements AgentLink {
       } catch (err) {
         throw new ProtocolError(WireError.BAD_REQUEST, (err as RequestError).message);
       }
-      envs.push(held);
+      if (granted(grants, held.env)) envs.push(held);
+      else if (!message.all) throw new ProtocolError(WireError.FORBIDDEN, `the token ${this.principal!.name} does not grant ${quoted(held.env)}`);
     }
-    this.ctx.fanout.subscribe(this, message.all, envs);
+    // Following every environment means every one the token grants.
+    this.ctx.fanout.subscribe(this, message.all, envs, grants);
   }
 
   /**
@@ -194,9 +223,14 @@ export class ServerSession extends FramedConnection implements AgentLink {
   }
 
   private onRequest(id: number, req: AdminRequest): void | Promise<void> {
-    const author = `${this.id}@${this.addr}`;
-    const run = this.ctx.admin.execute(req, author).then(
-      (res) => this.answer(id, req.op, res),
+    const caller: Caller = { account: this.principal!.name, addr: this.addr };
+    const run = this.ctx.admin.execute(req, caller).then(
+      (res) => {
+        // The primary allowed it; the releases themselves flow from this process's fan-out.
+        if (req.op === 'watch') this.ctx.fanout.watch(this, req.env);
+        else if (req.op === 'unwatch') this.ctx.fanout.unwatch(this, req.env);
+        this.answer(id, req.op, res);
+      },
       (err: unknown) => this.answerError(id, req.op, err),
     );
     // Requests run concurrently; reading pauses only when too many are in flight.
@@ -247,6 +281,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
   protected onClosed(reason: string): void {
     trace('server', `${this.addr} (${this.id || 'no hello'}) closed: ${reason}`);
     if (this.phase === 'agent') this.ctx.fanout.unsubscribe(this);
+    if (this.phase === 'admin') this.ctx.fanout.unwatch(this);
     this.ctx.onSessionEnd(this);
   }
 }

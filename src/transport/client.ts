@@ -1,8 +1,12 @@
 import net from 'node:net';
 import { hostname } from 'node:os';
+import tls from 'node:tls';
+import { clientProof, newNonce, sameSignature, SCRAM_MAX_ITERATIONS } from '../security/scram.js';
+import { CHANNEL_BINDING_LABEL } from '../security/tls.js';
+import { TOKEN_ITERATIONS } from '../security/token.js';
 import {
-  LocalErrorCode, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, VitefaError, WireError,
-  type Hello, type Message, type Role,
+  LocalErrorCode, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, VitefaError, WireError,
+  type Hello, type Message, type Welcome,
 } from '../protocol/index.js';
 import { FramedConnection, type ReceiveLimits } from './connection.js';
 import { DEFAULT_DECODE_LIMITS } from '../protocol/index.js';
@@ -39,9 +43,11 @@ export interface ClientHandlers {
   closed(reason: string): void;
 }
 
-/** The client side of a session (agent or admin), live once the server's hello has arrived. */
+/** The client side of a session (agent or admin), live once it has logged in. */
 export class ClientConnection extends FramedConnection {
   serverHello?: Hello;
+  /** The server's Welcome: the account (or token) this session acts for, its role and grants. */
+  welcome?: Welcome;
   private readonly handlers: ClientHandlers;
 
   constructor(socket: net.Socket, limits: ReceiveLimits, handlers: ClientHandlers) {
@@ -58,28 +64,45 @@ export class ClientConnection extends FramedConnection {
   }
 }
 
+/** Who logs in: an account and its password, or an agent token's id and secret. */
+export interface Login {
+  user: string;
+  secret: string;
+}
+
 export interface ConnectOptions extends Endpoint {
   role: Role;
   id?: string;
-  token?: string;
-  /** Time allowed for TCP connect plus the server's hello. */
+  login: Login;
+  /** TLS to the server (verifying its certificate); plaintext when absent. */
+  tls?: tls.ConnectionOptions;
+  /** Time allowed for TCP connect, TLS, the server's hello and the login. */
   timeoutMs: number;
   limits?: ReceiveLimits;
-  /** Messages after the handshake. */
+  /** Messages after the login. */
   onMessage: (message: Message) => void | Promise<void>;
   onClose: (reason: string) => void;
 }
 
 /**
- * Connects and completes the handshake. The connection counts as live only
- * once the server's hello has arrived: when the server's accept queue
- * overflows, TCP connect succeeds but no hello ever comes, and the timeout
- * turns that into a retry.
+ * Connects, checks the server's hello and logs in (SCRAM: the secret never
+ * crosses the wire, and the server proves it holds the verifier too). The
+ * connection counts as live only once the server's Welcome has arrived and
+ * its signature checked: when the server's accept queue overflows, TCP
+ * connect succeeds but no hello ever comes, and the timeout turns that into
+ * a retry.
  */
 export function connect(options: ConnectOptions): Promise<ClientConnection> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: options.host, port: options.port, noDelay: true });
+    const socket = options.tls === undefined
+      ? net.connect({ host: options.host, port: options.port, noDelay: true })
+      : tls.connect({ host: options.host, port: options.port, servername: net.isIP(options.host) ? undefined : options.host, ...options.tls });
     let settled = false;
+    let connected = false;
+    let step: 'hello' | 'challenge' | 'welcome' = 'hello';
+    const clientNonce = newNonce();
+    let expected = '';
+    const where = `${options.host}:${options.port}`;
     const settle = (err?: Error): void => {
       if (settled) return;
       settled = true;
@@ -88,11 +111,13 @@ export function connect(options: ConnectOptions): Promise<ClientConnection> {
         conn.destroy(err.message);
         reject(err);
       } else {
+        connected = true;
         resolve(conn);
       }
     };
     const timer = setTimeout(() => {
-      settle(new VitefaError(LocalErrorCode.CONNECT_TIMEOUT, `no hello from ${options.host}:${options.port} within ${options.timeoutMs} ms`));
+      const hint = step === 'hello' && options.tls === undefined ? ' (if the server speaks TLS, give its certificate authority: --tls-ca)' : '';
+      settle(new VitefaError(LocalErrorCode.CONNECT_TIMEOUT, `no ${step} from ${where} within ${options.timeoutMs} ms${hint}`));
     }, options.timeoutMs);
     const conn = new ClientConnection(socket, options.limits ?? CLIENT_RECEIVE_LIMITS, {
       message: (message) => {
@@ -101,25 +126,61 @@ export function connect(options: ConnectOptions): Promise<ClientConnection> {
           settle(new RemoteError(message.code, message.msg));
           return undefined;
         }
-        if (message.t !== MessageType.Hello) {
-          throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `expected the server's hello, got message type ${message.t}`);
+        switch (step) {
+          case 'hello': {
+            if (message.t !== MessageType.Hello) {
+              throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `expected the server's hello, got message type ${message.t}`);
+            }
+            if (message.v !== PROTOCOL_VERSION) {
+              conn.fail(WireError.VERSION_MISMATCH, `protocol version ${message.v} is not supported (client speaks ${PROTOCOL_VERSION})`);
+              settle(new ProtocolError(WireError.VERSION_MISMATCH, `server speaks protocol ${message.v}, this client ${PROTOCOL_VERSION}`));
+              return undefined;
+            }
+            conn.serverHello = message;
+            conn.send({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: options.role, id: options.id ?? hostname(), user: options.login.user, nonce: clientNonce });
+            step = 'challenge';
+            return undefined;
+          }
+          case 'challenge': {
+            if (message.t !== MessageType.Challenge) {
+              throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `expected the login challenge, got message type ${message.t}`);
+            }
+            const most = options.role === Role.agent ? TOKEN_ITERATIONS : SCRAM_MAX_ITERATIONS;
+            if (!message.nonce.startsWith(clientNonce) || message.nonce.length <= clientNonce.length || message.iterations < 1 || message.iterations > most) {
+              throw new ProtocolError(WireError.AUTH_FAILED, `the server's login challenge is not acceptable (iterations ${message.iterations})`);
+            }
+            const binding = socket instanceof tls.TLSSocket ? socket.exportKeyingMaterial(32, CHANNEL_BINDING_LABEL, Buffer.alloc(0)).toString('base64') : '';
+            const { proof, expectedSignature } = clientProof(options.login.secret, {
+              role: options.role, user: options.login.user, clientNonce, nonce: message.nonce, salt: message.salt, iterations: message.iterations, channelBinding: binding,
+            });
+            expected = expectedSignature;
+            conn.send({ t: MessageType.Proof, proof });
+            step = 'welcome';
+            return undefined;
+          }
+          case 'welcome': {
+            if (message.t !== MessageType.Welcome) {
+              throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `expected the login's welcome, got message type ${message.t}`);
+            }
+            if (!sameSignature(message.signature, expected)) {
+              // Only a server that holds the verifier can sign: this one does not.
+              throw new ProtocolError(WireError.AUTH_FAILED, `${where} could not prove it knows the credentials: not the server it claims to be`);
+            }
+            conn.welcome = message;
+            settle();
+            return undefined;
+          }
+          default: {
+            const unknown: never = step;
+            throw new Error(`unknown login step ${String(unknown)}`);
+          }
         }
-        if (message.v !== PROTOCOL_VERSION) {
-          conn.fail(WireError.VERSION_MISMATCH, `protocol version ${message.v} is not supported (client speaks ${PROTOCOL_VERSION})`);
-          settle(new ProtocolError(WireError.VERSION_MISMATCH, `server speaks protocol ${message.v}, this client ${PROTOCOL_VERSION}`));
-          return undefined;
-        }
-        conn.serverHello = message;
-        const hello: Hello = { t: MessageType.Hello, v: PROTOCOL_VERSION, role: options.role, id: options.id ?? hostname() };
-        if (options.token !== undefined) hello.token = options.token;
-        conn.send(hello);
-        settle();
-        return undefined;
       },
       closed: (reason) => {
         if (!settled) {
-          settle(new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection to ${options.host}:${options.port} closed before the hello: ${reason}`));
-        } else {
+          settle(new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection to ${where} closed before the login completed: ${reason}`));
+        } else if (connected) {
+          // Only a session that was handed out reports its end: a failed connect has rejected already.
           options.onClose(reason);
         }
       },

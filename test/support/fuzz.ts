@@ -112,7 +112,12 @@ export function randomValue(rng: Rng, depth = 0, exact = false): unknown {
 export const uint = (rng: Rng): number => (chance(rng, 0.8) ? int(rng, 1000) : int(rng, 2 ** 53));
 export const json = (rng: Rng): string => JSON.stringify(randomValue(rng, 4) ?? null) ?? 'null';
 export const ROLES = ['server', 'agent', 'admin', 'peer'] as const;
-export const OPS: AdminOp[] = ['env.add', 'env.del', 'env.list', 'set', 'get', 'del', 'list', 'merge', 'clear', 'apply', 'history', 'diff', 'rollback', 'status'];
+export const OPS: AdminOp[] = [
+  'env.add', 'env.del', 'env.list', 'set', 'get', 'del', 'list', 'merge', 'clear', 'apply', 'history', 'diff', 'rollback', 'status',
+  'user.add', 'user.del', 'user.list', 'user.passwd', 'token.add', 'token.del', 'token.list', 'audit', 'watch', 'unwatch',
+];
+
+const verifier = (rng: Rng) => ({ salt: randomText(rng), iterations: uint(rng), storedKey: randomText(rng), serverKey: randomText(rng) });
 
 export function randomRequest(rng: Rng): AdminRequest {
   const env = randomText(rng);
@@ -139,16 +144,27 @@ export function randomRequest(rng: Rng): AdminRequest {
     case 'diff': return chance(rng, 0.5) ? { op, env, from: uint(rng) } : { op, env, from: uint(rng), to: uint(rng) };
     case 'rollback': return { op, env, rev: uint(rng) };
     case 'status': return chance(rng, 0.5) ? { op } : { op, env };
+    case 'user.add': return { op, name: randomText(rng), role: pick(rng, ['viewer', 'editor', 'admin', randomText(rng)]), envs: [randomText(rng)], verifier: verifier(rng) };
+    case 'user.del':
+    case 'token.del': return { op, name: randomText(rng) };
+    case 'user.list':
+    case 'token.list': return { op };
+    case 'user.passwd': return chance(rng, 0.5) ? { op, verifier: verifier(rng) } : { op, name: randomText(rng), verifier: verifier(rng) };
+    case 'token.add': return { op, name: randomText(rng), envs: [randomText(rng)], id: randomText(rng), verifier: verifier(rng) };
+    case 'audit': return chance(rng, 0.5) ? { op } : { op, env, user: randomText(rng), since: uint(rng), limit: uint(rng) };
+    case 'watch':
+    case 'unwatch': return { op, env };
   }
 }
 
 /** A valid message of a random type (only well-formed strings, only safe non-negative integers). */
 export function randomMessage(rng: Rng): Message {
   const envs = () => Array.from({ length: int(rng, 4) }, () => ({ env: randomText(rng), rev: uint(rng) }));
-  switch (int(rng, 10) + 1) {
+  switch (int(rng, 13) + 1) {
     case 1: {
       const m: Message = { t: 1, v: int(rng, 3), role: pick(rng, ROLES), id: randomText(rng) };
-      if (chance(rng, 0.3)) m.token = randomText(rng);
+      if (chance(rng, 0.5)) m.user = randomText(rng);
+      if (chance(rng, 0.5)) m.nonce = randomText(rng, 40);
       if (chance(rng, 0.3)) m.peers = Array.from({ length: int(rng, 4) }, () => randomText(rng));
       return m;
     }
@@ -169,7 +185,10 @@ export function randomMessage(rng: Rng): Message {
     case 7: return { t: 7, n: uint(rng) };
     case 8: return { t: 8, n: uint(rng) };
     case 9: return { t: 9, id: uint(rng), req: randomRequest(rng) };
-    default: return { t: 10, id: uint(rng), res: randomValue(rng, 2, true) };
+    case 10: return { t: 10, id: uint(rng), res: randomValue(rng, 2, true) };
+    case 11: return { t: 11, nonce: randomText(rng, 40), salt: randomText(rng), iterations: uint(rng) };
+    case 12: return { t: 12, proof: randomText(rng, 60) };
+    default: return { t: 13, signature: randomText(rng, 60), account: randomText(rng), role: randomText(rng), envs: [randomText(rng)] };
   }
 }
 

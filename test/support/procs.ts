@@ -107,6 +107,22 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
   }
 }
 
+/** The first admin's password on every server the tests start, and the login of their admin commands. */
+export const ADMIN_PASSWORD = 'test-admin-password';
+
+/**
+ * What every process a test starts gets unless the test says otherwise: its
+ * servers make the account admin with ADMIN_PASSWORD (with the least
+ * iterations the server accepts, so logins are quick), and its admin
+ * commands log in as admin.
+ */
+export const TEST_ENV: NodeJS.ProcessEnv = {
+  VITEFA_ADMIN_PASSWORD: ADMIN_PASSWORD,
+  VITEFA_PASSWORD_ITERATIONS: '4096',
+  VITEFA_USER: 'admin',
+  VITEFA_PASSWORD: ADMIN_PASSWORD,
+};
+
 export interface RunOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
@@ -124,7 +140,7 @@ export class Proc {
   constructor(args: string[], options: RunOptions = {}) {
     this.child = spawn(process.execPath, [CLI, ...args], {
       cwd: options.cwd ?? ROOT,
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, ...TEST_ENV, ...options.env },
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     if (options.input !== undefined) this.child.stdin!.end(options.input);
@@ -180,4 +196,13 @@ export class Procs {
   async killAll(): Promise<void> {
     await Promise.all(this.all.map((p) => p.stop('SIGKILL')));
   }
+}
+
+/** Makes an agent token through `vitefa admin token add` and returns it. */
+export async function agentToken(address: string, name: string, envs: string[] = ['*']): Promise<string> {
+  const made = await run(['admin', '--server', address, 'token', 'add', name, ...envs]);
+  if (made.code !== 0) throw new Error(`token add failed: ${made.stderr}`);
+  const token = made.stdout.split('\n').find((l) => l.startsWith('vta_'));
+  if (token === undefined) throw new Error(`no token in: ${made.stdout}`);
+  return token;
 }

@@ -1,8 +1,9 @@
 import net from 'node:net';
 import {
-  decodeBody, encodeMessage, FrameDecoder, MessageType, PROTOCOL_VERSION,
+  decodeBody, encodeMessage, FrameDecoder, MessageType,
   type ErrorMessage, type Message,
 } from '../../src/protocol/index.js';
+import { ScramClient } from './login.js';
 
 const LOOSE = { maxElements: 1e8, maxDepth: 64 };
 
@@ -71,20 +72,42 @@ export class RawClient {
     if (!this.socket.destroyed) this.socket.write(bytes);
   }
 
-  /** Says hello as an agent and follows `env` from revision 0. */
-  follow(env: string, id = 'raw-agent'): void {
+  /** Logs in (after the server's hello); then runs `then`. */
+  login(scram: ScramClient, id = 'raw-client', then: () => void = () => undefined): void {
+    this.scram = scram;
+    this.afterLogin = then;
+    this.send(scram.hello(id));
+  }
+
+  /** Logs in as an agent with `token` and follows `env` from revision 0. */
+  follow(env: string, token: string, id = 'raw-agent'): void {
     this.following = env;
-    this.send(
-      { t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'agent', id },
-      { t: MessageType.Subscribe, all: false, envs: [{ env, rev: 0 }] },
-    );
+    this.login(ScramClient.agent(token), id, () => this.send({ t: MessageType.Subscribe, all: false, envs: [{ env, rev: 0 }] }));
+  }
+
+  /** The server's Welcome arrived and its signature checked. */
+  get loggedIn(): boolean {
+    return this.welcomed;
   }
 
   close(): void {
     this.socket.destroy();
   }
 
+  private scram: ScramClient | undefined;
+  private afterLogin: () => void = () => undefined;
+  private welcomed = false;
+
   private onMessage(message: Message): void {
+    if (message.t === MessageType.Challenge && this.scram !== undefined) this.send(this.scram.proof(message));
+    if (message.t === MessageType.Welcome && this.scram !== undefined) {
+      if (!this.scram.verify(message)) {
+        this.socket.destroy();
+        return;
+      }
+      this.welcomed = true;
+      this.afterLogin();
+    }
     this.received.push(message);
     if (this.following === undefined) return;
     if (message.t === MessageType.Snapshot && message.env === this.following) {

@@ -4,10 +4,16 @@ import { ConfigServer } from '../../src/server/server.js';
 import { resolveLimits, type ServerLimits } from '../../src/server/limits.js';
 import { LmdbStore } from '../../src/server/store/lmdb-store.js';
 import { memoryPair, TestPeer } from './memory.js';
-import { tempDir } from './procs.js';
+import { makeVerifier } from '../../src/security/scram.js';
+import { newToken, TOKEN_ITERATIONS } from '../../src/security/token.js';
+import { ADMIN_PASSWORD, tempDir } from './procs.js';
 
 export interface MemoryServer {
   server: ConfigServer;
+  /** Makes an agent token granting `envs`; returns it. */
+  token(name: string, envs?: string[]): Promise<string>;
+  /** Makes an account with `password`. */
+  account(name: string, role: 'viewer' | 'editor' | 'admin', envs?: string[], password?: string): Promise<void>;
   /** A new in-memory connection from `addr` (HOST:PORT), with the far end as a TestPeer. */
   connect(addr?: string, read?: boolean): TestPeer;
   close(): Promise<void>;
@@ -17,7 +23,7 @@ export interface MemoryServer {
  * A server in this process on the embedded store in a fresh folder, bound
  * to port 0 on loopback; tests reach it through in-memory connections.
  */
-export async function memoryServer(options: { limits?: Partial<ServerLimits>; adminToken?: string; maxAgents?: number } = {}): Promise<MemoryServer> {
+export async function memoryServer(options: { limits?: Partial<ServerLimits>; maxAgents?: number } = {}): Promise<MemoryServer> {
   const dir = tempDir('vitefa-mem-');
   const lines: string[] = [];
   const server = new ConfigServer({
@@ -27,13 +33,23 @@ export async function memoryServer(options: { limits?: Partial<ServerLimits>; ad
     maxAgents: options.maxAgents ?? 1000,
     limits: resolveLimits(options.limits),
     pollMs: 0,
+    passwordIterations: 4096,
+    adminPassword: ADMIN_PASSWORD,
     log: (line) => void lines.push(line),
-    ...(options.adminToken === undefined ? {} : { adminToken: options.adminToken }),
   });
   await server.start();
   let n = 0;
+  const asAdmin = { account: 'admin', addr: 'test:0' };
   return {
     server,
+    token: async (name, envs = ['*']) => {
+      const t = newToken();
+      await server.access.execute({ op: 'token.add', name, envs, id: t.id, verifier: makeVerifier(t.secret, TOKEN_ITERATIONS) }, asAdmin);
+      return t.text;
+    },
+    account: async (name, role, envs = [], password = `${name}-password`) => {
+      await server.access.execute({ op: 'user.add', name, role, envs, verifier: makeVerifier(password, 4096) }, asAdmin);
+    },
     connect: (addr = `127.0.0.1:${40000 + n++}`, read = true) => {
       const [client, end] = memoryPair();
       const peer = new TestPeer(client, read);

@@ -1,0 +1,157 @@
+import { styleText } from 'node:util';
+import type { AdminRequest, AdminResult, KeyChange, Release, ResultOf } from '../protocol/index.js';
+import type { Prepared } from './commands.js';
+
+/** Colours for people at a terminal; never when piped or with NO_COLOR. */
+export interface Style {
+  dim(text: string): string;
+  bold(text: string): string;
+  good(text: string): string;
+  bad(text: string): string;
+  key(text: string): string;
+}
+
+const plain: Style = { dim: (t) => t, bold: (t) => t, good: (t) => t, bad: (t) => t, key: (t) => t };
+
+export function styleFor(stream: NodeJS.WriteStream | NodeJS.WritableStream, env: NodeJS.ProcessEnv = process.env): Style {
+  const tty = (stream as NodeJS.WriteStream).isTTY === true;
+  if (!tty || (env.NO_COLOR !== undefined && env.NO_COLOR !== '') || env.TERM === 'dumb') return plain;
+  return {
+    dim: (t) => styleText('dim', t),
+    bold: (t) => styleText('bold', t),
+    good: (t) => styleText('green', t),
+    bad: (t) => styleText('red', t),
+    key: (t) => styleText('cyan', t),
+  };
+}
+
+/** Rows aligned in columns under a header (the last column is not padded). */
+export function table(header: string[], rows: string[][], style: Style = plain): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [style.bold(line(header)), ...rows.map(line)].join('\n');
+}
+
+/** A value for people: strings bare, everything else as JSON. */
+export function showValue(json: string): string {
+  const value: unknown = JSON.parse(json);
+  return typeof value === 'string' ? value : json;
+}
+
+function showChange([key, before, after]: KeyChange, style: Style): string {
+  if (before === null) return `  ${style.good('+')} ${style.key(key)} = ${after}`;
+  if (after === null) return `  ${style.bad('-')} ${style.key(key)} ${style.dim(`(was ${before})`)}`;
+  return `  ~ ${style.key(key)}: ${style.dim(before)} -> ${after}`;
+}
+
+const time = (ms: number): string => new Date(ms).toISOString().replace('.000Z', 'Z');
+
+/** A release seen by `watch`, as one block of lines (only `key`'s change when given). */
+export function formatRelease(release: Release, key: string | undefined, style: Style = plain): string | undefined {
+  const changes = key === undefined ? release.changes : release.changes.filter(([k]) => k === key);
+  if (key !== undefined && changes.length === 0 && release.drop !== true) return undefined;
+  const head = `${style.bold(`${release.env}@${release.rev}`)}  ${time(release.time)}  ${release.op}  by ${release.author}${release.drop === true ? '  (environment deleted)' : ''}`;
+  return [head, ...changes.map(([k, v]) => (v === null ? `  ${style.bad('-')} ${style.key(k)}` : `  ${style.key(k)} = ${v}`))].join('\n');
+}
+
+export function formatResult(request: AdminRequest, result: AdminResult, json: boolean, style: Style = plain): string {
+  if (json) return JSON.stringify(result);
+  const r = result as ResultOf[keyof ResultOf];
+  switch (request.op) {
+    case 'env.add':
+    case 'env.del':
+    case 'set':
+    case 'del':
+    case 'merge':
+    case 'clear':
+    case 'apply':
+    case 'rollback': {
+      const w = r as ResultOf['set'];
+      if (request.op === 'env.add') return `created ${w.env} at revision ${w.rev}`;
+      if (request.op === 'env.del') return `deleted ${w.env} (${w.changed} keys) at revision ${w.rev}`;
+      return w.changed === 0
+        ? `${w.env}: nothing changed (revision ${w.rev})`
+        : `${w.env}: revision ${w.rev} (${w.changed} key${w.changed === 1 ? '' : 's'} changed)`;
+    }
+    case 'get':
+      return showValue((r as ResultOf['get']).value);
+    case 'list':
+      return (r as ResultOf['list']).entries.map(([k, v]) => `${style.key(k)} = ${v}`).join('\n');
+    case 'env.list': {
+      const envs = (r as ResultOf['env.list']).envs;
+      if (envs.length === 0) return '(no environments)';
+      return table(['ENV', 'REVISION', 'KEYS'], envs.map((e) => [e.env, String(e.rev), String(e.keys)]), style);
+    }
+    case 'history': {
+      const h = r as ResultOf['history'];
+      if (h.releases.length === 0) return '(no history)';
+      return h.releases
+        .map((rel) => [`${style.bold(`rev ${rel.rev}`)}  ${time(rel.time)}  ${rel.op}  by ${rel.author}`, ...rel.changes.map((c) => showChange(c, style))].join('\n'))
+        .join('\n');
+    }
+    case 'diff': {
+      const d = r as ResultOf['diff'];
+      return [`${d.env}: ${d.from} -> ${d.to}`, ...(d.changes.length === 0 ? ['  (no differences)'] : d.changes.map((c) => showChange(c, style)))].join('\n');
+    }
+    case 'status': {
+      const s = r as ResultOf['status'];
+      const counted = Object.entries(s.server.counters).filter(([k, n]) => n > 0 && k !== 'workerRestarts').sort(([a], [b]) => (a < b ? -1 : 1));
+      const lines = [
+        `server ${s.server.id} ${s.server.version} on ${s.server.listen}, store ${s.server.store}, workers ${s.server.workers}, up ${Math.round(s.server.uptimeMs / 1000)} s`,
+        `sessions ended or refused: ${counted.map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}${s.server.counters.workerRestarts ? `; workers restarted: ${s.server.counters.workerRestarts}` : ''}`,
+        `environments: ${s.envs.map((e) => `${e.env}@${e.rev} (${e.keys} keys)`).join(', ') || '(none)'}`,
+        `agents: ${s.agentsTotal}`,
+      ];
+      const current = new Map(s.envs.map((e) => [e.env, e.rev]));
+      if (s.agents.length > 0) {
+        lines.push(table(['AGENT', 'ADDRESS', 'ENVIRONMENTS'], s.agents.map((a) => [
+          a.id, a.addr, a.envs.map((e) => `${e.env}@${e.rev}${current.get(e.env) === e.rev ? '' : ' (behind)'}`).join(', '),
+        ]), style));
+      }
+      if (s.agents.length < s.agentsTotal) lines.push(`… and ${s.agentsTotal - s.agents.length} more`);
+      return lines.join('\n');
+    }
+    case 'user.add':
+    case 'user.del':
+    case 'user.passwd':
+    case 'token.add':
+    case 'token.del':
+    case 'unwatch':
+      return (r as ResultOf['user.add']).done;
+    case 'user.list':
+      return table(['ACCOUNT', 'ROLE', 'ENVIRONMENTS', 'CREATED'], (r as ResultOf['user.list']).users.map((u) => [
+        u.name, u.role, u.role === 'editor' ? u.envs.join(', ') || '(none)' : '(all)', time(u.created),
+      ]), style);
+    case 'token.list': {
+      const tokens = (r as ResultOf['token.list']).tokens;
+      if (tokens.length === 0) return '(no tokens)';
+      return table(['TOKEN', 'ID', 'ENVIRONMENTS', 'CREATED'], tokens.map((t) => [t.name, t.id, t.envs.join(', ') || '(none)', time(t.created)]), style);
+    }
+    case 'audit': {
+      const entries = (r as ResultOf['audit']).entries;
+      if (entries.length === 0) return '(no entries)';
+      return table(['TIME', 'WHO', 'FROM', 'WHAT', 'ENV', 'RESULT', 'DETAIL'], entries.map((e) => [
+        time(e.time), e.actor, e.addr, e.action, e.env, e.result === 'ok' ? 'ok' : `${e.result} ${e.code}`, e.detail,
+      ]), style);
+    }
+    case 'watch': {
+      const w = r as ResultOf['watch'];
+      return style.dim(`watching ${w.env} from revision ${w.rev} (Ctrl-C stops)`);
+    }
+    default: {
+      const unknown: never = request;
+      return JSON.stringify(unknown);
+    }
+  }
+}
+
+/** The line printed after a result (the token of `token add`, shown this once). */
+export function noteFor(prepared: Prepared): string {
+  if (prepared.request.op === 'token.add' && prepared.note !== undefined) {
+    return prepared.json
+      ? JSON.stringify({ token: prepared.note })
+      : `${prepared.note}\n(shown only now: give it to the agent with --token-file FILE or VITEFA_AGENT_TOKEN)`;
+  }
+  return prepared.note ?? '';
+}
+
