@@ -2,7 +2,8 @@
 // What `npm test` needs beyond npm, checked (and where possible installed)
 // before the suite runs, so a fresh machine needs nothing done by hand:
 // - Debian's lmdb-utils (mdb_dump) and python3-lmdb: the interop test reads
-//   the agent store with them, the proof that other languages open it.
+//   the agent store with them, the proof that other languages open it; and
+//   openssl, with which the TLS tests make their certificates.
 //   Installed with apt-get when missing and this process may (root on a
 //   Debian-like system); otherwise one line says what is missing and how to
 //   get it.
@@ -18,6 +19,7 @@ const missing = () => {
   const out = [];
   if (!has('sh', ['-c', 'command -v mdb_dump'])) out.push('lmdb-utils');
   if (!has(PYTHON, ['-c', 'import lmdb'])) out.push('python3-lmdb');
+  if (!has('sh', ['-c', 'command -v openssl'])) out.push('openssl');
   return out;
 };
 
@@ -30,7 +32,7 @@ let packages = missing();
 if (packages.length > 0) {
   const canInstall = process.getuid?.() === 0 && has('sh', ['-c', 'command -v apt-get']);
   if (!canInstall) {
-    fail(`missing ${packages.join(' and ')} (the interop test reads the agent store with them): install with: sudo apt-get install ${packages.join(' ')}`);
+    fail(`missing ${packages.join(' and ')} (the interop test reads the agent store with them; the TLS tests make certificates with openssl): install with: sudo apt-get install ${packages.join(' ')}`);
   }
   console.log(`npm test: installing Debian's ${packages.join(' ')} for the interop test (apt-get)`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };

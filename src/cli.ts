@@ -27,6 +27,9 @@ program
   .option('--history <n>', 'releases kept per environment')
   .option('--poll-ms <n>', 'how often to pick up releases committed through other servers (MySQL; default 200)')
   .option('--migrate-only', 'create or upgrade the database schema, then exit')
+  .option('--tls-cert <file>', 'serve TLS with this certificate (PEM); SIGHUP reloads it')
+  .option('--tls-key <file>', 'key of the certificate (PEM)')
+  .option('--tls-client-ca <file>', 'require client certificates signed by this authority (mutual TLS)')
   .action(async (opts) => (await import('./server/main.js')).runServer(opts));
 
 program

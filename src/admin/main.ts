@@ -28,9 +28,10 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
   if (words.length > 0) await prepareCommand(words, { account: '', passwordIterations: 1, newPassword: async () => 'unused-placeholder' });
   const endpoint = parseEndpoint(flags.server ?? env.VITEFA_SERVER ?? '127.0.0.1:7400');
   const requestTimeoutMs = requestTimeout(env.VITEFA_REQUEST_TIMEOUT_MS);
-  const tls = clientTls({ ca: flags.tlsCa ?? env.VITEFA_TLS_CA, cert: flags.tlsCert ?? env.VITEFA_TLS_CERT, key: flags.tlsKey ?? env.VITEFA_TLS_KEY });
+  const tls = clientTls({ ca: flags.tlsCa ?? env.VITEFA_TLS_CA, cert: flags.tlsCert ?? env.VITEFA_TLS_CLIENT_CERT, key: flags.tlsKey ?? env.VITEFA_TLS_CLIENT_KEY });
   const login = await resolveLogin(flags, env);
-  const client = await AdminClient.connect({ ...endpoint, login, ...(tls === undefined ? {} : { tls }), connectTimeoutMs: 10_000, requestTimeoutMs });
+  const connectTimeoutMs = env.VITEFA_CONNECT_TIMEOUT_MS === undefined ? 10_000 : requestTimeout(env.VITEFA_CONNECT_TIMEOUT_MS, 'VITEFA_CONNECT_TIMEOUT_MS');
+  const client = await AdminClient.connect({ ...endpoint, login, ...(tls === undefined ? {} : { tls }), connectTimeoutMs, requestTimeoutMs });
   const io = commandIO(client, env);
   try {
     if (words.length === 0) {
@@ -90,12 +91,12 @@ async function watch(client: AdminClient, prepared: Prepared): Promise<void> {
   });
 }
 
-/** VITEFA_REQUEST_TIMEOUT_MS: a positive whole number of milliseconds (default 30,000). */
-export function requestTimeout(text: string | undefined): number {
+/** VITEFA_REQUEST_TIMEOUT_MS (or another timeout variable): a positive whole number of milliseconds (default 30,000). */
+export function requestTimeout(text: string | undefined, name = 'VITEFA_REQUEST_TIMEOUT_MS'): number {
   if (text === undefined || text === '') return 30_000;
   const ms = Number(text);
   if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(ms) || ms < 1 || ms > 2_147_483_647) {
-    throw new VitefaError(LocalErrorCode.USAGE, `VITEFA_REQUEST_TIMEOUT_MS must be a whole number of milliseconds from 1 to 2147483647, got ${JSON.stringify(text)}`);
+    throw new VitefaError(LocalErrorCode.USAGE, `${name} must be a whole number of milliseconds from 1 to 2147483647, got ${JSON.stringify(text)}`);
   }
   return ms;
 }

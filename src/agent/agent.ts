@@ -68,6 +68,7 @@ export class Agent {
   /** Environments with a gap, re-subscribed once until something applies. */
   private readonly resyncing = new Set<string>();
   private readonly unacked = new Map<string, number>();
+  private tlsSession: Buffer | undefined;
   private ackTimer?: NodeJS.Timeout;
 
   constructor(options: AgentOptions, store: LocalStore, events: AgentEvents = {}) {
@@ -109,7 +110,8 @@ export class Agent {
         role: 'agent',
         id: this.options.id ?? hostname(),
         login: { user: this.options.token.id, secret: this.options.token.secret },
-        ...(this.options.tls === undefined ? {} : { tls: this.options.tls }),
+        // The last session ticket resumes TLS cheaply (the login still proves both sides, every time).
+        ...(this.options.tls === undefined ? {} : { tls: this.tlsSession === undefined ? this.options.tls : { ...this.options.tls, session: this.tlsSession }, onTlsSession: (s: Buffer) => (this.tlsSession = s) }),
         timeoutMs: this.options.connectTimeoutMs,
         onMessage: (message) => this.onMessage(message),
         onClose: (reason) => this.onDisconnect(reason),

@@ -51,7 +51,7 @@ export async function runAgent(flags: AgentFlags, env: NodeJS.ProcessEnv = proce
     throw new VitefaError(LocalErrorCode.USAGE, `--map-size must be a number of bytes of at least 1048576, got ${mapSizeText}`);
   }
   const token = readToken(flags, env);
-  const tls = clientTls({ ca: flags.tlsCa ?? env.VITEFA_TLS_CA, cert: flags.tlsCert ?? env.VITEFA_TLS_CERT, key: flags.tlsKey ?? env.VITEFA_TLS_KEY });
+  const tls = clientTls({ ca: flags.tlsCa ?? env.VITEFA_TLS_CA, cert: flags.tlsCert ?? env.VITEFA_TLS_CLIENT_CERT, key: flags.tlsKey ?? env.VITEFA_TLS_CLIENT_KEY });
   const dir = flags.store ?? env.VITEFA_AGENT_STORE ?? DEFAULT_AGENT_STORE;
   const store = LocalStore.open(dir, { mapSize });
   const agent = new Agent({ ...AGENT_DEFAULTS, servers, envs, token, ...(tls === undefined ? {} : { tls }) }, store, {

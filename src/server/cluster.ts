@@ -12,6 +12,7 @@ import { CredentialBook } from './access/book.js';
 import type { LoginContext } from './access/login.js';
 import { LoginThrottle } from './access/throttle.js';
 import { Hub } from './hub.js';
+import { readServerTls, ticketKeys, type ServerTlsFiles, type ServerTlsMaterial } from './tls.js';
 import type { PrimaryNote, PrimaryRequest, Replies, WorkerNote, WorkerRequest, WorkerSetup } from './ipc.js';
 import type { ServerLimits } from './limits.js';
 import { ServerState } from './state.js';
@@ -22,11 +23,12 @@ export interface ClusterOptions {
   store: Store;
   passwordIterations: number;
   adminPassword?: string;
+  tls?: ServerTlsFiles;
   workers: number;
   pollMs: number;
   limits: ServerLimits;
   /** What every worker serves with (the primary hands it over, so all run one configuration). */
-  setup: Omit<WorkerSetup, 'serverId' | 'limits' | 'passwordIterations' | 'decoySecret'>;
+  setup: Omit<WorkerSetup, 'serverId' | 'limits' | 'passwordIterations' | 'decoySecret' | 'tls'>;
   log: (line: string) => void;
 }
 
@@ -75,6 +77,7 @@ export class ClusterPrimary {
   private stopping = false;
   /** Workers that exited after the start, and how quickly the next one is forked. */
   private restarts = 0;
+  private tls: ServerTlsMaterial | undefined;
   private quickExits = 0;
   addresses: string[] = [];
 
@@ -100,6 +103,7 @@ export class ClusterPrimary {
   async start(): Promise<void> {
     await this.hub.open(this.options.log);
     await this.access.open();
+    if (this.options.tls !== undefined) this.tls = readServerTls(this.options.tls, await ticketKeys(this.options.store));
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ serialization: 'advanced' });
     const listening: Promise<void>[] = [];
@@ -170,6 +174,7 @@ export class ClusterPrimary {
         const setup: WorkerSetup = {
           ...this.options.setup, serverId: this.options.serverId, limits: this.options.limits,
           passwordIterations: this.options.passwordIterations, decoySecret: this.access.decoySecret,
+          ...(this.tls === undefined ? {} : { tls: this.tls }),
         };
         // Not counted against the queue bound: a worker's start may carry the whole configuration at once.
         const init: PrimaryNote = { k: 'init', setup, head: this.hub.applied, envs: this.state.export(), credentials: this.access.book.toCredentials() };
@@ -263,6 +268,14 @@ export class ClusterPrimary {
     };
   }
 
+  /** Reads the certificate files again and hands them to every worker: connected sessions go on. */
+  async reloadTls(): Promise<void> {
+    if (this.options.tls === undefined) return;
+    const material = readServerTls(this.options.tls, await ticketKeys(this.options.store));
+    this.tls = material;
+    for (const link of this.links.values()) if (link.ready) link.channel.notify({ k: 'tls', material });
+  }
+
   async stop(mode: 'graceful' | 'forced' = 'graceful'): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
@@ -344,6 +357,7 @@ export function runWorker(): void {
             maxAgents: setup.maxAgents,
             limits: setup.limits,
             login,
+            ...(setup.tls === undefined ? {} : { tls: reviveTls(setup.tls) }),
             onCapacity: (full) => channel.notify({ k: 'capacity', full }),
             onListening: (addresses) => channel.notify({ k: 'listening', addresses }),
           },
@@ -373,6 +387,9 @@ export function runWorker(): void {
         book = new CredentialBook(note.credentials);
         host?.credentialsChanged(book);
         return;
+      case 'tls':
+        host?.setTls(reviveTls(note.material));
+        return;
       case 'stop':
         void (host?.stop(note.mode) ?? Promise.resolve()).then(() => process.exit(0));
         return;
@@ -390,4 +407,12 @@ export function runWorker(): void {
   process.on('SIGINT', () => undefined);
   process.on('SIGTERM', () => undefined);
   channel.notify({ k: 'ready' });
+}
+
+/** Buffers arrive over IPC as Uint8Arrays: make them Buffers again. */
+function reviveTls(m: ServerTlsMaterial): ServerTlsMaterial {
+  return {
+    cert: Buffer.from(m.cert), key: Buffer.from(m.key), ticketKeys: Buffer.from(m.ticketKeys),
+    ...(m.clientCa === undefined ? {} : { clientCa: Buffer.from(m.clientCa) }),
+  };
 }

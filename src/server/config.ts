@@ -4,6 +4,7 @@ import { LocalErrorCode, VitefaError } from '../protocol/index.js';
 import { parseEndpoint, type Endpoint } from '../transport/client.js';
 import { SCRAM_DEFAULT_ITERATIONS, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS } from '../security/scram.js';
 import { LimitsSchema, resolveLimits, type ServerLimits } from './limits.js';
+import type { ServerTlsFiles } from './tls.js';
 
 /** A server's settings, from flags, then VITEFA_* variables, then the config file, then defaults. */
 export interface ServerConfig {
@@ -23,6 +24,8 @@ export interface ServerConfig {
   passwordIterations: number;
   /** VITEFA_ADMIN_PASSWORD: the first admin's password, for a store without accounts. */
   adminPassword?: string;
+  /** TLS on every connection: certificate and key, and a client CA to require client certificates. */
+  tls?: ServerTlsFiles;
 }
 
 const positive = z.number().int().positive();
@@ -38,6 +41,7 @@ const FileSchema = z.strictObject({
   history: positive.optional(),
   pollMs: positive.optional(),
   limits: LimitsSchema.optional(),
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), clientCa: z.string().min(1).optional() }).optional(),
 });
 
 export interface ServerFlags {
@@ -50,6 +54,9 @@ export interface ServerFlags {
   history?: string;
   pollMs?: string;
   migrateOnly?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
 }
 
 const usage = (message: string): VitefaError => new VitefaError(LocalErrorCode.USAGE, message);
@@ -109,6 +116,12 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
     passwordIterations: iterations(env.VITEFA_PASSWORD_ITERATIONS) ?? file.passwordIterations ?? SCRAM_DEFAULT_ITERATIONS,
   };
   if (env.VITEFA_ADMIN_PASSWORD !== undefined && env.VITEFA_ADMIN_PASSWORD !== '') config.adminPassword = env.VITEFA_ADMIN_PASSWORD;
+  const cert = flags.tlsCert ?? env.VITEFA_TLS_CERT ?? file.tls?.cert;
+  const key = flags.tlsKey ?? env.VITEFA_TLS_KEY ?? file.tls?.key;
+  const clientCa = flags.tlsClientCa ?? env.VITEFA_TLS_CLIENT_CA ?? file.tls?.clientCa;
+  if ((cert === undefined) !== (key === undefined)) throw usage('TLS needs both a certificate and its key: --tls-cert FILE --tls-key FILE');
+  if (clientCa !== undefined && cert === undefined) throw usage('--tls-client-ca needs TLS: give --tls-cert and --tls-key too');
+  if (cert !== undefined) config.tls = { cert, key: key!, ...(clientCa === undefined ? {} : { clientCa }) };
   const pollMs = int(flags.pollMs, '--poll-ms') ?? int(env.VITEFA_POLL_MS, 'VITEFA_POLL_MS') ?? file.pollMs;
   if (pollMs !== undefined) config.pollMs = pollMs;
   const workers = whole(flags.workers, '--workers') ?? whole(env.VITEFA_WORKERS, 'VITEFA_WORKERS') ?? file.workers;

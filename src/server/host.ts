@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import {
   encodeMessage, MessageType, PROTOCOL_VERSION, Role, WireError, wireErrorName, type AgentInfo,
@@ -10,6 +11,7 @@ import type { CredentialBook } from './access/book.js';
 import type { LoginContext } from './access/login.js';
 import { Fanout } from './fanout.js';
 import { receiveLimits, type ServerLimits } from './limits.js';
+import { secureContextOptions, serverOptions, type ServerTlsMaterial } from './tls.js';
 import { ServerSession, type AdminExecutor, type SessionContext, type SessionRole } from './session.js';
 import type { PublishedRelease, ServerState } from './state.js';
 
@@ -28,6 +30,8 @@ export interface HostOptions {
    * listens; a host without it always listens.
    */
   onCapacity?: (full: boolean) => void;
+  /** Listen with TLS (certificate, key, client CA for mutual TLS, ticket keys). */
+  tls?: ServerTlsMaterial;
   /** Called each time the host listens again after it had stopped. */
   onListening?: (addresses: string[]) => void;
   log?: (line: string) => void;
@@ -84,6 +88,10 @@ export class ConnectionHost {
   private full = false;
   private readonly ctx: SessionContext;
   private readonly listeners: net.Server[] = [];
+  /** TLS material, when the host listens with TLS. */
+  private tls: ServerTlsMaterial | undefined;
+  /** TLS handshakes in progress (their connections have not said hello either). */
+  private handshaking = 0;
   /** Where each configured endpoint is bound (port 0 resolved), so listening again takes the same port. */
   private bound: Endpoint[] = [];
   private wantListening = true;
@@ -98,6 +106,7 @@ export class ConnectionHost {
   constructor(options: HostOptions, state: ServerState, admin: AdminExecutor) {
     this.options = options;
     this.limits = options.limits;
+    this.tls = options.tls;
     this.fanout = new Fanout(state, { agentBufferBytes: options.limits.agentBufferBytes, absentEnvsPerAgent: options.limits.absentEnvsPerAgent });
     const log = options.log ?? ((line: string) => void process.stderr.write(`vitefa server: ${line}\n`));
     this.log = log;
@@ -144,7 +153,7 @@ export class ConnectionHost {
 
   private async openListeners(): Promise<void> {
     for (const endpoint of this.bound) {
-      const listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+      const listener = this.tls === undefined ? net.createServer({ noDelay: true }, (socket) => this.accept(socket)) : this.tlsListener();
       await new Promise<void>((resolve, reject) => {
         listener.once('error', reject);
         listener.listen({ port: endpoint.port, host: endpoint.host, backlog: 4096 }, () => {
@@ -223,7 +232,7 @@ export class ConnectionHost {
   /** Why a new connection from `host` cannot be taken now, if it cannot. */
   private refusal(host: string): [WireError, string] | undefined {
     if (this.stopping) return [WireError.SHUTTING_DOWN, 'server is shutting down'];
-    if (this.pending >= this.limits.pendingHellos) {
+    if (this.pending + this.handshaking >= this.limits.pendingHellos) {
       return [WireError.LIMIT_EXCEEDED, `${this.pending} connections to this server process have not said hello yet`];
     }
     if ((this.pendingByHost.get(host) ?? 0) >= this.limits.pendingHellosPerAddress) {
@@ -321,10 +330,55 @@ export class ConnectionHost {
   private accept(socket: net.Socket): void {
     try {
       socket.setKeepAlive(true, 30_000);
-      this.attach(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+      socket.setNoDelay(true);
+      const session = this.attach(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+      if (session !== undefined && this.tls === undefined) {
+        // A TLS client on a plaintext port: say so, instead of answering its ClientHello with a frame error.
+        socket.prependOnceListener('data', (chunk: Buffer) => {
+          if (chunk[0] === 0x16 && chunk[1] === 0x03) session.fail(WireError.MALFORMED, 'this port speaks the protocol without TLS: connect without --tls-ca');
+        });
+      }
     } catch (err) {
       reportFault('accepting a connection', err);
       socket.destroy();
+    }
+  }
+
+  /**
+   * A TLS listener. Handshakes in progress count with the connections that
+   * have not said hello (each connection ends its handshake with exactly one
+   * of secureConnection or tlsClientError), and take at most 10 s.
+   */
+  private tlsListener(): tls.Server {
+    const server = tls.createServer(serverOptions(this.tls!), (socket) => {
+      this.handshaking--;
+      this.accept(socket);
+    });
+    server.on('connection', (raw: net.Socket) => {
+      if (this.stopping || this.pending + this.handshaking >= this.limits.pendingHellos) {
+        this.refused(`${raw.remoteAddress}:${raw.remotePort}`, WireError.LIMIT_EXCEEDED, `${this.pending + this.handshaking} connections to this server process have not said hello yet`);
+        raw.destroy();
+        return;
+      }
+      this.handshaking++;
+    });
+    server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+      this.handshaking--;
+      this.refused(`${socket.remoteAddress}:${socket.remotePort}`, WireError.MALFORMED, `TLS handshake failed: ${err.code ?? err.message}`);
+    });
+    return server;
+  }
+
+  /** New certificates (SIGHUP): new connections get them; connected sessions go on; the ticket keys stay, so sessions resume. */
+  setTls(material: ServerTlsMaterial): void {
+    const before = this.tls;
+    this.tls = material;
+    if (before === undefined) return; // before the first listen: it listens with TLS
+    for (const listener of this.listeners) {
+      const server = listener as tls.Server;
+      server.setSecureContext(secureContextOptions(material));
+      // setSecureContext drops the ticket keys: without them agents would pay a full handshake again.
+      server.setTicketKeys(material.ticketKeys);
     }
   }
 

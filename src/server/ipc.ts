@@ -2,6 +2,7 @@ import type { AdminRequest } from '../protocol/index.js';
 import type { Endpoint } from '../transport/client.js';
 import type { HostStatus } from './host.js';
 import type { ServerLimits } from './limits.js';
+import type { ServerTlsMaterial } from './tls.js';
 import type { Caller } from './access/control.js';
 import type { AuditRecord, Credentials, EnvState, StoredRelease } from './store/types.js';
 
@@ -24,6 +25,8 @@ export interface WorkerSetup {
   passwordIterations: number;
   /** The store's secret for decoy logins (the same on every server of the store). */
   decoySecret: Buffer;
+  /** Listen with TLS. */
+  tls?: ServerTlsMaterial;
 }
 
 /** Primary -> worker, one way. */
@@ -31,6 +34,8 @@ export type PrimaryNote =
   | { k: 'init'; setup: WorkerSetup; head: number; envs: EnvState[]; credentials: Credentials }
   /** The credentials changed (an account or token added or removed, here or on another server). */
   | { k: 'credentials'; credentials: Credentials }
+  /** New certificates (SIGHUP). */
+  | { k: 'tls'; material: ServerTlsMaterial }
   | { k: 'release'; stored: StoredRelease; frame: Buffer }
   /** Listen, or stop listening (the primary keeps at least one worker listening, so operators always get in). */
   | { k: 'listen'; on: boolean }

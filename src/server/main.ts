@@ -5,6 +5,8 @@ import { ClusterPrimary, runWorker } from './cluster.js';
 import { reportMemoryOnSignal } from './diagnostics.js';
 import { resolveServerConfig, type ServerConfig, type ServerFlags } from './config.js';
 import { ConfigServer, newServerId } from './server.js';
+import { isLoopback } from './session.js';
+import { readServerTls } from './tls.js';
 import { createStore } from './store/create.js';
 
 /**
@@ -41,7 +43,14 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   const accounts = {
     passwordIterations: config.passwordIterations,
     ...(config.adminPassword === undefined ? {} : { adminPassword: config.adminPassword }),
+    ...(config.tls === undefined ? {} : { tls: config.tls }),
   };
+  // Bad TLS files are one clear line before anything is opened (the real ticket keys come from the store).
+  if (config.tls !== undefined) readServerTls(config.tls, Buffer.alloc(48));
+  const open = config.listen.filter((e) => !isLoopback(e.host));
+  if (config.tls === undefined && open.length > 0) {
+    log(`WARNING: listening on ${open.map((e) => `${e.host}:${e.port}`).join(', ')} without TLS: logins stay safe (SCRAM), but configuration travels in the clear and can be altered on the way; serve TLS with --tls-cert and --tls-key`);
+  }
   const store = createStore(config.store, { retainReleases: config.history });
   if (config.migrateOnly) {
     await store.open();
@@ -52,6 +61,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   const pollMs = config.pollMs ?? (config.store.startsWith('mysql://') ? 200 : 0);
   const workers = workerCount(config);
   let stop: (mode: 'graceful' | 'forced') => Promise<void>;
+  let reloadTls: () => Promise<void>;
   let address: string;
   const serverId = newServerId();
   if (workers === 0) {
@@ -60,15 +70,17 @@ export async function runServer(flags: ServerFlags): Promise<void> {
     reportMemoryOnSignal(() => `server with ${server.host.connections} connections,`);
     address = server.address;
     stop = (mode) => server.stop(mode);
+    reloadTls = () => server.reloadTls();
   } else {
     const setup = { ...serving, maxAgents: workerCap(config.maxAgents, workers) };
     const primary = new ClusterPrimary({ ...accounts, serverId, store, workers, pollMs, limits: config.limits, setup, log });
     await primary.start();
     address = primary.addresses.join(',');
     stop = (mode) => primary.stop(mode);
+    reloadTls = () => primary.reloadTls();
   }
   const mode = workers === 0 ? 'one process' : `${workers} workers`;
-  process.stdout.write(`vitefa server ${serverId} listening on ${address} (${mode}), store ${store.description}\n`);
+  process.stdout.write(`vitefa server ${serverId} listening on ${address}${config.tls === undefined ? '' : ' (TLS)'} (${mode}), store ${store.description}\n`);
   let signals = 0;
   const onSignal = (signal: string): void => {
     signals++;
@@ -76,6 +88,13 @@ export async function runServer(flags: ServerFlags): Promise<void> {
     void stop(signals > 1 ? 'forced' : 'graceful').then(() => process.exit(signals > 1 ? 130 : 0));
     if (signals > 1) setTimeout(() => process.exit(130), 1000).unref();
   };
+  process.on('SIGHUP', () => {
+    if (config.tls === undefined) return log('SIGHUP: no TLS to reload');
+    reloadTls().then(
+      () => log(`SIGHUP: certificate ${config.tls!.cert} reloaded; connected sessions go on`),
+      (err: Error) => log(`SIGHUP: the certificate was not reloaded, the old one stays in use: ${err.message}`),
+    );
+  });
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
 }

@@ -8,6 +8,7 @@ import { AccessControl } from './access/control.js';
 import type { LoginContext } from './access/login.js';
 import { LoginThrottle } from './access/throttle.js';
 import { ConnectionHost } from './host.js';
+import { readServerTls, ticketKeys, type ServerTlsFiles } from './tls.js';
 import { Hub } from './hub.js';
 import { resolveLimits, type ServerLimits } from './limits.js';
 import type { ServerSession } from './session.js';
@@ -30,6 +31,8 @@ export interface ServerOptions {
   pollMs: number;
   /** Reports the store going away and coming back, and refusals. */
   log?: (line: string) => void;
+  /** TLS on every connection; SIGHUP (reloadTls) reads the files again. */
+  tls?: ServerTlsFiles;
 }
 
 export const SERVER_DEFAULTS = {
@@ -97,8 +100,15 @@ export class ConfigServer {
     await this.hub.open(this.options.log);
     await this.access.open();
     this.login.decoySecret = this.access.decoySecret;
+    if (this.options.tls !== undefined) this.host.setTls(readServerTls(this.options.tls, await ticketKeys(this.options.store)));
     await this.host.listen();
     if (this.options.pollMs > 0) this.hub.startPolling(this.options.pollMs, this.options.log);
+  }
+
+  /** Reads the certificate files again: new connections get them, connected ones go on. */
+  async reloadTls(): Promise<void> {
+    if (this.options.tls === undefined) return;
+    this.host.setTls(readServerTls(this.options.tls, await ticketKeys(this.options.store)));
   }
 
   attach(socket: Duplex, addr: string): ServerSession | undefined {

@@ -288,5 +288,5 @@ export class ServerSession extends FramedConnection implements AgentLink {
 
 /** A source address (without its port) on this machine's loopback. */
 export function isLoopback(host: string): boolean {
-  return host.startsWith('127.') || host === '::1' || host.startsWith('::ffff:127.');
+  return host.startsWith('127.') || host === '::1' || host.startsWith('::ffff:127.') || host === 'localhost';
 }

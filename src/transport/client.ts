@@ -76,6 +76,8 @@ export interface ConnectOptions extends Endpoint {
   login: Login;
   /** TLS to the server (verifying its certificate); plaintext when absent. */
   tls?: tls.ConnectionOptions;
+  /** A TLS session ticket the server issued, to resume next time (skipping the full handshake). */
+  onTlsSession?: (session: Buffer) => void;
   /** Time allowed for TCP connect, TLS, the server's hello and the login. */
   timeoutMs: number;
   limits?: ReceiveLimits;
@@ -97,6 +99,7 @@ export function connect(options: ConnectOptions): Promise<ClientConnection> {
     const socket = options.tls === undefined
       ? net.connect({ host: options.host, port: options.port, noDelay: true })
       : tls.connect({ host: options.host, port: options.port, servername: net.isIP(options.host) ? undefined : options.host, ...options.tls });
+    if (options.onTlsSession !== undefined && socket instanceof tls.TLSSocket) socket.on('session', options.onTlsSession);
     let settled = false;
     let connected = false;
     let step: 'hello' | 'challenge' | 'welcome' = 'hello';
@@ -178,7 +181,10 @@ export function connect(options: ConnectOptions): Promise<ClientConnection> {
       },
       closed: (reason) => {
         if (!settled) {
-          settle(new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection to ${where} closed before the login completed: ${reason}`));
+          const notTls = options.tls !== undefined && /wrong version number|packet length too long|unknown protocol/i.test(reason);
+          settle(new VitefaError(LocalErrorCode.CONNECTION_CLOSED, notTls
+            ? `${where} does not speak TLS (connect without --tls-ca): ${reason}`
+            : `connection to ${where} closed before the login completed: ${reason}`));
         } else if (connected) {
           // Only a session that was handed out reports its end: a failed connect has rejected already.
           options.onClose(reason);

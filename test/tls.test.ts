@@ -1,0 +1,181 @@
+/**
+ * TLS on every link, real processes, certificates made by openssl in the
+ * set-up: agent and admin over TLS, a plaintext client against a TLS port
+ * and the other way round, a certificate from another authority, client
+ * certificates (mutual TLS), and a reload on SIGHUP that keeps the
+ * connected agents and the session-ticket keys.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { ConfigReader } from '../src/reader/index.js';
+import { Proc, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
+
+const procs = new Procs();
+const dir = tempDir('vitefa-tls-');
+const f = (name: string): string => path.join(dir, name);
+const openssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+
+/** A P-256 key and a certificate for `cn` signed by `ca` (or self-signed), with 127.0.0.1 as its address. */
+function certificate(name: string, cn: string, ca?: string, clientAuth = false): void {
+  openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
+  if (ca === undefined) {
+    openssl('req', '-x509', '-new', '-key', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', `/CN=${cn}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
+    return;
+  }
+  openssl('req', '-new', '-key', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+  fs.writeFileSync(f(`${name}.ext`), clientAuth ? 'extendedKeyUsage=clientAuth\n' : 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`);
+}
+
+before(() => {
+  certificate('ca', 'vitefa test CA');
+  certificate('server', '127.0.0.1', 'ca');
+  certificate('server2', '127.0.0.1', 'ca');
+  certificate('client', 'test agent', 'ca', true);
+  certificate('rogue', 'another CA');
+});
+
+after(async () => {
+  await procs.killAll();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const withCa = { VITEFA_TLS_CA: f('ca.crt') };
+
+function peerSerial(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(f('ca.crt')) }, () => {
+      resolve(s.getPeerCertificate().serialNumber);
+      s.destroy();
+    });
+    s.on('error', reject);
+  });
+}
+
+describe('a TLS server', () => {
+  let server: Proc;
+  let address: string;
+  let port: number;
+  let agent: Proc;
+  const store = f('agent-store');
+
+  before(async () => {
+    fs.copyFileSync(f('server.crt'), f('live.crt'));
+    fs.copyFileSync(f('server.key'), f('live.key'));
+    ({ proc: server, address } = await startServer(f('server-data'), ['--tls-cert', f('live.crt'), '--tls-key', f('live.key')]));
+    procs.track(server);
+    port = Number(address.split(':')[1]);
+    assert.match(server.stdout, /listening on 127\.0\.0\.1:\d+ \(TLS\)/);
+  });
+
+  test('serves admins and agents that verify its certificate', async () => {
+    const made = await run(['admin', '--server', address, 'env', 'add', 'secure'], { env: withCa });
+    assert.equal(made.code, 0, made.stderr);
+    const token = (await run(['admin', '--server', address, 'token', 'add', 'tls-agent', 'secure'], { env: withCa })).stdout.split('\n').find((l) => l.startsWith('vta_'))!;
+    agent = procs.track(new Proc(['agent', '--servers', address, '--store', store, '--tls-ca', f('ca.crt')], { env: { VITEFA_AGENT_TOKEN: token } }));
+    await agent.waitForOutput(/agent connected/);
+    assert.equal((await run(['admin', '--server', address, 'set', 'secure', 'k', '"over tls"'], { env: withCa })).code, 0);
+    await waitFor('the release in the agent store', async () => {
+      if (!fs.existsSync(path.join(store, 'data.mdb'))) return false;
+      const reader = ConfigReader.open(store);
+      try {
+        return reader.get('secure', 'k') === 'over tls';
+      } finally {
+        await reader.close();
+      }
+    });
+  });
+
+  test('a plaintext client gets one clear line, with the hint', async () => {
+    const plain = await run(['admin', '--server', address, 'env', 'list'], { env: { VITEFA_CONNECT_TIMEOUT_MS: '1500' } });
+    assert.equal(plain.code, 1);
+    assert.match(plain.stderr, /^vitefa: no hello from 127\.0\.0\.1:\d+ within 1500 ms \(if the server speaks TLS, give its certificate authority: --tls-ca\)\n$/);
+  });
+
+  test('a certificate from another authority is refused', async () => {
+    const rogue = await run(['admin', '--server', address, 'env', 'list'], { env: { VITEFA_TLS_CA: f('rogue.crt') } });
+    assert.equal(rogue.code, 1);
+    assert.match(rogue.stderr, /^vitefa: connection to 127\.0\.0\.1:\d+ closed before the login completed: .*(certificate|issuer)/);
+    assert.equal(rogue.stderr.trim().split('\n').length, 1);
+  });
+
+  test('SIGHUP reloads the certificate: connected agents stay, new connections get the new one, sessions resume', async () => {
+    // A TLS session to resume later.
+    const session = await new Promise<Buffer>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(f('ca.crt')) });
+      s.once('session', (sess: Buffer) => {
+        resolve(sess);
+        s.destroy();
+      });
+      s.on('error', reject);
+    });
+    const before = await peerSerial(port);
+    fs.copyFileSync(f('server2.crt'), f('live.crt'));
+    fs.copyFileSync(f('server2.key'), f('live.key'));
+    const disconnects = agent.stdout.split('agent disconnected').length;
+    server.child.kill('SIGHUP');
+    await server.waitForOutput(/SIGHUP: certificate .* reloaded/);
+    await waitFor('the new certificate served', async () => (await peerSerial(port)) !== before);
+    const resumed = await new Promise<boolean>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(f('ca.crt')), session }, () => {
+        resolve(s.isSessionReused());
+        s.destroy();
+      });
+      s.on('error', reject);
+    });
+    assert.equal(resumed, true, 'the ticket keys survived the reload');
+    assert.equal((await run(['admin', '--server', address, 'set', 'secure', 'k', '"after reload"'], { env: withCa })).code, 0);
+    await waitFor('the agent got the release on its old connection', async () => {
+      const reader = ConfigReader.open(store);
+      try {
+        return reader.get('secure', 'k') === 'after reload';
+      } finally {
+        await reader.close();
+      }
+    });
+    assert.equal(agent.stdout.split('agent disconnected').length, disconnects, 'the agent was not disconnected');
+  });
+});
+
+describe('a plaintext server and mutual TLS', () => {
+  test('a TLS client against a plaintext port is told so in one line', async () => {
+    const { proc, address } = await startServer(f('plain-data'));
+    procs.track(proc);
+    const wrong = await run(['admin', '--server', address, 'env', 'list'], { env: withCa });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /^vitefa: 127\.0\.0\.1:\d+ does not speak TLS \(connect without --tls-ca\)/);
+    assert.equal(wrong.stderr.trim().split('\n').length, 1);
+  });
+
+  test('with --tls-client-ca, only clients with a certificate of that authority get in', async () => {
+    const { proc, address } = await startServer(f('mtls-data'), ['--tls-cert', f('server.crt'), '--tls-key', f('server.key'), '--tls-client-ca', f('ca.crt')]);
+    procs.track(proc);
+    const without = await run(['admin', '--server', address, 'env', 'list'], { env: withCa });
+    assert.equal(without.code, 1, without.stdout);
+    assert.equal(without.stderr.trim().split('\n').length, 1);
+    const withCert = await run(['admin', '--server', address, '--tls-cert', f('client.crt'), '--tls-key', f('client.key'), 'env', 'list'], { env: withCa });
+    assert.equal(withCert.code, 0, withCert.stderr);
+    const token = await agentTokenOver(address);
+    const agent = procs.track(new Proc(['agent', '--servers', address, '--store', f('mtls-agent'), '--tls-ca', f('ca.crt'), '--tls-cert', f('client.crt'), '--tls-key', f('client.key')], { env: { VITEFA_AGENT_TOKEN: token } }));
+    await agent.waitForOutput(/agent connected/);
+  });
+
+  test('a server refuses TLS files that do not belong together, in one line', async () => {
+    const bad = await run(['server', '--listen', '127.0.0.1:1', '--store', f('bad-data'), '--workers', '0', '--tls-cert', f('server.crt'), '--tls-key', f('client.key')]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^vitefa: TLS files .* cannot be used: .*key/i);
+    const half = await run(['server', '--store', f('bad-data'), '--tls-cert', f('server.crt')]);
+    assert.equal(half.code, 2);
+    assert.match(half.stderr, /TLS needs both a certificate and its key/);
+  });
+});
+
+async function agentTokenOver(address: string): Promise<string> {
+  const made = await run(['admin', '--server', address, '--tls-cert', f('client.crt'), '--tls-key', f('client.key'), 'token', 'add', 'mtls-agent', '*'], { env: withCa });
+  assert.equal(made.code, 0, made.stderr);
+  return made.stdout.split('\n').find((l) => l.startsWith('vta_'))!;
+}
