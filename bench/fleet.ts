@@ -30,13 +30,13 @@ export class SimFleet {
   }
 
   /** Connects `share` of the agents (the rest wait for `grow`). */
-  start(mode: 'protocol' | 'floor', targets: string[], env: string, share = 1, concurrency = 500, token?: string): void {
+  start(mode: 'protocol' | 'floor', targets: string[], env: string, share = 1, concurrency = 500, token?: string, tlsCa?: string): void {
     let id = 0;
     this.procs.forEach((p, i) => {
       // Each process spreads its sockets over every address, starting at a different one.
       const rotated = [...targets.slice(i % targets.length), ...targets.slice(0, i % targets.length)];
       const count = this.counts[i]!;
-      p.send({ k: 'start', mode, targets: rotated, count, env, id, concurrency, initial: Math.round(count * share), ...(token === undefined ? {} : { token }) } satisfies SimCommand);
+      p.send({ k: 'start', mode, targets: rotated, count, env, id, concurrency, initial: Math.round(count * share), ...(token === undefined ? {} : { token }), ...(tlsCa === undefined ? {} : { tlsCa }) } satisfies SimCommand);
       id += this.counts[i]!;
     });
   }

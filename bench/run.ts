@@ -41,6 +41,7 @@ const { values: args } = parseArgs({
     'skip-floor': { type: 'boolean', default: false },
     'skip-storm': { type: 'boolean', default: false },
     'skip-snapshot': { type: 'boolean', default: false },
+    tls: { type: 'boolean', default: false },
     timeout: { type: 'string', default: '600' },
   },
   strict: true,
@@ -71,6 +72,8 @@ setTimeout(() => {
 const addresses = (port: number): string[] => Array.from({ length: Math.max(1, Math.ceil(AGENTS / 10_000)) }, (_, i) => `127.0.0.${i + 2}:${port}`);
 const ADDRESSES = addresses(PORT);
 const FLOOR_ADDRESSES = addresses(PORT + 1);
+/** The TLS server's own port, so its connections never meet the plaintext run's TIME_WAIT. */
+const TLS_ADDRESSES = addresses(PORT + 2);
 const WORKERS = Math.max(os.availableParallelism(), Math.ceil(AGENTS / CONNECTIONS_PER_WORKER));
 /** The floor's workers take at most as many connections as the server's do. */
 const PER_WORKER = workerCap(AGENTS, WORKERS);
@@ -121,14 +124,56 @@ function treeRss(pid: number): number {
 /** The first admin's password on the bench's own server (a fresh store every run). */
 const BENCH_PASSWORD = randomBytes(12).toString('base64url');
 
-async function startServer(): Promise<ChildProcess> {
+/** CPU time (user + system) of a process and all its descendants, in ms. */
+function treeCpuMs(pid: number): number {
+  let ticks = 0;
+  const visit = (p: number): void => {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+      const children = fs.readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
+      for (const c of children.split(/\s+/).filter(Boolean)) visit(Number(c));
+    } catch {
+      // the process is gone
+    }
+  };
+  visit(pid);
+  return ticks * 10; // USER_HZ is 100 on Linux
+}
+
+/** Certificates for the TLS run: a CA and an ECDSA P-256 server certificate for every address the server listens on. */
+interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
+function makeCertificates(): TlsFiles {
+  const dir = path.join(dataDir, 'tls');
+  fs.mkdirSync(dir, { recursive: true });
+  const ssl = (...a: string[]): void => void execFileSync('openssl', a, { cwd: dir, stdio: 'pipe' });
+  ssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key');
+  ssl('req', '-x509', '-new', '-key', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=vitefa bench CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
+  ssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'server.key');
+  ssl('req', '-new', '-key', 'server.key', '-out', 'server.csr', '-subj', '/CN=vitefa bench');
+  const ips = TLS_ADDRESSES.map((a) => `IP:${a.split(':')[0]}`).join(',');
+  fs.writeFileSync(path.join(dir, 'server.ext'), `subjectAltName=${ips}\nextendedKeyUsage=serverAuth\n`);
+  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'server.ext');
+  return { cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key'), ca: path.join(dir, 'ca.crt') };
+}
+
+async function startServer(tlsFiles?: TlsFiles): Promise<ChildProcess> {
   // Every simulated agent connects from this machine's loopback source address, where a real
   // fleet has one agent per host address: the per-address bound on connections awaiting their
   // hello is raised to the whole fleet, so a reconnect storm is not throttled as one noisy
   // host would be (the bound in all, pendingHellos, stays as it is).
   const config = path.join(dataDir, 'server.json');
   fs.writeFileSync(config, JSON.stringify({ limits: { pendingHellosPerAddress: AGENTS } }));
-  const proc = spawn(process.execPath, [CLI, 'server', '--listen', ADDRESSES.join(','), '--store', path.join(dataDir, 'server'), '--max-agents', String(AGENTS), '--config', config], {
+  const listen = tlsFiles === undefined ? ADDRESSES : TLS_ADDRESSES;
+  const tlsArgs = tlsFiles === undefined ? [] : ['--tls-cert', tlsFiles.cert, '--tls-key', tlsFiles.key];
+  const store = path.join(dataDir, tlsFiles === undefined ? 'server' : 'server-tls');
+  const proc = spawn(process.execPath, [CLI, 'server', '--listen', listen.join(','), '--store', store, '--max-agents', String(AGENTS), '--config', config, ...tlsArgs], {
     // --expose-gc: memory is read after a collection (SIGUSR2), in the server and the floor alike.
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_OPTIONS: '--expose-gc', VITEFA_ADMIN_PASSWORD: BENCH_PASSWORD, VITEFA_PASSWORD_ITERATIONS: '4096' },
@@ -146,9 +191,12 @@ async function startServer(): Promise<ChildProcess> {
   return proc;
 }
 
-function admin(): Promise<AdminClient> {
-  const [host, port] = ADDRESSES[0]!.split(':');
-  return AdminClient.connect({ host: host!, port: Number(port), login: { user: 'admin', secret: BENCH_PASSWORD }, connectTimeoutMs: 10_000, requestTimeoutMs: 120_000 });
+function admin(tlsFiles?: TlsFiles): Promise<AdminClient> {
+  const [host, port] = (tlsFiles === undefined ? ADDRESSES : TLS_ADDRESSES)[0]!.split(':');
+  return AdminClient.connect({
+    host: host!, port: Number(port), login: { user: 'admin', secret: BENCH_PASSWORD }, connectTimeoutMs: 10_000, requestTimeoutMs: 120_000,
+    ...(tlsFiles === undefined ? {} : { tls: { ca: fs.readFileSync(tlsFiles.ca) } }),
+  });
 }
 
 /** Latencies (ms) of one round: receipt time minus the moment the write was sent. */
@@ -233,25 +281,34 @@ function countReceived(times: Float64Array): number {
   return n;
 }
 
-async function main(): Promise<void> {
-  if (!fs.existsSync(CLI)) execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
-  const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
-  say(`vitefa bench: ${AGENTS} agents, ${ROUNDS} rounds, ${WORKERS} server workers, ${Math.ceil(AGENTS / 15_000)} load processes, ${os.availableParallelism()} cores (${cpu})`);
+interface ServerPhase {
+  connectMs: number;
+  /** Server CPU (all its processes) spent while every agent connected, logged in and caught up, per agent. */
+  cpuMsPerConn: number;
+  bytesPerConn: number;
+  heapPerConn: number;
+  rounds: Round[];
+  all: number[];
+  commitMs: number[];
+  burst: { releases: number; committedMs: number; deliveredMs: number; releasesPerSecond: number };
+  snapshot: Record<string, number> | undefined;
+  storm: Record<string, number> | undefined;
+  final: { gaps: number; errors: number; snapshots: number };
+}
 
-  // The release every round sends, to size the floor's frame identically.
-  const sample = encodeMessage({ t: MessageType.Release, env: ENV, rev: 1_000_000, prev: 999_999, time: Date.now(), author: `bench@${ADDRESSES[0]}:40000`, op: 'set', changes: [['k', '1000001']] });
-  const floorResult = args['skip-floor'] ? undefined : await floorPhase(sample.length);
-
-  say(`server: vitefa server, ${WORKERS} workers, embedded store`);
-  serverProc = await startServer();
-  const client = await admin();
+/** One run of the vitefa server: connect every agent, measure, release ROUNDS times, then (plaintext only) a burst and a snapshot, and a reconnect storm. */
+async function serverPhase(tlsFiles: TlsFiles | undefined, extras: boolean): Promise<ServerPhase> {
+  say(`server: vitefa server, ${WORKERS} workers, embedded store${tlsFiles === undefined ? '' : ', TLS'}`);
+  serverProc = await startServer(tlsFiles);
+  const client = await admin(tlsFiles);
   await client.request({ op: 'env.add', env: ENV });
   let last = (await client.request({ op: 'set', env: ENV, key: 'k', value: '0' })).rev;
   const token = newToken();
   await client.request({ op: 'token.add', name: 'bench-agents', envs: ['*'], id: token.id, verifier: makeVerifier(token.secret, TOKEN_ITERATIONS) });
   fleet = new SimFleet(AGENTS);
   const c0 = Date.now();
-  fleet.start('protocol', ADDRESSES, ENV, 0.5, 500, token.text);
+  const cpu0 = treeCpuMs(serverProc.pid!);
+  fleet.start('protocol', tlsFiles === undefined ? ADDRESSES : TLS_ADDRESSES, ENV, 0.5, 500, token.text, tlsFiles === undefined ? undefined : fs.readFileSync(tlsFiles.ca, 'utf8'));
   const f = fleet;
   const half = fleet.connectedTarget(0.5);
   const connecting = (s: unknown): string => (s ? '' : `connecting: ${((Date.now() - c0) / 1000).toFixed(1)} s`);
@@ -268,6 +325,7 @@ async function main(): Promise<void> {
     return s.connected >= AGENTS && s.heldMin >= last ? s : false;
   }, 600_000, connecting);
   const connectMs = Date.now() - c0;
+  const cpuMsPerConn = (treeCpuMs(serverProc.pid!) - cpu0) / AGENTS;
   say(`  ${AGENTS} agents connected and current in ${(connectMs / 1000).toFixed(1)} s`);
   await settle(serverProc.pid);
   const bytesPerConn = (treeRss(serverProc.pid!) - rssHalf) / (AGENTS - half);
@@ -296,7 +354,7 @@ async function main(): Promise<void> {
   }
 
   // Many small releases in a row, 16 in flight through one admin connection.
-  const releases = Number(args.releases);
+  const releases = extras ? Number(args.releases) : 0;
   const b0 = now();
   let next = 0;
   await Promise.all(Array.from({ length: 16 }, async () => {
@@ -308,11 +366,11 @@ async function main(): Promise<void> {
   const committedMs = now() - b0;
   await until('burst delivered', async () => ((await f.status()).heldMin >= last ? true : false), 600_000);
   const deliveredMs = now() - b0;
-  say(`  ${releases} releases: committed in ${fmtMs(committedMs)} ms (${Math.round(releases / (committedMs / 1000))}/s), on every agent after ${fmtMs(deliveredMs)} ms`);
+  if (extras) say(`  ${releases} releases: committed in ${fmtMs(committedMs)} ms (${Math.round(releases / (committedMs / 1000))}/s), on every agent after ${fmtMs(deliveredMs)} ms`);
 
   // A large environment snapshot for agents joining at revision 0, while releases go to everyone else.
   let snapshot: Record<string, number> | undefined;
-  if (!args['skip-snapshot']) {
+  if (extras && !args['skip-snapshot']) {
     const keys = Number(args['snapshot-keys']);
     await client.request({ op: 'env.add', env: 'big' });
     const entries: [string, string][] = Array.from({ length: keys }, (_, i) => [`key/${i}`, JSON.stringify({ id: i, host: `10.0.${i % 256}.${i % 200}`, on: true })]);
@@ -352,9 +410,9 @@ async function main(): Promise<void> {
     await new Promise((r) => serverProc!.once('exit', r));
     await until('agents notice', async () => ((await f.status()).connected === 0 ? true : false), 60_000);
     const s0 = Date.now();
-    serverProc = await startServer();
+    serverProc = await startServer(tlsFiles);
     const restarted = Date.now() - s0;
-    const again = await admin();
+    const again = await admin(tlsFiles);
     const release = await again.request({ op: 'set', env: ENV, key: 'k', value: '"after restart"' });
     again.close();
     const after = await until('every agent current after the restart', async () => {
@@ -369,7 +427,25 @@ async function main(): Promise<void> {
   await fleet.close();
   fleet = undefined;
   serverProc.kill('SIGTERM');
+  await new Promise((r) => serverProc!.once('exit', r));
+  const burst = { releases, committedMs, deliveredMs, releasesPerSecond: releases / (committedMs / 1000) };
+  return { connectMs, cpuMsPerConn, bytesPerConn, heapPerConn, rounds, all, commitMs, burst, snapshot, storm, final };
 
+}
+
+async function main(): Promise<void> {
+  if (!fs.existsSync(CLI)) execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
+  say(`vitefa bench: ${AGENTS} agents, ${ROUNDS} rounds, ${WORKERS} server workers, ${Math.ceil(AGENTS / 15_000)} load processes, ${os.availableParallelism()} cores (${cpu})`);
+
+  // The release every round sends, to size the floor's frame identically.
+  const sample = encodeMessage({ t: MessageType.Release, env: ENV, rev: 1_000_000, prev: 999_999, time: Date.now(), author: `bench@${ADDRESSES[0]}:40000`, op: 'set', changes: [['k', '1000001']] });
+  const floorResult = args['skip-floor'] ? undefined : await floorPhase(sample.length);
+
+  const plain = await serverPhase(undefined, true);
+  const secure = args.tls ? await serverPhase(makeCertificates(), false) : undefined;
+  const { connectMs, bytesPerConn, heapPerConn, rounds, all, commitMs, snapshot, storm, final } = plain;
+  const { releases, committedMs, deliveredMs } = plain.burst;
   const server = summarize(all);
   const floorAll = floorResult ? summarize(floorResult.all) : undefined;
   const ratio = (a: number, b: number | undefined): number => (b ? a / b : NaN);
@@ -386,6 +462,32 @@ async function main(): Promise<void> {
     ['commit acknowledged (ms, median)', fmtMs(median(commitMs)), '', ''],
   ];
   process.stdout.write(`\n${table(rows)}\n`);
+  let tlsReport: Record<string, unknown> | undefined;
+  if (secure !== undefined) {
+    const t = summarize(secure.all);
+    const tlsRows = [
+      ['', 'plaintext', 'TLS', 'TLS / plaintext'],
+      ['propagation p50 (ms), ratio to the floor', `${fmtMs(server.p50)} (${ratio(server.p50, floorAll?.p50).toFixed(2)})`, `${fmtMs(t.p50)} (${ratio(t.p50, floorAll?.p50).toFixed(2)})`, ratio(t.p50, server.p50).toFixed(2)],
+      ['propagation p99 (ms), ratio to the floor', `${fmtMs(server.p99)} (${ratio(server.p99, floorAll?.p99).toFixed(2)})`, `${fmtMs(t.p99)} (${ratio(t.p99, floorAll?.p99).toFixed(2)})`, ratio(t.p99, server.p99).toFixed(2)],
+      ['median of round p99s (ms)', fmtMs(median(rounds.map((r) => r.summary.p99))), fmtMs(median(secure.rounds.map((r) => r.summary.p99))), ''],
+      ['time to connect all (s)', (connectMs / 1000).toFixed(1), (secure.connectMs / 1000).toFixed(1), ratio(secure.connectMs, connectMs).toFixed(2)],
+      ['server CPU per connection, connect + login + catch-up (ms)', plain.cpuMsPerConn.toFixed(3), secure.cpuMsPerConn.toFixed(3), ratio(secure.cpuMsPerConn, plain.cpuMsPerConn).toFixed(2)],
+      ['  of which the TLS handshake (ms)', '', (secure.cpuMsPerConn - plain.cpuMsPerConn).toFixed(3), ''],
+      ['memory per connection, RSS (bytes)', bytesPerConn.toFixed(0), secure.bytesPerConn.toFixed(0), ratio(secure.bytesPerConn, bytesPerConn).toFixed(2)],
+      ['  of which JS heap (bytes)', heapPerConn.toFixed(0), secure.heapPerConn.toFixed(0), ratio(secure.heapPerConn, heapPerConn).toFixed(2)],
+      ['reconnect storm, all current (s)', storm ? (storm.allCurrentMs! / 1000).toFixed(1) : '-', secure.storm ? (secure.storm.allCurrentMs! / 1000).toFixed(1) : '-', storm && secure.storm ? ratio(secure.storm.allCurrentMs!, storm.allCurrentMs!).toFixed(2) : ''],
+      ['releases lost in the storm', storm ? String(storm.lostReleases) : '-', secure.storm ? String(secure.storm.lostReleases) : '-', ''],
+    ];
+    process.stdout.write(`\n${table(tlsRows)}\n`);
+    tlsReport = {
+      propagation: { server: t, ratioP50: ratio(t.p50, floorAll?.p50), ratioP99: ratio(t.p99, floorAll?.p99), rounds: secure.rounds.map((r) => ({ ...r.summary, received: r.received })) },
+      connectMs: secure.connectMs,
+      cpuMsPerConnection: { plaintext: plain.cpuMsPerConn, tls: secure.cpuMsPerConn, handshake: secure.cpuMsPerConn - plain.cpuMsPerConn },
+      memory: { bytesPerConnection: secure.bytesPerConn, heapBytesPerConnection: secure.heapPerConn },
+      storm: secure.storm,
+      agentsSaw: secure.final,
+    };
+  }
   if (final.gaps > 0 || final.errors > 0) process.stdout.write(`WARNING: ${final.gaps} gaps, ${final.errors} protocol errors seen by agents\n`);
 
   const report = {
@@ -405,6 +507,7 @@ async function main(): Promise<void> {
     snapshot,
     storm,
     agentsSaw: { gaps: final.gaps, protocolErrors: final.errors, snapshots: final.snapshots },
+    tls: tlsReport,
   };
   if (args.json) fs.writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
   const svgFile = args.svg ?? (args.json ? args.json.replace(/\.json$/, '') + '.svg' : undefined);
@@ -414,7 +517,8 @@ async function main(): Promise<void> {
     fs.writeFileSync(svgFile, cdfSvg(`Propagation to ${AGENTS} agents, ${ROUNDS} releases (${os.availableParallelism()} cores)`, series));
   }
   cleanup();
-  process.exit(final.gaps > 0 || rounds.some((r) => r.received < AGENTS) ? 1 : 0);
+  const lost = final.gaps > 0 || rounds.some((r) => r.received < AGENTS) || (secure !== undefined && (secure.final.gaps > 0 || secure.rounds.some((r) => r.received < AGENTS)));
+  process.exit(lost ? 1 : 0);
 }
 
 main().catch((err: unknown) => {

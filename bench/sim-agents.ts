@@ -8,14 +8,16 @@
  * Driven over IPC by bench/run.ts (messages: see SimCommand / SimReply).
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { backoffDelay } from '../src/agent/agent.js';
 import { decodeBody, encodeMessage, FrameDecoder, MessageType, PROTOCOL_VERSION } from '../src/protocol/index.js';
 import { clientProof, newNonce, sameSignature } from '../src/security/scram.js';
+import { CHANNEL_BINDING_LABEL } from '../src/security/tls.js';
 import { parseToken, type TokenParts } from '../src/security/token.js';
 
 export type SimCommand =
-  | { k: 'start'; mode: 'protocol' | 'floor'; targets: string[]; count: number; env: string; id: number; concurrency: number; initial: number; token?: string }
+  | { k: 'start'; mode: 'protocol' | 'floor'; targets: string[]; count: number; env: string; id: number; concurrency: number; initial: number; token?: string; tlsCa?: string }
   /** Start the agents held back by `initial`. */
   | { k: 'grow' }
   /** Record the arrival time of release `rev` (protocol) or of frame number `rev` (floor). */
@@ -46,6 +48,8 @@ class SimAgent {
   ackPending = false;
   nonce = '';
   expected = '';
+  /** The last TLS session ticket, to resume with. */
+  session: Buffer | undefined;
   /** Ends the hello timeout and frees this attempt's place in the connect window. */
   helloArrived: () => void = () => undefined;
   constructor(readonly index: number, readonly target: { host: string; port: number }, readonly env: string, readonly joiner: boolean) {}
@@ -54,6 +58,8 @@ class SimAgent {
 let mode: 'protocol' | 'floor' = 'protocol';
 /** The token every simulated agent logs in with (one token for a fleet, as one role's hosts may share one). */
 let token: TokenParts = { id: '', secret: '' };
+/** With it, every agent speaks TLS and checks the server's certificate against this CA; it resumes its session on reconnect. */
+let tlsCa: string | undefined;
 let agents: SimAgent[] = [];
 let joiners: SimAgent[] = [];
 let closing = false;
@@ -100,7 +106,10 @@ function dial(agent: SimAgent): void {
   if (closing) return;
   agent.decoder = new FrameDecoder(256 * 1024 * 1024);
   agent.live = false;
-  const socket = net.connect({ host: agent.target.host, port: agent.target.port, noDelay: true });
+  const socket = tlsCa === undefined
+    ? net.connect({ host: agent.target.host, port: agent.target.port, noDelay: true })
+    : tls.connect({ host: agent.target.host, port: agent.target.port, ca: tlsCa, ...(agent.session === undefined ? {} : { session: agent.session }) });
+  if (tlsCa !== undefined) socket.on('session', (s: Buffer) => (agent.session = s));
   agent.socket = socket;
   let counted = true; // this attempt still holds a place in the connect window
   const release = (): void => {
@@ -189,8 +198,9 @@ function handleChunk({ agent, socket, chunk, at }: Arrival): void {
           socket.write(encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'agent', id: `sim-${idBase + agent.index}`, user: token.id, nonce: agent.nonce }));
           break;
         case MessageType.Challenge: {
+          const channelBinding = socket instanceof tls.TLSSocket ? socket.exportKeyingMaterial(32, CHANNEL_BINDING_LABEL, Buffer.alloc(0)).toString('base64') : '';
           const { proof, expectedSignature } = clientProof(token.secret, {
-            role: 'agent', user: token.id, clientNonce: agent.nonce, nonce: message.nonce, salt: message.salt, iterations: message.iterations, channelBinding: '',
+            role: 'agent', user: token.id, clientNonce: agent.nonce, nonce: message.nonce, salt: message.salt, iterations: message.iterations, channelBinding,
           });
           agent.expected = expectedSignature;
           socket.write(encodeMessage({ t: MessageType.Proof, proof }));
@@ -245,6 +255,7 @@ process.on('message', (command: SimCommand) => {
       mode = command.mode;
       idBase = command.id;
       if (command.token !== undefined) token = parseToken(command.token)!;
+      tlsCa = command.tlsCa;
       concurrency = command.concurrency;
       const targets = command.targets.map(parseTarget);
       agents = Array.from({ length: command.count }, (_, i) => new SimAgent(i, targets[i % targets.length]!, command.env, false));
