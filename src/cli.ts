@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { LocalErrorCode, RemoteError, VitefaError } from './protocol/index.js';
+import { helpText } from './admin/commands.js';
 import { VERSION } from './version.js';
 
 /**
@@ -57,6 +58,7 @@ program
   .argument('[command...]', 'e.g. set ENV KEY VALUE; help lists them all')
   .allowUnknownOption()
   .helpOption('-h, --help')
+  .addHelpText('after', () => `\n${helpText()}\n\nhelp COMMAND (e.g. vitefa admin help user add) says more about one command.`)
   .action(async (words: string[], opts) => (await import('./admin/main.js')).runAdmin(words, opts));
 
 program

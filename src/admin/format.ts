@@ -16,13 +16,9 @@ const plain: Style = { dim: (t) => t, bold: (t) => t, good: (t) => t, bad: (t) =
 export function styleFor(stream: NodeJS.WriteStream | NodeJS.WritableStream, env: NodeJS.ProcessEnv = process.env): Style {
   const tty = (stream as NodeJS.WriteStream).isTTY === true;
   if (!tty || (env.NO_COLOR !== undefined && env.NO_COLOR !== '') || env.TERM === 'dumb') return plain;
-  return {
-    dim: (t) => styleText('dim', t),
-    bold: (t) => styleText('bold', t),
-    good: (t) => styleText('green', t),
-    bad: (t) => styleText('red', t),
-    key: (t) => styleText('cyan', t),
-  };
+  // The decision is made here, for the stream being written; styleText alone would look at stdout.
+  const paint = (format: Parameters<typeof styleText>[0]) => (t: string) => styleText(format, t, { validateStream: false });
+  return { dim: paint('dim'), bold: paint('bold'), good: paint('green'), bad: paint('red'), key: paint('cyan') };
 }
 
 /** Rows aligned in columns under a header (the last column is not padded). */
