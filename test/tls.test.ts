@@ -10,8 +10,10 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import net from 'node:net';
 import tls from 'node:tls';
 import { ConfigReader } from '../src/reader/index.js';
+import { databaseName, dropDatabase, MYSQL_BASE } from './support/mysql.js';
 import { Proc, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
 
 const procs = new Procs();
@@ -45,6 +47,45 @@ after(async () => {
 });
 
 const withCa = { VITEFA_TLS_CA: f('ca.crt') };
+
+/** A TLS session from the server on `port`, to resume later. */
+function tlsSession(port: number): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(f('ca.crt')) });
+    s.once('session', (sess: Buffer) => {
+      resolve(sess);
+      s.destroy();
+    });
+    s.on('error', reject);
+  });
+}
+
+function resumes(port: number, session: Buffer): Promise<boolean> {
+  return new Promise<boolean>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(f('ca.crt')), session }, () => {
+      resolve(s.isSessionReused());
+      s.destroy();
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Milliseconds until the server closes a raw TCP connection that sent `bytes` (or nothing). */
+function closedAfter(port: number, bytes?: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const s = net.connect(port, '127.0.0.1', () => {
+      if (bytes !== undefined) s.write(bytes);
+    });
+    s.on('data', () => {});
+    s.on('error', () => {});
+    s.on('close', () => resolve(Date.now() - started));
+    setTimeout(() => {
+      s.destroy();
+      reject(new Error('the server kept a connection that never finished its handshake'));
+    }, 20_000).unref();
+  });
+}
 
 function peerSerial(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -104,15 +145,7 @@ describe('a TLS server', () => {
   });
 
   test('SIGHUP reloads the certificate: connected agents stay, new connections get the new one, sessions resume', async () => {
-    // A TLS session to resume later.
-    const session = await new Promise<Buffer>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(f('ca.crt')) });
-      s.once('session', (sess: Buffer) => {
-        resolve(sess);
-        s.destroy();
-      });
-      s.on('error', reject);
-    });
+    const session = await tlsSession(port);
     const before = await peerSerial(port);
     fs.copyFileSync(f('server2.crt'), f('live.crt'));
     fs.copyFileSync(f('server2.key'), f('live.key'));
@@ -120,14 +153,7 @@ describe('a TLS server', () => {
     server.child.kill('SIGHUP');
     await server.waitForOutput(/SIGHUP: certificate .* reloaded/);
     await waitFor('the new certificate served', async () => (await peerSerial(port)) !== before);
-    const resumed = await new Promise<boolean>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(f('ca.crt')), session }, () => {
-        resolve(s.isSessionReused());
-        s.destroy();
-      });
-      s.on('error', reject);
-    });
-    assert.equal(resumed, true, 'the ticket keys survived the reload');
+    assert.equal(await resumes(port, session), true, 'the ticket keys survived the reload');
     assert.equal((await run(['admin', '--server', address, 'set', 'secure', 'k', '"after reload"'], { env: withCa })).code, 0);
     await waitFor('the agent got the release on its old connection', async () => {
       const reader = ConfigReader.open(store);
@@ -138,6 +164,40 @@ describe('a TLS server', () => {
       }
     });
     assert.equal(agent.stdout.split('agent disconnected').length, disconnects, 'the agent was not disconnected');
+  });
+});
+
+describe('hostile bytes on a TLS port', () => {
+  test('garbage is closed at once, silence within the 10 s handshake limit, and the server serves on', async () => {
+    const { proc, address } = await startServer(f('hostile-data'), ['--tls-cert', f('server.crt'), '--tls-key', f('server.key')]);
+    procs.track(proc);
+    const port = Number(address.split(':')[1]);
+    const [garbage, silent] = await Promise.all([closedAfter(port, Buffer.from('GET / HTTP/1.1\r\n\r\n')), closedAfter(port)]);
+    assert.ok(garbage < 5_000, `garbage closed after ${garbage} ms`);
+    assert.ok(silent >= 9_000 && silent < 15_000, `a silent connection closed after ${silent} ms`);
+    await proc.waitForOutput(/closed 127\.0\.0\.1:\d+: MALFORMED: TLS handshake failed/);
+    const listed = await run(['admin', '--server', address, 'env', 'list'], { env: withCa });
+    assert.equal(listed.code, 0, listed.stderr);
+  });
+});
+
+describe('two TLS servers of one MySQL store', () => {
+  const db = databaseName();
+  after(() => dropDatabase(db));
+
+  test('share their ticket keys: a session from one resumes on the other', async () => {
+    const url = `${MYSQL_BASE}/${db}`;
+    const tlsArgs = ['--tls-cert', f('server.crt'), '--tls-key', f('server.key')];
+    const a = await startServer(url, tlsArgs);
+    procs.track(a.proc);
+    const b = await startServer(url, tlsArgs);
+    procs.track(b.proc);
+    const session = await tlsSession(Number(a.address.split(':')[1]));
+    assert.equal(await resumes(Number(b.address.split(':')[1]), session), true);
+    // A server of another store has its own keys: no resumption there.
+    const other = await startServer(f('other-data'), tlsArgs);
+    procs.track(other.proc);
+    assert.equal(await resumes(Number(other.address.split(':')[1]), session), false);
   });
 });
 

@@ -365,6 +365,8 @@ export class ConnectionHost {
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
       this.handshaking--;
       this.refused(`${socket.remoteAddress}:${socket.remotePort}`, WireError.MALFORMED, `TLS handshake failed: ${err.code ?? err.message}`);
+      // With a listener here Node leaves the socket open (a timed-out handshake would keep its descriptor for good).
+      socket.destroy();
     });
     return server;
   }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import tls from 'node:tls';
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
 import { readPem } from '../security/tls.js';
@@ -39,8 +40,21 @@ export function readServerTls(files: ServerTlsFiles, ticketKeys: Buffer): Server
   return material;
 }
 
+/**
+ * The same on every server of a store, or sessions would not resume across
+ * them: Node's default is a hash of the command line, which differs between
+ * servers (their --listen). Servers that check client certificates against
+ * another authority have another context, so a session made under one set
+ * of rules is not resumed under another.
+ */
+export function sessionIdContext(m: ServerTlsMaterial): string {
+  const hash = createHash('sha256').update('vitefa-config session context\0');
+  if (m.clientCa !== undefined) hash.update(m.clientCa);
+  return hash.digest('hex').slice(0, 32);
+}
+
 export function secureContextOptions(m: ServerTlsMaterial): tls.SecureContextOptions {
-  return { cert: m.cert, key: m.key, minVersion: 'TLSv1.2', ...(m.clientCa === undefined ? {} : { ca: m.clientCa }) };
+  return { cert: m.cert, key: m.key, minVersion: 'TLSv1.2', sessionIdContext: sessionIdContext(m), ...(m.clientCa === undefined ? {} : { ca: m.clientCa }) };
 }
 
 /** The options of a TLS listener: TLS 1.3 preferred (1.2 the least), a short handshake time, shared ticket keys. */
