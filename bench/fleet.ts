@@ -70,13 +70,14 @@ export class SimFleet {
     return { times, joinTimes: parts[0]!.joinTimes };
   }
 
-  async status(): Promise<{ connected: number; gaps: number; snapshots: number; errors: number; heldMin: number; heldMax: number; joiners: number[] }> {
+  async status(): Promise<{ connected: number; gaps: number; snapshots: number; errors: number; resumed: number; heldMin: number; heldMax: number; joiners: number[] }> {
     const parts = await Promise.all(this.procs.map((p) => this.ask<StatusReply>(p, { k: 'status' }, 'status')));
     return {
       connected: parts.reduce((n, p) => n + p.connected, 0),
       gaps: parts.reduce((n, p) => n + p.gaps, 0),
       snapshots: parts.reduce((n, p) => n + p.snapshots, 0),
       errors: parts.reduce((n, p) => n + p.errors, 0),
+      resumed: parts.reduce((n, p) => n + p.resumed, 0),
       heldMin: Math.min(...parts.map((p) => p.heldMin)),
       heldMax: Math.max(...parts.map((p) => p.heldMax)),
       joiners: parts[0]!.current,

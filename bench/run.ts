@@ -420,8 +420,9 @@ async function serverPhase(tlsFiles: TlsFiles | undefined, extras: boolean): Pro
       return s.connected >= AGENTS && s.heldMin >= release.rev ? s : false;
     }, 600_000, (s) => (s ? '' : `reconnecting: ${((Date.now() - s0) / 1000).toFixed(1)} s`));
     const stormMs = Date.now() - s0;
-    storm = { agents: AGENTS, serverRestartMs: restarted, allCurrentMs: stormMs, lostReleases: after.gaps - before.gaps, errors: after.errors };
-    say(`  reconnect storm: server back in ${restarted} ms; all ${AGENTS} agents reconnected and current ${(stormMs / 1000).toFixed(1)} s after the kill; releases lost: ${after.gaps - before.gaps}`);
+    const resumed = after.resumed - before.resumed;
+    storm = { agents: AGENTS, serverRestartMs: restarted, allCurrentMs: stormMs, lostReleases: after.gaps - before.gaps, errors: after.errors, resumedSessions: resumed };
+    say(`  reconnect storm: server back in ${restarted} ms; all ${AGENTS} agents reconnected and current ${(stormMs / 1000).toFixed(1)} s after the kill; releases lost: ${after.gaps - before.gaps}${tlsFiles === undefined ? '' : `; TLS sessions resumed: ${resumed}`}`);
   }
   const final = await f.status();
   await fleet.close();

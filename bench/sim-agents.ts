@@ -30,7 +30,7 @@ export type SimCommand =
   | { k: 'close' };
 
 export type SimReply =
-  | { k: 'status'; connected: number; current: number[]; gaps: number; snapshots: number; errors: number; heldMin: number; heldMax: number }
+  | { k: 'status'; connected: number; current: number[]; gaps: number; snapshots: number; errors: number; resumed: number; heldMin: number; heldMax: number }
   | { k: 'report'; rev: number; times: Float64Array; joinTimes: Float64Array };
 
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across processes on one machine. */
@@ -66,6 +66,8 @@ let closing = false;
 let gaps = 0;
 let snapshots = 0;
 let errors = 0;
+/** TLS connections that resumed a session instead of a full handshake. */
+let resumed = 0;
 let idBase = 0;
 const watched = new Map<number, Float64Array>();
 const joinWatched = new Map<number, Float64Array>();
@@ -109,7 +111,12 @@ function dial(agent: SimAgent): void {
   const socket = tlsCa === undefined
     ? net.connect({ host: agent.target.host, port: agent.target.port, noDelay: true })
     : tls.connect({ host: agent.target.host, port: agent.target.port, ca: tlsCa, ...(agent.session === undefined ? {} : { session: agent.session }) });
-  if (tlsCa !== undefined) socket.on('session', (s: Buffer) => (agent.session = s));
+  if (tlsCa !== undefined) {
+    socket.on('session', (s: Buffer) => (agent.session = s));
+    socket.once('secureConnect', () => {
+      if ((socket as tls.TLSSocket).isSessionReused()) resumed++;
+    });
+  }
   agent.socket = socket;
   let counted = true; // this attempt still holds a place in the connect window
   const release = (): void => {
@@ -298,7 +305,7 @@ process.on('message', (command: SimCommand) => {
         heldMax = Math.max(heldMax, a.held);
       }
       for (const a of joiners) current.push(a.held);
-      send({ k: 'status', connected, current, gaps, snapshots, errors, heldMin: heldMin === Infinity ? 0 : heldMin, heldMax });
+      send({ k: 'status', connected, current, gaps, snapshots, errors, resumed, heldMin: heldMin === Infinity ? 0 : heldMin, heldMax });
       return;
     }
     case 'quiet':
