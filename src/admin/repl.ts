@@ -150,33 +150,23 @@ export async function runRepl(client: AdminClient, io: CommandIO, options: ReplO
       }
       appendHistory(historyFile, text.replace(/\n/g, ' '));
       busy = true;
-      run(text).then(
-        (goOn) => {
-          busy = false;
-          if (!goOn) {
-            queue.length = 0;
-            closed = true;
-            rl.close();
-            finish();
-            return;
-          }
-          prompt();
-          pump();
-        },
-        (err: unknown) => {
-          busy = false;
-          output.write(`${style.bad('error:')} ${describe(err)}\n`);
-          if (err instanceof VitefaError && err.code === 'E_CONNECTION_CLOSED') {
-            queue.length = 0;
-            closed = true;
-            rl.close();
-            finish();
-            return;
-          }
-          prompt();
-          pump();
-        },
-      );
+      const done = (goOn: boolean): void => {
+        busy = false;
+        if (!goOn) {
+          queue.length = 0;
+          closed = true;
+          rl.close();
+          finish();
+          return;
+        }
+        prompt();
+        pump();
+      };
+      run(text).then(done, (err: unknown) => {
+        output.write(`${style.bad('error:')} ${describe(err)}\n`);
+        // A lost connection ends the session; any other error leaves the prompt.
+        done(!(err instanceof VitefaError && err.code === 'E_CONNECTION_CLOSED'));
+      });
     };
     rl.on('SIGINT', () => {
       if (watching !== undefined) {
