@@ -10,7 +10,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
-import { backoffDelay } from '../src/agent/agent.js';
+import { backoffDelay } from '../src/transport/backoff.js';
 import { decodeBody, encodeMessage, FrameDecoder, MessageType, PROTOCOL_VERSION } from '../src/protocol/index.js';
 import { clientProof, newNonce, sameSignature } from '../src/security/scram.js';
 import { CHANNEL_BINDING_LABEL } from '../src/security/tls.js';

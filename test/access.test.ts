@@ -77,7 +77,7 @@ async function sample(op: AdminOp, env: string, i: number): Promise<AdminRequest
     case 'history': return { op, env };
     case 'diff': return { op, env, from: 0 };
     case 'rollback': return { op, env, rev: 0 };
-    case 'status': return { op };
+    case 'status': case 'status.local': return { op };
     case 'watch': case 'unwatch': return { op, env };
     case 'user.add': return { op, name: throwaway, role: 'viewer', envs: [], verifier: verifier() };
     case 'user.del': {

@@ -130,10 +130,10 @@ describe('server + agent + admin, end to end', () => {
     });
     assert.equal(session.code, 0, session.stderr);
     const out = session.stdout;
-    assert.match(out, /logged in as admin \(admin\) on srv-/);
+    assert.match(out, /logged in as admin \(admin\) on [^\s/]+\/127\.0\.0\.1:\d+;/);
     assert.match(out, /set ENV KEY VALUE +set a key/);
     assert.match(out, /demo: revision \d+ \(1 key changed\)/);
-    assert.match(out, /admin@srv-\w+> 42\n/);
+    assert.match(out, /admin@[^\s/]+\/127\.0\.0\.1:\d+> 42\n/);
     assert.match(out, /error: unknown command "bogus"/);
     assert.match(out, /error: merge value is not valid JSON/);
     assert.match(out, /"value":"42"/);

@@ -50,7 +50,7 @@ function rejects(body: Uint8Array, path: string): void {
 /** Every admin operation (the `satisfies` makes the compiler flag a missing or new op). */
 const ADMIN_OPS = {
   'env.add': true, 'env.del': true, 'env.list': true, set: true, get: true, del: true, list: true,
-  merge: true, clear: true, apply: true, history: true, diff: true, rollback: true, status: true,
+  merge: true, clear: true, apply: true, history: true, diff: true, rollback: true, status: true, 'status.local': true,
   'user.add': true, 'user.del': true, 'user.list': true, 'user.passwd': true, 'token.add': true, 'token.del': true,
   'token.list': true, audit: true, watch: true, unwatch: true,
 } as const satisfies Record<AdminOp, true>;
@@ -78,6 +78,8 @@ const ADMIN_REQUESTS: AdminRequest[] = [
   { op: 'rollback', env: 'prod', rev: 5 },
   { op: 'status' },
   { op: 'status', env: 'prod' },
+  { op: 'status.local' },
+  { op: 'status.local', env: 'prod' },
   { op: 'user.add', name: 'alice', role: 'editor', envs: ['shop', 'prod/*'], verifier: V },
   { op: 'user.del', name: 'alice' },
   { op: 'user.list' },
@@ -134,6 +136,25 @@ const SAMPLES: { [K in MessageType]: Extract<Message, { t: K }>[] } = {
     { t: 10, id: 1, res: { env: 'prod', rev: 3, changed: 1 } },
     { t: 10, id: 2, res: { envs: [{ env: 'a', rev: 1, keys: 2 }] } },
     { t: 10, id: 3, res: null },
+  ],
+  [MessageType.Gossip]: [
+    {
+      t: 14,
+      members: [
+        { id: 'host-a/10.0.0.1:7400', gen: 3, ver: 120, addrs: ['10.0.0.1:7400'], peer: '10.0.0.1:7401', state: 'alive', agents: 33_000, head: 2 ** 40 },
+        { id: 'host-b/10.0.0.2:7400', gen: 1, ver: 1, addrs: [], peer: '10.0.0.2:7401', state: 'draining', agents: 0, head: 0 },
+      ],
+      envs: [['prod', 12], ['dev', 0]],
+    },
+    { t: 14, members: [], envs: [], gone: ['old'] },
+  ],
+  [MessageType.Peers]: [
+    { t: 15, servers: [{ addr: '10.0.0.1:7400', agents: 5, state: 'alive' }, { addr: '[::1]:7400', agents: 0, state: 'suspect' }] },
+    { t: 15, servers: [] },
+  ],
+  [MessageType.Move]: [
+    { t: 16, to: '10.0.0.2:7400', within: 2000, reason: 'rebalancing' },
+    { t: 16, within: 0, reason: 'server draining' },
   ],
 };
 
@@ -331,6 +352,11 @@ const RESULTS: { [K in AdminOp]: { valid: ResultOf[K]; invalid: unknown; path: s
       envs: [{ env: 'prod', rev: 4, keys: 10 }],
       agentsTotal: 1,
       agents: [{ id: 'host-a', addr: '10.0.0.9:50000', since: 1_700_000_000_000, envs: [{ env: 'prod', rev: 4 }] }],
+      cluster: {
+        head: 4,
+        servers: [{ id: 'srv-1', gen: 2, state: 'alive', addrs: ['0.0.0.0:7070'], head: 4, lag: 0, agents: 1, heardMs: 0, answered: true }],
+        envs: [{ env: 'prod', rev: 4, holders: [[4, 1]], lagging: [], laggingTotal: 0 }],
+      },
     },
     invalid: {
       server: { id: 'srv-1', version: '0.1.0', listen: '0.0.0.0:7070', store: 'mysql', uptimeMs: 1234, workers: 4, counters: { SERVER_FULL: 2, workerRestarts: 0 } },
@@ -339,6 +365,18 @@ const RESULTS: { [K in AdminOp]: { valid: ResultOf[K]; invalid: unknown; path: s
       agents: [{ id: 'host-a', addr: '10.0.0.9:50000', since: 1, envs: [{ env: 'prod', rev: 'x' }] }],
     },
     path: 'result(status).agents[0].envs[0].rev',
+  },
+  'status.local': {
+    valid: {
+      server: { id: 'srv-1', version: '0.1.0', listen: '0.0.0.0:7070', store: 'mysql', uptimeMs: 1234, workers: 4, counters: {} },
+      gen: 1, head: 4, agentsTotal: 2,
+      envs: [{ env: 'prod', rev: 4, holders: [[4, 1], [3, 1]], lagging: [{ id: 'h', addr: '10.0.0.9:1', server: 'srv-1', rev: 3 }], laggingTotal: 1 }],
+    },
+    invalid: {
+      server: { id: 'srv-1', version: '0.1.0', listen: '0.0.0.0:7070', store: 'mysql', uptimeMs: 1234, workers: 4, counters: {} },
+      gen: 1, head: 4, agentsTotal: 2, envs: [{ env: 'prod', rev: 4, holders: [[4]], lagging: [], laggingTotal: 0 }],
+    },
+    path: 'result(status.local).envs[0].holders[0]',
   },
   'user.add': { valid: { done: 'account alice added (editor)' }, invalid: { done: 1 }, path: 'result(user.add).done' },
   'user.del': { valid: { done: 'x' }, invalid: {}, path: 'result(user.del).done' },
@@ -406,7 +444,7 @@ describe('checkResult', () => {
 describe('rejection', () => {
   test('unknown message type', () => {
     rejects(pack({ t: 0 }), 'message.t');
-    rejects(pack({ t: 14, n: 1 }), 'message.t');
+    rejects(pack({ t: 17, n: 1 }), 'message.t');
     rejects(pack({ t: 99 }), 'message.t');
     rejects(pack({ t: -1 }), 'message.t');
     rejects(pack({ t: 1.5 }), 'message.t');

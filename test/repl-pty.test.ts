@@ -55,9 +55,9 @@ test('a person at a terminal: log in, use, set, get, complete, a multi-line valu
 
   await expect(/password for admin: /);
   type(`${ADMIN_PASSWORD}\r`);
-  await expect(/logged in as admin \(admin\)[^\n]*\n[\s\S]*admin@srv-\w+> $/);
+  await expect(/logged in as admin \(admin\)[^\n]*\n[\s\S]*admin@[^\s/]+\/127\.0\.0\.1:\d+> $/);
   type('use demo\r');
-  await expect(/admin@srv-\w+ demo> $/);
+  await expect(/admin@[^\s/]+\/127\.0\.0\.1:\d+ demo> $/);
   type('set greeting hi\r');
   await expect(/demo: revision \d+ \(1 key changed\)[\s\S]*demo> $/);
   // Tab completes the key from the environment in use.

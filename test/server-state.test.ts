@@ -40,7 +40,8 @@ test('an agent older than the releases kept in memory, or unknown to them, gets 
   const [snapshot] = decode(need.kind === 'snapshot' ? [need.frame] : []);
   assert.deepEqual(snapshot, { t: 3, env: 'prod', rev: 4, entries: [['a', '2'], ['b', '"x"']] });
   assert.equal(state.catchUp('prod', 3).kind, 'snapshot', 'a revision that never belonged to prod');
-  assert.equal(state.catchUp('prod', 99).kind, 'snapshot', 'an agent ahead of the server (store reset)');
+  assert.equal(state.catchUp('prod', 99).kind, 'ahead', 'an agent ahead of everything the server applied waits');
+  assert.equal(state.catchUp('prod', 99, true).kind, 'snapshot', 'unless the store says it is ahead of the store itself (store reset)');
   assert.equal(state.catchUp('prod', 0).kind, 'snapshot');
   const again = state.catchUp('prod', 0);
   assert.equal(again.kind === 'snapshot' && need.kind === 'snapshot' && again.frame, need.frame, 'snapshot encoded once per revision');

@@ -45,6 +45,9 @@ const SAMPLES: Record<string, Message> = {
   Challenge: { t: MessageType.Challenge, nonce: 'x'.repeat(40), salt: 'c2FsdA==', iterations: 4096 },
   Proof: { t: MessageType.Proof, proof: 'AAAA' },
   Welcome: { t: MessageType.Welcome, signature: 'AAAA', account: 'me', role: 'admin', envs: ['*'] },
+  Gossip: { t: MessageType.Gossip, members: [{ id: 'x', gen: 1, ver: 1, addrs: [], peer: '127.0.0.1:1', state: 'alive', agents: 0, head: 0 }], envs: [] },
+  Peers: { t: MessageType.Peers, servers: [] },
+  Move: { t: MessageType.Move, within: 0, reason: 'go' },
 };
 assert.deepEqual(Object.keys(SAMPLES).sort(), Object.keys(MessageType).sort(), 'a sample of every message type');
 
@@ -52,9 +55,9 @@ type Outcome = 'ok' | 'ends' | 'challenged' | WireError;
 const U = WireError.UNEXPECTED_MESSAGE;
 /** What each message does in each phase: handled (the session goes on), answered with a login challenge, the peer's Error ends it, or this error. */
 const EXPECTED: Record<'hello' | 'agent' | 'admin', Record<string, Outcome>> = {
-  hello: { Hello: 'challenged', Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: U, Pong: U, Request: U, Response: U, Challenge: U, Proof: U, Welcome: U },
-  agent: { Hello: U, Subscribe: 'ok', Snapshot: U, Release: U, Ack: 'ok', Error: 'ends', Ping: 'ok', Pong: 'ok', Request: U, Response: U, Challenge: U, Proof: U, Welcome: U },
-  admin: { Hello: U, Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: 'ok', Pong: 'ok', Request: 'ok', Response: U, Challenge: U, Proof: U, Welcome: U },
+  hello: { Hello: 'challenged', Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: U, Pong: U, Request: U, Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U },
+  agent: { Hello: U, Subscribe: 'ok', Snapshot: U, Release: U, Ack: 'ok', Error: 'ends', Ping: 'ok', Pong: 'ok', Request: U, Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U },
+  admin: { Hello: U, Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: 'ok', Pong: 'ok', Request: 'ok', Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U },
 };
 
 let mem: MemoryServer;

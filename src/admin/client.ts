@@ -115,6 +115,9 @@ export class AdminClient {
       case MessageType.Challenge:
       case MessageType.Proof:
       case MessageType.Welcome:
+      case MessageType.Gossip:
+      case MessageType.Peers:
+      case MessageType.Move:
         this.conn.fail(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to an admin client`);
         return;
       default: {

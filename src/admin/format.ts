@@ -1,4 +1,4 @@
-import { styleText } from 'node:util';
+import { stripVTControlCharacters, styleText } from 'node:util';
 import type { AdminRequest, AdminResult, KeyChange, Release, ResultOf } from '../protocol/index.js';
 import type { Prepared } from './commands.js';
 
@@ -21,10 +21,19 @@ export function styleFor(stream: NodeJS.WriteStream | NodeJS.WritableStream, env
   return { dim: paint('dim'), bold: paint('bold'), good: paint('green'), bad: paint('red'), key: paint('cyan') };
 }
 
+function paintState(state: string, style: Style): string {
+  if (state === 'alive') return style.good(state);
+  if (state === 'dead' || state === 'suspect') return style.bad(state);
+  return state;
+}
+
 /** Rows aligned in columns under a header (the last column is not padded). */
 export function table(header: string[], rows: string[][], style: Style = plain): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  // Widths of what shows: colour codes take no room.
+  const width = (text: string): number => stripVTControlCharacters(text).length;
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => width(r[i] ?? ''))));
+  const pad = (text: string, n: number): string => text + ' '.repeat(Math.max(0, n - width(text)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : pad(c, widths[i]!))).join('  ').trimEnd();
   return [style.bold(line(header)), ...rows.map(line)].join('\n');
 }
 
@@ -92,12 +101,37 @@ export function formatResult(request: AdminRequest, result: AdminResult, json: b
     case 'status': {
       const s = r as ResultOf['status'];
       const counted = Object.entries(s.server.counters).filter(([k, n]) => n > 0 && k !== 'workerRestarts').sort(([a], [b]) => (a < b ? -1 : 1));
+      const c = s.cluster;
       const lines = [
         `server ${s.server.id} ${s.server.version} on ${s.server.listen}, store ${s.server.store}, workers ${s.server.workers}, up ${Math.round(s.server.uptimeMs / 1000)} s`,
         `sessions ended or refused: ${counted.map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}${s.server.counters.workerRestarts ? `; workers restarted: ${s.server.counters.workerRestarts}` : ''}`,
-        `environments: ${s.envs.map((e) => `${e.env}@${e.rev} (${e.keys} keys)`).join(', ') || '(none)'}`,
-        `agents: ${s.agentsTotal}`,
+        '',
+        `servers (cluster head ${c.head}):`,
+        table(['SERVER', 'STATE', 'GEN', 'APPLIED', 'LAG', 'AGENTS', 'HEARD', 'ADDRESS'], c.servers.map((row) => [
+          row.id, paintState(row.state, style), String(row.gen), String(row.head), String(row.lag),
+          row.answered ? String(row.agents) : `${row.agents}?`, row.heardMs === 0 ? '-' : `${(row.heardMs / 1000).toFixed(1)} s ago`, row.addrs.join(','),
+        ]), style),
+        '',
+        `environments (agents of every server that answered):`,
       ];
+      const keys = new Map(s.envs.map((e) => [e.env, e.keys]));
+      const byEnv = new Map(c.envs.map((e) => [e.env, e]));
+      if (s.envs.length === 0) lines.push('(none)');
+      else {
+        lines.push(table(['ENV', 'REV', 'KEYS', 'AGENTS CURRENT', 'BEHIND', 'HELD'], s.envs.map((e) => {
+          const a = byEnv.get(e.env);
+          const current = a?.holders.filter(([rev]) => rev >= e.rev).reduce((n, [, k]) => n + k, 0) ?? 0;
+          const behind = a?.laggingTotal ?? 0;
+          return [e.env, String(e.rev), String(keys.get(e.env) ?? 0), String(current), behind === 0 ? '0' : style.bad(String(behind)),
+            (a?.holders ?? []).slice(0, 4).map(([rev, n]) => `${n}@${rev}`).join(' ') + ((a?.holders.length ?? 0) > 4 ? ' …' : '')];
+        }), style));
+      }
+      for (const e of c.envs) {
+        if (e.lagging.length === 0) continue;
+        lines.push('', `behind in ${e.env} (at ${e.rev}):${e.laggingTotal > e.lagging.length ? ` the first ${e.lagging.length} of ${e.laggingTotal}` : ''}`);
+        lines.push(table(['AGENT', 'ADDRESS', 'SERVER', 'HOLDS'], e.lagging.map((a) => [a.id, a.addr, a.server, String(a.rev)]), style));
+      }
+      lines.push('', `agents of this server: ${s.agentsTotal}`);
       const current = new Map(s.envs.map((e) => [e.env, e.rev]));
       if (s.agents.length > 0) {
         lines.push(table(['AGENT', 'ADDRESS', 'ENVIRONMENTS'], s.agents.map((a) => [
@@ -106,6 +140,13 @@ export function formatResult(request: AdminRequest, result: AdminResult, json: b
       }
       if (s.agents.length < s.agentsTotal) lines.push(`… and ${s.agentsTotal - s.agents.length} more`);
       return lines.join('\n');
+    }
+    case 'status.local': {
+      const s = r as ResultOf['status.local'];
+      return [
+        `server ${s.server.id} generation ${s.gen}, applied ${s.head}, agents ${s.agentsTotal}`,
+        table(['ENV', 'REV', 'HELD', 'BEHIND'], s.envs.map((e) => [e.env, String(e.rev), e.holders.map(([rev, n]) => `${n}@${rev}`).join(' '), String(e.laggingTotal)]), style),
+      ].join('\n');
     }
     case 'user.add':
     case 'user.del':

@@ -3,11 +3,15 @@ import type tls from 'node:tls';
 import type { TokenParts } from '../security/token.js';
 import {
   LocalErrorCode, MessageType, ProtocolError, RemoteError, VitefaError, WireError,
-  type EnvRev, type Message, type Release, type Snapshot,
+  type EnvRev, type Message, type Move, type PeerServer, type Release, type Snapshot,
 } from '../protocol/index.js';
-import { connect, type ClientConnection, type Endpoint } from '../transport/client.js';
+import { connect, endpointText, parseEndpoint, type ClientConnection, type Endpoint } from '../transport/client.js';
 import { trace } from '../trace.js';
+import { backoffDelay } from '../transport/backoff.js';
 import type { LocalStore } from './local-store.js';
+
+/** What the agent needs of its store (the LMDB LocalStore on a host). */
+export type AgentStore = Pick<LocalStore, 'held' | 'revision' | 'applyRelease' | 'applySnapshot'>;
 
 export interface AgentOptions {
   servers: Endpoint[];
@@ -54,11 +58,15 @@ export interface AgentEvents {
  */
 export class Agent {
   private readonly options: AgentOptions;
-  private readonly store: LocalStore;
+  private readonly store: AgentStore;
   private readonly events: AgentEvents;
   private conn?: ClientConnection;
-  private servers: Endpoint[];
-  private next = 0;
+  /** Every server known: the configured ones, and those the servers told of, with their load and state. */
+  private readonly servers = new Map<string, KnownServer>();
+  /** The server of the current (or last) session. */
+  private current: string | undefined;
+  /** Where to go next (a Move), instead of choosing. */
+  private movingTo: string | undefined;
   private attempt = 0;
   private stopped = false;
   private retryTimer?: NodeJS.Timeout;
@@ -70,12 +78,14 @@ export class Agent {
   private readonly unacked = new Map<string, number>();
   private tlsSession: Buffer | undefined;
   private ackTimer?: NodeJS.Timeout;
+  /** Set by a Move: the next connect waits this long instead of backing off. */
+  private moveDelayMs: number | undefined;
 
-  constructor(options: AgentOptions, store: LocalStore, events: AgentEvents = {}) {
+  constructor(options: AgentOptions, store: AgentStore, events: AgentEvents = {}) {
     this.options = options;
     this.store = store;
     this.events = events;
-    this.servers = [...options.servers];
+    for (const e of options.servers) this.servers.set(endpointText(e), { endpoint: e, agents: -1, state: 'configured', configured: true });
   }
 
   get connected(): boolean {
@@ -99,11 +109,48 @@ export class Agent {
     this.conn?.end('agent stopping');
   }
 
+  /**
+   * The server to try next: where a Move said, else a random one weighted by
+   * how few agents it holds (1 / (agents + the mean)), among the alive ones
+   * (then the suspect, then any), avoiding the one just left when there is
+   * another. Weighted, not "the least loaded": agents choosing at the same
+   * moment from the same loads spread instead of all picking one server.
+   */
+  private choose(): KnownServer {
+    const moving = this.movingTo === undefined ? undefined : this.servers.get(this.movingTo) ?? this.remember(this.movingTo);
+    this.movingTo = undefined;
+    if (moving !== undefined) return moving;
+    const all = [...this.servers.values()];
+    const others = all.length > 1 ? all.filter((s) => endpointText(s.endpoint) !== this.current) : all;
+    const usable = (states: string[]): KnownServer[] => others.filter((s) => states.includes(s.state));
+    let pool = usable(['alive', 'configured']);
+    if (pool.length === 0) pool = usable(['suspect']);
+    if (pool.length === 0) pool = others;
+    const known = pool.filter((s) => s.agents >= 0);
+    const mean = known.length === 0 ? 1 : Math.max(1, known.reduce((n, s) => n + s.agents, 0) / known.length);
+    const weights = pool.map((s) => 1 / ((s.agents >= 0 ? s.agents : mean) + mean));
+    let pick = Math.random() * weights.reduce((a, b) => a + b, 0);
+    for (let i = 0; i < pool.length; i++) {
+      pick -= weights[i]!;
+      if (pick <= 0) return pool[i]!;
+    }
+    return pool[pool.length - 1]!;
+  }
+
+  private remember(addr: string): KnownServer | undefined {
+    const endpoint = parseAddress(addr);
+    if (endpoint === undefined) return undefined;
+    const known: KnownServer = { endpoint, agents: -1, state: 'alive', configured: false };
+    this.servers.set(addr, known);
+    return known;
+  }
+
   private async dial(): Promise<void> {
     if (this.stopped) return;
-    const server = this.servers[this.next % this.servers.length]!;
-    this.next++;
-    const label = `${server.host}:${server.port}`;
+    const chosen = this.choose();
+    const server = chosen.endpoint;
+    const label = endpointText(server);
+    this.current = label;
     try {
       const conn = await connect({
         ...server,
@@ -166,6 +213,12 @@ export class Agent {
       case MessageType.Pong:
         this.awaitingPong = false;
         return;
+      case MessageType.Peers:
+        this.onPeers(message.servers);
+        return;
+      case MessageType.Move:
+        this.onMove(message);
+        return;
       case MessageType.Error:
         trace('agent', `server error ${message.code}: ${message.msg}`);
         if (message.code === WireError.VERSION_MISMATCH) {
@@ -187,6 +240,7 @@ export class Agent {
       case MessageType.Challenge:
       case MessageType.Proof:
       case MessageType.Welcome:
+      case MessageType.Gossip:
         this.conn?.fail(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to an agent`);
         return;
       default: {
@@ -277,13 +331,51 @@ export class Agent {
     this.pingTimer.unref();
   }
 
+  /** Servers named in the hello, for failover (their load is learned from the next Peers). */
   private learnPeers(peers: string[]): void {
-    for (const peer of peers) {
-      const match = /^(.*):(\d+)$/.exec(peer);
-      if (!match) continue;
-      const endpoint = { host: match[1]!, port: Number(match[2]) };
-      if (!this.servers.some((s) => s.host === endpoint.host && s.port === endpoint.port)) this.servers.push(endpoint);
+    for (const peer of peers) if (!this.servers.has(peer)) this.remember(peer);
+  }
+
+  /**
+   * The servers of the cluster, as the server sees them now: their load and
+   * state replace what was known; servers no longer listed (dead, stopped)
+   * are forgotten, except those this agent was configured with.
+   */
+  private onPeers(list: PeerServer[]): void {
+    const listed = new Set<string>();
+    for (const p of list.slice(0, 256)) {
+      const known = this.servers.get(p.addr) ?? this.remember(p.addr);
+      if (known === undefined) continue;
+      listed.add(p.addr);
+      known.agents = p.agents;
+      known.state = p.state;
     }
+    for (const [addr, known] of this.servers) {
+      if (listed.has(addr)) continue;
+      if (known.configured) {
+        known.state = 'configured';
+        known.agents = -1;
+      } else {
+        this.servers.delete(addr);
+      }
+    }
+    trace('agent', `servers: ${list.map((p) => `${p.addr} ${p.state} ${p.agents}`).join(', ')}`);
+  }
+
+  /**
+   * The server asks this agent to go (it drains, or it rebalances): after a
+   * random part of `within`, the agent connects to `to` (or to a server it
+   * chooses, not this one) and resumes from the revisions it holds.
+   */
+  private onMove(move: Move): void {
+    trace('agent', `moving${move.to === undefined ? '' : ` to ${move.to}`}: ${move.reason}`);
+    this.movingTo = move.to;
+    if (move.to === undefined && this.current !== undefined) {
+      const here = this.servers.get(this.current);
+      if (here !== undefined) here.state = 'draining';
+    }
+    this.moveDelayMs = Math.random() * Math.min(move.within, 60_000);
+    this.conn?.end(`moving: ${move.reason}`);
   }
 
   private onDisconnect(reason: string): void {
@@ -297,13 +389,29 @@ export class Agent {
 
   private scheduleRetry(): void {
     if (this.stopped) return;
-    const delay = backoffDelay(this.attempt++, this.options.backoffMinMs, this.options.backoffMaxMs);
+    clearTimeout(this.retryTimer);
+    // A move goes at once (within its spread); a failure backs off.
+    const moved = this.moveDelayMs;
+    this.moveDelayMs = undefined;
+    const delay = moved ?? backoffDelay(this.attempt++, this.options.backoffMinMs, this.options.backoffMaxMs);
     this.retryTimer = setTimeout(() => void this.dial(), delay);
   }
 }
 
-/** Exponential backoff with full jitter: uniform in [min, min * 2^attempt], capped at max. */
-export function backoffDelay(attempt: number, minMs: number, maxMs: number): number {
-  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
-  return minMs + Math.random() * Math.max(0, ceiling - minMs);
+interface KnownServer {
+  endpoint: Endpoint;
+  /** Agents it holds as last told, or -1 when not known. */
+  agents: number;
+  /** alive, suspect, draining (from the servers), or configured (from --servers, not heard of yet). */
+  state: string;
+  /** Given with --servers: never forgotten. */
+  configured: boolean;
+}
+
+function parseAddress(addr: string): Endpoint | undefined {
+  try {
+    return parseEndpoint(addr);
+  } catch {
+    return undefined;
+  }
 }

@@ -8,7 +8,7 @@ import {
   type Check,
 } from './check.js';
 import type {
-  AdminOp, AdminRequest, Change, Entry, EnvRev, KeyChange, Message, ResultOf,
+  AdminOp, AdminRequest, Change, Entry, EnvRev, KeyChange, MemberEntry, MemberState, Message, ResultOf,
 } from './messages.js';
 
 /**
@@ -51,6 +51,12 @@ const keyChange: Check<KeyChange> = (v, p) => {
 };
 const role = literal<Role>(Role.server, Role.agent, Role.admin, Role.peer);
 const verifier = obj({ salt: str, iterations: uint, storedKey: str, serverKey: str });
+/** Servers in one cluster: a full mesh of links, so tens, not thousands. */
+export const MAX_MEMBERS = 256;
+const memberEntry: Check<MemberEntry> = obj({
+  id: str, gen: uint, ver: uint, addrs: arrayOf(str, 16), peer: str,
+  state: literal<MemberState>('alive', 'draining', 'left'), agents: uint, head: uint,
+});
 
 const adminRequest: Check<AdminRequest> = (v, p) => {
   const op = obj({ op: str })(v, p).op;
@@ -79,6 +85,7 @@ const adminRequest: Check<AdminRequest> = (v, p) => {
     case 'rollback':
       return { op, ...obj({ env: str, rev: uint })(v, p) };
     case 'status':
+    case 'status.local':
       return { op, ...obj({ env: opt(str) })(v, p) };
     case 'user.add':
       return { op, ...obj({ name: str, role: str, envs: arrayOf(str, 1024), verifier })(v, p) };
@@ -124,6 +131,13 @@ const checkers = {
     const head = obj({ t: literal(MessageType.Response), id: uint })(v, p);
     return { ...head, res: (v as { res?: unknown }).res };
   },
+  [MessageType.Gossip]: obj({
+    t: literal(MessageType.Gossip), members: arrayOf(memberEntry, MAX_MEMBERS), envs: arrayOf(pair(str, uint)), gone: opt(arrayOf(str)),
+  }),
+  [MessageType.Peers]: obj({
+    t: literal(MessageType.Peers), servers: arrayOf(obj({ addr: str, agents: uint, state: str }), MAX_MEMBERS),
+  }),
+  [MessageType.Move]: obj({ t: literal(MessageType.Move), to: opt(str), within: uint, reason: str }),
 } satisfies { [K in MessageType]: Check<Extract<Message, { t: K }>> };
 
 /**
@@ -150,6 +164,11 @@ export function decodeBody(body: Uint8Array, limits: DecodeLimits = DEFAULT_DECO
 const writeResult = obj({ env: str, rev: uint, changed: uint });
 const done = obj({ done: str });
 const envInfo = obj({ env: str, rev: uint, keys: uint });
+const serverInfo = obj({ id: str, version: str, listen: str, store: str, uptimeMs: uint, workers: uint, counters: recordOf(uint) });
+const envAgents = obj({
+  env: str, rev: uint, holders: arrayOf(pair(uint, uint)),
+  lagging: arrayOf(obj({ id: str, addr: str, server: str, rev: uint })), laggingTotal: uint,
+});
 const historyRelease = obj({
   rev: uint, prev: uint, time: uint, author: str, op: str, changes: arrayOf(keyChange),
 });
@@ -168,11 +187,19 @@ const resultCheckers: { [K in AdminOp]: Check<ResultOf[K]> } = {
   diff: obj({ env: str, from: uint, to: uint, changes: arrayOf(keyChange) }),
   rollback: writeResult,
   status: obj({
-    server: obj({ id: str, version: str, listen: str, store: str, uptimeMs: uint, workers: uint, counters: recordOf(uint) }),
+    server: serverInfo,
     envs: arrayOf(envInfo),
     agentsTotal: uint,
     agents: arrayOf(obj({ id: str, addr: str, since: uint, envs: arrayOf(envRev) })),
+    cluster: obj({
+      head: uint,
+      servers: arrayOf(obj({
+        id: str, gen: uint, state: str, addrs: arrayOf(str), head: uint, lag: uint, agents: uint, heardMs: uint, answered: bool,
+      })),
+      envs: arrayOf(envAgents),
+    }),
   }),
+  'status.local': obj({ server: serverInfo, gen: uint, head: uint, agentsTotal: uint, envs: arrayOf(envAgents) }),
   'user.add': done,
   'user.del': done,
   'user.list': obj({ users: arrayOf(obj({ name: str, role: str, envs: arrayOf(str), created: uint })) }),

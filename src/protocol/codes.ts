@@ -5,9 +5,11 @@
 
 /**
  * Version carried in every hello. A peer refuses a hello with another major
- * version. 2: every session logs in (SCRAM) before anything else.
+ * version. 2: every session logs in (SCRAM) before anything else. 3: peer
+ * servers gossip (Gossip), and servers tell their agents of the other
+ * servers (Peers) and move them (Move).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export const MessageType = {
   /** 1: first frame in each direction; carries the protocol version and the peer's role. */
@@ -36,6 +38,12 @@ export const MessageType = {
   Proof: 12,
   /** 13: server -> client: logged in; the server's signature and what the session may do. */
   Welcome: 13,
+  /** 14: peer <-> peer: membership and what each server has applied (a digest, about once a second). */
+  Gossip: 14,
+  /** 15: server -> agent: the servers of the cluster, their load and state (whenever it changes). */
+  Peers: 15,
+  /** 16: server -> agent: reconnect elsewhere (drain, rebalancing), resuming from the revisions held. */
+  Move: 16,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 

@@ -112,6 +112,63 @@ export interface ErrorMessage {
   id?: number;
 }
 
+/** How a server describes itself: owned by that server, spread by every other (its version only grows). */
+export interface MemberEntry {
+  /** Stable across restarts. */
+  id: string;
+  /** Grows at every start of the server; state of an older generation never overrides a newer one. */
+  gen: number;
+  /** Grows with every change of the entry and at least once a second (the heartbeat). */
+  ver: number;
+  /** Addresses agents and admins connect to. */
+  addrs: string[];
+  /** Address other servers connect to (the peer port). */
+  peer: string;
+  /** alive, draining (moving its agents away before it stops) or left (stopped). */
+  state: MemberState;
+  agents: number;
+  /** Every release up to this revision has been applied and pushed to its agents. */
+  head: number;
+}
+
+export type MemberState = 'alive' | 'draining' | 'left';
+
+/** Peer <-> peer, about once a second and at once after a change of membership. */
+export interface Gossip {
+  t: typeof MessageType.Gossip;
+  /** The sender's entry and every entry it knows (newest version of each). */
+  members: MemberEntry[];
+  /**
+   * The sender's applied revision per environment: on a new link every one,
+   * then those that changed since the last gossip on this link.
+   */
+  envs: [env: string, rev: number][];
+  /** Environments the sender no longer has (deleted) since the last gossip on this link. */
+  gone?: string[];
+}
+
+/** One server as agents see it. */
+export interface PeerServer {
+  addr: string;
+  agents: number;
+  /** alive, suspect (not heard from lately), draining. Dead and stopped servers are left out. */
+  state: string;
+}
+
+/** Server -> agent: every server the agent may use (this one included). */
+export interface Peers {
+  t: typeof MessageType.Peers;
+  servers: PeerServer[];
+}
+
+/** Server -> agent: reconnect to `to` (or, without it, to another server chosen by load) after a random delay of up to `within` ms. */
+export interface Move {
+  t: typeof MessageType.Move;
+  to?: string;
+  within: number;
+  reason: string;
+}
+
 export interface Ping {
   t: typeof MessageType.Ping;
   n: number;
@@ -137,6 +194,8 @@ export type AdminRequest =
   | { op: 'diff'; env: string; from: number; to?: number }
   | { op: 'rollback'; env: string; rev: number }
   | { op: 'status'; env?: string }
+  /** This server alone: its agents' revisions as counts (what `status` gathers from every server). */
+  | { op: 'status.local'; env?: string }
   | { op: 'user.add'; name: string; role: string; envs: string[]; verifier: VerifierFields }
   | { op: 'user.del'; name: string }
   | { op: 'user.list' }
@@ -232,8 +291,62 @@ export interface StatusResult {
   server: ServerInfo;
   envs: EnvInfo[];
   agentsTotal: number;
-  /** At most the first 1000 agents (filtered to ENV when one is given). */
+  /** At most the first 1000 agents of this server (filtered to ENV when one is given). */
   agents: AgentInfo[];
+  /** Every server of the cluster (this one first) and, per environment, the revisions every agent of the cluster holds. */
+  cluster: ClusterStatus;
+}
+
+/** One server in `status`. */
+export interface ServerRow {
+  id: string;
+  gen: number;
+  /** alive, suspect, dead, draining or left, as the answering server sees it. */
+  state: string;
+  addrs: string[];
+  /** Applied revision; lag is the cluster's head minus it. */
+  head: number;
+  lag: number;
+  agents: number;
+  /** Milliseconds since the answering server last heard of it (0 for itself). */
+  heardMs: number;
+  /** The server answered the status query (its agents are counted below). */
+  answered: boolean;
+}
+
+/** An agent behind its environment's current revision. */
+export interface LaggingAgent {
+  id: string;
+  addr: string;
+  /** Id of the server it is connected to. */
+  server: string;
+  rev: number;
+}
+
+export interface EnvAgents {
+  env: string;
+  /** The environment's current revision. */
+  rev: number;
+  /** [revision, number of agents holding it], highest first. */
+  holders: [rev: number, agents: number][];
+  /** Agents behind `rev`: the first ones only (see laggingTotal). */
+  lagging: LaggingAgent[];
+  laggingTotal: number;
+}
+
+export interface ClusterStatus {
+  head: number;
+  servers: ServerRow[];
+  envs: EnvAgents[];
+}
+
+/** One server's own part of `status`: what `status` gathers from every server. */
+export interface LocalStatus {
+  server: ServerInfo;
+  gen: number;
+  head: number;
+  agentsTotal: number;
+  envs: EnvAgents[];
 }
 
 /** The result of an operation that only succeeds or fails (accounts, tokens, unwatch). */
@@ -291,6 +404,7 @@ export interface ResultOf {
   diff: DiffResult;
   rollback: WriteResult;
   status: StatusResult;
+  'status.local': LocalStatus;
   'user.add': DoneResult;
   'user.del': DoneResult;
   'user.list': { users: UserInfo[] };
@@ -324,4 +438,7 @@ export type Message =
   | Ping
   | Pong
   | Request
-  | Response;
+  | Response
+  | Gossip
+  | Peers
+  | Move;

@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import { WireError, type StatusResult } from '../protocol/index.js';
+import { WireError, type ClusterStatus, type EnvAgents, type LocalStatus, type PeerServer, type ServerInfo, type StatusResult } from '../protocol/index.js';
 import { reportFault } from '../log.js';
 import { trace } from '../trace.js';
 import { VERSION } from '../version.js';
@@ -17,6 +17,10 @@ import type { PrimaryNote, PrimaryRequest, Replies, WorkerNote, WorkerRequest, W
 import type { ServerLimits } from './limits.js';
 import { ServerState } from './state.js';
 import type { AuditRecord, Store } from './store/types.js';
+import { PeerNode, type PeerSettings } from './peers/node.js';
+import { LAGGING_SHOWN, mergeRevisions } from './peers/status.js';
+import { defaultPeerListen } from './server.js';
+import { endpointText, type Endpoint } from '../transport/client.js';
 
 export interface ClusterOptions {
   serverId: string;
@@ -28,11 +32,16 @@ export interface ClusterOptions {
   pollMs: number;
   limits: ServerLimits;
   /** What every worker serves with (the primary hands it over, so all run one configuration). */
-  setup: Omit<WorkerSetup, 'serverId' | 'limits' | 'passwordIterations' | 'decoySecret' | 'tls'>;
+  setup: Omit<WorkerSetup, 'serverId' | 'limits' | 'passwordIterations' | 'decoySecret' | 'tls' | 'shared'>;
+  /** The peer port (a store shared with other servers only): the primary holds the links to the other servers. */
+  peerListen?: Endpoint;
+  peerAdvertise?: string;
+  advertise?: string[];
+  peerSettings?: Partial<PeerSettings>;
   log: (line: string) => void;
 }
 
-type PrimaryChannel = Channel<PrimaryNote, PrimaryRequest, WorkerNote, WorkerRequest, Pick<Replies, 'status'>>;
+type PrimaryChannel = Channel<PrimaryNote, PrimaryRequest, WorkerNote, WorkerRequest, Pick<Replies, 'status' | 'revisions'>>;
 type WorkerChannel = Channel<WorkerNote, WorkerRequest, PrimaryNote, PrimaryRequest, Pick<Replies, 'admin'>>;
 
 const STATUS_IPC_TIMEOUT_MS = 2000;
@@ -52,6 +61,8 @@ interface WorkerLink {
   bound: boolean;
   full: boolean;
   startedAt: number;
+  /** Agents it holds, as it last said. */
+  agents: number;
 }
 
 function portOf(worker: Worker): ChannelPort {
@@ -80,6 +91,10 @@ export class ClusterPrimary {
   private tls: ServerTlsMaterial | undefined;
   private quickExits = 0;
   addresses: string[] = [];
+  /** The cluster side, when other servers share the store. */
+  peers: PeerNode | undefined;
+  private gen = 0;
+  private peerList: PeerServer[] | undefined;
 
   constructor(options: ClusterOptions) {
     this.options = options;
@@ -89,7 +104,7 @@ export class ClusterPrimary {
       const note: PrimaryNote = { k: 'release', stored, frame: release.frame };
       for (const link of this.links.values()) if (link.ready) link.channel.notify(note, release.frame.length * 2 + 512);
     });
-    this.hub.setStatusSource({ status: (env) => this.status(env) });
+    this.hub.setStatusSource({ status: (env) => this.status(env), local: (env) => this.local(env) });
     this.access = new AccessControl(options.store, this.hub, {
       passwordIterations: options.passwordIterations, adminPassword: options.adminPassword, pollMs: options.pollMs > 0 ? 1000 : 0, log: options.log,
     });
@@ -97,6 +112,64 @@ export class ClusterPrimary {
       const note: PrimaryNote = { k: 'credentials', credentials: book.toCredentials() };
       for (const link of this.links.values()) if (link.ready) link.channel.notify(note);
     });
+    if (options.store.shared) {
+      this.peers = new PeerNode({
+        serverId: options.serverId,
+        store: options.store,
+        hub: this.hub,
+        addrs: options.advertise ?? options.setup.listen.map(endpointText),
+        listen: options.peerListen ?? defaultPeerListen(options.setup.listen),
+        ...(options.peerAdvertise === undefined ? {} : { advertise: options.peerAdvertise }),
+        seeds: options.setup.peers,
+        limits: options.limits,
+        login: {
+          book: () => this.access.book,
+          decoySecret: Buffer.alloc(32),
+          passwordIterations: options.passwordIterations,
+          throttle: new LoginThrottle(),
+          audit: (record) => this.access.audit(record),
+        },
+        ...(options.peerSettings === undefined ? {} : { settings: options.peerSettings }),
+        agents: {
+          agents: () => this.agentCount(),
+          setPeers: (servers) => {
+            this.peerList = servers;
+            for (const link of this.links.values()) if (link.ready) link.channel.notify({ k: 'peers', servers });
+          },
+          move: async (count, to, within, reason) => this.move(count, to, within, reason),
+          revisions: (env, cap) => this.revisions(env, cap),
+        },
+        log: options.log,
+      });
+      this.peers.localSource = (env) => this.local(env);
+    }
+  }
+
+  private agentCount(): number {
+    let n = 0;
+    for (const link of this.links.values()) n += link.agents;
+    return n;
+  }
+
+  /** Splits a move between the workers by the agents each holds. */
+  private move(count: number, to: string | undefined, within: number, reason: string): number {
+    const total = this.agentCount();
+    if (total === 0 || count <= 0) return 0;
+    let told = 0;
+    for (const link of this.links.values()) {
+      if (!link.ready || link.agents === 0) continue;
+      const share = count >= total ? link.agents : Math.ceil((count * link.agents) / total);
+      if (share <= 0) continue;
+      link.channel.notify({ k: 'move', count: share, ...(to === undefined ? {} : { to }), within, reason });
+      told += Math.min(share, link.agents);
+    }
+    return Math.min(told, count);
+  }
+
+  private async revisions(env: string | undefined, cap: number): Promise<EnvAgents[]> {
+    const links = [...this.links.values()].filter((l) => l.ready);
+    const parts = await Promise.all(links.map((l) => l.channel.request({ k: 'revisions', env, cap }, STATUS_IPC_TIMEOUT_MS).catch(() => [] as EnvAgents[])));
+    return mergeRevisions(parts, cap);
   }
 
   /** Opens the store, starts the workers, resolves when every worker listens. */
@@ -104,6 +177,17 @@ export class ClusterPrimary {
     await this.hub.open(this.options.log);
     await this.access.open();
     if (this.options.tls !== undefined) this.tls = readServerTls(this.options.tls, await ticketKeys(this.options.store));
+    if (this.peers !== undefined) {
+      // The cluster first: workers serve agents only once this server has what the others have applied.
+      this.peers.tls = this.tls;
+      await this.peers.start();
+      this.gen = this.peers.gen;
+    } else {
+      this.gen = await this.options.store.members.register({
+        id: this.options.serverId, addrs: this.options.advertise ?? this.options.setup.listen.map(endpointText), peer: '', state: 'alive',
+        agents: 0, head: this.hub.applied, heartbeat: Date.now(), started: Date.now(),
+      });
+    }
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ serialization: 'advanced' });
     const listening: Promise<void>[] = [];
@@ -125,7 +209,7 @@ export class ClusterPrimary {
     const worker = cluster.fork();
     return new Promise((resolve, reject) => {
       const link: WorkerLink = {
-        worker, ready: false, started: false, listening: true, bound: false, full: false, startedAt: Date.now(),
+        worker, ready: false, started: false, listening: true, bound: false, full: false, startedAt: Date.now(), agents: 0,
         channel: new Channel(portOf(worker), {
           name: `worker ${worker.process.pid}`,
           maxPending: 64,
@@ -173,12 +257,13 @@ export class ClusterPrimary {
         // Initial state, then (from the next release on) every release: the channel keeps the order.
         const setup: WorkerSetup = {
           ...this.options.setup, serverId: this.options.serverId, limits: this.options.limits,
-          passwordIterations: this.options.passwordIterations, decoySecret: this.access.decoySecret,
+          passwordIterations: this.options.passwordIterations, decoySecret: this.access.decoySecret, shared: this.peers !== undefined,
           ...(this.tls === undefined ? {} : { tls: this.tls }),
         };
         // Not counted against the queue bound: a worker's start may carry the whole configuration at once.
         const init: PrimaryNote = { k: 'init', setup, head: this.hub.applied, envs: this.state.export(), credentials: this.access.book.toCredentials() };
         link.channel.notify(init, 0);
+        if (this.peerList !== undefined) link.channel.notify({ k: 'peers', servers: this.peerList });
         link.ready = true;
         return;
       }
@@ -197,6 +282,14 @@ export class ClusterPrimary {
       case 'audit':
         for (const record of note.records.slice(0, 10_000)) this.access.audit(record);
         return;
+      case 'agents':
+        link.agents = note.count;
+        return;
+      case 'behind': {
+        const at = Date.now();
+        this.hub.pull().then(() => link.channel.notify({ k: 'storeRead', at }), () => undefined);
+        return;
+      }
       default: {
         const unknown: never = note;
         throw new Error(`unknown note from a worker: ${JSON.stringify(unknown)}`);
@@ -253,19 +346,30 @@ export class ClusterPrimary {
     const answered = parts.filter((p): p is HostStatus => p !== undefined);
     const counters: Record<string, number> = { workerRestarts: this.restarts };
     for (const part of answered) for (const [k, v] of Object.entries(part.counters)) counters[k] = (counters[k] ?? 0) + v;
-    return {
-      server: {
-        id: this.options.serverId,
-        version: VERSION,
-        listen: this.addresses.join(','),
-        store: this.options.store.description,
-        uptimeMs: Date.now() - this.startedAt,
-        workers: links.length,
-        counters,
-      },
-      agentsTotal: answered.reduce((n, p) => n + p.agentsTotal, 0),
-      agents: answered.flatMap((p) => p.agents).slice(0, 1000),
+    const server = { ...this.info(), workers: links.length, counters };
+    const mine: LocalStatus = { server, gen: this.gen, head: this.hub.applied, agentsTotal: answered.reduce((n, p) => n + p.agentsTotal, 0), envs: await this.revisions(env, LAGGING_SHOWN) };
+    const cluster: ClusterStatus = this.peers !== undefined ? await this.peers.clusterStatus(env, mine) : {
+      head: this.hub.applied,
+      servers: [{ id: this.options.serverId, gen: this.gen, state: 'alive', addrs: this.addresses, head: this.hub.applied, lag: 0, agents: mine.agentsTotal, heardMs: 0, answered: true }],
+      envs: mine.envs,
     };
+    return { server, agentsTotal: mine.agentsTotal, agents: answered.flatMap((p) => p.agents).slice(0, 1000), cluster };
+  }
+
+  private info(): ServerInfo {
+    return {
+      id: this.options.serverId,
+      version: VERSION,
+      listen: this.addresses.join(','),
+      store: this.options.store.description,
+      uptimeMs: Date.now() - this.startedAt,
+      workers: this.links.size,
+      counters: { workerRestarts: this.restarts },
+    };
+  }
+
+  private async local(env: string | undefined): Promise<LocalStatus> {
+    return { server: this.info(), gen: this.gen, head: this.hub.applied, agentsTotal: this.agentCount(), envs: await this.revisions(env, LAGGING_SHOWN) };
   }
 
   /** Reads the certificate files again and hands them to every worker: connected sessions go on. */
@@ -273,11 +377,14 @@ export class ClusterPrimary {
     if (this.options.tls === undefined) return;
     const material = readServerTls(this.options.tls, await ticketKeys(this.options.store));
     this.tls = material;
+    this.peers?.setTls(material);
     for (const link of this.links.values()) if (link.ready) link.channel.notify({ k: 'tls', material });
   }
 
   async stop(mode: 'graceful' | 'forced' = 'graceful'): Promise<void> {
     if (this.stopping) return;
+    // A graceful stop in a cluster moves the agents to the other servers first.
+    if (mode === 'graceful') await this.peers?.drain().catch(() => undefined);
     this.stopping = true;
     const exits = [...this.links.values()].map((link) => new Promise<void>((resolve) => {
       if (link.worker.isDead()) return resolve();
@@ -286,6 +393,7 @@ export class ClusterPrimary {
       setTimeout(() => link.worker.kill('SIGKILL'), mode === 'graceful' ? 5000 : 500).unref();
     }));
     await Promise.all(exits);
+    await this.peers?.stop().catch(() => undefined);
     await this.access.close().catch(() => undefined);
     await this.hub.close();
   }
@@ -320,9 +428,11 @@ export function runWorker(): void {
       switch (request.k) {
         case 'status':
           return host?.status(request.env, request.max) ?? { agentsTotal: 0, agents: [], counters: {} };
+        case 'revisions':
+          return host?.revisions(request.env, request.cap) ?? [];
         default: {
-          const unknown: never = request.k;
-          throw new RequestError(WireError.BAD_REQUEST, `unknown request ${String(unknown)}`);
+          const unknown: never = request;
+          throw new RequestError(WireError.BAD_REQUEST, `unknown request ${JSON.stringify(unknown)}`);
         }
       }
     },
@@ -360,6 +470,8 @@ export function runWorker(): void {
             ...(setup.tls === undefined ? {} : { tls: reviveTls(setup.tls) }),
             onCapacity: (full) => channel.notify({ k: 'capacity', full }),
             onListening: (addresses) => channel.notify({ k: 'listening', addresses }),
+            onAgents: (count) => channel.notify({ k: 'agents', count }),
+            ...(setup.shared ? { onBehind: (rev: number) => channel.notify({ k: 'behind', rev }) } : {}),
           },
           state,
           {
@@ -382,6 +494,15 @@ export function runWorker(): void {
       }
       case 'listen':
         host?.setListening(note.on);
+        return;
+      case 'peers':
+        host?.setPeers(note.servers);
+        return;
+      case 'move':
+        host?.move(note.count, note.to, note.within, note.reason);
+        return;
+      case 'storeRead':
+        host?.storeRead(note.at);
         return;
       case 'credentials':
         book = new CredentialBook(note.credentials);

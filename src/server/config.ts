@@ -1,10 +1,12 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import { z } from 'zod';
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
-import { parseEndpoint, type Endpoint } from '../transport/client.js';
+import { endpointText, parseEndpoint, type Endpoint } from '../transport/client.js';
 import { SCRAM_DEFAULT_ITERATIONS, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS } from '../security/scram.js';
 import { LimitsSchema, resolveLimits, type ServerLimits } from './limits.js';
 import type { ServerTlsFiles } from './tls.js';
+import type { PeerSettings } from './peers/node.js';
 
 /** A server's settings, from flags, then VITEFA_* variables, then the config file, then defaults. */
 export interface ServerConfig {
@@ -13,9 +15,18 @@ export interface ServerConfig {
   store: string;
   workers?: number;
   maxAgents: number;
+  /** Peer ports of other servers to join through (the store's registry names the rest). */
   peers: string[];
+  /** This server's id, kept across restarts (default: host name and first listen address). */
+  serverId: string;
+  /** The peer port (MySQL stores; default: the first listen address, one port up). */
+  peerListen?: Endpoint;
+  /** Where other servers reach the peer port, when not the address it binds. */
+  peerAdvertise?: string;
+  /** Addresses agents are told to use, when not the listen addresses. */
+  advertise?: string[];
   history: number;
-  /** Store poll interval in ms (default: 200 for MySQL, off for the embedded store). */
+  /** Store poll interval in ms (default: 5000 for MySQL, the safety net behind gossip; off for the embedded store). */
   pollMs?: number;
   migrateOnly: boolean;
   /** Every limit, defaults overridden by the config file's "limits". */
@@ -26,6 +37,8 @@ export interface ServerConfig {
   adminPassword?: string;
   /** TLS on every connection: certificate and key, and a client CA to require client certificates. */
   tls?: ServerTlsFiles;
+  /** Gossip, failure detection and rebalancing settings (defaults in PEER_DEFAULTS). */
+  peerSettings?: Partial<PeerSettings>;
 }
 
 const positive = z.number().int().positive();
@@ -38,10 +51,28 @@ const FileSchema = z.strictObject({
   workers: z.number().int().min(0).optional(),
   maxAgents: positive.optional(),
   peers: z.array(z.string()).optional(),
+  serverId: z.string().min(1).max(255).optional(),
+  peerListen: z.string().optional(),
+  peerAdvertise: z.string().optional(),
+  advertise: z.array(z.string()).optional(),
   history: positive.optional(),
   pollMs: positive.optional(),
   limits: LimitsSchema.optional(),
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), clientCa: z.string().min(1).optional() }).optional(),
+  /** Gossip, failure detection and rebalancing (docs/cluster.md). */
+  cluster: z.strictObject({
+    gossipMs: z.number().int().min(100).max(60_000),
+    registryMs: z.number().int().min(500).max(600_000),
+    joinTimeoutMs: z.number().int().min(0).max(600_000),
+    suspectAfterMs: z.number().int().min(500).max(3_600_000),
+    deadAfterMs: z.number().int().min(1_000).max(3_600_000),
+    forgetAfterMs: z.number().int().min(60_000).max(30 * 86_400_000),
+    rebalancePerSecond: z.number().int().min(0).max(100_000),
+    drainTimeoutMs: z.number().int().min(0).max(600_000),
+    moveWithinMs: z.number().int().min(0).max(600_000),
+  }).partial().refine((c) => c.deadAfterMs === undefined || c.suspectAfterMs === undefined || c.deadAfterMs > c.suspectAfterMs, {
+    message: 'deadAfterMs must be longer than suspectAfterMs',
+  }).optional(),
 });
 
 export interface ServerFlags {
@@ -51,6 +82,10 @@ export interface ServerFlags {
   workers?: string;
   maxAgents?: string;
   peers?: string;
+  serverId?: string;
+  peerListen?: string;
+  peerAdvertise?: string;
+  advertise?: string;
   history?: string;
   pollMs?: string;
   migrateOnly?: boolean;
@@ -105,9 +140,17 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
   const listen = flags.listen ?? env.VITEFA_LISTEN ?? file.listen ?? '127.0.0.1:7400';
   const peers = list(flags.peers) ?? list(env.VITEFA_PEERS) ?? file.peers ?? [];
   for (const peer of peers) parseEndpoint(peer);
+  const endpoints = listen.split(',').map((a) => a.trim()).filter(Boolean).map(parseEndpoint);
+  const store = flags.store ?? env.VITEFA_STORE ?? file.store ?? './data/server';
+  if (peers.length > 0 && !store.startsWith('mysql://')) {
+    throw usage(`--peers needs a store the servers share: the embedded store ${store} serves one server; give --store mysql://…`);
+  }
+  const serverId = flags.serverId ?? env.VITEFA_SERVER_ID ?? file.serverId ?? `${os.hostname()}/${endpointText(endpoints[0] ?? { host: '127.0.0.1', port: 7400 })}`;
+  if (serverId.length === 0 || serverId.length > 255) throw usage(`a server id has 1 to 255 characters, got ${serverId.length}`);
   const config: ServerConfig = {
-    listen: listen.split(',').map((a) => a.trim()).filter(Boolean).map(parseEndpoint),
-    store: flags.store ?? env.VITEFA_STORE ?? file.store ?? './data/server',
+    listen: endpoints,
+    store,
+    serverId,
     maxAgents: int(flags.maxAgents, '--max-agents') ?? int(env.VITEFA_MAX_AGENTS, 'VITEFA_MAX_AGENTS') ?? file.maxAgents ?? 100_000,
     peers,
     history: int(flags.history, '--history') ?? int(env.VITEFA_HISTORY, 'VITEFA_HISTORY') ?? file.history ?? 10_000,
@@ -122,6 +165,17 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
   if ((cert === undefined) !== (key === undefined)) throw usage('TLS needs both a certificate and its key: --tls-cert FILE --tls-key FILE');
   if (clientCa !== undefined && cert === undefined) throw usage('--tls-client-ca needs TLS: give --tls-cert and --tls-key too');
   if (cert !== undefined) config.tls = { cert, key: key!, ...(clientCa === undefined ? {} : { clientCa }) };
+  const peerListen = flags.peerListen ?? env.VITEFA_PEER_LISTEN ?? file.peerListen;
+  if (peerListen !== undefined) config.peerListen = parseEndpoint(peerListen);
+  const peerAdvertise = flags.peerAdvertise ?? env.VITEFA_PEER_ADVERTISE ?? file.peerAdvertise;
+  if (peerAdvertise !== undefined) config.peerAdvertise = endpointText(parseEndpoint(peerAdvertise));
+  const advertise = list(flags.advertise) ?? list(env.VITEFA_ADVERTISE) ?? file.advertise;
+  if (advertise !== undefined) config.advertise = advertise.map((a) => endpointText(parseEndpoint(a)));
+  if (file.cluster !== undefined) {
+    const { suspectAfterMs, deadAfterMs, forgetAfterMs, ...rest } = file.cluster;
+    const detector = { ...(suspectAfterMs === undefined ? {} : { suspectAfterMs }), ...(deadAfterMs === undefined ? {} : { deadAfterMs }), ...(forgetAfterMs === undefined ? {} : { forgetAfterMs }) };
+    config.peerSettings = { ...rest, ...(Object.keys(detector).length > 0 ? { detector: detector as PeerSettings['detector'] } : {}) };
+  }
   const pollMs = int(flags.pollMs, '--poll-ms') ?? int(env.VITEFA_POLL_MS, 'VITEFA_POLL_MS') ?? file.pollMs;
   if (pollMs !== undefined) config.pollMs = pollMs;
   const workers = whole(flags.workers, '--workers') ?? whole(env.VITEFA_WORKERS, 'VITEFA_WORKERS') ?? file.workers;

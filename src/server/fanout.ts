@@ -1,4 +1,4 @@
-import { MessageType, encodeMessage, ProtocolError, WireError, type AgentInfo, type EnvRev } from '../protocol/index.js';
+import { MessageType, encodeMessage, ProtocolError, WireError, type AgentInfo, type EnvAgents, type EnvRev } from '../protocol/index.js';
 import { granted, type Grants } from './access/grants.js';
 import type { PublishedRelease, ServerState } from './state.js';
 
@@ -35,6 +35,25 @@ export interface FanoutOptions {
   agentBufferBytes: number;
   /** Environments that do not exist one agent may follow by name (each is held for the session's life). */
   absentEnvsPerAgent: number;
+  /**
+   * Set when other servers share the store: an agent holding a revision
+   * this server has not applied is sent nothing older; this is called so
+   * the server reads the store, and the agent is served once the server has
+   * caught up — or, when a read of the store that started after the agent
+   * arrived finds it still ahead (the store was restored from an older
+   * copy), from what the store holds (`storeRead`).
+   */
+  onBehind?: (rev: number) => void;
+}
+
+/** Agents still ahead are reported again this often (a read that failed is tried again). */
+const BEHIND_AGAIN_MS = 5_000;
+
+interface Ahead {
+  sub: Subscription;
+  env: string;
+  rev: number;
+  since: number;
 }
 
 /**
@@ -57,6 +76,12 @@ export class Fanout {
   /** Agents disconnected for being slow, for status and the harness. */
   slowDisconnects = 0;
   private readonly queued = new Map<string, PublishedRelease[]>();
+  /** Agents waiting for this server to reach what they hold. */
+  private ahead: Ahead[] = [];
+  private behindReported = 0;
+  private behindAt = 0;
+  /** Start of the latest read of the store that completed. */
+  private storeReadAt = 0;
   private flushScheduled = false;
 
   constructor(state: ServerState, options: FanoutOptions) {
@@ -101,7 +126,7 @@ export class Fanout {
         if (set === undefined) this.byEnv.set(env, (set = new Set()));
         set.add(sub);
       }
-      this.catchUp(link, env, rev);
+      this.catchUp(sub, env, rev);
     }
     sub.catchUpEnd = link.bytesWritten;
   }
@@ -149,6 +174,14 @@ export class Fanout {
     this.flushScheduled = false;
     const queued = [...this.queued];
     this.queued.clear();
+    try {
+      this.flushQueued(queued);
+    } finally {
+      this.serveAhead();
+    }
+  }
+
+  private flushQueued(queued: [string, PublishedRelease[]][]): void {
     for (const [env, releases] of queued) {
       const frame = releases.length === 1 ? releases[0]!.frame : Buffer.concat(releases.map((r) => r.frame));
       const subs = this.byEnv.get(env);
@@ -212,8 +245,76 @@ export class Fanout {
     return out;
   }
 
-  private catchUp(link: AgentLink, env: string, rev: number): void {
-    const need = this.state.catchUp(env, rev);
+  /**
+   * Serves the agents that held more than this server had, once it has
+   * caught up, or once a read of the store that started after they arrived
+   * has completed (then the store's state is the truth). Called after each
+   * flush and once a second.
+   */
+  serveAhead(now = Date.now()): void {
+    if (this.ahead.length === 0) return;
+    const waiting = this.ahead;
+    this.ahead = [];
+    let highest = 0;
+    for (const a of waiting) {
+      if (this.byLink.get(a.sub.link) !== a.sub) continue; // gone, or subscribed again since
+      const confirmed = a.since <= this.storeReadAt;
+      if (a.rev <= this.state.head || confirmed) {
+        this.catchUp(a.sub, a.env, a.rev, confirmed);
+        a.sub.catchUpEnd = a.sub.link.bytesWritten;
+      } else {
+        this.ahead.push(a);
+        highest = Math.max(highest, a.rev);
+      }
+    }
+    if (highest > 0 && now - this.behindAt > BEHIND_AGAIN_MS) {
+      this.behindAt = now;
+      this.options.onBehind?.(highest);
+    }
+  }
+
+  /** A read of the store that started at `startedAt` has completed: agents that arrived before it are served. */
+  storeRead(startedAt: number): void {
+    this.storeReadAt = Math.max(this.storeReadAt, startedAt);
+    this.serveAhead();
+  }
+
+  /**
+   * Per environment: how many agents hold each revision (what they have
+   * acknowledged, or held when they subscribed), and the first `cap` agents
+   * behind the environment's current revision. Counts, not lists: this runs
+   * over 100,000 agents in a few milliseconds and answers in a few bytes.
+   */
+  revisions(env: string | undefined, server: string, cap: number): EnvAgents[] {
+    const byEnv = new Map<string, EnvAgents & { counts: Map<number, number> }>();
+    const entry = (name: string): (EnvAgents & { counts: Map<number, number> }) | undefined => {
+      let e = byEnv.get(name);
+      if (e === undefined) {
+        const rev = this.state.rev(name);
+        if (rev === undefined) return undefined;
+        e = { env: name, rev, holders: [], lagging: [], laggingTotal: 0, counts: new Map() };
+        byEnv.set(name, e);
+      }
+      return e;
+    };
+    for (const sub of this.byLink.values()) {
+      for (const [name, rev] of sub.acked) {
+        if (env !== undefined && name !== env) continue;
+        const e = entry(name);
+        if (e === undefined) continue;
+        e.counts.set(rev, (e.counts.get(rev) ?? 0) + 1);
+        if (rev < e.rev) {
+          e.laggingTotal++;
+          if (e.lagging.length < cap) e.lagging.push({ id: sub.link.id, addr: sub.link.addr, server, rev });
+        }
+      }
+    }
+    return [...byEnv.values()].map(({ counts, ...e }) => ({ ...e, holders: [...counts].sort((a, b) => b[0] - a[0]) }));
+  }
+
+  private catchUp(sub: Subscription, env: string, rev: number, backwards = this.options.onBehind === undefined): void {
+    const link = sub.link;
+    const need = this.state.catchUp(env, rev, backwards);
     switch (need.kind) {
       case 'current':
         return;
@@ -226,6 +327,20 @@ export class Fanout {
       case 'gone':
         // The agent holds an environment that no longer exists: tell it to drop it.
         if (rev > 0) link.write(dropFrame(env, rev, this.state.head));
+        return;
+      case 'ahead':
+        // Nothing older than what it holds: it is served once this server has caught up.
+        if (this.ahead.length >= MAX_AHEAD) {
+          this.catchUp(sub, env, rev, true);
+          return;
+        }
+        this.ahead.push({ sub, env, rev, since: Date.now() });
+        // Once per revision, not once per agent: a storm of agents ahead is one catch-up.
+        if (rev > this.behindReported) {
+          this.behindReported = rev;
+          this.behindAt = Date.now();
+          this.options.onBehind?.(rev);
+        }
         return;
       default: {
         const unknown: never = need;
@@ -251,6 +366,9 @@ export class Fanout {
     link.fail(WireError.SLOW_CONSUMER, `more than ${this.options.agentBufferBytes} bytes waiting to be read`);
   }
 }
+
+/** Agents' environments waiting for this server to catch up, at most (beyond, they are served from what it has). */
+const MAX_AHEAD = 1_000_000;
 
 /** Environments listed per agent in `status` (an answer must stay within a client's limits). */
 const MAX_ENVS_PER_AGENT_IN_STATUS = 100;

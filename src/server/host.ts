@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import {
-  encodeMessage, MessageType, PROTOCOL_VERSION, Role, WireError, wireErrorName, type AgentInfo,
+  encodeMessage, MessageType, PROTOCOL_VERSION, Role, WireError, wireErrorName, type AgentInfo, type EnvAgents, type PeerServer,
 } from '../protocol/index.js';
 import { RateLimitedLog, reportFault } from '../log.js';
 import type { Endpoint } from '../transport/client.js';
@@ -34,6 +34,14 @@ export interface HostOptions {
   tls?: ServerTlsMaterial;
   /** Called each time the host listens again after it had stopped. */
   onListening?: (addresses: string[]) => void;
+  /**
+   * Other servers share the store: an agent holding a revision this server
+   * has not applied waits (this is called to catch up, and storeRead when
+   * the store has been read) instead of being sent older state.
+   */
+  onBehind?: (rev: number) => void;
+  /** Called (at most once a second) when the number of agents held has changed. */
+  onAgents?: (agents: number) => void;
   log?: (line: string) => void;
 }
 
@@ -86,6 +94,7 @@ export class ConnectionHost {
   private agents = 0;
   private admins = 0;
   private full = false;
+  private reportedAgents = -1;
   private readonly ctx: SessionContext;
   private readonly listeners: net.Server[] = [];
   /** TLS material, when the host listens with TLS. */
@@ -107,7 +116,11 @@ export class ConnectionHost {
     this.options = options;
     this.limits = options.limits;
     this.tls = options.tls;
-    this.fanout = new Fanout(state, { agentBufferBytes: options.limits.agentBufferBytes, absentEnvsPerAgent: options.limits.absentEnvsPerAgent });
+    this.fanout = new Fanout(state, {
+      agentBufferBytes: options.limits.agentBufferBytes,
+      absentEnvsPerAgent: options.limits.absentEnvsPerAgent,
+      ...(options.onBehind === undefined ? {} : { onBehind: options.onBehind }),
+    });
     const log = options.log ?? ((line: string) => void process.stderr.write(`vitefa server: ${line}\n`));
     this.log = log;
     this.refusals = new RateLimitedLog(log, options.limits.logLinesPerSecond, options.limits.logLinesPerSecond * 2);
@@ -319,6 +332,50 @@ export class ConnectionHost {
     }
   }
 
+  /** Agent sessions held now. */
+  get agentCount(): number {
+    return this.agents;
+  }
+
+  /**
+   * The servers agents may use, from the cluster's membership: the hello
+   * of every new session lists them, and every agent connected now is told.
+   */
+  setPeers(servers: PeerServer[]): void {
+    this.ctx.hello = encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: this.options.serverId, peers: servers.map((s) => s.addr) });
+    const frame = encodeMessage({ t: MessageType.Peers, servers });
+    for (const session of this.sessions) if (session.role === 'agent') session.write(frame);
+  }
+
+  /**
+   * Tells up to `count` agents to reconnect elsewhere (to `to`, or wherever
+   * they choose by load) after a random delay of up to `within` ms, and ends
+   * their sessions. Returns how many were told.
+   */
+  move(count: number, to: string | undefined, within: number, reason: string): number {
+    if (count <= 0) return 0;
+    const frame = encodeMessage({ t: MessageType.Move, ...(to === undefined ? {} : { to }), within, reason });
+    let moved = 0;
+    for (const session of this.sessions) {
+      if (moved >= count) break;
+      if (session.role !== 'agent' || session.isClosed) continue;
+      session.write(frame);
+      session.end(`moved: ${reason}`);
+      moved++;
+    }
+    return moved;
+  }
+
+  /** A read of the store that started at `startedAt` completed (agents ahead of this server that arrived before it are served). */
+  storeRead(startedAt: number): void {
+    this.fanout.storeRead(startedAt);
+  }
+
+  /** Per environment, the revisions this process's agents hold (counts, and the first `cap` agents behind). */
+  revisions(env: string | undefined, cap: number): EnvAgents[] {
+    return this.fanout.revisions(env, this.options.serverId, cap);
+  }
+
   status(env: string | undefined, maxAgents: number): HostStatus {
     return {
       agentsTotal: this.fanout.size,
@@ -386,6 +443,15 @@ export class ConnectionHost {
 
   private sweep(): void {
     const now = Date.now();
+    try {
+      this.fanout.serveAhead(now);
+    } catch (err) {
+      reportFault('serving agents that were ahead', err);
+    }
+    if (this.options.onAgents !== undefined && this.agents !== this.reportedAgents) {
+      this.reportedAgents = this.agents;
+      this.options.onAgents(this.agents);
+    }
     for (const session of this.sessions) {
       try {
         if (session.inHandshake && now - session.since > this.limits.helloTimeoutMs) {

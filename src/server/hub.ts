@@ -1,7 +1,7 @@
 import {
   WireError,
   type AdminRequest, type AdminResult, type Change, type EnvInfo, type HistoryRelease,
-  type ResultOf, type StatusResult, type WriteResult,
+  type LocalStatus, type ResultOf, type StatusResult, type WriteResult,
 } from '../protocol/index.js';
 import { envNotFound, RequestError } from './errors.js';
 import { invert, netChanges, rollbackChanges } from './history.js';
@@ -13,14 +13,20 @@ import type { ServerLimits } from './limits.js';
 import { checkEnvName, checkKey, parseValue } from './validate.js';
 
 export type ReleaseListener = (release: PublishedRelease, stored: StoredRelease) => void;
+/** Told of every release this server commits, before it is applied here (to tell the other servers at once). */
+export type CommitListener = (stored: StoredRelease) => void;
 
 /** What the hub reports about the processes and the connected agents for `status`. */
 export interface StatusSource {
   status(env: string | undefined): Promise<Omit<StatusResult, 'envs'>>;
+  /** This server alone (what the cluster's `status` gathers from each server). */
+  local(env: string | undefined): Promise<LocalStatus>;
 }
 
 export const DEFAULT_HISTORY_LIMIT = 50;
 const PULL_BATCH = 1000;
+/** Releases held for the revisions before them, at most. */
+const MAX_WAITING = 10_000;
 
 /**
  * The write path and the admin commands: validates each request, commits it
@@ -31,6 +37,7 @@ export class Hub {
   readonly store: Store;
   readonly state: ServerState;
   private readonly listeners = new Set<ReleaseListener>();
+  private readonly commitListeners = new Set<CommitListener>();
   private statusSource?: StatusSource;
   private cursor = 0;
   /** Releases this server committed that wait for earlier revisions from other servers. */
@@ -109,6 +116,11 @@ export class Hub {
     return () => this.listeners.delete(listener);
   }
 
+  onCommit(listener: CommitListener): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
   setStatusSource(source: StatusSource): void {
     this.statusSource = source;
   }
@@ -125,13 +137,29 @@ export class Hub {
    * predecessor it has not seen.
    */
   async committed(release: StoredRelease): Promise<void> {
+    for (const listener of this.commitListeners) listener(release);
+    await this.learned(release);
+  }
+
+  /**
+   * A release committed through another server, as it told this one: applied
+   * at once when it is the next revision, else once the ones before it have
+   * been fetched from the store.
+   */
+  async learned(release: StoredRelease): Promise<void> {
     if (release.rev <= this.cursor) return;
     if (release.rev === this.cursor + 1 && this.waiting.size === 0) {
       this.apply(release);
       return;
     }
-    this.waiting.set(release.rev, release);
+    // Held only while the ones before them are fetched; past the bound the store is the only source.
+    if (this.waiting.size < MAX_WAITING) this.waiting.set(release.rev, release);
     await this.pull();
+  }
+
+  /** Another server has applied up to `head`: fetch what this one lacks. */
+  async catchUp(head: number): Promise<void> {
+    if (head > this.cursor && !this.closed) await this.pull();
   }
 
   /**
@@ -248,6 +276,10 @@ export class Hub {
           }
           return rollbackChanges(await view.releasesAfter(req.rev));
         });
+      case 'status.local':
+        if (req.env !== undefined && !this.state.has(req.env)) throw envNotFound(req.env);
+        if (this.statusSource === undefined) throw new RequestError(WireError.INTERNAL, 'status is not available');
+        return this.statusSource.local(req.env);
       case 'status': {
         if (req.env !== undefined && !this.state.has(req.env)) throw envNotFound(req.env);
         const envs: EnvInfo[] = this.state.info().filter((e) => req.env === undefined || e.env === req.env);

@@ -1,4 +1,4 @@
-import type { AdminRequest } from '../protocol/index.js';
+import type { AdminRequest, EnvAgents, PeerServer } from '../protocol/index.js';
 import type { Endpoint } from '../transport/client.js';
 import type { HostStatus } from './host.js';
 import type { ServerLimits } from './limits.js';
@@ -27,6 +27,8 @@ export interface WorkerSetup {
   decoySecret: Buffer;
   /** Listen with TLS. */
   tls?: ServerTlsMaterial;
+  /** Other servers share the store (agents ahead of this server wait for it to catch up). */
+  shared: boolean;
 }
 
 /** Primary -> worker, one way. */
@@ -39,10 +41,19 @@ export type PrimaryNote =
   | { k: 'release'; stored: StoredRelease; frame: Buffer }
   /** Listen, or stop listening (the primary keeps at least one worker listening, so operators always get in). */
   | { k: 'listen'; on: boolean }
+  /** The servers of the cluster, for the agents (and the hello of new sessions). */
+  | { k: 'peers'; servers: PeerServer[] }
+  /** A read of the store that started at `at` completed (agents ahead of the worker that arrived before it are served). */
+  | { k: 'storeRead'; at: number }
+  /** Tell this many agents to reconnect elsewhere. */
+  | { k: 'move'; count: number; to?: string; within: number; reason: string }
   | { k: 'stop'; mode: 'graceful' | 'forced' };
 
 /** Primary -> worker, answered. */
-export type PrimaryRequest = { k: 'status'; env: string | undefined; max: number };
+export type PrimaryRequest =
+  | { k: 'status'; env: string | undefined; max: number }
+  /** The worker's agents' revisions per environment. */
+  | { k: 'revisions'; env: string | undefined; cap: number };
 
 /** Worker -> primary, one way. */
 export type WorkerNote =
@@ -52,7 +63,11 @@ export type WorkerNote =
   /** The worker holds as many agents as it may (or has room again). */
   | { k: 'capacity'; full: boolean }
   /** Logins this worker checked (failures, and admins' successes), for the audit trail. */
-  | { k: 'audit'; records: AuditRecord[] };
+  | { k: 'audit'; records: AuditRecord[] }
+  /** How many agents the worker holds (sent when it changed, at most once a second). */
+  | { k: 'agents'; count: number }
+  /** An agent holds a revision the worker has not been sent: the server is behind the cluster. */
+  | { k: 'behind'; rev: number };
 
 /** Worker -> primary, answered. */
 export type WorkerRequest = { k: 'admin'; req: AdminRequest; caller: Caller };
@@ -60,5 +75,6 @@ export type WorkerRequest = { k: 'admin'; req: AdminRequest; caller: Caller };
 /** The answer to each request kind. */
 export interface Replies {
   status: HostStatus;
+  revisions: EnvAgents[];
   admin: unknown;
 }

@@ -4,7 +4,7 @@ import { trace } from '../trace.js';
 import { ClusterPrimary, runWorker } from './cluster.js';
 import { reportMemoryOnSignal } from './diagnostics.js';
 import { resolveServerConfig, type ServerConfig, type ServerFlags } from './config.js';
-import { ConfigServer, newServerId } from './server.js';
+import { ConfigServer } from './server.js';
 import { isLoopback } from './session.js';
 import { readServerTls } from './tls.js';
 import { createStore } from './store/create.js';
@@ -40,6 +40,12 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   const config = resolveServerConfig(flags);
   const log = (line: string): void => void process.stderr.write(`vitefa server: ${line}\n`);
   const serving = { listen: config.listen, peers: config.peers };
+  const clustering = {
+    ...(config.peerListen === undefined ? {} : { peerListen: config.peerListen }),
+    ...(config.peerAdvertise === undefined ? {} : { peerAdvertise: config.peerAdvertise }),
+    ...(config.advertise === undefined ? {} : { advertise: config.advertise }),
+    ...(config.peerSettings === undefined ? {} : { peerSettings: config.peerSettings }),
+  };
   const accounts = {
     passwordIterations: config.passwordIterations,
     ...(config.adminPassword === undefined ? {} : { adminPassword: config.adminPassword }),
@@ -58,14 +64,15 @@ export async function runServer(flags: ServerFlags): Promise<void> {
     process.stdout.write(`schema of ${store.description} is up to date\n`);
     return;
   }
-  const pollMs = config.pollMs ?? (config.store.startsWith('mysql://') ? 200 : 0);
+  // Gossip carries releases between servers at once; the poll is the last safety net.
+  const pollMs = config.pollMs ?? (config.store.startsWith('mysql://') ? 5000 : 0);
   const workers = workerCount(config);
   let stop: (mode: 'graceful' | 'forced') => Promise<void>;
   let reloadTls: () => Promise<void>;
   let address: string;
-  const serverId = newServerId();
+  const serverId = config.serverId;
   if (workers === 0) {
-    const server = new ConfigServer({ ...serving, ...accounts, serverId, store, maxAgents: config.maxAgents, limits: config.limits, pollMs, log });
+    const server = new ConfigServer({ ...serving, ...accounts, ...clustering, serverId, store, maxAgents: config.maxAgents, limits: config.limits, pollMs, log });
     await server.start();
     reportMemoryOnSignal(() => `server with ${server.host.connections} connections,`);
     address = server.address;
@@ -73,7 +80,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
     reloadTls = () => server.reloadTls();
   } else {
     const setup = { ...serving, maxAgents: workerCap(config.maxAgents, workers) };
-    const primary = new ClusterPrimary({ ...accounts, serverId, store, workers, pollMs, limits: config.limits, setup, log });
+    const primary = new ClusterPrimary({ ...accounts, ...clustering, serverId, store, workers, pollMs, limits: config.limits, setup, log });
     await primary.start();
     address = primary.addresses.join(',');
     stop = (mode) => primary.stop(mode);

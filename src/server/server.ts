@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import type { StatusResult } from '../protocol/index.js';
-import type { Endpoint } from '../transport/client.js';
+import type { ClusterStatus, LocalStatus, ServerInfo, StatusResult } from '../protocol/index.js';
+import { endpointText, type Endpoint } from '../transport/client.js';
 import { VERSION } from '../version.js';
 import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { AccessControl } from './access/control.js';
@@ -14,6 +14,8 @@ import { resolveLimits, type ServerLimits } from './limits.js';
 import type { ServerSession } from './session.js';
 import { ServerState } from './state.js';
 import type { Store } from './store/types.js';
+import { PeerNode, type PeerSettings } from './peers/node.js';
+import { LAGGING_SHOWN } from './peers/status.js';
 
 export interface ServerOptions {
   store: Store;
@@ -33,6 +35,19 @@ export interface ServerOptions {
   log?: (line: string) => void;
   /** TLS on every connection; SIGHUP (reloadTls) reads the files again. */
   tls?: ServerTlsFiles;
+  /** The peer port (a store shared with other servers only). */
+  peerListen?: Endpoint;
+  /** Where the other servers reach the peer port, when not the address it binds. */
+  peerAdvertise?: string;
+  /** Addresses agents are told to use for this server, when not the listen addresses. */
+  advertise?: string[];
+  peerSettings?: Partial<PeerSettings>;
+}
+
+/** The peer port by default: the first listen address, one port up. */
+export function defaultPeerListen(listen: Endpoint[]): Endpoint {
+  const first = listen[0] ?? { host: '127.0.0.1', port: 7400 };
+  return { host: first.host, port: first.port + 1 };
 }
 
 export const SERVER_DEFAULTS = {
@@ -60,6 +75,9 @@ export class ConfigServer {
   private readonly options: ServerOptions;
   private readonly login: LoginContext;
   private readonly startedAt = Date.now();
+  /** The cluster side, when other servers share the store. */
+  peers: PeerNode | undefined;
+  private gen = 0;
 
   constructor(options: ServerOptions) {
     this.options = options;
@@ -85,11 +103,40 @@ export class ConfigServer {
       maxAgents: options.maxAgents,
       login: this.login,
       log,
+      ...(options.store.shared ? { onBehind: () => this.readStore() } : {}),
     };
     this.host = new ConnectionHost(hostOptions, this.state, this.access);
+    if (options.store.shared) {
+      this.peers = new PeerNode({
+        serverId: this.serverId,
+        store: options.store,
+        hub: this.hub,
+        addrs: options.advertise ?? options.listen.map(endpointText),
+        listen: options.peerListen ?? defaultPeerListen(options.listen),
+        ...(options.peerAdvertise === undefined ? {} : { advertise: options.peerAdvertise }),
+        seeds: options.peers,
+        limits: options.limits,
+        login: this.login,
+        ...(options.peerSettings === undefined ? {} : { settings: options.peerSettings }),
+        agents: {
+          agents: () => this.host.agentCount,
+          setPeers: (servers) => this.host.setPeers(servers),
+          move: async (count, to, within, reason) => this.host.move(count, to, within, reason),
+          revisions: async (env, cap) => this.host.revisions(env, cap),
+        },
+        log,
+      });
+      this.peers.localSource = (env) => this.local(env);
+    }
     this.access.onChange((book) => this.host.credentialsChanged(book));
     this.hub.onRelease((release) => this.host.publish(release));
-    this.hub.setStatusSource({ status: async (env) => this.status(env) });
+    this.hub.setStatusSource({ status: (env) => this.status(env), local: (env) => this.local(env) });
+  }
+
+  /** An agent is ahead of this server: read the store, and tell the host when that is done. */
+  private readStore(): void {
+    const at = Date.now();
+    this.hub.pull().then(() => this.host.storeRead(at), () => undefined);
   }
 
   get address(): string {
@@ -100,7 +147,19 @@ export class ConfigServer {
     await this.hub.open(this.options.log);
     await this.access.open();
     this.login.decoySecret = this.access.decoySecret;
-    if (this.options.tls !== undefined) this.host.setTls(readServerTls(this.options.tls, await ticketKeys(this.options.store)));
+    const material = this.options.tls === undefined ? undefined : readServerTls(this.options.tls, await ticketKeys(this.options.store));
+    if (material !== undefined) this.host.setTls(material);
+    if (this.peers !== undefined) {
+      // The cluster first: agents are served only once this server has what the others have applied.
+      if (material !== undefined) this.peers.tls = material;
+      await this.peers.start();
+      this.gen = this.peers.gen;
+    } else {
+      this.gen = await this.options.store.members.register({
+        id: this.serverId, addrs: this.options.advertise ?? this.options.listen.map(endpointText), peer: '', state: 'alive', agents: 0,
+        head: this.hub.applied, heartbeat: Date.now(), started: Date.now(),
+      });
+    }
     await this.host.listen();
     if (this.options.pollMs > 0) this.hub.startPolling(this.options.pollMs, this.options.log);
   }
@@ -108,32 +167,47 @@ export class ConfigServer {
   /** Reads the certificate files again: new connections get them, connected ones go on. */
   async reloadTls(): Promise<void> {
     if (this.options.tls === undefined) return;
-    this.host.setTls(readServerTls(this.options.tls, await ticketKeys(this.options.store)));
+    const material = readServerTls(this.options.tls, await ticketKeys(this.options.store));
+    this.host.setTls(material);
+    this.peers?.setTls(material);
   }
 
   attach(socket: Duplex, addr: string): ServerSession | undefined {
     return this.host.attach(socket, addr);
   }
 
-  private status(env: string | undefined): Omit<StatusResult, 'envs'> {
-    const local = this.host.status(env, 1000);
+  private info(): ServerInfo {
     return {
-      server: {
-        id: this.serverId,
-        version: VERSION,
-        listen: this.address,
-        store: this.options.store.description,
-        uptimeMs: Date.now() - this.startedAt,
-        workers: 1,
-        counters: local.counters,
-      },
-      agentsTotal: local.agentsTotal,
-      agents: local.agents,
+      id: this.serverId,
+      version: VERSION,
+      listen: this.address,
+      store: this.options.store.description,
+      uptimeMs: Date.now() - this.startedAt,
+      workers: 1,
+      counters: this.host.status(undefined, 0).counters,
     };
   }
 
+  private async local(env: string | undefined): Promise<LocalStatus> {
+    return { server: this.info(), gen: this.gen, head: this.hub.applied, agentsTotal: this.host.agentCount, envs: this.host.revisions(env, LAGGING_SHOWN) };
+  }
+
+  private async status(env: string | undefined): Promise<Omit<StatusResult, 'envs'>> {
+    const local = this.host.status(env, 1000);
+    const mine = await this.local(env);
+    const cluster: ClusterStatus = this.peers !== undefined ? await this.peers.clusterStatus(env, mine) : {
+      head: this.hub.applied,
+      servers: [{ id: this.serverId, gen: this.gen, state: 'alive', addrs: this.host.addresses, head: this.hub.applied, lag: 0, agents: mine.agentsTotal, heardMs: 0, answered: true }],
+      envs: mine.envs,
+    };
+    return { server: mine.server, agentsTotal: local.agentsTotal, agents: local.agents, cluster };
+  }
+
   async stop(mode: 'graceful' | 'forced' = 'graceful', graceMs = 2000): Promise<void> {
+    // A graceful stop in a cluster moves the agents to the other servers first.
+    if (mode === 'graceful') await this.peers?.drain().catch(() => undefined);
     await this.host.stop(mode, graceMs);
+    await this.peers?.stop().catch(() => undefined);
     await this.access.close().catch(() => undefined);
     await this.hub.close();
   }

@@ -124,7 +124,11 @@ export class ServerSession extends FramedConnection implements AgentLink {
       case MessageType.Response:
       case MessageType.Challenge:
       case MessageType.Welcome:
+      case MessageType.Peers:
+      case MessageType.Move:
         throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to a server`);
+      case MessageType.Gossip:
+        throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'gossip goes to the peer port, not to this one');
       default: {
         const unknown: never = message;
         throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `unknown message ${JSON.stringify(unknown)}`);
@@ -172,6 +176,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
     }
     this.login = undefined;
     const { principal, welcome } = login.finish(proof.proof);
+    if (principal.kind === 'peer') throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'peers log in on the peer port');
     const role: SessionRole = principal.kind === 'agent' ? 'agent' : 'admin';
     this.ctx.admit(this, role);
     this.principal = principal;

@@ -36,7 +36,9 @@ export type CatchUp =
   | { kind: 'current' }
   | { kind: 'releases'; frames: Buffer[] }
   | { kind: 'snapshot'; frame: Buffer }
-  | { kind: 'gone' };
+  | { kind: 'gone' }
+  /** The agent holds a revision this server has not applied yet: it must wait, not be sent back in time. */
+  | { kind: 'ahead' };
 
 /**
  * The configuration every agent is served from, held in memory: each live
@@ -157,9 +159,16 @@ export class ServerState {
     return published;
   }
 
-  /** What an agent holding `held` of `env` must receive, in order. */
-  catchUp(env: string, held: number): CatchUp {
+  /**
+   * What an agent holding `held` of `env` must receive, in order. Revisions
+   * are cluster-wide: one above everything applied here was committed
+   * through another server, and the agent is `ahead` — unless `backwards`
+   * (this server's state is the truth: a store no other server shares, or
+   * one it has caught up with), when it gets this server's state.
+   */
+  catchUp(env: string, held: number, backwards = false): CatchUp {
     const live = this.envs.get(env);
+    if (held > this.head && !backwards) return { kind: 'ahead' };
     if (live === undefined) return { kind: 'gone' };
     if (held === live.rev) return { kind: 'current' };
     if (held < live.rev) {

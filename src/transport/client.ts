@@ -38,6 +38,11 @@ export function parseEndpoint(text: string): Endpoint {
   return { host: match[1] ?? match[2]!, port };
 }
 
+/** HOST:PORT of an endpoint (IPv6 in brackets): the inverse of parseEndpoint. */
+export function endpointText(e: Endpoint): string {
+  return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+}
+
 export interface ClientHandlers {
   message(message: Message): void | Promise<void>;
   closed(reason: string): void;

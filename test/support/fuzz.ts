@@ -113,7 +113,7 @@ export const uint = (rng: Rng): number => (chance(rng, 0.8) ? int(rng, 1000) : i
 export const json = (rng: Rng): string => JSON.stringify(randomValue(rng, 4) ?? null) ?? 'null';
 export const ROLES = ['server', 'agent', 'admin', 'peer'] as const;
 export const OPS: AdminOp[] = [
-  'env.add', 'env.del', 'env.list', 'set', 'get', 'del', 'list', 'merge', 'clear', 'apply', 'history', 'diff', 'rollback', 'status',
+  'env.add', 'env.del', 'env.list', 'set', 'get', 'del', 'list', 'merge', 'clear', 'apply', 'history', 'diff', 'rollback', 'status', 'status.local',
   'user.add', 'user.del', 'user.list', 'user.passwd', 'token.add', 'token.del', 'token.list', 'audit', 'watch', 'unwatch',
 ];
 
@@ -143,7 +143,7 @@ export function randomRequest(rng: Rng): AdminRequest {
     }
     case 'diff': return chance(rng, 0.5) ? { op, env, from: uint(rng) } : { op, env, from: uint(rng), to: uint(rng) };
     case 'rollback': return { op, env, rev: uint(rng) };
-    case 'status': return chance(rng, 0.5) ? { op } : { op, env };
+    case 'status': case 'status.local': return chance(rng, 0.5) ? { op } : { op, env };
     case 'user.add': return { op, name: randomText(rng), role: pick(rng, ['viewer', 'editor', 'admin', randomText(rng)]), envs: [randomText(rng)], verifier: verifier(rng) };
     case 'user.del':
     case 'token.del': return { op, name: randomText(rng) };
@@ -160,9 +160,9 @@ export function randomRequest(rng: Rng): AdminRequest {
 /** A valid message of a random type (only well-formed strings, only safe non-negative integers). */
 export function randomMessage(rng: Rng): Message {
   const envs = () => Array.from({ length: int(rng, 4) }, () => ({ env: randomText(rng), rev: uint(rng) }));
-  switch (int(rng, 13) + 1) {
+  switch (int(rng, 16) + 1) {
     case 1: {
-      const m: Message = { t: 1, v: int(rng, 3), role: pick(rng, ROLES), id: randomText(rng) };
+      const m: Message = { t: 1, v: int(rng, 4), role: pick(rng, ROLES), id: randomText(rng) };
       if (chance(rng, 0.5)) m.user = randomText(rng);
       if (chance(rng, 0.5)) m.nonce = randomText(rng, 40);
       if (chance(rng, 0.3)) m.peers = Array.from({ length: int(rng, 4) }, () => randomText(rng));
@@ -188,7 +188,17 @@ export function randomMessage(rng: Rng): Message {
     case 10: return { t: 10, id: uint(rng), res: randomValue(rng, 2, true) };
     case 11: return { t: 11, nonce: randomText(rng, 40), salt: randomText(rng), iterations: uint(rng) };
     case 12: return { t: 12, proof: randomText(rng, 60) };
-    default: return { t: 13, signature: randomText(rng, 60), account: randomText(rng), role: randomText(rng), envs: [randomText(rng)] };
+    case 13: return { t: 13, signature: randomText(rng, 60), account: randomText(rng), role: randomText(rng), envs: [randomText(rng)] };
+    case 14: return {
+      t: 14,
+      members: Array.from({ length: int(rng, 3) }, () => ({
+        id: randomText(rng), gen: uint(rng), ver: uint(rng), addrs: [randomText(rng)], peer: randomText(rng),
+        state: pick(rng, ['alive', 'draining', 'left'] as const), agents: uint(rng), head: uint(rng),
+      })),
+      envs: Array.from({ length: int(rng, 3) }, (): [string, number] => [randomText(rng), uint(rng)]),
+    };
+    case 15: return { t: 15, servers: Array.from({ length: int(rng, 3) }, () => ({ addr: randomText(rng), agents: uint(rng), state: randomText(rng) })) };
+    default: return chance(rng, 0.5) ? { t: 16, within: uint(rng), reason: randomText(rng) } : { t: 16, to: randomText(rng), within: uint(rng), reason: randomText(rng) };
   }
 }
 

@@ -176,7 +176,9 @@ export async function startServer(dataDir: string, extra: string[] = [], env: No
     const address = `127.0.0.1:${await freePort()}`;
     // Two workers (one per core): the cluster path, without the seven workers of the 100,000-agent default.
     const sizing = extra.some((a) => a === '--workers' || a === '--max-agents') ? [] : ['--max-agents', '2000'];
-    const proc = new Proc(['server', '--listen', address, '--store', dataDir, ...sizing, ...extra], { env });
+    // A server of a MySQL store opens its peer port too: one more port from the pool, not the listen port + 1.
+    const peerPort = dataDir.startsWith('mysql://') && !extra.includes('--peer-listen') ? ['--peer-listen', `127.0.0.1:${await freePort()}`] : [];
+    const proc = new Proc(['server', '--listen', address, '--store', dataDir, ...sizing, ...peerPort, ...extra], { env });
     const result = await Promise.race([
       proc.waitForOutput(/listening on/, startTimeoutMs).then(() => 'up' as const),
       proc.exited.then(() => 'exited' as const),

@@ -10,7 +10,9 @@ import type { LoginThrottle } from './throttle.js';
 /** Who a session acts as, once it has logged in. */
 export type Principal =
   | { kind: 'user'; name: string; role: string; envs: readonly string[] }
-  | { kind: 'agent'; name: string; id: string; envs: readonly string[] };
+  | { kind: 'agent'; name: string; id: string; envs: readonly string[] }
+  /** Another server of the cluster: it proved it holds the cluster's secret. `name` is the server id it gave. */
+  | { kind: 'peer'; name: string; envs: readonly string[] };
 
 /** What the logins of one server process share. */
 export interface LoginContext {
@@ -21,7 +23,12 @@ export interface LoginContext {
   passwordIterations: number;
   throttle: LoginThrottle;
   audit(record: AuditRecord): void;
+  /** On a peer port: the verifier of the cluster's secret, the one credential of a peer login. */
+  peerVerifier?: Verifier;
 }
+
+/** The user name of every peer login (the secret is the cluster's, not a person's). */
+export const PEER_USER = 'cluster';
 
 const FAILED = 'login failed: unknown name or wrong secret';
 
@@ -33,7 +40,7 @@ const FAILED = 'login failed: unknown name or wrong secret';
  */
 export class LoginExchange {
   private readonly ctx: LoginContext;
-  private readonly role: 'agent' | 'admin';
+  private readonly role: 'agent' | 'admin' | 'peer';
   private readonly user: string;
   private readonly addr: string;
   private readonly sourceKey: string;
@@ -42,7 +49,7 @@ export class LoginExchange {
   private readonly known: Principal | undefined;
 
   constructor(ctx: LoginContext, hello: Hello, addr: string, sourceKey: string, channelBinding: string) {
-    if (hello.role !== 'agent' && hello.role !== 'admin') throw new Error(`no login for role ${hello.role}`);
+    if (hello.role !== 'agent' && hello.role !== 'admin' && hello.role !== 'peer') throw new Error(`no login for role ${hello.role}`);
     if (hello.user === undefined || hello.nonce === undefined || hello.user.length === 0 || hello.user.length > 128 || hello.nonce.length < 16 || hello.nonce.length > 128) {
       throw new ProtocolError(WireError.AUTH_FAILED, 'a login needs a user (account name or token id) and a nonce in the hello');
     }
@@ -58,6 +65,11 @@ export class LoginExchange {
       if (account !== undefined) {
         verifier = account.verifier;
         this.known = { kind: 'user', name: account.name, role: account.role, envs: account.envs };
+      }
+    } else if (this.role === 'peer') {
+      if (this.user === PEER_USER && ctx.peerVerifier !== undefined) {
+        verifier = ctx.peerVerifier;
+        this.known = { kind: 'peer', name: hello.id.slice(0, 255), envs: [] };
       }
     } else {
       const token = book.token(this.user);
@@ -90,12 +102,12 @@ export class LoginExchange {
   /** Checks the proof: the principal and the Welcome to send, or a ProtocolError(AUTH_FAILED) after recording the failure. */
   finish(proof: string): { principal: Principal; welcome: Welcome } {
     const signature = this.known === undefined ? undefined : checkProof(this.verifier, this.auth, proof);
-    const action = this.role === 'admin' ? 'login' : 'agent-login';
+    const action = this.role === 'admin' ? 'login' : this.role === 'peer' ? 'peer-login' : 'agent-login';
     if (signature === undefined || this.known === undefined) {
       this.ctx.throttle.failed(`${this.role}:${this.user}`, this.sourceKey);
       this.ctx.audit({
         time: Date.now(), actor: this.user.slice(0, 128), addr: this.addr, action, env: '', result: 'failed', code: 'AUTH_FAILED',
-        detail: this.known === undefined ? `no ${this.role === 'admin' ? 'account' : 'token'} of that name` : 'wrong proof',
+        detail: this.known === undefined ? `no ${this.role === 'admin' ? 'account' : this.role === 'peer' ? 'peer credential' : 'token'} of that name` : 'wrong proof',
       });
       throw new ProtocolError(WireError.AUTH_FAILED, FAILED);
     }
@@ -107,7 +119,7 @@ export class LoginExchange {
     return {
       principal: p,
       welcome: {
-        t: MessageType.Welcome, signature, account: p.name, role: p.kind === 'user' ? p.role : 'agent', envs: [...p.envs],
+        t: MessageType.Welcome, signature, account: p.name, role: p.kind === 'user' ? p.role : p.kind, envs: [...p.envs],
         ...(p.kind === 'user' ? { iterations: this.ctx.passwordIterations } : {}),
       },
     };

@@ -17,6 +17,7 @@ export const PERMISSIONS: { [K in AdminOp]: Need } = {
   history: 'read',
   diff: 'read',
   status: 'read',
+  'status.local': 'read',
   watch: 'read',
   unwatch: 'read',
   set: 'write',

@@ -6,7 +6,9 @@ import { envNotFound, RequestError } from '../errors.js';
 import { Mutex } from '../mutex.js';
 import { keyChangesFrom } from './changes.js';
 import { LmdbAccess, type AccessDbs } from './lmdb-access.js';
+import { LmdbMembers } from './lmdb-members.js';
 import type {
+  MemberRecord,
   CommitMeta, EnvState, EnvView, HistoryQuery, Planner, Store, StoredRelease,
 } from './types.js';
 
@@ -55,6 +57,9 @@ export class LmdbStore implements Store {
   private lockFd: number | undefined;
   private accessDbs?: AccessDbs;
   readonly access: LmdbAccess;
+  readonly members: LmdbMembers;
+  readonly shared = false;
+  private servers?: Database<MemberRecord, string>;
 
   constructor(dir: string, options: LmdbStoreOptions) {
     this.dir = path.resolve(dir);
@@ -64,6 +69,10 @@ export class LmdbStore implements Store {
       this.db();
       return this.accessDbs!;
     }, this.mutex, options.retainAudit ?? 1_000_000);
+    this.members = new LmdbMembers(() => {
+      this.db();
+      return this.servers!;
+    }, this.mutex);
   }
 
   async open(): Promise<void> {
@@ -83,6 +92,7 @@ export class LmdbStore implements Store {
       tokens: root.openDB({ name: 'tokens' }),
       audit: root.openDB({ name: 'audit' }),
     };
+    this.servers = root.openDB({ name: 'servers' });
     const schema = this.meta.get('schema');
     if (schema === undefined) {
       await this.meta.put('schema', SCHEMA_VERSION);

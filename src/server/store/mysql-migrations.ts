@@ -128,6 +128,24 @@ export const MIGRATIONS: readonly Migration[] = [
       ) ${TABLE_OPTIONS}`,
     ],
   },
+  {
+    version: 3,
+    statements: [
+      // Every server of the database: its generation (grows at each start),
+      // where agents and peers reach it, and its last heartbeat.
+      `CREATE TABLE IF NOT EXISTS vitefa_servers (
+        id VARBINARY(255) NOT NULL PRIMARY KEY,
+        gen INT UNSIGNED NOT NULL,
+        addrs TEXT NOT NULL,
+        peer VARBINARY(255) NOT NULL,
+        state VARBINARY(16) NOT NULL,
+        agents INT UNSIGNED NOT NULL,
+        head BIGINT UNSIGNED NOT NULL,
+        heartbeat BIGINT NOT NULL,
+        started BIGINT NOT NULL
+      ) ${TABLE_OPTIONS}`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -7,6 +7,7 @@ import {
 import { envNotFound, RequestError } from '../errors.js';
 import { keyChangesFrom } from './changes.js';
 import { MysqlAccess } from './mysql-access.js';
+import { MysqlMembers } from './mysql-members.js';
 import { codeOf, query, text, type MysqlRunner } from './mysql-query.js';
 import { migrate } from './mysql-migrations.js';
 import type {
@@ -109,6 +110,8 @@ const REFUSED = new Set([
 export class MysqlStore implements Store, MysqlRunner {
   readonly description: string;
   readonly access: MysqlAccess;
+  readonly members: MysqlMembers;
+  readonly shared = true;
   private readonly target: MysqlTarget;
   private readonly options: MysqlStoreOptions;
   private pool?: Pool;
@@ -118,6 +121,7 @@ export class MysqlStore implements Store, MysqlRunner {
     this.description = this.target.description;
     this.options = options;
     this.access = new MysqlAccess(this, options.retainAudit ?? 1_000_000);
+    this.members = new MysqlMembers(this);
   }
 
   async open(): Promise<void> {

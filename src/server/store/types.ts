@@ -65,6 +65,10 @@ export interface Store {
   readonly description: string;
   /** Accounts, tokens, audit and shared secrets. */
   readonly access: AccessStore;
+  /** The servers of the store: ids, generations, addresses (every server registers itself). */
+  readonly members: MemberRegistry;
+  /** Several servers may share this store (MySQL); the embedded store serves one server. */
+  readonly shared: boolean;
   open(): Promise<void>;
   close(): Promise<void>;
   /** The highest revision committed, cluster-wide. */
@@ -164,4 +168,36 @@ export interface AccessStore {
   audit(query: AuditQuery): Promise<(AuditRecord & { seq: number })[]>;
   /** A random secret of `bytes` bytes shared by every server of the store, made on first use. */
   secret(name: string, bytes: number): Promise<Buffer>;
+}
+
+/** A server as registered in the store. */
+export interface MemberRecord {
+  id: string;
+  gen: number;
+  /** Addresses agents and admins connect to. */
+  addrs: string[];
+  /** Address of its peer port. */
+  peer: string;
+  /** alive, draining or left. */
+  state: string;
+  agents: number;
+  head: number;
+  /** Last time the server wrote its row (ms since the epoch, its own clock). */
+  heartbeat: number;
+  started: number;
+}
+
+/**
+ * Where servers find each other and keep their generation: each server
+ * registers at start (its generation grows by one), writes its row every few
+ * seconds, and reads every row to find peers it has no link to.
+ */
+export interface MemberRegistry {
+  /** Registers `id` (a new generation: the previous one plus one, or 1) and returns the generation. */
+  register(record: Omit<MemberRecord, 'gen'>): Promise<number>;
+  /** Updates the row of `id` if it still belongs to generation `gen`; false when a newer generation owns it. */
+  heartbeat(record: MemberRecord): Promise<boolean>;
+  list(): Promise<MemberRecord[]>;
+  /** Forgets rows not written since `before` (servers gone for good). */
+  prune(before: number): Promise<number>;
 }

@@ -1,0 +1,408 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import {
+  checkResult, encodeMessage, LocalErrorCode, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, VitefaError, WireError,
+  type Gossip, type Hello, type LocalStatus, type Message, type Proof, type Release,
+} from '../../protocol/index.js';
+import { reportFault, RateLimitedLog } from '../../log.js';
+import { CHANNEL_BINDING_LABEL } from '../../security/tls.js';
+import { backoffDelay } from '../../transport/backoff.js';
+import { connect, parseEndpoint, type ClientConnection, type Endpoint } from '../../transport/client.js';
+import { FramedConnection, type ReceiveLimits } from '../../transport/connection.js';
+import { Correlator } from '../../transport/correlator.js';
+import { trace } from '../../trace.js';
+import { LoginExchange, PEER_USER, type LoginContext } from '../access/login.js';
+import { serverOptions, type ServerTlsMaterial } from '../tls.js';
+
+/** What the server does with what its peers send. */
+export interface PeerHandlers {
+  gossip(from: string, message: Gossip): void;
+  /** A release another server has just committed. */
+  notice(from: string, release: Release): void;
+  status(env: string | undefined): Promise<LocalStatus>;
+}
+
+/** Peer connections waiting for their login at once, at most (the peer port is not for the public, but bytes may come from anyone). */
+const PENDING_AT_MOST = 256;
+const HELLO_TIMEOUT_MS = 10_000;
+/** Peers gossip every second: a link silent this long is dead. */
+const IDLE_TIMEOUT_MS = 30_000;
+
+/**
+ * One connection from another server, on the peer port. It logs in like
+ * any client (SCRAM, on the cluster's secret, bound to the TLS session when
+ * there is one), then sends gossip, notices of releases and status queries.
+ */
+class PeerSession extends FramedConnection {
+  readonly since = Date.now();
+  lastSeen = this.since;
+  peerId = '';
+  private phase: 'hello' | 'peer' = 'hello';
+  private login: LoginExchange | undefined;
+  private readonly listener: PeerListener;
+  readonly addr: string;
+
+  constructor(socket: Duplex, addr: string, listener: PeerListener) {
+    super(socket, listener.receive.hello);
+    this.addr = addr;
+    this.listener = listener;
+    this.write(listener.hello);
+  }
+
+  get inHandshake(): boolean {
+    return this.phase === 'hello';
+  }
+
+  protected handle(message: Message): void | Promise<void> {
+    this.lastSeen = Date.now();
+    if (this.phase === 'hello') {
+      if (message.t === MessageType.Hello) return this.onHello(message);
+      if (message.t === MessageType.Proof) return this.onProof(message);
+      throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not valid before the login`);
+    }
+    switch (message.t) {
+      case MessageType.Gossip:
+        this.listener.handlers.gossip(this.peerId, message);
+        return;
+      case MessageType.Release:
+        this.listener.handlers.notice(this.peerId, message);
+        return;
+      case MessageType.Request: {
+        if (message.req.op !== 'status.local') throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `a peer asks only status.local, not ${message.req.op}`);
+        const id = message.id;
+        void this.listener.handlers.status(message.req.env).then(
+          (res) => this.send({ t: MessageType.Response, id, res }),
+          (err: unknown) => this.send({ t: MessageType.Error, id, code: WireError.INTERNAL, msg: `status: ${(err as Error)?.message ?? String(err)}` }),
+        );
+        return;
+      }
+      case MessageType.Ping:
+        this.send({ t: MessageType.Pong, n: message.n });
+        return;
+      case MessageType.Pong:
+        return;
+      case MessageType.Error:
+        this.end(`peer reported error ${message.code}: ${message.msg}`);
+        return;
+      default:
+        throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to a peer port`);
+    }
+  }
+
+  private onHello(hello: Hello): Promise<void> {
+    if (this.login !== undefined) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'hello sent twice');
+    if (hello.v !== PROTOCOL_VERSION) {
+      throw new ProtocolError(WireError.VERSION_MISMATCH, `protocol version ${hello.v} is not supported (server speaks ${PROTOCOL_VERSION})`);
+    }
+    if (hello.role !== Role.peer) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `role ${hello.role} is not served on the peer port`);
+    const binding = this.socket instanceof tls.TLSSocket ? this.socket.exportKeyingMaterial(32, CHANNEL_BINDING_LABEL, Buffer.alloc(0)).toString('base64') : '';
+    const login = new LoginExchange(this.listener.login, hello, this.addr, this.addr.replace(/:\d+$/, ''), binding);
+    this.login = login;
+    const delay = login.delayMs;
+    return new Promise((resolve) => {
+      const challenge = (): void => {
+        this.send(login.challenge());
+        resolve();
+      };
+      if (delay === 0) challenge();
+      else setTimeout(challenge, delay).unref();
+    });
+  }
+
+  private onProof(proof: Proof): void {
+    const login = this.login;
+    if (login === undefined) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'a proof before the hello');
+    this.login = undefined;
+    const { principal, welcome } = login.finish(proof.proof);
+    this.peerId = principal.name;
+    this.phase = 'peer';
+    this.listener.loggedIn(this);
+    this.setLimits(this.listener.receive.peer);
+    this.send(welcome);
+  }
+
+  override fail(status: WireError, message: string): void {
+    if (this.isClosed) return;
+    this.listener.refused(this.addr, status, message);
+    super.fail(status, message);
+  }
+
+  protected onClosed(reason: string): void {
+    trace('peers', `inbound ${this.addr} (${this.peerId || 'no login'}) closed: ${reason}`);
+    this.listener.ended(this);
+  }
+}
+
+export interface PeerListenerOptions {
+  serverId: string;
+  listen: Endpoint;
+  login: LoginContext;
+  receive: { hello: ReceiveLimits; peer: ReceiveLimits };
+  tls?: ServerTlsMaterial;
+  handlers: PeerHandlers;
+  log: (line: string) => void;
+}
+
+/** The peer port: where the other servers of the cluster connect. */
+export class PeerListener {
+  readonly handlers: PeerHandlers;
+  readonly login: LoginContext;
+  readonly receive: { hello: ReceiveLimits; peer: ReceiveLimits };
+  readonly hello: Buffer;
+  private readonly options: PeerListenerOptions;
+  private server?: net.Server;
+  private readonly sessions = new Set<PeerSession>();
+  private pending = 0;
+  private sweeper?: NodeJS.Timeout;
+  private readonly refusals: RateLimitedLog;
+  address = '';
+
+  constructor(options: PeerListenerOptions) {
+    this.options = options;
+    this.handlers = options.handlers;
+    this.login = options.login;
+    this.receive = options.receive;
+    this.hello = encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: options.serverId });
+    this.refusals = new RateLimitedLog(options.log, 5, 10);
+  }
+
+  /** Peers logged in now, by server id (a server may hold more than one link while it reconnects). */
+  get peers(): string[] {
+    return [...this.sessions].filter((s) => !s.inHandshake).map((s) => s.peerId);
+  }
+
+  async listen(): Promise<void> {
+    const accept = (socket: net.Socket): void => this.accept(socket);
+    const server = this.options.tls === undefined ? net.createServer({ noDelay: true }, accept) : tls.createServer(serverOptions(this.options.tls), accept);
+    if (server instanceof tls.Server) {
+      server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+        this.refused(`${socket.remoteAddress}:${socket.remotePort}`, WireError.MALFORMED, `TLS handshake failed: ${err.code ?? err.message}`);
+        socket.destroy();
+      });
+    }
+    server.on('error', (err) => reportFault('the peer port', err));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.options.listen.host, port: this.options.listen.port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    const bound = server.address() as net.AddressInfo;
+    this.address = `${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`;
+    this.sweeper = setInterval(() => this.sweep(), 1000);
+    this.sweeper.unref();
+  }
+
+  /** New certificates (SIGHUP): like the client port, the ticket keys stay. */
+  setTls(material: ServerTlsMaterial): void {
+    if (this.server instanceof tls.Server) {
+      this.server.setSecureContext(serverOptions(material));
+      this.server.setTicketKeys(material.ticketKeys);
+    }
+  }
+
+  private accept(socket: net.Socket): void {
+    const addr = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (this.pending >= PENDING_AT_MOST) {
+      this.refused(addr, WireError.LIMIT_EXCEEDED, `${this.pending} peer connections have not logged in yet`);
+      socket.destroy();
+      return;
+    }
+    this.pending++;
+    try {
+      this.sessions.add(new PeerSession(socket, addr, this));
+    } catch (err) {
+      this.pending--;
+      reportFault('accepting a peer connection', err);
+      socket.destroy();
+    }
+  }
+
+  /** @internal */
+  loggedIn(_session: PeerSession): void {
+    this.pending--;
+  }
+
+  /** @internal */
+  ended(session: PeerSession): void {
+    if (this.sessions.delete(session) && session.inHandshake) this.pending--;
+  }
+
+  /** @internal */
+  refused(addr: string, status: WireError, message: string): void {
+    this.refusals.log(() => `peer port: closed ${addr}: ${message.length > 300 ? `${message.slice(0, 300)}…` : message}`);
+    void status;
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const s of this.sessions) {
+      if (s.inHandshake && now - s.since > HELLO_TIMEOUT_MS) s.fail(WireError.TIMEOUT, 'no login in time');
+      else if (now - s.lastSeen > IDLE_TIMEOUT_MS) s.fail(WireError.TIMEOUT, `nothing received for ${IDLE_TIMEOUT_MS} ms`);
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const s of this.sessions) s.destroy('server stopping');
+    await new Promise<void>((resolve) => (this.server === undefined ? resolve() : this.server.close(() => resolve())));
+  }
+}
+
+export interface PeerDialOptions {
+  serverId: string;
+  /** The cluster's secret (base64): the credential of the peer login. */
+  secret: string;
+  /** TLS towards the peer port (when the servers serve TLS). */
+  tls?: tls.ConnectionOptions;
+  limits: ReceiveLimits;
+  connectTimeoutMs: number;
+}
+
+export interface LinkEvents {
+  /** Logged in; `id` is the server id the other side gave in its hello. */
+  up(link: PeerLink, id: string): void;
+  down(link: PeerLink, reason: string): void;
+}
+
+const STATUS_TIMEOUT_MS = 2_000;
+
+/**
+ * This server's connection to one other server's peer port: dialled again
+ * and again (with backoff, up to 5 s) until stopped. Gossip, notices and
+ * status queries go out on it; the other side sends its own on its own link.
+ */
+export class PeerLink {
+  readonly addr: string;
+  /** The server id behind the address, once known. */
+  id: string | undefined;
+  private conn: ClientConnection | undefined;
+  private readonly options: PeerDialOptions;
+  private readonly events: LinkEvents;
+  private attempt = 0;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  /** Environments' revisions last gossiped on this link (the next gossip sends what changed). */
+  sentEnvs: Map<string, number> | undefined;
+  private readonly calls = new Correlator<string>({
+    maxPending: 16,
+    timeout: (what, ms) => new VitefaError(LocalErrorCode.REQUEST_TIMEOUT, `${what} got no answer within ${ms} ms`),
+    overflow: (what, max) => new VitefaError(LocalErrorCode.REQUEST_TIMEOUT, `${what}: ${max} requests are already waiting`),
+  });
+
+  constructor(addr: string, options: PeerDialOptions, events: LinkEvents) {
+    this.addr = addr;
+    this.options = options;
+    this.events = events;
+  }
+
+  get up(): boolean {
+    return this.conn !== undefined && !this.conn.isClosed;
+  }
+
+  start(): void {
+    void this.dial();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.conn?.end('server stopping');
+  }
+
+  write(frame: Buffer): void {
+    this.conn?.write(frame);
+  }
+
+  send(message: Message): void {
+    this.conn?.send(message);
+  }
+
+  get writableLength(): number {
+    return this.conn?.writableLength ?? 0;
+  }
+
+  status(env: string | undefined): Promise<LocalStatus> {
+    const conn = this.conn;
+    if (conn === undefined || conn.isClosed) return Promise.reject(new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `no link to ${this.addr}`));
+    return this.calls.start<LocalStatus>(`status of ${this.id ?? this.addr}`, STATUS_TIMEOUT_MS, (id) => conn.send({ t: MessageType.Request, id, req: { op: 'status.local', ...(env === undefined ? {} : { env }) } }));
+  }
+
+  private async dial(): Promise<void> {
+    if (this.stopped) return;
+    let endpoint: Endpoint;
+    try {
+      endpoint = parseEndpoint(this.addr);
+    } catch {
+      return;
+    }
+    try {
+      const conn = await connect({
+        ...endpoint,
+        role: Role.peer,
+        id: this.options.serverId,
+        login: { user: PEER_USER, secret: this.options.secret },
+        ...(this.options.tls === undefined ? {} : { tls: this.options.tls }),
+        timeoutMs: this.options.connectTimeoutMs,
+        limits: this.options.limits,
+        onMessage: (message) => this.onMessage(message),
+        onClose: (reason) => this.onClose(reason),
+      });
+      if (this.stopped) {
+        conn.end('server stopping');
+        return;
+      }
+      this.conn = conn;
+      this.attempt = 0;
+      this.sentEnvs = undefined;
+      this.id = conn.serverHello?.id ?? this.addr;
+      trace('peers', `link to ${this.addr} (${this.id}) up`);
+      this.events.up(this, this.id);
+    } catch (err) {
+      trace('peers', `link to ${this.addr} failed: ${(err as Error).message}`);
+      this.retry();
+    }
+  }
+
+  private onMessage(message: Message): void {
+    switch (message.t) {
+      case MessageType.Response:
+        this.calls.settle(message.id, () => checkResult('status.local', message.res));
+        return;
+      case MessageType.Error:
+        if (message.id !== undefined) {
+          this.calls.settle(message.id, () => {
+            throw new RemoteError(message.code, message.msg);
+          });
+          return;
+        }
+        this.conn?.end(`peer error ${message.code}: ${message.msg}`);
+        return;
+      case MessageType.Ping:
+        this.conn?.send({ t: MessageType.Pong, n: message.n });
+        return;
+      case MessageType.Pong:
+        return;
+      default:
+        this.conn?.fail(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent on a peer link`);
+    }
+  }
+
+  private onClose(reason: string): void {
+    this.conn = undefined;
+    this.calls.failAll(() => new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `link to ${this.addr} closed: ${reason}`));
+    trace('peers', `link to ${this.addr} down: ${reason}`);
+    this.events.down(this, reason);
+    this.retry();
+  }
+
+  private retry(): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.dial(), backoffDelay(this.attempt++, 250, 5_000));
+    this.timer.unref();
+  }
+}

@@ -1,0 +1,493 @@
+import { createHmac } from 'node:crypto';
+import type tls from 'node:tls';
+import {
+  encodeMessage, MessageType,
+  type ClusterStatus, type EnvAgents, type Gossip, type LocalStatus, type MemberEntry, type PeerServer, type Release, type ServerRow,
+} from '../../protocol/index.js';
+import { RateLimitedLog, reportFault } from '../../log.js';
+import { makeVerifier, type Verifier } from '../../security/scram.js';
+import { TOKEN_ITERATIONS } from '../../security/token.js';
+import type { Endpoint } from '../../transport/client.js';
+import { trace } from '../../trace.js';
+import type { LoginContext } from '../access/login.js';
+import type { Hub } from '../hub.js';
+import { receiveLimits, type ServerLimits } from '../limits.js';
+import type { ServerTlsMaterial } from '../tls.js';
+import type { MemberRecord, Store, StoredRelease } from '../store/types.js';
+import { LoopLag } from './lag.js';
+import { PeerLink, PeerListener } from './link.js';
+import { DETECTOR_DEFAULTS, Membership, type DetectorSettings } from './membership.js';
+import { LAGGING_SHOWN, mergeRevisions } from './status.js';
+
+/** What the peer side needs from the side that holds the agents (this process's host, or the cluster's workers). */
+export interface AgentSide {
+  /** Agents connected to this server now. */
+  agents(): number;
+  /** Tells every agent (and the hello of every new session) which servers there are. */
+  setPeers(servers: PeerServer[]): void;
+  /** Tells up to `count` agents to reconnect elsewhere; returns how many were told. */
+  move(count: number, to: string | undefined, within: number, reason: string): Promise<number>;
+  /** This server's agents' revisions, per environment. */
+  revisions(env: string | undefined, cap: number): Promise<EnvAgents[]>;
+}
+
+export interface PeerSettings {
+  /** Gossip to every peer this often; it is also the heartbeat. */
+  gossipMs: number;
+  /** Write this server's row and read everyone's this often. */
+  registryMs: number;
+  /** At start, wait this long at most to hear from the servers that look alive before serving agents. */
+  joinTimeoutMs: number;
+  /** Agents one server moves to a less loaded one per second, at most (rebalancing is gradual, never a storm). */
+  rebalancePerSecond: number;
+  /** A draining server waits this long at most for its agents to leave. */
+  drainTimeoutMs: number;
+  /** Moved agents reconnect within this (each after a random part of it). */
+  moveWithinMs: number;
+  detector: DetectorSettings;
+}
+
+export const PEER_DEFAULTS: PeerSettings = {
+  gossipMs: 1_000,
+  registryMs: 5_000,
+  joinTimeoutMs: 3_000,
+  rebalancePerSecond: 64,
+  drainTimeoutMs: 10_000,
+  moveWithinMs: 2_000,
+  detector: DETECTOR_DEFAULTS,
+};
+
+export interface PeerNodeOptions {
+  serverId: string;
+  store: Store;
+  hub: Hub;
+  /** Addresses agents and admins connect to. */
+  addrs: string[];
+  /** The peer port. */
+  listen: Endpoint;
+  /** Where other servers reach the peer port, when not the address it binds. */
+  advertise?: string;
+  /** Peer addresses to dial besides those registered in the store. */
+  seeds: string[];
+  limits: ServerLimits;
+  /** Logins on the peer port share the throttle and the audit trail. */
+  login: Omit<LoginContext, 'peerVerifier'>;
+  settings?: Partial<PeerSettings>;
+  agents: AgentSide;
+  log: (line: string) => void;
+}
+
+/** The cluster's credential for peer logins: a secret every server of the store reads from it. */
+function peerCredential(secret: Buffer): { secret: string; verifier: Verifier } {
+  const text = secret.toString('base64');
+  const salt = createHmac('sha256', secret).update('vitefa peer salt').digest().subarray(0, 16);
+  return { secret: text, verifier: makeVerifier(text, TOKEN_ITERATIONS, salt) };
+}
+
+/**
+ * This server as a member of the cluster: registers itself in the store
+ * (a new generation at every start), keeps a link to every other server
+ * (from the store's registry and --peers), gossips membership and applied
+ * revisions once a second, tells every peer of each release it commits at
+ * once, catches up when a peer has applied more, judges who is alive, tells
+ * agents which servers there are, and moves agents to servers with fewer.
+ */
+export class PeerNode {
+  readonly membership: Membership;
+  private readonly options: PeerNodeOptions;
+  private readonly settings: PeerSettings;
+  private readonly hub: Hub;
+  private readonly lag = new LoopLag();
+  private readonly links = new Map<string, PeerLink>();
+  /** Addresses that turned out to be this server itself. */
+  private readonly selfAddrs = new Set<string>();
+  /** Addresses that turned out to be a server already linked under another address. */
+  private readonly aliases = new Map<string, string>();
+  /** What each peer said it applied, per environment (from its own gossip). */
+  private readonly vectors = new Map<string, Map<string, number>>();
+  private listener?: PeerListener;
+  private gossipTimer?: NodeJS.Timeout;
+  private registryTimer?: NodeJS.Timeout;
+  private secret = '';
+  private lastPeers = '';
+  private lastPeersAt = 0;
+  private lastLoads = new Map<string, number>();
+  private rebalanceCooldown = 0;
+  private catchingUp = false;
+  private stopped = false;
+  private readonly warn: RateLimitedLog;
+  advertise = '';
+  /** Serve the peer port with TLS, and dial the others with TLS (set before start). */
+  tls: ServerTlsMaterial | undefined;
+
+  constructor(options: PeerNodeOptions) {
+    this.options = options;
+    this.settings = { ...PEER_DEFAULTS, ...options.settings, detector: { ...PEER_DEFAULTS.detector, ...options.settings?.detector } };
+    this.hub = options.hub;
+    this.membership = new Membership({
+      id: options.serverId, gen: 0, addrs: options.addrs, peer: '', state: 'alive', agents: 0, head: options.hub.applied,
+    }, this.settings.detector);
+    this.warn = new RateLimitedLog(options.log, 1, 5);
+  }
+
+  get gen(): number {
+    return this.membership.self.gen;
+  }
+
+  /**
+   * Joins the cluster: listens on the peer port, registers (a new
+   * generation), dials every server it knows of, and waits (joinTimeoutMs at
+   * most) to hear from those that look alive; then fetches what they have
+   * applied and this server has not. Only then should agents be served.
+   */
+  async start(): Promise<void> {
+    const { verifier, secret } = peerCredential(await this.options.store.access.secret('peer-key', 32));
+    this.secret = secret;
+    const listener = new PeerListener({
+      serverId: this.options.serverId,
+      listen: this.options.listen,
+      login: { ...this.options.login, peerVerifier: verifier },
+      receive: { hello: receiveLimits(this.options.limits, 'hello'), peer: receiveLimits(this.options.limits, 'admin') },
+      ...(this.tls === undefined ? {} : { tls: this.tls }),
+      handlers: {
+        gossip: (from, message) => this.onGossip(from, message),
+        notice: (from, release) => this.onNotice(from, release),
+        status: (env) => this.localStatus(env),
+      },
+      log: this.options.log,
+    });
+    await listener.listen();
+    this.listener = listener;
+    this.advertise = this.options.advertise ?? listener.address;
+    this.selfAddrs.add(this.advertise);
+    this.membership.update({ head: this.hub.applied });
+    this.membership.self.peer = this.advertise;
+    this.membership.self.gen = await this.options.store.members.register(this.record());
+    this.hub.onCommit((release) => this.tellPeers(release));
+    const registered = await this.options.store.members.list().catch(() => [] as MemberRecord[]);
+    for (const seed of this.options.seeds) this.link(seed);
+    this.learnRegistry(registered);
+    this.lag.start();
+    await this.join(registered);
+    this.gossipTimer = setInterval(() => this.guard('gossip', () => this.round()), this.settings.gossipMs);
+    this.gossipTimer.unref();
+    this.registryTimer = setInterval(() => this.guard('the registry', () => this.registry()), this.settings.registryMs);
+    this.registryTimer.unref();
+    this.round();
+  }
+
+  private record(): Omit<MemberRecord, 'gen'> {
+    const self = this.membership.self;
+    return {
+      id: self.id, addrs: self.addrs, peer: self.peer, state: self.state, agents: self.agents, head: self.head, heartbeat: Date.now(), started: Date.now(),
+    };
+  }
+
+  /** Waits for gossip from the servers whose rows say they are alive, then catches up with the highest head heard. */
+  private async join(registered: MemberRecord[]): Promise<void> {
+    const fresh = registered.filter((r) => r.id !== this.options.serverId && r.state !== 'left' && Date.now() - r.heartbeat < this.settings.detector.deadAfterMs + this.settings.registryMs);
+    const deadline = Date.now() + this.settings.joinTimeoutMs;
+    // Gossip goes out as soon as a link is up, so the others learn of this server (and answer) at once.
+    while (Date.now() < deadline && fresh.some((r) => this.membership.view(r.id) === undefined)) {
+      this.sendGossip();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const heard = fresh.filter((r) => this.membership.view(r.id) !== undefined).map((r) => r.id);
+    const head = this.clusterHead();
+    if (head > this.hub.applied) await this.hub.catchUp(head);
+    this.options.log(`peers: generation ${this.gen}; ${heard.length} of ${fresh.length} registered servers answered${heard.length > 0 ? ` (${heard.join(', ')})` : ''}; applied revision ${this.hub.applied} of the cluster's ${this.clusterHead()} before serving agents`);
+  }
+
+  /** The highest revision any server (this one included) says it has applied. */
+  clusterHead(): number {
+    return Math.max(this.hub.applied, ...this.membership.others().filter((v) => v.entry.state !== 'left').map((v) => v.entry.head));
+  }
+
+  private link(addr: string): void {
+    if (addr === '' || this.selfAddrs.has(addr) || this.links.has(addr) || this.stopped) return;
+    const alias = this.aliases.get(addr);
+    if (alias !== undefined && [...this.links.values()].some((l) => l.id === alias)) return;
+    const link = new PeerLink(addr, {
+      serverId: this.options.serverId,
+      secret: this.secret,
+      ...(this.tls === undefined ? {} : { tls: { rejectUnauthorized: false } as tls.ConnectionOptions }),
+      limits: receiveLimits(this.options.limits, 'admin'),
+      connectTimeoutMs: 5_000,
+    }, {
+      up: (l, id) => this.linkUp(l, id),
+      down: () => undefined,
+    });
+    this.links.set(addr, link);
+    link.start();
+  }
+
+  private linkUp(link: PeerLink, id: string): void {
+    if (id === this.options.serverId) {
+      // This server's own port, under another name.
+      link.stop();
+      this.links.delete(link.addr);
+      this.selfAddrs.add(link.addr);
+      return;
+    }
+    for (const other of this.links.values()) {
+      if (other !== link && other.id === id && other.up) {
+        // One link per server: the one already up stays.
+        link.stop();
+        this.links.delete(link.addr);
+        this.aliases.set(link.addr, id);
+        return;
+      }
+    }
+    this.sendGossip(link);
+  }
+
+  private learnRegistry(rows: MemberRecord[]): void {
+    const forget = Date.now() - this.settings.detector.forgetAfterMs;
+    for (const row of rows) {
+      if (row.id === this.options.serverId) continue;
+      if (row.state === 'left' || row.heartbeat < forget) continue;
+      this.link(row.peer);
+    }
+  }
+
+  /** Once a second: heartbeat, gossip, failure detection, catch-up, agents' peer list, rebalancing. */
+  private round(): void {
+    if (this.stopped) return;
+    this.lag.sample();
+    this.membership.update({ agents: this.options.agents.agents(), head: this.hub.applied });
+    this.membership.beat();
+    this.sendGossip();
+    for (const change of this.membership.judge(this.lag.lagMs)) {
+      const how = change.to === 'alive' ? 'is back' : change.to === 'suspect' ? `is suspect (silent ${change.silentMs} ms)` : `is declared dead (silent ${change.silentMs} ms)`;
+      this.options.log(`peers: ${change.id} ${how}${this.lag.lagMs > 0 ? `; this server's own event loop ran up to ${Math.round(this.lag.lagMs)} ms late` : ''}`);
+    }
+    // Servers learned of through gossip are linked to as well.
+    for (const view of this.membership.others()) if (view.entry.state !== 'left') this.link(view.entry.peer);
+    this.maybeCatchUp();
+    this.pushPeers();
+    this.rebalance();
+  }
+
+  private sendGossip(only?: PeerLink): void {
+    const members = this.membership.entries();
+    const envs = this.hub.state.info();
+    for (const link of only === undefined ? this.links.values() : [only]) {
+      if (!link.up) continue;
+      const sent = link.sentEnvs;
+      const changed: [string, number][] = [];
+      const now = new Map<string, number>();
+      for (const e of envs) {
+        now.set(e.env, e.rev);
+        if (sent?.get(e.env) !== e.rev) changed.push([e.env, e.rev]);
+      }
+      const gone = sent === undefined ? [] : [...sent.keys()].filter((env) => !now.has(env));
+      const message: Gossip = { t: MessageType.Gossip, members, envs: changed, ...(gone.length > 0 ? { gone } : {}) };
+      link.send(message);
+      link.sentEnvs = now;
+    }
+  }
+
+  private onGossip(from: string, message: Gossip): void {
+    if (this.stopped) return;
+    const { conflict } = this.membership.merge(message.members);
+    if (conflict !== undefined) {
+      this.warn.log(`peers: another process registered this server's id ${conflict.id} with a newer generation (${conflict.gen}, this one ${this.gen}) at ${conflict.peer}: two servers are configured with one id`);
+    }
+    let vector = this.vectors.get(from);
+    if (vector === undefined) this.vectors.set(from, (vector = new Map()));
+    for (const [env, rev] of message.envs) vector.set(env, rev);
+    for (const env of message.gone ?? []) vector.delete(env);
+    this.maybeCatchUp();
+  }
+
+  private onNotice(from: string, release: Release): void {
+    if (this.stopped) return;
+    const stored: StoredRelease = {
+      env: release.env, rev: release.rev, prev: release.prev, time: release.time, author: release.author, op: release.op,
+      changes: release.changes.map(([key, after]) => [key, null, after]),
+      ...(release.drop === true ? { drop: true } : {}),
+    };
+    trace('peers', `notice ${release.env}@${release.rev} from ${from}`);
+    this.hub.learned(stored).catch((err: unknown) => this.warn.log(`peers: the release ${release.env}@${release.rev} from ${from} waits for the store: ${(err as Error)?.message ?? String(err)}`));
+  }
+
+  /** A release this server committed: every peer hears of it now, not at the next gossip. */
+  private tellPeers(stored: StoredRelease): void {
+    const message: Release = {
+      t: MessageType.Release, env: stored.env, rev: stored.rev, prev: stored.prev, time: stored.time, author: stored.author, op: stored.op,
+      changes: stored.changes.map(([key, , after]) => [key, after]),
+      ...(stored.drop === true ? { drop: true } : {}),
+    };
+    const frame = encodeMessage(message);
+    for (const link of this.links.values()) if (link.up) link.write(frame);
+  }
+
+  private maybeCatchUp(): void {
+    if (this.catchingUp) return;
+    const head = this.clusterHead();
+    if (head <= this.hub.applied) return;
+    this.catchingUp = true;
+    this.hub.catchUp(head).catch((err: unknown) => {
+      this.warn.log(`peers: another server has applied revision ${head}, this one ${this.hub.applied}, and the store cannot be read: ${(err as Error)?.message ?? String(err)}`);
+    }).finally(() => {
+      this.catchingUp = false;
+    });
+  }
+
+  /** Servers agents may use: alive or suspect ones that are not leaving (this one included while it is not). */
+  private peerServers(): PeerServer[] {
+    const out: PeerServer[] = [];
+    const self = this.membership.self;
+    if (self.addrs.length > 0) out.push({ addr: self.addrs[0]!, agents: self.agents, state: self.state });
+    for (const view of this.membership.others()) {
+      const state = Membership.shownState(view);
+      if ((state === 'alive' || state === 'suspect') && view.entry.addrs.length > 0) out.push({ addr: view.entry.addrs[0]!, agents: view.entry.agents, state });
+    }
+    return out;
+  }
+
+  /** Agents hear of the servers whenever the set or their states change, and of their loads when those moved a lot (at most every 10 s). */
+  private pushPeers(force = false): void {
+    const servers = this.peerServers();
+    const shape = servers.map((s) => `${s.addr}=${s.state}`).sort().join(',');
+    const loadsMoved = servers.some((s) => {
+      const before = this.lastLoads.get(s.addr) ?? 0;
+      return Math.abs(s.agents - before) > Math.max(10, before * 0.2);
+    });
+    const now = Date.now();
+    if (!force && shape === this.lastPeers && !(loadsMoved && now - this.lastPeersAt > 10_000)) return;
+    this.lastPeers = shape;
+    this.lastPeersAt = now;
+    this.lastLoads = new Map(servers.map((s) => [s.addr, s.agents]));
+    this.options.agents.setPeers(servers);
+  }
+
+  /**
+   * Moves agents from this server to the least loaded one when this one
+   * holds clearly more than its share: at most rebalancePerSecond a second,
+   * then it waits for the loads to be gossiped again.
+   */
+  private rebalance(): void {
+    if (this.rebalanceCooldown > 0) {
+      this.rebalanceCooldown--;
+      return;
+    }
+    const self = this.membership.self;
+    if (self.state !== 'alive') return;
+    const candidates = this.membership.candidates();
+    if (candidates.length < 2) return;
+    const total = candidates.reduce((n, c) => n + c.agents, 0);
+    const share = total / candidates.length;
+    if (self.agents <= share * 1.1 + 2) return;
+    const target = candidates.filter((c) => c.id !== self.id).sort((a, b) => a.agents - b.agents)[0]!;
+    if (target.agents >= share * 0.95 - 1 || target.addrs.length === 0) return;
+    const rounds = 3;
+    const count = Math.floor(Math.min(self.agents - share, share - target.agents, this.settings.rebalancePerSecond * rounds));
+    if (count <= 0) return;
+    this.rebalanceCooldown = rounds - 1;
+    void this.options.agents.move(count, target.addrs[0], this.settings.moveWithinMs, `rebalancing to ${target.id}`).then((moved) => {
+      if (moved > 0) this.options.log(`peers: moving ${moved} agents to ${target.id} (${target.agents} agents; this server ${self.agents}, share ${Math.round(share)})`);
+    }, (err: unknown) => reportFault('moving agents', err));
+  }
+
+  private async registry(): Promise<void> {
+    const self = this.membership.self;
+    const ours = await this.options.store.members.heartbeat({ ...this.record(), gen: self.gen });
+    if (!ours) this.warn.log(`peers: the store's row of ${self.id} belongs to a newer generation: another server was started with this server's id`);
+    this.learnRegistry(await this.options.store.members.list());
+    // Rows of servers gone for a day are forgotten (a server that comes back registers again).
+    await this.options.store.members.prune(Date.now() - 24 * this.settings.detector.forgetAfterMs);
+  }
+
+  /** This server's own part of `status`. */
+  async localStatus(env: string | undefined): Promise<LocalStatus> {
+    const source = this.localSource;
+    if (source === undefined) throw new Error('status is not available yet');
+    return source(env);
+  }
+
+  /** Set by the server: its own ServerInfo and agents' revisions. */
+  localSource: ((env: string | undefined) => Promise<LocalStatus>) | undefined;
+
+  /** Every server as this one sees it, and the agents' revisions of all of them (each asked, 2 s at most). */
+  async clusterStatus(env: string | undefined, local: LocalStatus): Promise<ClusterStatus> {
+    const now = Date.now();
+    const self = this.membership.self;
+    const byId = new Map<string, PeerLink>();
+    for (const link of this.links.values()) if (link.up && link.id !== undefined) byId.set(link.id, link);
+    const views = this.membership.others().sort((a, b) => (a.entry.id < b.entry.id ? -1 : 1));
+    const answers = await Promise.all(views.map(async (v) => {
+      const link = byId.get(v.entry.id);
+      if (link === undefined || v.health === 'dead' || v.entry.state === 'left') return undefined;
+      return link.status(env).catch(() => undefined);
+    }));
+    const head = this.clusterHead();
+    const servers: ServerRow[] = [
+      { id: self.id, gen: self.gen, state: self.state, addrs: self.addrs, head: this.hub.applied, lag: head - this.hub.applied, agents: local.agentsTotal, heardMs: 0, answered: true },
+      ...views.map((v, i) => {
+        const answer = answers[i];
+        const applied = answer?.head ?? v.entry.head;
+        return {
+          id: v.entry.id, gen: v.entry.gen, state: Membership.shownState(v), addrs: v.entry.addrs, head: applied, lag: Math.max(0, head - applied),
+          agents: answer?.agentsTotal ?? v.entry.agents, heardMs: Math.max(0, now - v.heardAt), answered: answer !== undefined,
+        };
+      }),
+    ];
+    const parts = [local.envs, ...answers.filter((a): a is LocalStatus => a !== undefined).map((a) => a.envs)];
+    return { head, servers, envs: mergeRevisions(parts, LAGGING_SHOWN) };
+  }
+
+  /**
+   * A graceful stop: this server says it is draining, tells its agents to
+   * move (each to a server chosen by load, spread over moveWithinMs), waits
+   * for them to leave (drainTimeoutMs at most), then says it has left.
+   */
+  async drain(): Promise<void> {
+    if (this.stopped) return;
+    const others = this.membership.candidates().filter((c) => c.id !== this.options.serverId);
+    this.membership.update({ state: 'draining' });
+    this.sendGossip();
+    this.pushPeers(true);
+    await this.options.store.members.heartbeat({ ...this.record(), gen: this.gen }).catch(() => false);
+    if (others.length > 0) {
+      const moved = await this.options.agents.move(Number.MAX_SAFE_INTEGER, undefined, this.settings.moveWithinMs, 'server draining');
+      this.options.log(`peers: draining: told ${moved} agents to move to the ${others.length} other servers`);
+      const deadline = Date.now() + this.settings.drainTimeoutMs;
+      while (this.options.agents.agents() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    clearInterval(this.gossipTimer);
+    clearInterval(this.registryTimer);
+    this.membership.update({ state: 'left', agents: 0 });
+    this.sendGossip();
+    this.stopped = true;
+    this.lag.stop();
+    await this.options.store.members.heartbeat({ ...this.record(), gen: this.gen }).catch(() => false);
+    // Let the last gossip leave before the links close.
+    await new Promise((r) => setTimeout(r, 50));
+    for (const link of this.links.values()) link.stop();
+    await this.listener?.close();
+  }
+
+  setTls(material: ServerTlsMaterial): void {
+    this.tls = material;
+    this.listener?.setTls(material);
+  }
+
+  /** Members as this server sees them, for logs and tests. */
+  entries(): MemberEntry[] {
+    return this.membership.entries();
+  }
+
+  private guard(what: string, work: () => void | Promise<void>): void {
+    try {
+      const result = work();
+      if (result instanceof Promise) result.catch((err: unknown) => this.warn.log(`peers: ${what}: ${(err as Error)?.message ?? String(err)}`));
+    } catch (err) {
+      reportFault(`peers: ${what}`, err);
+    }
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Many real agents (the Agent class: server choice, failover, moves, gap
+ * detection) in the test process, each writing into a store in memory that
+ * records every write, so a test can check that each release was applied
+ * once, in order, with no gap — across failovers.
+ */
+import type { EnvRev, Release, Snapshot } from '../../src/protocol/index.js';
+import { Agent, AGENT_DEFAULTS, type AgentStore } from '../../src/agent/agent.js';
+import { parseToken } from '../../src/security/token.js';
+import { parseEndpoint } from '../../src/transport/client.js';
+
+export interface Applied {
+  env: string;
+  rev: number;
+  kind: 'release' | 'snapshot' | 'drop';
+  /** For releases: the revision it followed. */
+  prev?: number;
+}
+
+/** An agent store in memory: the revision and values of each environment, and the log of every write. */
+export class MemoryAgentStore implements AgentStore {
+  readonly envs = new Map<string, { rev: number; values: Map<string, string> }>();
+  readonly log: Applied[] = [];
+
+  held(): EnvRev[] {
+    return [...this.envs].map(([env, e]) => ({ env, rev: e.rev }));
+  }
+
+  revision(env: string): number {
+    return this.envs.get(env)?.rev ?? 0;
+  }
+
+  applyRelease(release: Release): void {
+    if (release.drop === true) {
+      this.envs.delete(release.env);
+      this.log.push({ env: release.env, rev: release.rev, kind: 'drop' });
+      return;
+    }
+    let e = this.envs.get(release.env);
+    if (e === undefined) this.envs.set(release.env, (e = { rev: 0, values: new Map() }));
+    for (const [key, json] of release.changes) {
+      if (json === null) e.values.delete(key);
+      else e.values.set(key, json);
+    }
+    e.rev = release.rev;
+    this.log.push({ env: release.env, rev: release.rev, kind: 'release', prev: release.prev });
+  }
+
+  applySnapshot(snapshot: Snapshot): void {
+    this.envs.set(snapshot.env, { rev: snapshot.rev, values: new Map(snapshot.entries) });
+    this.log.push({ env: snapshot.env, rev: snapshot.rev, kind: 'snapshot' });
+  }
+}
+
+export interface FleetAgent {
+  name: string;
+  agent: Agent;
+  store: MemoryAgentStore;
+  /** The server it is connected to now (HOST:PORT), if any. */
+  server: string | undefined;
+  /** Every server it connected to, in order. */
+  connects: string[];
+  disconnects: string[];
+}
+
+export class Fleet {
+  readonly agents: FleetAgent[] = [];
+
+  constructor(count: number, servers: string[], token: string, envs: string[] = [], prefix = 'fleet') {
+    const parts = parseToken(token);
+    if (parts === undefined) throw new Error(`not a token: ${token}`);
+    for (let i = 0; i < count; i++) {
+      const store = new MemoryAgentStore();
+      const entry: FleetAgent = { name: `${prefix}-${i}`, agent: undefined as unknown as Agent, store, server: undefined, connects: [], disconnects: [] };
+      entry.agent = new Agent({
+        ...AGENT_DEFAULTS,
+        servers: servers.map(parseEndpoint),
+        token: parts,
+        envs,
+        id: entry.name,
+        // Acks soon, so status shows what the agents hold.
+        ackDelayMs: 200,
+      }, store, {
+        connected: (server) => {
+          entry.server = server;
+          entry.connects.push(server);
+        },
+        disconnected: (reason) => {
+          entry.server = undefined;
+          entry.disconnects.push(reason);
+        },
+      });
+      this.agents.push(entry);
+    }
+  }
+
+  start(): void {
+    for (const a of this.agents) a.agent.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.agents.map((a) => a.agent.stop()));
+  }
+
+  /** Agents connected now, by server. */
+  byServer(): Map<string, FleetAgent[]> {
+    const out = new Map<string, FleetAgent[]>();
+    for (const a of this.agents) {
+      if (a.server === undefined) continue;
+      const list = out.get(a.server) ?? [];
+      list.push(a);
+      out.set(a.server, list);
+    }
+    return out;
+  }
+
+  get connected(): number {
+    return this.agents.filter((a) => a.server !== undefined).length;
+  }
+
+  /**
+   * Every agent applied each release of `env` at most once, in revision
+   * order, each one following the revision it held (no gap): a snapshot may
+   * start (or restart) the sequence, never take it backwards. Returns the
+   * first violation, or undefined.
+   */
+  violation(env: string): string | undefined {
+    for (const a of this.agents) {
+      let held = 0;
+      const seen = new Set<number>();
+      for (const w of a.store.log) {
+        if (w.env !== env) continue;
+        if (w.rev <= held) return `${a.name}: ${w.kind} ${env}@${w.rev} after holding ${held}`;
+        if (w.kind === 'release' && w.prev !== held) return `${a.name}: release ${env}@${w.rev} follows ${w.prev}, but it held ${held} (a gap applied)`;
+        if (seen.has(w.rev)) return `${a.name}: ${env}@${w.rev} applied twice`;
+        seen.add(w.rev);
+        held = w.rev;
+      }
+    }
+    return undefined;
+  }
+}
