@@ -39,9 +39,10 @@ export class CuttableProxy {
   port = 0;
   private readonly target: { host: string; port: number };
 
-  constructor() {
+  /** In front of MySQL, or of any TCP `target` (a server's peer port). */
+  constructor(target?: { host: string; port: number }) {
     const url = new URL(MYSQL_BASE);
-    this.target = { host: url.hostname, port: Number(url.port || 3306) };
+    this.target = target ?? { host: url.hostname, port: Number(url.port || 3306) };
   }
 
   /** The MySQL URL through this proxy, for database `db`. */

@@ -195,7 +195,7 @@ export class PeerNode {
     const heard = fresh.filter((r) => this.membership.view(r.id) !== undefined).map((r) => r.id);
     const head = this.clusterHead();
     if (head > this.hub.applied) await this.hub.catchUp(head);
-    this.options.log(`peers: generation ${this.gen}; ${heard.length} of ${fresh.length} registered servers answered${heard.length > 0 ? ` (${heard.join(', ')})` : ''}; applied revision ${this.hub.applied} of the cluster's ${this.clusterHead()} before serving agents`);
+    this.options.log(`peers: generation ${this.gen}; ${heard.length} of ${fresh.length} registered servers answered${heard.length > 0 ? ` (${heard.join(', ')})` : ''}; applied revision ${this.hub.applied} (the cluster's head when it joined: ${head}) before serving agents`);
   }
 
   /** The highest revision any server (this one included) says it has applied. */
@@ -450,10 +450,17 @@ export class PeerNode {
     this.pushPeers(true);
     await this.options.store.members.heartbeat({ ...this.record(), gen: this.gen }).catch(() => false);
     if (others.length > 0) {
+      const start = Date.now();
       const moved = await this.options.agents.move(Number.MAX_SAFE_INTEGER, undefined, this.settings.moveWithinMs, 'server draining');
       this.options.log(`peers: draining: told ${moved} agents to move to the ${others.length} other servers`);
-      const deadline = Date.now() + this.settings.drainTimeoutMs;
-      while (this.options.agents.agents() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      // Gossip goes on meanwhile. The moved agents reconnect within moveWithinMs; done once every
+      // other server has gossiped since then (its count includes them), or at the timeout.
+      const settled = start + this.settings.moveWithinMs + 500;
+      const deadline = start + this.settings.drainTimeoutMs;
+      const heardSince = (): boolean => this.membership.others().filter((v) => v.health === 'alive' && v.entry.state === 'alive').every((v) => v.heardAt > settled);
+      while (Date.now() < deadline && (this.options.agents.agents() > 0 || Date.now() < settled || !heardSince())) await new Promise((r) => setTimeout(r, 100));
+      const elsewhere = this.membership.others().filter((v) => v.entry.state === 'alive').reduce((n, v) => n + v.entry.agents, 0);
+      this.options.log(`peers: drained in ${Date.now() - start} ms: the other servers hold ${elsewhere} agents`);
     }
   }
 
