@@ -8,13 +8,13 @@ import { parseToken } from '../../src/security/token.js';
  * check of the server's signature in its Welcome.
  */
 export class ScramClient {
-  readonly role: 'agent' | 'admin';
+  readonly role: 'agent' | 'admin' | 'peer';
   readonly user: string;
   private readonly secret: string;
   private readonly nonce = newNonce();
   private expected = '';
 
-  constructor(role: 'agent' | 'admin', user: string, secret: string) {
+  constructor(role: 'agent' | 'admin' | 'peer', user: string, secret: string) {
     this.role = role;
     this.user = user;
     this.secret = secret;
