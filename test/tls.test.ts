@@ -201,6 +201,42 @@ describe('two TLS servers of one MySQL store', () => {
   });
 });
 
+describe('peer links over TLS', () => {
+  const db = databaseName();
+  after(() => dropDatabase(db));
+
+  test('two TLS servers of one store gossip over TLS: a write through A reaches the agent of B at once', async () => {
+    const url = `${MYSQL_BASE}/${db}`;
+    const tlsArgs = ['--tls-cert', f('server.crt'), '--tls-key', f('server.key'), '--workers', '0', '--poll-ms', '60000'];
+    const a = await startServer(url, tlsArgs);
+    procs.track(a.proc);
+    const b = await startServer(url, tlsArgs);
+    procs.track(b.proc);
+    assert.match(b.proc.output, /1 of 1 registered servers answered/);
+    assert.equal((await run(['admin', '--server', a.address, 'env', 'add', 'peered'], { env: withCa })).code, 0);
+    const token = (await run(['admin', '--server', a.address, 'token', 'add', 'peered-agent', 'peered'], { env: withCa })).stdout.split('\n').find((l) => l.startsWith('vta_'))!;
+    await new Promise((r) => setTimeout(r, 1500));
+    const store = f('peered-agent');
+    const agent = procs.track(new Proc(['agent', '--servers', b.address, '--store', store, '--tls-ca', f('ca.crt'), '--env', 'peered'], { env: { VITEFA_AGENT_TOKEN: token } }));
+    await agent.waitForOutput(/agent connected/, 20_000);
+    assert.equal((await run(['admin', '--server', a.address, 'set', 'peered', 'k', '"across"'], { env: withCa })).code, 0);
+    await waitFor('the release through A on the agent of B', () => {
+      if (!fs.existsSync(path.join(store, 'data.mdb'))) return false;
+      const reader = ConfigReader.open(store);
+      try {
+        return reader.get('peered', 'k') === 'across';
+      } finally {
+        void reader.close();
+      }
+    }, 5_000);
+    // The peer port speaks TLS only: a plaintext connection gets no hello.
+    const peerPort = Number(/--peer-listen 127\.0\.0\.1:(\d+)/.exec(a.proc.child.spawnargs.join(' '))![1]);
+    const raw = net.connect(peerPort, '127.0.0.1');
+    raw.write('plaintext hello\n');
+    await new Promise((r) => raw.once('close', r));
+  });
+});
+
 describe('a plaintext server and mutual TLS', () => {
   test('a TLS client against a plaintext port is told so in one line', async () => {
     const { proc, address } = await startServer(f('plain-data'));
