@@ -41,6 +41,17 @@ export class SimFleet {
     });
   }
 
+  /** The address agent `index` (in the order of `report`'s times) connects to, for the targets given to `start`. */
+  targetOf(targets: string[], index: number): string {
+    let offset = 0;
+    for (let p = 0; p < this.counts.length; p++) {
+      const count = this.counts[p]!;
+      if (index < offset + count) return targets[(index - offset + p) % targets.length]!;
+      offset += count;
+    }
+    throw new Error(`no agent ${index}`);
+  }
+
   /** How many agents `start(…, share)` connects. */
   connectedTarget(share: number): number {
     return this.counts.reduce((n, c) => n + Math.round(c * share), 0);

@@ -42,12 +42,20 @@ const { values: args } = parseArgs({
     'skip-storm': { type: 'boolean', default: false },
     'skip-snapshot': { type: 'boolean', default: false },
     tls: { type: 'boolean', default: false },
+    peers: { type: 'string' },
+    store: { type: 'string' },
     timeout: { type: 'string', default: '600' },
   },
   strict: true,
 });
 
 const AGENTS = Number(args.agents);
+/** With --peers N: N MySQL-backed servers on one database beside one MySQL-backed server (needs --store mysql://…). */
+const PEERS = args.peers === undefined ? 0 : Number(args.peers);
+if (args.peers !== undefined && (!Number.isInteger(PEERS) || PEERS < 2 || PEERS > 8 || !args.store?.startsWith('mysql://'))) {
+  process.stderr.write('usage: npm run bench -- --peers N (2 to 8) --store mysql://USER[:PASS]@HOST:PORT/DB --agents N (the run creates and drops DB_single and DB_peers)\n');
+  process.exit(2);
+}
 const ROUNDS = Number(args.rounds);
 const PORT = Number(args.port);
 if (!Number.isInteger(AGENTS) || AGENTS < 1 || !Number.isInteger(ROUNDS) || ROUNDS < 1 || PORT < 1024 || (PORT + 1 >= 32768 && PORT <= 60999)) {
@@ -434,8 +442,192 @@ async function serverPhase(tlsFiles: TlsFiles | undefined, extras: boolean): Pro
 
 }
 
+
+interface ClusterPhase {
+  servers: number;
+  connectMs: number;
+  /** Latencies of every round: of the writer's agents, and of the other servers' agents. */
+  writer: number[];
+  others: number[];
+  rounds: { writer: Summary; others: Summary; received: number }[];
+  final: { gaps: number; errors: number; snapshots: number };
+}
+
+/** A database of its own for one phase: DB_single or DB_peers, dropped first (a left-over of an earlier run) and after. */
+async function freshDatabase(suffix: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const mysql = await import('mysql2/promise');
+  const base = new URL(args.store!);
+  const name = `${base.pathname.replace(/^\//, '') || 'vitefa_bench'}_${suffix}`;
+  if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`database name ${name}: letters, digits and _ only`);
+  const server = new URL(base.toString());
+  server.pathname = '/';
+  const drop = async (): Promise<void> => {
+    const conn = await mysql.createConnection(server.toString());
+    try {
+      await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
+    } finally {
+      await conn.end();
+    }
+  };
+  await drop();
+  const url = new URL(base.toString());
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop };
+}
+
+/**
+ * `count` MySQL-backed servers on one fresh database, the agents spread
+ * evenly over them (each server its own ports), every write through the
+ * first: the writer's agents get each release from its fan-out, the others'
+ * from their servers once the notice has crossed the peer link.
+ */
+async function clusterPhase(count: number, suffix: string): Promise<ClusterPhase> {
+  const { url, drop } = await freshDatabase(suffix);
+  const perServer = Math.ceil(AGENTS / count);
+  const workers = Math.max(1, Math.ceil(perServer / CONNECTIONS_PER_WORKER));
+  say(`${count === 1 ? 'one server' : `${count} peer servers`} on MySQL (${url.replace(/\/\/[^@]*@/, '//')}), ${workers} worker(s) each, ${perServer} agents each`);
+  const config = path.join(dataDir, `cluster-${suffix}.json`);
+  fs.writeFileSync(config, JSON.stringify({ limits: { pendingHellosPerAddress: AGENTS } }));
+  const listens: string[][] = [];
+  const procs: ChildProcess[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const base = PORT + 10 + i * 2 + (suffix === 'single' ? 20 : 0);
+      const listen = Array.from({ length: Math.max(1, Math.ceil(perServer / 10_000)) }, (_, a) => `127.0.0.${a + 2}:${base}`);
+      listens.push(listen);
+      const proc = spawn(process.execPath, [CLI, 'server', '--listen', listen.join(','), '--peer-listen', `127.0.0.1:${base + 1}`, '--store', url,
+        '--workers', String(workers), '--max-agents', String(perServer), '--config', config], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, VITEFA_ADMIN_PASSWORD: BENCH_PASSWORD, VITEFA_PASSWORD_ITERATIONS: '4096' },
+      });
+      procs.push(proc);
+      proc.stderr!.on('data', (d: Buffer) => {
+        for (const line of d.toString().split('\n')) if (/declared dead|suspect|exited/.test(line)) say(`  server ${i}: ${line}`);
+      });
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        proc.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('listening on')) resolve();
+        });
+        proc.once('exit', (code) => reject(new Error(`server ${i} exited (${code}): ${out}`)));
+      });
+    }
+    const [host, port] = listens[0]![0]!.split(':');
+    const client = await AdminClient.connect({ host: host!, port: Number(port), login: { user: 'admin', secret: BENCH_PASSWORD }, connectTimeoutMs: 10_000, requestTimeoutMs: 120_000 });
+    await client.request({ op: 'env.add', env: ENV });
+    let last = (await client.request({ op: 'set', env: ENV, key: 'k', value: '0' })).rev;
+    const token = newToken();
+    await client.request({ op: 'token.add', name: 'bench-agents', envs: ['*'], id: token.id, verifier: makeVerifier(token.secret, TOKEN_ITERATIONS) });
+    // The other servers see the new token with their next look at the credentials (every second).
+    await new Promise((r) => setTimeout(r, 2_000));
+    // Interleaved, so the agents of every load process spread evenly over the servers.
+    const targets: string[] = [];
+    for (let a = 0; a < Math.max(...listens.map((l) => l.length)); a++) for (const l of listens) if (l[a] !== undefined) targets.push(l[a]!);
+    const serverOf = new Map<string, number>();
+    listens.forEach((l, i) => l.forEach((addr) => serverOf.set(addr, i)));
+    fleet = new SimFleet(AGENTS);
+    const f = fleet;
+    const c0 = Date.now();
+    fleet.start('protocol', targets, ENV, 1, 500, token.text);
+    await until('agents connected and current', async () => {
+      const st = await f.status();
+      return st.connected >= AGENTS && st.heldMin >= last ? st : false;
+    }, 600_000, (st) => (st ? '' : `connecting: ${((Date.now() - c0) / 1000).toFixed(1)} s`));
+    const connectMs = Date.now() - c0;
+    say(`  ${AGENTS} agents connected and current in ${(connectMs / 1000).toFixed(1)} s`);
+    const atWriter = Array.from({ length: AGENTS }, (_, i) => serverOf.get(f.targetOf(targets, i)) === 0);
+    await new Promise((r) => setTimeout(r, 2_000));
+    const writer: number[] = [];
+    const others: number[] = [];
+    const rounds: ClusterPhase['rounds'] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      const rev = last + 1;
+      fleet.watch(rev);
+      await new Promise((r) => setTimeout(r, 200));
+      const sent = now();
+      const result = await client.request({ op: 'set', env: ENV, key: 'k', value: String(rev) });
+      if (result.rev !== rev) throw new Error(`expected revision ${rev}, got ${result.rev}`);
+      last = rev;
+      const times = await until(`round ${round}`, async () => {
+        const { times: t } = await f.report(rev);
+        return countReceived(t) >= AGENTS ? t : false;
+      }, 60_000);
+      const w: number[] = [];
+      const o: number[] = [];
+      times.forEach((t, i) => {
+        if (!Number.isNaN(t)) (atWriter[i] ? w : o).push(t - sent);
+      });
+      writer.push(...w);
+      others.push(...o);
+      rounds.push({ writer: summarize(w), others: summarize(o.length > 0 ? o : w), received: countReceived(times) });
+      const r = rounds.at(-1)!;
+      say(`  round ${round}: writer's agents p50 ${fmtMs(r.writer.p50)} / p99 ${fmtMs(r.writer.p99)} ms${count > 1 ? `; other servers' agents p50 ${fmtMs(r.others.p50)} / p99 ${fmtMs(r.others.p99)} ms` : ''}; ${r.received}/${AGENTS}`);
+    }
+    const st = await f.status();
+    client.close();
+    fleet.quiet();
+    for (const proc of procs) proc.kill('SIGKILL');
+    await fleet.close();
+    fleet = undefined;
+    return { servers: count, connectMs, writer, others, rounds, final: { gaps: st.gaps, errors: st.errors, snapshots: st.snapshots } };
+  } finally {
+    for (const proc of procs) proc.kill('SIGKILL');
+    await drop().catch(() => undefined);
+  }
+}
+
+/** `--peers N`: the floor, one MySQL-backed server, and N peers on one database, side by side. */
+async function peersMain(): Promise<void> {
+  const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
+  say(`vitefa bench --peers ${PEERS}: ${AGENTS} agents, ${ROUNDS} rounds, ${os.availableParallelism()} cores (${cpu})`);
+  const sample = encodeMessage({ t: MessageType.Release, env: ENV, rev: 1_000_000, prev: 999_999, time: Date.now(), author: `bench@${ADDRESSES[0]}:40000`, op: 'set', changes: [['k', '1000001']] });
+  const floorResult = args['skip-floor'] ? undefined : await floorPhase(sample.length);
+  const single = await clusterPhase(1, 'single');
+  const peers = await clusterPhase(PEERS, 'peers');
+  const floorAll = floorResult ? summarize(floorResult.all) : undefined;
+  const s1 = summarize(single.writer);
+  const w = summarize(peers.writer);
+  const o = summarize(peers.others);
+  const vs = (x: number, y: number | undefined): string => (y ? `${(x / y).toFixed(2)}×` : '-');
+  const rows = [
+    ['', 'p50 (ms)', 'p99 (ms)', 'max (ms)', 'p50 / floor', 'p99 / floor'],
+    ['floor (bare fan-out, all agents)', fmtMs(floorAll?.p50 ?? NaN), fmtMs(floorAll?.p99 ?? NaN), fmtMs(floorAll?.max ?? NaN), '', ''],
+    ['one MySQL-backed server, all agents', fmtMs(s1.p50), fmtMs(s1.p99), fmtMs(s1.max), vs(s1.p50, floorAll?.p50), vs(s1.p99, floorAll?.p99)],
+    [`${PEERS} peers: the writer's agents`, fmtMs(w.p50), fmtMs(w.p99), fmtMs(w.max), vs(w.p50, floorAll?.p50), vs(w.p99, floorAll?.p99)],
+    [`${PEERS} peers: the other servers' agents`, fmtMs(o.p50), fmtMs(o.p99), fmtMs(o.max), vs(o.p50, floorAll?.p50), vs(o.p99, floorAll?.p99)],
+  ];
+  process.stdout.write(`\n${table(rows)}\n\nother servers' agents / writer's agents: p50 ${(o.p50 / w.p50).toFixed(2)}, p99 ${(o.p99 / w.p99).toFixed(2)}; median of the rounds' p99: writer ${fmtMs(median(peers.rounds.map((r) => r.writer.p99)))}, others ${fmtMs(median(peers.rounds.map((r) => r.others.p99)))} ms\n`);
+  const lost = [single, peers].some((p) => p.final.gaps > 0 || p.rounds.some((r) => r.received < AGENTS));
+  if (lost) process.stdout.write('WARNING: some agents missed a release or saw a gap\n');
+  const report = {
+    date: new Date().toISOString(),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ').replace(/\/\/[^@]*@/, '//')}`.trim(),
+    machine: { cores: os.availableParallelism(), cpu, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release() },
+    layout: { agents: AGENTS, peers: PEERS, rounds: ROUNDS, frameBytes: sample.length },
+    floor: floorAll,
+    single: { propagation: s1, connectMs: single.connectMs, rounds: single.rounds.map((r) => ({ ...r.writer, received: r.received })), agentsSaw: single.final },
+    peers: {
+      writer: w, others: o, ratioOthersToWriterP50: o.p50 / w.p50, ratioOthersToWriterP99: o.p99 / w.p99, connectMs: peers.connectMs,
+      rounds: peers.rounds.map((r) => ({ writer: r.writer, others: r.others, received: r.received })), agentsSaw: peers.final,
+    },
+  };
+  if (args.json) fs.writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
+  const svgFile = args.svg ?? (args.json ? args.json.replace(/\.json$/, '') + '.svg' : undefined);
+  if (svgFile) {
+    const series = [
+      { label: `${PEERS} peers, other servers' agents (p99 ${fmtMs(o.p99)} ms)`, color: '#d62728', samples: Float64Array.from(peers.others) },
+      { label: `${PEERS} peers, the writer's agents (p99 ${fmtMs(w.p99)} ms)`, color: '#ff7f0e', samples: Float64Array.from(peers.writer) },
+      { label: `one MySQL-backed server (p99 ${fmtMs(s1.p99)} ms)`, color: '#2ca02c', samples: Float64Array.from(single.writer) },
+    ];
+    if (floorResult) series.push({ label: `bare fan-out floor (p99 ${fmtMs(floorAll!.p99)} ms)`, color: '#1f77b4', samples: Float64Array.from(floorResult.all) });
+    fs.writeFileSync(svgFile, cdfSvg(`Propagation to ${AGENTS} agents over ${PEERS} peers, ${ROUNDS} releases (${os.availableParallelism()} cores)`, series));
+  }
+  cleanup();
+  process.exit(lost ? 1 : 0);
+}
+
 async function main(): Promise<void> {
-  if (!fs.existsSync(CLI)) execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
   const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
   say(`vitefa bench: ${AGENTS} agents, ${ROUNDS} rounds, ${WORKERS} server workers, ${Math.ceil(AGENTS / 15_000)} load processes, ${os.availableParallelism()} cores (${cpu})`);
 
@@ -522,7 +714,8 @@ async function main(): Promise<void> {
   process.exit(lost ? 1 : 0);
 }
 
-main().catch((err: unknown) => {
+if (!fs.existsSync(CLI)) execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+(PEERS > 0 ? peersMain() : main()).catch((err: unknown) => {
   say(`bench failed: ${(err as Error).stack ?? String(err)}`);
   cleanup();
   process.exit(1);
