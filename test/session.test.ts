@@ -321,7 +321,7 @@ describe('handlers that throw', () => {
     });
     const login = { book: () => book, decoySecret: Buffer.alloc(32, 7), passwordIterations: 4096, throttle: new LoginThrottle(), audit: () => undefined };
     const host = new ConnectionHost(
-      { serverId: 'srv-test', listen: [], peers: [], limits: resolveLimits(), maxAgents: 10, login, log: () => undefined },
+      { serverId: 'srv-test', listen: [], limits: resolveLimits(), maxAgents: 10, login, log: () => undefined },
       state,
       { execute },
     );

@@ -463,7 +463,6 @@ export function runWorker(): void {
           {
             serverId: setup.serverId,
             listen: setup.listen,
-            peers: setup.peers,
             maxAgents: setup.maxAgents,
             limits: setup.limits,
             login,

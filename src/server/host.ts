@@ -18,7 +18,6 @@ import type { PublishedRelease, ServerState } from './state.js';
 export interface HostOptions {
   serverId: string;
   listen: Endpoint[];
-  peers: string[];
   /** Checks logins: the credentials in force, the throttle, the audit. */
   login: LoginContext;
   limits: ServerLimits;
@@ -128,7 +127,8 @@ export class ConnectionHost {
       fanout: this.fanout,
       admin,
       login: options.login,
-      hello: encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: options.serverId, peers: options.peers }),
+      // The servers of the cluster come later (setPeers), from its membership.
+      hello: encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: options.serverId, peers: [] }),
       limits: options.limits,
       receive: {
         hello: receiveLimits(options.limits, 'hello'),

@@ -98,7 +98,6 @@ export class ConfigServer {
     const hostOptions = {
       serverId: this.serverId,
       listen: options.listen,
-      peers: options.peers,
       limits: options.limits,
       maxAgents: options.maxAgents,
       login: this.login,
