@@ -283,6 +283,24 @@ async function floorPhase(frameBytes: number): Promise<{ connectMs: number; byte
   return { connectMs, bytesPerConn, heapPerConn, rounds, all };
 }
 
+/**
+ * One measured release: every agent watches for revision `rev`, the admin
+ * writes it, and the arrival times come back once every agent has it.
+ */
+async function releaseRound(client: AdminClient, f: SimFleet, rev: number, round: number): Promise<{ rev: number; sent: number; times: { committedAt: number; arrivals: Float64Array } }> {
+  f.watch(rev);
+  await new Promise((r) => setTimeout(r, 200));
+  const sent = now();
+  const result = await client.request({ op: 'set', env: ENV, key: 'k', value: String(rev) });
+  const committedAt = now();
+  if (result.rev !== rev) throw new Error(`expected revision ${rev}, got ${result.rev}`);
+  const arrivals = await until(`round ${round}`, async () => {
+    const { times } = await f.report(rev);
+    return countReceived(times) >= AGENTS ? times : false;
+  }, 60_000);
+  return { rev, sent, times: { committedAt, arrivals } };
+}
+
 function countReceived(times: Float64Array): number {
   let n = 0;
   for (const t of times) if (!Number.isNaN(t)) n++;
@@ -343,19 +361,10 @@ async function serverPhase(tlsFiles: TlsFiles | undefined, extras: boolean): Pro
   const all: number[] = [];
   const commitMs: number[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    const rev = last + 1;
-    fleet.watch(rev);
-    await new Promise((r) => setTimeout(r, 200));
-    const sent = now();
-    const result = await client.request({ op: 'set', env: ENV, key: 'k', value: String(rev) });
-    commitMs.push(now() - sent);
-    if (result.rev !== rev) throw new Error(`expected revision ${rev}, got ${result.rev}`);
+    const { rev, sent, times } = await releaseRound(client, f, last + 1, round);
+    commitMs.push(times.committedAt - sent);
     last = rev;
-    const times = await until(`round ${round}`, async () => {
-      const { times } = await f.report(rev);
-      return countReceived(times) >= AGENTS ? times : false;
-    }, 60_000);
-    const { samples, received } = latencies(times, sent);
+    const { samples, received } = latencies(times.arrivals, sent);
     all.push(...samples);
     rounds.push({ summary: summarize(samples), received });
     say(`  round ${round}: p50 ${fmtMs(rounds.at(-1)!.summary.p50)} ms, p99 ${fmtMs(rounds.at(-1)!.summary.p99)} ms, max ${fmtMs(rounds.at(-1)!.summary.max)} ms, ${received}/${AGENTS} (commit acknowledged after ${fmtMs(commitMs.at(-1)!)} ms)`);
@@ -542,25 +551,16 @@ async function clusterPhase(count: number, suffix: string): Promise<ClusterPhase
     const others: number[] = [];
     const rounds: ClusterPhase['rounds'] = [];
     for (let round = 1; round <= ROUNDS; round++) {
-      const rev = last + 1;
-      fleet.watch(rev);
-      await new Promise((r) => setTimeout(r, 200));
-      const sent = now();
-      const result = await client.request({ op: 'set', env: ENV, key: 'k', value: String(rev) });
-      if (result.rev !== rev) throw new Error(`expected revision ${rev}, got ${result.rev}`);
+      const { rev, sent, times: { arrivals } } = await releaseRound(client, f, last + 1, round);
       last = rev;
-      const times = await until(`round ${round}`, async () => {
-        const { times: t } = await f.report(rev);
-        return countReceived(t) >= AGENTS ? t : false;
-      }, 60_000);
       const w: number[] = [];
       const o: number[] = [];
-      times.forEach((t, i) => {
+      arrivals.forEach((t, i) => {
         if (!Number.isNaN(t)) (atWriter[i] ? w : o).push(t - sent);
       });
       writer.push(...w);
       others.push(...o);
-      rounds.push({ writer: summarize(w), others: summarize(o.length > 0 ? o : w), received: countReceived(times) });
+      rounds.push({ writer: summarize(w), others: summarize(o.length > 0 ? o : w), received: countReceived(arrivals) });
       const r = rounds.at(-1)!;
       say(`  round ${round}: writer's agents p50 ${fmtMs(r.writer.p50)} / p99 ${fmtMs(r.writer.p99)} ms${count > 1 ? `; other servers' agents p50 ${fmtMs(r.others.p50)} / p99 ${fmtMs(r.others.p99)} ms` : ''}; ${r.received}/${AGENTS}`);
     }

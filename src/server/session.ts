@@ -157,16 +157,8 @@ export class ServerSession extends FramedConnection implements AgentLink {
     this.id = hello.id.length <= 256 ? hello.id : Buffer.from(hello.id.slice(0, 256), 'utf8').toString('utf8');
     const login = new LoginExchange(this.ctx.login, hello, this.addr, this.host, this.channelBinding());
     this.login = login;
-    // Failed logins slow the next ones down; reading waits meanwhile, so nothing can be piled up behind it.
-    const delay = login.delayMs;
-    return new Promise((resolve) => {
-      const challenge = (): void => {
-        this.send(login.challenge());
-        resolve();
-      };
-      if (delay === 0) challenge();
-      else setTimeout(challenge, delay).unref();
-    });
+    // Failed logins slow the next ones down; reading waits meanwhile.
+    return login.challengeWhenDue((challenge) => this.send(challenge));
   }
 
   private onProof(proof: Proof): void {

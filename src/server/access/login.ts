@@ -99,6 +99,23 @@ export class LoginExchange {
     return { t: MessageType.Challenge, nonce: this.auth.nonce, salt: this.auth.salt, iterations: this.auth.iterations };
   }
 
+  /**
+   * Sends the challenge once the throttle's delay (if any) has passed; the
+   * session holds its reading on the promise meanwhile, so nothing can be
+   * piled up behind a slowed-down login.
+   */
+  challengeWhenDue(send: (challenge: Challenge) => void): Promise<void> {
+    const delay = this.delayMs;
+    return new Promise((resolve) => {
+      const go = (): void => {
+        send(this.challenge());
+        resolve();
+      };
+      if (delay === 0) go();
+      else setTimeout(go, delay).unref();
+    });
+  }
+
   /** Checks the proof: the principal and the Welcome to send, or a ProtocolError(AUTH_FAILED) after recording the failure. */
   finish(proof: string): { principal: Principal; welcome: Welcome } {
     const signature = this.known === undefined ? undefined : checkProof(this.verifier, this.auth, proof);

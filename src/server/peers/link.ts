@@ -99,15 +99,8 @@ class PeerSession extends FramedConnection {
     const binding = this.socket instanceof tls.TLSSocket ? this.socket.exportKeyingMaterial(32, CHANNEL_BINDING_LABEL, Buffer.alloc(0)).toString('base64') : '';
     const login = new LoginExchange(this.listener.login, hello, this.addr, this.addr.replace(/:\d+$/, ''), binding);
     this.login = login;
-    const delay = login.delayMs;
-    return new Promise((resolve) => {
-      const challenge = (): void => {
-        this.send(login.challenge());
-        resolve();
-      };
-      if (delay === 0) challenge();
-      else setTimeout(challenge, delay).unref();
-    });
+    // Failed logins slow the next ones down; reading waits meanwhile.
+    return login.challengeWhenDue((challenge) => this.send(challenge));
   }
 
   private onProof(proof: Proof): void {
