@@ -21,7 +21,7 @@ import { parseEndpoint } from '../src/transport/client.js';
 import type { StatusResult } from '../src/protocol/index.js';
 import { Fleet } from './support/fleet.js';
 import { CuttableProxy, databaseName, dropDatabase, MYSQL_BASE, query } from './support/mysql.js';
-import { ADMIN_PASSWORD, agentToken, freePort, Proc, Procs, startServer, tempDir, waitFor } from './support/procs.js';
+import { ADMIN_PASSWORD, agentToken, freePort, Proc, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
 
 interface Server {
   proc: Proc;
@@ -151,6 +151,13 @@ describe('three servers on one database (cluster workers)', () => {
     const s = await c.status(c.servers[0]!, 'live');
     assert.deepEqual(s.cluster.servers.map((r) => r.id).sort(), c.servers.map((x) => x.id).sort());
     assert.ok(s.cluster.servers.every((r) => r.gen === 1));
+    // What an operator reads: one aligned line per server, and the environment's agents (once the agent has acknowledged).
+    const text = await waitFor('status text with the agent current', async () => {
+      const out = await run(['admin', '--server', c.servers[1]!.address, 'status', 'live']);
+      return out.code === 0 && new RegExp(`\nlive +${rev} +\\d+ +1 +0 +1@${rev}\n`).test(out.stdout) ? out.stdout : false;
+    }, 10_000, 250);
+    assert.match(text, new RegExp(`servers \\(cluster head ${rev}\\):\nSERVER +STATE +GEN +APPLIED +LAG +AGENTS +HEARD +ADDRESS\n`));
+    for (const server of c.servers) assert.match(text, new RegExp(`${server.id.replace(/[.]/g, '\\.')} +alive +1 +${rev} +0 `));
   });
 
   test('status through A counts the agent of C in its environment, with its revision', async () => {
