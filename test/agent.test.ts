@@ -29,8 +29,8 @@ const VERIFIER = makeVerifier(TOKEN.secret, TOKEN_ITERATIONS);
  * message the agent sends once it has logged in (the login itself is done
  * here, unless the script answers the Hello first).
  */
-async function fakeServer(script: (socket: net.Socket, message: Message | 'connected') => void): Promise<{ port: number; accepted: () => number; close(): Promise<void> }> {
-  const port = await freePort();
+async function fakeServer(script: (socket: net.Socket, message: Message | 'connected') => void, at?: number): Promise<{ port: number; accepted: () => number; close(): Promise<void> }> {
+  const port = at ?? (await freePort());
   let accepted = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -171,4 +171,55 @@ test('a refused connection is retried by one loop only: the failed connect is no
   assert.ok(server.accepted() <= 16, `${server.accepted()} connection attempts in 1.2 s`);
   await store.close();
   await server.close();
+});
+
+test('a configured server the cluster no longer lists is tried only after the listed ones', async () => {
+  // Agents are configured with A and B. B is down at first, so all end on A, which lists itself and C:
+  // B is not listed (dead, or stopped). B comes back; when A goes, the agents go to C.
+  const c = await fakeServer((socket, m) => {
+    if (m === 'connected') socket.write(serverHello());
+  });
+  const bPort = await freePort();
+  let aAddr = '';
+  const aSockets: net.Socket[] = [];
+  const a = await fakeServer((socket, m) => {
+    if (m === 'connected') socket.write(serverHello());
+    else if (m.t === MessageType.Subscribe) {
+      aSockets.push(socket);
+      socket.write(encodeMessage({ t: MessageType.Peers, servers: [{ addr: aAddr, agents: 8, state: 'alive' }, { addr: `127.0.0.1:${c.port}`, agents: 0, state: 'alive' }] }));
+    }
+  });
+  aAddr = `127.0.0.1:${a.port}`;
+  const agents: { agent: Agent; store: LocalStore }[] = [];
+  for (let i = 0; i < 8; i++) {
+    const dir = tempDir('vitefa-agent-');
+    dirs.push(dir);
+    const store = LocalStore.open(dir, { mapSize: 16 * 1024 * 1024 });
+    const servers = [{ host: '127.0.0.1', port: a.port }, { host: '127.0.0.1', port: bPort }];
+    const agent = new Agent({ ...AGENT_DEFAULTS, servers, envs: ['demo'], token: TOKEN, backoffMinMs: 20, backoffMaxMs: 50 }, store);
+    agents.push({ agent, store });
+    agent.start();
+  }
+  let b: Awaited<ReturnType<typeof fakeServer>> | undefined;
+  try {
+    await waitFor('every agent on A has the list', () => aSockets.length === 8);
+    // B comes back (it was not listening while the agents chose A), then A goes.
+    b = await fakeServer((socket, m) => {
+      if (m === 'connected') socket.write(serverHello());
+    }, bPort);
+    await new Promise((r) => setTimeout(r, 100));
+    await a.close();
+    await waitFor('every agent reconnected', () => c.accepted() + b!.accepted() >= 8);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(b.accepted(), 0, `${b.accepted()} agents went to the unlisted server`);
+    assert.equal(c.accepted(), 8);
+  } finally {
+    for (const { agent, store } of agents) {
+      await agent.stop();
+      await store.close();
+    }
+    await a.close();
+    await b?.close();
+    await c.close();
+  }
 });

@@ -100,6 +100,7 @@ describe('membership', () => {
     now = 16_000;
     assert.deepEqual(m.judge(0).map((c) => c.to), ['dead']);
     assert.deepEqual(m.candidates().map((e) => e.id), ['me']);
+    assert.deepEqual(m.entries().map((e) => e.id), ['me'], "a dead server's last entry is not passed on");
     m.merge([entry('x', 1, 2)]);
     assert.deepEqual(m.judge(0).map((c) => [c.from, c.to]), [['dead', 'alive']]);
     // This process was 8 s late itself: 8 s of silence is not the other's fault.
@@ -118,6 +119,11 @@ describe('membership', () => {
     now = 61_000;
     m.judge(0);
     assert.equal(m.view('gone'), undefined);
+    // The copy some server still passes on is not news: only a newer entry (the server came back) is.
+    assert.deepEqual(m.merge([entry('gone', 1, 1, { state: 'left' })]).changed, []);
+    assert.equal(m.view('gone'), undefined);
+    assert.deepEqual(m.merge([entry('gone', 2, 1)]).changed, ['gone']);
+    assert.equal(m.view('gone')!.entry.state, 'alive');
     const v = m.self.ver;
     assert.equal(m.update({ agents: 0 }), false);
     assert.equal(m.update({ agents: 4 }), true);

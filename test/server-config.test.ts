@@ -55,6 +55,18 @@ test('a bad config file or setting is one clear error', () => {
   assert.throws(() => resolveServerConfig({}, { VITEFA_PASSWORD_ITERATIONS: '100' }), /VITEFA_PASSWORD_ITERATIONS must be from 4096/);
 });
 
+test('with a shared store, an address that binds every interface needs the address others reach it at', () => {
+  const store = 'mysql://u@h:3306/db';
+  assert.throws(() => resolveServerConfig({ store, listen: '0.0.0.0:7400' }, {}), /--listen 0\.0\.0\.0:7400 binds every interface: .*--advertise HOST:PORT/);
+  assert.throws(() => resolveServerConfig({ store, listen: '[::]:7400', advertise: '10.0.0.5:7400' }, {}), /the peer port binds every interface: give --peer-advertise/);
+  assert.throws(() => resolveServerConfig({ store, peerListen: '0.0.0.0:7401' }, {}), /--peer-advertise/);
+  const ok = resolveServerConfig({ store, listen: '0.0.0.0:7400', advertise: '10.0.0.5:7400', peerAdvertise: '10.0.0.5:7401' }, {});
+  assert.deepEqual(ok.advertise, ['10.0.0.5:7400']);
+  assert.equal(ok.peerAdvertise, '10.0.0.5:7401');
+  // The embedded store serves one server: nobody else needs its address.
+  assert.deepEqual(resolveServerConfig({ listen: '0.0.0.0:7400' }, {}).listen, [{ host: '0.0.0.0', port: 7400 }]);
+});
+
 test('every limit can be set in the config file; the rest keep their defaults; a bad one is one clear error', () => {
   const config = resolveServerConfig({ config: configFile({ limits: { helloTimeoutMs: 2500, adminReserve: 8 } }) }, {});
   assert.equal(config.limits.helloTimeoutMs, 2500);

@@ -112,7 +112,8 @@ export class Agent {
   /**
    * The server to try next: where a Move said, else a random one weighted by
    * how few agents it holds (1 / (agents + the mean)), among the alive ones
-   * (then the suspect, then any), avoiding the one just left when there is
+   * (then the suspect, then configured ones the cluster did not list, then
+   * any), avoiding the one just left when there is
    * another. Weighted, not "the least loaded": agents choosing at the same
    * moment from the same loads spread instead of all picking one server.
    */
@@ -125,6 +126,7 @@ export class Agent {
     const usable = (states: string[]): KnownServer[] => others.filter((s) => states.includes(s.state));
     let pool = usable(['alive', 'configured']);
     if (pool.length === 0) pool = usable(['suspect']);
+    if (pool.length === 0) pool = usable(['unlisted']);
     if (pool.length === 0) pool = others;
     const known = pool.filter((s) => s.agents >= 0);
     const mean = known.length === 0 ? 1 : Math.max(1, known.reduce((n, s) => n + s.agents, 0) / known.length);
@@ -353,7 +355,8 @@ export class Agent {
     for (const [addr, known] of this.servers) {
       if (listed.has(addr)) continue;
       if (known.configured) {
-        known.state = 'configured';
+        // Configured but not among the cluster's servers now (dead, stopped): tried only when none of those answers.
+        known.state = 'unlisted';
         known.agents = -1;
       } else {
         this.servers.delete(addr);
@@ -402,7 +405,10 @@ interface KnownServer {
   endpoint: Endpoint;
   /** Agents it holds as last told, or -1 when not known. */
   agents: number;
-  /** alive, suspect, draining (from the servers), or configured (from --servers, not heard of yet). */
+  /**
+   * alive, suspect, draining (from the servers); configured (from --servers,
+   * no list heard yet); unlisted (from --servers, not in the last list).
+   */
   state: string;
   /** Given with --servers: never forgotten. */
   configured: boolean;

@@ -86,6 +86,7 @@ export class ClusterPrimary {
   private readonly links = new Map<Worker, WorkerLink>();
   private readonly startedAt = Date.now();
   private stopping = false;
+  private stopCall: Promise<void> | undefined;
   /** Workers that exited after the start, and how quickly the next one is forked. */
   private restarts = 0;
   private tls: ServerTlsMaterial | undefined;
@@ -381,8 +382,13 @@ export class ClusterPrimary {
     for (const link of this.links.values()) if (link.ready) link.channel.notify({ k: 'tls', material });
   }
 
-  async stop(mode: 'graceful' | 'forced' = 'graceful'): Promise<void> {
-    if (this.stopping) return;
+  /** Stops once: a second call (a second signal during the drain) gets the first one's promise. */
+  stop(mode: 'graceful' | 'forced' = 'graceful'): Promise<void> {
+    this.stopCall ??= this.halt(mode);
+    return this.stopCall;
+  }
+
+  private async halt(mode: 'graceful' | 'forced'): Promise<void> {
     // A graceful stop in a cluster moves the agents to the other servers first.
     if (mode === 'graceful') await this.peers?.drain().catch(() => undefined);
     this.stopping = true;

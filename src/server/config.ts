@@ -134,6 +134,8 @@ function iterations(text: string | undefined): number | undefined {
 const list = (text: string | undefined): string[] | undefined =>
   text === undefined ? undefined : text.split(',').map((s) => s.trim()).filter(Boolean);
 
+const WILDCARD = new Set(['0.0.0.0', '::', '[::]', '']);
+
 export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const configFile = flags.config ?? env.VITEFA_CONFIG;
   const file = configFile === undefined ? {} : readFile(configFile);
@@ -171,6 +173,17 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
   if (peerAdvertise !== undefined) config.peerAdvertise = endpointText(parseEndpoint(peerAdvertise));
   const advertise = list(flags.advertise) ?? list(env.VITEFA_ADVERTISE) ?? file.advertise;
   if (advertise !== undefined) config.advertise = advertise.map((a) => endpointText(parseEndpoint(a)));
+  if (store.startsWith('mysql://')) {
+    // Servers of a shared store tell agents and each other where they are: an address that binds every interface says nothing.
+    const wild = endpoints.find((e) => WILDCARD.has(e.host));
+    if (wild !== undefined && config.advertise === undefined) {
+      throw usage(`--listen ${endpointText(wild)} binds every interface: with a shared store give --advertise HOST:PORT, the address agents and the other servers reach this one at`);
+    }
+    const peerHost = config.peerListen?.host ?? endpoints[0]?.host ?? '127.0.0.1';
+    if (WILDCARD.has(peerHost) && config.peerAdvertise === undefined) {
+      throw usage('the peer port binds every interface: give --peer-advertise HOST:PORT, the address the other servers reach its peer port at');
+    }
+  }
   if (file.cluster !== undefined) {
     const { suspectAfterMs, deadAfterMs, forgetAfterMs, ...rest } = file.cluster;
     const detector = { ...(suspectAfterMs === undefined ? {} : { suspectAfterMs }), ...(deadAfterMs === undefined ? {} : { deadAfterMs }), ...(forgetAfterMs === undefined ? {} : { forgetAfterMs }) };

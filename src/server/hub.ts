@@ -43,6 +43,7 @@ export class Hub {
   /** Releases this server committed that wait for earlier revisions from other servers. */
   private readonly waiting = new Map<number, StoredRelease>();
   private readonly pulling = new Mutex();
+  private queuedPull: Promise<void> | undefined;
   private poller?: NodeJS.Timeout;
   private closed = false;
   private readonly limits: ServerLimits;
@@ -167,22 +168,32 @@ export class Hub {
    * cursor. Serialised; safe to call from a timer and after commits alike.
    */
   pull(): Promise<void> {
-    return this.pulling.run(async () => {
-      for (;;) {
-        while (this.waiting.has(this.cursor + 1)) {
-          const next = this.waiting.get(this.cursor + 1)!;
-          this.waiting.delete(next.rev);
-          this.apply(next);
-        }
-        const batch = await this.store.releasesSince(this.cursor, PULL_BATCH);
-        for (const release of batch) {
-          if (release.rev !== this.cursor + 1) break; // pruned or not yet visible: stop at the first hole
-          this.waiting.delete(release.rev);
-          this.apply(release);
-        }
-        if (batch.length < PULL_BATCH) break;
-      }
+    // One read waiting behind the running one is enough: it sees everything the others would.
+    if (this.queuedPull !== undefined) return this.queuedPull;
+    const queued = this.pulling.run(async () => {
+      this.queuedPull = undefined;
+      await this.readStore();
     });
+    this.queuedPull = queued;
+    return queued;
+  }
+
+  private async readStore(): Promise<void> {
+    for (;;) {
+      while (this.waiting.has(this.cursor + 1)) {
+        const next = this.waiting.get(this.cursor + 1)!;
+        this.waiting.delete(next.rev);
+        this.apply(next);
+      }
+      const batch = await this.store.releasesSince(this.cursor, PULL_BATCH);
+      for (const release of batch) {
+        if (release.rev <= this.cursor) continue; // applied meanwhile (a notice from a peer)
+        if (release.rev !== this.cursor + 1) break; // pruned or not yet visible: stop at the first hole
+        this.waiting.delete(release.rev);
+        this.apply(release);
+      }
+      if (batch.length < PULL_BATCH) break;
+    }
   }
 
   private apply(stored: StoredRelease): void {

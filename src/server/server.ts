@@ -78,6 +78,7 @@ export class ConfigServer {
   /** The cluster side, when other servers share the store. */
   peers: PeerNode | undefined;
   private gen = 0;
+  private stopCall: Promise<void> | undefined;
 
   constructor(options: ServerOptions) {
     this.options = options;
@@ -202,7 +203,13 @@ export class ConfigServer {
     return { server: mine.server, agentsTotal: local.agentsTotal, agents: local.agents, cluster };
   }
 
-  async stop(mode: 'graceful' | 'forced' = 'graceful', graceMs = 2000): Promise<void> {
+  /** Stops once: a second call (a second signal during the drain) gets the first one's promise. */
+  stop(mode: 'graceful' | 'forced' = 'graceful', graceMs = 2000): Promise<void> {
+    this.stopCall ??= this.halt(mode, graceMs);
+    return this.stopCall;
+  }
+
+  private async halt(mode: 'graceful' | 'forced', graceMs: number): Promise<void> {
     // A graceful stop in a cluster moves the agents to the other servers first.
     if (mode === 'graceful') await this.peers?.drain().catch(() => undefined);
     await this.host.stop(mode, graceMs);

@@ -90,9 +90,18 @@ export class LoginExchange {
     };
   }
 
+  /**
+   * What failures of this login are counted under besides the source
+   * address: the name tried — except for peers, who all log in as one name:
+   * counting that would let anyone slow every server's links down.
+   */
+  private get throttleName(): string {
+    return this.role === 'peer' ? `peer@${this.sourceKey}` : `${this.role}:${this.user}`;
+  }
+
   /** How long to wait before challenging (failed logins slow the next ones down). */
   get delayMs(): number {
-    return this.ctx.throttle.delay(`${this.role}:${this.user}`, this.sourceKey);
+    return this.ctx.throttle.delay(this.throttleName, this.sourceKey);
   }
 
   challenge(): Challenge {
@@ -121,14 +130,14 @@ export class LoginExchange {
     const signature = this.known === undefined ? undefined : checkProof(this.verifier, this.auth, proof);
     const action = this.role === 'admin' ? 'login' : this.role === 'peer' ? 'peer-login' : 'agent-login';
     if (signature === undefined || this.known === undefined) {
-      this.ctx.throttle.failed(`${this.role}:${this.user}`, this.sourceKey);
+      this.ctx.throttle.failed(this.throttleName, this.sourceKey);
       this.ctx.audit({
         time: Date.now(), actor: this.user.slice(0, 128), addr: this.addr, action, env: '', result: 'failed', code: 'AUTH_FAILED',
         detail: this.known === undefined ? `no ${this.role === 'admin' ? 'account' : this.role === 'peer' ? 'peer credential' : 'token'} of that name` : 'wrong proof',
       });
       throw new ProtocolError(WireError.AUTH_FAILED, FAILED);
     }
-    this.ctx.throttle.succeeded(`${this.role}:${this.user}`, this.sourceKey);
+    this.ctx.throttle.succeeded(this.throttleName, this.sourceKey);
     if (this.role === 'admin') {
       this.ctx.audit({ time: Date.now(), actor: this.known.name, addr: this.addr, action, env: '', result: 'ok', code: '', detail: 'logged in' });
     }

@@ -262,6 +262,10 @@ export interface LinkEvents {
 }
 
 const STATUS_TIMEOUT_MS = 2_000;
+/** The dialling side pings this often, and drops a link that has not answered by the next ping. */
+const LINK_PING_MS = 5_000;
+/** A peer that lets more than this pile up unread is not reading: the link is dropped and dialled again. */
+const LINK_QUEUE_BYTES = 64 * 1024 * 1024;
 
 /**
  * This server's connection to one other server's peer port: dialled again
@@ -277,6 +281,9 @@ export class PeerLink {
   private readonly events: LinkEvents;
   private attempt = 0;
   private timer?: NodeJS.Timeout;
+  private pinger?: NodeJS.Timeout;
+  private awaitingPong = false;
+  private pings = 0;
   private stopped = false;
   /** Environments' revisions last gossiped on this link (the next gossip sends what changed). */
   sentEnvs: Map<string, number> | undefined;
@@ -303,15 +310,22 @@ export class PeerLink {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.pinger);
     this.conn?.end('server stopping');
   }
 
   write(frame: Buffer): void {
-    this.conn?.write(frame);
+    const conn = this.conn;
+    if (conn === undefined) return;
+    if (conn.writableLength > LINK_QUEUE_BYTES) {
+      conn.destroy(`more than ${LINK_QUEUE_BYTES} bytes waiting for the peer to read`);
+      return;
+    }
+    conn.write(frame);
   }
 
   send(message: Message): void {
-    this.conn?.send(message);
+    this.write(encodeMessage(message));
   }
 
   get writableLength(): number {
@@ -352,6 +366,18 @@ export class PeerLink {
       this.attempt = 0;
       this.sentEnvs = undefined;
       this.id = conn.serverHello?.id ?? this.addr;
+      // A peer that stops answering (a paused machine, a host gone without a reset) is dropped and dialled again.
+      this.awaitingPong = false;
+      clearInterval(this.pinger);
+      this.pinger = setInterval(() => {
+        if (this.awaitingPong) {
+          conn.destroy(`no answer to a ping within ${LINK_PING_MS} ms`);
+          return;
+        }
+        this.awaitingPong = true;
+        this.send({ t: MessageType.Ping, n: ++this.pings });
+      }, LINK_PING_MS);
+      this.pinger.unref();
       trace('peers', `link to ${this.addr} (${this.id}) up`);
       this.events.up(this, this.id);
     } catch (err) {
@@ -378,6 +404,7 @@ export class PeerLink {
         this.conn?.send({ t: MessageType.Pong, n: message.n });
         return;
       case MessageType.Pong:
+        this.awaitingPong = false;
         return;
       default:
         this.conn?.fail(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent on a peer link`);
@@ -386,6 +413,7 @@ export class PeerLink {
 
   private onClose(reason: string): void {
     this.conn = undefined;
+    clearInterval(this.pinger);
     this.calls.failAll(() => new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `link to ${this.addr} closed: ${reason}`));
     trace('peers', `link to ${this.addr} down: ${reason}`);
     this.events.down(this, reason);

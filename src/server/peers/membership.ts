@@ -55,6 +55,12 @@ export function newer(a: Pick<MemberEntry, 'gen' | 'ver'>, b: Pick<MemberEntry, 
 export class Membership {
   readonly self: MemberEntry;
   private readonly views = new Map<string, MemberView>();
+  /**
+   * Entries forgotten, kept as (generation, version) so that the copy some
+   * server still passes on is not taken for news: only a newer entry (the
+   * server came back) brings it back. Kept for 24 × forgetAfterMs.
+   */
+  private readonly tombstones = new Map<string, { gen: number; ver: number; at: number }>();
   private readonly settings: DetectorSettings;
   private readonly now: () => number;
 
@@ -100,6 +106,11 @@ export class Membership {
       }
       const known = this.views.get(e.id);
       if (known !== undefined && !newer(e, known.entry)) continue;
+      const buried = this.tombstones.get(e.id);
+      if (buried !== undefined) {
+        if (!newer(e, buried)) continue;
+        this.tombstones.delete(e.id);
+      }
       const entry: MemberEntry = { ...e, addrs: [...e.addrs] };
       // The health stays as judged until the next judge(), which reports the way back to alive.
       this.views.set(e.id, { entry, heardAt: now, health: known?.health ?? 'alive' });
@@ -119,7 +130,7 @@ export class Membership {
     for (const [id, view] of this.views) {
       const silent = now - view.heardAt;
       if (view.entry.state === 'left') {
-        if (silent > this.settings.forgetAfterMs) this.views.delete(id);
+        if (silent > this.settings.forgetAfterMs) this.forget(id, view, now);
         continue;
       }
       const health: Health = silent > this.settings.deadAfterMs + slack ? 'dead' : silent > this.settings.suspectAfterMs + slack ? 'suspect' : 'alive';
@@ -127,14 +138,24 @@ export class Membership {
         out.push({ id, from: view.health, to: health, silentMs: silent });
         view.health = health;
       }
-      if (health === 'dead' && silent > this.settings.forgetAfterMs) this.views.delete(id);
+      if (health === 'dead' && silent > this.settings.forgetAfterMs) this.forget(id, view, now);
     }
+    for (const [id, t] of this.tombstones) if (now - t.at > 24 * this.settings.forgetAfterMs) this.tombstones.delete(id);
     return out;
   }
 
-  /** Every entry to gossip: this server's first, then the others' (forgotten ones are not passed on). */
+  private forget(id: string, view: MemberView, now: number): void {
+    this.views.delete(id);
+    this.tombstones.set(id, { gen: view.entry.gen, ver: view.entry.ver, at: now });
+  }
+
+  /**
+   * Every entry to gossip: this server's first, then the others' — not those
+   * this server judges dead (a dead server's last entry is not passed round
+   * for ever), nor forgotten ones.
+   */
   entries(): MemberEntry[] {
-    return [this.self, ...[...this.views.values()].map((v) => v.entry)];
+    return [this.self, ...[...this.views.values()].filter((v) => v.health !== 'dead').map((v) => v.entry)];
   }
 
   view(id: string): MemberView | undefined {

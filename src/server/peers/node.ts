@@ -114,6 +114,7 @@ export class PeerNode {
   private lastLoads = new Map<string, number>();
   private rebalanceCooldown = 0;
   private catchingUp = false;
+  private draining: Promise<void> | undefined;
   private stopped = false;
   private readonly warn: RateLimitedLog;
   advertise = '';
@@ -157,6 +158,11 @@ export class PeerNode {
       log: this.options.log,
     });
     await listener.listen();
+    if (this.stopped) {
+      // Stopped while starting: nothing more is begun.
+      await listener.close();
+      return;
+    }
     this.listener = listener;
     this.advertise = this.options.advertise ?? listener.address;
     this.selfAddrs.add(this.advertise);
@@ -167,8 +173,10 @@ export class PeerNode {
     const registered = await this.options.store.members.list().catch(() => [] as MemberRecord[]);
     for (const seed of this.options.seeds) this.link(seed);
     this.learnRegistry(registered);
+    if (this.stopped) return;
     this.lag.start();
     await this.join(registered);
+    if (this.stopped) return;
     this.gossipTimer = setInterval(() => this.guard('gossip', () => this.round()), this.settings.gossipMs);
     this.gossipTimer.unref();
     this.registryTimer = setInterval(() => this.guard('the registry', () => this.registry()), this.settings.registryMs);
@@ -247,6 +255,24 @@ export class PeerNode {
       if (row.id === this.options.serverId) continue;
       if (row.state === 'left' || row.heartbeat < forget) continue;
       this.link(row.peer);
+    }
+  }
+
+  /**
+   * Links to addresses no one speaks of any more — not a seed, not the peer
+   * port of a server this one sees alive, not a fresh row of the registry
+   * (a server moved to another port, or gone for good) — are closed.
+   */
+  private pruneLinks(rows: MemberRecord[]): void {
+    const forget = Date.now() - this.settings.detector.forgetAfterMs;
+    const wanted = new Set(this.options.seeds);
+    for (const row of rows) if (row.state !== 'left' && row.heartbeat >= forget) wanted.add(row.peer);
+    for (const view of this.membership.others()) if (view.entry.state !== 'left' && view.health !== 'dead') wanted.add(view.entry.peer);
+    for (const [addr, link] of this.links) {
+      if (wanted.has(addr)) continue;
+      trace('peers', `link to ${addr} closed: no server is known there any more`);
+      link.stop();
+      this.links.delete(addr);
     }
   }
 
@@ -394,7 +420,9 @@ export class PeerNode {
     const self = this.membership.self;
     const ours = await this.options.store.members.heartbeat({ ...this.record(), gen: self.gen });
     if (!ours) this.warn.log(`peers: the store's row of ${self.id} belongs to a newer generation: another server was started with this server's id`);
-    this.learnRegistry(await this.options.store.members.list());
+    const rows = await this.options.store.members.list();
+    this.learnRegistry(rows);
+    this.pruneLinks(rows);
     // Rows of servers gone for a day are forgotten (a server that comes back registers again).
     await this.options.store.members.prune(Date.now() - 24 * this.settings.detector.forgetAfterMs);
   }
@@ -442,7 +470,12 @@ export class PeerNode {
    * move (each to a server chosen by load, spread over moveWithinMs), waits
    * for them to leave (drainTimeoutMs at most), then says it has left.
    */
-  async drain(): Promise<void> {
+  drain(): Promise<void> {
+    this.draining ??= this.leave();
+    return this.draining;
+  }
+
+  private async leave(): Promise<void> {
     if (this.stopped) return;
     const others = this.membership.candidates().filter((c) => c.id !== this.options.serverId);
     this.membership.update({ state: 'draining' });
@@ -458,7 +491,15 @@ export class PeerNode {
       const settled = start + this.settings.moveWithinMs + 500;
       const deadline = start + this.settings.drainTimeoutMs;
       const heardSince = (): boolean => this.membership.others().filter((v) => v.health === 'alive' && v.entry.state === 'alive').every((v) => v.heardAt > settled);
-      while (Date.now() < deadline && (this.options.agents.agents() > 0 || Date.now() < settled || !heardSince())) await new Promise((r) => setTimeout(r, 100));
+      let lastMove = Date.now();
+      while (Date.now() < deadline && (this.options.agents.agents() > 0 || Date.now() < settled || !heardSince())) {
+        await new Promise((r) => setTimeout(r, 100));
+        // Agents that connected meanwhile (configured with this server alone, or choosing from an old list) are moved too.
+        if (Date.now() - lastMove >= 1_000 && this.options.agents.agents() > 0) {
+          lastMove = Date.now();
+          await this.options.agents.move(Number.MAX_SAFE_INTEGER, undefined, this.settings.moveWithinMs, 'server draining');
+        }
+      }
       const elsewhere = this.membership.others().filter((v) => v.entry.state === 'alive').reduce((n, v) => n + v.entry.agents, 0);
       this.options.log(`peers: drained in ${Date.now() - start} ms: the other servers hold ${elsewhere} agents`);
     }
