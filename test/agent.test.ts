@@ -223,3 +223,42 @@ test('a configured server the cluster no longer lists is tried only after the li
     await c.close();
   }
 });
+
+test('a server that stops answering pings is left for another: the agent does not wait for a socket that never closes', async () => {
+  // A logs the agent in, then never answers again (a paused process, a host gone without a reset); B answers.
+  const pings: number[] = [];
+  const answering = await fakeServer((socket, m) => {
+    if (m === 'connected') socket.write(serverHello());
+    else if (m.t === MessageType.Ping) socket.write(encodeMessage({ t: MessageType.Pong, n: m.n }));
+  });
+  const silent = await fakeServer((socket, m) => {
+    // Its hello names the answering server, as a server names its peers.
+    if (m === 'connected') socket.write(encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'server', id: 'silent', peers: [`127.0.0.1:${answering.port}`] }));
+    else if (m.t === MessageType.Ping) pings.push(m.n);
+  });
+  const dir = tempDir('vitefa-agent-');
+  dirs.push(dir);
+  const store = LocalStore.open(dir, { mapSize: 16 * 1024 * 1024 });
+  const reasons: string[] = [];
+  const connected: string[] = [];
+  const agent = new Agent({ ...AGENT_DEFAULTS, servers: [{ host: '127.0.0.1', port: silent.port }], envs: ['demo'], token: TOKEN, pingIntervalMs: 100, backoffMinMs: 20, backoffMaxMs: 50 }, store, {
+    disconnected: (reason) => reasons.push(reason),
+    connected: (label) => connected.push(label),
+  });
+  try {
+    agent.start();
+    await waitFor('the agent left the silent server', () => reasons.length > 0);
+    assert.match(reasons[0]!, /no pong from server/);
+    assert.equal(pings.length, 1, 'one unanswered ping is enough');
+    await waitFor('the agent is on the answering server', () => connected.includes(`127.0.0.1:${answering.port}`));
+    // Pings answered: it stays.
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(reasons.length, 1, reasons.join('; '));
+    assert.equal(connected.at(-1), `127.0.0.1:${answering.port}`);
+  } finally {
+    await agent.stop();
+    await store.close();
+    await silent.close();
+    await answering.close();
+  }
+});

@@ -8,6 +8,7 @@ import {
 import { connect, endpointText, parseEndpoint, type ClientConnection, type Endpoint } from '../transport/client.js';
 import { trace } from '../trace.js';
 import { backoffDelay } from '../transport/backoff.js';
+import { Heartbeat } from '../transport/heartbeat.js';
 import type { LocalStore } from './local-store.js';
 
 /** What the agent needs of its store (the LMDB LocalStore on a host). */
@@ -70,9 +71,7 @@ export class Agent {
   private attempt = 0;
   private stopped = false;
   private retryTimer?: NodeJS.Timeout;
-  private pingTimer?: NodeJS.Timeout;
-  private pingSeq = 0;
-  private awaitingPong = false;
+  private readonly heartbeat: Heartbeat;
   /** Environments with a gap, re-subscribed once until something applies. */
   private readonly resyncing = new Set<string>();
   private readonly unacked = new Map<string, number>();
@@ -85,6 +84,7 @@ export class Agent {
     this.options = options;
     this.store = store;
     this.events = events;
+    this.heartbeat = new Heartbeat(options.pingIntervalMs);
     for (const e of options.servers) this.servers.set(endpointText(e), { endpoint: e, agents: -1, state: 'configured', configured: true });
   }
 
@@ -104,7 +104,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    clearInterval(this.pingTimer);
+    this.heartbeat.stop();
     clearTimeout(this.ackTimer);
     this.conn?.end('agent stopping');
   }
@@ -175,7 +175,7 @@ export class Agent {
       this.learnPeers(conn.serverHello?.peers ?? []);
       const held = this.subscription();
       conn.send({ t: MessageType.Subscribe, all: this.options.envs.length === 0, envs: held });
-      this.startPings(conn);
+      this.heartbeat.start(conn, 'no pong from server');
       trace('agent', `connected to ${label}, holding ${JSON.stringify(held)}`);
       this.events.connected?.(label);
     } catch (err) {
@@ -213,7 +213,7 @@ export class Agent {
         this.conn?.send({ t: MessageType.Pong, n: message.n });
         return;
       case MessageType.Pong:
-        this.awaitingPong = false;
+        this.heartbeat.answered();
         return;
       case MessageType.Peers:
         this.onPeers(message.servers);
@@ -313,25 +313,12 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    clearInterval(this.pingTimer);
+    this.heartbeat.stop();
     clearTimeout(this.ackTimer);
     this.conn?.destroy(err.message);
     this.events.fatal?.(err);
   }
 
-  private startPings(conn: ClientConnection): void {
-    clearInterval(this.pingTimer);
-    this.awaitingPong = false;
-    this.pingTimer = setInterval(() => {
-      if (this.awaitingPong) {
-        conn.destroy('no pong from server');
-        return;
-      }
-      this.awaitingPong = true;
-      conn.send({ t: MessageType.Ping, n: ++this.pingSeq });
-    }, this.options.pingIntervalMs);
-    this.pingTimer.unref();
-  }
 
   /** Servers named in the hello, for failover (their load is learned from the next Peers). */
   private learnPeers(peers: string[]): void {
@@ -382,7 +369,7 @@ export class Agent {
   }
 
   private onDisconnect(reason: string): void {
-    clearInterval(this.pingTimer);
+    this.heartbeat.stop();
     this.conn = undefined;
     if (this.stopped) return;
     trace('agent', `disconnected: ${reason}`);

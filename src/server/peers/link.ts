@@ -11,6 +11,7 @@ import { backoffDelay } from '../../transport/backoff.js';
 import { connect, parseEndpoint, type ClientConnection, type Endpoint } from '../../transport/client.js';
 import { FramedConnection, type ReceiveLimits } from '../../transport/connection.js';
 import { Correlator } from '../../transport/correlator.js';
+import { Heartbeat } from '../../transport/heartbeat.js';
 import { trace } from '../../trace.js';
 import { LoginExchange, PEER_USER, type LoginContext } from '../access/login.js';
 import { serverOptions, type ServerTlsMaterial } from '../tls.js';
@@ -281,9 +282,7 @@ export class PeerLink {
   private readonly events: LinkEvents;
   private attempt = 0;
   private timer?: NodeJS.Timeout;
-  private pinger?: NodeJS.Timeout;
-  private awaitingPong = false;
-  private pings = 0;
+  private readonly heartbeat = new Heartbeat(LINK_PING_MS);
   private stopped = false;
   /** Environments' revisions last gossiped on this link (the next gossip sends what changed). */
   sentEnvs: Map<string, number> | undefined;
@@ -310,7 +309,7 @@ export class PeerLink {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
-    clearInterval(this.pinger);
+    this.heartbeat.stop();
     this.conn?.end('server stopping');
   }
 
@@ -367,17 +366,7 @@ export class PeerLink {
       this.sentEnvs = undefined;
       this.id = conn.serverHello?.id ?? this.addr;
       // A peer that stops answering (a paused machine, a host gone without a reset) is dropped and dialled again.
-      this.awaitingPong = false;
-      clearInterval(this.pinger);
-      this.pinger = setInterval(() => {
-        if (this.awaitingPong) {
-          conn.destroy(`no answer to a ping within ${LINK_PING_MS} ms`);
-          return;
-        }
-        this.awaitingPong = true;
-        this.send({ t: MessageType.Ping, n: ++this.pings });
-      }, LINK_PING_MS);
-      this.pinger.unref();
+      this.heartbeat.start(conn, `no answer to a ping within ${LINK_PING_MS} ms`);
       trace('peers', `link to ${this.addr} (${this.id}) up`);
       this.events.up(this, this.id);
     } catch (err) {
@@ -404,7 +393,7 @@ export class PeerLink {
         this.conn?.send({ t: MessageType.Pong, n: message.n });
         return;
       case MessageType.Pong:
-        this.awaitingPong = false;
+        this.heartbeat.answered();
         return;
       default:
         this.conn?.fail(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent on a peer link`);
@@ -413,7 +402,7 @@ export class PeerLink {
 
   private onClose(reason: string): void {
     this.conn = undefined;
-    clearInterval(this.pinger);
+    this.heartbeat.stop();
     this.calls.failAll(() => new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `link to ${this.addr} closed: ${reason}`));
     trace('peers', `link to ${this.addr} down: ${reason}`);
     this.events.down(this, reason);
