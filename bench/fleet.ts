@@ -17,12 +17,17 @@ export class SimFleet {
   private readonly procs: ChildProcess[] = [];
   private readonly counts: number[] = [];
 
-  constructor(readonly total: number) {
+  /** `nodeArgs`: extra options for every load process (a CPU profile). */
+  constructor(readonly total: number, nodeArgs: string[] = []) {
     const n = Math.max(1, Math.ceil(total / SOCKETS_PER_SIM));
     for (let i = 0; i < n; i++) {
       this.counts.push(Math.floor(total / n) + (i < total % n ? 1 : 0));
-      this.procs.push(fork(path.join(here, 'sim-agents.ts'), [], { execArgv: tsx, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+      this.procs.push(fork(path.join(here, 'sim-agents.ts'), [], { execArgv: [...tsx, ...nodeArgs], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     }
+  }
+
+  get pids(): number[] {
+    return this.procs.map((p) => p.pid!);
   }
 
   get processes(): number {

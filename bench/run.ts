@@ -45,6 +45,12 @@ const { values: args } = parseArgs({
     peers: { type: 'string' },
     store: { type: 'string' },
     timeout: { type: 'string', default: '600' },
+    /** Seconds with every agent connected and nothing changing, over which the server's idle CPU is read. */
+    idle: { type: 'string', default: '60' },
+    /** Rounds whose release is followed by small writes to another environment, each timed, while it goes out. */
+    'probe-rounds': { type: 'string', default: '3' },
+    /** Write CPU profiles of the server's processes and the load generators here (see bench/profile.ts). */
+    profile: { type: 'string' },
   },
   strict: true,
 });
@@ -86,6 +92,21 @@ const WORKERS = Math.max(os.availableParallelism(), Math.ceil(AGENTS / CONNECTIO
 /** The floor's workers take at most as many connections as the server's do. */
 const PER_WORKER = workerCap(AGENTS, WORKERS);
 const ENV = 'bench';
+/** An environment no agent follows: writes to it time the write path alone, while a release to ENV goes out. */
+const PROBE_ENV = 'probe';
+const PROFILE_DIR = args.profile === undefined ? undefined : path.resolve(args.profile);
+const PROFILE_ARGS = PROFILE_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR];
+/** Phases of the run on the monotonic clock the CPU profiles use (µs), and whose processes are whose. */
+const profileMarks: { name: string; startUs: number }[] = [];
+const profilePids: { primary: number[]; load: number[] } = { primary: [], load: [] };
+function mark(name: string): void {
+  if (PROFILE_DIR !== undefined) profileMarks.push({ name, startUs: Number(process.hrtime.bigint() / 1000n) });
+}
+function writeMarks(): void {
+  if (PROFILE_DIR === undefined) return;
+  mark('end');
+  fs.writeFileSync(path.join(PROFILE_DIR, 'phases.json'), `${JSON.stringify({ phases: profileMarks, pids: profilePids }, null, 1)}\n`);
+}
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitefa-bench-'));
 let serverProc: ChildProcess | undefined;
 let serverHeap = new HeapReports();
@@ -181,11 +202,12 @@ async function startServer(tlsFiles?: TlsFiles): Promise<ChildProcess> {
   const listen = tlsFiles === undefined ? ADDRESSES : TLS_ADDRESSES;
   const tlsArgs = tlsFiles === undefined ? [] : ['--tls-cert', tlsFiles.cert, '--tls-key', tlsFiles.key];
   const store = path.join(dataDir, tlsFiles === undefined ? 'server' : 'server-tls');
-  const proc = spawn(process.execPath, [CLI, 'server', '--listen', listen.join(','), '--store', store, '--max-agents', String(AGENTS), '--config', config, ...tlsArgs], {
+  const proc = spawn(process.execPath, [...PROFILE_ARGS, CLI, 'server', '--listen', listen.join(','), '--store', store, '--max-agents', String(AGENTS), '--config', config, ...tlsArgs], {
     // --expose-gc: memory is read after a collection (SIGUSR2), in the server and the floor alike.
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_OPTIONS: '--expose-gc', VITEFA_ADMIN_PASSWORD: BENCH_PASSWORD, VITEFA_PASSWORD_ITERATIONS: '4096' },
   });
+  profilePids.primary.push(proc.pid!);
   serverHeap = new HeapReports();
   serverHeap.follow(proc);
   let out = '';
@@ -287,18 +309,31 @@ async function floorPhase(frameBytes: number): Promise<{ connectMs: number; byte
  * One measured release: every agent watches for revision `rev`, the admin
  * writes it, and the arrival times come back once every agent has it.
  */
-async function releaseRound(client: AdminClient, f: SimFleet, rev: number, round: number): Promise<{ rev: number; sent: number; times: { committedAt: number; arrivals: Float64Array } }> {
+async function releaseRound(client: AdminClient, f: SimFleet, rev: number, round: number, probes?: number[]): Promise<{ rev: number; head: number; sent: number; times: { committedAt: number; arrivals: Float64Array } }> {
   f.watch(rev);
   await new Promise((r) => setTimeout(r, 200));
   const sent = now();
-  const result = await client.request({ op: 'set', env: ENV, key: 'k', value: String(rev) });
+  const committing = client.request({ op: 'set', env: ENV, key: 'k', value: String(rev) });
+  let arrived = false;
+  let head = rev;
+  // Small writes to an environment no agent follows, one after the other, until every agent has the release.
+  const probing = probes === undefined ? Promise.resolve() : (async () => {
+    for (let i = 0; !arrived; i++) {
+      const p0 = now();
+      head = Math.max(head, (await client.request({ op: 'set', env: PROBE_ENV, key: `p/${i % 10}`, value: String(i) })).rev);
+      if (!arrived) probes.push(now() - p0);
+    }
+  })();
+  const result = await committing;
   const committedAt = now();
   if (result.rev !== rev) throw new Error(`expected revision ${rev}, got ${result.rev}`);
   const arrivals = await until(`round ${round}`, async () => {
     const { times } = await f.report(rev);
     return countReceived(times) >= AGENTS ? times : false;
   }, 60_000);
-  return { rev, sent, times: { committedAt, arrivals } };
+  arrived = true;
+  await probing;
+  return { rev, head, sent, times: { committedAt, arrivals } };
 }
 
 function countReceived(times: Float64Array): number {
@@ -316,7 +351,14 @@ interface ServerPhase {
   rounds: Round[];
   all: number[];
   commitMs: number[];
-  burst: { releases: number; committedMs: number; deliveredMs: number; releasesPerSecond: number };
+  /** Small writes to an environment no agent follows, timed while a release went out to every agent. */
+  probeMs: number[];
+  /** Server CPU (all its processes) per release: from the write until its acknowledgements are in, idle subtracted. */
+  cpuMsPerRelease: number[];
+  /** Server CPU while every agent is connected and nothing changes, in % of one core (heartbeats included). */
+  idleCpuPercent: number;
+  idleSeconds: number;
+  burst: { releases: number; committedMs: number; deliveredMs: number; releasesPerSecond: number; commitP50Ms: number; commitP99Ms: number };
   snapshot: Record<string, number> | undefined;
   storm: Record<string, number> | undefined;
   final: { gaps: number; errors: number; snapshots: number };
@@ -328,10 +370,13 @@ async function serverPhase(tlsFiles: TlsFiles | undefined, extras: boolean): Pro
   serverProc = await startServer(tlsFiles);
   const client = await admin(tlsFiles);
   await client.request({ op: 'env.add', env: ENV });
+  await client.request({ op: 'env.add', env: PROBE_ENV });
   let last = (await client.request({ op: 'set', env: ENV, key: 'k', value: '0' })).rev;
   const token = newToken();
   await client.request({ op: 'token.add', name: 'bench-agents', envs: ['*'], id: token.id, verifier: makeVerifier(token.secret, TOKEN_ITERATIONS) });
-  fleet = new SimFleet(AGENTS);
+  fleet = new SimFleet(AGENTS, PROFILE_ARGS);
+  profilePids.load.push(...fleet.pids);
+  mark(tlsFiles === undefined ? 'connect' : 'connect (TLS)');
   const c0 = Date.now();
   const cpu0 = treeCpuMs(serverProc.pid!);
   fleet.start('protocol', tlsFiles === undefined ? ADDRESSES : TLS_ADDRESSES, ENV, 0.5, 500, token.text, tlsFiles === undefined ? undefined : fs.readFileSync(tlsFiles.ca, 'utf8'));
@@ -357,37 +402,75 @@ async function serverPhase(tlsFiles: TlsFiles | undefined, extras: boolean): Pro
   const bytesPerConn = (treeRss(serverProc.pid!) - rssHalf) / (AGENTS - half);
   const heapPerConn = (serverHeap.total() - heapHalf) / (AGENTS - half);
 
+  // Idle: every agent connected, nothing changing (pings and the server's timers only).
+  const idleSeconds = Number(args.idle);
+  mark('idle');
+  const i0 = treeCpuMs(serverProc.pid!);
+  const it0 = Date.now();
+  await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+  const idleCpuMsPerMs = (treeCpuMs(serverProc.pid!) - i0) / (Date.now() - it0);
+  const idleCpuPercent = idleCpuMsPerMs * 100;
+  say(`  idle for ${idleSeconds} s with ${AGENTS} agents connected: server CPU ${idleCpuPercent.toFixed(2)}% of one core`);
+
   const rounds: Round[] = [];
   const all: number[] = [];
   const commitMs: number[] = [];
+  const cpuMsPerRelease: number[] = [];
+  /** The acknowledgements of a release come within about a second and a half (jittered); its CPU is read after this. */
+  const ACKS_IN_MS = 2_500;
+  let head = last;
   for (let round = 1; round <= ROUNDS; round++) {
-    const { rev, sent, times } = await releaseRound(client, f, last + 1, round);
+    mark(`round ${round}`);
+    const before = treeCpuMs(serverProc.pid!);
+    const w0 = Date.now() + 200; // releaseRound waits 200 ms before writing
+    const { rev, sent, times } = await releaseRound(client, f, head + 1, round);
     commitMs.push(times.committedAt - sent);
-    last = rev;
+    last = head = rev;
     const { samples, received } = latencies(times.arrivals, sent);
     all.push(...samples);
     rounds.push({ summary: summarize(samples), received });
-    say(`  round ${round}: p50 ${fmtMs(rounds.at(-1)!.summary.p50)} ms, p99 ${fmtMs(rounds.at(-1)!.summary.p99)} ms, max ${fmtMs(rounds.at(-1)!.summary.max)} ms, ${received}/${AGENTS} (commit acknowledged after ${fmtMs(commitMs.at(-1)!)} ms)`);
+    await new Promise((r) => setTimeout(r, Math.max(0, w0 + ACKS_IN_MS - Date.now())));
+    const spent = treeCpuMs(serverProc.pid!) - before;
+    cpuMsPerRelease.push(Math.max(0, spent - idleCpuMsPerMs * (Date.now() - w0 + 200)));
+    say(`  round ${round}: p50 ${fmtMs(rounds.at(-1)!.summary.p50)} ms, p99 ${fmtMs(rounds.at(-1)!.summary.p99)} ms, max ${fmtMs(rounds.at(-1)!.summary.max)} ms, ${received}/${AGENTS} (commit acknowledged after ${fmtMs(commitMs.at(-1)!)} ms; server CPU ${fmtMs(cpuMsPerRelease.at(-1)!)} ms)`);
+  }
+  // Writes while a release goes out: small ones to an environment no agent follows, one after the other.
+  const probeMs: number[] = [];
+  for (let round = 1; round <= Number(args['probe-rounds']); round++) {
+    mark(`probe round ${round}`);
+    const before = probeMs.length;
+    const r = await releaseRound(client, f, head + 1, round, probeMs);
+    commitMs.push(r.times.committedAt - r.sent);
+    last = r.rev;
+    head = r.head;
+    const mine = summarize(probeMs.slice(before));
+    say(`  probe round ${round}: ${mine.count} writes while the release went out: commit p50 ${fmtMs(mine.p50)} / p99 ${fmtMs(mine.p99)} / max ${fmtMs(mine.max)} ms`);
   }
 
   // Many small releases in a row, 16 in flight through one admin connection.
   const releases = extras ? Number(args.releases) : 0;
+  mark('burst');
   const b0 = now();
   let next = 0;
+  const burstMs: number[] = [];
   await Promise.all(Array.from({ length: 16 }, async () => {
     while (next < releases) {
       const i = next++;
+      const r0 = now();
       last = Math.max(last, (await client.request({ op: 'set', env: ENV, key: `burst/${i % 50}`, value: String(i) })).rev);
+      burstMs.push(now() - r0);
     }
   }));
   const committedMs = now() - b0;
   await until('burst delivered', async () => ((await f.status()).heldMin >= last ? true : false), 600_000);
   const deliveredMs = now() - b0;
-  if (extras) say(`  ${releases} releases: committed in ${fmtMs(committedMs)} ms (${Math.round(releases / (committedMs / 1000))}/s), on every agent after ${fmtMs(deliveredMs)} ms`);
+  const burstSummary = summarize(burstMs);
+  if (extras) say(`  ${releases} releases: committed in ${fmtMs(committedMs)} ms (${Math.round(releases / (committedMs / 1000))}/s; each acknowledged after p50 ${fmtMs(burstSummary.p50)} / p99 ${fmtMs(burstSummary.p99)} ms), on every agent after ${fmtMs(deliveredMs)} ms`);
 
   // A large environment snapshot for agents joining at revision 0, while releases go to everyone else.
   let snapshot: Record<string, number> | undefined;
   if (extras && !args['skip-snapshot']) {
+    mark('snapshot');
     const keys = Number(args['snapshot-keys']);
     await client.request({ op: 'env.add', env: 'big' });
     const entries: [string, string][] = Array.from({ length: keys }, (_, i) => [`key/${i}`, JSON.stringify({ id: i, host: `10.0.${i % 256}.${i % 200}`, on: true })]);
@@ -422,6 +505,7 @@ async function serverPhase(tlsFiles: TlsFiles | undefined, extras: boolean): Pro
   // Reconnect storm: SIGKILL the server, start it again, release at once, wait for every agent.
   let storm: Record<string, number> | undefined;
   if (!args['skip-storm']) {
+    mark('storm');
     const before = await f.status();
     serverProc.kill('SIGKILL');
     await new Promise((r) => serverProc!.once('exit', r));
@@ -446,8 +530,8 @@ async function serverPhase(tlsFiles: TlsFiles | undefined, extras: boolean): Pro
   fleet = undefined;
   serverProc.kill('SIGTERM');
   await new Promise((r) => serverProc!.once('exit', r));
-  const burst = { releases, committedMs, deliveredMs, releasesPerSecond: releases / (committedMs / 1000) };
-  return { connectMs, cpuMsPerConn, bytesPerConn, heapPerConn, rounds, all, commitMs, burst, snapshot, storm, final };
+  const burst = { releases, committedMs, deliveredMs, releasesPerSecond: releases / (committedMs / 1000), commitP50Ms: burstSummary.p50, commitP99Ms: burstSummary.p99 };
+  return { connectMs, cpuMsPerConn, bytesPerConn, heapPerConn, rounds, all, commitMs, probeMs, cpuMsPerRelease, idleCpuPercent, idleSeconds, burst, snapshot, storm, final };
 
 }
 
@@ -640,6 +724,7 @@ async function main(): Promise<void> {
   const { connectMs, bytesPerConn, heapPerConn, rounds, all, commitMs, snapshot, storm, final } = plain;
   const { releases, committedMs, deliveredMs } = plain.burst;
   const server = summarize(all);
+  const probes = summarize(plain.probeMs);
   const floorAll = floorResult ? summarize(floorResult.all) : undefined;
   const ratio = (a: number, b: number | undefined): number => (b ? a / b : NaN);
   const rows = [
@@ -652,7 +737,12 @@ async function main(): Promise<void> {
     ['time to connect all (s)', (connectMs / 1000).toFixed(1), floorResult ? (floorResult.connectMs / 1000).toFixed(1) : '-', ''],
     ['memory per connection, RSS (bytes)', bytesPerConn.toFixed(0), floorResult ? floorResult.bytesPerConn.toFixed(0) : '-', ''],
     ['  of which JS heap (bytes)', heapPerConn.toFixed(0), floorResult ? floorResult.heapPerConn.toFixed(0) : '-', ''],
-    ['commit acknowledged (ms, median)', fmtMs(median(commitMs)), '', ''],
+    ['commit acknowledged, the rounds\' releases (ms, median / max)', `${fmtMs(median(commitMs))} / ${fmtMs(Math.max(...commitMs))}`, '', ''],
+    ['writes during a fan-out: commit p50 / p99 / max (ms)', `${fmtMs(probes.p50)} / ${fmtMs(probes.p99)} / ${fmtMs(probes.max)} (${probes.count})`, '', ''],
+    [`${releases} small releases in a row: committed / on every agent (s)`, `${(committedMs / 1000).toFixed(2)} / ${(deliveredMs / 1000).toFixed(2)}`, '', ''],
+    ['  each acknowledged after p50 / p99 (ms)', `${fmtMs(plain.burst.commitP50Ms)} / ${fmtMs(plain.burst.commitP99Ms)}`, '', ''],
+    ['server CPU per release, all processes (ms, median)', `${fmtMs(median(plain.cpuMsPerRelease))} (${((median(plain.cpuMsPerRelease) * 1000) / AGENTS).toFixed(1)} µs per agent)`, '', ''],
+    [`server CPU idle, ${plain.idleSeconds} s (% of one core)`, plain.idleCpuPercent.toFixed(2), '', ''],
   ];
   process.stdout.write(`\n${table(rows)}\n`);
   let tlsReport: Record<string, unknown> | undefined;
@@ -696,13 +786,19 @@ async function main(): Promise<void> {
       serverHeapBytesPerConnection: heapPerConn, floorHeapBytesPerConnection: floorResult?.heapPerConn,
     },
     commitAckMs: commitMs,
-    burst: { releases, committedMs, deliveredMs, releasesPerSecond: releases / (committedMs / 1000) },
+    writesDuringFanout: probes,
+    cpu: {
+      msPerRelease: plain.cpuMsPerRelease, medianMsPerRelease: median(plain.cpuMsPerRelease), usPerAgentPerRelease: (median(plain.cpuMsPerRelease) * 1000) / AGENTS,
+      idlePercentOfOneCore: plain.idleCpuPercent, idleSeconds: plain.idleSeconds,
+    },
+    burst: plain.burst,
     snapshot,
     storm,
     agentsSaw: { gaps: final.gaps, protocolErrors: final.errors, snapshots: final.snapshots },
     tls: tlsReport,
   };
   if (args.json) fs.writeFileSync(args.json, `${JSON.stringify(report, null, 2)}\n`);
+  writeMarks();
   const svgFile = args.svg ?? (args.json ? args.json.replace(/\.json$/, '') + '.svg' : undefined);
   if (svgFile) {
     const series = [{ label: `vitefa server (p99 ${fmtMs(server.p99)} ms)`, color: '#d62728', samples: Float64Array.from(all) }];
