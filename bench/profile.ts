@@ -2,9 +2,12 @@
  * Where the time goes: `npm run bench:profile -- DIR [--top N]` summarises the
  * CPU profiles `npm run bench -- --profile DIR …` wrote, per phase of the run
  * (connect, idle, each round, the burst, …) and per kind of process (the
- * server's primary, its workers, the load generators): CPU time sampled,
- * garbage collection, native code outside JavaScript (system calls among
- * it), and the functions that spent the most.
+ * server's primary, its workers, the load generators): time sampled outside
+ * the event loop's wait, garbage collection, native code outside JavaScript,
+ * and the functions that took the most. V8 samples on the wall clock: a
+ * process waiting for a core while in a function is counted in it, so with
+ * more processes than cores the figures are shares, not CPU time (the bench
+ * reads CPU time from /proc).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -99,7 +102,7 @@ for (const p of marks.phases) {
     const program = tally.get('(program)') ?? 0;
     let busy = 0;
     for (const [k, v] of tally) if (k !== '(idle)') busy += v;
-    out.push(`  ${who}: ${ms(busy)} ms on CPU (GC ${ms(gc)}, native outside JS ${ms(program)}), ${ms(idle)} ms idle`);
+    out.push(`  ${who}: ${ms(busy)} ms not idle (GC ${ms(gc)}, native outside JS ${ms(program)}), ${ms(idle)} ms idle`);
     const top = [...tally].filter(([k]) => !k.startsWith('(idle')).sort((a, b) => b[1] - a[1]).slice(0, TOP);
     for (const [k, v] of top) out.push(`    ${ms(v).padStart(8)} ms  ${((100 * v) / Math.max(1, busy)).toFixed(1).padStart(5)}%  ${k}`);
   }

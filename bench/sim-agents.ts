@@ -10,6 +10,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
+import { AGENT_DEFAULTS } from '../src/agent/agent.js';
 import { backoffDelay } from '../src/transport/backoff.js';
 import { decodeBody, encodeMessage, FrameDecoder, MessageType, PROTOCOL_VERSION } from '../src/protocol/index.js';
 import { clientProof, newNonce, sameSignature } from '../src/security/scram.js';
@@ -86,6 +87,22 @@ function acknowledge(agent: SimAgent, socket: net.Socket): void {
     if (!socket.destroyed) socket.write(encodeMessage({ t: MessageType.Ack, env: agent.env, rev: agent.held }));
   }, 1000 * (0.5 + Math.random()));
 }
+
+/**
+ * As the real agent does, every agent pings every pingIntervalMs; one timer
+ * per process takes a different slice of the agents each second.
+ */
+const PING_SLOTS = Math.max(1, Math.round(AGENT_DEFAULTS.pingIntervalMs / 1000));
+let pingTick = 0;
+let pingSeq = 0;
+setInterval(() => {
+  if (mode !== 'protocol' || closing) return;
+  const frame = encodeMessage({ t: MessageType.Ping, n: ++pingSeq });
+  for (let i = pingTick++ % PING_SLOTS; i < agents.length; i += PING_SLOTS) {
+    const socket = agents[i]!.socket;
+    if (agents[i]!.live && socket !== undefined && !socket.destroyed) socket.write(frame);
+  }
+}, 1000).unref();
 
 function record(table: Map<number, Float64Array>, rev: number, index: number, at: number): void {
   const times = table.get(rev);

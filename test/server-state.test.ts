@@ -209,3 +209,63 @@ test('source addresses are counted by IPv4 address, or by IPv6 /64', async () =>
   assert.equal(sourceKey('::1'), '0:0:0:0::/64');
   assert.notEqual(sourceKey('2001:db8:aa:bb::1'), sourceKey('2001:db8:aa:bc::1'));
 });
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+const revs = (frames: Buffer[]): number[] => decode(frames).map((m) => (m.t === 4 ? m.rev : -1));
+
+test('a fan-out is written a slice at a time: the event loop runs between slices', async () => {
+  const state = stateWith(10);
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16, slice: 2 });
+  const links = Array.from({ length: 5 }, (_, i) => new Link(`a${i}`));
+  for (const link of links) fanout.subscribe(link, false, [{ env: 'prod', rev: 4 }]);
+  fanout.publish(state.apply(release('prod', 5, 4, [['a', '2', '3']]))!);
+  let ranBetween = false;
+  setImmediate(() => (ranBetween = links.some((l) => l.frames.length === 0)));
+  await turn();
+  assert.deepEqual(links.map((l) => l.frames.length), [1, 1, 0, 0, 0], 'one slice of two sockets');
+  assert.equal(fanout.busy, true);
+  await turn();
+  await turn();
+  assert.equal(ranBetween, true, 'other work ran before the fan-out ended');
+  assert.deepEqual(links.map((l) => revs(l.frames)), [[5], [5], [5], [5], [5]]);
+  assert.equal(fanout.busy, false);
+});
+
+test('releases published during a pass go out joined in the next one, after it, in order', async () => {
+  const state = stateWith(10);
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16, slice: 2 });
+  const links = Array.from({ length: 4 }, (_, i) => new Link(`a${i}`));
+  for (const link of links) fanout.subscribe(link, false, [{ env: 'prod', rev: 4 }]);
+  fanout.publish(state.apply(release('prod', 5, 4, [['a', '2', '3']]))!);
+  await turn();
+  // Half the agents have revision 5; three more releases are committed before the pass ends.
+  for (let rev = 6; rev <= 8; rev++) fanout.publish(state.apply(release('prod', rev, rev - 1, [['a', null, String(rev)]]))!);
+  while (fanout.busy) await turn();
+  for (const link of links) {
+    assert.deepEqual(revs(link.frames), [5, 6, 7, 8], link.id);
+    assert.equal(link.frames.length, 2, `${link.id}: one write for the first release, one for the three after it`);
+  }
+});
+
+test('an agent that subscribes during a pass gets its catch-up once, and one gone is not written', async () => {
+  const state = stateWith(10);
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16, slice: 1 });
+  const first = new Link('first');
+  const leaving = new Link('leaving');
+  const third = new Link('third');
+  for (const link of [first, leaving, third]) fanout.subscribe(link, false, [{ env: 'prod', rev: 4 }]);
+  fanout.publish(state.apply(release('prod', 5, 4, [['a', '2', '3']]))!);
+  await turn();
+  fanout.unsubscribe(leaving);
+  const late = new Link('late');
+  fanout.subscribe(late, false, [{ env: 'prod', rev: 4 }]);
+  fanout.publish(state.apply(release('prod', 6, 5, [['a', '3', '4']]))!);
+  const again = new Link('again');
+  fanout.subscribe(again, false, [{ env: 'prod', rev: 4 }]);
+  while (fanout.busy) await turn();
+  assert.deepEqual(revs(first.frames), [5, 6]);
+  assert.deepEqual(revs(third.frames), [5, 6]);
+  assert.deepEqual(revs(leaving.frames), []);
+  assert.deepEqual(revs(late.frames), [5, 6], 'its catch-up (5), then the release published after it subscribed (6)');
+  assert.deepEqual(revs(again.frames), [5, 6], 'its catch-up had both: nothing written twice');
+});

@@ -5,6 +5,7 @@ import {
 } from '../protocol/index.js';
 import { connect, type ClientConnection, type Endpoint, type Login } from '../transport/client.js';
 import { Correlator } from '../transport/correlator.js';
+import { Heartbeat } from '../transport/heartbeat.js';
 
 export interface AdminClientOptions extends Endpoint {
   login: Login;
@@ -15,6 +16,12 @@ export interface AdminClientOptions extends Endpoint {
 
 /** Requests one admin session may have waiting at once. */
 const MAX_PENDING = 1024;
+/**
+ * An idle session pings this often, so that the server (which closes
+ * sessions silent for its idleTimeoutMs, 60 s by default) keeps it, and a
+ * server gone without a reset is noticed by the next ping.
+ */
+export const ADMIN_PING_MS = 15_000;
 
 /**
  * An admin session: requests carry ids and are matched to their answers;
@@ -30,6 +37,8 @@ export class AdminClient {
   });
   private readonly requestTimeoutMs: number;
   private closedReason: string | undefined;
+  /** Not while requests are in flight: the server reads nothing more from a session until it has answered. */
+  private readonly heartbeat = new Heartbeat(ADMIN_PING_MS, () => this.calls.size > 0);
 
   /** Resolves with the reason once the session has closed. */
   readonly closed: Promise<string>;
@@ -39,6 +48,7 @@ export class AdminClient {
     this.conn = conn;
     this.requestTimeoutMs = requestTimeoutMs;
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
+    this.heartbeat.start(conn, `no answer to a ping within ${ADMIN_PING_MS} ms`);
   }
 
   /** Releases of watched environments, as they arrive. */
@@ -102,6 +112,7 @@ export class AdminClient {
         this.conn.send({ t: MessageType.Pong, n: message.n });
         return;
       case MessageType.Pong:
+        this.heartbeat.answered();
         return;
       case MessageType.Release:
         // Only after a watch: the server sends releases to no other admin session.
@@ -128,6 +139,7 @@ export class AdminClient {
   }
 
   private onClose(reason: string, cause?: Error): void {
+    this.heartbeat.stop();
     this.closedReason ??= reason;
     this.markClosed(reason);
     this.calls.failAll((op) => cause ?? new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection closed before ${op} was answered: ${reason}`));

@@ -11,12 +11,17 @@ export class Heartbeat {
   private awaiting = false;
   private seq = 0;
 
-  constructor(private readonly intervalMs: number) {}
+  /** `skip`: a beat is skipped (and nothing awaited) while it says so — e.g. while requests are in flight and the peer reads nothing more until it answers them. */
+  constructor(private readonly intervalMs: number, private readonly skip?: () => boolean) {}
 
   start(conn: ClientConnection, silence: string): void {
     this.stop();
     this.awaiting = false;
     this.timer = setInterval(() => {
+      if (this.skip?.() === true) {
+        this.awaiting = false;
+        return;
+      }
       if (this.awaiting) {
         conn.destroy(silence);
         return;
