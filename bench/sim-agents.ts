@@ -78,14 +78,14 @@ let concurrency = 1000;
 /** Agents from this index on wait for 'grow'. */
 let heldBack = 0;
 
-/** As the real agent does: acks wait about a second (jittered) and carry the newest revision. */
+/** As the real agent does: acks wait about ackDelayMs (jittered, half to one and a half of it) and carry the newest revision. */
 function acknowledge(agent: SimAgent, socket: net.Socket): void {
   if (agent.ackPending) return;
   agent.ackPending = true;
   setTimeout(() => {
     agent.ackPending = false;
     if (!socket.destroyed) socket.write(encodeMessage({ t: MessageType.Ack, env: agent.env, rev: agent.held }));
-  }, 1000 * (0.5 + Math.random()));
+  }, AGENT_DEFAULTS.ackDelayMs * (0.5 + Math.random()));
 }
 
 /**

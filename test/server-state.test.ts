@@ -56,6 +56,9 @@ test('a dropped environment is gone; a release already applied is not applied tw
   assert.deepEqual(state.names(), ['prod']);
 });
 
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+const revs = (frames: Buffer[]): number[] => decode(frames).map((m) => (m.t === 4 ? m.rev : -1));
+
 /** A link whose socket never sends anything on unless told: `writableLength` is what it holds. */
 class Link implements AgentLink {
   readonly frames: Buffer[] = [];
@@ -104,15 +107,26 @@ test('the fan-out writes the same frame to every subscriber and cuts off a slow 
   assert.equal(fanout.slowDisconnects, 1);
 });
 
-test('releases published in one turn go out as one write per agent, in order', () => {
+test('releases published in one turn go out to agents as one release with the final values; watching admins get each one', () => {
   const state = stateWith(10);
   const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16 });
   const link = new Link('a');
+  const watcher = new Link('admin');
   fanout.subscribe(link, false, [{ env: 'prod', rev: 4 }]);
-  for (let rev = 5; rev <= 8; rev++) fanout.publish(state.apply(release('prod', rev, rev - 1 === 4 ? 4 : rev - 1, [['a', null, String(rev)]]))!);
+  fanout.watch(watcher, 'prod');
+  for (let rev = 5; rev <= 8; rev++) fanout.publish(state.apply(release('prod', rev, rev - 1, [['a', null, String(rev)], [`k${rev % 2}`, null, rev === 8 ? null : 'x']]))!);
   fanout.flush();
   assert.equal(link.frames.length, 1, 'one write');
-  assert.deepEqual(decode(link.frames).map((m) => (m.t === 4 ? m.rev : 0)), [5, 6, 7, 8]);
+  const [merged] = decode(link.frames);
+  assert.deepEqual(merged, { t: 4, env: 'prod', rev: 8, prev: 4, time: 1, author: 'a', op: 'batch', changes: [['a', '8'], ['k1', 'x'], ['k0', null]] });
+  assert.deepEqual(revs(watcher.frames), [5, 6, 7, 8]);
+  // A drop among them: sent as they were.
+  const other = new Link('o');
+  fanout.subscribe(other, false, [{ env: 'other', rev: 3 }]);
+  fanout.publish(state.apply(release('other', 9, 3, [['x', null, '1']]))!);
+  fanout.publish(state.apply({ ...release('other', 10, 9, []), op: 'env.del', drop: true })!);
+  fanout.flush();
+  assert.deepEqual(decode(other.frames).map((m) => (m.t === 4 ? [m.rev, m.drop === true] : [])), [[9, false], [10, true]]);
 });
 
 test('an agent following all environments gets new ones as they are created', () => {
@@ -210,8 +224,6 @@ test('source addresses are counted by IPv4 address, or by IPv6 /64', async () =>
   assert.notEqual(sourceKey('2001:db8:aa:bb::1'), sourceKey('2001:db8:aa:bc::1'));
 });
 
-const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
-const revs = (frames: Buffer[]): number[] => decode(frames).map((m) => (m.t === 4 ? m.rev : -1));
 
 test('a fan-out is written a slice at a time: the event loop runs between slices', async () => {
   const state = stateWith(10);
@@ -242,8 +254,8 @@ test('releases published during a pass go out joined in the next one, after it, 
   for (let rev = 6; rev <= 8; rev++) fanout.publish(state.apply(release('prod', rev, rev - 1, [['a', null, String(rev)]]))!);
   while (fanout.busy) await turn();
   for (const link of links) {
-    assert.deepEqual(revs(link.frames), [5, 6, 7, 8], link.id);
-    assert.equal(link.frames.length, 2, `${link.id}: one write for the first release, one for the three after it`);
+    const got = decode(link.frames).map((m) => (m.t === 4 ? [m.prev, m.rev] : []));
+    assert.deepEqual(got, [[4, 5], [5, 8]], `${link.id}: the first release, then the three after it as one`);
   }
 });
 

@@ -12,6 +12,8 @@ export interface AdminClientOptions extends Endpoint {
   tls?: tls.ConnectionOptions;
   connectTimeoutMs: number;
   requestTimeoutMs: number;
+  /** How often an idle session pings; ADMIN_PING_MS by default. */
+  pingIntervalMs?: number;
 }
 
 /** Requests one admin session may have waiting at once. */
@@ -37,18 +39,19 @@ export class AdminClient {
   });
   private readonly requestTimeoutMs: number;
   private closedReason: string | undefined;
-  /** Not while requests are in flight: the server reads nothing more from a session until it has answered. */
-  private readonly heartbeat = new Heartbeat(ADMIN_PING_MS, () => this.calls.size > 0);
+  private readonly heartbeat: Heartbeat;
 
   /** Resolves with the reason once the session has closed. */
   readonly closed: Promise<string>;
   private markClosed!: (reason: string) => void;
 
-  private constructor(conn: ClientConnection, requestTimeoutMs: number) {
+  private constructor(conn: ClientConnection, requestTimeoutMs: number, pingIntervalMs: number) {
     this.conn = conn;
     this.requestTimeoutMs = requestTimeoutMs;
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
-    this.heartbeat.start(conn, `no answer to a ping within ${ADMIN_PING_MS} ms`);
+    // Not while requests are in flight: the server reads nothing more from a session until it has answered.
+    this.heartbeat = new Heartbeat(pingIntervalMs, () => this.calls.size > 0);
+    this.heartbeat.start(conn, `no answer to a ping within ${pingIntervalMs} ms`);
   }
 
   /** Releases of watched environments, as they arrive. */
@@ -77,7 +80,7 @@ export class AdminClient {
       onMessage: (message) => (client ? client.onMessage(message) : void early.push(message)),
       onClose: (reason) => (client ? client.onClose(reason) : void (closedEarly = reason)),
     });
-    client = new AdminClient(conn, options.requestTimeoutMs);
+    client = new AdminClient(conn, options.requestTimeoutMs, options.pingIntervalMs ?? ADMIN_PING_MS);
     for (const message of early) client.onMessage(message);
     if (closedEarly !== undefined) client.onClose(closedEarly);
     return client;

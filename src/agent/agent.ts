@@ -41,7 +41,7 @@ export const AGENT_DEFAULTS = {
   backoffMinMs: 100,
   backoffMaxMs: 10_000,
   pingIntervalMs: 15_000,
-  ackDelayMs: 1000,
+  ackDelayMs: 2000,
 } as const;
 
 export interface AgentEvents {

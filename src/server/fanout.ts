@@ -250,8 +250,9 @@ export class Fanout {
     const queued = [...this.queued];
     this.queued.clear();
     for (const [env, { releases, last: n }] of queued) {
-      const frame = releases.length === 1 ? releases[0]!.frame : Buffer.concat(releases.map((r) => r.frame));
+      const joined = releases.length === 1 ? releases[0]!.frame : Buffer.concat(releases.map((r) => r.frame));
       const last = releases[releases.length - 1]!.message;
+      const frame = releases.length > 1 && releases.every((r) => r.message.drop !== true) ? mergedFrame(releases) : joined;
       const subs = this.byEnv.get(env);
       const targets: Subscription[] = subs === undefined ? [] : [...subs];
       if (this.followAll.size > 0) {
@@ -265,7 +266,8 @@ export class Fanout {
       }
       this.pass.push({ frame, last: n, targets, next: 0 });
       const watching = this.watchers.get(env);
-      if (watching !== undefined) for (const link of watching) this.sendToWatcher(link, frame);
+      // Admins watching get every release as it was committed.
+      if (watching !== undefined) for (const link of watching) this.sendToWatcher(link, joined);
       if (releases.some((r) => r.message.drop === true)) {
         // Agents following it by name go on following it: if it is created again, they get it from revision 0.
         if (subs !== undefined) for (const sub of subs) sub.acked.set(env, 0);
@@ -440,6 +442,24 @@ const MAX_AHEAD = 1_000_000;
 
 /** Environments listed per agent in `status` (an answer must stay within a client's limits). */
 const MAX_ENVS_PER_AGENT_IN_STATUS = 100;
+
+/**
+ * Several releases of one environment, in order, as one release from the
+ * first's `prev` to the last's `rev` carrying each key's final value (op
+ * `batch`): an agent holding `prev` applies it as it would the releases one
+ * by one, and a burst of a hundred costs it one message, not a hundred.
+ */
+function mergedFrame(releases: PublishedRelease[]): Buffer {
+  const first = releases[0]!.message;
+  const last = releases[releases.length - 1]!.message;
+  const changes = new Map<string, string | null>();
+  for (const r of releases) for (const [key, after] of r.message.changes) changes.set(key, after);
+  const authors = new Set(releases.map((r) => r.message.author));
+  return encodeMessage({
+    t: MessageType.Release, env: last.env, rev: last.rev, prev: first.prev, time: last.time,
+    author: authors.size === 1 ? last.author : [...authors].slice(0, 8).join(', ').slice(0, 1024), op: 'batch', changes: [...changes],
+  });
+}
 
 function dropFrame(env: string, held: number, head: number): Buffer {
   return encodeMessage({

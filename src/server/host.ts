@@ -84,6 +84,9 @@ export class ConnectionHost {
   private readonly options: HostOptions;
   private readonly limits: ServerLimits;
   private readonly sessions = new Set<ServerSession>();
+  /** Sessions that may still be waiting for their hello: checked every second (the others every SWEEP_EVERY seconds). */
+  private readonly greeting = new Set<ServerSession>();
+  private sweeps = 0;
   private readonly pendingByHost = new Map<string, number>();
   /** Refused connections still open (taking their error frame). */
   private refusing = 0;
@@ -118,6 +121,7 @@ export class ConnectionHost {
     this.fanout = new Fanout(state, {
       agentBufferBytes: options.limits.agentBufferBytes,
       absentEnvsPerAgent: options.limits.absentEnvsPerAgent,
+      slice: options.limits.fanoutSlice,
       ...(options.onBehind === undefined ? {} : { onBehind: options.onBehind }),
     });
     const log = options.log ?? ((line: string) => void process.stderr.write(`vitefa server: ${line}\n`));
@@ -239,6 +243,7 @@ export class ConnectionHost {
     this.pendingByHost.set(host, (this.pendingByHost.get(host) ?? 0) + 1);
     const session = new ServerSession(socket, addr, host, this.ctx);
     this.sessions.add(session);
+    this.greeting.add(session);
     return session;
   }
 
@@ -277,6 +282,7 @@ export class ConnectionHost {
 
   private sessionEnded(session: ServerSession): void {
     if (!this.sessions.delete(session)) return;
+    this.greeting.delete(session);
     this.stalls.delete(session);
     switch (session.role) {
       case 'hello':
@@ -452,6 +458,13 @@ export class ConnectionHost {
       this.reportedAgents = this.agents;
       this.options.onAgents(this.agents);
     }
+    for (const session of this.greeting) {
+      if (!session.inHandshake) this.greeting.delete(session);
+      else if (now - session.since > this.limits.helloTimeoutMs) session.fail(WireError.TIMEOUT, 'no hello received in time');
+    }
+    // Idle and stalled sessions are looked for every few seconds: with 100,000 sessions a look at each costs milliseconds.
+    const every = Math.max(1, Math.min(SWEEP_EVERY, Math.floor(Math.min(this.limits.stallTimeoutMs, this.limits.idleTimeoutMs) / 3000)));
+    if (this.sweeps++ % every !== 0) return;
     for (const session of this.sessions) {
       try {
         if (session.inHandshake && now - session.since > this.limits.helloTimeoutMs) {
@@ -508,3 +521,10 @@ export class ConnectionHost {
     await closed;
   }
 }
+
+/**
+ * Every session is looked at (idle, stalled) once in this many one-second
+ * sweeps, at most (a third of the shorter timeout, so that each is still
+ * kept within a few seconds); those awaiting their hello every second.
+ */
+const SWEEP_EVERY = 5;

@@ -42,6 +42,8 @@ export const LIMIT_DEFAULTS = {
   stallTimeoutMs: 15_000,
   /** Environments that do not exist (yet) one agent may follow by name. */
   absentEnvsPerAgent: 16,
+  /** Sockets a fan-out writes before the event loop serves anything else (admins' answers, acknowledgements). */
+  fanoutSlice: 256,
 
   // Admins.
   /** Largest frame an admin may send. */
