@@ -53,6 +53,10 @@ const { values: args } = parseArgs({
     profile: { type: 'string' },
     /** The server's fanoutSlice limit (sockets written per slice of a fan-out). */
     'fanout-slice': { type: 'string' },
+    /** Keys of the bulk apply during which small writes are timed (0: no such phase). */
+    'bulk-keys': { type: 'string', default: '100000' },
+    /** The server's bulkInPoolFrom limit: applies with at least this many keys are checked on a thread pool. */
+    'bulk-in-pool-from': { type: 'string' },
   },
   strict: true,
 });
@@ -200,7 +204,7 @@ async function startServer(tlsFiles?: TlsFiles): Promise<ChildProcess> {
   // hello is raised to the whole fleet, so a reconnect storm is not throttled as one noisy
   // host would be (the bound in all, pendingHellos, stays as it is).
   const config = path.join(dataDir, 'server.json');
-  fs.writeFileSync(config, JSON.stringify({ limits: { pendingHellosPerAddress: AGENTS, ...(args['fanout-slice'] === undefined ? {} : { fanoutSlice: Number(args['fanout-slice']) }) } }));
+  fs.writeFileSync(config, JSON.stringify({ limits: { pendingHellosPerAddress: AGENTS, ...(args['fanout-slice'] === undefined ? {} : { fanoutSlice: Number(args['fanout-slice']) }), ...(args['bulk-in-pool-from'] === undefined ? {} : { bulkInPoolFrom: Number(args['bulk-in-pool-from']) }) } }));
   const listen = tlsFiles === undefined ? ADDRESSES : TLS_ADDRESSES;
   const tlsArgs = tlsFiles === undefined ? [] : ['--tls-cert', tlsFiles.cert, '--tls-key', tlsFiles.key];
   const store = path.join(dataDir, tlsFiles === undefined ? 'server' : 'server-tls');
@@ -344,7 +348,19 @@ function countReceived(times: Float64Array): number {
   return n;
 }
 
+interface BulkPhase {
+  keys: number;
+  applyMs: number;
+  quietP50Ms: number;
+  quietP99Ms: number;
+  duringCount: number;
+  duringP50Ms: number;
+  duringP99Ms: number;
+  duringMaxMs: number;
+}
+
 interface ServerPhase {
+  bulk: BulkPhase | undefined;
   connectMs: number;
   /** Server CPU (all its processes) spent while every agent connected, logged in and caught up, per agent. */
   cpuMsPerConn: number;
@@ -502,6 +518,35 @@ async function serverPhase(tlsFiles: TlsFiles | undefined, extras: boolean): Pro
     snapshot = { keys, joiners, p50DuringMs: during.p50, p99DuringMs: during.p99, maxDuringMs: during.max, joinersCurrentMs: joinMs };
     say(`  snapshot of ${keys} keys to ${joiners} joining agents: a release meanwhile reached everyone else at p50 ${fmtMs(during.p50)} / p99 ${fmtMs(during.p99)} / max ${fmtMs(during.max)} ms; joiners current after ${fmtMs(joinMs)} ms`);
   }
+  // A bulk apply to an environment no agent follows, while small writes are timed one after the other.
+  let bulk: BulkPhase | undefined;
+  const bulkKeys = Number(args['bulk-keys']);
+  if (extras && bulkKeys > 0) {
+    mark('bulk apply');
+    await client.request({ op: 'env.add', env: 'bulk' });
+    const entries: [string, string][] = Array.from({ length: bulkKeys }, (_, i) => [`key/${i}`, JSON.stringify({ id: i, host: `10.0.${i % 256}.${i % 200}`, on: true })]);
+    const quiet: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const p0 = now();
+      await client.request({ op: 'set', env: PROBE_ENV, key: 'quiet', value: String(i) });
+      quiet.push(now() - p0);
+    }
+    const during: number[] = [];
+    let done = false;
+    const a0 = now();
+    const applying = client.request({ op: 'apply', env: 'bulk', entries, replace: false }).finally(() => (done = true));
+    for (let i = 0; !done; i++) {
+      const p0 = now();
+      await client.request({ op: 'set', env: PROBE_ENV, key: 'bulk', value: String(i) });
+      if (!done) during.push(now() - p0);
+    }
+    await applying;
+    const applyMs = now() - a0;
+    const q = summarize(quiet);
+    const d = summarize(during);
+    bulk = { keys: bulkKeys, applyMs, quietP50Ms: q.p50, quietP99Ms: q.p99, duringCount: d.count, duringP50Ms: d.p50, duringP99Ms: d.p99, duringMaxMs: d.max };
+    say(`  apply of ${bulkKeys} keys: ${fmtMs(applyMs)} ms; ${d.count} small writes meanwhile committed at p50 ${fmtMs(d.p50)} / p99 ${fmtMs(d.p99)} / max ${fmtMs(d.max)} ms (without it: p50 ${fmtMs(q.p50)} / p99 ${fmtMs(q.p99)} ms)`);
+  }
   client.close();
 
   // Reconnect storm: SIGKILL the server, start it again, release at once, wait for every agent.
@@ -533,7 +578,7 @@ async function serverPhase(tlsFiles: TlsFiles | undefined, extras: boolean): Pro
   serverProc.kill('SIGTERM');
   await new Promise((r) => serverProc!.once('exit', r));
   const burst = { releases, committedMs, deliveredMs, releasesPerSecond: releases / (committedMs / 1000), commitP50Ms: burstSummary.p50, commitP99Ms: burstSummary.p99 };
-  return { connectMs, cpuMsPerConn, bytesPerConn, heapPerConn, rounds, all, commitMs, probeMs, cpuMsPerRelease, idleCpuPercent, idleSeconds, burst, snapshot, storm, final };
+  return { connectMs, cpuMsPerConn, bytesPerConn, heapPerConn, rounds, all, commitMs, probeMs, cpuMsPerRelease, idleCpuPercent, idleSeconds, burst, snapshot, bulk, storm, final };
 
 }
 
@@ -745,6 +790,10 @@ async function main(): Promise<void> {
     ['  each acknowledged after p50 / p99 (ms)', `${fmtMs(plain.burst.commitP50Ms)} / ${fmtMs(plain.burst.commitP99Ms)}`, '', ''],
     ['server CPU per release, all processes (ms, median)', `${fmtMs(median(plain.cpuMsPerRelease))} (${((median(plain.cpuMsPerRelease) * 1000) / AGENTS).toFixed(1)} µs per agent)`, '', ''],
     [`server CPU idle, ${plain.idleSeconds} s (% of one core)`, plain.idleCpuPercent.toFixed(2), '', ''],
+    ...(plain.bulk === undefined ? [] : [
+      [`small writes during an apply of ${plain.bulk.keys} keys: p50 / p99 (ms)`, `${fmtMs(plain.bulk.duringP50Ms)} / ${fmtMs(plain.bulk.duringP99Ms)} (${plain.bulk.duringCount})`, '', ''],
+      ['  the same writes alone: p50 / p99 (ms); the apply (ms)', `${fmtMs(plain.bulk.quietP50Ms)} / ${fmtMs(plain.bulk.quietP99Ms)}; ${fmtMs(plain.bulk.applyMs)}`, '', ''],
+    ]),
   ];
   process.stdout.write(`\n${table(rows)}\n`);
   let tlsReport: Record<string, unknown> | undefined;
@@ -794,6 +843,7 @@ async function main(): Promise<void> {
       idlePercentOfOneCore: plain.idleCpuPercent, idleSeconds: plain.idleSeconds,
     },
     burst: plain.burst,
+    bulk: plain.bulk,
     snapshot,
     storm,
     agentsSaw: { gaps: final.gaps, protocolErrors: final.errors, snapshots: final.snapshots },

@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import { WireError, type ClusterStatus, type EnvAgents, type LocalStatus, type PeerServer, type ServerInfo, type StatusResult } from '../protocol/index.js';
+import { decodeBody, FRAME_HEADER_BYTES, MessageType, WireError, type ClusterStatus, type EnvAgents, type LocalStatus, type PeerServer, type ServerInfo, type StatusResult } from '../protocol/index.js';
 import { reportFault } from '../log.js';
 import { trace } from '../trace.js';
 import { VERSION } from '../version.js';
@@ -15,7 +15,7 @@ import { Hub } from './hub.js';
 import { readServerTls, ticketKeys, type ServerTlsFiles, type ServerTlsMaterial } from './tls.js';
 import type { PrimaryNote, PrimaryRequest, Replies, WorkerNote, WorkerRequest, WorkerSetup } from './ipc.js';
 import type { ServerLimits } from './limits.js';
-import { ServerState } from './state.js';
+import { ServerState, storedOf } from './state.js';
 import type { AuditRecord, Store } from './store/types.js';
 import { PeerNode, type PeerSettings } from './peers/node.js';
 import { LAGGING_SHOWN, mergeRevisions } from './peers/status.js';
@@ -101,8 +101,8 @@ export class ClusterPrimary {
     this.options = options;
     this.state = new ServerState(options.limits);
     this.hub = new Hub(options.store, this.state, options.limits);
-    this.hub.onRelease((release, stored) => {
-      const note: PrimaryNote = { k: 'release', stored, frame: release.frame };
+    this.hub.onRelease((release) => {
+      const note: PrimaryNote = { k: 'release', frame: release.frame };
       for (const link of this.links.values()) if (link.ready) link.channel.notify(note, release.frame.length * 2 + 512);
     });
     this.hub.setStatusSource({ status: (env) => this.status(env), local: (env) => this.local(env) });
@@ -494,7 +494,10 @@ export function runWorker(): void {
         return;
       }
       case 'release': {
-        const published = state?.apply(note.stored, note.frame);
+        const frame = Buffer.from(note.frame.buffer, note.frame.byteOffset, note.frame.byteLength);
+        const message = decodeBody(frame.subarray(FRAME_HEADER_BYTES), FROM_PRIMARY);
+        if (message.t !== MessageType.Release) throw new Error(`the primary sent message type ${message.t} as a release`);
+        const published = state?.apply(storedOf(message), frame);
         if (published !== undefined) host?.publish(published);
         return;
       }
@@ -535,6 +538,9 @@ export function runWorker(): void {
   process.on('SIGTERM', () => undefined);
   channel.notify({ k: 'ready' });
 }
+
+/** The primary's frames are this process's own: decoded without the bounds put on strangers'. */
+const FROM_PRIMARY = { maxElements: Number.MAX_SAFE_INTEGER, maxDepth: 16 };
 
 /** Buffers arrive over IPC as Uint8Arrays: make them Buffers again. */
 function reviveTls(m: ServerTlsMaterial): ServerTlsMaterial {

@@ -11,6 +11,7 @@ import { entryBytes, type PublishedRelease, type ServerState } from './state.js'
 import type { CommitMeta, Planner, Store, StoredRelease } from './store/types.js';
 import type { ServerLimits } from './limits.js';
 import { checkEnvName, checkKey, parseValue } from './validate.js';
+import { BulkPool } from './validate-pool.js';
 
 export type ReleaseListener = (release: PublishedRelease, stored: StoredRelease) => void;
 /** Told of every release this server commits, before it is applied here (to tell the other servers at once). */
@@ -47,11 +48,13 @@ export class Hub {
   private poller?: NodeJS.Timeout;
   private closed = false;
   private readonly limits: ServerLimits;
+  private readonly bulk: BulkPool;
 
   constructor(store: Store, state: ServerState, limits: ServerLimits) {
     this.store = store;
     this.state = state;
     this.limits = limits;
+    this.bulk = new BulkPool(limits);
   }
 
   /**
@@ -97,10 +100,16 @@ export class Hub {
     tick();
   }
 
+  /** Applies whose keys and values were checked on the bulk pool's thread. */
+  get appliesCheckedOnThreads(): number {
+    return this.bulk.pooled;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.poller);
     await this.pulling.run(async () => undefined);
+    await this.bulk.close();
     await this.store.close();
   }
 
@@ -318,7 +327,7 @@ export class Hub {
     if (entries.length > this.limits.keysPerRelease) {
       throw new RequestError(WireError.INVALID_VALUE, `at most ${this.limits.keysPerRelease} keys per release`);
     }
-    const planned: Change[] = entries.map(([key, value]) => [checkKey(key, this.limits), parseValue(value, key, this.limits).text]);
+    const planned: Change[] = await this.bulk.plan(entries);
     return this.write(env, meta, async (view) => {
       if (!replace) return planned;
       const wanted = new Set(planned.map(([k]) => k));

@@ -4,7 +4,7 @@ import type { HostStatus } from './host.js';
 import type { ServerLimits } from './limits.js';
 import type { ServerTlsMaterial } from './tls.js';
 import type { Caller } from './access/control.js';
-import type { AuditRecord, Credentials, EnvState, StoredRelease } from './store/types.js';
+import type { AuditRecord, Credentials, EnvState } from './store/types.js';
 
 /**
  * The messages between the cluster primary (store, hub) and its workers
@@ -40,7 +40,8 @@ export type PrimaryNote =
   | { k: 'credentials'; credentials: Credentials }
   /** New certificates (SIGHUP). */
   | { k: 'tls'; material: ServerTlsMaterial }
-  | { k: 'release'; stored: StoredRelease; frame: Buffer }
+  /** A release committed: its frame alone (the worker decodes it; the primary serialises nothing per worker). */
+  | { k: 'release'; frame: Buffer }
   /** Listen, or stop listening (the primary keeps at least one worker listening, so operators always get in). */
   | { k: 'listen'; on: boolean }
   /** The servers of the cluster, for the agents (and the hello of new sessions). */

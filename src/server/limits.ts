@@ -78,6 +78,8 @@ export const LIMIT_DEFAULTS = {
   /** Nesting of a JSON value (arrays and objects). */
   valueDepth: 256,
   keysPerRelease: 1_000_000,
+  /** An apply of at least this many keys has them checked on a thread of its own, off the event loop of every other write. */
+  bulkInPoolFrom: 10_000,
   keysPerEnv: 1_000_000,
   /** Keys and values of one environment, in bytes: its snapshot must fit an agent's frame. */
   envBytes: 128 * 1024 * 1024,

@@ -6,6 +6,18 @@ export function entryBytes(key: string, json: string): number {
   return Buffer.byteLength(key) + Buffer.byteLength(json);
 }
 
+/**
+ * A release as the store keeps it, from the Release message sent for it
+ * (the values before each change are not sent: they are not needed to apply it).
+ */
+export function storedOf(release: Release): StoredRelease {
+  return {
+    env: release.env, rev: release.rev, prev: release.prev, time: release.time, author: release.author, op: release.op,
+    changes: release.changes.map(([key, after]) => [key, null, after]),
+    ...(release.drop === true ? { drop: true } : {}),
+  };
+}
+
 /** A release ready to send: the message and its frame, encoded once for every subscriber. */
 export interface PublishedRelease {
   message: Release;

@@ -76,3 +76,16 @@ export function parseValue(text: string, what: string, limits: DataLimits): { va
   }
   return { value, text: JSON.stringify(value) };
 }
+
+/** Checked entries of an apply, or the one error the first bad one gives (as data: it may cross a thread). */
+export type PlanResult = { planned: [string, string][] } | { status: WireError; message: string };
+
+/** Checks every key and value of an apply; values come back as the canonical JSON text stored. */
+export function planEntries(entries: [string, string][], limits: DataLimits): PlanResult {
+  try {
+    return { planned: entries.map(([key, value]) => [checkKey(key, limits), parseValue(value, key, limits).text]) };
+  } catch (err) {
+    if (err instanceof RequestError) return { status: err.status, message: err.message };
+    throw err;
+  }
+}

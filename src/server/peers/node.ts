@@ -17,6 +17,7 @@ import type { MemberRecord, Store, StoredRelease } from '../store/types.js';
 import { LoopLag } from './lag.js';
 import { PeerLink, PeerListener } from './link.js';
 import { DETECTOR_DEFAULTS, Membership, type DetectorSettings } from './membership.js';
+import { storedOf } from '../state.js';
 import { LAGGING_SHOWN, mergeRevisions } from './status.js';
 
 /** What the peer side needs from the side that holds the agents (this process's host, or the cluster's workers). */
@@ -328,11 +329,7 @@ export class PeerNode {
 
   private onNotice(from: string, release: Release): void {
     if (this.stopped) return;
-    const stored: StoredRelease = {
-      env: release.env, rev: release.rev, prev: release.prev, time: release.time, author: release.author, op: release.op,
-      changes: release.changes.map(([key, after]) => [key, null, after]),
-      ...(release.drop === true ? { drop: true } : {}),
-    };
+    const stored = storedOf(release);
     trace('peers', `notice ${release.env}@${release.rev} from ${from}`);
     this.hub.learned(stored).catch((err: unknown) => this.warn.log(`peers: the release ${release.env}@${release.rev} from ${from} waits for the store: ${(err as Error)?.message ?? String(err)}`));
   }
