@@ -16,6 +16,12 @@ type StatusReply = Extract<SimReply, { k: 'status' }>;
 export class SimFleet {
   private readonly procs: ChildProcess[] = [];
   private readonly counts: number[] = [];
+  /**
+   * The agents that join a large environment have a process of their own:
+   * decoding their snapshots must not delay the arrivals the others stamp
+   * (a real agent has its host to itself).
+   */
+  private readonly joinerProc: ChildProcess;
 
   /** `nodeArgs`: extra options for every load process (a CPU profile). */
   constructor(readonly total: number, nodeArgs: string[] = []) {
@@ -24,10 +30,11 @@ export class SimFleet {
       this.counts.push(Math.floor(total / n) + (i < total % n ? 1 : 0));
       this.procs.push(fork(path.join(here, 'sim-agents.ts'), [], { execArgv: [...tsx, ...nodeArgs], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     }
+    this.joinerProc = fork(path.join(here, 'sim-agents.ts'), [], { execArgv: [...tsx, ...nodeArgs], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   }
 
   get pids(): number[] {
-    return this.procs.map((p) => p.pid!);
+    return [...this.procs, this.joinerProc].map((p) => p.pid!);
   }
 
   get processes(): number {
@@ -44,6 +51,7 @@ export class SimFleet {
       p.send({ k: 'start', mode, targets: rotated, count, env, id, concurrency, initial: Math.round(count * share), ...(token === undefined ? {} : { token }), ...(tlsCa === undefined ? {} : { tlsCa }) } satisfies SimCommand);
       id += this.counts[i]!;
     });
+    this.joinerProc.send({ k: 'start', mode, targets, count: 0, env, id, concurrency, initial: 0, ...(token === undefined ? {} : { token }), ...(tlsCa === undefined ? {} : { tlsCa }) } satisfies SimCommand);
   }
 
   /** The address agent `index` (in the order of `report`'s times) connects to, for the targets given to `start`. */
@@ -67,11 +75,11 @@ export class SimFleet {
   }
 
   join(env: string, count: number): void {
-    this.procs[0]!.send({ k: 'join', env, count } satisfies SimCommand);
+    this.joinerProc.send({ k: 'join', env, count } satisfies SimCommand);
   }
 
   watch(rev: number): void {
-    for (const p of this.procs) p.send({ k: 'watch', rev } satisfies SimCommand);
+    for (const p of [...this.procs, this.joinerProc]) p.send({ k: 'watch', rev } satisfies SimCommand);
   }
 
   /** Arrival times of `rev` at every agent (NaN where it did not arrive), and at the joiners. */
@@ -83,30 +91,32 @@ export class SimFleet {
       times.set(part.times, offset);
       offset += part.times.length;
     }
-    return { times, joinTimes: parts[0]!.joinTimes };
+    const joiners = await this.ask<Extract<SimReply, { k: 'report' }>>(this.joinerProc, { k: 'report', rev }, 'report');
+    return { times, joinTimes: joiners.joinTimes };
   }
 
   async status(): Promise<{ connected: number; gaps: number; snapshots: number; errors: number; resumed: number; heldMin: number; heldMax: number; joiners: number[] }> {
     const parts = await Promise.all(this.procs.map((p) => this.ask<StatusReply>(p, { k: 'status' }, 'status')));
+    const joining = await this.ask<StatusReply>(this.joinerProc, { k: 'status' }, 'status');
     return {
       connected: parts.reduce((n, p) => n + p.connected, 0),
-      gaps: parts.reduce((n, p) => n + p.gaps, 0),
-      snapshots: parts.reduce((n, p) => n + p.snapshots, 0),
-      errors: parts.reduce((n, p) => n + p.errors, 0),
-      resumed: parts.reduce((n, p) => n + p.resumed, 0),
+      gaps: parts.reduce((n, p) => n + p.gaps, joining.gaps),
+      snapshots: parts.reduce((n, p) => n + p.snapshots, joining.snapshots),
+      errors: parts.reduce((n, p) => n + p.errors, joining.errors),
+      resumed: parts.reduce((n, p) => n + p.resumed, joining.resumed),
       heldMin: Math.min(...parts.map((p) => p.heldMin)),
       heldMax: Math.max(...parts.map((p) => p.heldMax)),
-      joiners: parts[0]!.current,
+      joiners: joining.current,
     };
   }
 
   /** Stop reconnecting (the other side is about to close). */
   quiet(): void {
-    for (const p of this.procs) p.send({ k: 'quiet' } satisfies SimCommand);
+    for (const p of [...this.procs, this.joinerProc]) p.send({ k: 'quiet' } satisfies SimCommand);
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.procs.map((p) => new Promise<void>((resolve) => {
+    await Promise.all([...this.procs, this.joinerProc].map((p) => new Promise<void>((resolve) => {
       if (p.exitCode !== null) return resolve();
       p.once('exit', () => resolve());
       p.send({ k: 'close' } satisfies SimCommand);

@@ -80,6 +80,8 @@ let inFlight = 0;
 let concurrency = 1000;
 /** Agents from this index on wait for 'grow'. */
 let heldBack = 0;
+/** Where joiners connect. */
+let firstTarget: { host: string; port: number } | undefined;
 
 /** As the real agent does: acks wait about ackDelayMs (jittered, half to one and a half of it) and carry the newest revision. */
 function acknowledge(agent: SimAgent, socket: net.Socket): void {
@@ -297,6 +299,7 @@ process.on('message', (command: SimCommand) => {
       tlsCa = command.tlsCa;
       concurrency = command.concurrency;
       const targets = command.targets.map(parseTarget);
+      firstTarget = targets[0];
       agents = Array.from({ length: command.count }, (_, i) => new SimAgent(i, targets[i % targets.length]!, command.env, false));
       pendingStarts = agents.slice(0, command.initial);
       heldBack = command.initial;
@@ -309,7 +312,7 @@ process.on('message', (command: SimCommand) => {
       startNext();
       return;
     case 'join': {
-      const target = agents[0]!.target;
+      const target = firstTarget!;
       joiners = Array.from({ length: command.count }, (_, i) => new SimAgent(i, target, command.env, true));
       pendingStarts.push(...joiners);
       startNext();
@@ -337,7 +340,7 @@ process.on('message', (command: SimCommand) => {
         heldMax = Math.max(heldMax, a.held);
       }
       for (const a of joiners) current.push(a.held);
-      send({ k: 'status', connected, current, gaps, snapshots, errors, resumed, heldMin: heldMin === Infinity ? 0 : heldMin, heldMax });
+      send({ k: 'status', connected, current, gaps, snapshots, errors, resumed, heldMin, heldMax });
       return;
     }
     case 'quiet':
