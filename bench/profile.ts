@@ -80,7 +80,9 @@ for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')))
     if (roles === undefined) byPhase.set(name, (roles = new Map()));
     let tally = roles.get(who);
     if (tally === undefined) roles.set(who, (tally = new Map()));
-    const key = label(nodes.get(profile.samples[i]!)!);
+    const node = nodes.get(profile.samples[i]!)!;
+    // A pool thread waiting for work is idle, not busy.
+    const key = node.callFrame.functionName === 'atomicsWaitLoop' ? '(idle)' : label(node);
     tally.set(key, (tally.get(key) ?? 0) + span);
   }
 }
