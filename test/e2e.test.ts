@@ -66,7 +66,7 @@ describe('server + agent + admin, end to end', () => {
     await new Promise((r) => setTimeout(r, 200)); // anything more (a snapshot) would show by now
     const applied = appliedLines();
     assert.equal(applied.length, 3, `expected three releases, got:\n${applied.join('\n')}`);
-    for (const line of applied) assert.match(line, /applied release demo@\d+ \(1 changes\)/);
+    for (const line of applied) assert.match(line, /applied release demo@\d+ after \d+ \(1 changes\)/);
     assert.doesNotMatch(agent.stderr, /snapshot/);
   });
 

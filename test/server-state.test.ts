@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeBody, FrameDecoder, type Message } from '../src/protocol/index.js';
+import { decodeBody, FrameDecoder, MessageType, type Message } from '../src/protocol/index.js';
 import { Fanout, type AgentLink } from '../src/server/fanout.js';
-import { ServerState } from '../src/server/state.js';
+import { ServerState, SNAPSHOT_SLICE } from '../src/server/state.js';
 import type { StoredRelease } from '../src/server/store/types.js';
 
 const release = (env: string, rev: number, prev: number, changes: [string, string | null, string | null][], op = 'set'): StoredRelease => ({
@@ -280,4 +280,50 @@ test('an agent that subscribes during a pass gets its catch-up once, and one gon
   assert.deepEqual(revs(leaving.frames), []);
   assert.deepEqual(revs(late.frames), [5, 6], 'its catch-up (5), then the release published after it subscribed (6)');
   assert.deepEqual(revs(again.frames), [5, 6], 'its catch-up had both: nothing written twice');
+});
+
+/** What an agent would hold after applying `frames` in order (a gap throws). */
+function applied(frames: Buffer[]): { rev: number; keys: number } {
+  let rev = -1;
+  let keys = 0;
+  for (const m of decode(frames)) {
+    if (m.t === MessageType.Snapshot) {
+      rev = m.rev;
+      keys = m.entries.length;
+    } else if (m.t === MessageType.Release) {
+      if (m.rev <= rev) continue;
+      assert.equal(m.prev, rev, `release ${m.rev} follows ${m.prev}, the agent holds ${rev}`);
+      rev = m.rev;
+      keys += m.changes.filter(([, v]) => v !== null).length;
+    }
+  }
+  return { rev, keys };
+}
+
+test('a large snapshot is built a slice at a time; an agent waiting for it gets it, then every release since, with no gap', async () => {
+  // One release kept in memory: an agent at revision 0 needs the snapshot.
+  const state = new ServerState({ recentReleases: 1, recentBytes: 1 << 26 });
+  state.load(0, []);
+  state.apply(release('big', 1, 0, [], 'env.add'));
+  const keys = 3 * SNAPSHOT_SLICE + 5;
+  state.apply(release('big', 2, 1, Array.from({ length: keys }, (_, i) => [`k${i}`, null, String(i)] as [string, null, string])));
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 26, absentEnvsPerAgent: 16 });
+  const first = new Link('first');
+  fanout.subscribe(first, false, [{ env: 'big', rev: 0 }]);
+  assert.equal(first.frames.length, 0, 'not built in the subscribe');
+  fanout.publish(state.apply(release('big', 3, 2, [['new1', null, '1']]))!);
+  await turn();
+  const second = new Link('second');
+  fanout.subscribe(second, false, [{ env: 'big', rev: 0 }]);
+  fanout.publish(state.apply(release('big', 4, 3, [['new2', null, '2']]))!);
+  for (let i = 0; i < 50 && (fanout.busy || first.frames.length === 0 || second.frames.length === 0); i++) await turn();
+  for (let i = 0; i < 10; i++) await turn();
+  assert.deepEqual(applied(first.frames), { rev: 4, keys: keys + 2 });
+  assert.deepEqual(applied(second.frames), { rev: 4, keys: keys + 2 });
+  assert.equal(decode(first.frames)[0]!.t, MessageType.Snapshot, 'the snapshot first');
+  // Built once per revision, then kept: the next one to join at revision 4 gets it at once.
+  const built = state.catchUp('big', 0);
+  assert.equal(built.kind, 'snapshot');
+  const [snapshot] = decode(built.kind === 'snapshot' ? [built.frame] : []);
+  assert.ok(snapshot?.t === MessageType.Snapshot && snapshot.rev === 4 && snapshot.entries.length === keys + 2);
 });

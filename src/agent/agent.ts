@@ -271,7 +271,7 @@ export class Agent {
     this.resyncing.delete(release.env);
     this.acknowledge(release.env, release.rev);
     const kind = release.drop === true ? 'drop' : 'release';
-    trace('agent', `applied ${kind} ${release.env}@${release.rev} (${release.changes.length} changes)`);
+    trace('agent', `applied ${kind} ${release.env}@${release.rev} after ${release.prev} (${release.changes.length} changes)`);
     this.events.applied?.(release.env, release.rev, kind);
   }
 

@@ -42,6 +42,35 @@ export function encodeMessage(message: Message): Buffer {
   return frame(encodeBody(message));
 }
 
+/**
+ * A Snapshot frame built a part at a time, the same bytes encodeMessage
+ * gives: `entries` packed in slices (each on its own, so a caller may yield
+ * between them), then joined behind the message's other fields.
+ */
+export class SnapshotEncoder {
+  private readonly parts: Buffer[] = [];
+  private count = 0;
+  constructor(private readonly env: string, private readonly rev: number) {}
+
+  add(entries: [string, string][]): void {
+    if (entries.length === 0) return;
+    const packed = packr.pack(entries);
+    // Drop the slice's own array header: the whole array gets one at the end.
+    const first = packed[0]!;
+    const header = first >= 0x90 && first <= 0x9f ? 1 : first === 0xdc ? 3 : 5;
+    this.parts.push(packed.subarray(header));
+    this.count += entries.length;
+  }
+
+  frame(): Buffer {
+    // Every field but the entries, which come last and empty (one byte, 0x90), then the real array.
+    const head = packr.pack({ t: MessageType.Snapshot, env: this.env, rev: this.rev, entries: [] });
+    const n = this.count;
+    const arrayHeader = n <= 15 ? Buffer.from([0x90 | n]) : n <= 0xffff ? Buffer.from([0xdc, n >> 8, n & 0xff]) : Buffer.from([0xdd, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+    return frame(Buffer.concat([head.subarray(0, head.length - 1), arrayHeader, ...this.parts]));
+  }
+}
+
 const envRev: Check<EnvRev> = obj({ env: str, rev: uint });
 const entry: Check<Entry> = pair(str, str);
 const change: Check<Change> = pair(str, nullable(str));

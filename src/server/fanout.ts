@@ -1,4 +1,5 @@
 import { MessageType, encodeMessage, ProtocolError, WireError, type AgentInfo, type EnvAgents, type EnvRev } from '../protocol/index.js';
+import { reportFault } from '../log.js';
 import { granted, type Grants } from './access/grants.js';
 import type { PublishedRelease, ServerState } from './state.js';
 
@@ -27,6 +28,11 @@ interface Subscription {
   catchUpEnd: number;
   /** Releases published up to this number were in the state its subscription's catch-up was taken from. */
   caughtUpTo: number;
+  /**
+   * While snapshots it was to get are still being built: the frames meant
+   * for it since (written once they are, after them), and how many it waits for.
+   */
+  hold?: { frames: Buffer[]; bytes: number; waiting: number };
 }
 
 export interface FanoutOptions {
@@ -394,6 +400,19 @@ export class Fanout {
       case 'snapshot':
         link.write(need.frame);
         return;
+      case 'building': {
+        // Written when built; whatever is meant for this agent meanwhile waits behind it.
+        sub.hold ??= { frames: [], bytes: 0, waiting: 0 };
+        sub.hold.waiting++;
+        need.ready.then(
+          (frame) => this.built(sub, env, need.rev, frame),
+          (err: unknown) => {
+            reportFault('building a snapshot', err);
+            if (this.byLink.get(link) === sub) link.fail(WireError.INTERNAL, 'the snapshot could not be built');
+          },
+        );
+        return;
+      }
       case 'gone':
         // The agent holds an environment that no longer exists: tell it to drop it.
         if (rev > 0) link.write(dropFrame(env, rev, this.state.head));
@@ -419,8 +438,28 @@ export class Fanout {
     }
   }
 
+  /** A snapshot `sub` waited for is built: it goes out, then the releases after it, then what was held. */
+  private built(sub: Subscription, env: string, rev: number, frame: Buffer): void {
+    const link = sub.link;
+    const hold = sub.hold;
+    if (this.byLink.get(link) !== sub || hold === undefined) return;
+    link.write(frame);
+    // From the snapshot's revision to now (perhaps another build, if the state moved far meanwhile).
+    this.catchUp(sub, env, rev, true);
+    if (--hold.waiting > 0) return;
+    sub.hold = undefined;
+    for (const held of hold.frames) link.write(held);
+    sub.catchUpEnd = link.bytesWritten;
+  }
+
   private send(sub: Subscription, frame: Buffer): void {
     const link = sub.link;
+    if (sub.hold !== undefined) {
+      sub.hold.frames.push(frame);
+      sub.hold.bytes += frame.length;
+      if (sub.hold.bytes > this.options.agentBufferBytes) this.slow(link);
+      return;
+    }
     // The link sends in order: of what is queued, the catch-up's unsent part comes first.
     const flushed = link.bytesWritten - link.writableLength;
     const catchUpQueued = Math.max(0, sub.catchUpEnd - flushed);
