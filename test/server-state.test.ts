@@ -282,9 +282,9 @@ test('an agent that subscribes during a pass gets its catch-up once, and one gon
   assert.deepEqual(revs(again.frames), [5, 6], 'its catch-up had both: nothing written twice');
 });
 
-/** What an agent would hold after applying `frames` in order (a gap throws). */
-function applied(frames: Buffer[]): { rev: number; keys: number } {
-  let rev = -1;
+/** What an agent holding `from` would hold after applying `frames` in order (a gap throws); keys counts the values set. */
+function applied(frames: Buffer[], from = -1): { rev: number; keys: number } {
+  let rev = from;
   let keys = 0;
   for (const m of decode(frames)) {
     if (m.t === MessageType.Snapshot) {
@@ -326,4 +326,21 @@ test('a large snapshot is built a slice at a time; an agent waiting for it gets 
   assert.equal(built.kind, 'snapshot');
   const [snapshot] = decode(built.kind === 'snapshot' ? [built.frame] : []);
   assert.ok(snapshot?.t === MessageType.Snapshot && snapshot.rev === 4 && snapshot.entries.length === keys + 2);
+});
+
+test('an agent that subscribed between releases later joined gets them one by one: the batch would not follow what it holds', () => {
+  const state = stateWith(10);
+  const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16 });
+  const early = new Link('early');
+  fanout.subscribe(early, false, [{ env: 'prod', rev: 4 }]);
+  fanout.publish(state.apply(release('prod', 5, 4, [['a', '2', '5']]))!);
+  fanout.publish(state.apply(release('other', 6, 3, [['o', null, '1']]))!);
+  // Its catch-up has 5; 7 and 8 are published after it.
+  const middle = new Link('middle');
+  fanout.subscribe(middle, false, [{ env: 'prod', rev: 4 }]);
+  fanout.publish(state.apply(release('prod', 7, 5, [['a', '5', '7']]))!);
+  fanout.publish(state.apply(release('prod', 8, 7, [['a', '7', '8']]))!);
+  fanout.flush();
+  assert.deepEqual(decode(early.frames).map((m) => (m.t === 4 ? [m.prev, m.rev, m.op] : [])), [[4, 8, 'batch']]);
+  assert.deepEqual(applied(middle.frames, 4), { rev: 8, keys: 3 }, 'its catch-up (5), then 7 and 8 as they were: no gap');
 });

@@ -66,6 +66,10 @@ export const FANOUT_SLICE = 256;
 /** One environment's releases of a pass, being written to the agents that followed it when the pass began. */
 interface Batch {
   frame: Buffer;
+  /** The releases one by one, for an agent whose catch-up had the first of them (the batch's prev is not what it holds). */
+  joined: Buffer;
+  /** The number of the batch's first release. */
+  first: number;
   /** The number of the batch's last release: agents that subscribed after it was published are skipped. */
   last: number;
   targets: Subscription[];
@@ -101,7 +105,7 @@ export class Fanout {
   private readonly watchers = new Map<string, Set<AgentLink>>();
   /** Agents disconnected for being slow, for status and the harness. */
   slowDisconnects = 0;
-  private readonly queued = new Map<string, { releases: PublishedRelease[]; last: number }>();
+  private readonly queued = new Map<string, { releases: PublishedRelease[]; first: number; last: number }>();
   /** Releases published so far (each is applied to the state before it is published). */
   private published = 0;
   /** Agents waiting for this server to reach what they hold. */
@@ -198,7 +202,7 @@ export class Fanout {
     const env = release.message.env;
     const n = ++this.published;
     const queued = this.queued.get(env);
-    if (queued === undefined) this.queued.set(env, { releases: [release], last: n });
+    if (queued === undefined) this.queued.set(env, { releases: [release], first: n, last: n });
     else {
       queued.releases.push(release);
       queued.last = n;
@@ -241,7 +245,7 @@ export class Fanout {
           const sub = batch.targets[batch.next++]!;
           // Gone or subscribed again since the pass began, or caught up past it: its catch-up had these releases.
           if (this.byLink.get(sub.link) !== sub || sub.caughtUpTo >= batch.last) continue;
-          this.send(sub, batch.frame);
+          this.send(sub, sub.caughtUpTo >= batch.first ? batch.joined : batch.frame);
         }
         if (batch.next >= batch.targets.length) this.pass.shift();
       }
@@ -255,7 +259,7 @@ export class Fanout {
   private beginPass(): void {
     const queued = [...this.queued];
     this.queued.clear();
-    for (const [env, { releases, last: n }] of queued) {
+    for (const [env, { releases, first, last: n }] of queued) {
       const joined = releases.length === 1 ? releases[0]!.frame : Buffer.concat(releases.map((r) => r.frame));
       const last = releases[releases.length - 1]!.message;
       const frame = releases.length > 1 && releases.every((r) => r.message.drop !== true) ? mergedFrame(releases) : joined;
@@ -270,7 +274,7 @@ export class Fanout {
           if (ok) targets.push(sub);
         }
       }
-      this.pass.push({ frame, last: n, targets, next: 0 });
+      this.pass.push({ frame, joined, first, last: n, targets, next: 0 });
       const watching = this.watchers.get(env);
       // Admins watching get every release as it was committed.
       if (watching !== undefined) for (const link of watching) this.sendToWatcher(link, joined);
