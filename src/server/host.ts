@@ -17,8 +17,6 @@ import type { PublishedRelease, ServerState } from './state.js';
 
 export interface HostOptions {
   serverId: string;
-  /** Processes of this server that hold agents (workers), for the ping interval; 1 by default. */
-  processes?: number;
   listen: Endpoint[];
   /** Checks logins: the credentials in force, the throttle, the audit. */
   login: LoginContext;
@@ -142,7 +140,6 @@ export class ConnectionHost {
         admin: receiveLimits(options.limits, 'admin'),
       },
       admit: (session, role) => this.admit(session, role),
-      agentPingMs: () => this.agentPingMs(),
       refused: (session, status, message) => this.refused(session.addr, status, message),
       onSessionEnd: (session) => this.sessionEnded(session),
     };
@@ -450,18 +447,6 @@ export class ConnectionHost {
     }
   }
 
-  /**
-   * The ping interval agents are told: (agents of the whole server ×
-   * agentPingUsPerAgent), within agentPingMs and agentPingMaxMs. A worker
-   * counts its own agents times the number of processes (the primary keeps
-   * them even).
-   */
-  agentPingMs(): number {
-    const fleet = this.agents * (this.options.processes ?? 1);
-    const wanted = Math.round((fleet * this.limits.agentPingUsPerAgent) / 1000);
-    return Math.min(this.limits.agentPingMaxMs, Math.max(this.limits.agentPingMs, wanted));
-  }
-
   private sweep(): void {
     const now = Date.now();
     try {
@@ -484,8 +469,8 @@ export class ConnectionHost {
       try {
         if (session.inHandshake && now - session.since > this.limits.helloTimeoutMs) {
           session.fail(WireError.TIMEOUT, 'no hello received in time');
-        } else if (now - session.lastSeen > Math.max(this.limits.idleTimeoutMs, 3 * session.pingMs)) {
-          session.fail(WireError.TIMEOUT, `nothing received for ${Math.max(this.limits.idleTimeoutMs, 3 * session.pingMs)} ms`);
+        } else if (now - session.lastSeen > this.limits.idleTimeoutMs) {
+          session.fail(WireError.TIMEOUT, `nothing received for ${this.limits.idleTimeoutMs} ms`);
         } else if (session.writableLength > 0) {
           this.checkStall(session, now);
         } else {
