@@ -333,10 +333,15 @@ async function releaseRound(client: AdminClient, f: SimFleet, rev: number, round
   const result = await committing;
   const committedAt = now();
   if (result.rev !== rev) throw new Error(`expected revision ${rev}, got ${result.rev}`);
+  let got = 0;
   const arrivals = await until(`round ${round}`, async () => {
     const { times } = await f.report(rev);
-    return countReceived(times) >= AGENTS ? times : false;
-  }, 60_000);
+    got = countReceived(times);
+    return got >= AGENTS ? times : false;
+  }, 60_000).catch(async (err: Error) => {
+    const st = await f.status();
+    throw new Error(`${err.message}: ${got} of ${AGENTS} agents have revision ${rev}; ${st.connected} connected, holding ${st.heldMin} to ${st.heldMax}; ${st.gaps} gaps, ${st.errors} errors`);
+  });
   arrived = true;
   await probing;
   return { rev, head, sent, times: { committedAt, arrivals } };
