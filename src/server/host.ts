@@ -459,17 +459,20 @@ export class ConnectionHost {
       this.options.onAgents(this.agents);
     }
     for (const session of this.greeting) {
-      if (!session.inHandshake) this.greeting.delete(session);
-      else if (now - session.since > this.limits.helloTimeoutMs) session.fail(WireError.TIMEOUT, 'no hello received in time');
+      try {
+        if (!session.inHandshake) this.greeting.delete(session);
+        else if (now - session.since > this.limits.helloTimeoutMs) session.fail(WireError.TIMEOUT, 'no hello received in time');
+      } catch (err) {
+        reportFault('the session sweep', err);
+      }
     }
     // Idle and stalled sessions are looked for every few seconds: with 100,000 sessions a look at each costs milliseconds.
     const every = Math.max(1, Math.min(SWEEP_EVERY, Math.floor(Math.min(this.limits.stallTimeoutMs, this.limits.idleTimeoutMs) / 3000)));
     if (this.sweeps++ % every !== 0) return;
     for (const session of this.sessions) {
       try {
-        if (session.inHandshake && now - session.since > this.limits.helloTimeoutMs) {
-          session.fail(WireError.TIMEOUT, 'no hello received in time');
-        } else if (now - session.lastSeen > this.limits.idleTimeoutMs) {
+        // Those awaiting their hello were looked at above.
+        if (now - session.lastSeen > this.limits.idleTimeoutMs) {
           session.fail(WireError.TIMEOUT, `nothing received for ${this.limits.idleTimeoutMs} ms`);
         } else if (session.writableLength > 0) {
           this.checkStall(session, now);
