@@ -353,6 +353,16 @@ function countReceived(times: Float64Array): number {
   return n;
 }
 
+/** Small writes timed one after the other while one large request runs. */
+interface WritesDuring {
+  /** How long the large request took. */
+  ms: number;
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
 interface BulkPhase {
   keys: number;
   applyMs: number;
@@ -362,6 +372,9 @@ interface BulkPhase {
   duringP50Ms: number;
   duringP99Ms: number;
   duringMaxMs: number;
+  /** The same during a diff across the apply and during a rollback undoing it. */
+  diff: WritesDuring;
+  rollback: WritesDuring;
 }
 
 interface ServerPhase {
@@ -536,21 +549,29 @@ async function serverPhase(tlsFiles: TlsFiles | undefined, extras: boolean): Pro
       await client.request({ op: 'set', env: PROBE_ENV, key: 'quiet', value: String(i) });
       quiet.push(now() - p0);
     }
-    const during: number[] = [];
-    let done = false;
-    const a0 = now();
-    const applying = client.request({ op: 'apply', env: 'bulk', entries, replace: false }).finally(() => (done = true));
-    for (let i = 0; !done; i++) {
-      const p0 = now();
-      await client.request({ op: 'set', env: PROBE_ENV, key: 'bulk', value: String(i) });
-      if (!done) during.push(now() - p0);
-    }
-    await applying;
-    const applyMs = now() - a0;
+    const whileRunning = async (large: () => Promise<unknown>, key: string): Promise<WritesDuring> => {
+      const during: number[] = [];
+      let done = false;
+      const a0 = now();
+      const running = large().finally(() => (done = true));
+      for (let i = 0; !done; i++) {
+        const p0 = now();
+        await client.request({ op: 'set', env: PROBE_ENV, key, value: String(i) });
+        if (!done) during.push(now() - p0);
+      }
+      await running;
+      const d = summarize(during);
+      return { ms: now() - a0, count: d.count, p50Ms: d.p50, p99Ms: d.p99, maxMs: d.max };
+    };
+    const before = (await client.request({ op: 'env.list' })).envs.find((e) => e.env === 'bulk')!.rev;
+    const a = await whileRunning(() => client.request({ op: 'apply', env: 'bulk', entries, replace: false }), 'bulk');
     const q = summarize(quiet);
-    const d = summarize(during);
-    bulk = { keys: bulkKeys, applyMs, quietP50Ms: q.p50, quietP99Ms: q.p99, duringCount: d.count, duringP50Ms: d.p50, duringP99Ms: d.p99, duringMaxMs: d.max };
-    say(`  apply of ${bulkKeys} keys: ${fmtMs(applyMs)} ms; ${d.count} small writes meanwhile committed at p50 ${fmtMs(d.p50)} / p99 ${fmtMs(d.p99)} / max ${fmtMs(d.max)} ms (without it: p50 ${fmtMs(q.p50)} / p99 ${fmtMs(q.p99)} ms)`);
+    say(`  apply of ${bulkKeys} keys: ${fmtMs(a.ms)} ms; ${a.count} small writes meanwhile committed at p50 ${fmtMs(a.p50Ms)} / p99 ${fmtMs(a.p99Ms)} / max ${fmtMs(a.maxMs)} ms (without it: p50 ${fmtMs(q.p50)} / p99 ${fmtMs(q.p99)} ms)`);
+    const diff = await whileRunning(() => client.request({ op: 'diff', env: 'bulk', from: before }), 'diff');
+    say(`  diff across it: ${fmtMs(diff.ms)} ms; ${diff.count} small writes meanwhile at p50 ${fmtMs(diff.p50Ms)} / p99 ${fmtMs(diff.p99Ms)} / max ${fmtMs(diff.maxMs)} ms`);
+    const rollback = await whileRunning(() => client.request({ op: 'rollback', env: 'bulk', rev: before }), 'rollback');
+    say(`  rollback undoing it: ${fmtMs(rollback.ms)} ms; ${rollback.count} small writes meanwhile at p50 ${fmtMs(rollback.p50Ms)} / p99 ${fmtMs(rollback.p99Ms)} / max ${fmtMs(rollback.maxMs)} ms`);
+    bulk = { keys: bulkKeys, applyMs: a.ms, quietP50Ms: q.p50, quietP99Ms: q.p99, duringCount: a.count, duringP50Ms: a.p50Ms, duringP99Ms: a.p99Ms, duringMaxMs: a.maxMs, diff, rollback };
   }
   client.close();
 
@@ -798,6 +819,8 @@ async function main(): Promise<void> {
     ...(plain.bulk === undefined ? [] : [
       [`small writes during an apply of ${plain.bulk.keys} keys: p50 / p99 (ms)`, `${fmtMs(plain.bulk.duringP50Ms)} / ${fmtMs(plain.bulk.duringP99Ms)} (${plain.bulk.duringCount})`, '', ''],
       ['  the same writes alone: p50 / p99 (ms); the apply (ms)', `${fmtMs(plain.bulk.quietP50Ms)} / ${fmtMs(plain.bulk.quietP99Ms)}; ${fmtMs(plain.bulk.applyMs)}`, '', ''],
+      ['  during a diff across it: p50 / p99 (ms); the diff (ms)', `${fmtMs(plain.bulk.diff.p50Ms)} / ${fmtMs(plain.bulk.diff.p99Ms)} (${plain.bulk.diff.count}); ${fmtMs(plain.bulk.diff.ms)}`, '', ''],
+      ['  during a rollback undoing it: p50 / p99 (ms); the rollback (ms)', `${fmtMs(plain.bulk.rollback.p50Ms)} / ${fmtMs(plain.bulk.rollback.p99Ms)} (${plain.bulk.rollback.count}); ${fmtMs(plain.bulk.rollback.ms)}`, '', ''],
     ]),
   ];
   process.stdout.write(`\n${table(rows)}\n`);

@@ -48,3 +48,33 @@ test('small writes commit while a large apply is checked on the pool', async () 
   await hub.execute({ op: 'apply', env: 'bulk', entries: entries.slice(0, 999), replace: false }, 'test');
   assert.equal(hub.appliesCheckedOnThreads, 1, 'an apply under bulkInPoolFrom is checked at once');
 });
+
+test('a diff and a rollback across a large release let small writes commit meanwhile, and give what the history says', async () => {
+  const mem = await memoryServer();
+  servers.push(mem);
+  const { hub } = mem.server;
+  await hub.execute({ op: 'env.add', env: 'bulk' }, 'test');
+  await hub.execute({ op: 'env.add', env: 'small' }, 'test');
+  const start = (await hub.execute({ op: 'set', env: 'bulk', key: 'k/0', value: '"first"' }, 'test')).rev;
+  const entries: [string, string][] = Array.from({ length: 100_000 }, (_, i) => [`k/${i}`, JSON.stringify({ i })]);
+  await hub.execute({ op: 'apply', env: 'bulk', entries, replace: false }, 'test');
+
+  const order: string[] = [];
+  const diff = hub.execute({ op: 'diff', env: 'bulk', from: start }, 'test').then((r) => (order.push('diff'), r));
+  const set = hub.execute({ op: 'set', env: 'small', key: 'k', value: '1' }, 'test').then(() => order.push('set'));
+  const [changes] = await Promise.all([diff, set]);
+  assert.deepEqual(order, ['set', 'diff'], 'the set sent after the diff was answered first');
+  assert.equal(changes.changes.length, 100_000);
+  assert.deepEqual(changes.changes[0], ['k/0', '"first"', '{"i":0}']);
+  assert.deepEqual(changes.changes[1], ['k/1', null, '{"i":1}']);
+
+  order.length = 0;
+  const rollback = hub.execute({ op: 'rollback', env: 'bulk', rev: start }, 'test').then((r) => (order.push('rollback'), r));
+  const other = hub.execute({ op: 'set', env: 'small', key: 'k', value: '2' }, 'test').then(() => order.push('set'));
+  // A release of the same environment arriving while the rollback is worked out is undone too.
+  const between = hub.execute({ op: 'set', env: 'bulk', key: 'late', value: '3' }, 'test');
+  await Promise.all([rollback, other, between]);
+  assert.deepEqual(order, ['set', 'rollback'], 'the set sent after the rollback committed first');
+  const list = await hub.execute({ op: 'list', env: 'bulk' }, 'test');
+  assert.deepEqual(list.entries, [['k/0', '"first"']], 'the environment is as it was at the revision rolled back to');
+});

@@ -286,16 +286,22 @@ export class Hub {
         if (current === undefined) throw envNotFound(req.env);
         const to = req.to ?? current;
         const [low, high] = req.from <= to ? [req.from, to] : [to, req.from];
-        const changes = netChanges(await this.store.releasesBetween(req.env, low, high));
+        const changes = await netChanges(await this.store.releasesBetween(req.env, low, high));
         return { env: req.env, from: req.from, to, changes: req.from <= to ? changes : invert(changes) };
       }
-      case 'rollback':
+      case 'rollback': {
+        const after = (rev: number) => new RequestError(WireError.REVISION_NOT_FOUND, `revision ${req.rev} is after ${req.env}'s current revision ${rev}`);
+        const current = this.state.rev(req.env);
+        if (current === undefined) throw envNotFound(req.env);
+        if (req.rev > current) throw after(current);
+        // Worked out before the commit takes its lock, so other writes go on
+        // meanwhile; done again under the lock only if a release came between.
+        const early = await rollbackChanges(await this.store.releasesBetween(req.env, req.rev, current));
         return this.write(req.env, meta(req.op), async (view) => {
-          if (req.rev > view.rev) {
-            throw new RequestError(WireError.REVISION_NOT_FOUND, `revision ${req.rev} is after ${req.env}'s current revision ${view.rev}`);
-          }
-          return rollbackChanges(await view.releasesAfter(req.rev));
+          if (req.rev > view.rev) throw after(view.rev);
+          return view.rev === current ? early : rollbackChanges(await view.releasesAfter(req.rev));
         });
+      }
       case 'status.local':
         if (req.env !== undefined && !this.state.has(req.env)) throw envNotFound(req.env);
         if (this.statusSource === undefined) throw new RequestError(WireError.INTERNAL, 'status is not available');
