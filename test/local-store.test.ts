@@ -2,7 +2,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import { LocalStore } from '../src/agent/local-store.js';
+import { LocalStore, READER_CHECK_MS } from '../src/agent/local-store.js';
 import { MessageType } from '../src/protocol/index.js';
 import { ConfigReader } from '../src/reader/index.js';
 import { tempDir } from './support/procs.js';
@@ -123,4 +123,39 @@ test('list keeps a key named __proto__ (and constructor) as a plain key', async 
   assert.deepEqual(reader.get('prod', '__proto__'), { polluted: true });
   await reader.close();
   await store.close();
+});
+
+test('a reader killed while reading does not pin old pages for good: the next write clears its slot and the file stays small', async () => {
+  const dir = tempDir('vitefa-local-');
+  dirs.push(dir);
+  const cleared: number[] = [];
+  const store = LocalStore.open(dir, { mapSize: 256 * 1024 * 1024, staleReaders: (n) => cleared.push(n) });
+  const big = JSON.stringify('x'.repeat(1024 * 1024));
+  store.applyRelease(release('prod', 1, 0, [['big', big]]));
+  // A reader process that reads, then hangs inside its read transaction until it is killed.
+  const script = `
+    import { ConfigReader } from ${JSON.stringify(new URL('../src/reader/index.ts', import.meta.url).href)};
+    const reader = ConfigReader.open(${JSON.stringify(dir)});
+    reader.get('prod', 'big');
+    process.stdout.write('reading\\n', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0));
+  `;
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => d.toString().includes('reading') && resolve());
+    child.once('exit', (code) => reject(new Error(`reader exited with ${code}`)));
+  });
+  child.kill('SIGKILL');
+  await new Promise((resolve) => child.once('exit', resolve));
+  // The writes look at the reader table at most once per READER_CHECK_MS.
+  await new Promise((resolve) => setTimeout(resolve, READER_CHECK_MS));
+  // Forty releases of a 1 MiB value: with the dead reader's slot kept, each would take new pages.
+  for (let rev = 2; rev <= 41; rev++) {
+    store.applyRelease(release('prod', rev, rev - 1, [['big', JSON.stringify(String(rev).repeat(1024 * 1024 / 2))]]));
+  }
+  const pages = (store as unknown as { root: { getStats(): { lastPageNumber: number; pageSize: number } } }).root.getStats();
+  await store.close();
+  assert.deepEqual(cleared, [1], 'the dead reader\'s slot was cleared once');
+  const used = pages.lastPageNumber * pages.pageSize;
+  assert.ok(used < 12 * 1024 * 1024, `the store uses ${(used / 1048576).toFixed(1)} MiB after 40 releases of 1 MiB`);
 });

@@ -10,7 +10,18 @@ import {
 export interface LocalStoreOptions {
   /** Initial LMDB map size in bytes; the store grows it when full. */
   mapSize: number;
+  /** Told how many reader slots of dead processes a write cleared. */
+  staleReaders?: (cleared: number) => void;
 }
+
+/**
+ * How often, at most, a write first clears the reader slots of processes that
+ * died while reading (SIGKILL, a crash). Each such slot pins the release its
+ * reader was reading: LMDB cannot reuse a page freed after it, so every later
+ * write would grow the file. LMDB clears them only when an environment is
+ * opened; a long-running agent does it itself.
+ */
+export const READER_CHECK_MS = 1000;
 
 type Bin = Database<Buffer, string>;
 
@@ -27,10 +38,13 @@ export class LocalStore {
   private readonly revisions: Bin;
   /** The commit hint file, kept open: rewriting it in place is a few µs (reopening it costs a flush). */
   private readonly notifyFd: number;
+  private readonly staleReaders: ((cleared: number) => void) | undefined;
+  private lastReaderCheck = 0;
 
-  private constructor(dir: string, root: RootDatabase) {
+  private constructor(dir: string, root: RootDatabase, staleReaders: ((cleared: number) => void) | undefined) {
     this.dir = dir;
     this.root = root;
+    this.staleReaders = staleReaders;
     this.values = root.openDB({ name: DB_VALUES, ...DB_OPTIONS }) as unknown as Bin;
     this.revisions = root.openDB({ name: DB_REVISIONS, ...DB_OPTIONS }) as unknown as Bin;
     this.notifyFd = fs.openSync(path.join(dir, NOTIFY_FILE), 'w');
@@ -46,7 +60,7 @@ export class LocalStore {
     } catch (cause) {
       throw new VitefaError(LocalErrorCode.STORE_OPEN, `cannot open agent store ${resolved}: ${(cause as Error).message}`, { cause });
     }
-    const store = new LocalStore(resolved, root);
+    const store = new LocalStore(resolved, root, options.staleReaders);
     const meta = root.openDB({ name: DB_META, ...DB_OPTIONS }) as unknown as Bin;
     const format = meta.get('format');
     if (format === undefined) {
@@ -105,6 +119,12 @@ export class LocalStore {
   }
 
   private write(body: () => void): void {
+    const now = Date.now();
+    if (now - this.lastReaderCheck >= READER_CHECK_MS) {
+      this.lastReaderCheck = now;
+      const cleared = this.root.readerCheck();
+      if (cleared > 0) this.staleReaders?.(cleared);
+    }
     try {
       this.root.transactionSync(body);
     } catch (cause) {

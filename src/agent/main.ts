@@ -53,7 +53,10 @@ export async function runAgent(flags: AgentFlags, env: NodeJS.ProcessEnv = proce
   const token = readToken(flags, env);
   const tls = clientTls({ ca: flags.tlsCa ?? env.VITEFA_TLS_CA, cert: flags.tlsCert ?? env.VITEFA_TLS_CLIENT_CERT, key: flags.tlsKey ?? env.VITEFA_TLS_CLIENT_KEY });
   const dir = flags.store ?? env.VITEFA_AGENT_STORE ?? DEFAULT_AGENT_STORE;
-  const store = LocalStore.open(dir, { mapSize });
+  const store = LocalStore.open(dir, {
+    mapSize,
+    staleReaders: (n) => process.stdout.write(`agent cleared ${n} reader slot${n === 1 ? '' : 's'} left by processes that died while reading ${dir}\n`),
+  });
   const agent = new Agent({ ...AGENT_DEFAULTS, servers, envs, token, ...(tls === undefined ? {} : { tls }) }, store, {
     connected: (server) => process.stdout.write(`agent connected to ${server}\n`),
     disconnected: (reason) => process.stdout.write(`agent disconnected: ${reason}; serving reads from ${store.dir}\n`),
