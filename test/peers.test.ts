@@ -12,102 +12,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { ConfigReader } from '../src/reader/index.js';
-import { AdminClient } from '../src/admin/client.js';
-import { parseEndpoint } from '../src/transport/client.js';
-import type { StatusResult } from '../src/protocol/index.js';
+import { Cluster, readAgent, type Server } from './support/cluster.js';
 import { Fleet } from './support/fleet.js';
-import { CuttableProxy, databaseName, dropDatabase, MYSQL_BASE, query } from './support/mysql.js';
-import { ADMIN_PASSWORD, agentToken, freePort, Proc, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
-
-interface Server {
-  proc: Proc;
-  address: string;
-  peer: string;
-  id: string;
-  args: string[];
-}
-
-/** Servers of one fresh database; each with its peer port given, so a restart takes the same one. */
-class Cluster {
-  readonly procs = new Procs();
-  readonly dir = tempDir('vitefa-peers-');
-  readonly db = databaseName();
-  readonly url = `${MYSQL_BASE}/${this.db}`;
-  readonly servers: Server[] = [];
-  private readonly admins: AdminClient[] = [];
-  private readonly proxies: CuttableProxy[] = [];
-
-  async start(count: number, extra: (i: number) => string[] = () => [], config?: object): Promise<void> {
-    for (let i = 0; i < count; i++) await this.add(extra(i), config);
-  }
-
-  async add(extra: string[] = [], config?: object, url = this.url): Promise<Server> {
-    const peer = `127.0.0.1:${await freePort()}`;
-    const args = ['--peer-listen', peer, '--poll-ms', '60000', ...extra];
-    if (config !== undefined) {
-      const file = path.join(this.dir, `server-${this.servers.length}.json`);
-      fs.writeFileSync(file, JSON.stringify(config));
-      args.push('--config', file);
-    }
-    const { proc, address } = await startServer(url, args);
-    this.procs.track(proc);
-    const server: Server = { proc, address, peer, id: `${os.hostname()}/${address}`, args };
-    this.servers.push(server);
-    return server;
-  }
-
-  /** Starts a stopped server again with the same arguments (its id, ports and generation line). */
-  async restart(server: Server, url = this.url): Promise<void> {
-    const proc = this.procs.track(new Proc(['server', '--listen', server.address, '--store', url, ...server.args]));
-    await proc.waitForOutput(/listening on/, 20_000);
-    server.proc = proc;
-  }
-
-  /** A TCP proxy in front of `target` that a test can cut and restore. */
-  async proxy(target: string): Promise<CuttableProxy> {
-    const proxy = new CuttableProxy(parseEndpoint(target));
-    await proxy.start(await freePort());
-    this.proxies.push(proxy);
-    return proxy;
-  }
-
-  async admin(server: Server): Promise<AdminClient> {
-    const client = await AdminClient.connect({ ...parseEndpoint(server.address), login: { user: 'admin', secret: ADMIN_PASSWORD }, connectTimeoutMs: 10_000, requestTimeoutMs: 30_000 });
-    this.admins.push(client);
-    return client;
-  }
-
-  async status(server: Server, env?: string): Promise<StatusResult> {
-    const admin = await this.admin(server);
-    try {
-      return await admin.request({ op: 'status', ...(env === undefined ? {} : { env }) });
-    } finally {
-      admin.close();
-    }
-  }
-
-  async close(): Promise<void> {
-    for (const a of this.admins) a.close();
-    for (const p of this.proxies) await p.cut().catch(() => undefined);
-    await this.procs.killAll();
-    await dropDatabase(this.db);
-    fs.rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-function readAgent(store: string, env: string, key: string): unknown {
-  if (!fs.existsSync(path.join(store, 'data.mdb'))) return undefined;
-  const reader = ConfigReader.open(store);
-  try {
-    return reader.get(env, key);
-  } finally {
-    void reader.close();
-  }
-}
+import { CuttableProxy, query } from './support/mysql.js';
+import { agentToken, freePort, Proc, run, waitFor } from './support/procs.js';
 
 /** Lines a server logged about another being suspect or dead. */
 const verdicts = (proc: Proc): string[] => proc.output.split('\n').filter((l) => /is (suspect|declared dead)/.test(l));

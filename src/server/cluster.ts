@@ -6,7 +6,7 @@ import { VERSION } from '../version.js';
 import { Channel, type ChannelPort } from './channel.js';
 import { reportMemoryOnSignal } from './diagnostics.js';
 import { RequestError } from './errors.js';
-import { ConnectionHost, type HostStatus } from './host.js';
+import { ConnectionHost, WRITES_GRACE_MS, type HostStatus } from './host.js';
 import { AccessControl } from './access/control.js';
 import { CredentialBook } from './access/book.js';
 import type { LoginContext } from './access/login.js';
@@ -396,7 +396,8 @@ export class ClusterPrimary {
       if (link.worker.isDead()) return resolve();
       link.worker.once('exit', () => resolve());
       if (link.worker.isConnected()) link.channel.notify({ k: 'stop', mode });
-      setTimeout(() => link.worker.kill('SIGKILL'), mode === 'graceful' ? 5000 : 500).unref();
+      // A backstop: a worker ends by itself once its sessions are gone (WRITES_GRACE_MS at most).
+      setTimeout(() => link.worker.kill('SIGKILL'), mode === 'graceful' ? WRITES_GRACE_MS + 5000 : 500).unref();
     }));
     await Promise.all(exits);
     await this.peers?.stop().catch(() => undefined);

@@ -514,16 +514,24 @@ export class ConnectionHost {
     const closed = Promise.all(this.listeners.splice(0).map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     for (const session of this.sessions) {
       if (mode === 'forced') session.destroy('server stopped');
-      else session.fail(WireError.SHUTTING_DOWN, 'server is shutting down');
+      else session.shutDown();
     }
     if (mode === 'graceful') {
-      const deadline = Date.now() + graceMs;
-      while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      // Sessions get graceMs to go; those waiting for the answer to a request, up to WRITES_GRACE_MS.
+      const started = Date.now();
+      const waiting = () => [...this.sessions].some((s) => s.requestsInFlight > 0);
+      while (this.sessions.size > 0 && Date.now() - started < (waiting() ? WRITES_GRACE_MS : graceMs)) await new Promise((r) => setTimeout(r, 20));
       for (const session of this.sessions) session.destroy('grace period over');
     }
     await closed;
   }
 }
+
+/**
+ * How long a graceful stop waits for the answers to admin requests under way
+ * (a write waiting on its database); a second signal stops at once.
+ */
+export const WRITES_GRACE_MS = 30_000;
 
 /**
  * Every session is looked at (idle, stalled) once in this many one-second

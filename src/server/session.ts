@@ -65,6 +65,8 @@ export class ServerSession extends FramedConnection implements AgentLink {
   private login: LoginExchange | undefined;
   private readonly ctx: SessionContext;
   private inFlight = 0;
+  /** Set by a graceful stop: the requests in flight are answered, new ones refused, then the session ends. */
+  private closing = false;
   /** Subscribes counted against this session's allowance (a small integer: no per-session allocation). */
   private subscribesUsed = 0;
 
@@ -82,6 +84,22 @@ export class ServerSession extends FramedConnection implements AgentLink {
 
   get role(): Phase {
     return this.phase;
+  }
+
+  /** Requests of this session not answered yet. */
+  get requestsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /**
+   * Ends the session for a graceful stop. An admin waiting for answers gets
+   * them first (a write under way is finished and its answer sent, never cut
+   * off between the commit and the answer), and SHUTTING_DOWN for any request
+   * sent meanwhile; the session ends once nothing is in flight.
+   */
+  shutDown(): void {
+    if (this.inFlight === 0) this.fail(WireError.SHUTTING_DOWN, 'server is shutting down');
+    else this.closing = true;
   }
 
   override fail(status: WireError, message: string): void {
@@ -220,6 +238,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
   }
 
   private onRequest(id: number, req: AdminRequest): void | Promise<void> {
+    if (this.closing) return this.answerError(id, req.op, new RequestError(WireError.SHUTTING_DOWN, 'server is shutting down; send it to another server'));
     const caller: Caller = { account: this.principal!.name, addr: this.addr };
     const run = this.ctx.admin.execute(req, caller).then(
       (res) => {
@@ -233,7 +252,10 @@ export class ServerSession extends FramedConnection implements AgentLink {
     // Requests run concurrently; reading pauses only when too many are in flight.
     this.inFlight++;
     const done = run.then(
-      () => void this.inFlight--,
+      () => {
+        this.inFlight--;
+        if (this.closing && this.inFlight === 0) this.fail(WireError.SHUTTING_DOWN, 'server is shutting down');
+      },
       (err: unknown) => {
         this.inFlight--;
         this.failWith(err);

@@ -65,33 +65,44 @@ export interface FleetAgent {
 
 export class Fleet {
   readonly agents: FleetAgent[] = [];
+  private readonly make: (entry: FleetAgent) => Agent;
 
   constructor(count: number, servers: string[], token: string, envs: string[] = [], prefix = 'fleet') {
     const parts = parseToken(token);
     if (parts === undefined) throw new Error(`not a token: ${token}`);
+    this.make = (entry) => new Agent({
+      ...AGENT_DEFAULTS,
+      servers: servers.map(parseEndpoint),
+      token: parts,
+      envs,
+      id: entry.name,
+      // Acks soon, so status shows what the agents hold.
+      ackDelayMs: 200,
+    }, entry.store, {
+      connected: (server) => {
+        entry.server = server;
+        entry.connects.push(server);
+      },
+      disconnected: (reason) => {
+        entry.server = undefined;
+        entry.disconnects.push(reason);
+      },
+    });
     for (let i = 0; i < count; i++) {
-      const store = new MemoryAgentStore();
-      const entry: FleetAgent = { name: `${prefix}-${i}`, agent: undefined as unknown as Agent, store, server: undefined, connects: [], disconnects: [] };
-      entry.agent = new Agent({
-        ...AGENT_DEFAULTS,
-        servers: servers.map(parseEndpoint),
-        token: parts,
-        envs,
-        id: entry.name,
-        // Acks soon, so status shows what the agents hold.
-        ackDelayMs: 200,
-      }, store, {
-        connected: (server) => {
-          entry.server = server;
-          entry.connects.push(server);
-        },
-        disconnected: (reason) => {
-          entry.server = undefined;
-          entry.disconnects.push(reason);
-        },
-      });
+      const entry: FleetAgent = { name: `${prefix}-${i}`, agent: undefined as unknown as Agent, store: new MemoryAgentStore(), server: undefined, connects: [], disconnects: [] };
+      entry.agent = this.make(entry);
       this.agents.push(entry);
     }
+  }
+
+  /** Stops agent `i` and starts a new one on the same store, as a restarted agent process would be. */
+  async restart(i: number, downMs = 0): Promise<void> {
+    const entry = this.agents[i]!;
+    await entry.agent.stop();
+    entry.server = undefined;
+    await new Promise((resolve) => setTimeout(resolve, downMs));
+    entry.agent = this.make(entry);
+    entry.agent.start();
   }
 
   start(): void {
@@ -116,6 +127,23 @@ export class Fleet {
 
   get connected(): number {
     return this.agents.filter((a) => a.server !== undefined).length;
+  }
+
+  /**
+   * Every agent applied, from its first write of `env` on, exactly the
+   * releases `all` lists (the revisions of `env` in the database, ascending):
+   * none skipped, none twice. A batch counts for the releases it joins (from
+   * its prev to its rev). Returns the first agent that did not, or undefined.
+   */
+  missed(env: string, all: number[]): string | undefined {
+    for (const a of this.agents) {
+      const log = a.store.log.filter((w) => w.env === env);
+      if (log.length === 0) return `${a.name} applied nothing of ${env}`;
+      const revs = log.flatMap((w, i) => (i === 0 || w.kind !== 'release' ? [w.rev] : all.filter((r) => r > w.prev! && r <= w.rev)));
+      const expected = all.filter((r) => r >= revs[0]!);
+      if (JSON.stringify(revs) !== JSON.stringify(expected)) return `${a.name} applied ${revs.join(',')} where the database has ${expected.join(',')}`;
+    }
+    return undefined;
   }
 
   /**
