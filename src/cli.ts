@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { LocalErrorCode, RemoteError, VitefaError } from './protocol/index.js';
+import { LocalErrorCode, RemoteError, VitefaError, WireError } from './protocol/index.js';
 import { helpText } from './admin/commands.js';
 import { VERSION } from './version.js';
 
@@ -94,6 +94,8 @@ function exitFor(err: unknown): number {
   }
   process.stderr.write(`vitefa: ${e.message ?? String(err)}\n`);
   if (err instanceof VitefaError && err.code === LocalErrorCode.USAGE) return 2;
+  // A write that may or may not have been applied: distinct from a failure, which guarantees it was not.
+  if ((err instanceof RemoteError && err.status === WireError.OUTCOME_UNKNOWN) || (err instanceof VitefaError && err.code === LocalErrorCode.OUTCOME_UNKNOWN)) return 3;
   if (!(err instanceof VitefaError || err instanceof RemoteError) && process.env.VITEFA_TRACE) {
     process.stderr.write(`${(err as Error).stack}\n`);
   }

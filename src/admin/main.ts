@@ -1,4 +1,4 @@
-import { LocalErrorCode, VitefaError } from '../protocol/index.js';
+import { LocalErrorCode, VitefaError, type AdminRequest } from '../protocol/index.js';
 import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { clientTls } from '../security/tls.js';
 import { parseEndpoint } from '../transport/client.js';
@@ -43,13 +43,34 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
       await watch(client, prepared);
       return;
     }
-    const result = await client.request(prepared.request);
+    const result = await client.request(prepared.request).catch((err: unknown) => {
+      throw unanswered(prepared.request, err) ?? err;
+    });
     const style = styleFor(process.stdout, env);
     process.stdout.write(`${formatResult(prepared.request, result, prepared.json, style)}\n`);
     if (prepared.note !== undefined) process.stdout.write(`${noteFor(prepared)}\n`);
   } finally {
     client.close();
   }
+}
+
+/** The admin operations that change something: their outcome matters when no answer comes. */
+const WRITE_OPS: ReadonlySet<string> = new Set([
+  'env.add', 'env.del', 'set', 'del', 'merge', 'clear', 'apply', 'rollback',
+  'user.add', 'user.del', 'user.passwd', 'token.add', 'token.del',
+]);
+
+/**
+ * A write whose answer never came — none in time, or the connection lost
+ * after it was sent — may or may not have been applied: say so, and how to
+ * find out, instead of reporting a failure.
+ */
+function unanswered(req: AdminRequest, err: unknown): VitefaError | undefined {
+  if (!WRITE_OPS.has(req.op) || !(err instanceof VitefaError)) return undefined;
+  const lost = err.code === LocalErrorCode.REQUEST_TIMEOUT || (err.code === LocalErrorCode.CONNECTION_CLOSED && /before .* was answered/.test(err.message));
+  if (!lost) return undefined;
+  const where = 'env' in req ? `; \`history ${req.env}\` shows it if it was` : '';
+  return new VitefaError(LocalErrorCode.OUTCOME_UNKNOWN, `${err.message}: the ${req.op} may or may not have been applied${where}`, { cause: err });
 }
 
 /** What the commands may ask of this process: new passwords (env or terminal), the iterations the server wants. */

@@ -97,6 +97,8 @@ export const WireError = {
   STORE_UNAVAILABLE: 300,
   /** 301: an unexpected failure inside the server. */
   INTERNAL: 301,
+  /** 302: the commit of a write was sent to the store of record and its answer never came: it may or may not have been applied. */
+  OUTCOME_UNKNOWN: 302,
 } as const;
 export type WireError = (typeof WireError)[keyof typeof WireError];
 

@@ -217,7 +217,8 @@ export class Hub {
   }
 
   private async dispatch(req: AdminRequest, author: string): Promise<AdminResult> {
-    const meta = (op: string): CommitMeta => ({ author, op, time: Date.now() });
+    const arrived = Date.now();
+    const meta = (op: string): CommitMeta => ({ author, op, time: Date.now(), deadline: arrived + this.limits.writeTimeoutMs });
     switch (req.op) {
       case 'env.add': {
         const release = await this.store.createEnv(checkEnvName(req.env, this.limits), meta(req.op));

@@ -80,6 +80,15 @@ export const LIMIT_DEFAULTS = {
   /** Bytes of those releases' frames per environment. */
   recentBytes: 16 * 1024 * 1024,
 
+  // The store of record.
+  /**
+   * How long a write may take, from its arrival to its answer, waiting on the
+   * database included; then it is answered as not applied (the transaction is
+   * abandoned before its COMMIT) or, if the COMMIT itself went unanswered, as
+   * OUTCOME_UNKNOWN. Well under the admin's 30 s, so the server's answer comes first.
+   */
+  writeTimeoutMs: 20_000,
+
   // The cluster's internal channel.
   /** Bytes sent to one worker and not yet taken by it; past this the worker is restarted. */
   workerQueueBytes: 512 * 1024 * 1024,

@@ -33,9 +33,14 @@ export async function query<T>(database: string, sql: string, params: unknown[] 
  * A TCP proxy in front of MySQL that a test can cut and restore, to take the
  * database away from a server without touching the real one.
  */
+const COMMIT_PACKET = Buffer.concat([Buffer.from([7, 0, 0, 0, 3]), Buffer.from('COMMIT')]);
+
 export class CuttableProxy {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private frozen = false;
+  private freezeOnCommit = false;
+  private readonly held: (() => void)[] = [];
   port = 0;
   private readonly target: { host: string; port: number };
 
@@ -61,7 +66,24 @@ export class CuttableProxy {
         s.on('close', () => this.sockets.delete(s));
         s.on('error', () => undefined);
       }
-      client.pipe(upstream).pipe(client);
+      // Forwarded by hand, so that the proxy can freeze (hold every byte, as a SIGSTOPped database does).
+      let wroteChanges = false;
+      const forward = (from: net.Socket, to: net.Socket, toDatabase: boolean) => from.on('data', (chunk: Buffer) => {
+        if (this.frozen) {
+          this.held.push(() => to.write(chunk));
+          return;
+        }
+        to.write(chunk);
+        if (!toDatabase || !this.freezeOnCommit) return;
+        // The COMMIT (a COM_QUERY packet: 3-byte length, sequence 0, command 3) of a release, on the connection that wrote its changes.
+        if (chunk.includes('vitefa_changes')) wroteChanges = true;
+        if (wroteChanges && chunk.includes(COMMIT_PACKET)) {
+          this.freezeOnCommit = false;
+          this.frozen = true;
+        }
+      });
+      forward(client, upstream, true);
+      forward(upstream, client, false);
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
@@ -78,6 +100,22 @@ export class CuttableProxy {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server = undefined;
+  }
+
+  /** Holds every byte in both directions, connections kept open: the database hangs (a SIGSTOP, a stalled disk). */
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  /** Freezes right after the COMMIT of a release has gone through to the database: it commits, its answer is held. */
+  freezeAfterCommit(): void {
+    this.freezeOnCommit = true;
+  }
+
+  /** Delivers what was held, in order, and forwards again: the database resumes. */
+  thaw(): void {
+    this.frozen = false;
+    for (const send of this.held.splice(0)) send();
   }
 
   /** Accepts again on the same port: the database is "back". */

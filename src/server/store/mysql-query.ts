@@ -13,6 +13,22 @@ export interface MysqlRunner {
 /** A query that gets no answer in this time is abandoned (a host gone silent, not a refused connection). */
 export const QUERY_TIMEOUT_MS = 60_000;
 
+/** Connections running a write that must be answered by a deadline (ms since the epoch). */
+const deadlines = new WeakMap<object, number>();
+
+/** Bounds every statement run on `conn` by `deadline` (undefined: by QUERY_TIMEOUT_MS alone again). */
+export function bindDeadline(conn: Connection, deadline: number | undefined): void {
+  if (deadline === undefined) deadlines.delete(conn);
+  else deadlines.set(conn, deadline);
+}
+
+/** A statement not sent because its write's deadline had passed. */
+export class DeadlinePassed extends Error {
+  constructor() {
+    super('the time for this write ran out');
+  }
+}
+
 /**
  * One statement, bounded in time: a database host that goes silent must not
  * hang a commit. On expiry the connection's socket is destroyed, which fails
@@ -35,11 +51,14 @@ export async function query<T extends RowDataPacket[] | ResultSetHeader = Result
       else conn.release();
     }
   }
+  const deadline = deadlines.get(db);
+  const ms = deadline === undefined ? QUERY_TIMEOUT_MS : Math.min(QUERY_TIMEOUT_MS, deadline - Date.now());
+  if (ms <= 0) throw new DeadlinePassed();
   const timer = setTimeout(() => {
     (db as unknown as { connection: { stream: { destroy(err: Error): void } } }).connection.stream.destroy(
-      new Error(`no answer within ${QUERY_TIMEOUT_MS} ms`),
+      new Error(`no answer within ${ms} ms`),
     );
-  }, QUERY_TIMEOUT_MS);
+  }, ms);
   timer.unref();
   try {
     const [result] = await db.query<T>({ sql, values: params });

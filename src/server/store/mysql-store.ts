@@ -8,7 +8,7 @@ import { envNotFound, RequestError } from '../errors.js';
 import { keyChangesFrom } from './changes.js';
 import { MysqlAccess } from './mysql-access.js';
 import { MysqlMembers } from './mysql-members.js';
-import { codeOf, query, text, type MysqlRunner } from './mysql-query.js';
+import { bindDeadline, codeOf, DeadlinePassed, query, text, type MysqlRunner } from './mysql-query.js';
 import { migrate } from './mysql-migrations.js';
 import type {
   CommitMeta, EnvState, EnvView, HistoryQuery, Planner, Store, StoredRelease,
@@ -206,7 +206,7 @@ export class MysqlStore implements Store, MysqlRunner {
       await insertRelease(tx, release);
       await query(tx, 'UPDATE vitefa_envs SET rev = ?, created = ? WHERE name = ?', [rev, rev, env]);
       return { commit: true, value: release };
-    }));
+    }, meta.deadline));
   }
 
   dropEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
@@ -222,7 +222,7 @@ export class MysqlStore implements Store, MysqlRunner {
       await query(tx, 'DELETE FROM vitefa_values WHERE env = ?', [env]);
       await query(tx, 'DELETE FROM vitefa_envs WHERE name = ?', [env]);
       return { commit: true, value: release };
-    }));
+    }, meta.deadline));
   }
 
   commit(env: string, meta: CommitMeta, plan: Planner): Promise<StoredRelease | null> {
@@ -247,7 +247,7 @@ export class MysqlStore implements Store, MysqlRunner {
       const next = await this.prune(tx, env, { ...current, rev, kept: current.kept + 1 });
       await query(tx, 'UPDATE vitefa_envs SET rev = ?, floor = ?, kept = ? WHERE name = ?', [next.rev, next.floor, next.kept, env]);
       return { commit: true, value: release };
-    }));
+    }, meta.deadline));
   }
 
   history(env: string, q: HistoryQuery): Promise<StoredRelease[]> {
@@ -285,21 +285,50 @@ export class MysqlStore implements Store, MysqlRunner {
    * the whole of it (planner included) on deadlock or lock wait timeout.
    */
   /** @internal (also for MysqlAccess) */
-  async transaction<T>(work: (tx: PoolConnection) => Promise<{ commit: boolean; value: T }>): Promise<T> {
+  async transaction<T>(work: (tx: PoolConnection) => Promise<{ commit: boolean; value: T }>, deadline?: number): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.bracketed('START TRANSACTION', async (conn) => {
           const { commit, value } = await work(conn);
-          // A COMMIT that fails on a lost connection may still have committed: the release then
-          // reaches every server through releasesSince, and the caller gets STORE_UNAVAILABLE.
           return { value, end: commit ? 'COMMIT' : 'ROLLBACK' };
-        });
+        }, true, deadline);
       } catch (err) {
         if (attempt < MAX_ATTEMPTS && RETRYABLE.has(codeOf(err) ?? '')) continue;
-        throw err;
+        throw this.definite(err);
       }
     }
   }
+
+  /**
+   * What a failed write tells its caller. Anything but a COMMIT gone
+   * unanswered means the transaction was never committed: the database
+   * rolls it back (at the latest when it sees its connection closed), so
+   * "not applied" is a promise. A COMMIT sent without an answer is
+   * OUTCOME_UNKNOWN, naming the revision to look for; if it did commit, the
+   * release reaches every server through releasesSince like any other.
+   */
+  private definite(err: unknown): unknown {
+    if (err instanceof CommitUnanswered) {
+      const release = err.value as Partial<StoredRelease> | null;
+      const known = release !== null && typeof release === 'object' && typeof release.rev === 'number';
+      return new RequestError(
+        WireError.OUTCOME_UNKNOWN,
+        known
+          ? `database ${this.description} did not answer the commit of ${release.env}@${release.rev}: it may or may not have been applied; once the database answers, \`history ${release.env}\` shows revision ${release.rev} if it was`
+          : `database ${this.description} did not answer a commit: the change may or may not have been applied`,
+        { cause: err.cause },
+      );
+    }
+    if (err instanceof DeadlinePassed) {
+      return new RequestError(WireError.STORE_UNAVAILABLE, `database ${this.description} did not answer in time; the write was not applied`, { cause: err });
+    }
+    const translated = this.translate(err);
+    if (translated instanceof RequestError && translated.status === WireError.STORE_UNAVAILABLE) {
+      return new RequestError(WireError.STORE_UNAVAILABLE, `${translated.message}; the write was not applied`, { cause: err });
+    }
+    return translated;
+  }
+
 
   /** Several reads that must agree with each other: one consistent snapshot. */
   private snapshot<T>(work: (conn: PoolConnection) => Promise<T>): Promise<T> {
@@ -312,21 +341,32 @@ export class MysqlStore implements Store, MysqlRunner {
    * Runs `work` on one pooled connection between `begin` and the statement
    * it ends with (ROLLBACK when it throws). The connection goes back to the
    * pool only when it is known to be healthy; otherwise it is destroyed, so
-   * the pool opens a fresh one once the database is back.
+   * the pool opens a fresh one once the database is back (and the database
+   * rolls back whatever it had not been told to commit). With a deadline,
+   * waiting for a connection and every statement are bounded by it. A write's
+   * COMMIT lost on the way (the connection died or went silent after it was
+   * sent) is CommitUnanswered: it may have committed.
    */
   private async bracketed<T>(
-    begin: string, work: (conn: PoolConnection) => Promise<{ value: T; end: 'COMMIT' | 'ROLLBACK' }>,
+    begin: string, work: (conn: PoolConnection) => Promise<{ value: T; end: 'COMMIT' | 'ROLLBACK' }>, write = false, deadline?: number,
   ): Promise<T> {
-    const conn = await this.begin(begin);
+    const conn = await this.begin(begin, deadline);
     let healthy = true;
     try {
       const { value, end } = await work(conn);
-      await query(conn, end);
+      try {
+        await query(conn, end);
+      } catch (err) {
+        if (write && end === 'COMMIT' && isLost(err)) throw new CommitUnanswered(value, err);
+        throw err;
+      }
       return value;
     } catch (err) {
-      healthy = (err as { fatal?: unknown }).fatal !== true && (await query(conn, 'ROLLBACK').then(() => true, () => false));
+      healthy = !(err instanceof CommitUnanswered) && !(err instanceof DeadlinePassed) && (err as { fatal?: unknown }).fatal !== true
+        && (await query(conn, 'ROLLBACK').then(() => true, () => false));
       throw err;
     } finally {
+      bindDeadline(conn, undefined);
       if (healthy) conn.release();
       else conn.destroy();
     }
@@ -338,17 +378,37 @@ export class MysqlStore implements Store, MysqlRunner {
    * statement, before anything was done: it is dropped and a fresh one
    * tried, once.
    */
-  private async begin(sql: string): Promise<PoolConnection> {
+  private async begin(sql: string, deadline?: number): Promise<PoolConnection> {
     for (let attempt = 1; ; attempt++) {
-      const conn = await this.db().getConnection();
+      const conn = await this.connection(deadline);
+      bindDeadline(conn, deadline);
       try {
         await query(conn, sql);
         return conn;
       } catch (err) {
-        if (isLost(err)) conn.destroy();
+        bindDeadline(conn, undefined);
+        if (isLost(err) || err instanceof DeadlinePassed) conn.destroy();
         else conn.release();
         if (attempt >= 2 || !isLost(err)) throw err;
       }
+    }
+  }
+
+  /** A connection from the pool, waited for until `deadline` at most (one that comes later goes back at once). */
+  private async connection(deadline?: number): Promise<PoolConnection> {
+    const getting = this.db().getConnection();
+    if (deadline === undefined) return getting;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DeadlinePassed()), Math.max(0, deadline - Date.now()));
+    });
+    try {
+      return await Promise.race([getting, late]);
+    } catch (err) {
+      if (err instanceof DeadlinePassed) getting.then((conn) => conn.release(), () => undefined);
+      throw err;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -552,6 +612,13 @@ function* batches(rows: unknown[][]): Generator<unknown[][]> {
 }
 
 /** The connection died under the statement (as opposed to the statement failing). */
+/** A write whose COMMIT was sent and never answered: it may have committed. */
+class CommitUnanswered extends Error {
+  constructor(readonly value: unknown, cause: unknown) {
+    super('the commit was not answered', { cause });
+  }
+}
+
 function isLost(err: unknown): boolean {
   return (err as { fatal?: unknown } | null)?.fatal === true;
 }

@@ -40,6 +40,12 @@ export interface CommitMeta {
   op: string;
   /** Milliseconds since the epoch; the store stamps the release with it. */
   time: number;
+  /**
+   * When the write must be answered by (ms since the epoch): a store that can
+   * hang (a database) abandons it before then — before its COMMIT if it can,
+   * so that the failure is definite. Not stored.
+   */
+  deadline?: number;
 }
 
 /**
