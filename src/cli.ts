@@ -59,6 +59,7 @@ program
   .option('--tls-ca <file>', 'verify the server with this certificate authority (TLS)')
   .option('--tls-cert <file>', 'client certificate, for servers that require one')
   .option('--tls-key <file>', 'key of the client certificate')
+  .option('--request-id <id>', 'request id of a write (default: a new one): the same id given to two runs applies the write once')
   .argument('[command...]', 'e.g. set ENV KEY VALUE; help lists them all')
   .allowUnknownOption()
   .helpOption('-h, --help')

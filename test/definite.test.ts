@@ -5,6 +5,9 @@
  * and stays unapplied after the database resumes; a write whose COMMIT was
  * on its way is answered "outcome unknown" with the revision to look for,
  * exit status 3, and that revision is there once the database answers.
+ * Retries apply once: the same request id from two runs makes one release,
+ * and an admin whose server died between commit and answer retries on a
+ * peer with the same id and gets the original revision.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AdminClient } from '../src/admin/client.js';
 import { parseEndpoint } from '../src/transport/client.js';
+import { Cluster, type Server } from './support/cluster.js';
 import { CuttableProxy, databaseName, dropDatabase } from './support/mysql.js';
 import { ADMIN_PASSWORD, freePort, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
 
@@ -87,5 +91,64 @@ describe('a write while the database hangs', () => {
     } finally {
       client.close();
     }
+  });
+});
+
+describe('retries that apply once', () => {
+  const c = new Cluster();
+  const proxy = new CuttableProxy();
+  let a: Server;
+  let b: Server;
+  const admin = (server: Server, ...args: string[]) => run(['admin', '--server', server.address, ...args]);
+
+  before(async () => {
+    await proxy.start(await freePort());
+    // A reaches the database through the proxy, B directly: freezing the proxy hangs A's database alone.
+    b = await c.add(['--workers', '0']);
+    a = await c.add(['--workers', '0'], undefined, proxy.url(c.db));
+    await waitFor('A names B to its admins', async () => {
+      const client = await c.admin(a);
+      try {
+        return client.peers.includes(b.address);
+      } finally {
+        client.close();
+      }
+    }, 20_000, 200);
+    assert.equal((await admin(b, 'env', 'add', 'o')).code, 0);
+  });
+  after(async () => {
+    proxy.thaw();
+    await proxy.cut();
+    await c.close();
+  });
+
+  test('the same --request-id from two runs makes one release; the second run prints the first one\'s revision', async () => {
+    const first = await admin(b, 'set', 'o', 'twice', '"1"', '--request-id', 'deploy-42');
+    const second = await admin(a, 'set', 'o', 'twice', '"1"', '--request-id', 'deploy-42');
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.stdout, first.stdout, 'the same answer, through either server');
+    const rev = Number(first.stdout.match(/revision (\d+)/)?.[1]);
+    const history = await admin(b, 'history', 'o', 'twice', '--json');
+    assert.equal(JSON.parse(history.stdout).releases.length, 1, history.stdout);
+    assert.equal(JSON.parse(history.stdout).releases[0].rev, rev);
+    const bad = await admin(b, 'set', 'o', 'x', '1', '--request-id', 'not valid!');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^vitefa: --request-id must be 1 to 128 of/);
+  });
+
+  test('a server SIGKILLed after the commit, before its answer: the admin retries on a peer with the same id and gets the original revision', async () => {
+    proxy.freezeAfterCommit();
+    const running = admin(a, 'set', 'o', 'k', '"once"');
+    await waitFor('the COMMIT reached the database', () => proxy.isFrozen, 20_000, 5);
+    a.proc.child.kill('SIGKILL');
+    const result = await running;
+    assert.equal(result.code, 0, result.stderr);
+    const rev = Number(result.stdout.match(/^o: revision (\d+) \(1 key changed\)\n$/)?.[1]);
+    assert.ok(rev > 0, result.stdout);
+    const history = await admin(b, 'history', 'o', 'k', '--json');
+    const releases = JSON.parse(history.stdout).releases as { rev: number }[];
+    assert.deepEqual(releases.map((r) => r.rev), [rev], 'one release, the one committed through A');
+    assert.equal((await admin(b, 'get', 'o', 'k')).stdout, 'once\n');
   });
 });

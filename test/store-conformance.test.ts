@@ -1,4 +1,5 @@
 import { after, before, describe, test } from 'node:test';
+import { RequestReplay } from '../src/server/store/requests.js';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -371,6 +372,29 @@ function conformance(backend: Backend): void {
         return after.reverse().flatMap((r) => r.changes.map(([k, before]): [string, string | null] => [k, before]));
       });
       assert.deepEqual(undo?.changes, [['a', '2', '1'], ['b', '2', null]]);
+    });
+
+    it('a write with a request id committed before is not made again: the first one\'s result comes back, also for a no-op and across operations', async (ctx) => {
+      const store = await ctx.open();
+      const env = ctx.env('e');
+      const prefix = ctx.env('rid');
+      const id = (name: string) => `${prefix}-${name}`;
+      const withId = (name: string, op = 'set') => ({ ...meta(op), requestId: id(name) });
+      const created = await store.createEnv(env, withId('create', 'env.add'));
+      await assert.rejects(store.createEnv(env, withId('create', 'env.add')), (err: unknown) => err instanceof RequestReplay && err.record.rev === created.rev && err.record.env === env);
+      const first = (await store.commit(env, withId('one'), sets(['a', '1'])))!;
+      let planned = 0;
+      const again = store.commit(env, withId('one'), async () => (planned++, [['a', '2']]));
+      await assert.rejects(again, (err: unknown) => err instanceof RequestReplay && err.record.rev === first.rev && err.record.changed === 1);
+      assert.equal(planned, 0, 'the retry was not planned');
+      // A write that changed nothing keeps its id: its retry changes nothing, even after the value moved.
+      assert.equal(await store.commit(env, withId('noop'), sets(['a', '1'])), null);
+      const moved = (await store.commit(env, meta(), sets(['a', '3'])))!;
+      await assert.rejects(store.commit(env, withId('noop'), sets(['a', '1'])), (err: unknown) => err instanceof RequestReplay && err.record.rev === first.rev && err.record.changed === 0);
+      const history = await store.history(env, { limit: 10 });
+      assert.deepEqual(history.map((r) => r.rev), [moved.rev, first.rev, created.rev], 'one release per request');
+      const dropped = await store.dropEnv(env, withId('drop', 'env.del'));
+      await assert.rejects(store.dropEnv(env, withId('drop', 'env.del')), (err: unknown) => err instanceof RequestReplay && err.record.rev === dropped.rev);
     });
 
     it('retention prunes the oldest releases of an environment and moves its floor', async (ctx) => {

@@ -61,6 +61,11 @@ export class AdminClient {
     return this.conn.serverHello?.id ?? '';
   }
 
+  /** The other servers of the cluster, as this one's hello named them (HOST:PORT). */
+  get peers(): string[] {
+    return this.conn.serverHello?.peers ?? [];
+  }
+
   /** Who this session acts as (from the server's Welcome). */
   get account(): Welcome {
     return this.conn.welcome!;
@@ -86,11 +91,12 @@ export class AdminClient {
     return client;
   }
 
-  request<R extends AdminRequest>(req: R): Promise<ResultOf[R['op']]> {
+  /** Sends one request; `rid`, for a configuration write, makes a retry of it apply once (see Request.rid). */
+  request<R extends AdminRequest>(req: R, rid?: string): Promise<ResultOf[R['op']]> {
     if (this.closedReason !== undefined || this.conn.isClosed) {
       return Promise.reject(new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection closed: ${this.closedReason ?? 'closed'}`));
     }
-    return this.calls.start(req.op, this.requestTimeoutMs, (id) => this.conn.send({ t: MessageType.Request, id, req }));
+    return this.calls.start(req.op, this.requestTimeoutMs, (id) => this.conn.send({ t: MessageType.Request, id, req, ...(rid === undefined ? {} : { rid }) }));
   }
 
   close(): void {

@@ -1,7 +1,9 @@
-import { LocalErrorCode, VitefaError, type AdminRequest } from '../protocol/index.js';
+import { randomUUID } from 'node:crypto';
+import { LocalErrorCode, RemoteError, VitefaError, WireError, type AdminRequest, type AdminResult } from '../protocol/index.js';
 import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { clientTls } from '../security/tls.js';
-import { parseEndpoint } from '../transport/client.js';
+import { parseEndpoint, type Endpoint } from '../transport/client.js';
+import { REQUEST_ID } from '../protocol/request-id.js';
 import { AdminClient } from './client.js';
 import { helpText, prepareCommand, type CommandIO, type Prepared } from './commands.js';
 import { formatRelease, formatResult, noteFor, styleFor } from './format.js';
@@ -16,6 +18,8 @@ export interface AdminFlags {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+  /** The request id of a configuration write (else a new one per run): the same id from two runs applies once. */
+  requestId?: string;
 }
 
 /** `vitefa admin [COMMAND…]`: log in, then one command and exit, or the REPL. */
@@ -26,12 +30,16 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
   }
   // Parse before connecting: a usage error needs no server (nothing is asked, no real verifier is made).
   if (words.length > 0) await prepareCommand(words, { account: '', passwordIterations: 1, newPassword: async () => 'unused-placeholder' });
+  if (flags.requestId !== undefined && !REQUEST_ID.test(flags.requestId)) {
+    throw new VitefaError(LocalErrorCode.USAGE, `--request-id must be 1 to 128 of A-Z a-z 0-9 . _ : -, got ${JSON.stringify(flags.requestId)}`);
+  }
   const endpoint = parseEndpoint(flags.server ?? env.VITEFA_SERVER ?? '127.0.0.1:7400');
   const requestTimeoutMs = requestTimeout(env.VITEFA_REQUEST_TIMEOUT_MS);
   const tls = clientTls({ ca: flags.tlsCa ?? env.VITEFA_TLS_CA, cert: flags.tlsCert ?? env.VITEFA_TLS_CLIENT_CERT, key: flags.tlsKey ?? env.VITEFA_TLS_CLIENT_KEY });
   const login = await resolveLogin(flags, env);
   const connectTimeoutMs = env.VITEFA_CONNECT_TIMEOUT_MS === undefined ? 10_000 : requestTimeout(env.VITEFA_CONNECT_TIMEOUT_MS, 'VITEFA_CONNECT_TIMEOUT_MS');
-  const client = await AdminClient.connect({ ...endpoint, login, ...(tls === undefined ? {} : { tls }), connectTimeoutMs, requestTimeoutMs });
+  const connectTo = (at: Endpoint) => AdminClient.connect({ ...at, login, ...(tls === undefined ? {} : { tls }), connectTimeoutMs, requestTimeoutMs });
+  let client = await connectTo(endpoint);
   const io = commandIO(client, env);
   try {
     if (words.length === 0) {
@@ -43,15 +51,54 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
       await watch(client, prepared);
       return;
     }
-    const result = await client.request(prepared.request).catch((err: unknown) => {
-      throw unanswered(prepared.request, err) ?? err;
-    });
+    const rid = CONFIG_WRITES.has(prepared.request.op) ? (flags.requestId ?? randomUUID()) : undefined;
+    const servers = [endpoint, ...client.peers.map(parseEndpoint)];
+    let result: AdminResult;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        result = await client.request(prepared.request, rid);
+        break;
+      } catch (err) {
+        // The answer to a write with an id was lost with its connection: send it again, same id, to this server or another.
+        if (rid === undefined || !lostWithConnection(err) || attempt > RETRIES) throw unanswered(prepared.request, err, rid) ?? err;
+        client.close();
+        client = await reconnect(servers, attempt, connectTo).catch(() => {
+          throw unanswered(prepared.request, err, rid) ?? err;
+        });
+      }
+    }
     const style = styleFor(process.stdout, env);
     process.stdout.write(`${formatResult(prepared.request, result, prepared.json, style)}\n`);
     if (prepared.note !== undefined) process.stdout.write(`${noteFor(prepared)}\n`);
   } finally {
     client.close();
   }
+}
+
+/** The operations that make releases: they carry a request id, and are retried with it when the answer is lost. */
+const CONFIG_WRITES: ReadonlySet<string> = new Set(['env.add', 'env.del', 'set', 'del', 'merge', 'clear', 'apply', 'rollback']);
+
+/** Retries of a configuration write whose connection was lost, after 250 ms, 500 ms, 1 s, 2 s. */
+const RETRIES = 4;
+
+/** The request was cut off with its connection (or refused by a server shutting down): the same id may be sent again. */
+function lostWithConnection(err: unknown): boolean {
+  if (err instanceof RemoteError) return err.status === WireError.SHUTTING_DOWN;
+  return err instanceof VitefaError && err.code === LocalErrorCode.CONNECTION_CLOSED;
+}
+
+/** A new session for retry `attempt`: after a pause, to each server in turn starting with the next one. */
+async function reconnect(servers: Endpoint[], attempt: number, connectTo: (at: Endpoint) => Promise<AdminClient>): Promise<AdminClient> {
+  await new Promise((resolve) => setTimeout(resolve, 125 * 2 ** attempt));
+  let last: unknown;
+  for (let i = 0; i < servers.length; i++) {
+    try {
+      return await connectTo(servers[(attempt + i) % servers.length]!);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
 }
 
 /** The admin operations that change something: their outcome matters when no answer comes. */
@@ -65,12 +112,16 @@ const WRITE_OPS: ReadonlySet<string> = new Set([
  * after it was sent — may or may not have been applied: say so, and how to
  * find out, instead of reporting a failure.
  */
-function unanswered(req: AdminRequest, err: unknown): VitefaError | undefined {
+function unanswered(req: AdminRequest, err: unknown, rid?: string): VitefaError | undefined {
   if (!WRITE_OPS.has(req.op) || !(err instanceof VitefaError)) return undefined;
+  const again = rid === undefined ? '' : `; running it again with --request-id ${rid} applies it once`;
+  if (err instanceof RemoteError) {
+    return err.status === WireError.OUTCOME_UNKNOWN ? new RemoteError(err.status, `${err.message}${again}`) : undefined;
+  }
   const lost = err.code === LocalErrorCode.REQUEST_TIMEOUT || (err.code === LocalErrorCode.CONNECTION_CLOSED && /before .* was answered/.test(err.message));
   if (!lost) return undefined;
   const where = 'env' in req ? `; \`history ${req.env}\` shows it if it was` : '';
-  return new VitefaError(LocalErrorCode.OUTCOME_UNKNOWN, `${err.message}: the ${req.op} may or may not have been applied${where}`, { cause: err });
+  return new VitefaError(LocalErrorCode.OUTCOME_UNKNOWN, `${err.message}: the ${req.op} may or may not have been applied${where}${again}`, { cause: err });
 }
 
 /** What the commands may ask of this process: new passwords (env or terminal), the iterations the server wants. */

@@ -155,7 +155,7 @@ const checkers = {
   [MessageType.Error]: obj({ t: literal(MessageType.Error), code: uint, msg: str, id: opt(uint) }),
   [MessageType.Ping]: obj({ t: literal(MessageType.Ping), n: uint }),
   [MessageType.Pong]: obj({ t: literal(MessageType.Pong), n: uint }),
-  [MessageType.Request]: obj({ t: literal(MessageType.Request), id: uint, req: adminRequest }),
+  [MessageType.Request]: obj({ t: literal(MessageType.Request), id: uint, req: adminRequest, rid: opt(str) }),
   [MessageType.Response]: (v: unknown, p: string) => {
     const head = obj({ t: literal(MessageType.Response), id: uint })(v, p);
     return { ...head, res: (v as { res?: unknown }).res };

@@ -222,6 +222,13 @@ export interface Request {
   t: typeof MessageType.Request;
   id: number;
   req: AdminRequest;
+  /**
+   * The request id of a configuration write (1–128 of A–Z a–z 0–9 . _ : -):
+   * the same write sent again with the same id (a retry after a lost answer,
+   * to any server of the store) gets the first one's result instead of a
+   * second release. Kept a day. Other requests ignore it.
+   */
+  rid?: string;
 }
 
 /** The result of a write: the new release, or the current revision and changed 0 when nothing changed. */

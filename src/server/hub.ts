@@ -5,6 +5,7 @@ import {
 } from '../protocol/index.js';
 import { envNotFound, RequestError } from './errors.js';
 import { invert, netChanges, rollbackChanges } from './history.js';
+import { RequestReplay } from './store/requests.js';
 import { Mutex } from './mutex.js';
 import { clearValue, jsonEqual, mergeValue, type Json } from './merge.js';
 import { entryBytes, type PublishedRelease, type ServerState } from './state.js';
@@ -212,13 +213,29 @@ export class Hub {
     for (const listener of this.listeners) listener(published, stored);
   }
 
-  async execute<R extends AdminRequest>(req: R, author: string): Promise<ResultOf[R['op']]> {
-    return (await this.dispatch(req, author)) as ResultOf[R['op']];
+  /**
+   * Runs one admin request. A configuration write with a request id
+   * (`requestId`) that was committed before — through this server or any
+   * other of the store — is answered with the first one's result and writes
+   * nothing; this server catches up to that revision first, so a read that
+   * follows sees it.
+   */
+  async execute<R extends AdminRequest>(req: R, author: string, requestId?: string): Promise<ResultOf[R['op']]> {
+    try {
+      return (await this.dispatch(req, author, requestId)) as ResultOf[R['op']];
+    } catch (err) {
+      if (!(err instanceof RequestReplay)) throw err;
+      const { env, rev, changed } = err.record;
+      if (rev > this.cursor) await this.pull();
+      return { env, rev, changed } as ResultOf[R['op']];
+    }
   }
 
-  private async dispatch(req: AdminRequest, author: string): Promise<AdminResult> {
+  private async dispatch(req: AdminRequest, author: string, requestId: string | undefined): Promise<AdminResult> {
     const arrived = Date.now();
-    const meta = (op: string): CommitMeta => ({ author, op, time: Date.now(), deadline: arrived + this.limits.writeTimeoutMs });
+    const meta = (op: string): CommitMeta => ({
+      author, op, time: Date.now(), deadline: arrived + this.limits.writeTimeoutMs, ...(requestId === undefined ? {} : { requestId }),
+    });
     switch (req.op) {
       case 'env.add': {
         const release = await this.store.createEnv(checkEnvName(req.env, this.limits), meta(req.op));

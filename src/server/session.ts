@@ -11,6 +11,7 @@ import { LoginExchange, type LoginContext, type Principal } from './access/login
 import { FramedConnection, type ReceiveLimits } from '../transport/connection.js';
 import { trace } from '../trace.js';
 import { RequestError } from './errors.js';
+import { REQUEST_ID } from '../protocol/request-id.js';
 import type { AgentLink, Fanout } from './fanout.js';
 import type { ServerLimits } from './limits.js';
 import { checkEnvName, quoted } from './validate.js';
@@ -129,7 +130,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
         return;
       case MessageType.Request:
         this.expect('admin', message.t);
-        return this.onRequest(message.id, message.req);
+        return this.onRequest(message.id, message.req, message.rid);
       case MessageType.Ping:
         this.expectSession(message.t);
         this.send({ t: MessageType.Pong, n: message.n });
@@ -237,9 +238,12 @@ export class ServerSession extends FramedConnection implements AgentLink {
     this.subscribesUsed++;
   }
 
-  private onRequest(id: number, req: AdminRequest): void | Promise<void> {
+  private onRequest(id: number, req: AdminRequest, rid: string | undefined): void | Promise<void> {
     if (this.closing) return this.answerError(id, req.op, new RequestError(WireError.SHUTTING_DOWN, 'server is shutting down; send it to another server'));
-    const caller: Caller = { account: this.principal!.name, addr: this.addr };
+    if (rid !== undefined && !REQUEST_ID.test(rid)) {
+      return this.answerError(id, req.op, new RequestError(WireError.BAD_REQUEST, 'a request id is 1 to 128 of A-Z a-z 0-9 . _ : -'));
+    }
+    const caller: Caller = { account: this.principal!.name, addr: this.addr, ...(rid === undefined ? {} : { requestId: rid }) };
     const run = this.ctx.admin.execute(req, caller).then(
       (res) => {
         // The primary allowed it; the releases themselves flow from this process's fan-out.

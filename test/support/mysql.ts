@@ -112,6 +112,11 @@ export class CuttableProxy {
     this.freezeOnCommit = true;
   }
 
+  /** Whether bytes are being held now. */
+  get isFrozen(): boolean {
+    return this.frozen;
+  }
+
   /** Delivers what was held, in order, and forwards again: the database resumes. */
   thaw(): void {
     this.frozen = false;

@@ -15,6 +15,8 @@ import { envOf, PERMISSIONS } from './permissions.js';
 
 /** Who sent an admin request: the account its session logged in as, and from where. */
 export interface Caller {
+  /** The request id a configuration write came with, if any (see Request.rid). */
+  requestId?: string;
   account: string;
   addr: string;
 }
@@ -210,7 +212,7 @@ export class AccessControl {
       case 'unwatch':
         return { done: `stopped watching ${req.env}` } satisfies DoneResult;
       default:
-        return this.hub.execute(req, caller.account);
+        return this.hub.execute(req, caller.account, caller.requestId);
     }
   }
 

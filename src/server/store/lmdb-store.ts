@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { REQUEST_IDS_KEPT_MS, REQUEST_PRUNE_BATCH, RequestReplay, type RequestRecord } from './requests.js';
 import { LocalErrorCode, VitefaError, WireError, type Change, type EnvInfo, type KeyChange } from '../../protocol/index.js';
 import { envNotFound, RequestError } from '../errors.js';
 import { Mutex } from '../mutex.js';
@@ -60,6 +61,9 @@ export class LmdbStore implements Store {
   readonly members: LmdbMembers;
   readonly shared = false;
   private servers?: Database<MemberRecord, string>;
+  /** Request ids of configuration writes -> what they answered; and [time, id] to prune them by age. */
+  private requests!: Database<RequestRecord, string>;
+  private requestTimes!: Database<number, [number, string]>;
 
   constructor(dir: string, options: LmdbStoreOptions) {
     this.dir = path.resolve(dir);
@@ -93,6 +97,8 @@ export class LmdbStore implements Store {
       audit: root.openDB({ name: 'audit' }),
     };
     this.servers = root.openDB({ name: 'servers' });
+    this.requests = root.openDB({ name: 'requests' });
+    this.requestTimes = root.openDB({ name: 'request-times' });
     const schema = this.meta.get('schema');
     if (schema === undefined) {
       await this.meta.put('schema', SCHEMA_VERSION);
@@ -150,6 +156,7 @@ export class LmdbStore implements Store {
   createEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
     return this.mutex.run(async () => {
       this.db();
+      this.seenRequest(meta);
       if (this.envs.get(env) !== undefined) {
         throw new RequestError(WireError.ENV_EXISTS, `environment ${env} already exists`);
       }
@@ -158,6 +165,7 @@ export class LmdbStore implements Store {
       await this.db().transaction(() => {
         this.envs.put(env, { rev, floor: 0, kept: 1, created: rev });
         this.writeRelease(env, rev, record);
+        this.keepRequest(meta, env, rev, 0);
       });
       this.headRev = rev;
       return toStored(env, rev, record);
@@ -167,6 +175,7 @@ export class LmdbStore implements Store {
   dropEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
     return this.mutex.run(async () => {
       this.db();
+      this.seenRequest(meta);
       const current = this.envs.get(env);
       if (current === undefined) throw envNotFound(env);
       const rev = this.headRev + 1;
@@ -178,6 +187,7 @@ export class LmdbStore implements Store {
         for (const key of this.values.getKeys(valueRange(env))) this.values.remove(key);
         this.envs.remove(env);
         this.writeRelease(env, rev, record);
+        this.keepRequest(meta, env, rev, changes.length);
       });
       this.headRev = rev;
       return toStored(env, rev, record);
@@ -187,6 +197,7 @@ export class LmdbStore implements Store {
   commit(env: string, meta: CommitMeta, plan: Planner): Promise<StoredRelease | null> {
     return this.mutex.run(async () => {
       this.db();
+      this.seenRequest(meta);
       const current = this.envs.get(env);
       if (current === undefined) throw envNotFound(env);
       const view: EnvView = {
@@ -198,7 +209,11 @@ export class LmdbStore implements Store {
       };
       const planned: Change[] = await plan(view);
       const changes = keyChangesFrom(planned, (key) => this.values.get(valueKey(env, key)));
-      if (changes.length === 0) return null;
+      if (changes.length === 0) {
+        // Nothing to release; the id is kept all the same, so that its retry changes nothing either.
+        if (meta.requestId !== undefined) await this.db().transaction(() => this.keepRequest(meta, env, current.rev, 0));
+        return null;
+      }
       const rev = this.headRev + 1;
       const record: ReleaseRecord = { prev: current.rev, time: meta.time, author: meta.author, op: meta.op, changes };
       await this.db().transaction(() => {
@@ -208,6 +223,7 @@ export class LmdbStore implements Store {
         }
         this.envs.put(env, this.pruned(env, { ...current, rev, kept: current.kept + 1 }));
         this.writeRelease(env, rev, record);
+        this.keepRequest(meta, env, rev, changes.length);
       });
       this.headRev = rev;
       return toStored(env, rev, record);
@@ -268,6 +284,24 @@ export class LmdbStore implements Store {
       dropped++;
     }
     return { ...next, floor, kept: next.kept - dropped };
+  }
+
+  /** A write whose request id was committed before is not made again: RequestReplay (under the commit lock). */
+  private seenRequest(meta: CommitMeta): void {
+    if (meta.requestId === undefined) return;
+    const seen = this.requests.get(meta.requestId);
+    if (seen !== undefined) throw new RequestReplay(seen);
+  }
+
+  /** Keeps the write's request id with its result (inside its transaction), and drops ids older than REQUEST_IDS_KEPT_MS. */
+  private keepRequest(meta: CommitMeta, env: string, rev: number, changed: number): void {
+    if (meta.requestId === undefined) return;
+    this.requests.put(meta.requestId, { env, rev, changed, time: meta.time });
+    this.requestTimes.put([meta.time, meta.requestId], 1);
+    for (const { key } of this.requestTimes.getRange({ end: [meta.time - REQUEST_IDS_KEPT_MS], limit: REQUEST_PRUNE_BATCH })) {
+      this.requestTimes.remove(key);
+      if (this.requests.get(key[1])?.time === key[0]) this.requests.remove(key[1]);
+    }
   }
 
   private writeRelease(env: string, rev: number, record: ReleaseRecord): void {

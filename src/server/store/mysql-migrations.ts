@@ -146,6 +146,22 @@ export const MIGRATIONS: readonly Migration[] = [
       ) ${TABLE_OPTIONS}`,
     ],
   },
+  {
+    version: 4,
+    statements: [
+      // The request ids of configuration writes, kept a day with what they
+      // answered, written in the write's own transaction: a retry is answered
+      // from here instead of making a second release.
+      `CREATE TABLE IF NOT EXISTS vitefa_requests (
+        rid VARBINARY(128) NOT NULL PRIMARY KEY,
+        env VARBINARY(128) NOT NULL,
+        rev BIGINT UNSIGNED NOT NULL,
+        changed INT UNSIGNED NOT NULL,
+        time BIGINT NOT NULL,
+        KEY by_time (time)
+      ) ${TABLE_OPTIONS}`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -9,6 +9,7 @@ import { keyChangesFrom } from './changes.js';
 import { MysqlAccess } from './mysql-access.js';
 import { MysqlMembers } from './mysql-members.js';
 import { bindDeadline, codeOf, DeadlinePassed, query, text, type MysqlRunner } from './mysql-query.js';
+import { REQUEST_IDS_KEPT_MS, REQUEST_PRUNE_BATCH, RequestReplay, type RequestRecord } from './requests.js';
 import { migrate } from './mysql-migrations.js';
 import type {
   CommitMeta, EnvState, EnvView, HistoryQuery, Planner, Store, StoredRelease,
@@ -193,7 +194,8 @@ export class MysqlStore implements Store, MysqlRunner {
   }
 
   createEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
-    return this.guard(() => this.transaction(async (tx) => {
+    return this.once(meta, () => this.transaction(async (tx) => {
+      await seenRequest(tx, meta);
       // The new row first (same lock order as every other write: environment, then head).
       try {
         await query(tx, 'INSERT INTO vitefa_envs (name, rev, floor, kept, created) VALUES (?, 0, 0, 1, 0)', [env]);
@@ -205,13 +207,15 @@ export class MysqlStore implements Store, MysqlRunner {
       const release: StoredRelease = { env, rev, prev: 0, time: meta.time, author: meta.author, op: meta.op, changes: [] };
       await insertRelease(tx, release);
       await query(tx, 'UPDATE vitefa_envs SET rev = ?, created = ? WHERE name = ?', [rev, rev, env]);
+      await keepRequest(tx, meta, env, rev, 0, true);
       return { commit: true, value: release };
     }, meta.deadline));
   }
 
   dropEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
-    return this.guard(() => this.transaction(async (tx) => {
+    return this.once(meta, () => this.transaction(async (tx) => {
       const current = await readEnv(tx, env, true);
+      await seenRequest(tx, meta);
       const changes: KeyChange[] = [...(await readEntries(tx, env))].map(([k, v]) => [k, v, null]);
       const rev = await allocateRevision(tx);
       const release: StoredRelease = {
@@ -221,14 +225,16 @@ export class MysqlStore implements Store, MysqlRunner {
       // The releases stay (other servers still have to pick up the drop); the next incarnation ignores them.
       await query(tx, 'DELETE FROM vitefa_values WHERE env = ?', [env]);
       await query(tx, 'DELETE FROM vitefa_envs WHERE name = ?', [env]);
+      await keepRequest(tx, meta, env, rev, changes.length, true);
       return { commit: true, value: release };
     }, meta.deadline));
   }
 
   commit(env: string, meta: CommitMeta, plan: Planner): Promise<StoredRelease | null> {
-    return this.guard(() => this.transaction(async (tx) => {
+    return this.once(meta, () => this.transaction(async (tx) => {
       // Locking read first: later plain reads of this transaction then see every release of `env`.
       const current = await readEnv(tx, env, true);
+      await seenRequest(tx, meta);
       const view: EnvView = {
         env,
         rev: current.rev,
@@ -239,13 +245,19 @@ export class MysqlStore implements Store, MysqlRunner {
       const planned: Change[] = await plan(view);
       const before = await readValues(tx, env, [...new Set(planned.map(([key]) => key))]);
       const changes = keyChangesFrom(planned, (key) => before.get(key));
-      if (changes.length === 0) return { commit: false, value: null };
+      if (changes.length === 0) {
+        // Nothing to release; the id is kept all the same, so that its retry changes nothing either.
+        if (meta.requestId === undefined) return { commit: false, value: null };
+        await keepRequest(tx, meta, env, current.rev, 0, false);
+        return { commit: true, value: null };
+      }
       const rev = await allocateRevision(tx);
       const release: StoredRelease = { env, rev, prev: current.rev, time: meta.time, author: meta.author, op: meta.op, changes };
       await writeValues(tx, env, changes);
       await insertRelease(tx, release);
       const next = await this.prune(tx, env, { ...current, rev, kept: current.kept + 1 });
       await query(tx, 'UPDATE vitefa_envs SET rev = ?, floor = ?, kept = ? WHERE name = ?', [next.rev, next.floor, next.kept, env]);
+      await keepRequest(tx, meta, env, rev, changes.length, true);
       return { commit: true, value: release };
     }, meta.deadline));
   }
@@ -426,6 +438,28 @@ export class MysqlStore implements Store, MysqlRunner {
   private db(): Pool {
     if (this.pool === undefined) throw new RequestError(WireError.STORE_UNAVAILABLE, `database ${this.description} is closed`);
     return this.pool;
+  }
+
+  /**
+   * A configuration write, made at most once per request id. The check in
+   * the transaction (seenRequest) sees every id committed before it took its
+   * environment's lock; an id committed meanwhile by a write racing it (the
+   * same retry sent to two servers) makes this one fail — on the id's key,
+   * or creating an environment that now exists — and it is answered from
+   * the id's record instead; so is the retry of a drop, which finds its
+   * environment gone before it looks for its id.
+   */
+  private async once<T>(meta: CommitMeta, write: () => Promise<T>): Promise<T> {
+    try {
+      return await this.guard(write);
+    } catch (err) {
+      const raced = codeOf((err as { cause?: unknown }).cause ?? err) === 'ER_DUP_ENTRY'
+        || (err instanceof RequestError && (err.status === WireError.ENV_EXISTS || err.status === WireError.ENV_NOT_FOUND));
+      if (meta.requestId === undefined || err instanceof RequestReplay || !raced) throw err;
+      const record = await this.guard(() => this.read((db) => findRequest(db, meta.requestId!)));
+      if (record !== undefined) throw new RequestReplay(record);
+      throw err;
+    }
   }
 
   /** Connection-level failures become one STORE_UNAVAILABLE naming the database; our own errors pass through. @internal (also for MysqlAccess) */
@@ -612,6 +646,30 @@ function* batches(rows: unknown[][]): Generator<unknown[][]> {
 }
 
 /** The connection died under the statement (as opposed to the statement failing). */
+async function findRequest(db: Pool | PoolConnection, rid: string): Promise<RequestRecord | undefined> {
+  const rows = await query<RowDataPacket[]>(db, 'SELECT env, rev, changed, time FROM vitefa_requests WHERE rid = ?', [rid]);
+  const row = rows[0];
+  return row === undefined ? undefined : { env: text(row.env), rev: Number(row.rev), changed: Number(row.changed), time: Number(row.time) };
+}
+
+/** A write whose request id was committed before is not made again: RequestReplay. */
+async function seenRequest(tx: PoolConnection, meta: CommitMeta): Promise<void> {
+  if (meta.requestId === undefined) return;
+  const record = await findRequest(tx, meta.requestId);
+  if (record !== undefined) throw new RequestReplay(record);
+}
+
+/**
+ * Keeps the write's request id with its result, in its transaction. A write
+ * that allocated a revision holds the head row's lock, so the ids older than
+ * REQUEST_IDS_KEPT_MS are dropped there, by every such write in turn.
+ */
+async function keepRequest(tx: PoolConnection, meta: CommitMeta, env: string, rev: number, changed: number, holdsHead: boolean): Promise<void> {
+  if (meta.requestId === undefined) return;
+  await query(tx, 'INSERT INTO vitefa_requests (rid, env, rev, changed, time) VALUES (?, ?, ?, ?, ?)', [meta.requestId, env, rev, changed, meta.time]);
+  if (holdsHead) await query(tx, 'DELETE FROM vitefa_requests WHERE time < ? ORDER BY time LIMIT ?', [meta.time - REQUEST_IDS_KEPT_MS, REQUEST_PRUNE_BATCH]);
+}
+
 /** A write whose COMMIT was sent and never answered: it may have committed. */
 class CommitUnanswered extends Error {
   constructor(readonly value: unknown, cause: unknown) {

@@ -46,6 +46,13 @@ export interface CommitMeta {
    * so that the failure is definite. Not stored.
    */
   deadline?: number;
+  /**
+   * The request id of the write (Request.rid). Kept with the release, in the
+   * same transaction, for REQUEST_IDS_KEPT_MS; a write with an id already
+   * kept throws RequestReplay instead of committing. A write that changes
+   * nothing keeps its id too, so its retry changes nothing either.
+   */
+  requestId?: string;
 }
 
 /**
