@@ -50,7 +50,12 @@ describe('a write while the database hangs', () => {
   test('frozen before the write: one line saying it was not applied, exit 1, and it is never applied after the database resumes', async () => {
     proxy.freeze();
     const started = Date.now();
-    const refused = await admin('set', 'o', 'k', '"during"');
+    const refusing = admin('set', 'o', 'k', '"during"');
+    // Reads and status are served from memory meanwhile (the proxy holds every byte until the thaw below).
+    const read = await admin('get', 'o', 'k');
+    assert.equal(read.stdout, 'before\n', read.stderr);
+    assert.equal((await admin('status')).code, 0);
+    const refused = await refusing;
     const took = Date.now() - started;
     proxy.thaw();
     assert.equal(refused.code, 1, refused.stderr);

@@ -437,3 +437,26 @@ describe('a peer that does not read', () => {
     assert.equal(peer.closed, false);
   });
 });
+
+describe('request ids', () => {
+  test('a request id that is not 1 to 128 of A-Z a-z 0-9 . _ : - is BAD_REQUEST for that request, and the session goes on', async () => {
+    const peer = await inPhase('admin');
+    for (const [n, rid] of [['', 1], ['x'.repeat(129), 2], ['a b', 3], ['é', 4], ['a/b', 5]] as const) {
+      const from = peer.received.length;
+      peer.send({ t: MessageType.Request, id: rid, req: { op: 'env.list' }, rid: n });
+      const error = await peer.next(isError, from);
+      assert.equal(error.code, WireError.BAD_REQUEST, error.msg);
+      assert.equal(error.id, rid);
+    }
+    await alive(peer, 77);
+  });
+
+  test('an id kept for a write to one environment is refused for a write to another', async () => {
+    const { hub } = mem.server;
+    await hub.execute({ op: 'env.add', env: 'rid-a' }, 'test');
+    await hub.execute({ op: 'env.add', env: 'rid-b' }, 'test');
+    const first = await hub.execute({ op: 'set', env: 'rid-a', key: 'k', value: '1' }, 'test', 'same-id');
+    assert.deepEqual(await hub.execute({ op: 'set', env: 'rid-a', key: 'k', value: '1' }, 'test', 'same-id'), first);
+    await assert.rejects(hub.execute({ op: 'set', env: 'rid-b', key: 'k', value: '1' }, 'test', 'same-id'), (err: Error & { status?: number }) => err.status === WireError.BAD_REQUEST && /request id same-id was used for rid-a@\d+/.test(err.message));
+  });
+});

@@ -226,6 +226,9 @@ export class Hub {
     } catch (err) {
       if (!(err instanceof RequestReplay)) throw err;
       const { env, rev, changed } = err.record;
+      if ('env' in req && req.env !== env) {
+        throw new RequestError(WireError.BAD_REQUEST, `request id ${requestId} was used for ${env}@${rev}; give this write an id of its own`);
+      }
       if (rev > this.cursor) await this.pull();
       return { env, rev, changed } as ResultOf[R['op']];
     }
