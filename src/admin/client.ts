@@ -61,6 +61,11 @@ export class AdminClient {
     return this.conn.serverHello?.id ?? '';
   }
 
+  /** Whether the session has ended. */
+  get isClosed(): boolean {
+    return this.closedReason !== undefined || this.conn.isClosed;
+  }
+
   /** The other servers of the cluster, as this one's hello named them (HOST:PORT). */
   get peers(): string[] {
     return this.conn.serverHello?.peers ?? [];

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { LocalErrorCode, RemoteError, VitefaError, WireError, type AdminRequest, type AdminResult } from '../protocol/index.js';
+import { LocalErrorCode, RemoteError, VitefaError, WireError, type AdminResult } from '../protocol/index.js';
 import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { clientTls } from '../security/tls.js';
 import { parseEndpoint, type Endpoint } from '../transport/client.js';
@@ -10,6 +10,7 @@ import { formatRelease, formatResult, noteFor, styleFor } from './format.js';
 import { resolveLogin } from './login.js';
 import { askSecret } from './prompt.js';
 import { runRepl } from './repl.js';
+import { CONFIG_WRITES, unanswered } from './outcome.js';
 
 export interface AdminFlags {
   server?: string;
@@ -75,9 +76,6 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
   }
 }
 
-/** The operations that make releases: they carry a request id, and are retried with it when the answer is lost. */
-const CONFIG_WRITES: ReadonlySet<string> = new Set(['env.add', 'env.del', 'set', 'del', 'merge', 'clear', 'apply', 'rollback']);
-
 /** Retries of a configuration write whose connection was lost, after 250 ms, 500 ms, 1 s, 2 s. */
 const RETRIES = 4;
 
@@ -99,29 +97,6 @@ async function reconnect(servers: Endpoint[], attempt: number, connectTo: (at: E
     }
   }
   throw last;
-}
-
-/** The admin operations that change something: their outcome matters when no answer comes. */
-const WRITE_OPS: ReadonlySet<string> = new Set([
-  'env.add', 'env.del', 'set', 'del', 'merge', 'clear', 'apply', 'rollback',
-  'user.add', 'user.del', 'user.passwd', 'token.add', 'token.del',
-]);
-
-/**
- * A write whose answer never came — none in time, or the connection lost
- * after it was sent — may or may not have been applied: say so, and how to
- * find out, instead of reporting a failure.
- */
-function unanswered(req: AdminRequest, err: unknown, rid?: string): VitefaError | undefined {
-  if (!WRITE_OPS.has(req.op) || !(err instanceof VitefaError)) return undefined;
-  const again = rid === undefined ? '' : `; running it again with --request-id ${rid} applies it once`;
-  if (err instanceof RemoteError) {
-    return err.status === WireError.OUTCOME_UNKNOWN ? new RemoteError(err.status, `${err.message}${again}`) : undefined;
-  }
-  const lost = err.code === LocalErrorCode.REQUEST_TIMEOUT || (err.code === LocalErrorCode.CONNECTION_CLOSED && /before .* was answered/.test(err.message));
-  if (!lost) return undefined;
-  const where = 'env' in req ? `; \`history ${req.env}\` shows it if it was` : '';
-  return new VitefaError(LocalErrorCode.OUTCOME_UNKNOWN, `${err.message}: the ${req.op} may or may not have been applied${where}${again}`, { cause: err });
 }
 
 /** What the commands may ask of this process: new passwords (env or terminal), the iterations the server wants. */

@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { RemoteError, VitefaError, type AdminRequest } from '../protocol/index.js';
 import type { AdminClient } from './client.js';
+import { CONFIG_WRITES, unanswered } from './outcome.js';
 import { COMMAND_NAMES, COMMANDS, findCommand, helpText, prepareCommand, type CommandIO } from './commands.js';
 import { formatRelease, formatResult, noteFor, styleFor, type Style } from './format.js';
 import { isIncomplete, splitWords } from './words.js';
@@ -105,7 +107,11 @@ export async function runRepl(client: AdminClient, io: CommandIO, options: ReplO
       watching = undefined;
       return true;
     }
-    const result = await client.request(prepared.request);
+    // A write carries a request id: if its answer is lost, the error names it, and running it again with it applies it once.
+    const rid = CONFIG_WRITES.has(prepared.request.op) ? randomUUID() : undefined;
+    const result = await client.request(prepared.request, rid).catch((err: unknown) => {
+      throw unanswered(prepared.request, err, rid) ?? err;
+    });
     output.write(`${formatResult(prepared.request, result, prepared.json, style)}\n`);
     if (prepared.note !== undefined) output.write(`${noteFor(prepared)}\n`);
     afterWrite(prepared.request);
@@ -165,7 +171,7 @@ export async function runRepl(client: AdminClient, io: CommandIO, options: ReplO
       run(text).then(done, (err: unknown) => {
         output.write(`${style.bad('error:')} ${describe(err)}\n`);
         // A lost connection ends the session; any other error leaves the prompt.
-        done(!(err instanceof VitefaError && err.code === 'E_CONNECTION_CLOSED'));
+        done(!client.isClosed && !(err instanceof VitefaError && err.code === 'E_CONNECTION_CLOSED'));
       });
     };
     rl.on('SIGINT', () => {
