@@ -54,12 +54,7 @@ describe('a server SIGKILLed in the middle of a stream of writes through it', ()
 
   before(async () => {
     await c.start(3, () => ['--workers', '1']);
-    await (await c.admin(c.servers[0]!)).request({ op: 'env.add', env: 'live' });
-    const token = await agentToken(c.servers[0]!.address, 'fleet', ['live']);
-    await sleep(1500);
-    fleet = new Fleet(300, c.servers.map((s) => s.address), token, ['live']);
-    fleet.start();
-    await waitFor('every agent connected', () => fleet.connected === 300, 30_000, 50);
+    fleet = await c.startFleet(300);
   });
   after(async () => {
     await fleet.stop();

@@ -87,12 +87,7 @@ describe('a killed server', () => {
 
   before(async () => {
     await c.start(3, () => ['--workers', '0']);
-    await (await c.admin(c.servers[0]!)).request({ op: 'env.add', env: 'live' });
-    const token = await agentToken(c.servers[0]!.address, 'fleet', ['live']);
-    await new Promise((r) => setTimeout(r, 1500));
-    fleet = new Fleet(300, c.servers.map((s) => s.address), token, ['live']);
-    fleet.start();
-    await waitFor('every agent connected', () => fleet.connected === 300, 30_000, 50);
+    fleet = await c.startFleet(300);
   });
   after(async () => {
     await fleet.stop();
@@ -148,12 +143,7 @@ describe('draining, and a server coming back', () => {
   before(async () => {
     // Slow rebalancing, so the way back is seen in steps.
     await c.start(3, () => ['--workers', '0'], { cluster: { rebalancePerSecond: 4 } });
-    await (await c.admin(c.servers[0]!)).request({ op: 'env.add', env: 'live' });
-    const token = await agentToken(c.servers[0]!.address, 'fleet', ['live']);
-    await new Promise((r) => setTimeout(r, 1500));
-    fleet = new Fleet(150, c.servers.map((s) => s.address), token, ['live']);
-    fleet.start();
-    await waitFor('every agent connected', () => fleet.connected === 150, 30_000, 50);
+    fleet = await c.startFleet(150);
   });
   after(async () => {
     await fleet.stop();

@@ -11,7 +11,8 @@ import { AdminClient } from '../../src/admin/client.js';
 import { parseEndpoint } from '../../src/transport/client.js';
 import type { StatusResult } from '../../src/protocol/index.js';
 import { CuttableProxy, databaseName, dropDatabase, MYSQL_BASE } from './mysql.js';
-import { ADMIN_PASSWORD, freePort, Proc, Procs, startServer, tempDir } from './procs.js';
+import { Fleet } from './fleet.js';
+import { ADMIN_PASSWORD, agentToken, freePort, Proc, Procs, startServer, tempDir, waitFor } from './procs.js';
 
 export interface Server {
   proc: Proc;
@@ -55,6 +56,21 @@ export class Cluster {
     const proc = this.procs.track(new Proc(['server', '--listen', server.address, '--store', url, ...server.args]));
     await proc.waitForOutput(/listening on/, 20_000);
     server.proc = proc;
+  }
+
+  /**
+   * Creates environment `live` and starts `count` in-process agents following
+   * it, spread over every server, once their token has reached them all.
+   */
+  async startFleet(count: number): Promise<Fleet> {
+    await (await this.admin(this.servers[0]!)).request({ op: 'env.add', env: 'live' });
+    const token = await agentToken(this.servers[0]!.address, 'fleet', ['live']);
+    // Tokens reach the other servers with the credentials' stamp (within a second).
+    await new Promise((r) => setTimeout(r, 1500));
+    const fleet = new Fleet(count, this.servers.map((s) => s.address), token, ['live']);
+    fleet.start();
+    await waitFor('every agent connected', () => fleet.connected === count, 30_000, 50);
+    return fleet;
   }
 
   /** A TCP proxy in front of `target` that a test can cut and restore. */
