@@ -57,6 +57,8 @@ const { values: args } = parseArgs({
     'bulk-keys': { type: 'string', default: '100000' },
     /** The server's bulkInPoolFrom limit: applies with at least this many keys are checked on a thread pool. */
     'bulk-in-pool-from': { type: 'string' },
+    /** The admin client talks to the server's admin port (--admin-listen, on 127.0.0.1, port P+3), served by its primary. */
+    'admin-port': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -70,8 +72,8 @@ if (args.peers !== undefined && (!Number.isInteger(PEERS) || PEERS < 2 || PEERS 
 }
 const ROUNDS = Number(args.rounds);
 const PORT = Number(args.port);
-if (!Number.isInteger(AGENTS) || AGENTS < 1 || !Number.isInteger(ROUNDS) || ROUNDS < 1 || PORT < 1024 || (PORT + 1 >= 32768 && PORT <= 60999)) {
-  process.stderr.write('usage: npm run bench -- --agents N [--rounds R] [--port P (P and P+1 outside 32768-60999)] [--json FILE] [--svg FILE]\n');
+if (!Number.isInteger(AGENTS) || AGENTS < 1 || !Number.isInteger(ROUNDS) || ROUNDS < 1 || PORT < 1024 || (PORT + 3 >= 32768 && PORT <= 60999)) {
+  process.stderr.write('usage: npm run bench -- --agents N [--rounds R] [--port P (P to P+3 outside 32768-60999)] [--json FILE] [--svg FILE]\n');
   process.exit(2);
 }
 // The whole run stops by itself, whatever happens.
@@ -94,6 +96,8 @@ const ADDRESSES = addresses(PORT);
 const FLOOR_ADDRESSES = addresses(PORT + 1);
 /** The TLS server's own port, so its connections never meet the plaintext run's TIME_WAIT. */
 const TLS_ADDRESSES = addresses(PORT + 2);
+/** The admin port, with --admin-port. */
+const ADMIN_ADDRESS = `127.0.0.1:${PORT + 3}`;
 const WORKERS = Math.max(os.availableParallelism(), Math.ceil(AGENTS / CONNECTIONS_PER_WORKER));
 /** The floor's workers take at most as many connections as the server's do. */
 const PER_WORKER = workerCap(AGENTS, WORKERS);
@@ -208,7 +212,8 @@ async function startServer(tlsFiles?: TlsFiles): Promise<ChildProcess> {
   const listen = tlsFiles === undefined ? ADDRESSES : TLS_ADDRESSES;
   const tlsArgs = tlsFiles === undefined ? [] : ['--tls-cert', tlsFiles.cert, '--tls-key', tlsFiles.key];
   const store = path.join(dataDir, tlsFiles === undefined ? 'server' : 'server-tls');
-  const proc = spawn(process.execPath, [...PROFILE_ARGS, CLI, 'server', '--listen', listen.join(','), '--store', store, '--max-agents', String(AGENTS), '--config', config, ...tlsArgs], {
+  const adminArgs = args['admin-port'] ? ['--admin-listen', ADMIN_ADDRESS] : [];
+  const proc = spawn(process.execPath, [...PROFILE_ARGS, CLI, 'server', '--listen', listen.join(','), '--store', store, '--max-agents', String(AGENTS), '--config', config, ...tlsArgs, ...adminArgs], {
     // --expose-gc: memory is read after a collection (SIGUSR2), in the server and the floor alike.
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_OPTIONS: '--expose-gc', VITEFA_ADMIN_PASSWORD: BENCH_PASSWORD, VITEFA_PASSWORD_ITERATIONS: '4096' },
@@ -228,7 +233,7 @@ async function startServer(tlsFiles?: TlsFiles): Promise<ChildProcess> {
 }
 
 function admin(tlsFiles?: TlsFiles): Promise<AdminClient> {
-  const [host, port] = (tlsFiles === undefined ? ADDRESSES : TLS_ADDRESSES)[0]!.split(':');
+  const [host, port] = (args['admin-port'] ? ADMIN_ADDRESS : (tlsFiles === undefined ? ADDRESSES : TLS_ADDRESSES)[0]!).split(':');
   return AdminClient.connect({
     host: host!, port: Number(port), login: { user: 'admin', secret: BENCH_PASSWORD }, connectTimeoutMs: 10_000, requestTimeoutMs: 120_000,
     ...(tlsFiles === undefined ? {} : { tls: { ca: fs.readFileSync(tlsFiles.ca) } }),

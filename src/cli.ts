@@ -25,6 +25,7 @@ program
   .option('--workers <n>', 'worker processes holding agent connections')
   .option('--max-agents <n>', 'agent connections to hold (sets the worker count with --workers)')
   .option('--peers <host:port,...>', "peer ports of other servers to join through (MySQL; the others are found in the database)")
+  .option('--admin-listen <host:port>', 'an admin port, served by the process that commits, away from the agents\' fan-out (default: none; admins use --listen)')
   .option('--peer-listen <host:port>', 'the peer port, where other servers connect (MySQL; default: the listen port + 1)')
   .option('--peer-advertise <host:port>', 'where other servers reach the peer port, when not the address it binds')
   .option('--advertise <host:port,...>', 'addresses agents are told to use for this server, when not the listen addresses')

@@ -70,6 +70,8 @@ export class Agent {
   private movingTo: string | undefined;
   private attempt = 0;
   private stopped = false;
+  /** The last refusal a server sent at connect, said once. */
+  private lastRefusal: string | undefined;
   private retryTimer?: NodeJS.Timeout;
   private readonly heartbeat: Heartbeat;
   /** Environments with a gap, re-subscribed once until something applies. */
@@ -171,6 +173,7 @@ export class Agent {
       }
       this.conn = conn;
       this.attempt = 0;
+      this.lastRefusal = undefined;
       this.resyncing.clear();
       this.learnPeers(conn.serverHello?.peers ?? []);
       const held = this.subscription();
@@ -189,6 +192,10 @@ export class Agent {
         // A token that is not (or no longer) known: keep serving the store, and try again, slowly.
         this.events.disconnected?.(`${label} refused the agent's token: ${err.message}`);
         this.attempt = Math.max(this.attempt, 30);
+      } else if (err instanceof RemoteError && err.message !== this.lastRefusal) {
+        // Any other refusal (full, the admin port, …) is said once, until another one comes.
+        this.lastRefusal = err.message;
+        this.events.disconnected?.(`${label} refused the agent: ${err.message}`);
       }
       this.scheduleRetry();
     }

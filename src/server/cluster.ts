@@ -20,6 +20,7 @@ import type { AuditRecord, Store } from './store/types.js';
 import { PeerNode, type PeerSettings } from './peers/node.js';
 import { LAGGING_SHOWN, mergeRevisions } from './peers/status.js';
 import { defaultPeerListen } from './server.js';
+import { adminPort } from './admin-port.js';
 import { endpointText, type Endpoint } from '../transport/client.js';
 
 export interface ClusterOptions {
@@ -35,6 +36,8 @@ export interface ClusterOptions {
   setup: Omit<WorkerSetup, 'serverId' | 'limits' | 'passwordIterations' | 'decoySecret' | 'tls' | 'shared'>;
   /** The peer port (a store shared with other servers only): the primary holds the links to the other servers. */
   peerListen?: Endpoint;
+  /** The admin port, served by the primary itself. */
+  adminListen?: Endpoint;
   peerAdvertise?: string;
   advertise?: string[];
   peerSettings?: Partial<PeerSettings>;
@@ -96,6 +99,9 @@ export class ClusterPrimary {
   peers: PeerNode | undefined;
   private gen = 0;
   private peerList: PeerServer[] | undefined;
+  /** Admin sessions on the admin port, served here, where releases are committed. */
+  private readonly admins: ConnectionHost | undefined;
+  private readonly login: LoginContext;
 
   constructor(options: ClusterOptions) {
     this.options = options;
@@ -113,6 +119,16 @@ export class ClusterPrimary {
       const note: PrimaryNote = { k: 'credentials', credentials: book.toCredentials() };
       for (const link of this.links.values()) if (link.ready) link.channel.notify(note);
     });
+    this.login = {
+      book: () => this.access.book,
+      decoySecret: Buffer.alloc(32),
+      passwordIterations: options.passwordIterations,
+      throttle: new LoginThrottle(),
+      audit: (record) => this.access.audit(record),
+    };
+    if (options.adminListen !== undefined) {
+      this.admins = adminPort({ serverId: options.serverId, listen: options.adminListen, limits: options.limits, login: this.login, log: options.log }, this.hub, this.state, this.access);
+    }
     if (options.store.shared) {
       this.peers = new PeerNode({
         serverId: options.serverId,
@@ -123,18 +139,13 @@ export class ClusterPrimary {
         ...(options.peerAdvertise === undefined ? {} : { advertise: options.peerAdvertise }),
         seeds: options.setup.peers,
         limits: options.limits,
-        login: {
-          book: () => this.access.book,
-          decoySecret: Buffer.alloc(32),
-          passwordIterations: options.passwordIterations,
-          throttle: new LoginThrottle(),
-          audit: (record) => this.access.audit(record),
-        },
+        login: this.login,
         ...(options.peerSettings === undefined ? {} : { settings: options.peerSettings }),
         agents: {
           agents: () => this.agentCount(),
           setPeers: (servers) => {
             this.peerList = servers;
+            this.admins?.setPeers(servers);
             for (const link of this.links.values()) if (link.ready) link.channel.notify({ k: 'peers', servers });
           },
           move: async (count, to, within, reason) => this.move(count, to, within, reason),
@@ -144,6 +155,11 @@ export class ClusterPrimary {
       });
       this.peers.localSource = (env) => this.local(env);
     }
+  }
+
+  /** The admin port's address, when there is one. */
+  get adminAddress(): string | undefined {
+    return this.admins?.addresses.join(',');
   }
 
   private agentCount(): number {
@@ -177,7 +193,9 @@ export class ClusterPrimary {
   async start(): Promise<void> {
     await this.hub.open(this.options.log);
     await this.access.open();
+    this.login.decoySecret = this.access.decoySecret;
     if (this.options.tls !== undefined) this.tls = readServerTls(this.options.tls, await ticketKeys(this.options.store));
+    if (this.tls !== undefined) this.admins?.setTls(this.tls);
     if (this.peers !== undefined) {
       // The cluster first: workers serve agents only once this server has what the others have applied.
       this.peers.tls = this.tls;
@@ -199,6 +217,7 @@ export class ClusterPrimary {
       await this.stop('forced');
       throw err;
     }
+    await this.admins?.listen();
     if (this.options.pollMs > 0) this.hub.startPolling(this.options.pollMs, this.options.log);
     reportMemoryOnSignal(
       () => 'primary',
@@ -379,6 +398,7 @@ export class ClusterPrimary {
     const material = readServerTls(this.options.tls, await ticketKeys(this.options.store));
     this.tls = material;
     this.peers?.setTls(material);
+    this.admins?.setTls(material);
     for (const link of this.links.values()) if (link.ready) link.channel.notify({ k: 'tls', material });
   }
 
@@ -399,7 +419,7 @@ export class ClusterPrimary {
       // A backstop: a worker ends by itself once its sessions are gone (WRITES_GRACE_MS at most).
       setTimeout(() => link.worker.kill('SIGKILL'), mode === 'graceful' ? WRITES_GRACE_MS + 5000 : 500).unref();
     }));
-    await Promise.all(exits);
+    await Promise.all([...exits, this.admins?.stop(mode)]);
     await this.peers?.stop().catch(() => undefined);
     await this.access.close().catch(() => undefined);
     await this.hub.close();

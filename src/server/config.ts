@@ -21,6 +21,8 @@ export interface ServerConfig {
   serverId: string;
   /** The peer port (MySQL stores; default: the first listen address, one port up). */
   peerListen?: Endpoint;
+  /** The admin port: admin sessions served by the process that commits (the primary), away from the fan-out. */
+  adminListen?: Endpoint;
   /** Where other servers reach the peer port, when not the address it binds. */
   peerAdvertise?: string;
   /** Addresses agents are told to use, when not the listen addresses. */
@@ -53,6 +55,7 @@ const FileSchema = z.strictObject({
   peers: z.array(z.string()).optional(),
   serverId: z.string().min(1).max(255).optional(),
   peerListen: z.string().optional(),
+  adminListen: z.string().optional(),
   peerAdvertise: z.string().optional(),
   advertise: z.array(z.string()).optional(),
   history: positive.optional(),
@@ -84,6 +87,7 @@ export interface ServerFlags {
   peers?: string;
   serverId?: string;
   peerListen?: string;
+  adminListen?: string;
   peerAdvertise?: string;
   advertise?: string;
   history?: string;
@@ -169,6 +173,8 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
   if (cert !== undefined) config.tls = { cert, key: key!, ...(clientCa === undefined ? {} : { clientCa }) };
   const peerListen = flags.peerListen ?? env.VITEFA_PEER_LISTEN ?? file.peerListen;
   if (peerListen !== undefined) config.peerListen = parseEndpoint(peerListen);
+  const adminListen = flags.adminListen ?? env.VITEFA_ADMIN_LISTEN ?? file.adminListen;
+  if (adminListen !== undefined) config.adminListen = parseEndpoint(adminListen);
   const peerAdvertise = flags.peerAdvertise ?? env.VITEFA_PEER_ADVERTISE ?? file.peerAdvertise;
   if (peerAdvertise !== undefined) config.peerAdvertise = endpointText(parseEndpoint(peerAdvertise));
   const advertise = list(flags.advertise) ?? list(env.VITEFA_ADVERTISE) ?? file.advertise;

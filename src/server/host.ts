@@ -41,6 +41,8 @@ export interface HostOptions {
   onBehind?: (rev: number) => void;
   /** Called (at most once a second) when the number of agents held has changed. */
   onAgents?: (agents: number) => void;
+  /** Serve admin sessions only (the admin port, --admin-listen): agents are refused at their hello. */
+  adminsOnly?: boolean;
   log?: (line: string) => void;
 }
 
@@ -134,6 +136,7 @@ export class ConnectionHost {
       // The servers of the cluster come later (setPeers), from its membership.
       hello: encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: options.serverId, peers: [] }),
       limits: options.limits,
+      ...(options.adminsOnly === true ? { adminsOnly: true } : {}),
       receive: {
         hello: receiveLimits(options.limits, 'hello'),
         agent: receiveLimits(options.limits, 'agent'),

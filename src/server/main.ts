@@ -42,6 +42,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   const serving = { listen: config.listen, peers: config.peers };
   const clustering = {
     ...(config.peerListen === undefined ? {} : { peerListen: config.peerListen }),
+    ...(config.adminListen === undefined ? {} : { adminListen: config.adminListen }),
     ...(config.peerAdvertise === undefined ? {} : { peerAdvertise: config.peerAdvertise }),
     ...(config.advertise === undefined ? {} : { advertise: config.advertise }),
     ...(config.peerSettings === undefined ? {} : { peerSettings: config.peerSettings }),
@@ -70,12 +71,14 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   let stop: (mode: 'graceful' | 'forced') => Promise<void>;
   let reloadTls: () => Promise<void>;
   let address: string;
+  let adminAddress: string | undefined;
   const serverId = config.serverId;
   if (workers === 0) {
     const server = new ConfigServer({ ...serving, ...accounts, ...clustering, serverId, store, maxAgents: config.maxAgents, limits: config.limits, pollMs, log });
     await server.start();
     reportMemoryOnSignal(() => `server with ${server.host.connections} connections,`);
     address = server.address;
+    adminAddress = server.adminAddress;
     stop = (mode) => server.stop(mode);
     reloadTls = () => server.reloadTls();
   } else {
@@ -83,11 +86,13 @@ export async function runServer(flags: ServerFlags): Promise<void> {
     const primary = new ClusterPrimary({ ...accounts, ...clustering, serverId, store, workers, pollMs, limits: config.limits, setup, log });
     await primary.start();
     address = primary.addresses.join(',');
+    adminAddress = primary.adminAddress;
     stop = (mode) => primary.stop(mode);
     reloadTls = () => primary.reloadTls();
   }
   const mode = workers === 0 ? 'one process' : `${workers} workers`;
-  process.stdout.write(`vitefa server ${serverId} listening on ${address}${config.tls === undefined ? '' : ' (TLS)'} (${mode}), store ${store.description}\n`);
+  const admins = adminAddress === undefined ? '' : `, admin port ${adminAddress}`;
+  process.stdout.write(`vitefa server ${serverId} listening on ${address}${config.tls === undefined ? '' : ' (TLS)'} (${mode})${admins}, store ${store.description}\n`);
   let signals = 0;
   const onSignal = (signal: string): void => {
     signals++;

@@ -7,6 +7,7 @@ import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { AccessControl } from './access/control.js';
 import type { LoginContext } from './access/login.js';
 import { LoginThrottle } from './access/throttle.js';
+import { adminPort } from './admin-port.js';
 import { ConnectionHost } from './host.js';
 import { readServerTls, ticketKeys, type ServerTlsFiles } from './tls.js';
 import { Hub } from './hub.js';
@@ -37,6 +38,8 @@ export interface ServerOptions {
   tls?: ServerTlsFiles;
   /** The peer port (a store shared with other servers only). */
   peerListen?: Endpoint;
+  /** An admin port: admin sessions only (agents are refused there). */
+  adminListen?: Endpoint;
   /** Where the other servers reach the peer port, when not the address it binds. */
   peerAdvertise?: string;
   /** Addresses agents are told to use for this server, when not the listen addresses. */
@@ -79,6 +82,8 @@ export class ConfigServer {
   peers: PeerNode | undefined;
   private gen = 0;
   private stopCall: Promise<void> | undefined;
+  /** Admin sessions on the admin port. */
+  readonly admins: ConnectionHost | undefined;
 
   constructor(options: ServerOptions) {
     this.options = options;
@@ -106,6 +111,9 @@ export class ConfigServer {
       ...(options.store.shared ? { onBehind: () => this.readStore() } : {}),
     };
     this.host = new ConnectionHost(hostOptions, this.state, this.access);
+    if (options.adminListen !== undefined) {
+      this.admins = adminPort({ serverId: this.serverId, listen: options.adminListen, limits: options.limits, login: this.login, log }, this.hub, this.state, this.access);
+    }
     if (options.store.shared) {
       this.peers = new PeerNode({
         serverId: this.serverId,
@@ -120,7 +128,10 @@ export class ConfigServer {
         ...(options.peerSettings === undefined ? {} : { settings: options.peerSettings }),
         agents: {
           agents: () => this.host.agentCount,
-          setPeers: (servers) => this.host.setPeers(servers),
+          setPeers: (servers) => {
+            this.host.setPeers(servers);
+            this.admins?.setPeers(servers);
+          },
           move: async (count, to, within, reason) => this.host.move(count, to, within, reason),
           revisions: async (env, cap) => this.host.revisions(env, cap),
         },
@@ -143,12 +154,18 @@ export class ConfigServer {
     return this.host.addresses.join(',');
   }
 
+  /** The admin port's address, when there is one. */
+  get adminAddress(): string | undefined {
+    return this.admins?.addresses.join(',');
+  }
+
   async start(): Promise<void> {
     await this.hub.open(this.options.log);
     await this.access.open();
     this.login.decoySecret = this.access.decoySecret;
     const material = this.options.tls === undefined ? undefined : readServerTls(this.options.tls, await ticketKeys(this.options.store));
     if (material !== undefined) this.host.setTls(material);
+    if (material !== undefined) this.admins?.setTls(material);
     if (this.peers !== undefined) {
       // The cluster first: agents are served only once this server has what the others have applied.
       if (material !== undefined) this.peers.tls = material;
@@ -161,6 +178,7 @@ export class ConfigServer {
       });
     }
     await this.host.listen();
+    await this.admins?.listen();
     if (this.options.pollMs > 0) this.hub.startPolling(this.options.pollMs, this.options.log);
   }
 
@@ -169,6 +187,7 @@ export class ConfigServer {
     if (this.options.tls === undefined) return;
     const material = readServerTls(this.options.tls, await ticketKeys(this.options.store));
     this.host.setTls(material);
+    this.admins?.setTls(material);
     this.peers?.setTls(material);
   }
 
@@ -212,7 +231,7 @@ export class ConfigServer {
   private async halt(mode: 'graceful' | 'forced', graceMs: number): Promise<void> {
     // A graceful stop in a cluster moves the agents to the other servers first.
     if (mode === 'graceful') await this.peers?.drain().catch(() => undefined);
-    await this.host.stop(mode, graceMs);
+    await Promise.all([this.host.stop(mode, graceMs), this.admins?.stop(mode, graceMs)]);
     await this.peers?.stop().catch(() => undefined);
     await this.access.close().catch(() => undefined);
     await this.hub.close();

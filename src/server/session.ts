@@ -33,6 +33,8 @@ export interface SessionContext {
   limits: ServerLimits;
   /** What a session may send in each phase, built once for every session. */
   receive: Record<Phase, ReceiveLimits>;
+  /** This port serves admin sessions only (the admin port): agents are refused at their hello. */
+  adminsOnly?: boolean;
   /** Admits a session into a role; throws ProtocolError(SERVER_FULL) when the host has no room for it. */
   admit(session: ServerSession, role: SessionRole): void;
   /** Counts a session ended by this server, by wire status, and logs it (rate-limited). */
@@ -162,6 +164,8 @@ export class ServerSession extends FramedConnection implements AgentLink {
     }
     switch (hello.role) {
       case Role.agent:
+        if (this.ctx.adminsOnly === true) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'this is the admin port: agents connect to the server\'s listen address');
+        break;
       case Role.admin:
         break;
       case Role.server:
