@@ -10,6 +10,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseToken } from '../src/security/token.js';
 import { ADMIN_PASSWORD, Proc, Procs, run, startServer, tempDir, waitFor } from './support/procs.js';
 
 const procs = new Procs();
@@ -36,7 +37,8 @@ test('no password, token or mistyped password appears in logs, errors, history o
   await admin(['user', 'add', 'bob', 'editor', 'shop'], { VITEFA_NEW_PASSWORD: secrets[0] });
   const tokenOut = await admin(['token', 'add', 'shop-agent', 'shop'], {}, false);
   const token = tokenOut.split('\n').find((l) => l.startsWith('vta_'))!;
-  secrets.push(token, token.split('_')[2]!);
+  // The secret part whole: it is base64url, so it may itself hold '_' (splitting on it could leave an empty piece).
+  secrets.push(token, parseToken(token)!.secret);
   const agent = procs.track(new Proc(['agent', '--servers', address, '--store', path.join(dir, 'agent')], { env: { ...trace, VITEFA_AGENT_TOKEN: token } }));
   await agent.waitForOutput(/agent connected/);
   await admin(['set', 'shop', 'greeting', 'hi'], { VITEFA_USER: 'bob', VITEFA_PASSWORD: secrets[0] });

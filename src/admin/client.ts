@@ -16,6 +16,12 @@ export interface AdminClientOptions extends Endpoint {
   pingIntervalMs?: number;
 }
 
+/** Session-ending errors a server sends about what it received: the request that caused them was not run. */
+const REFUSED_ON_RECEIPT: ReadonlySet<number> = new Set([
+  WireError.MALFORMED, WireError.FRAME_TOO_LARGE, WireError.VERSION_MISMATCH, WireError.UNEXPECTED_MESSAGE,
+  WireError.AUTH_FAILED, WireError.LIMIT_EXCEEDED, WireError.FORBIDDEN,
+]);
+
 /** Requests one admin session may have waiting at once. */
 const MAX_PENDING = 1024;
 /**
@@ -156,6 +162,9 @@ export class AdminClient {
     this.heartbeat.stop();
     this.closedReason ??= reason;
     this.markClosed(reason);
-    this.calls.failAll((op) => cause ?? new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection closed before ${op} was answered: ${reason}`));
+    // A session the server ended for what it received (a frame it refused) says so; one ended for any other
+    // reason (stalled, stopping, an internal error) cut off the requests in flight, as a lost connection does.
+    const refused = cause instanceof RemoteError && REFUSED_ON_RECEIPT.has(cause.status);
+    this.calls.failAll((op) => (refused ? cause : new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection closed before ${op} was answered: ${reason}`, { cause })));
   }
 }

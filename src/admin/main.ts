@@ -10,7 +10,7 @@ import { formatRelease, formatResult, noteFor, styleFor } from './format.js';
 import { resolveLogin } from './login.js';
 import { askSecret } from './prompt.js';
 import { runRepl } from './repl.js';
-import { CONFIG_WRITES, unanswered } from './outcome.js';
+import { afterLoss, CONFIG_WRITES, unanswered } from './outcome.js';
 
 export interface AdminFlags {
   server?: string;
@@ -55,16 +55,20 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
     const rid = CONFIG_WRITES.has(prepared.request.op) ? (flags.requestId ?? randomUUID()) : undefined;
     const servers = [endpoint, ...client.peers.map(parseEndpoint)];
     let result: AdminResult;
+    // Once an attempt's answer was lost, a later failure says nothing of that attempt: the outcome is unknown.
+    let lost: VitefaError | undefined;
+    const final = (err: unknown): unknown => (lost === undefined ? unanswered(prepared.request, err, rid) ?? err : afterLoss(prepared.request, lost, err, rid));
     for (let attempt = 1; ; attempt++) {
       try {
         result = await client.request(prepared.request, rid);
         break;
       } catch (err) {
+        if (err instanceof VitefaError && err.code === LocalErrorCode.CONNECTION_CLOSED) lost ??= err;
         // The answer to a write with an id was lost with its connection: send it again, same id, to this server or another.
-        if (rid === undefined || !lostWithConnection(err) || attempt > RETRIES) throw unanswered(prepared.request, err, rid) ?? err;
+        if (rid === undefined || !lostWithConnection(err) || attempt > RETRIES) throw final(err);
         client.close();
         client = await reconnect(servers, attempt, connectTo).catch(() => {
-          throw unanswered(prepared.request, err, rid) ?? err;
+          throw final(err);
         });
       }
     }

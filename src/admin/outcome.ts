@@ -25,3 +25,17 @@ export function unanswered(req: AdminRequest, err: unknown, rid?: string): Vitef
   const where = 'env' in req ? `; \`history ${req.env}\` shows it if it was` : '';
   return new VitefaError(LocalErrorCode.OUTCOME_UNKNOWN, `${err.message}: the ${req.op} may or may not have been applied${where}${again}`, { cause: err });
 }
+
+/**
+ * The final failure of a write whose first answer was lost with its
+ * connection: whatever the retries were told (a refusal, the database away)
+ * is about the retry, not about the attempt that may have committed.
+ */
+export function afterLoss(req: AdminRequest, lost: VitefaError, err: unknown, rid: string | undefined): unknown {
+  const unknown = unanswered(req, err, rid);
+  if (unknown !== undefined) return unknown;
+  const again = rid === undefined ? '' : `; running it again with --request-id ${rid} applies it once`;
+  const where = 'env' in req ? `; \`history ${req.env}\` shows it if it was` : '';
+  const reason = err instanceof Error ? err.message : String(err);
+  return new VitefaError(LocalErrorCode.OUTCOME_UNKNOWN, `${lost.message}, and its retry got no answer about it (${reason}): the ${req.op} may or may not have been applied${where}${again}`, { cause: err });
+}

@@ -122,7 +122,12 @@ export class LocalStore {
     const now = Date.now();
     if (now - this.lastReaderCheck >= READER_CHECK_MS) {
       this.lastReaderCheck = now;
-      const cleared = this.root.readerCheck();
+      let cleared = 0;
+      try {
+        cleared = this.root.readerCheck();
+      } catch {
+        // Only housekeeping: the write goes on, the next one looks again.
+      }
       if (cleared > 0) this.staleReaders?.(cleared);
     }
     try {

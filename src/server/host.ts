@@ -520,9 +520,10 @@ export class ConnectionHost {
       else session.shutDown();
     }
     if (mode === 'graceful') {
-      // Sessions get graceMs to go; those waiting for the answer to a request, up to WRITES_GRACE_MS.
+      // Sessions get graceMs to go; those waiting for the answer to a request, up to WRITES_GRACE_MS,
+      // and graceMs after their last answer to flush it.
       const started = Date.now();
-      const waiting = () => [...this.sessions].some((s) => s.requestsInFlight > 0);
+      const waiting = () => [...this.sessions].some((s) => s.requestsInFlight > 0 || Date.now() - s.lastAnswered < graceMs);
       while (this.sessions.size > 0 && Date.now() - started < (waiting() ? WRITES_GRACE_MS : graceMs)) await new Promise((r) => setTimeout(r, 20));
       for (const session of this.sessions) session.destroy('grace period over');
     }

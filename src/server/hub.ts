@@ -221,33 +221,33 @@ export class Hub {
    * follows sees it.
    */
   async execute<R extends AdminRequest>(req: R, author: string, requestId?: string): Promise<ResultOf[R['op']]> {
+    const deadline = Date.now() + this.limits.writeTimeoutMs;
     try {
-      return (await this.dispatch(req, author, requestId)) as ResultOf[R['op']];
+      return (await this.dispatch(req, author, requestId, deadline)) as ResultOf[R['op']];
     } catch (err) {
       if (!(err instanceof RequestReplay)) throw err;
       const { env, rev, changed } = err.record;
       if ('env' in req && req.env !== env) {
         throw new RequestError(WireError.BAD_REQUEST, `request id ${requestId} was used for ${env}@${rev}; give this write an id of its own`);
       }
-      if (rev > this.cursor) await this.pull();
+      if (rev > this.cursor) await untilDeadline(this.pull(), deadline);
       return { env, rev, changed } as ResultOf[R['op']];
     }
   }
 
-  private async dispatch(req: AdminRequest, author: string, requestId: string | undefined): Promise<AdminResult> {
-    const arrived = Date.now();
+  private async dispatch(req: AdminRequest, author: string, requestId: string | undefined, deadline: number): Promise<AdminResult> {
     const meta = (op: string): CommitMeta => ({
-      author, op, time: Date.now(), deadline: arrived + this.limits.writeTimeoutMs, ...(requestId === undefined ? {} : { requestId }),
+      author, op, time: Date.now(), deadline, ...(requestId === undefined ? {} : { requestId }),
     });
     switch (req.op) {
       case 'env.add': {
         const release = await this.store.createEnv(checkEnvName(req.env, this.limits), meta(req.op));
-        await this.committed(release);
+        await this.published(release, deadline);
         return { env: req.env, rev: release.rev, changed: 0 };
       }
       case 'env.del': {
         const release = await this.store.dropEnv(req.env, meta(req.op));
-        await this.committed(release);
+        await this.published(release, deadline);
         return { env: req.env, rev: release.rev, changed: release.changes.length };
       }
       case 'env.list':
@@ -311,16 +311,18 @@ export class Hub {
         return { env: req.env, from: req.from, to, changes: req.from <= to ? changes : invert(changes) };
       }
       case 'rollback': {
-        const after = (rev: number) => new RequestError(WireError.REVISION_NOT_FOUND, `revision ${req.rev} is after ${req.env}'s current revision ${rev}`);
+        // Worked out before the commit takes its lock, so other writes go on meanwhile — from what this
+        // server holds, at best, within the write's time: the store decides under the lock (the environment,
+        // the revision, the request id), and the changes are worked out again there if a release came between.
         const current = this.state.rev(req.env);
-        if (current === undefined) throw envNotFound(req.env);
-        if (req.rev > current) throw after(current);
-        // Worked out before the commit takes its lock, so other writes go on
-        // meanwhile; done again under the lock only if a release came between.
-        const early = await rollbackChanges(await this.store.releasesBetween(req.env, req.rev, current));
+        const early = current === undefined || req.rev > current
+          ? undefined
+          : await untilDeadline(this.store.releasesBetween(req.env, req.rev, current).then((releases) => rollbackChanges(releases)), deadline);
         return this.write(req.env, meta(req.op), async (view) => {
-          if (req.rev > view.rev) throw after(view.rev);
-          return view.rev === current ? early : rollbackChanges(await view.releasesAfter(req.rev));
+          if (req.rev > view.rev) {
+            throw new RequestError(WireError.REVISION_NOT_FOUND, `revision ${req.rev} is after ${req.env}'s current revision ${view.rev}`);
+          }
+          return view.rev === current && early !== undefined ? early : rollbackChanges(await view.releasesAfter(req.rev));
         });
       }
       case 'status.local':
@@ -371,8 +373,19 @@ export class Hub {
       return changes;
     });
     if (release === null) return { env, rev: this.state.rev(env) ?? 0, changed: 0 };
-    await this.committed(release);
+    await this.published(release, meta.deadline);
     return { env, rev: release.rev, changed: release.changes.length };
+  }
+
+  /**
+   * A release this server committed, published; the answer waits for it
+   * until the write's deadline at most, and never fails for it: the release
+   * is committed whatever happens to the read that fetches the releases
+   * before it (the poll and the next commit fetch them again).
+   */
+  private async published(release: StoredRelease, deadline: number | undefined): Promise<void> {
+    const publishing = this.committed(release).catch(() => undefined);
+    await (deadline === undefined ? publishing : untilDeadline(publishing, deadline));
   }
 
   /**
@@ -431,4 +444,17 @@ function toHistory(r: StoredRelease): HistoryRelease {
 
 function assertNever(value: never): never {
   throw new RequestError(WireError.BAD_REQUEST, `unknown operation ${JSON.stringify(value)}`);
+}
+
+/** What `work` gives if it settles by `deadline` (ms since the epoch); undefined if it fails or is late (it runs on, unheeded). */
+async function untilDeadline<T>(work: Promise<T>, deadline: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([work.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

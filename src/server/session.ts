@@ -94,6 +94,9 @@ export class ServerSession extends FramedConnection implements AgentLink {
     return this.inFlight;
   }
 
+  /** When this session last sent an answer (ms since the epoch; 0: never). */
+  lastAnswered = 0;
+
   /**
    * Ends the session for a graceful stop. An admin waiting for answers gets
    * them first (a write under way is finished and its answer sent, never cut
@@ -262,6 +265,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
     const done = run.then(
       () => {
         this.inFlight--;
+        this.lastAnswered = Date.now();
         if (this.closing && this.inFlight === 0) this.fail(WireError.SHUTTING_DOWN, 'server is shutting down');
       },
       (err: unknown) => {

@@ -194,7 +194,7 @@ export class MysqlStore implements Store, MysqlRunner {
   }
 
   createEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
-    return this.once(meta, () => this.transaction(async (tx) => {
+    return this.once(meta, env, () => this.transaction(async (tx) => {
       await seenRequest(tx, meta);
       // The new row first (same lock order as every other write: environment, then head).
       try {
@@ -213,7 +213,7 @@ export class MysqlStore implements Store, MysqlRunner {
   }
 
   dropEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
-    return this.once(meta, () => this.transaction(async (tx) => {
+    return this.once(meta, env, () => this.transaction(async (tx) => {
       const current = await readEnv(tx, env, true);
       await seenRequest(tx, meta);
       const changes: KeyChange[] = [...(await readEntries(tx, env))].map(([k, v]) => [k, v, null]);
@@ -231,7 +231,7 @@ export class MysqlStore implements Store, MysqlRunner {
   }
 
   commit(env: string, meta: CommitMeta, plan: Planner): Promise<StoredRelease | null> {
-    return this.once(meta, () => this.transaction(async (tx) => {
+    return this.once(meta, env, () => this.transaction(async (tx) => {
       // Locking read first: later plain reads of this transaction then see every release of `env`.
       const current = await readEnv(tx, env, true);
       await seenRequest(tx, meta);
@@ -399,10 +399,28 @@ export class MysqlStore implements Store, MysqlRunner {
         return conn;
       } catch (err) {
         bindDeadline(conn, undefined);
-        if (isLost(err) || err instanceof DeadlinePassed) conn.destroy();
+        // Nothing was sent when the deadline had passed: the connection is sound.
+        if (isLost(err)) conn.destroy();
         else conn.release();
         if (attempt >= 2 || !isLost(err)) throw err;
       }
+    }
+  }
+
+  /** A read on one pooled connection, bounded by `deadline` as a write's statements are. */
+  private async readBy<T>(deadline: number | undefined, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    const conn = await this.connection(deadline);
+    bindDeadline(conn, deadline);
+    let lost = false;
+    try {
+      return await work(conn);
+    } catch (err) {
+      lost = isLost(err);
+      throw err;
+    } finally {
+      bindDeadline(conn, undefined);
+      if (lost) conn.destroy();
+      else conn.release();
     }
   }
 
@@ -449,14 +467,23 @@ export class MysqlStore implements Store, MysqlRunner {
    * the id's record instead; so is the retry of a drop, which finds its
    * environment gone before it looks for its id.
    */
-  private async once<T>(meta: CommitMeta, write: () => Promise<T>): Promise<T> {
+  private async once<T>(meta: CommitMeta, env: string, write: () => Promise<T>): Promise<T> {
     try {
       return await this.guard(write);
     } catch (err) {
-      const raced = codeOf((err as { cause?: unknown }).cause ?? err) === 'ER_DUP_ENTRY'
-        || (err instanceof RequestError && (err.status === WireError.ENV_EXISTS || err.status === WireError.ENV_NOT_FOUND));
+      const duplicate = codeOf((err as { cause?: unknown }).cause ?? err) === 'ER_DUP_ENTRY';
+      const raced = duplicate || (err instanceof RequestError && (err.status === WireError.ENV_EXISTS || err.status === WireError.ENV_NOT_FOUND));
       if (meta.requestId === undefined || err instanceof RequestReplay || !raced) throw err;
-      const record = await this.guard(() => this.read((db) => findRequest(db, meta.requestId!)));
+      let record: RequestRecord | undefined;
+      try {
+        record = await this.guard(() => this.readBy(meta.deadline, (conn) => findRequest(conn, meta.requestId!)));
+      } catch (readErr) {
+        // On its key, another write of this id committed: the change is applied, its revision unknown here.
+        if (duplicate) {
+          throw new RequestError(WireError.OUTCOME_UNKNOWN, `database ${this.description} took request ${meta.requestId} as committed by another write, then did not say which revision: look in \`history ${env}\``, { cause: readErr });
+        }
+        throw err;
+      }
       if (record !== undefined) throw new RequestReplay(record);
       throw err;
     }
