@@ -153,7 +153,8 @@ export class Proc {
     return this.stdout + this.stderr;
   }
 
-  waitForOutput(pattern: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+  // Generous: on a loaded machine (two heavy test files at once on two cores) a process may take seconds to start.
+  waitForOutput(pattern: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
     return waitFor(`output matching ${pattern} (got: ${this.output.slice(-500)})`, () => this.output.match(pattern) ?? undefined, timeoutMs);
   }
 
