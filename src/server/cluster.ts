@@ -119,13 +119,7 @@ export class ClusterPrimary {
       const note: PrimaryNote = { k: 'credentials', credentials: book.toCredentials() };
       for (const link of this.links.values()) if (link.ready) link.channel.notify(note);
     });
-    this.login = {
-      book: () => this.access.book,
-      decoySecret: Buffer.alloc(32),
-      passwordIterations: options.passwordIterations,
-      throttle: new LoginThrottle(),
-      audit: (record) => this.access.audit(record),
-    };
+    this.login = this.access.loginContext(options.passwordIterations);
     if (options.adminListen !== undefined) {
       this.admins = adminPort({ serverId: options.serverId, listen: options.adminListen, limits: options.limits, login: this.login, log: options.log }, this.hub, this.state, this.access);
     }
@@ -193,7 +187,6 @@ export class ClusterPrimary {
   async start(): Promise<void> {
     await this.hub.open(this.options.log);
     await this.access.open();
-    this.login.decoySecret = this.access.decoySecret;
     if (this.options.tls !== undefined) this.tls = readServerTls(this.options.tls, await ticketKeys(this.options.store));
     if (this.tls !== undefined) this.admins?.setTls(this.tls);
     if (this.peers !== undefined) {

@@ -6,7 +6,6 @@ import { VERSION } from '../version.js';
 import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { AccessControl } from './access/control.js';
 import type { LoginContext } from './access/login.js';
-import { LoginThrottle } from './access/throttle.js';
 import { adminPort } from './admin-port.js';
 import { ConnectionHost } from './host.js';
 import { readServerTls, ticketKeys, type ServerTlsFiles } from './tls.js';
@@ -94,13 +93,7 @@ export class ConfigServer {
     this.access = new AccessControl(options.store, this.hub, {
       passwordIterations: options.passwordIterations, adminPassword: options.adminPassword, pollMs: options.pollMs > 0 ? 1000 : 0, log,
     });
-    this.login = {
-      book: () => this.access.book,
-      decoySecret: Buffer.alloc(32),
-      passwordIterations: options.passwordIterations,
-      throttle: new LoginThrottle(),
-      audit: (record) => this.access.audit(record),
-    };
+    this.login = this.access.loginContext(options.passwordIterations);
     const hostOptions = {
       serverId: this.serverId,
       listen: options.listen,
@@ -162,7 +155,6 @@ export class ConfigServer {
   async start(): Promise<void> {
     await this.hub.open(this.options.log);
     await this.access.open();
-    this.login.decoySecret = this.access.decoySecret;
     const material = this.options.tls === undefined ? undefined : readServerTls(this.options.tls, await ticketKeys(this.options.store));
     if (material !== undefined) this.host.setTls(material);
     if (material !== undefined) this.admins?.setTls(material);

@@ -10,6 +10,8 @@ import { RequestError } from '../errors.js';
 import type { Hub } from '../hub.js';
 import type { AccountRecord, AuditRecord, Store } from '../store/types.js';
 import { CredentialBook } from './book.js';
+import type { LoginContext } from './login.js';
+import { LoginThrottle } from './throttle.js';
 import { checkGrants, checkName, checkRole, granted } from './grants.js';
 import { envOf, PERMISSIONS } from './permissions.js';
 
@@ -64,6 +66,24 @@ export class AccessControl {
 
   get book(): CredentialBook {
     return this.current;
+  }
+
+  /**
+   * What the logins of this process's own ports check against: the
+   * credentials in force, the store's decoy secret (read at open), one
+   * throttle, this audit trail.
+   */
+  loginContext(passwordIterations: number): LoginContext {
+    const access = this; // the getter below has its own `this`
+    return {
+      book: () => access.book,
+      get decoySecret() {
+        return access.decoySecret;
+      },
+      passwordIterations,
+      throttle: new LoginThrottle(),
+      audit: (record) => access.audit(record),
+    };
   }
 
   /** Loads the credentials; on a store without accounts, creates `admin`. */
