@@ -47,6 +47,9 @@ class SimAgent {
   attempt = 0;
   frames = 0;
   ackPending = false;
+  /** The ping interval the server asked for, and when the next ping is due (0: not logged in). */
+  pingMs: number = AGENT_DEFAULTS.pingIntervalMs;
+  pingAt = 0;
   nonce = '';
   expected = '';
   /** The last TLS session ticket, to resume with. */
@@ -91,18 +94,22 @@ function acknowledge(agent: SimAgent, socket: net.Socket): void {
 }
 
 /**
- * As the real agent does, every agent pings every pingIntervalMs; one timer
- * per process takes a different slice of the agents each second.
+ * As the real agent does, every agent pings as often as its server asked
+ * (in the Welcome, then in each Pong; its default before that), the first
+ * time after a random half to whole interval. One timer per process looks
+ * once a second for the agents whose ping is due.
  */
-const PING_SLOTS = Math.max(1, Math.round(AGENT_DEFAULTS.pingIntervalMs / 1000));
-let pingTick = 0;
 let pingSeq = 0;
 setInterval(() => {
   if (mode !== 'protocol' || closing) return;
-  const frame = encodeMessage({ t: MessageType.Ping, n: ++pingSeq });
-  for (let i = pingTick++ % PING_SLOTS; i < agents.length; i += PING_SLOTS) {
-    const socket = agents[i]!.socket;
-    if (agents[i]!.live && socket !== undefined && !socket.destroyed) socket.write(frame);
+  const at = Date.now();
+  let frame: Buffer | undefined;
+  for (const agent of agents) {
+    const socket = agent.socket;
+    if (!agent.live || agent.pingAt === 0 || agent.pingAt > at || socket === undefined || socket.destroyed) continue;
+    frame ??= encodeMessage({ t: MessageType.Ping, n: ++pingSeq });
+    socket.write(frame);
+    agent.pingAt = at + agent.pingMs;
   }
 }, 1000).unref();
 
@@ -241,6 +248,8 @@ function handleChunk({ agent, socket, chunk, at }: Arrival): void {
           agent.helloArrived();
           agent.live = true;
           agent.attempt = 0;
+          agent.pingMs = message.ping ?? AGENT_DEFAULTS.pingIntervalMs;
+          agent.pingAt = Date.now() + agent.pingMs * (0.5 + Math.random() / 2);
           socket.write(encodeMessage({ t: MessageType.Subscribe, all: false, envs: [{ env: agent.env, rev: agent.held }] }));
           break;
         case MessageType.Release:
@@ -262,6 +271,12 @@ function handleChunk({ agent, socket, chunk, at }: Arrival): void {
           break;
         case MessageType.Ping:
           socket.write(encodeMessage({ t: MessageType.Pong, n: message.n }));
+          break;
+        case MessageType.Pong:
+          if (message.next !== undefined) {
+            agent.pingAt += message.next - agent.pingMs;
+            agent.pingMs = message.next;
+          }
           break;
         default:
           break;

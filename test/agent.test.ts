@@ -262,3 +262,30 @@ test('a server that stops answering pings is left for another: the agent does no
     await answering.close();
   }
 });
+
+test('the agent pings as often as its server asks in each Pong', async () => {
+  const pings: number[] = [];
+  const server = await fakeServer((socket, m) => {
+    if (m === 'connected') socket.write(serverHello());
+    else if (m.t === MessageType.Ping) {
+      pings.push(Date.now());
+      socket.write(encodeMessage({ t: MessageType.Pong, n: m.n, next: 1_000 }));
+    }
+  });
+  const dir = tempDir('vitefa-agent-');
+  dirs.push(dir);
+  const store = LocalStore.open(dir, { mapSize: 16 * 1024 * 1024 });
+  const agent = new Agent({ ...AGENT_DEFAULTS, servers: [{ host: '127.0.0.1', port: server.port }], envs: ['demo'], token: TOKEN, pingIntervalMs: 100, backoffMinMs: 20, backoffMaxMs: 50 }, store);
+  try {
+    agent.start();
+    await waitFor('a first ping', () => pings.length > 0);
+    await new Promise((r) => setTimeout(r, 1_500));
+    // Configured for 100 ms it would have pinged 15 times; told 1 s, it pinged once more.
+    assert.ok(pings.length >= 2 && pings.length <= 3, `${pings.length} pings`);
+    assert.ok(pings[1]! - pings[0]! >= 900, `the second ping came ${pings[1]! - pings[0]!} ms after the first`);
+  } finally {
+    await agent.stop();
+    await store.close();
+    await server.close();
+  }
+});

@@ -460,3 +460,42 @@ describe('request ids', () => {
     await assert.rejects(hub.execute({ op: 'set', env: 'rid-b', key: 'k', value: '1' }, 'test', 'same-id'), (err: Error & { status?: number }) => err.status === WireError.BAD_REQUEST && /request id same-id was used for rid-a@\d+/.test(err.message));
   });
 });
+
+describe('the ping interval agents are told', () => {
+  test('grows with the agents connected, within its bounds; admins are not told; a told agent may be silent for three intervals', async () => {
+    // 400 ms per agent: 1 agent → the 1 s floor; 3 agents → 1.2 s; 10 → the 3 s ceiling.
+    const srv = await memoryServer({ limits: { agentPingMs: 1000, agentPingMaxMs: 3000, agentPingUsPerAgent: 400_000, idleTimeoutMs: 1500 } });
+    const peers: TestPeer[] = [];
+    try {
+      const agentToken = await srv.token('pinging');
+      const first = srv.connect();
+      peers.push(first);
+      assert.equal((await logIn(first, ScramClient.agent(agentToken))).ping, 1000);
+      for (let i = 0; i < 2; i++) {
+        const p = srv.connect();
+        peers.push(p);
+        await logIn(p, ScramClient.agent(agentToken));
+      }
+      first.send({ t: MessageType.Ping, n: 7 });
+      assert.equal((await first.next(isPong(7))).next, 1200, 'three agents: 1.2 s');
+      for (let i = 0; i < 7; i++) {
+        const p = srv.connect();
+        peers.push(p);
+        await logIn(p, ScramClient.agent(agentToken));
+      }
+      first.send({ t: MessageType.Ping, n: 8 });
+      assert.equal((await first.next(isPong(8))).next, 3000, 'ten agents: the ceiling');
+      const ops = srv.connect();
+      peers.push(ops);
+      assert.equal((await logIn(ops, admin())).ping, undefined);
+      ops.send({ t: MessageType.Ping, n: 9 });
+      assert.equal((await ops.next(isPong(9))).next, undefined);
+      // Past idleTimeoutMs (1.5 s) but within three times its last interval (9 s): the agent stays; the silent admin does not.
+      await new Promise((r) => setTimeout(r, 3200));
+      assert.equal(first.closed, false, 'the agent told 3 s is kept');
+      assert.equal(ops.closed, true, 'the silent admin is closed after idleTimeoutMs');
+    } finally {
+      await srv.close();
+    }
+  });
+});

@@ -178,6 +178,8 @@ export class Agent {
       this.learnPeers(conn.serverHello?.peers ?? []);
       const held = this.subscription();
       conn.send({ t: MessageType.Subscribe, all: this.options.envs.length === 0, envs: held });
+      // The server says how often it wants pings (more seldom as its agents grow); without a word, as configured.
+      this.heartbeat.every(serverInterval(conn.welcome?.ping) ?? this.options.pingIntervalMs);
       this.heartbeat.start(conn, 'no pong from server');
       trace('agent', `connected to ${label}, holding ${JSON.stringify(held)}`);
       this.events.connected?.(label);
@@ -220,7 +222,7 @@ export class Agent {
         this.conn?.send({ t: MessageType.Pong, n: message.n });
         return;
       case MessageType.Pong:
-        this.heartbeat.answered();
+        this.onPong(message.next);
         return;
       case MessageType.Peers:
         this.onPeers(message.servers);
@@ -375,6 +377,12 @@ export class Agent {
     this.conn?.end(`moving: ${move.reason}`);
   }
 
+  private onPong(next: number | undefined): void {
+    this.heartbeat.answered();
+    const interval = serverInterval(next);
+    if (interval !== undefined && interval !== this.heartbeat.interval) this.heartbeat.every(interval);
+  }
+
   private onDisconnect(reason: string): void {
     this.heartbeat.stop();
     this.conn = undefined;
@@ -406,6 +414,11 @@ interface KnownServer {
   state: string;
   /** Given with --servers: never forgotten. */
   configured: boolean;
+}
+
+/** A ping interval a server asked for, kept within 1 s and 10 minutes. */
+function serverInterval(ms: number | undefined): number | undefined {
+  return ms === undefined || ms <= 0 ? undefined : Math.min(600_000, Math.max(1_000, ms));
 }
 
 function parseAddress(addr: string): Endpoint | undefined {

@@ -144,7 +144,7 @@ const checkers = {
   }),
   [MessageType.Challenge]: obj({ t: literal(MessageType.Challenge), nonce: str, salt: str, iterations: uint }),
   [MessageType.Proof]: obj({ t: literal(MessageType.Proof), proof: str }),
-  [MessageType.Welcome]: obj({ t: literal(MessageType.Welcome), signature: str, account: str, role: str, envs: arrayOf(str, 1024), iterations: opt(uint) }),
+  [MessageType.Welcome]: obj({ t: literal(MessageType.Welcome), signature: str, account: str, role: str, envs: arrayOf(str, 1024), iterations: opt(uint), ping: opt(uint) }),
   [MessageType.Subscribe]: obj({ t: literal(MessageType.Subscribe), all: bool, envs: arrayOf(envRev) }),
   [MessageType.Snapshot]: obj({ t: literal(MessageType.Snapshot), env: str, rev: uint, entries: arrayOf(entry) }),
   [MessageType.Release]: obj({
@@ -154,7 +154,7 @@ const checkers = {
   [MessageType.Ack]: obj({ t: literal(MessageType.Ack), env: str, rev: uint }),
   [MessageType.Error]: obj({ t: literal(MessageType.Error), code: uint, msg: str, id: opt(uint) }),
   [MessageType.Ping]: obj({ t: literal(MessageType.Ping), n: uint }),
-  [MessageType.Pong]: obj({ t: literal(MessageType.Pong), n: uint }),
+  [MessageType.Pong]: obj({ t: literal(MessageType.Pong), n: uint, next: opt(uint) }),
   [MessageType.Request]: obj({ t: literal(MessageType.Request), id: uint, req: adminRequest, rid: opt(str) }),
   [MessageType.Response]: (v: unknown, p: string) => {
     const head = obj({ t: literal(MessageType.Response), id: uint })(v, p);

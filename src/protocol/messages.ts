@@ -64,6 +64,8 @@ export interface Welcome {
   envs: string[];
   /** For accounts: the iteration count the server wants for new passwords. */
   iterations?: number;
+  /** For agents: ping this often (ms) while connected; later Pongs may change it. */
+  ping?: number;
 }
 
 export interface Subscribe {
@@ -177,6 +179,8 @@ export interface Ping {
 export interface Pong {
   t: typeof MessageType.Pong;
   n: number;
+  /** To agents: the next ping is wanted this long (ms) after this one. */
+  next?: number;
 }
 
 export type AdminRequest =

@@ -269,7 +269,7 @@ export class ClusterPrimary {
       case 'ready': {
         // Initial state, then (from the next release on) every release: the channel keeps the order.
         const setup: WorkerSetup = {
-          ...this.options.setup, serverId: this.options.serverId, limits: this.options.limits,
+          ...this.options.setup, serverId: this.options.serverId, limits: this.options.limits, processes: this.options.workers,
           passwordIterations: this.options.passwordIterations, decoySecret: this.access.decoySecret, shared: this.peers !== undefined,
           ...(this.tls === undefined ? {} : { tls: this.tls }),
         };
@@ -482,6 +482,7 @@ export function runWorker(): void {
         host = new ConnectionHost(
           {
             serverId: setup.serverId,
+            ...(setup.processes === undefined ? {} : { processes: setup.processes }),
             listen: setup.listen,
             maxAgents: setup.maxAgents,
             limits: setup.limits,

@@ -21,6 +21,8 @@ export interface WorkerSetup {
   peers: string[];
   /** Agent connections this worker holds at most. */
   maxAgents: number;
+  /** Workers of this server. */
+  processes?: number;
   limits: ServerLimits;
   passwordIterations: number;
   /** The store's secret for decoy logins (the same on every server of the store). */

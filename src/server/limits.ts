@@ -36,8 +36,18 @@ export const LIMIT_DEFAULTS = {
   subscribesPerMinute: 30,
   /** Bytes queued for one agent, beyond the catch-up it was sent, when a frame goes out. */
   agentBufferBytes: 8 * 1024 * 1024,
-  /** A session silent for this long is closed (agents ping every 15 s). */
+  /** A session silent for this long is closed; for an agent, at least three times the ping interval it was told. */
   idleTimeoutMs: 60_000,
+  /** The shortest ping interval agents are told. */
+  agentPingMs: 15_000,
+  /** The longest ping interval agents are told. */
+  agentPingMaxMs: 300_000,
+  /**
+   * Agents are told to ping every (agents of the server × this) µs, within
+   * the two bounds above: a ping costs a server about 20 µs, so all of them
+   * together stay near 1.5% of one core whatever the fleet.
+   */
+  agentPingUsPerAgent: 1_500,
   /** A session with output waiting that takes none of it for this long is a slow consumer. */
   stallTimeoutMs: 15_000,
   /** Environments that do not exist (yet) one agent may follow by name. */

@@ -40,6 +40,8 @@ export interface SessionContext {
   /** Counts a session ended by this server, by wire status, and logs it (rate-limited). */
   refused(session: ServerSession, status: WireError, message: string): void;
   onSessionEnd(session: ServerSession): void;
+  /** The ping interval agents are told now (ms). */
+  agentPingMs(): number;
 }
 
 /** `hello` until the login completes (the client's hello, then its proof); then the role. */
@@ -62,6 +64,8 @@ export class ServerSession extends FramedConnection implements AgentLink {
   id = '';
   /** Last time a frame arrived, for the idle sweep. */
   lastSeen = this.since;
+  /** The ping interval this agent was last told (0: none). */
+  pingMs = 0;
   private phase: Phase = 'hello';
   /** Set once the login is complete: who this session acts for. */
   principal: Principal | undefined;
@@ -138,7 +142,13 @@ export class ServerSession extends FramedConnection implements AgentLink {
         return this.onRequest(message.id, message.req, message.rid);
       case MessageType.Ping:
         this.expectSession(message.t);
-        this.send({ t: MessageType.Pong, n: message.n });
+        if (this.phase === 'agent') {
+          // Agents are told when to ping next: the interval grows with the server's agents.
+          this.pingMs = this.ctx.agentPingMs();
+          this.send({ t: MessageType.Pong, n: message.n, next: this.pingMs });
+        } else {
+          this.send({ t: MessageType.Pong, n: message.n });
+        }
         return;
       case MessageType.Pong:
         this.expectSession(message.t);
@@ -200,6 +210,10 @@ export class ServerSession extends FramedConnection implements AgentLink {
     this.principal = principal;
     this.phase = role;
     this.setLimits(this.ctx.receive[role]);
+    if (role === 'agent') {
+      this.pingMs = this.ctx.agentPingMs();
+      welcome.ping = this.pingMs;
+    }
     this.send(welcome);
   }
 
