@@ -468,21 +468,17 @@ describe('the ping interval agents are told', () => {
     const peers: TestPeer[] = [];
     try {
       const agentToken = await srv.token('pinging');
-      const first = srv.connect();
-      peers.push(first);
-      assert.equal((await logIn(first, ScramClient.agent(agentToken))).ping, 1000);
-      for (let i = 0; i < 2; i++) {
+      const logInAgent = async (): Promise<[TestPeer, Welcome]> => {
         const p = srv.connect();
         peers.push(p);
-        await logIn(p, ScramClient.agent(agentToken));
-      }
+        return [p, await logIn(p, ScramClient.agent(agentToken))];
+      };
+      const [first, welcome] = await logInAgent();
+      assert.equal(welcome.ping, 1000);
+      for (let i = 0; i < 2; i++) await logInAgent();
       first.send({ t: MessageType.Ping, n: 7 });
       assert.equal((await first.next(isPong(7))).next, 1200, 'three agents: 1.2 s');
-      for (let i = 0; i < 7; i++) {
-        const p = srv.connect();
-        peers.push(p);
-        await logIn(p, ScramClient.agent(agentToken));
-      }
+      for (let i = 0; i < 7; i++) await logInAgent();
       first.send({ t: MessageType.Ping, n: 8 });
       assert.equal((await first.next(isPong(8))).next, 3000, 'ten agents: the ceiling');
       const ops = srv.connect();

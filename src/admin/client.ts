@@ -104,7 +104,7 @@ export class AdminClient {
 
   /** Sends one request; `rid`, for a configuration write, makes a retry of it apply once (see Request.rid). */
   request<R extends AdminRequest>(req: R, rid?: string): Promise<ResultOf[R['op']]> {
-    if (this.closedReason !== undefined || this.conn.isClosed) {
+    if (this.isClosed) {
       return Promise.reject(new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection closed: ${this.closedReason ?? 'closed'}`));
     }
     return this.calls.start(req.op, this.requestTimeoutMs, (id) => this.conn.send({ t: MessageType.Request, id, req, ...(rid === undefined ? {} : { rid }) }));

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { LocalErrorCode, RemoteError, VitefaError, WireError, type AdminResult } from '../protocol/index.js';
+import { LocalErrorCode, RemoteError, REQUEST_ID, VitefaError, WireError, type AdminResult } from '../protocol/index.js';
 import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { clientTls } from '../security/tls.js';
 import { parseEndpoint, type Endpoint } from '../transport/client.js';
-import { REQUEST_ID } from '../protocol/request-id.js';
 import { AdminClient } from './client.js';
 import { helpText, prepareCommand, type CommandIO, type Prepared } from './commands.js';
 import { formatRelease, formatResult, noteFor, styleFor } from './format.js';

@@ -3,4 +3,5 @@ export { VitefaError, ProtocolError, RemoteError, LocalErrorCode } from './error
 export { FrameDecoder, frame, FRAME_HEADER_BYTES, DEFAULT_MAX_FRAME_BYTES } from './frame.js';
 export { encodeBody, encodeMessage, decodeBody, checkResult, SnapshotEncoder } from './codec.js';
 export type * from './messages.js';
+export { REQUEST_ID } from './request-id.js';
 export { scanBody, DEFAULT_DECODE_LIMITS, MAX_DEPTH_LIMIT, type DecodeLimits } from './scan.js';

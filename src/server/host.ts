@@ -492,8 +492,9 @@ export class ConnectionHost {
     for (const session of this.sessions) {
       try {
         // Those awaiting their hello were looked at above.
-        if (now - session.lastSeen > Math.max(this.limits.idleTimeoutMs, 3 * session.pingMs)) {
-          session.fail(WireError.TIMEOUT, `nothing received for ${Math.max(this.limits.idleTimeoutMs, 3 * session.pingMs)} ms`);
+        const silentFor = Math.max(this.limits.idleTimeoutMs, 3 * session.pingMs);
+        if (now - session.lastSeen > silentFor) {
+          session.fail(WireError.TIMEOUT, `nothing received for ${silentFor} ms`);
         } else if (session.writableLength > 0) {
           this.checkStall(session, now);
         } else {

@@ -156,8 +156,10 @@ export class ConfigServer {
     await this.hub.open(this.options.log);
     await this.access.open();
     const material = this.options.tls === undefined ? undefined : readServerTls(this.options.tls, await ticketKeys(this.options.store));
-    if (material !== undefined) this.host.setTls(material);
-    if (material !== undefined) this.admins?.setTls(material);
+    if (material !== undefined) {
+      this.host.setTls(material);
+      this.admins?.setTls(material);
+    }
     if (this.peers !== undefined) {
       // The cluster first: agents are served only once this server has what the others have applied.
       if (material !== undefined) this.peers.tls = material;

@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import {
-  encodeMessage, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, WireError,
+  encodeMessage, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, REQUEST_ID, Role, WireError,
   type AdminRequest, type EnvRev, type Hello, type Message, type Proof, type Subscribe,
 } from '../protocol/index.js';
 import { CHANNEL_BINDING_LABEL } from '../security/tls.js';
@@ -11,7 +11,6 @@ import { LoginExchange, type LoginContext, type Principal } from './access/login
 import { FramedConnection, type ReceiveLimits } from '../transport/connection.js';
 import { trace } from '../trace.js';
 import { RequestError } from './errors.js';
-import { REQUEST_ID } from '../protocol/request-id.js';
 import type { AgentLink, Fanout } from './fanout.js';
 import type { ServerLimits } from './limits.js';
 import { checkEnvName, quoted } from './validate.js';
