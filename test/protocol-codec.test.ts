@@ -114,6 +114,7 @@ const SAMPLES: { [K in MessageType]: Extract<Message, { t: K }>[] } = {
   [MessageType.Snapshot]: [
     { t: 3, env: 'prod', rev: 12, entries: [['a', '1'], ['b', '{"x":[1,2]}'], ['ünï', '"çødé"']] },
     { t: 3, env: 'empty', rev: 0, entries: [] },
+    { t: 3, env: 'prod', rev: 14, chain: '0f1e2d3c4b5a6978', entries: [['a', '1']] },
   ],
   [MessageType.Release]: [
     {
@@ -122,8 +123,9 @@ const SAMPLES: { [K in MessageType]: Extract<Message, { t: K }>[] } = {
     },
     { t: 4, env: 'gone', rev: 9, prev: 8, time: 1, author: 'bob', op: 'env.del', changes: [], drop: true },
     { t: 4, env: 'prod', rev: 2 ** 53 - 1, prev: 2 ** 53 - 2, time: 0, author: '', op: 'set', changes: [['k', 'null']], drop: false },
+    { t: 4, env: 'prod', rev: 14, prev: 13, time: 5, author: 'ann', op: 'set', changes: [['a', '3']], chain: '0f1e2d3c4b5a6978', pchain: '8796a5b4c3d2e1f0' },
   ],
-  [MessageType.Ack]: [{ t: 5, env: 'prod', rev: 13 }],
+  [MessageType.Ack]: [{ t: 5, env: 'prod', rev: 13 }, { t: 5, env: 'prod', rev: 14, chain: '0f1e2d3c4b5a6978' }],
   [MessageType.Error]: [
     { t: 6, code: WireError.ENV_NOT_FOUND, msg: 'environment x does not exist', id: 4 },
     { t: 6, code: WireError.SHUTTING_DOWN, msg: 'bye' },
@@ -156,6 +158,8 @@ const SAMPLES: { [K in MessageType]: Extract<Message, { t: K }>[] } = {
     { t: 16, to: '10.0.0.2:7400', within: 2000, reason: 'rebalancing' },
     { t: 16, within: 0, reason: 'server draining' },
   ],
+  [MessageType.StoreCheck]: [{ t: 17, store: '6f1c0a4e9b2d7c35', key: 'k-0123456789abcdef' }],
+  [MessageType.StoreProof]: [{ t: 18, mac: 'bWFjLW1hYy1tYWMtbWFjLW1hYy1tYWMtbWFjLW1hYy0=' }, { t: 18, mac: '' }],
 };
 
 describe('round trip through encodeMessage, FrameDecoder and decodeBody', () => {

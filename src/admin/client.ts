@@ -149,6 +149,8 @@ export class AdminClient {
       case MessageType.Gossip:
       case MessageType.Peers:
       case MessageType.Move:
+      case MessageType.StoreCheck:
+      case MessageType.StoreProof:
         this.conn.fail(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to an admin client`);
         return;
       default: {

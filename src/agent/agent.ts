@@ -252,6 +252,8 @@ export class Agent {
       case MessageType.Proof:
       case MessageType.Welcome:
       case MessageType.Gossip:
+      case MessageType.StoreCheck:
+      case MessageType.StoreProof:
         this.conn?.fail(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to an agent`);
         return;
       default: {

@@ -8,7 +8,7 @@ import {
   type Check,
 } from './check.js';
 import type {
-  AdminOp, AdminRequest, Change, Entry, EnvRev, KeyChange, MemberEntry, MemberState, Message, ResultOf,
+  AdminOp, AdminRequest, Change, Entry, EnvRev, KeyChange, MemberEntry, MemberState, Message, ResultOf, Snapshot,
 } from './messages.js';
 
 /**
@@ -42,6 +42,13 @@ export function encodeMessage(message: Message): Buffer {
   return frame(encodeBody(message));
 }
 
+/** A Snapshot message, its fields in the order every encoder of it uses (entries last). */
+export function snapshotMessage(env: string, rev: number, entries: Entry[], chain?: string): Snapshot {
+  return chain === undefined || chain === ''
+    ? { t: MessageType.Snapshot, env, rev, entries }
+    : { t: MessageType.Snapshot, env, rev, chain, entries };
+}
+
 /**
  * A Snapshot frame built a part at a time, the same bytes encodeMessage
  * gives: `entries` packed in slices (each on its own, so a caller may yield
@@ -50,7 +57,8 @@ export function encodeMessage(message: Message): Buffer {
 export class SnapshotEncoder {
   private readonly parts: Buffer[] = [];
   private count = 0;
-  constructor(private readonly env: string, private readonly rev: number) {}
+  /** `chain` as in Snapshot.chain; the same field order as `snapshotMessage` gives, so the bytes are the same. */
+  constructor(private readonly env: string, private readonly rev: number, private readonly chain?: string) {}
 
   add(entries: [string, string][]): void {
     if (entries.length === 0) return;
@@ -64,14 +72,14 @@ export class SnapshotEncoder {
 
   frame(): Buffer {
     // Every field but the entries, which come last and empty (one byte, 0x90), then the real array.
-    const head = packr.pack({ t: MessageType.Snapshot, env: this.env, rev: this.rev, entries: [] });
+    const head = packr.pack(snapshotMessage(this.env, this.rev, [], this.chain));
     const n = this.count;
     const arrayHeader = n <= 15 ? Buffer.from([0x90 | n]) : n <= 0xffff ? Buffer.from([0xdc, n >> 8, n & 0xff]) : Buffer.from([0xdd, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
     return frame(Buffer.concat([head.subarray(0, head.length - 1), arrayHeader, ...this.parts]));
   }
 }
 
-const envRev: Check<EnvRev> = obj({ env: str, rev: uint });
+const envRev: Check<EnvRev> = obj({ env: str, rev: uint, chain: opt(str) });
 const entry: Check<Entry> = pair(str, str);
 const change: Check<Change> = pair(str, nullable(str));
 const keyChange: Check<KeyChange> = (v, p) => {
@@ -146,12 +154,12 @@ const checkers = {
   [MessageType.Proof]: obj({ t: literal(MessageType.Proof), proof: str }),
   [MessageType.Welcome]: obj({ t: literal(MessageType.Welcome), signature: str, account: str, role: str, envs: arrayOf(str, 1024), iterations: opt(uint), ping: opt(uint) }),
   [MessageType.Subscribe]: obj({ t: literal(MessageType.Subscribe), all: bool, envs: arrayOf(envRev) }),
-  [MessageType.Snapshot]: obj({ t: literal(MessageType.Snapshot), env: str, rev: uint, entries: arrayOf(entry) }),
+  [MessageType.Snapshot]: obj({ t: literal(MessageType.Snapshot), env: str, rev: uint, entries: arrayOf(entry), chain: opt(str) }),
   [MessageType.Release]: obj({
     t: literal(MessageType.Release), env: str, rev: uint, prev: uint, time: uint, author: str, op: str,
-    changes: arrayOf(change), drop: opt(bool),
+    changes: arrayOf(change), drop: opt(bool), chain: opt(str), pchain: opt(str),
   }),
-  [MessageType.Ack]: obj({ t: literal(MessageType.Ack), env: str, rev: uint }),
+  [MessageType.Ack]: obj({ t: literal(MessageType.Ack), env: str, rev: uint, chain: opt(str) }),
   [MessageType.Error]: obj({ t: literal(MessageType.Error), code: uint, msg: str, id: opt(uint) }),
   [MessageType.Ping]: obj({ t: literal(MessageType.Ping), n: uint }),
   [MessageType.Pong]: obj({ t: literal(MessageType.Pong), n: uint, next: opt(uint) }),
@@ -167,6 +175,8 @@ const checkers = {
     t: literal(MessageType.Peers), servers: arrayOf(obj({ addr: str, agents: uint, state: str }), MAX_MEMBERS),
   }),
   [MessageType.Move]: obj({ t: literal(MessageType.Move), to: opt(str), within: uint, reason: str }),
+  [MessageType.StoreCheck]: obj({ t: literal(MessageType.StoreCheck), store: str, key: str }),
+  [MessageType.StoreProof]: obj({ t: literal(MessageType.StoreProof), mac: str }),
 } satisfies { [K in MessageType]: Check<Extract<Message, { t: K }>> };
 
 /**

@@ -7,9 +7,11 @@
  * Version carried in every hello. A peer refuses a hello with another major
  * version. 2: every session logs in (SCRAM) before anything else. 3: peer
  * servers gossip (Gossip), and servers tell their agents of the other
- * servers (Peers) and move them (Move).
+ * servers (Peers) and move them (Move). 4: releases and snapshots carry
+ * their chain value, and a peer proves it reads the same store of record
+ * (StoreCheck, StoreProof) before its Welcome.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 export const MessageType = {
   /** 1: first frame in each direction; carries the protocol version and the peer's role. */
@@ -44,6 +46,10 @@ export const MessageType = {
   Peers: 15,
   /** 16: server -> agent: reconnect elsewhere (drain, rebalancing), resuming from the revisions held. */
   Move: 16,
+  /** 17: peer port -> dialling server: prove you read this store (names a row just written to it). */
+  StoreCheck: 17,
+  /** 18: dialling server -> peer port: the proof (an HMAC of the row's secret). */
+  StoreProof: 18,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -99,6 +105,8 @@ export const WireError = {
   INTERNAL: 301,
   /** 302: the commit of a write was sent to the store of record and its answer never came: it may or may not have been applied. */
   OUTCOME_UNKNOWN: 302,
+  /** 303: the other server reads another store of record (another store id, or a copy of this one): it is not a peer. */
+  STORE_MISMATCH: 303,
 } as const;
 export type WireError = (typeof WireError)[keyof typeof WireError];
 

@@ -17,6 +17,12 @@ export interface EnvRev {
   env: string;
   /** Revision held; 0 means nothing is held. */
   rev: number;
+  /**
+   * The chain value of what is held at `rev` (see Release.chain), when the
+   * holder knows it: a server that finds another chain value at that
+   * revision sends a snapshot instead of releases.
+   */
+  chain?: string;
 }
 
 export interface Hello {
@@ -81,6 +87,8 @@ export interface Snapshot {
   env: string;
   rev: number;
   entries: Entry[];
+  /** The chain value of the release the snapshot ends at (absent for history older than chains). */
+  chain?: string;
 }
 
 export interface Release {
@@ -97,12 +105,41 @@ export interface Release {
   changes: Change[];
   /** The environment was deleted: drop it whole. */
   drop?: boolean;
+  /**
+   * This release's chain value: a hash over the chain value of the release
+   * before it and this release's content (docs/protocol.md#chain). Absent
+   * for releases committed before chains existed.
+   */
+  chain?: string;
+  /** The chain value this release follows: a receiver holding another one at `prev` has been offered a fork. */
+  pchain?: string;
 }
 
 export interface Ack {
   t: typeof MessageType.Ack;
   env: string;
   rev: number;
+  /** The chain value held at `rev`. */
+  chain?: string;
+}
+
+/**
+ * Peer port -> dialling server, after the login and before the Welcome: prove
+ * that you read the same store of record as this server. `key` names a row
+ * this server has just written to its store; only a server reading that same
+ * store (not a copy made before) can find the row's secret.
+ */
+export interface StoreCheck {
+  t: typeof MessageType.StoreCheck;
+  /** The store id of the asking server's store. */
+  store: string;
+  key: string;
+}
+
+/** Dialling server -> peer port: HMAC-SHA-256 of the row's secret over the key (base64). */
+export interface StoreProof {
+  t: typeof MessageType.StoreProof;
+  mac: string;
 }
 
 export interface ErrorMessage {
@@ -452,4 +489,6 @@ export type Message =
   | Response
   | Gossip
   | Peers
-  | Move;
+  | Move
+  | StoreCheck
+  | StoreProof;

@@ -159,6 +159,8 @@ export class ServerSession extends FramedConnection implements AgentLink {
       case MessageType.Welcome:
       case MessageType.Peers:
       case MessageType.Move:
+      case MessageType.StoreCheck:
+      case MessageType.StoreProof:
         throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to a server`);
       case MessageType.Gossip:
         throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'gossip goes to the peer port, not to this one');

@@ -1,0 +1,61 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The chain of an environment's releases, git's idea applied to the release
+ * stream: every release's chain value is a hash over the chain value of the
+ * release before it and this release's own content. Two stores that ever
+ * committed different releases (a restored copy that went on writing) give
+ * different chain values from there on, and every receiver holding one can
+ * tell that a release of the other does not follow it.
+ *
+ * The content hashed is what every receiver of a Release sees, in a fixed
+ * order, each field length-prefixed: environment, revision, previous
+ * revision, time, author, operation, whether it drops the environment, and
+ * each change's key and new value (or its absence). The values before each
+ * change are not part of it: they are not sent to agents.
+ */
+
+/** The chain value before an environment's first release (its creation). */
+export const CHAIN_GENESIS = '';
+
+/** Hex digits of a chain value: 64 bits, enough to tell streams apart (it is not a signature). */
+export const CHAIN_HEX = 16;
+
+export interface ChainedContent {
+  env: string;
+  rev: number;
+  prev: number;
+  time: number;
+  author: string;
+  op: string;
+  drop?: boolean;
+}
+
+/** The chain value of a release following `previous`, with changes given as [key, new JSON text or null]. */
+export function chainOf(previous: string, release: ChainedContent, changes: Iterable<readonly [string, string | null]>): string {
+  const hash = createHash('sha256');
+  const field = (text: string): void => {
+    const len = Buffer.allocUnsafe(4);
+    len.writeUInt32BE(Buffer.byteLength(text));
+    hash.update(len);
+    hash.update(text);
+  };
+  field('vitefa-chain-1');
+  field(previous);
+  field(release.env);
+  field(String(release.rev));
+  field(String(release.prev));
+  field(String(release.time));
+  field(release.author);
+  field(release.op);
+  field(release.drop === true ? 'drop' : '');
+  for (const [key, after] of changes) {
+    field(key);
+    if (after === null) hash.update(Buffer.from([0]));
+    else {
+      hash.update(Buffer.from([1]));
+      field(after);
+    }
+  }
+  return hash.digest('hex').slice(0, CHAIN_HEX);
+}
