@@ -33,6 +33,7 @@ program
   .option('--history <n>', 'releases kept per environment')
   .option('--poll-ms <n>', 'how often to read releases other servers committed from the database, behind gossip (MySQL; default 5000)')
   .option('--migrate-only', 'create or upgrade the database schema, then exit')
+  .option('--adopt-store', 'make this store a store of its own (a restored copy becoming the new production): a new store id, the registry emptied of other servers, a new peer key; audited (docs/operations.md)')
   .option('--tls-cert <file>', 'serve TLS with this certificate (PEM); SIGHUP reloads it')
   .option('--tls-key <file>', 'key of the certificate (PEM)')
   .option('--tls-client-ca <file>', 'require client certificates signed by this authority (mutual TLS)')

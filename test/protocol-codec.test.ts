@@ -448,7 +448,7 @@ describe('checkResult', () => {
 describe('rejection', () => {
   test('unknown message type', () => {
     rejects(pack({ t: 0 }), 'message.t');
-    rejects(pack({ t: 17, n: 1 }), 'message.t');
+    rejects(pack({ t: 19, n: 1 }), 'message.t');
     rejects(pack({ t: 99 }), 'message.t');
     rejects(pack({ t: -1 }), 'message.t');
     rejects(pack({ t: 1.5 }), 'message.t');

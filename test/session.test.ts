@@ -48,6 +48,8 @@ const SAMPLES: Record<string, Message> = {
   Gossip: { t: MessageType.Gossip, members: [{ id: 'x', gen: 1, ver: 1, addrs: [], peer: '127.0.0.1:1', state: 'alive', agents: 0, head: 0 }], envs: [] },
   Peers: { t: MessageType.Peers, servers: [] },
   Move: { t: MessageType.Move, within: 0, reason: 'go' },
+  StoreCheck: { t: MessageType.StoreCheck, store: '0123456789abcdef', key: 'k' },
+  StoreProof: { t: MessageType.StoreProof, mac: 'AAAA' },
 };
 assert.deepEqual(Object.keys(SAMPLES).sort(), Object.keys(MessageType).sort(), 'a sample of every message type');
 
@@ -55,9 +57,9 @@ type Outcome = 'ok' | 'ends' | 'challenged' | WireError;
 const U = WireError.UNEXPECTED_MESSAGE;
 /** What each message does in each phase: handled (the session goes on), answered with a login challenge, the peer's Error ends it, or this error. */
 const EXPECTED: Record<'hello' | 'agent' | 'admin', Record<string, Outcome>> = {
-  hello: { Hello: 'challenged', Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: U, Pong: U, Request: U, Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U },
-  agent: { Hello: U, Subscribe: 'ok', Snapshot: U, Release: U, Ack: 'ok', Error: 'ends', Ping: 'ok', Pong: 'ok', Request: U, Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U },
-  admin: { Hello: U, Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: 'ok', Pong: 'ok', Request: 'ok', Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U },
+  hello: { Hello: 'challenged', Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: U, Pong: U, Request: U, Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U, StoreCheck: U, StoreProof: U },
+  agent: { Hello: U, Subscribe: 'ok', Snapshot: U, Release: U, Ack: 'ok', Error: 'ends', Ping: 'ok', Pong: 'ok', Request: U, Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U, StoreCheck: U, StoreProof: U },
+  admin: { Hello: U, Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: 'ok', Pong: 'ok', Request: 'ok', Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U, StoreCheck: U, StoreProof: U },
 };
 
 let mem: MemoryServer;

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { LocalErrorCode, VitefaError, WireError, type KeyChange } from '../src/protocol/index.js';
+import { CHAIN_GENESIS, LocalErrorCode, VitefaError, WireError, type KeyChange } from '../src/protocol/index.js';
+import { chainOfStored } from '../src/server/store/changes.js';
 import { RequestError } from '../src/server/errors.js';
 import { createStore } from '../src/server/store/create.js';
 import { LmdbStore } from '../src/server/store/lmdb-store.js';
@@ -165,7 +166,9 @@ function conformance(backend: Backend): void {
       const [a, b] = [ctx.env('a'), ctx.env('b')];
       const h0 = await store.head();
       const ra = await store.createEnv(a, meta('env.add', 'alice'));
-      assert.deepEqual(ra, { env: a, rev: h0 + 1, prev: 0, time: 1_700_000_000_000, author: 'alice', op: 'env.add', changes: [] });
+      const bare = { env: a, rev: h0 + 1, prev: 0, time: 1_700_000_000_000, author: 'alice', op: 'env.add', changes: [] };
+      // The chain starts afresh with each environment.
+      assert.deepEqual(ra, { ...bare, chain: chainOfStored(CHAIN_GENESIS, bare) });
       const rb = await store.createEnv(b, meta('env.add'));
       assert.equal(rb.rev, h0 + 2);
       assert.equal(await store.head(), h0 + 2);
@@ -174,17 +177,49 @@ function conformance(backend: Backend): void {
       assert.deepEqual(await valuesOf(store, a), {});
     });
 
+    it('has a store id, and rows a peer proves it reads this store by', async (ctx) => {
+      const store = await ctx.open();
+      const id = await store.identity.id();
+      assert.match(id, /^[0-9a-f]{16}$/);
+      assert.equal(await store.identity.id(), id, 'the id stays');
+      const one = await store.identity.challenge();
+      const two = await store.identity.challenge();
+      assert.notEqual(one.key, two.key);
+      assert.deepEqual(await store.identity.answer(one.key), one.secret);
+      assert.deepEqual(await store.identity.answer(two.key), two.secret);
+      assert.equal(await store.identity.answer('no-such-row'), undefined);
+    });
+
+    it('adopting gives the store a new id and forgets the other servers and their rows', async (ctx) => {
+      const store = await ctx.open();
+      const before = await store.identity.id();
+      const row = { addrs: ['127.0.0.1:1'], peer: '127.0.0.1:2', state: 'alive', agents: 0, head: 0, heartbeat: Date.now(), started: Date.now() };
+      await store.members.register({ ...row, id: 'srv-old' });
+      await store.members.register({ ...row, id: 'srv-me' });
+      const challenge = await store.identity.challenge();
+      const { before: was, after } = await store.identity.adopt('srv-me');
+      assert.equal(was, before);
+      assert.notEqual(after, before);
+      assert.equal(await store.identity.id(), after);
+      assert.deepEqual((await store.members.list()).map((m) => m.id), ['srv-me']);
+      assert.equal(await store.identity.answer(challenge.key), undefined);
+    });
+
     it('commit sets and deletes keys, recording before and after', async (ctx) => {
       const store = await ctx.open();
       const env = ctx.env('e');
       const created = await store.createEnv(env, meta('env.add'));
       const r1 = await store.commit(env, meta('apply', 'bob'), sets(['a', '1'], ['b', '"two"']));
-      assert.deepEqual(r1, {
+      const bare1 = {
         env, rev: created.rev + 1, prev: created.rev, time: 1_700_000_000_000, author: 'bob', op: 'apply',
-        changes: [['a', null, '1'], ['b', null, '"two"']],
-      });
+        changes: [['a', null, '1'], ['b', null, '"two"']] as KeyChange[],
+      };
+      assert.deepEqual(r1, { ...bare1, chain: chainOfStored(created.chain!, bare1) });
       const r2 = await store.commit(env, meta(), sets(['a', null], ['b', '3'], ['c', '{"x":[1]}']));
       assert.equal(r2?.prev, r1?.rev);
+      assert.equal(r2?.chain, chainOfStored(r1!.chain!, r2!), 'each release chains to the one before');
+      assert.deepEqual((await store.loadAll()).find((e) => e.env === env)?.chain, r2?.chain, 'the environment ends at its last chain value');
+      assert.deepEqual((await store.releasesSince(created.rev - 1, 10)).filter((r) => r.env === env).map((r) => r.chain), [created.chain, r1!.chain, r2!.chain]);
       assert.deepEqual(r2?.changes, [['a', '1', null], ['b', '"two"', '3'], ['c', null, '{"x":[1]}']]);
       assert.deepEqual(await valuesOf(store, env), { b: '3', c: '{"x":[1]}' });
       assert.deepEqual((await store.listEnvs()).find((e) => e.env === env), { env, rev: r2!.rev, keys: 2 });
@@ -428,10 +463,11 @@ function conformance(backend: Backend): void {
       const r1 = (await store.commit(env, meta(), sets(['b', '2'], ['a', '1'])))!;
       const h0 = await store.head();
       const drop = await store.dropEnv(env, meta('env.del', 'carol'));
-      assert.deepEqual(drop, {
+      const bareDrop = {
         env, rev: h0 + 1, prev: r1.rev, time: 1_700_000_000_000, author: 'carol', op: 'env.del',
-        changes: [['a', '1', null], ['b', '2', null]], drop: true,
-      });
+        changes: [['a', '1', null], ['b', '2', null]] as KeyChange[], drop: true,
+      };
+      assert.deepEqual(drop, { ...bareDrop, chain: chainOfStored(r1.chain!, bareDrop) });
       assert.equal(await store.head(), h0 + 1);
       assert.equal(await valuesOf(store, env), undefined);
       assert.equal((await store.listEnvs()).some((e) => e.env === env), false);

@@ -9,12 +9,16 @@
  *   values     "<env>\0<key>" -> JSON text of the value
  *   revisions  "<env>"        -> revision as decimal digits
  *   meta       "format"       -> LAYOUT_FORMAT as decimal digits
+ *   chains     "<env>"        -> chain value of the release held (an addition:
+ *                                 readers of the three above need not know it)
  */
 export const LAYOUT_FORMAT = 1;
 
 export const DB_VALUES = 'values';
 export const DB_REVISIONS = 'revisions';
 export const DB_META = 'meta';
+/** Added in place (no format change): "<env>" -> the chain value of the release held (16 hex digits). */
+export const DB_CHAINS = 'chains';
 
 /** A file beside data.mdb rewritten after each commit, so readers can wait with fs.watch instead of polling. */
 export const NOTIFY_FILE = 'notify';

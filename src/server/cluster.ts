@@ -84,7 +84,7 @@ function portOf(worker: Worker): ChannelPort {
 export class ClusterPrimary {
   private readonly options: ClusterOptions;
   private readonly state: ServerState;
-  private readonly hub: Hub;
+  readonly hub: Hub;
   private readonly access: AccessControl;
   private readonly links = new Map<Worker, WorkerLink>();
   private readonly startedAt = Date.now();
@@ -511,7 +511,7 @@ export function runWorker(): void {
         const frame = Buffer.from(note.frame.buffer, note.frame.byteOffset, note.frame.byteLength);
         const message = decodeBody(frame.subarray(FRAME_HEADER_BYTES), FROM_PRIMARY);
         if (message.t !== MessageType.Release) throw new Error(`the primary sent message type ${message.t} as a release`);
-        const published = state?.apply(storedOf(message), frame);
+        const published = state?.apply(storedOf(message), frame, message.pchain);
         if (published !== undefined) host?.publish(published);
         return;
       }

@@ -31,6 +31,8 @@ export interface ServerConfig {
   /** Store poll interval in ms (default: 5000 for MySQL, the safety net behind gossip; off for the embedded store). */
   pollMs?: number;
   migrateOnly: boolean;
+  /** Give the store a new identity before serving (--adopt-store). */
+  adoptStore: boolean;
   /** Every limit, defaults overridden by the config file's "limits". */
   limits: ServerLimits;
   /** PBKDF2 iterations of accounts this server creates (the first admin's too). */
@@ -93,6 +95,7 @@ export interface ServerFlags {
   history?: string;
   pollMs?: string;
   migrateOnly?: boolean;
+  adoptStore?: boolean;
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
@@ -161,6 +164,7 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
     peers,
     history: int(flags.history, '--history') ?? int(env.VITEFA_HISTORY, 'VITEFA_HISTORY') ?? file.history ?? 10_000,
     migrateOnly: flags.migrateOnly === true,
+    adoptStore: flags.adoptStore === true,
     limits: resolveLimits(file.limits),
     passwordIterations: iterations(env.VITEFA_PASSWORD_ITERATIONS) ?? file.passwordIterations ?? SCRAM_DEFAULT_ITERATIONS,
   };

@@ -24,6 +24,8 @@ interface Subscription {
   grants: Grants;
   /** Environments followed, with the revision acknowledged (0 until the first ack). */
   acked: Map<string, number>;
+  /** The chain value the agent holds at its acknowledged revision, per environment (when it said). */
+  chains?: Map<string, string>;
   /** `bytesWritten` of the link when its latest catch-up had been written. */
   catchUpEnd: number;
   /** Releases published up to this number were in the state its subscription's catch-up was taken from. */
@@ -150,6 +152,9 @@ export class Fanout {
     const sub: Subscription = { link, all, grants, acked: new Map(), catchUpEnd: 0, caughtUpTo: this.published };
     this.byLink.set(link, sub);
     const heldBy = new Map(held.map((h) => [h.env, h.rev]));
+    const chainOf = new Map<string, string>();
+    for (const h of held) if (h.chain !== undefined && h.chain !== '') chainOf.set(h.env, this.intern(h.chain));
+    if (chainOf.size > 0) sub.chains = chainOf;
     if (all) {
       this.followAll.add(sub);
       for (const env of this.state.names()) if (!heldBy.has(env) && granted(grants, env)) heldBy.set(env, 0);
@@ -162,9 +167,19 @@ export class Fanout {
         if (set === undefined) this.byEnv.set(env, (set = new Set()));
         set.add(sub);
       }
-      this.catchUp(sub, env, rev);
+      this.catchUp(sub, env, rev, undefined, chainOf.get(env));
     }
     sub.catchUpEnd = link.bytesWritten;
+  }
+
+  /** Chain values are shared strings: 100,000 agents acknowledging one release hold one copy. */
+  private readonly chainStrings = new Map<string, string>();
+  private intern(chain: string): string {
+    const known = this.chainStrings.get(chain);
+    if (known !== undefined) return known;
+    if (this.chainStrings.size >= 4096) this.chainStrings.clear();
+    this.chainStrings.set(chain, chain);
+    return chain;
   }
 
   unsubscribe(link: AgentLink): void {
@@ -182,10 +197,13 @@ export class Fanout {
   }
 
   /** Records what an agent has applied: only for environments it follows (others would grow the map without bound). */
-  ack(link: AgentLink, env: string, rev: number): void {
+  ack(link: AgentLink, env: string, rev: number, chain?: string): void {
     const sub = this.byLink.get(link);
     if (sub === undefined) return;
-    if (sub.acked.has(env) || (sub.all && this.state.has(env) && granted(sub.grants, env))) sub.acked.set(env, rev);
+    if (!(sub.acked.has(env) || (sub.all && this.state.has(env) && granted(sub.grants, env)))) return;
+    sub.acked.set(env, rev);
+    if (chain !== undefined && chain !== '') (sub.chains ??= new Map()).set(env, this.intern(chain));
+    else sub.chains?.delete(env);
   }
 
   /**
@@ -392,9 +410,9 @@ export class Fanout {
     return [...byEnv.values()].map(({ counts, ...e }) => ({ ...e, holders: [...counts].sort((a, b) => b[0] - a[0]) }));
   }
 
-  private catchUp(sub: Subscription, env: string, rev: number, backwards = this.options.onBehind === undefined): void {
+  private catchUp(sub: Subscription, env: string, rev: number, backwards = this.options.onBehind === undefined, chain?: string): void {
     const link = sub.link;
-    const need = this.state.catchUp(env, rev, backwards);
+    const need = this.state.catchUp(env, rev, backwards, chain);
     switch (need.kind) {
       case 'current':
         return;
@@ -501,6 +519,9 @@ function mergedFrame(releases: PublishedRelease[]): Buffer {
   return encodeMessage({
     t: MessageType.Release, env: last.env, rev: last.rev, prev: first.prev, time: last.time,
     author: authors.size === 1 ? last.author : [...authors].slice(0, 8).join(', ').slice(0, 1024), op: 'batch', changes: [...changes],
+    // The batch follows what its first release follows and ends where its last one does.
+    ...(last.chain === undefined ? {} : { chain: last.chain }),
+    ...(first.pchain === undefined ? {} : { pchain: first.pchain }),
   });
 }
 

@@ -8,7 +8,7 @@ import { invert, netChanges, rollbackChanges } from './history.js';
 import { RequestReplay } from './store/requests.js';
 import { Mutex } from './mutex.js';
 import { clearValue, jsonEqual, mergeValue, type Json } from './merge.js';
-import { entryBytes, type PublishedRelease, type ServerState } from './state.js';
+import { ChainBroken, entryBytes, type PublishedRelease, type ServerState } from './state.js';
 import type { CommitMeta, Planner, Store, StoredRelease } from './store/types.js';
 import type { ServerLimits } from './limits.js';
 import { checkEnvName, checkKey, parseValue } from './validate.js';
@@ -50,6 +50,9 @@ export class Hub {
   private closed = false;
   private readonly limits: ServerLimits;
   private readonly bulk: BulkPool;
+  /** Set when a release did not follow this server's history: nothing more is applied or written. */
+  private broken: ChainBroken | undefined;
+  private readonly brokenListeners = new Set<(err: ChainBroken) => void>();
 
   constructor(store: Store, state: ServerState, limits: ServerLimits) {
     this.store = store;
@@ -190,6 +193,7 @@ export class Hub {
 
   private async readStore(): Promise<void> {
     for (;;) {
+      if (this.broken !== undefined) return;
       while (this.waiting.has(this.cursor + 1)) {
         const next = this.waiting.get(this.cursor + 1)!;
         this.waiting.delete(next.rev);
@@ -207,10 +211,32 @@ export class Hub {
   }
 
   private apply(stored: StoredRelease): void {
+    if (this.broken !== undefined) return;
+    let published: PublishedRelease | undefined;
+    try {
+      published = this.state.apply(stored);
+    } catch (err) {
+      if (!(err instanceof ChainBroken)) throw err;
+      // This server's history and the store's disagree (the database was restored under it, or a
+      // peer is not what it claimed): it serves nothing more from a state it cannot trust.
+      this.broken = err;
+      this.waiting.clear();
+      for (const listener of this.brokenListeners) listener(err);
+      return;
+    }
     this.cursor = stored.rev;
-    const published = this.state.apply(stored);
     if (published === undefined) return;
     for (const listener of this.listeners) listener(published, stored);
+  }
+
+  /** Told once when a release does not follow this server's history (the process should stop serving). */
+  onBroken(listener: (err: ChainBroken) => void): void {
+    this.brokenListeners.add(listener);
+  }
+
+  /** Why this server stopped applying releases, when it did. */
+  get brokenChain(): ChainBroken | undefined {
+    return this.broken;
   }
 
   /**
@@ -221,6 +247,7 @@ export class Hub {
    * follows sees it.
    */
   async execute<R extends AdminRequest>(req: R, author: string, requestId?: string): Promise<ResultOf[R['op']]> {
+    if (this.broken !== undefined) throw new RequestError(WireError.STORE_MISMATCH, `this server stopped: ${this.broken.message}`);
     const deadline = Date.now() + this.limits.writeTimeoutMs;
     try {
       return (await this.dispatch(req, author, requestId, deadline)) as ResultOf[R['op']];

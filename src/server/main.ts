@@ -8,6 +8,7 @@ import { ConfigServer } from './server.js';
 import { isLoopback } from './session.js';
 import { readServerTls } from './tls.js';
 import { createStore } from './store/create.js';
+import type { Store } from './store/types.js';
 
 /**
  * Connections one worker process holds at most. The process may open 20,000
@@ -59,6 +60,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
     log(`WARNING: listening on ${open.map((e) => `${e.host}:${e.port}`).join(', ')} without TLS: logins stay safe (SCRAM), but configuration travels in the clear and can be altered on the way; serve TLS with --tls-cert and --tls-key`);
   }
   const store = createStore(config.store, { retainReleases: config.history });
+  if (config.adoptStore) await adoptStore(store, config.serverId, log);
   if (config.migrateOnly) {
     await store.open();
     await store.close();
@@ -81,6 +83,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
     adminAddress = server.adminAddress;
     stop = (mode) => server.stop(mode);
     reloadTls = () => server.reloadTls();
+    server.hub.onBroken((err) => stopBroken(err, stop, log));
   } else {
     const setup = { ...serving, maxAgents: workerCap(config.maxAgents, workers) };
     const primary = new ClusterPrimary({ ...accounts, ...clustering, serverId, store, workers, pollMs, limits: config.limits, setup, log });
@@ -89,6 +92,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
     adminAddress = primary.adminAddress;
     stop = (mode) => primary.stop(mode);
     reloadTls = () => primary.reloadTls();
+    primary.hub.onBroken((err) => stopBroken(err, stop, log));
   }
   const mode = workers === 0 ? 'one process' : `${workers} workers`;
   const admins = adminAddress === undefined ? '' : `, admin port ${adminAddress}`;
@@ -109,4 +113,40 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   });
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
+  const id = await store.identity.id().catch(() => '');
+  if (id !== '') log(`store id ${id}`);
+}
+
+/** Exit status of a server that stopped because its history and the store's disagree. */
+export const EXIT_CHAIN_BROKEN = 4;
+
+/**
+ * A release that does not follow this server's history: the server stops
+ * serving at once (agents fail over, writes go elsewhere) and exits; started
+ * again, it loads the store afresh.
+ */
+function stopBroken(err: Error, stop: (mode: 'graceful' | 'forced') => Promise<void>, log: (line: string) => void): void {
+  log(`stopping: ${err.message}; this server's history and the store's disagree (was the database restored under it?); start it again to load the store afresh`);
+  void stop('forced').finally(() => process.exit(EXIT_CHAIN_BROKEN));
+  setTimeout(() => process.exit(EXIT_CHAIN_BROKEN), 5_000).unref();
+}
+
+/**
+ * --adopt-store: this store becomes a store of its own, on purpose (a
+ * restored copy made the new production). A new store id, so that the
+ * servers of the store it was copied from and this one refuse each other;
+ * the registry emptied of their rows; a new peer key; one audit entry.
+ */
+async function adoptStore(store: Store, serverId: string, log: (line: string) => void): Promise<void> {
+  await store.open();
+  try {
+    const { before, after } = await store.identity.adopt(serverId);
+    await store.access.appendAudit([{
+      time: Date.now(), actor: `server ${serverId}`, addr: '', action: 'store.adopt', env: '', result: 'ok', code: '',
+      detail: `store ${store.description} adopted as a store of its own: id ${before || '(none)'} -> ${after}; registry and peer key reset`,
+    }]);
+    log(`adopted ${store.description} as a store of its own: store id ${before || '(none)'} -> ${after}; servers of the store it was copied from will refuse it, and it them`);
+  } finally {
+    await store.close();
+  }
 }

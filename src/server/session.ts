@@ -134,7 +134,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
         return this.onSubscribe(message);
       case MessageType.Ack:
         this.expect('agent', message.t);
-        this.ctx.fanout.ack(this, message.env, message.rev);
+        this.ctx.fanout.ack(this, message.env, message.rev, message.chain);
         return;
       case MessageType.Request:
         this.expect('admin', message.t);

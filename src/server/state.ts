@@ -1,5 +1,17 @@
-import { encodeMessage, MessageType, SnapshotEncoder, type EnvInfo, type Release } from '../protocol/index.js';
+import { encodeMessage, MessageType, SnapshotEncoder, snapshotMessage, type EnvInfo, type Release } from '../protocol/index.js';
+import { chainOfStored } from './store/changes.js';
 import type { EnvState, StoredRelease } from './store/types.js';
+
+/**
+ * A release whose chain value does not follow what this server holds: its
+ * history and the store's (or a peer's) disagree. It is not applied.
+ */
+export class ChainBroken extends Error {
+  override readonly name = 'ChainBroken';
+  constructor(readonly env: string, readonly rev: number, readonly held: string, readonly expected: string, readonly got: string) {
+    super(`the release ${env}@${rev} does not follow this server's history: its chain value is ${got}, but following ${held || '(the start)'} it would be ${expected}`);
+  }
+}
 
 /** Bytes an entry adds to an environment's snapshot. */
 export function entryBytes(key: string, json: string): number {
@@ -15,6 +27,7 @@ export function storedOf(release: Release): StoredRelease {
     env: release.env, rev: release.rev, prev: release.prev, time: release.time, author: release.author, op: release.op,
     changes: release.changes.map(([key, after]) => [key, null, after]),
     ...(release.drop === true ? { drop: true } : {}),
+    ...(release.chain === undefined ? {} : { chain: release.chain }),
   };
 }
 
@@ -26,6 +39,8 @@ export interface PublishedRelease {
 
 interface LiveEnv {
   rev: number;
+  /** Chain value at `rev` ('' when not known: history older than chains). */
+  chain: string;
   values: Map<string, string>;
   /** Bytes of every key and value (UTF-8), as its snapshot will carry them. */
   bytes: number;
@@ -80,7 +95,7 @@ export class ServerState {
 
   /** Every live environment, for a cluster worker's initial state. */
   export(): EnvState[] {
-    return [...this.envs].map(([env, live]) => ({ env, rev: live.rev, values: live.values }));
+    return [...this.envs].map(([env, live]) => ({ env, rev: live.rev, values: live.values, chain: live.chain }));
   }
 
   load(head: number, envs: EnvState[]): void {
@@ -89,7 +104,7 @@ export class ServerState {
     for (const e of envs) {
       let bytes = 0;
       for (const [key, json] of e.values) bytes += entryBytes(key, json);
-      this.envs.set(e.env, { rev: e.rev, values: e.values, bytes, recent: [], recentBytes: 0 });
+      this.envs.set(e.env, { rev: e.rev, chain: e.chain, values: e.values, bytes, recent: [], recentBytes: 0 });
     }
   }
 
@@ -118,6 +133,11 @@ export class ServerState {
     return this.envs.get(env)?.rev;
   }
 
+  /** The chain value at the environment's current revision ('' when not known). */
+  chain(env: string): string | undefined {
+    return this.envs.get(env)?.chain;
+  }
+
   values(env: string): ReadonlyMap<string, string> | undefined {
     return this.envs.get(env)?.values;
   }
@@ -132,11 +152,24 @@ export class ServerState {
   /**
    * Applies a committed release and returns it encoded for sending, or
    * undefined when it was already applied (it came back from the poll).
+   * A release whose chain value does not follow the environment's is
+   * ChainBroken, and nothing is applied. Only a release whose content
+   * arrived whole is hashed again (`frame` given: a cluster worker is handed
+   * what its primary checked; then the link to what it holds is checked).
    */
-  apply(stored: StoredRelease, frame?: Buffer): PublishedRelease | undefined {
+  apply(stored: StoredRelease, frame?: Buffer, pchain?: string): PublishedRelease | undefined {
     let live = this.envs.get(stored.env);
     if (live !== undefined && stored.rev <= live.rev) return undefined;
     if (live === undefined && stored.op !== 'env.add') return undefined;
+    const held = live?.chain ?? '';
+    if (stored.chain !== undefined && stored.chain !== '' && (held !== '' || live === undefined)) {
+      if (frame === undefined) {
+        const expected = chainOfStored(held, stored);
+        if (expected !== stored.chain) throw new ChainBroken(stored.env, stored.rev, held, expected, stored.chain);
+      } else if (pchain !== undefined && pchain !== held) {
+        throw new ChainBroken(stored.env, stored.rev, held, pchain, stored.chain);
+      }
+    }
     const message: Release = {
       t: MessageType.Release,
       env: stored.env,
@@ -148,6 +181,10 @@ export class ServerState {
       changes: stored.changes.map(([key, , after]) => [key, after]),
     };
     if (stored.drop === true) message.drop = true;
+    if (stored.chain !== undefined && stored.chain !== '') {
+      message.chain = stored.chain;
+      if (held !== '' || live === undefined) message.pchain = held;
+    }
     // A cluster worker is handed the frame the primary encoded: one encoding per release.
     const published: PublishedRelease = { message, frame: frame ?? encodeMessage(message) };
     this.head = Math.max(this.head, stored.rev);
@@ -156,7 +193,7 @@ export class ServerState {
       return published;
     }
     if (live === undefined) {
-      live = { rev: 0, values: new Map(), bytes: 0, recent: [], recentBytes: 0 };
+      live = { rev: 0, chain: '', values: new Map(), bytes: 0, recent: [], recentBytes: 0 };
       this.envs.set(stored.env, live);
     }
     for (const [key, , after] of stored.changes) {
@@ -170,6 +207,7 @@ export class ServerState {
       }
     }
     live.rev = stored.rev;
+    live.chain = stored.chain ?? '';
     live.snapshot = undefined;
     live.recent.push(published);
     live.recentBytes += published.frame.length;
@@ -189,14 +227,17 @@ export class ServerState {
    * (this server's state is the truth: a store no other server shares, or
    * one it has caught up with), when it gets this server's state.
    */
-  catchUp(env: string, held: number, backwards = false): CatchUp {
+  catchUp(env: string, held: number, backwards = false, chain?: string): CatchUp {
     const live = this.envs.get(env);
     if (held > this.head && !backwards) return { kind: 'ahead' };
     if (live === undefined) return { kind: 'gone' };
-    if (held === live.rev) return { kind: 'current' };
+    // The agent says which chain it holds: another one than this server's at that revision is a fork, healed by a snapshot.
+    const known = chain !== undefined && chain !== '';
+    if (held === live.rev && (!known || live.chain === '' || live.chain === chain)) return { kind: 'current' };
     if (held < live.rev) {
       const start = live.recent.findIndex((r) => r.message.prev === held);
-      if (start >= 0) return { kind: 'releases', frames: live.recent.slice(start).map((r) => r.frame) };
+      const follows = start >= 0 && (!known || live.recent[start]!.message.pchain === undefined || live.recent[start]!.message.pchain === chain);
+      if (follows) return { kind: 'releases', frames: live.recent.slice(start).map((r) => r.frame) };
     }
     if (live.snapshot === undefined && live.values.size > SNAPSHOT_SLICE) {
       const building = this.build(env, live);
@@ -210,7 +251,7 @@ export class ServerState {
     if (live.building !== undefined && live.building.rev === live.rev) return live.building;
     const rev = live.rev;
     const entries = [...live.values];
-    const encoder = new SnapshotEncoder(env, rev);
+    const encoder = new SnapshotEncoder(env, rev, live.chain);
     const ready = new Promise<Buffer>((resolve, reject) => {
       let next = 0;
       const slice = (): void => {
@@ -237,7 +278,7 @@ export class ServerState {
   }
 
   private snapshotFrame(env: string, live: LiveEnv): Buffer {
-    live.snapshot ??= encodeMessage({ t: MessageType.Snapshot, env, rev: live.rev, entries: [...live.values] });
+    live.snapshot ??= encodeMessage(snapshotMessage(env, live.rev, [...live.values], live.chain));
     return live.snapshot;
   }
 }

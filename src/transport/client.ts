@@ -6,7 +6,7 @@ import { CHANNEL_BINDING_LABEL } from '../security/tls.js';
 import { TOKEN_ITERATIONS } from '../security/token.js';
 import {
   LocalErrorCode, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, VitefaError, WireError,
-  type Hello, type Message, type Welcome,
+  type Hello, type Message, type StoreCheck, type Welcome,
 } from '../protocol/index.js';
 import { FramedConnection, type ReceiveLimits } from './connection.js';
 import { DEFAULT_DECODE_LIMITS } from '../protocol/index.js';
@@ -86,6 +86,12 @@ export interface ConnectOptions extends Endpoint {
   /** Time allowed for TCP connect, TLS, the server's hello and the login. */
   timeoutMs: number;
   limits?: ReceiveLimits;
+  /**
+   * Peer links: the peer port asks, after the proof and before its Welcome,
+   * for a proof that this server reads the same store (StoreCheck); the
+   * answer is the MAC to send. Throwing refuses the other server.
+   */
+  onStoreCheck?: (check: StoreCheck) => Promise<string>;
   /** Messages after the login. */
   onMessage: (message: Message) => void | Promise<void>;
   onClose: (reason: string) => void;
@@ -128,7 +134,7 @@ export function connect(options: ConnectOptions): Promise<ClientConnection> {
       settle(new VitefaError(LocalErrorCode.CONNECT_TIMEOUT, `no ${step} from ${where} within ${options.timeoutMs} ms${hint}`));
     }, options.timeoutMs);
     const conn = new ClientConnection(socket, options.limits ?? CLIENT_RECEIVE_LIMITS, {
-      message: (message) => {
+      message: (message): void | Promise<void> => {
         if (settled) return options.onMessage(message);
         if (message.t === MessageType.Error) {
           settle(new RemoteError(message.code, message.msg));
@@ -167,6 +173,10 @@ export function connect(options: ConnectOptions): Promise<ClientConnection> {
             return undefined;
           }
           case 'welcome': {
+            if (message.t === MessageType.StoreCheck && options.onStoreCheck !== undefined) {
+              // Reading waits while the store is asked: the Welcome comes after the answer.
+              return options.onStoreCheck(message).then((mac) => conn.send({ t: MessageType.StoreProof, mac }));
+            }
             if (message.t !== MessageType.Welcome) {
               throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `expected the login's welcome, got message type ${message.t}`);
             }

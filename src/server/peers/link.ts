@@ -3,8 +3,10 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import {
   checkResult, encodeMessage, LocalErrorCode, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, VitefaError, WireError,
-  type Gossip, type Hello, type LocalStatus, type Message, type Proof, type Release,
+  type Gossip, type Hello, type LocalStatus, type Message, type Proof, type Release, type StoreCheck, type Welcome,
 } from '../../protocol/index.js';
+import { proofMac, sameMac } from '../store/identity.js';
+import type { StoreChallenge, StoreIdentity } from '../store/types.js';
 import { reportFault, RateLimitedLog } from '../../log.js';
 import { CHANNEL_BINDING_LABEL } from '../../security/tls.js';
 import { backoffDelay } from '../../transport/backoff.js';
@@ -39,8 +41,11 @@ class PeerSession extends FramedConnection {
   readonly since = Date.now();
   lastSeen = this.since;
   peerId = '';
-  private phase: 'hello' | 'peer' = 'hello';
+  /** hello: the login; store: logged in, proving it reads this store; peer: a peer. */
+  private phase: 'hello' | 'store' | 'peer' = 'hello';
   private login: LoginExchange | undefined;
+  /** While proving: the row asked for, and the Welcome sent once it is found. */
+  private proving: { challenge: StoreChallenge; welcome: Welcome } | undefined;
   private readonly listener: PeerListener;
   readonly addr: string;
 
@@ -52,7 +57,7 @@ class PeerSession extends FramedConnection {
   }
 
   get inHandshake(): boolean {
-    return this.phase === 'hello';
+    return this.phase !== 'peer';
   }
 
   protected handle(message: Message): void | Promise<void> {
@@ -61,6 +66,16 @@ class PeerSession extends FramedConnection {
       if (message.t === MessageType.Hello) return this.onHello(message);
       if (message.t === MessageType.Proof) return this.onProof(message);
       throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not valid before the login`);
+    }
+    if (this.phase === 'store') {
+      if (message.t === MessageType.StoreProof) return this.onStoreProof(message.mac);
+      if (message.t === MessageType.Error) {
+        // The other server refused this one's store (another id, or it could not find the row).
+        this.listener.foreign(this.addr, this.peerId, message.msg);
+        this.end(`peer refused the store: ${message.msg}`);
+        return;
+      }
+      throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not valid before the store proof`);
     }
     switch (message.t) {
       case MessageType.Gossip:
@@ -104,16 +119,42 @@ class PeerSession extends FramedConnection {
     return login.challengeWhenDue((challenge) => this.send(challenge));
   }
 
-  private onProof(proof: Proof): void {
+  /**
+   * The peer key is right; knowing it proves nothing about which store the
+   * other server reads (a restored copy carries the key). So before the
+   * Welcome it must find a row this server has just written to its store.
+   */
+  private async onProof(proof: Proof): Promise<void> {
     const login = this.login;
     if (login === undefined) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'a proof before the hello');
     this.login = undefined;
     const { principal, welcome } = login.finish(proof.proof);
     this.peerId = principal.name;
+    this.phase = 'store';
+    let challenge: StoreChallenge;
+    let store: string;
+    try {
+      [challenge, store] = await Promise.all([this.listener.identity.challenge(), this.listener.identity.id()]);
+    } catch (err) {
+      throw new ProtocolError(WireError.STORE_UNAVAILABLE, `this server cannot write its store to check the peer's: ${(err as Error)?.message ?? String(err)}`);
+    }
+    this.proving = { challenge, welcome };
+    this.send({ t: MessageType.StoreCheck, store, key: challenge.key });
+  }
+
+  private onStoreProof(mac: string): void {
+    const proving = this.proving;
+    if (proving === undefined) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'a store proof before the store check');
+    this.proving = undefined;
+    if (!sameMac(mac, proofMac(proving.challenge.secret, proving.challenge.key))) {
+      const why = 'it could not find the row this server had just written to its store: it reads a copy of this store, not this store';
+      this.listener.foreign(this.addr, this.peerId, why);
+      throw new ProtocolError(WireError.STORE_MISMATCH, why);
+    }
     this.phase = 'peer';
     this.listener.loggedIn(this);
     this.setLimits(this.listener.receive.peer);
-    this.send(welcome);
+    this.send(proving.welcome);
   }
 
   override fail(status: WireError, message: string): void {
@@ -130,6 +171,10 @@ class PeerSession extends FramedConnection {
 
 export interface PeerListenerOptions {
   serverId: string;
+  /** The store of record, which a peer must prove it reads. */
+  identity: StoreIdentity;
+  /** A server that reads another store tried to become a peer (said once per server and reason). */
+  foreign: (addr: string, id: string, why: string) => void;
   listen: Endpoint;
   login: LoginContext;
   receive: { hello: ReceiveLimits; peer: ReceiveLimits };
@@ -142,6 +187,7 @@ export interface PeerListenerOptions {
 export class PeerListener {
   readonly handlers: PeerHandlers;
   readonly login: LoginContext;
+  readonly identity: StoreIdentity;
   readonly receive: { hello: ReceiveLimits; peer: ReceiveLimits };
   readonly hello: Buffer;
   private readonly options: PeerListenerOptions;
@@ -156,6 +202,7 @@ export class PeerListener {
     this.options = options;
     this.handlers = options.handlers;
     this.login = options.login;
+    this.identity = options.identity;
     this.receive = options.receive;
     this.hello = encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: options.serverId });
     this.refusals = new RateLimitedLog(options.log, 5, 10);
@@ -226,6 +273,11 @@ export class PeerListener {
   }
 
   /** @internal */
+  foreign(addr: string, id: string, why: string): void {
+    this.options.foreign(addr, id, why);
+  }
+
+  /** @internal */
   refused(addr: string, status: WireError, message: string): void {
     this.refusals.log(() => `peer port: closed ${addr}: ${message.length > 300 ? `${message.slice(0, 300)}…` : message}`);
     void status;
@@ -254,6 +306,8 @@ export interface PeerDialOptions {
   tls?: tls.ConnectionOptions;
   limits: ReceiveLimits;
   connectTimeoutMs: number;
+  /** Answers the peer port's StoreCheck with the MAC of the row it names; throws when this server reads another store. */
+  storeCheck: (check: StoreCheck, addr: string) => Promise<string>;
 }
 
 export interface LinkEvents {
@@ -354,6 +408,7 @@ export class PeerLink {
         ...(this.options.tls === undefined ? {} : { tls: this.options.tls }),
         timeoutMs: this.options.connectTimeoutMs,
         limits: this.options.limits,
+        onStoreCheck: (check) => this.options.storeCheck(check, this.addr),
         onMessage: (message) => this.onMessage(message),
         onClose: (reason) => this.onClose(reason),
       });

@@ -1,8 +1,8 @@
 import { createHmac } from 'node:crypto';
 import type tls from 'node:tls';
 import {
-  encodeMessage, MessageType,
-  type ClusterStatus, type EnvAgents, type Gossip, type LocalStatus, type MemberEntry, type PeerServer, type Release, type ServerRow,
+  encodeMessage, MessageType, ProtocolError, WireError,
+  type ClusterStatus, type EnvAgents, type Gossip, type LocalStatus, type MemberEntry, type PeerServer, type Release, type ServerRow, type StoreCheck,
 } from '../../protocol/index.js';
 import { RateLimitedLog, reportFault } from '../../log.js';
 import { makeVerifier, type Verifier } from '../../security/scram.js';
@@ -18,6 +18,7 @@ import { LoopLag } from './lag.js';
 import { PeerLink, PeerListener } from './link.js';
 import { DETECTOR_DEFAULTS, Membership, type DetectorSettings } from './membership.js';
 import { storedOf } from '../state.js';
+import { proofMac } from '../store/identity.js';
 import { LAGGING_SHOWN, mergeRevisions } from './status.js';
 
 /** What the peer side needs from the side that holds the agents (this process's host, or the cluster's workers). */
@@ -149,6 +150,8 @@ export class PeerNode {
       serverId: this.options.serverId,
       listen: this.options.listen,
       login: { ...this.options.login, peerVerifier: verifier },
+      identity: this.options.store.identity,
+      foreign: (addr, id, why) => this.foreign(addr, id, why),
       receive: { hello: receiveLimits(this.options.limits, 'hello'), peer: receiveLimits(this.options.limits, 'admin') },
       ...(this.tls === undefined ? {} : { tls: this.tls }),
       handlers: {
@@ -222,6 +225,7 @@ export class PeerNode {
       ...(this.tls === undefined ? {} : { tls: { rejectUnauthorized: false } as tls.ConnectionOptions }),
       limits: receiveLimits(this.options.limits, 'admin'),
       connectTimeoutMs: 5_000,
+      storeCheck: (check, at) => this.answerStoreCheck(check, at),
     }, {
       up: (l, id) => this.linkUp(l, id),
       down: () => undefined,
@@ -248,6 +252,36 @@ export class PeerNode {
       }
     }
     this.sendGossip(link);
+  }
+
+  /**
+   * The peer port at `addr` asks this server to prove that it reads the
+   * same store: the same store id, and the row just written there found in
+   * this server's store. Otherwise the other server is not a peer (said
+   * once), and the link is refused with STORE_MISMATCH.
+   */
+  private async answerStoreCheck(check: StoreCheck, addr: string): Promise<string> {
+    const identity = this.options.store.identity;
+    const ours = await identity.id();
+    let why: string | undefined;
+    if (check.store !== ours) {
+      why = `it reads store ${check.store}, this server store ${ours} (${this.options.store.description})`;
+    } else {
+      const secret = check.key.length > 64 ? undefined : await identity.answer(check.key);
+      if (secret !== undefined) return proofMac(secret, check.key);
+      why = `it reads a copy of this server's store ${ours} (${this.options.store.description}), not the same database: the row it has just written is not here`;
+    }
+    this.foreign(addr, '', why);
+    throw new ProtocolError(WireError.STORE_MISMATCH, `not a peer: ${why}`);
+  }
+
+  /** Servers of another store, said once each (per address and reason) while this process runs. */
+  private readonly foreignSaid = new Set<string>();
+  private foreign(addr: string, id: string, why: string): void {
+    const key = `${addr}\u0000${why}`;
+    if (this.foreignSaid.has(key) || this.foreignSaid.size >= 1024) return;
+    this.foreignSaid.add(key);
+    this.options.log(`peers: refused ${id === '' ? '' : `server ${id} at `}${addr} as a peer: ${why}; it is never gossiped nor listed to agents`);
   }
 
   private learnRegistry(rows: MemberRecord[]): void {

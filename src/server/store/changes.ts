@@ -1,4 +1,5 @@
-import type { Change, KeyChange } from '../../protocol/index.js';
+import { chainOf, type Change, type KeyChange } from '../../protocol/index.js';
+import type { StoredRelease } from './types.js';
 
 /**
  * Turns planned changes into [key, before, after] triples, dropping those
@@ -13,4 +14,9 @@ export function keyChangesFrom(planned: Change[], read: (key: string) => string 
     if (before !== after) out.push([key, before, after]);
   }
   return out;
+}
+
+/** The chain value of `release` following the chain value `previous` (only the new values are hashed: agents see no others). */
+export function chainOfStored(previous: string, release: Omit<StoredRelease, 'chain'>): string {
+  return chainOf(previous, release, release.changes.map(([key, , after]) => [key, after] as const));
 }

@@ -1,15 +1,17 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { REQUEST_IDS_KEPT_MS, REQUEST_PRUNE_BATCH, RequestReplay, type RequestRecord } from './requests.js';
-import { LocalErrorCode, VitefaError, WireError, type Change, type EnvInfo, type KeyChange } from '../../protocol/index.js';
+import { CHAIN_GENESIS, LocalErrorCode, VitefaError, WireError, type Change, type EnvInfo, type KeyChange } from '../../protocol/index.js';
 import { envNotFound, RequestError } from '../errors.js';
 import { Mutex } from '../mutex.js';
-import { keyChangesFrom } from './changes.js';
+import { chainOfStored, keyChangesFrom } from './changes.js';
+import { PROOF_KEPT_MS, newStoreId } from './identity.js';
 import { LmdbAccess, type AccessDbs } from './lmdb-access.js';
 import { LmdbMembers } from './lmdb-members.js';
 import type {
-  MemberRecord,
+  MemberRecord, StoreChallenge, StoreIdentity,
   CommitMeta, EnvState, EnvView, HistoryQuery, Planner, Store, StoredRelease,
 } from './types.js';
 
@@ -24,6 +26,8 @@ interface EnvRecord {
   kept: number;
   /** Revision of the release that created this incarnation (an environment deleted and created again starts afresh). */
   created: number;
+  /** Chain value of the release at `rev` (absent in stores written before chains). */
+  chain?: string;
 }
 
 /** A release as kept under its [env, rev] key. */
@@ -59,7 +63,10 @@ export class LmdbStore implements Store {
   private accessDbs?: AccessDbs;
   readonly access: LmdbAccess;
   readonly members: LmdbMembers;
+  readonly identity: StoreIdentity;
   readonly shared = false;
+  /** Rows written for peers' proofs: key -> [secret, time]. */
+  private proofs!: Database<[Buffer, number], string>;
   private servers?: Database<MemberRecord, string>;
   /** Request ids of configuration writes -> what they answered; and [time, id] to prune them by age. */
   private requests!: Database<RequestRecord, string>;
@@ -77,6 +84,41 @@ export class LmdbStore implements Store {
       this.db();
       return this.servers!;
     }, this.mutex);
+    this.identity = {
+      id: async () => String(this.meta.get('store-id') ?? ''),
+      challenge: () => this.mutex.run(async () => this.challenge()),
+      answer: async (key) => {
+        this.db();
+        const row = this.proofs.get(key);
+        return row === undefined ? undefined : Buffer.from(row[0]);
+      },
+      adopt: (serverId) => this.mutex.run(async () => this.adopt(serverId)),
+    };
+  }
+
+  private async challenge(): Promise<StoreChallenge> {
+    const root = this.db();
+    const key = randomBytes(16).toString('hex');
+    const secret = randomBytes(32);
+    const now = Date.now();
+    await root.transaction(() => {
+      for (const { key: old, value } of this.proofs.getRange()) if (value[1] < now - PROOF_KEPT_MS) this.proofs.remove(old);
+      this.proofs.put(key, [secret, now]);
+    });
+    return { key, secret };
+  }
+
+  private async adopt(serverId: string): Promise<{ before: string; after: string }> {
+    const root = this.db();
+    const before = String(this.meta.get('store-id') ?? '');
+    const after = newStoreId();
+    await root.transaction(() => {
+      (this.meta as unknown as Database<unknown, string>).put('store-id', after);
+      for (const { key } of this.servers!.getRange()) if (key !== serverId) this.servers!.remove(key);
+      for (const { key } of this.proofs.getRange()) this.proofs.remove(key);
+      this.accessDbs!.meta.remove('secret:peer-key');
+    });
+    return { before, after };
   }
 
   async open(): Promise<void> {
@@ -99,6 +141,9 @@ export class LmdbStore implements Store {
     this.servers = root.openDB({ name: 'servers' });
     this.requests = root.openDB({ name: 'requests' });
     this.requestTimes = root.openDB({ name: 'request-times' });
+    this.proofs = root.openDB({ name: 'proofs' });
+    // The store id, made once (a store from an older build gets one now).
+    if (this.meta.get('store-id') === undefined) await (this.meta as unknown as Database<unknown, string>).put('store-id', newStoreId());
     const schema = this.meta.get('schema');
     if (schema === undefined) {
       await this.meta.put('schema', SCHEMA_VERSION);
@@ -129,7 +174,7 @@ export class LmdbStore implements Store {
     this.db();
     const out: EnvState[] = [];
     for (const { key: env, value } of this.envs.getRange()) {
-      out.push({ env, rev: value.rev, values: this.readValues(env) });
+      out.push({ env, rev: value.rev, values: this.readValues(env), chain: value.chain ?? '' });
     }
     return out;
   }
@@ -162,8 +207,9 @@ export class LmdbStore implements Store {
       }
       const rev = this.headRev + 1;
       const record: ReleaseRecord = { prev: 0, time: meta.time, author: meta.author, op: meta.op, changes: [] };
+      record.chain = chainOfStored(CHAIN_GENESIS, { env, rev, ...record });
       await this.db().transaction(() => {
-        this.envs.put(env, { rev, floor: 0, kept: 1, created: rev });
+        this.envs.put(env, { rev, floor: 0, kept: 1, created: rev, chain: record.chain! });
         this.writeRelease(env, rev, record);
         this.keepRequest(meta, env, rev, 0);
       });
@@ -183,6 +229,7 @@ export class LmdbStore implements Store {
       const record: ReleaseRecord = {
         prev: current.rev, time: meta.time, author: meta.author, op: meta.op, changes, drop: true,
       };
+      record.chain = chainOfStored(current.chain ?? '', { env, rev, ...record });
       await this.db().transaction(() => {
         for (const key of this.values.getKeys(valueRange(env))) this.values.remove(key);
         this.envs.remove(env);
@@ -216,12 +263,13 @@ export class LmdbStore implements Store {
       }
       const rev = this.headRev + 1;
       const record: ReleaseRecord = { prev: current.rev, time: meta.time, author: meta.author, op: meta.op, changes };
+      record.chain = chainOfStored(current.chain ?? '', { env, rev, ...record });
       await this.db().transaction(() => {
         for (const [key, , after] of changes) {
           if (after === null) this.values.remove(valueKey(env, key));
           else this.values.put(valueKey(env, key), after);
         }
-        this.envs.put(env, this.pruned(env, { ...current, rev, kept: current.kept + 1 }));
+        this.envs.put(env, this.pruned(env, { ...current, rev, kept: current.kept + 1, chain: record.chain! }));
         this.writeRelease(env, rev, record);
         this.keepRequest(meta, env, rev, changes.length);
       });
@@ -334,6 +382,7 @@ const valueRange = (env: string): { start: string; end: string } => ({ start: `$
 function toStored(env: string, rev: number, r: ReleaseRecord): StoredRelease {
   const out: StoredRelease = { env, rev, prev: r.prev, time: r.time, author: r.author, op: r.op, changes: r.changes };
   if (r.drop === true) out.drop = true;
+  if (r.chain !== undefined && r.chain !== '') out.chain = r.chain;
   return out;
 }
 

@@ -162,6 +162,39 @@ export const MIGRATIONS: readonly Migration[] = [
       ) ${TABLE_OPTIONS}`,
     ],
   },
+  // Versions 5 and 6 are one ALTER each: a single DDL statement either ran or
+  // did not, so an interrupted migration is run again safely (MySQL has no
+  // ADD COLUMN IF NOT EXISTS).
+  {
+    version: 5,
+    // The chain value of the environment's current release (docs/protocol.md#chain).
+    statements: [`ALTER TABLE vitefa_envs ADD COLUMN chain VARBINARY(32) NOT NULL DEFAULT ''`],
+  },
+  {
+    version: 6,
+    statements: [`ALTER TABLE vitefa_releases ADD COLUMN chain VARBINARY(32) NOT NULL DEFAULT ''`],
+  },
+  {
+    version: 7,
+    statements: [
+      // One row: the store id (random, made when the schema is created; a
+      // new one when a copy is adopted as a store of its own).
+      `CREATE TABLE IF NOT EXISTS vitefa_identity (
+        id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+        store VARBINARY(32) NOT NULL,
+        created BIGINT NOT NULL,
+        adopted BIGINT NOT NULL DEFAULT 0
+      ) ${TABLE_OPTIONS}`,
+      // Rows a server writes for a peer to find: only a server reading this
+      // very database (not a copy made earlier) can answer the peer login.
+      `CREATE TABLE IF NOT EXISTS vitefa_proofs (
+        k VARBINARY(64) NOT NULL PRIMARY KEY,
+        secret VARBINARY(64) NOT NULL,
+        time BIGINT NOT NULL,
+        KEY by_time (time)
+      ) ${TABLE_OPTIONS}`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -2,10 +2,11 @@ import mysql, {
   type Connection, type Pool, type PoolConnection, type RowDataPacket,
 } from 'mysql2/promise';
 import {
-  LocalErrorCode, VitefaError, WireError, type Change, type EnvInfo, type KeyChange,
+  CHAIN_GENESIS, LocalErrorCode, VitefaError, WireError, type Change, type EnvInfo, type KeyChange,
 } from '../../protocol/index.js';
 import { envNotFound, RequestError } from '../errors.js';
-import { keyChangesFrom } from './changes.js';
+import { chainOfStored, keyChangesFrom } from './changes.js';
+import { MysqlIdentity } from './mysql-identity.js';
 import { MysqlAccess } from './mysql-access.js';
 import { MysqlMembers } from './mysql-members.js';
 import { bindDeadline, codeOf, DeadlinePassed, query, text, type MysqlRunner } from './mysql-query.js';
@@ -68,6 +69,7 @@ interface EnvRow {
   floor: number;
   kept: number;
   created: number;
+  chain: string;
 }
 
 /** Transactions are retried this many times in all on deadlock or lock wait timeout. */
@@ -112,6 +114,7 @@ export class MysqlStore implements Store, MysqlRunner {
   readonly description: string;
   readonly access: MysqlAccess;
   readonly members: MysqlMembers;
+  readonly identity: MysqlIdentity;
   readonly shared = true;
   private readonly target: MysqlTarget;
   private readonly options: MysqlStoreOptions;
@@ -123,6 +126,7 @@ export class MysqlStore implements Store, MysqlRunner {
     this.options = options;
     this.access = new MysqlAccess(this, options.retainAudit ?? 1_000_000);
     this.members = new MysqlMembers(this);
+    this.identity = new MysqlIdentity(this);
   }
 
   async open(): Promise<void> {
@@ -144,6 +148,7 @@ export class MysqlStore implements Store, MysqlRunner {
           // The pool is ended anyway when opening fails.
           conn.release();
         }
+        await this.identity.ensure();
       });
     } catch (err) {
       await this.close();
@@ -167,9 +172,9 @@ export class MysqlStore implements Store, MysqlRunner {
 
   loadAll(): Promise<EnvState[]> {
     return this.guard(() => this.snapshot(async (conn) => {
-      const envs = await query<RowDataPacket[]>(conn, 'SELECT name, rev FROM vitefa_envs ORDER BY name');
+      const envs = await query<RowDataPacket[]>(conn, 'SELECT name, rev, chain FROM vitefa_envs ORDER BY name');
       const out = new Map<string, EnvState>();
-      for (const row of envs) out.set(text(row.name), { env: text(row.name), rev: row.rev as number, values: new Map() });
+      for (const row of envs) out.set(text(row.name), { env: text(row.name), rev: row.rev as number, values: new Map(), chain: text(row.chain) });
       const values = await query<RowDataPacket[]>(conn, 'SELECT env, k, v FROM vitefa_values ORDER BY env, k');
       for (const row of values) out.get(text(row.env))?.values.set(text(row.k), row.v as string);
       return [...out.values()];
@@ -205,8 +210,9 @@ export class MysqlStore implements Store, MysqlRunner {
       }
       const rev = await allocateRevision(tx);
       const release: StoredRelease = { env, rev, prev: 0, time: meta.time, author: meta.author, op: meta.op, changes: [] };
+      release.chain = chainOfStored(CHAIN_GENESIS, release);
       await insertRelease(tx, release);
-      await query(tx, 'UPDATE vitefa_envs SET rev = ?, created = ? WHERE name = ?', [rev, rev, env]);
+      await query(tx, 'UPDATE vitefa_envs SET rev = ?, created = ?, chain = ? WHERE name = ?', [rev, rev, release.chain, env]);
       await keepRequest(tx, meta, env, rev, 0, true);
       return { commit: true, value: release };
     }, meta.deadline));
@@ -221,6 +227,7 @@ export class MysqlStore implements Store, MysqlRunner {
       const release: StoredRelease = {
         env, rev, prev: current.rev, time: meta.time, author: meta.author, op: meta.op, changes, drop: true,
       };
+      release.chain = chainOfStored(current.chain, release);
       await insertRelease(tx, release);
       // The releases stay (other servers still have to pick up the drop); the next incarnation ignores them.
       await query(tx, 'DELETE FROM vitefa_values WHERE env = ?', [env]);
@@ -253,10 +260,11 @@ export class MysqlStore implements Store, MysqlRunner {
       }
       const rev = await allocateRevision(tx);
       const release: StoredRelease = { env, rev, prev: current.rev, time: meta.time, author: meta.author, op: meta.op, changes };
+      release.chain = chainOfStored(current.chain, release);
       await writeValues(tx, env, changes);
       await insertRelease(tx, release);
-      const next = await this.prune(tx, env, { ...current, rev, kept: current.kept + 1 });
-      await query(tx, 'UPDATE vitefa_envs SET rev = ?, floor = ?, kept = ? WHERE name = ?', [next.rev, next.floor, next.kept, env]);
+      const next = await this.prune(tx, env, { ...current, rev, kept: current.kept + 1, chain: release.chain });
+      await query(tx, 'UPDATE vitefa_envs SET rev = ?, floor = ?, kept = ?, chain = ? WHERE name = ?', [next.rev, next.floor, next.kept, next.chain, env]);
       await keepRequest(tx, meta, env, rev, changes.length, true);
       return { commit: true, value: release };
     }, meta.deadline));
@@ -543,10 +551,10 @@ async function allocateRevision(tx: PoolConnection): Promise<number> {
 }
 
 async function readEnv(db: Connection, env: string, forUpdate: boolean): Promise<EnvRow> {
-  const sql = `SELECT rev, floor, kept, created FROM vitefa_envs WHERE name = ?${forUpdate ? ' FOR UPDATE' : ''}`;
+  const sql = `SELECT rev, floor, kept, created, chain FROM vitefa_envs WHERE name = ?${forUpdate ? ' FOR UPDATE' : ''}`;
   const row = (await query<RowDataPacket[]>(db, sql, [env]))[0];
   if (row === undefined) throw envNotFound(env);
-  return { rev: row.rev as number, floor: row.floor as number, kept: row.kept as number, created: row.created as number };
+  return { rev: row.rev as number, floor: row.floor as number, kept: row.kept as number, created: row.created as number, chain: text(row.chain) };
 }
 
 /** Releases of the current incarnation of `env` with from < rev <= to (the same checks as the LMDB store). */
@@ -591,8 +599,8 @@ async function writeValues(tx: PoolConnection, env: string, changes: KeyChange[]
 }
 
 async function insertRelease(tx: PoolConnection, r: StoredRelease): Promise<void> {
-  await query(tx, 'INSERT INTO vitefa_releases (rev, env, prev, time, author, op, dropped) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-    r.rev, r.env, r.prev, r.time, r.author, r.op, r.drop === true ? 1 : 0,
+  await query(tx, 'INSERT INTO vitefa_releases (rev, env, prev, time, author, op, dropped, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+    r.rev, r.env, r.prev, r.time, r.author, r.op, r.drop === true ? 1 : 0, r.chain ?? '',
   ]);
   const rows = r.changes.map(([key, before, after], seq) => [r.rev, seq, key, before, after]);
   for (const batch of batches(rows)) {
@@ -631,8 +639,8 @@ async function selectReleases(db: Connection, q: ReleaseQuery): Promise<StoredRe
   }
   const rows = await query<RowDataPacket[]>(
     db,
-    `SELECT r.rev, r.env, r.prev, r.time, r.author, r.op, r.dropped, c.k, c.before_v, c.after_v
-     FROM (SELECT rev, env, prev, time, author, op, dropped FROM vitefa_releases
+    `SELECT r.rev, r.env, r.prev, r.time, r.author, r.op, r.dropped, r.chain, c.k, c.before_v, c.after_v
+     FROM (SELECT rev, env, prev, time, author, op, dropped, chain FROM vitefa_releases
            WHERE ${where} ORDER BY rev ${order}${limit}) r
      LEFT JOIN vitefa_changes c ON ${join}
      ORDER BY r.rev ${order}, c.seq`,
@@ -647,6 +655,8 @@ async function selectReleases(db: Connection, q: ReleaseQuery): Promise<StoredRe
         author: row.author as string, op: row.op as string, changes: [],
       };
       if (row.dropped === 1) release.drop = true;
+      const chain = text(row.chain);
+      if (chain !== '') release.chain = chain;
       out.push(release);
     }
     if (row.k !== null) release.changes.push([text(row.k), row.before_v as string | null, row.after_v as string | null]);

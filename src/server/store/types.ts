@@ -12,6 +12,12 @@ export interface StoredRelease {
   changes: KeyChange[];
   /** The release deleted the environment. */
   drop?: boolean;
+  /**
+   * The release's chain value (src/protocol/chain.ts): over the chain value
+   * of the environment's release before it and this release's content.
+   * Empty for releases committed before the store kept chains.
+   */
+  chain?: string;
 }
 
 /** The committed state of one environment as a store loads it at start. */
@@ -19,6 +25,8 @@ export interface EnvState {
   env: string;
   rev: number;
   values: Map<string, string>;
+  /** The chain value of the release at `rev` ('' when not known: committed before the store kept chains). */
+  chain: string;
 }
 
 /**
@@ -80,6 +88,8 @@ export interface Store {
   readonly access: AccessStore;
   /** The servers of the store: ids, generations, addresses (every server registers itself). */
   readonly members: MemberRegistry;
+  /** Which store this is: its id, and the rows by which a peer proves it reads this very store. */
+  readonly identity: StoreIdentity;
   /** Several servers may share this store (MySQL); the embedded store serves one server. */
   readonly shared: boolean;
   open(): Promise<void>;
@@ -213,4 +223,34 @@ export interface MemberRegistry {
   list(): Promise<MemberRecord[]>;
   /** Forgets rows not written since `before` (servers gone for good). */
   prune(before: number): Promise<number>;
+}
+
+/** A row a server writes so that a peer can prove it reads the same store. */
+export interface StoreChallenge {
+  key: string;
+  secret: Buffer;
+}
+
+/**
+ * The identity of a store of record. Its id is random, made when the store's
+ * schema is created, and travels with every copy (a dump carries it); so
+ * knowing it proves nothing about which copy a server reads. What a copy
+ * cannot carry is a row written after it was made: a server proves that it
+ * reads the same store as a peer by finding the row the peer has just
+ * written (challenge / answer).
+ */
+export interface StoreIdentity {
+  /** The store id (hex). */
+  id(): Promise<string>;
+  /** Writes a fresh random row for a peer to find (rows older than a few minutes are pruned). */
+  challenge(): Promise<StoreChallenge>;
+  /** The secret of the row `key`, when this store holds it. */
+  answer(key: string): Promise<Buffer | undefined>;
+  /**
+   * Makes this store a store of its own (a restored copy becoming the new
+   * production, on purpose): a new store id, and the registry emptied of
+   * every other server, so that nothing leads back to the store it was
+   * copied from.
+   */
+  adopt(serverId: string): Promise<{ before: string; after: string }>;
 }
