@@ -6,7 +6,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeMessage, MessageType, WireError, type Message } from '../src/protocol/index.js';
+import { encodeMessage, MessageType, WireError, type Message, type StoreCheck } from '../src/protocol/index.js';
+import { proofMac } from '../src/server/store/identity.js';
 import { parseEndpoint } from '../src/transport/client.js';
 import { ScramClient } from './support/login.js';
 import { databaseName, dropDatabase, MYSQL_BASE, query } from './support/mysql.js';
@@ -86,6 +87,11 @@ describe('the peer port', () => {
     const client = new RawClient(peer);
     await client.greeted();
     client.login(new ScramClient('peer', 'cluster', Buffer.from(secret!.value).toString('base64')), 'test-peer');
+    // Before the Welcome: prove this side reads the same database, by the row the server has just written there.
+    const check = await storeCheck(client);
+    assert.equal(client.loggedIn, false, 'no Welcome before the store proof');
+    const [row] = await query<{ secret: Buffer }>(db, 'SELECT secret FROM vitefa_proofs WHERE k = ?', [check.key]);
+    client.send({ t: MessageType.StoreProof, mac: proofMac(Buffer.from(row!.secret), check.key) });
     await waitFor('welcomed', () => client.loggedIn);
     const gossip: Message = {
       t: MessageType.Gossip,
@@ -99,6 +105,27 @@ describe('the peer port', () => {
     assert.equal(await lastError(client), WireError.UNEXPECTED_MESSAGE);
     const listed = await run(['admin', '--server', address, 'env', 'list']);
     assert.doesNotMatch(listed.stdout, /sneaky/);
+  });
+
+  test('a peer with the key but without the store (a copy of the database) is refused with STORE_MISMATCH, and never welcomed', async () => {
+    const [secret] = await query<{ value: Buffer }>(db, "SELECT value FROM vitefa_secrets WHERE name = 'peer-key'");
+    for (const mac of ['', proofMac(Buffer.alloc(32), 'guess'), 'x'.repeat(300)]) {
+      const client = new RawClient(peer);
+      await client.greeted();
+      client.login(new ScramClient('peer', 'cluster', Buffer.from(secret!.value).toString('base64')), 'copy-peer');
+      await storeCheck(client);
+      client.send({ t: MessageType.StoreProof, mac });
+      assert.equal(await lastError(client), WireError.STORE_MISMATCH);
+      assert.equal(client.loggedIn, false);
+    }
+    // A gossip instead of the proof is not taken either.
+    const client = new RawClient(peer);
+    await client.greeted();
+    client.login(new ScramClient('peer', 'cluster', Buffer.from(secret!.value).toString('base64')), 'copy-peer');
+    await storeCheck(client);
+    client.send({ t: MessageType.Gossip, members: [], envs: [] });
+    assert.equal(await lastError(client), WireError.UNEXPECTED_MESSAGE);
+    await serverStillServes();
   });
 
   test('many connections that never log in are bounded and closed', async () => {
@@ -115,3 +142,9 @@ test('the embedded store refuses --peers in one line', async () => {
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /^vitefa: --peers needs a store the servers share: the embedded store .* serves one server; give --store mysql:\/\/…\n$/);
 });
+
+/** The server's StoreCheck, which comes after a valid login proof. */
+async function storeCheck(client: RawClient): Promise<StoreCheck> {
+  await waitFor('the store check', () => client.received.some((m) => m.t === MessageType.StoreCheck));
+  return client.received.find((m): m is StoreCheck => m.t === MessageType.StoreCheck)!;
+}
