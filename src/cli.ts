@@ -55,7 +55,7 @@ program
 program
   .command('admin')
   .description('run one admin command, or the REPL when none is given')
-  .option('--server <host:port>', 'server to talk to (default 127.0.0.1:7400)')
+  .option('--server <host:port,...>', 'servers to talk to, tried in order (or VITEFA_SERVER; default 127.0.0.1:7400); a write a stopping server refused, or whose connection was lost, goes to the next')
   .option('--user <name>', 'account to log in as (or VITEFA_USER; the password from VITEFA_PASSWORD, or asked)')
   .option('--login-file <file>', 'a login file {"user","password"} (default ./data/admin.login, as npm start writes it)')
   .option('--tls-ca <file>', 'verify the server with this certificate authority (TLS)')
@@ -73,6 +73,7 @@ program
   .description("print a value (or an environment as JSON) from the agent's local store")
   .option('--store <dir>', 'local store folder (default ./data/agent)')
   .addOption(new Option('--json', 'print values as JSON even when they are strings'))
+  .option('--meta', "print the environment's revision and chain value held, instead of values")
   .argument('<env>')
   .argument('[key]')
   .action(async (env: string, key: string | undefined, opts) => (await import('./reader/main.js')).runRead(env, key, opts));

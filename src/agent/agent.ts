@@ -10,9 +10,13 @@ import { trace } from '../trace.js';
 import { backoffDelay } from '../transport/backoff.js';
 import { Heartbeat } from '../transport/heartbeat.js';
 import type { LocalStore } from './local-store.js';
+import { Outage, OUTAGE_DEFAULTS, type OutageReport, type OutageSettings } from './outage.js';
 
 /** What the agent needs of its store (the LMDB LocalStore on a host). */
-export type AgentStore = Pick<LocalStore, 'held' | 'revision' | 'applyRelease' | 'applySnapshot'>;
+export type AgentStore = Pick<LocalStore, 'held' | 'revision' | 'chain' | 'applyRelease' | 'applySnapshot'> & ServerMemory;
+
+/** Where the agent keeps the servers the cluster announced, for its next start. */
+export type ServerMemory = Pick<LocalStore, 'rememberedServers' | 'rememberServers'>;
 
 export interface AgentOptions {
   servers: Endpoint[];
@@ -34,6 +38,8 @@ export interface AgentOptions {
    * competes with a wave of acks. Acks only feed `status`.
    */
   ackDelayMs: number;
+  /** When to say that no server answers (OUTAGE_DEFAULTS when absent). */
+  outage?: OutageSettings;
 }
 
 export const AGENT_DEFAULTS = {
@@ -45,8 +51,13 @@ export const AGENT_DEFAULTS = {
 } as const;
 
 export interface AgentEvents {
-  connected?(server: string): void;
+  /** `afterMs`: how long it had no session, when it had said so (unreachable). */
+  connected?(server: string, afterMs?: number): void;
+  /** No session for a while (see Outage for when this comes): every address tried and the last error. */
+  unreachable?(report: OutageReport): void;
   applied?(env: string, rev: number, kind: 'release' | 'snapshot' | 'drop'): void;
+  /** A release or snapshot did not follow the chain this store holds (a fork): said once per fork. */
+  forked?(env: string, detail: string): void;
   disconnected?(reason: string): void;
   fatal?(err: Error): void;
 }
@@ -81,13 +92,27 @@ export class Agent {
   private ackTimer?: NodeJS.Timeout;
   /** Set by a Move: the next connect waits this long instead of backing off. */
   private moveDelayMs: number | undefined;
+  /** Time without a session, and when to say so. */
+  private readonly outage: Outage;
+  private outageTimer?: NodeJS.Timeout;
 
   constructor(options: AgentOptions, store: AgentStore, events: AgentEvents = {}) {
     this.options = options;
     this.store = store;
     this.events = events;
     this.heartbeat = new Heartbeat(options.pingIntervalMs);
+    this.outage = new Outage(options.outage ?? OUTAGE_DEFAULTS);
     for (const e of options.servers) this.servers.set(endpointText(e), { endpoint: e, agents: -1, state: 'configured', configured: true });
+    // Servers the cluster announced before this start: tried like servers it no longer lists, after live configured ones.
+    for (const addr of store.rememberedServers()) {
+      const endpoint = parseAddress(addr);
+      if (endpoint !== undefined && !this.servers.has(addr)) this.servers.set(addr, { endpoint, agents: -1, state: 'unlisted', configured: false });
+    }
+  }
+
+  /** How many servers it knows besides the configured ones (remembered from the cluster, at first). */
+  get learnedServers(): number {
+    return [...this.servers.values()].filter((s) => !s.configured).length;
   }
 
   get connected(): boolean {
@@ -95,6 +120,7 @@ export class Agent {
   }
 
   start(): void {
+    this.withoutSession();
     void this.dial();
   }
 
@@ -106,6 +132,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.outageTimer);
     this.heartbeat.stop();
     clearTimeout(this.ackTimer);
     this.conn?.end('agent stopping');
@@ -114,10 +141,11 @@ export class Agent {
   /**
    * The server to try next: where a Move said, else a random one weighted by
    * how few agents it holds (1 / (agents + the mean)), among the alive ones
-   * (then the suspect, then configured ones the cluster did not list, then
-   * any), avoiding the one just left when there is
-   * another. Weighted, not "the least loaded": agents choosing at the same
-   * moment from the same loads spread instead of all picking one server.
+   * (then the suspect, then configured ones the cluster did not list and
+   * those remembered from an earlier run, then any: those whose last connect
+   * failed come here), avoiding the one just left when there is another.
+   * Weighted, not "the least loaded": agents choosing at the same moment
+   * from the same loads spread instead of all picking one server.
    */
   private choose(): KnownServer {
     const moving = this.movingTo === undefined ? undefined : this.servers.get(this.movingTo) ?? this.remember(this.movingTo);
@@ -155,6 +183,7 @@ export class Agent {
     const server = chosen.endpoint;
     const label = endpointText(server);
     this.current = label;
+    this.outage.trying(label);
     try {
       const conn = await connect({
         ...server,
@@ -182,9 +211,14 @@ export class Agent {
       this.heartbeat.every(serverInterval(conn.welcome?.ping) ?? this.options.pingIntervalMs);
       this.heartbeat.start(conn, 'no pong from server');
       trace('agent', `connected to ${label}, holding ${JSON.stringify(held)}`);
-      this.events.connected?.(label);
+      if (chosen.state === 'unreachable') chosen.state = 'alive';
+      clearTimeout(this.outageTimer);
+      this.events.connected?.(label, this.outage.end());
     } catch (err) {
       trace('agent', `connect to ${label} failed: ${(err as Error).message}`);
+      this.outage.failed((err as Error).message);
+      // Tried again only when no server of a better standing is left.
+      chosen.state = 'unreachable';
       // Another protocol version, found by this side (the server's hello) or by the server: retrying cannot help.
       if ((err instanceof RemoteError || err instanceof ProtocolError) && err.status === WireError.VERSION_MISMATCH) {
         this.fatal(new VitefaError(LocalErrorCode.VERSION_MISMATCH, `server ${label}: ${err.message}`, { cause: err }));
@@ -207,8 +241,8 @@ export class Agent {
   private subscription(): EnvRev[] {
     const held = this.store.held();
     if (this.options.envs.length === 0) return held;
-    const revs = new Map(held.map((h) => [h.env, h.rev]));
-    return this.options.envs.map((env) => ({ env, rev: revs.get(env) ?? 0 }));
+    const byEnv = new Map(held.map((h) => [h.env, h]));
+    return this.options.envs.map((env) => byEnv.get(env) ?? { env, rev: 0 });
   }
 
   private onMessage(message: Message): void {
@@ -267,6 +301,17 @@ export class Agent {
     if (!this.follows(release.env)) return;
     const held = this.store.revision(release.env);
     if (release.rev <= held || (release.drop === true && held === 0)) return; // already applied, or nothing to drop
+    const chain = this.store.chain(release.env);
+    if (release.prev === held && release.pchain !== undefined && chain !== '' && release.pchain !== chain) {
+      // It follows another history than the one held: a fork (a copy of the store went on writing). Nothing of it
+      // is applied; asking again with the chain held makes the server send a snapshot of its own history.
+      if (!this.resyncing.has(release.env)) {
+        this.resyncing.add(release.env);
+        this.events.forked?.(release.env, `release ${release.env}@${release.rev} follows chain ${release.pchain} at revision ${held}, but this store holds chain ${chain} there: not applied, asking for a snapshot`);
+        this.conn?.send({ t: MessageType.Subscribe, all: this.options.envs.length === 0, envs: this.subscription() });
+      }
+      return;
+    }
     if (release.prev !== held) {
       // A gap: never apply out of order. Ask once for what is missing, from what is held.
       if (!this.resyncing.has(release.env)) {
@@ -290,13 +335,21 @@ export class Agent {
     // Jittered, so the agents of one release do not all answer in the same instant.
     this.ackTimer = setTimeout(() => {
       this.ackTimer = undefined;
-      for (const [e, r] of this.unacked) this.conn?.send({ t: MessageType.Ack, env: e, rev: r });
+      for (const [e, r] of this.unacked) {
+        const chain = this.store.chain(e);
+        this.conn?.send({ t: MessageType.Ack, env: e, rev: r, ...(chain === '' ? {} : { chain }) });
+      }
       this.unacked.clear();
     }, this.options.ackDelayMs * (0.5 + Math.random()));
   }
 
   private onSnapshot(snapshot: Snapshot): void {
     if (!this.follows(snapshot.env)) return;
+    const held = this.store.revision(snapshot.env);
+    const chain = this.store.chain(snapshot.env);
+    if (held >= snapshot.rev && chain !== '' && snapshot.chain !== undefined && snapshot.chain !== chain) {
+      this.events.forked?.(snapshot.env, `snapshot ${snapshot.env}@${snapshot.rev} (chain ${snapshot.chain}) replaces revision ${held} (chain ${chain}) held here, of another history: taking the server's`);
+    }
     if (!this.guard(() => this.store.applySnapshot(snapshot))) return;
     this.resyncing.delete(snapshot.env);
     this.acknowledge(snapshot.env, snapshot.rev);
@@ -324,6 +377,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.outageTimer);
     this.heartbeat.stop();
     clearTimeout(this.ackTimer);
     this.conn?.destroy(err.message);
@@ -334,6 +388,23 @@ export class Agent {
   /** Servers named in the hello, for failover (their load is learned from the next Peers). */
   private learnPeers(peers: string[]): void {
     for (const peer of peers) if (!this.servers.has(peer)) this.remember(peer);
+    this.keepServers(peers);
+  }
+
+  /**
+   * Keeps the servers the cluster announced in the store (written only when
+   * the set changed), so that a restart finds the cluster even when every
+   * configured server is gone. An empty list says nothing (a server of the
+   * embedded store names no peers) and leaves what is kept.
+   */
+  private keepServers(addrs: string[]): void {
+    if (addrs.length === 0) return;
+    try {
+      if (this.store.rememberServers(addrs)) trace('agent', `remembering servers ${addrs.join(', ')}`);
+    } catch (err) {
+      // Only a hint for the next start: a store that cannot be written stops the agent at its next release.
+      trace('agent', `cannot remember the servers: ${(err as Error).message}`);
+    }
   }
 
   /**
@@ -361,6 +432,7 @@ export class Agent {
       }
     }
     trace('agent', `servers: ${list.map((p) => `${p.addr} ${p.state} ${p.agents}`).join(', ')}`);
+    this.keepServers([...listed]);
   }
 
   /**
@@ -391,7 +463,27 @@ export class Agent {
     if (this.stopped) return;
     trace('agent', `disconnected: ${reason}`);
     this.events.disconnected?.(reason);
+    this.withoutSession();
     this.scheduleRetry();
+  }
+
+  /** No session from now on: says so when the outage lasts (see Outage), whatever the tracing. */
+  private withoutSession(): void {
+    this.outage.begin();
+    this.watchOutage();
+  }
+
+  private watchOutage(): void {
+    clearTimeout(this.outageTimer);
+    const wait = this.outage.nextInMs();
+    if (wait === undefined || this.stopped) return;
+    this.outageTimer = setTimeout(() => {
+      const report = this.outage.due();
+      if (report !== undefined) this.events.unreachable?.(report);
+      this.watchOutage();
+    }, wait);
+    // The retry timer keeps the process alive; this one only reports.
+    this.outageTimer.unref();
   }
 
   private scheduleRetry(): void {
@@ -411,7 +503,9 @@ interface KnownServer {
   agents: number;
   /**
    * alive, suspect, draining (from the servers); configured (from --servers,
-   * no list heard yet); unlisted (from --servers, not in the last list).
+   * no list heard yet); unlisted (from --servers, not in the last list; or
+   * remembered from an earlier run); unreachable (its last connect failed,
+   * until it connects or a list names it).
    */
   state: string;
   /** Given with --servers: never forgotten. */

@@ -4,8 +4,9 @@ import * as lmdb from 'lmdb';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { LocalErrorCode, VitefaError, type EnvRev, type Release, type Snapshot } from '../protocol/index.js';
 import {
-  DB_META, DB_OPTIONS, DB_REVISIONS, DB_VALUES, envRange, LAYOUT_FORMAT, NOTIFY_FILE, valueKey,
+  DB_CHAINS, DB_META, DB_OPTIONS, DB_REVISIONS, DB_VALUES, envRange, LAYOUT_FORMAT, NOTIFY_FILE, valueKey,
 } from '../reader/layout.js';
+import { endpointText, parseEndpoint } from '../transport/client.js';
 
 export interface LocalStoreOptions {
   /** Initial LMDB map size in bytes; the store grows it when full. */
@@ -26,6 +27,18 @@ export const READER_CHECK_MS = 1000;
 type Bin = Database<Buffer, string>;
 
 /**
+ * The `meta` key of the servers the cluster announced, kept so that a
+ * restart whose --servers are all gone still finds the cluster: a JSON
+ * array of "HOST:PORT" strings. Only the agent reads it; readers of the
+ * layout ignore it (LAYOUT_FORMAT is unchanged).
+ */
+export const META_SERVERS = 'servers';
+/** Servers remembered, and read back, at most. */
+export const MAX_REMEMBERED_SERVERS = 256;
+/** A remembered list larger than this is not parsed at all. */
+const MAX_SERVERS_BYTES = 64 * 1024;
+
+/**
  * The agent's side of the local store: applies each release or snapshot in
  * ONE LMDB write transaction together with the environment's revision, so a
  * reader sees a release completely or not at all. Entries are never evicted:
@@ -36,6 +49,9 @@ export class LocalStore {
   private readonly root: RootDatabase;
   private readonly values: Bin;
   private readonly revisions: Bin;
+  /** The chain value held per environment (absent: not known, e.g. history older than chains). */
+  private readonly chains: Bin;
+  private readonly meta: Bin;
   /** The commit hint file, kept open: rewriting it in place is a few µs (reopening it costs a flush). */
   private readonly notifyFd: number;
   private readonly staleReaders: ((cleared: number) => void) | undefined;
@@ -47,6 +63,8 @@ export class LocalStore {
     this.staleReaders = staleReaders;
     this.values = root.openDB({ name: DB_VALUES, ...DB_OPTIONS }) as unknown as Bin;
     this.revisions = root.openDB({ name: DB_REVISIONS, ...DB_OPTIONS }) as unknown as Bin;
+    this.chains = root.openDB({ name: DB_CHAINS, ...DB_OPTIONS }) as unknown as Bin;
+    this.meta = root.openDB({ name: DB_META, ...DB_OPTIONS }) as unknown as Bin;
     this.notifyFd = fs.openSync(path.join(dir, NOTIFY_FILE), 'w');
   }
 
@@ -71,13 +89,22 @@ export class LocalStore {
     return store;
   }
 
-  /** Every environment held, with its revision. */
+  /** Every environment held, with its revision and chain value (when known). */
   held(): EnvRev[] {
     const out: EnvRev[] = [];
     for (const { key, value } of this.revisions.getRange()) {
-      out.push({ env: key, rev: Number(Buffer.from(value).toString()) });
+      const held: EnvRev = { env: key, rev: Number(Buffer.from(value).toString()) };
+      const chain = this.chain(key);
+      if (chain !== '') held.chain = chain;
+      out.push(held);
     }
     return out;
+  }
+
+  /** The chain value of what is held of `env`; '' when not known. */
+  chain(env: string): string {
+    const raw = this.chains.get(env);
+    return raw === undefined ? '' : Buffer.from(raw).toString();
   }
 
   revision(env: string): number {
@@ -90,6 +117,7 @@ export class LocalStore {
       if (release.drop === true) {
         this.clearEnv(release.env);
         this.revisions.remove(release.env);
+        this.chains.remove(release.env);
         return;
       }
       for (const [key, json] of release.changes) {
@@ -97,6 +125,7 @@ export class LocalStore {
         else this.values.put(valueKey(release.env, key), Buffer.from(json));
       }
       this.revisions.put(release.env, Buffer.from(String(release.rev)));
+      this.putChain(release.env, release.chain);
     });
   }
 
@@ -105,7 +134,36 @@ export class LocalStore {
       this.clearEnv(snapshot.env);
       for (const [key, json] of snapshot.entries) this.values.put(valueKey(snapshot.env, key), Buffer.from(json));
       this.revisions.put(snapshot.env, Buffer.from(String(snapshot.rev)));
+      this.putChain(snapshot.env, snapshot.chain);
     });
+  }
+
+  private putChain(env: string, chain: string | undefined): void {
+    if (chain === undefined || chain === '') this.chains.remove(env);
+    else this.chains.put(env, Buffer.from(chain));
+  }
+
+  /** The servers remembered from an earlier run: read as untrusted input, bounded, bad entries left out. */
+  rememberedServers(): string[] {
+    const raw = this.meta.get(META_SERVERS);
+    return raw === undefined ? [] : parseServerList(raw);
+  }
+
+  /**
+   * Keeps `addrs` (the servers the cluster announced) as the remembered
+   * set, in a write transaction of its own; writes only when the set
+   * changed. True when it wrote.
+   */
+  rememberServers(addrs: string[]): boolean {
+    const text = JSON.stringify(serverSet(addrs));
+    const before = this.meta.get(META_SERVERS);
+    if (before !== undefined && Buffer.from(before).toString('utf8') === text) return false;
+    try {
+      this.root.transactionSync(() => this.meta.put(META_SERVERS, Buffer.from(text)));
+    } catch (cause) {
+      throw new VitefaError(LocalErrorCode.STORE_OPEN, `cannot write agent store ${this.dir}: ${(cause as Error).message}`, { cause });
+    }
+    return true;
   }
 
   async close(): Promise<void> {
@@ -146,6 +204,37 @@ export class LocalStore {
     const stamp = Buffer.from(String(Date.now()).padStart(16, '0'));
     fs.writeSync(this.notifyFd, stamp, 0, stamp.length, 0);
   }
+}
+
+/**
+ * A remembered server list as stored: at most MAX_SERVERS_BYTES of JSON, an
+ * array whose first MAX_REMEMBERED_SERVERS entries are kept when they are
+ * HOST:PORT strings; anything else reads as nothing remembered.
+ */
+export function parseServerList(raw: Uint8Array): string[] {
+  if (raw.length > MAX_SERVERS_BYTES) return [];
+  let list: unknown;
+  try {
+    list = JSON.parse(Buffer.from(raw).toString('utf8'));
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(list)) return [];
+  return serverSet(list.slice(0, MAX_REMEMBERED_SERVERS).filter((a): a is string => typeof a === 'string'));
+}
+
+/** HOST:PORT strings, each checked and written the one way, sorted, without repeats, at most MAX_REMEMBERED_SERVERS. */
+function serverSet(addrs: string[]): string[] {
+  const out = new Set<string>();
+  for (const addr of addrs) {
+    if (addr.length > 300) continue;
+    try {
+      out.add(endpointText(parseEndpoint(addr)));
+    } catch {
+      // Not HOST:PORT: left out.
+    }
+  }
+  return [...out].sort().slice(0, MAX_REMEMBERED_SERVERS);
 }
 
 /**

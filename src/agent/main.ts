@@ -6,6 +6,7 @@ import { DEFAULT_AGENT_STORE } from '../reader/layout.js';
 import { parseEndpoint } from '../transport/client.js';
 import { Agent, AGENT_DEFAULTS } from './agent.js';
 import { LocalStore } from './local-store.js';
+import type { OutageReport } from './outage.js';
 
 export interface AgentFlags {
   servers?: string;
@@ -58,19 +59,34 @@ export async function runAgent(flags: AgentFlags, env: NodeJS.ProcessEnv = proce
     staleReaders: (n) => process.stdout.write(`agent cleared ${n} reader slot${n === 1 ? '' : 's'} left by processes that died while reading ${dir}\n`),
   });
   const agent = new Agent({ ...AGENT_DEFAULTS, servers, envs, token, ...(tls === undefined ? {} : { tls }) }, store, {
-    connected: (server) => process.stdout.write(`agent connected to ${server}\n`),
+    connected: (server, afterMs) => process.stdout.write(`agent connected to ${server}${afterMs === undefined ? '' : ` after ${seconds(afterMs)} without a server`}\n`),
+    unreachable: (report) => process.stdout.write(`${unreachableLine(report)}; serving reads from ${store.dir}\n`),
     disconnected: (reason) => process.stdout.write(`agent disconnected: ${reason}; serving reads from ${store.dir}\n`),
+    forked: (env, detail) => process.stdout.write(`agent: fork in ${env}: ${detail}\n`),
     fatal: (err) => {
       process.stderr.write(`vitefa agent: ${err.message}\n`);
       void store.close().finally(() => process.exit(1));
     },
   });
   const following = envs.length === 0 ? 'all environments' : envs.join(', ');
-  process.stdout.write(`vitefa agent writing ${store.dir}, following ${following} from ${servers.map((s) => `${s.host}:${s.port}`).join(', ')}\n`);
+  const learned = agent.learnedServers;
+  const remembered = learned === 0 ? '' : ` and ${learned} server${learned === 1 ? '' : 's'} the cluster announced before`;
+  process.stdout.write(`vitefa agent writing ${store.dir}, following ${following} from ${servers.map((s) => `${s.host}:${s.port}`).join(', ')}${remembered}\n`);
   agent.start();
   const stop = (): void => {
     void agent.stop().then(() => store.close()).then(() => process.exit(0));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+}
+
+/** The line an agent prints when it reaches no server: how long, every address tried, the last error. */
+export function unreachableLine(report: OutageReport): string {
+  const more = report.more === 0 ? '' : ` and ${report.more} more`;
+  const error = report.lastError === undefined ? 'no answer yet' : `last error: ${report.lastError}`;
+  return `agent reached no server for ${seconds(report.forMs)}: tried ${report.tried.join(', ')}${more}; ${error}`;
+}
+
+function seconds(ms: number): string {
+  return `${Math.round(ms / 1000)} s`;
 }

@@ -5,12 +5,22 @@ import { ConfigReader } from './reader.js';
 export interface ReadFlags {
   store?: string;
   json?: boolean;
+  meta?: boolean;
 }
 
 /** `vitefa read ENV [KEY]`: a value (strings bare unless --json) or the whole environment as JSON. */
 export async function runRead(env: string, key: string | undefined, flags: ReadFlags): Promise<void> {
   const reader = ConfigReader.open(flags.store ?? process.env.VITEFA_AGENT_STORE ?? DEFAULT_AGENT_STORE);
   try {
+    if (flags.meta === true) {
+      const rev = reader.revision(env);
+      if (rev === 0) throw new VitefaError(LocalErrorCode.NOT_FOUND, `environment ${env} is not in the agent store ${reader.dir}`);
+      const chain = reader.chain(env);
+      process.stdout.write(flags.json === true
+        ? `${JSON.stringify({ env, rev, chain })}\n`
+        : `${env} revision ${rev} chain ${chain === '' ? '(not known)' : chain}\n`);
+      return;
+    }
     if (key === undefined) {
       if (reader.revision(env) === 0) throw new VitefaError(LocalErrorCode.NOT_FOUND, `environment ${env} is not in the agent store ${reader.dir}`);
       process.stdout.write(`${JSON.stringify(reader.list(env), null, 2)}\n`);

@@ -4,7 +4,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { assertDataFormatV1 } from '../agent/local-store.js';
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
 import {
-  DB_OPTIONS, DB_REVISIONS, DB_VALUES, DEFAULT_AGENT_STORE, envRange, NOTIFY_FILE, valueKey,
+  DB_CHAINS, DB_OPTIONS, DB_REVISIONS, DB_VALUES, DEFAULT_AGENT_STORE, envRange, NOTIFY_FILE, valueKey,
 } from './layout.js';
 
 type Bin = Database<Buffer, string>;
@@ -39,6 +39,7 @@ export class ConfigReader {
   private readonly root: RootDatabase;
   private readonly values: Bin;
   private readonly revisions: Bin;
+  private chains: Bin | undefined;
   private readonly cache = new Map<string, EnvCache>();
   /** Environments whose cache was checked against the revision in this turn of the event loop. */
   private readonly checked = new Set<string>();
@@ -100,6 +101,22 @@ export class ConfigReader {
   revision(env: string): number {
     const raw = this.revisions.getBinaryFast(env);
     return raw === undefined ? 0 : Number(raw.toString('latin1'));
+  }
+
+  /**
+   * The chain value of the release of `env` held (docs/protocol.md#chain):
+   * '' when not known (an agent older than chains wrote the store).
+   */
+  chain(env: string): string {
+    if (this.chains === undefined) {
+      try {
+        this.chains = this.root.openDB({ name: DB_CHAINS, ...DB_OPTIONS }) as unknown as Bin;
+      } catch {
+        return '';
+      }
+    }
+    const raw = this.chains.getBinaryFast(env);
+    return raw === undefined ? '' : raw.toString('latin1');
   }
 
   /** Environments held, sorted. */

@@ -19,11 +19,15 @@ export interface Applied {
 
 /** An agent store in memory: the revision and values of each environment, and the log of every write. */
 export class MemoryAgentStore implements AgentStore {
-  readonly envs = new Map<string, { rev: number; values: Map<string, string> }>();
+  readonly envs = new Map<string, { rev: number; values: Map<string, string>; chain?: string }>();
   readonly log: Applied[] = [];
 
   held(): EnvRev[] {
-    return [...this.envs].map(([env, e]) => ({ env, rev: e.rev }));
+    return [...this.envs].map(([env, e]) => ({ env, rev: e.rev, ...(e.chain === undefined ? {} : { chain: e.chain }) }));
+  }
+
+  chain(env: string): string {
+    return this.envs.get(env)?.chain ?? '';
   }
 
   revision(env: string): number {
@@ -43,12 +47,28 @@ export class MemoryAgentStore implements AgentStore {
       else e.values.set(key, json);
     }
     e.rev = release.rev;
+    if (release.chain === undefined) delete e.chain;
+    else e.chain = release.chain;
     this.log.push({ env: release.env, rev: release.rev, kind: 'release', prev: release.prev });
   }
 
   applySnapshot(snapshot: Snapshot): void {
-    this.envs.set(snapshot.env, { rev: snapshot.rev, values: new Map(snapshot.entries) });
+    this.envs.set(snapshot.env, { rev: snapshot.rev, values: new Map(snapshot.entries), ...(snapshot.chain === undefined ? {} : { chain: snapshot.chain }) });
     this.log.push({ env: snapshot.env, rev: snapshot.rev, kind: 'snapshot' });
+  }
+
+  /** The servers the agent remembers (kept in memory, for one run). */
+  servers: string[] = [];
+
+  rememberedServers(): string[] {
+    return this.servers;
+  }
+
+  rememberServers(addrs: string[]): boolean {
+    const next = [...new Set(addrs)].sort();
+    if (next.join() === this.servers.join()) return false;
+    this.servers = next;
+    return true;
   }
 }
 

@@ -71,7 +71,7 @@ class PeerSession extends FramedConnection {
       if (message.t === MessageType.StoreProof) return this.onStoreProof(message.mac);
       if (message.t === MessageType.Error) {
         // The other server refused this one's store (another id, or it could not find the row).
-        this.listener.foreign(this.addr, this.peerId, message.msg);
+        this.listener.foreign(this.addr, this.peerId, `it could not prove that it reads this store (it answered: ${message.msg.slice(0, 300)})`);
         this.end(`peer refused the store: ${message.msg}`);
         return;
       }

@@ -272,13 +272,14 @@ export class PeerNode {
       why = `it reads a copy of this server's store ${ours} (${this.options.store.description}), not the same database: the row it has just written is not here`;
     }
     this.foreign(addr, '', why);
-    throw new ProtocolError(WireError.STORE_MISMATCH, `not a peer: ${why}`);
+    throw new ProtocolError(WireError.STORE_MISMATCH, why);
   }
 
   /** Servers of another store, said once each (per address and reason) while this process runs. */
   private readonly foreignSaid = new Set<string>();
   private foreign(addr: string, id: string, why: string): void {
-    const key = `${addr}\u0000${why}`;
+    // Per server id when known (its source port changes at every attempt), else per address.
+    const key = `${id === '' ? addr : id}\u0000${why}`;
     if (this.foreignSaid.has(key) || this.foreignSaid.size >= 1024) return;
     this.foreignSaid.add(key);
     this.options.log(`peers: refused ${id === '' ? '' : `server ${id} at `}${addr} as a peer: ${why}; it is never gossiped nor listed to agents`);
