@@ -289,3 +289,63 @@ test('the agent pings as often as its server asks in each Pong', async () => {
     await server.close();
   }
 });
+
+test('a fork is detected: a release that does not follow the chain held is not applied, a snapshot of another history replaces the store and is said; nothing is mixed', async () => {
+  const hello = encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'server', id: 'forking' });
+  const subscribes: Message[] = [];
+  const acks: Message[] = [];
+  const release = (rev: number, prev: number, key: string, chain: string, pchain: string): Buffer => encodeMessage({
+    t: MessageType.Release, env: 'demo', rev, prev, time: 1, author: 'a', op: 'set', changes: [[key, `"${chain}"`]], chain, pchain,
+  });
+  let step = 0;
+  const server = await fakeServer((socket, m) => {
+    if (m === 'connected') {
+      socket.write(hello);
+      return;
+    }
+    if (m.t === MessageType.Ack) acks.push(m);
+    if (m.t !== MessageType.Subscribe) return;
+    subscribes.push(m);
+    step++;
+    if (step === 1) {
+      // The agent's own history: a snapshot, then a release that follows it.
+      socket.write(encodeMessage({ t: MessageType.Snapshot, env: 'demo', rev: 5, chain: 'aaaaaaaaaaaaaaaa', entries: [['base', '1']] }));
+      socket.write(release(6, 5, 'ours', 'bbbbbbbbbbbbbbbb', 'aaaaaaaaaaaaaaaa'));
+      // Then one of another history at the next revision: it follows cccc…, not bbbb….
+      socket.write(release(7, 6, 'theirs', 'dddddddddddddddd', 'cccccccccccccccc'));
+    } else if (step === 2) {
+      // Asked again with the chain held: a snapshot of the other history at the same revision the agent holds.
+      socket.write(encodeMessage({ t: MessageType.Snapshot, env: 'demo', rev: 6, chain: 'cccccccccccccccc', entries: [['theirs-base', '2']] }));
+    }
+  });
+  const forks: string[] = [];
+  const { agent, store } = newAgent(server.port, { forked: (env, detail) => forks.push(`${env}: ${detail}`) });
+  try {
+    agent.start();
+    await waitFor('the fork reported', () => forks.length >= 1, 10_000);
+    assert.match(forks[0]!, /^demo: release demo@7 follows chain cccccccccccccccc at revision 6, but this store holds chain bbbbbbbbbbbbbbbb/);
+    await waitFor('asked again with the chain held', () => subscribes.length >= 2, 10_000);
+    const again = subscribes[1] as Extract<Message, { t: typeof MessageType.Subscribe }>;
+    assert.deepEqual(again.envs, [{ env: 'demo', rev: 6, chain: 'bbbbbbbbbbbbbbbb' }]);
+    await waitFor('the snapshot of the other history taken', () => store.chain('demo') === 'cccccccccccccccc', 10_000);
+    assert.match(forks[1]!, /^demo: snapshot demo@6 \(chain cccccccccccccccc\) replaces revision 6 \(chain bbbbbbbbbbbbbbbb\)/);
+    // The store holds the snapshot alone: nothing of either release of the old history, nothing of the forked one.
+    assert.equal(store.revision('demo'), 6);
+    assert.deepEqual(store.held(), [{ env: 'demo', rev: 6, chain: 'cccccccccccccccc' }]);
+    // Its ack names the chain it now holds.
+    await waitFor('the ack of the snapshot', () => acks.some((a) => a.t === MessageType.Ack && a.rev === 6 && a.chain === 'cccccccccccccccc'), 10_000);
+  } finally {
+    await agent.stop();
+    await store.close();
+    await server.close();
+  }
+  // What a reading process sees (LMDB opens an environment once per process: the agent's store is closed first).
+  const { ConfigReader } = await import('../src/reader/index.js');
+  const reader = ConfigReader.open(store.dir);
+  try {
+    assert.deepEqual(reader.list('demo'), { 'theirs-base': 2 });
+    assert.equal(reader.chain('demo'), 'cccccccccccccccc');
+  } finally {
+    await reader.close();
+  }
+});

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeBody, FrameDecoder, MessageType, type Message } from '../src/protocol/index.js';
+import { CHAIN_GENESIS, decodeBody, FrameDecoder, MessageType, type Message } from '../src/protocol/index.js';
+import { chainOfStored } from '../src/server/store/changes.js';
 import { Fanout, type AgentLink } from '../src/server/fanout.js';
-import { ServerState, SNAPSHOT_SLICE } from '../src/server/state.js';
+import { ChainBroken, ServerState, SNAPSHOT_SLICE } from '../src/server/state.js';
 import type { StoredRelease } from '../src/server/store/types.js';
 
 const release = (env: string, rev: number, prev: number, changes: [string, string | null, string | null][], op = 'set'): StoredRelease => ({
@@ -343,4 +344,40 @@ test('an agent that subscribed between releases later joined gets them one by on
   fanout.flush();
   assert.deepEqual(decode(early.frames).map((m) => (m.t === 4 ? [m.prev, m.rev, m.op] : [])), [[4, 8, 'batch']]);
   assert.deepEqual(applied(middle.frames, 4), { rev: 8, keys: 3 }, 'its catch-up (5), then 7 and 8 as they were: no gap');
+});
+
+test('the chain: a release that does not follow what the server holds is ChainBroken and changes nothing; agents of another history get a snapshot', () => {
+  const state = new ServerState({ recentReleases: 10, recentBytes: 1 << 20 });
+  const chained = (rev: number, prev: number, previous: string, changes: StoredRelease['changes'], op = 'set'): StoredRelease => {
+    const r: StoredRelease = { env: 'c', rev, prev, time: rev, author: 'a', op, changes };
+    r.chain = chainOfStored(previous, r);
+    return r;
+  };
+  const created = chained(1, 0, CHAIN_GENESIS, [], 'env.add');
+  const one = chained(2, 1, created.chain!, [['k', null, '1']]);
+  state.apply(created);
+  const published = state.apply(one)!;
+  assert.equal(published.message.chain, one.chain);
+  assert.equal(published.message.pchain, created.chain);
+  assert.equal(state.chain('c'), one.chain);
+
+  // Another history's revision 3: it follows a chain value this server never had.
+  const foreign = chained(3, 2, '0123456789abcdef', [['k', null, '"copy"']]);
+  assert.throws(() => state.apply(foreign), (err: unknown) => err instanceof ChainBroken && err.env === 'c' && err.rev === 3 && err.got === foreign.chain);
+  // A release whose content was altered on the way does not match its own chain value.
+  const altered = { ...chained(3, 2, one.chain!, [['k', null, '2']]), changes: [['k', null, '666']] as StoredRelease['changes'] };
+  assert.throws(() => state.apply(altered), ChainBroken);
+  assert.equal(state.rev('c'), 2);
+  assert.equal(state.values('c')!.get('k'), '1', 'nothing of either was applied');
+
+  // An agent holding revision 1 of this history gets the release; one holding revision 1 of another gets a snapshot.
+  assert.equal(state.catchUp('c', 1, false, created.chain).kind, 'releases');
+  assert.equal(state.catchUp('c', 1, false, 'ffffffffffffffff').kind, 'snapshot');
+  assert.equal(state.catchUp('c', 2, false, one.chain).kind, 'current');
+  const healed = state.catchUp('c', 2, false, 'ffffffffffffffff');
+  assert.equal(healed.kind, 'snapshot');
+  const snapshot = decode([(healed as { frame: Buffer }).frame])[0]!;
+  assert.ok(snapshot.t === MessageType.Snapshot && snapshot.chain === one.chain && snapshot.rev === 2);
+  // Without a chain (an agent older than chains) nothing changes.
+  assert.equal(state.catchUp('c', 1).kind, 'releases');
 });
