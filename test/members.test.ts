@@ -132,13 +132,17 @@ describe('membership', () => {
   });
 });
 
-test('agents revisions add up across servers, against the highest current revision', () => {
+test('agents revisions add up across servers by revision and chain, against the highest current revision', () => {
   const merged = mergeRevisions([
-    [{ env: 'prod', rev: 9, holders: [[9, 10], [8, 1]], lagging: [{ id: 'h1', addr: 'a:1', server: 'A', rev: 8 }], laggingTotal: 1 }],
-    [{ env: 'prod', rev: 8, holders: [[8, 5]], lagging: [], laggingTotal: 0 }, { env: 'dev', rev: 2, holders: [[2, 1]], lagging: [], laggingTotal: 0 }],
+    [{ env: 'prod', rev: 9, chain: 'c9', releasedMs: 500, holders: [[9, 10, 'c9'], [8, 1, 'c8']], lagging: [{ id: 'h1', addr: 'a:1', server: 'A', rev: 8 }], laggingTotal: 1 }],
+    [
+      { env: 'prod', rev: 8, chain: 'c8', releasedMs: 9000, holders: [[8, 5, 'c8'], [9, 2, 'fork']], lagging: [], laggingTotal: 0 },
+      { env: 'dev', rev: 2, holders: [[2, 1, '']], lagging: [], laggingTotal: 0 },
+    ],
   ], 20);
   assert.deepEqual(merged, [
-    { env: 'dev', rev: 2, holders: [[2, 1]], lagging: [], laggingTotal: 0 },
-    { env: 'prod', rev: 9, holders: [[9, 10], [8, 6]], lagging: [{ id: 'h1', addr: 'a:1', server: 'A', rev: 8 }], laggingTotal: 6 },
+    { env: 'dev', rev: 2, chain: '', holders: [[2, 1, '']], lagging: [], laggingTotal: 0 },
+    // Two agents at 9 of another history are counted apart from the ten of this one: a fork shows.
+    { env: 'prod', rev: 9, chain: 'c9', releasedMs: 500, holders: [[9, 10, 'c9'], [9, 2, 'fork'], [8, 6, 'c8']], lagging: [{ id: 'h1', addr: 'a:1', server: 'A', rev: 8 }], laggingTotal: 6 },
   ]);
 });

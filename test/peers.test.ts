@@ -12,6 +12,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { Cluster, readAgent, type Server } from './support/cluster.js';
 import { Fleet } from './support/fleet.js';
@@ -63,10 +64,26 @@ describe('three servers on one database (cluster workers)', () => {
     // What an operator reads: one aligned line per server, and the environment's agents (once the agent has acknowledged).
     const text = await waitFor('status text with the agent current', async () => {
       const out = await run(['admin', '--server', c.servers[1]!.address, 'status', 'live']);
-      return out.code === 0 && new RegExp(`\nlive +${rev} +\\d+ +1 +0 +1@${rev}\n`).test(out.stdout) ? out.stdout : false;
+      return out.code === 0 && new RegExp(`\nlive +${rev} +\\d+ +1 +0 +[\\d.]+ (ms|s|min|h) ago +1@${rev}/[0-9a-f]{8}\n`).test(out.stdout) ? out.stdout : false;
     }, 10_000, 250);
     assert.match(text, new RegExp(`servers \\(cluster head ${rev}\\):\nSERVER +STATE +GEN +APPLIED +LAG +AGENTS +HEARD +ADDRESS\n`));
     for (const server of c.servers) assert.match(text, new RegExp(`${server.id.replace(/[.]/g, '\\.')} +alive +1 +${rev} +0 `));
+  });
+
+  test('status --agent through A finds the agent of C, with what it acknowledged and the chain', async () => {
+    const { rev } = await (await c.admin(c.servers[0]!)).request({ op: 'set', env: 'live', key: 'find-me', value: '1' });
+    const found = await waitFor('the agent found through A', async () => {
+      const s = await c.status(c.servers[0]!, undefined, os.hostname());
+      const hit = s.cluster.found?.find((a) => a.envs.some((e) => e.env === 'live' && e.rev === rev));
+      return hit ?? false;
+    }, 10_000, 200);
+    assert.equal(found.server, c.servers[2]!.id);
+    assert.match(found.envs.find((e) => e.env === 'live')!.chain ?? '', /^[0-9a-f]{16}$/);
+    const text = await run(['admin', '--server', c.servers[0]!.address, 'status', '--agent', os.hostname()]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /agent found on 1 server\(s\):\nAGENT +SERVER +ADDRESS +CONNECTED +LAST ACK +ACKNOWLEDGED\n/);
+    const none = await run(['admin', '--server', c.servers[0]!.address, 'status', '--agent', 'no-such-host']);
+    assert.match(none.stdout, /agent not found on any server that answered/);
   });
 
   test('status through A counts the agent of C in its environment, with its revision', async () => {

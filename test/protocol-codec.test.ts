@@ -359,7 +359,8 @@ const RESULTS: { [K in AdminOp]: { valid: ResultOf[K]; invalid: unknown; path: s
       cluster: {
         head: 4,
         servers: [{ id: 'srv-1', gen: 2, state: 'alive', addrs: ['0.0.0.0:7070'], head: 4, lag: 0, agents: 1, heardMs: 0, answered: true }],
-        envs: [{ env: 'prod', rev: 4, holders: [[4, 1]], lagging: [], laggingTotal: 0 }],
+        envs: [{ env: 'prod', rev: 4, holders: [[4, 1, '0f1e2d3c4b5a6978']], lagging: [], laggingTotal: 0, chain: '0f1e2d3c4b5a6978', releasedMs: 1200 }],
+        found: [{ id: 'host-a', addr: '10.0.0.9:50000', since: 1, envs: [{ env: 'prod', rev: 4, chain: '0f1e2d3c4b5a6978' }], ackedMs: 800, server: 'srv-1' }],
       },
     },
     invalid: {
@@ -374,7 +375,7 @@ const RESULTS: { [K in AdminOp]: { valid: ResultOf[K]; invalid: unknown; path: s
     valid: {
       server: { id: 'srv-1', version: '0.1.0', listen: '0.0.0.0:7070', store: 'mysql', uptimeMs: 1234, workers: 4, counters: {} },
       gen: 1, head: 4, agentsTotal: 2,
-      envs: [{ env: 'prod', rev: 4, holders: [[4, 1], [3, 1]], lagging: [{ id: 'h', addr: '10.0.0.9:1', server: 'srv-1', rev: 3 }], laggingTotal: 1 }],
+      envs: [{ env: 'prod', rev: 4, holders: [[4, 1, ''], [3, 1, '']], lagging: [{ id: 'h', addr: '10.0.0.9:1', server: 'srv-1', rev: 3 }], laggingTotal: 1 }],
     },
     invalid: {
       server: { id: 'srv-1', version: '0.1.0', listen: '0.0.0.0:7070', store: 'mysql', uptimeMs: 1234, workers: 4, counters: {} },

@@ -29,6 +29,7 @@ export interface Flags {
   env?: string;
   user?: string;
   since?: number;
+  agent?: string;
 }
 
 interface Spec {
@@ -160,8 +161,15 @@ export const COMMANDS: Record<string, Spec> = {
     prepare: async (a) => (arity('watch', a, 1, 2), { request: { op: 'watch', env: a[0]! }, ...(a[1] === undefined ? {} : { watchKey: a[1] }) }),
   },
   status: {
-    usage: 'status [ENV]', summary: 'the server, environments, agents and the revision each applied', envFirst: false,
-    prepare: (a) => (arity('status', a, 0, 1), a[0] === undefined ? { op: 'status' } : { op: 'status', env: a[0] }),
+    usage: 'status [ENV] [--agent ID]', summary: 'the servers, environments, and what every agent acknowledged', envFirst: false,
+    details: 'Agents acknowledge a release 1-3 s after it lands: ACKED AT REV counts those whose last acknowledgement is of the current revision, ACKED EARLIER the others, RELEASED how long ago the current revision was applied. ACKS BY REV counts agents by revision and chain value; "(fork)" marks agents of another history at the current revision. --agent ID finds that agent on whichever server holds it.',
+    prepare: (a, f) => {
+      arity('status', a, 0, 1);
+      const req: AdminRequest = { op: 'status' };
+      if (a[0] !== undefined) req.env = a[0];
+      if (f.agent !== undefined) req.agent = f.agent;
+      return req;
+    },
   },
   'user add': {
     usage: 'user add NAME ROLE [ENV…]', summary: 'create an account (admin)', envFirst: false,
@@ -246,6 +254,7 @@ export async function prepareCommand(words: string[], io: CommandIO, currentEnv?
     } else if (w === '--env') flags.env = value(++i, '--env');
     else if (w === '--user') flags.user = value(++i, '--user');
     else if (w === '--since') flags.since = parseSince(value(++i, '--since'));
+    else if (w === '--agent') flags.agent = value(++i, '--agent');
     else if (w.startsWith('--') && w.length > 2 && !/^--?\d/.test(w)) throw usage(`unknown option ${w}`);
     else args.push(w);
   }

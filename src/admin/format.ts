@@ -50,6 +50,13 @@ function showChange([key, before, after]: KeyChange, style: Style): string {
 }
 
 const time = (ms: number): string => new Date(ms).toISOString().replace('.000Z', 'Z');
+/** A duration for people: 850 ms, 2.4 s, 3 min, 5 h. */
+function ago(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms < 3_600_000) return `${Math.round(ms / 60_000)} min`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
+}
 
 /** A release seen by `watch`, as one block of lines (only `key`'s change when given). */
 export function formatRelease(release: Release, key: string | undefined, style: Style = plain): string | undefined {
@@ -118,24 +125,41 @@ export function formatResult(request: AdminRequest, result: AdminResult, json: b
       const byEnv = new Map(c.envs.map((e) => [e.env, e]));
       if (s.envs.length === 0) lines.push('(none)');
       else {
-        lines.push(table(['ENV', 'REV', 'KEYS', 'AGENTS CURRENT', 'BEHIND', 'HELD'], s.envs.map((e) => {
+        lines.push(table(['ENV', 'REV', 'KEYS', 'ACKED AT REV', 'ACKED EARLIER', 'RELEASED', 'ACKS BY REV (CHAIN)'], s.envs.map((e) => {
           const a = byEnv.get(e.env);
-          const current = a?.holders.filter(([rev]) => rev >= e.rev).reduce((n, [, k]) => n + k, 0) ?? 0;
-          const behind = a?.laggingTotal ?? 0;
-          return [e.env, String(e.rev), String(keys.get(e.env) ?? 0), String(current), behind === 0 ? '0' : style.bad(String(behind)),
-            (a?.holders ?? []).slice(0, 4).map(([rev, n]) => `${n}@${rev}`).join(' ') + ((a?.holders.length ?? 0) > 4 ? ' …' : '')];
+          const chain = a?.chain ?? '';
+          // Of another history: the current revision with another chain value, or beyond the current revision.
+          const fork = (rev: number, c: string): boolean => (rev === e.rev && chain !== '' && c !== '' && c !== chain) || rev > e.rev;
+          const current = a?.holders.filter(([rev, , c]) => rev === e.rev && !fork(rev, c)).reduce((n, [, k]) => n + k, 0) ?? 0;
+          const earlier = a?.laggingTotal ?? 0;
+          const forked = a?.holders.filter(([rev, , c]) => fork(rev, c)).reduce((n, [, k]) => n + k, 0) ?? 0;
+          return [e.env, String(e.rev), String(keys.get(e.env) ?? 0), String(current), earlier === 0 ? '0' : style.bad(String(earlier)),
+            a?.releasedMs === undefined ? '-' : `${ago(a.releasedMs)} ago`,
+            (a?.holders ?? []).slice(0, 4).map(([rev, n, c]) => `${n}@${rev}${c === '' ? '' : `/${c.slice(0, 8)}`}${fork(rev, c) ? ' (fork)' : ''}`).join(' ')
+              + ((a?.holders.length ?? 0) > 4 ? ' …' : '') + (forked > 0 ? style.bad(` ${forked} of another history`) : '')];
         }), style));
+        lines.push('(agents acknowledge 1-3 s after a release: one released moments ago is still counted under ACKED EARLIER)');
       }
       for (const e of c.envs) {
         if (e.lagging.length === 0) continue;
         lines.push('', `behind in ${e.env} (at ${e.rev}):${e.laggingTotal > e.lagging.length ? ` the first ${e.lagging.length} of ${e.laggingTotal}` : ''}`);
         lines.push(table(['AGENT', 'ADDRESS', 'SERVER', 'HOLDS'], e.lagging.map((a) => [a.id, a.addr, a.server, String(a.rev)]), style));
       }
+      if (c.found !== undefined) {
+        lines.push('', c.found.length === 0 ? 'agent not found on any server that answered' : `agent found on ${new Set(c.found.map((a) => a.server)).size} server(s):`);
+        if (c.found.length > 0) {
+          lines.push(table(['AGENT', 'SERVER', 'ADDRESS', 'CONNECTED', 'LAST ACK', 'ACKNOWLEDGED'], c.found.map((a) => [
+            a.id, a.server, a.addr, time(a.since), a.ackedMs === undefined ? '-' : `${ago(a.ackedMs)} ago`,
+            a.envs.map((e) => `${e.env}@${e.rev}${e.chain === undefined ? '' : `/${e.chain.slice(0, 8)}`}`).join(', '),
+          ]), style));
+        }
+      }
       lines.push('', `agents of this server: ${s.agentsTotal}`);
       const current = new Map(s.envs.map((e) => [e.env, e.rev]));
       if (s.agents.length > 0) {
-        lines.push(table(['AGENT', 'ADDRESS', 'ENVIRONMENTS'], s.agents.map((a) => [
-          a.id, a.addr, a.envs.map((e) => `${e.env}@${e.rev}${current.get(e.env) === e.rev ? '' : ' (behind)'}`).join(', '),
+        lines.push(table(['AGENT', 'ADDRESS', 'LAST ACK', 'ACKNOWLEDGED'], s.agents.map((a) => [
+          a.id, a.addr, a.ackedMs === undefined ? '-' : `${ago(a.ackedMs)} ago`,
+          a.envs.map((e) => `${e.env}@${e.rev}${current.get(e.env) === e.rev ? '' : ' (earlier)'}`).join(', '),
         ]), style));
       }
       if (s.agents.length < s.agentsTotal) lines.push(`… and ${s.agentsTotal - s.agents.length} more`);
@@ -145,7 +169,7 @@ export function formatResult(request: AdminRequest, result: AdminResult, json: b
       const s = r as ResultOf['status.local'];
       return [
         `server ${s.server.id} generation ${s.gen}, applied ${s.head}, agents ${s.agentsTotal}`,
-        table(['ENV', 'REV', 'HELD', 'BEHIND'], s.envs.map((e) => [e.env, String(e.rev), e.holders.map(([rev, n]) => `${n}@${rev}`).join(' '), String(e.laggingTotal)]), style),
+        table(['ENV', 'REV', 'ACKS BY REV', 'ACKED EARLIER'], s.envs.map((e) => [e.env, String(e.rev), e.holders.map(([rev, n]) => `${n}@${rev}`).join(' '), String(e.laggingTotal)]), style),
       ].join('\n');
     }
     case 'user.add':

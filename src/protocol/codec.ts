@@ -123,7 +123,7 @@ const adminRequest: Check<AdminRequest> = (v, p) => {
       return { op, ...obj({ env: str, rev: uint })(v, p) };
     case 'status':
     case 'status.local':
-      return { op, ...obj({ env: opt(str) })(v, p) };
+      return { op, ...obj({ env: opt(str), agent: opt(str) })(v, p) };
     case 'user.add':
       return { op, ...obj({ name: str, role: str, envs: arrayOf(str, 1024), verifier })(v, p) };
     case 'user.del':
@@ -204,10 +204,16 @@ const writeResult = obj({ env: str, rev: uint, changed: uint });
 const done = obj({ done: str });
 const envInfo = obj({ env: str, rev: uint, keys: uint });
 const serverInfo = obj({ id: str, version: str, listen: str, store: str, uptimeMs: uint, workers: uint, counters: recordOf(uint) });
+const holder: Check<[number, number, string]> = (v, p) => {
+  if (!Array.isArray(v) || v.length !== 3) return fail(p, 'a [revision, agents, chain] triple');
+  return [uint(v[0], `${p}[0]`), uint(v[1], `${p}[1]`), str(v[2], `${p}[2]`)];
+};
 const envAgents = obj({
-  env: str, rev: uint, holders: arrayOf(pair(uint, uint)),
+  env: str, rev: uint, holders: arrayOf(holder),
   lagging: arrayOf(obj({ id: str, addr: str, server: str, rev: uint })), laggingTotal: uint,
+  chain: opt(str), releasedMs: opt(uint),
 });
+const agentInfo = obj({ id: str, addr: str, since: uint, envs: arrayOf(envRev), ackedMs: opt(uint) });
 const historyRelease = obj({
   rev: uint, prev: uint, time: uint, author: str, op: str, changes: arrayOf(keyChange),
 });
@@ -229,16 +235,17 @@ const resultCheckers: { [K in AdminOp]: Check<ResultOf[K]> } = {
     server: serverInfo,
     envs: arrayOf(envInfo),
     agentsTotal: uint,
-    agents: arrayOf(obj({ id: str, addr: str, since: uint, envs: arrayOf(envRev) })),
+    agents: arrayOf(agentInfo),
     cluster: obj({
       head: uint,
       servers: arrayOf(obj({
         id: str, gen: uint, state: str, addrs: arrayOf(str), head: uint, lag: uint, agents: uint, heardMs: uint, answered: bool,
       })),
       envs: arrayOf(envAgents),
+      found: opt(arrayOf(obj({ id: str, addr: str, since: uint, envs: arrayOf(envRev), ackedMs: opt(uint), server: str }))),
     }),
   }),
-  'status.local': obj({ server: serverInfo, gen: uint, head: uint, agentsTotal: uint, envs: arrayOf(envAgents) }),
+  'status.local': obj({ server: serverInfo, gen: uint, head: uint, agentsTotal: uint, envs: arrayOf(envAgents), found: opt(arrayOf(agentInfo)) }),
   'user.add': done,
   'user.del': done,
   'user.list': obj({ users: arrayOf(obj({ name: str, role: str, envs: arrayOf(str), created: uint })) }),

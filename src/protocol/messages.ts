@@ -234,9 +234,10 @@ export type AdminRequest =
   | { op: 'history'; env: string; key?: string; limit?: number; before?: number }
   | { op: 'diff'; env: string; from: number; to?: number }
   | { op: 'rollback'; env: string; rev: number }
-  | { op: 'status'; env?: string }
+  /** With `agent`: also find the agents of that id, on whichever server holds them. */
+  | { op: 'status'; env?: string; agent?: string }
   /** This server alone: its agents' revisions as counts (what `status` gathers from every server). */
-  | { op: 'status.local'; env?: string }
+  | { op: 'status.local'; env?: string; agent?: string }
   | { op: 'user.add'; name: string; role: string; envs: string[]; verifier: VerifierFields }
   | { op: 'user.del'; name: string }
   | { op: 'user.list' }
@@ -320,7 +321,15 @@ export interface AgentInfo {
   addr: string;
   /** Milliseconds since the epoch when the session started. */
   since: number;
+  /** What it acknowledged (or held when it subscribed), with the chain value when it said. */
   envs: EnvRev[];
+  /** Milliseconds since it last acknowledged anything (or subscribed). */
+  ackedMs?: number;
+}
+
+/** An agent found by `status --agent`, with the server holding it. */
+export interface FoundAgent extends AgentInfo {
+  server: string;
 }
 export interface ServerInfo {
   id: string;
@@ -375,8 +384,16 @@ export interface EnvAgents {
   env: string;
   /** The environment's current revision. */
   rev: number;
-  /** [revision, number of agents holding it], highest first. */
-  holders: [rev: number, agents: number][];
+  /**
+   * [revision, number of agents, chain value] by what the agents acknowledged
+   * (or held when they subscribed), highest revision first; chain '' when
+   * the agents did not say. Agents acknowledge 1–3 s after a release.
+   */
+  holders: [rev: number, agents: number, chain: string][];
+  /** The environment's chain value at `rev` on the answering server ('' when not known). */
+  chain?: string;
+  /** Milliseconds since `rev` was applied on the answering server: acknowledgements younger than the release are still on their way. */
+  releasedMs?: number;
   /** Agents behind `rev`: the first ones only (see laggingTotal). */
   lagging: LaggingAgent[];
   laggingTotal: number;
@@ -386,6 +403,8 @@ export interface ClusterStatus {
   head: number;
   servers: ServerRow[];
   envs: EnvAgents[];
+  /** With `status --agent ID`: the agents of that id on every server that answered. */
+  found?: FoundAgent[];
 }
 
 /** One server's own part of `status`: what `status` gathers from every server. */
@@ -395,6 +414,8 @@ export interface LocalStatus {
   head: number;
   agentsTotal: number;
   envs: EnvAgents[];
+  /** Asked with `agent`: this server's agents of that id. */
+  found?: AgentInfo[];
 }
 
 /** The result of an operation that only succeeds or fails (accounts, tokens, unwatch). */

@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import { decodeBody, FRAME_HEADER_BYTES, MessageType, WireError, type ClusterStatus, type EnvAgents, type LocalStatus, type PeerServer, type ServerInfo, type StatusResult } from '../protocol/index.js';
+import { decodeBody, FRAME_HEADER_BYTES, MessageType, WireError, type AgentInfo, type ClusterStatus, type EnvAgents, type LocalStatus, type PeerServer, type ServerInfo, type StatusResult } from '../protocol/index.js';
 import { reportFault } from '../log.js';
 import { trace } from '../trace.js';
 import { VERSION } from '../version.js';
@@ -17,7 +17,7 @@ import type { PrimaryNote, PrimaryRequest, Replies, WorkerNote, WorkerRequest, W
 import type { ServerLimits } from './limits.js';
 import { ServerState, storedOf } from './state.js';
 import type { AuditRecord, Store } from './store/types.js';
-import { PeerNode, type PeerSettings } from './peers/node.js';
+import { FOUND_AT_MOST, PeerNode, type PeerSettings } from './peers/node.js';
 import { LAGGING_SHOWN, mergeRevisions } from './peers/status.js';
 import { defaultPeerListen } from './server.js';
 import { adminPort } from './admin-port.js';
@@ -111,7 +111,7 @@ export class ClusterPrimary {
       const note: PrimaryNote = { k: 'release', frame: release.frame };
       for (const link of this.links.values()) if (link.ready) link.channel.notify(note, release.frame.length * 2 + 512);
     });
-    this.hub.setStatusSource({ status: (env) => this.status(env), local: (env) => this.local(env) });
+    this.hub.setStatusSource({ status: (env, agent) => this.status(env, agent), local: (env, agent) => this.local(env, agent) });
     this.access = new AccessControl(options.store, this.hub, {
       passwordIterations: options.passwordIterations, adminPassword: options.adminPassword, pollMs: options.pollMs > 0 ? 1000 : 0, log: options.log,
     });
@@ -147,7 +147,7 @@ export class ClusterPrimary {
         },
         log: options.log,
       });
-      this.peers.localSource = (env) => this.local(env);
+      this.peers.localSource = (env, agent) => this.local(env, agent);
     }
   }
 
@@ -351,20 +351,23 @@ export class ClusterPrimary {
   }
 
   /** Asks every worker for its agents and counters and adds them up; a worker that does not answer in time is left out. */
-  private async status(env: string | undefined): Promise<Omit<StatusResult, 'envs'>> {
+  private async status(env: string | undefined, agent?: string): Promise<Omit<StatusResult, 'envs'>> {
     const links = [...this.links.values()].filter((l) => l.ready);
     const parts = await Promise.all(
       links.map((l) => l.channel.request({ k: 'status', env, max: 1000 }, STATUS_IPC_TIMEOUT_MS).catch(() => undefined)),
     );
+    const found = agent === undefined ? undefined : await this.found(env, agent);
     const answered = parts.filter((p): p is HostStatus => p !== undefined);
     const counters: Record<string, number> = { workerRestarts: this.restarts };
     for (const part of answered) for (const [k, v] of Object.entries(part.counters)) counters[k] = (counters[k] ?? 0) + v;
     const server = { ...this.info(), workers: links.length, counters };
     const mine: LocalStatus = { server, gen: this.gen, head: this.hub.applied, agentsTotal: answered.reduce((n, p) => n + p.agentsTotal, 0), envs: await this.revisions(env, LAGGING_SHOWN) };
-    const cluster: ClusterStatus = this.peers !== undefined ? await this.peers.clusterStatus(env, mine) : {
+    if (found !== undefined) mine.found = found;
+    const cluster: ClusterStatus = this.peers !== undefined ? await this.peers.clusterStatus(env, mine, agent) : {
       head: this.hub.applied,
       servers: [{ id: this.options.serverId, gen: this.gen, state: 'alive', addrs: this.addresses, head: this.hub.applied, lag: 0, agents: mine.agentsTotal, heardMs: 0, answered: true }],
       envs: mine.envs,
+      ...(found === undefined ? {} : { found: found.map((a) => ({ ...a, server: this.options.serverId })) }),
     };
     return { server, agentsTotal: mine.agentsTotal, agents: answered.flatMap((p) => p.agents).slice(0, 1000), cluster };
   }
@@ -381,8 +384,19 @@ export class ClusterPrimary {
     };
   }
 
-  private async local(env: string | undefined): Promise<LocalStatus> {
-    return { server: this.info(), gen: this.gen, head: this.hub.applied, agentsTotal: this.agentCount(), envs: await this.revisions(env, LAGGING_SHOWN) };
+  private async local(env: string | undefined, agent?: string): Promise<LocalStatus> {
+    const out: LocalStatus = { server: this.info(), gen: this.gen, head: this.hub.applied, agentsTotal: this.agentCount(), envs: await this.revisions(env, LAGGING_SHOWN) };
+    if (agent !== undefined) out.found = await this.found(env, agent);
+    return out;
+  }
+
+  /** The agents of id `agent` on every worker that answers in time. */
+  private async found(env: string | undefined, agent: string): Promise<AgentInfo[]> {
+    const links = [...this.links.values()].filter((l) => l.ready);
+    const parts = await Promise.all(
+      links.map((l) => l.channel.request({ k: 'status', env, max: FOUND_AT_MOST, agent }, STATUS_IPC_TIMEOUT_MS).catch(() => undefined)),
+    );
+    return parts.flatMap((p) => (p as HostStatus | undefined)?.agents ?? []).slice(0, FOUND_AT_MOST);
   }
 
   /** Reads the certificate files again and hands them to every worker: connected sessions go on. */
@@ -447,7 +461,7 @@ export function runWorker(): void {
     request: async (request) => {
       switch (request.k) {
         case 'status':
-          return host?.status(request.env, request.max) ?? { agentsTotal: 0, agents: [], counters: {} };
+          return host?.status(request.env, request.max, request.agent) ?? { agentsTotal: 0, agents: [], counters: {} };
         case 'revisions':
           return host?.revisions(request.env, request.cap) ?? [];
         default: {

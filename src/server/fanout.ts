@@ -26,6 +26,8 @@ interface Subscription {
   acked: Map<string, number>;
   /** The chain value the agent holds at its acknowledged revision, per environment (when it said). */
   chains?: Map<string, string>;
+  /** When it last acknowledged anything, or subscribed (ms since the epoch). */
+  ackedAt: number;
   /** `bytesWritten` of the link when its latest catch-up had been written. */
   catchUpEnd: number;
   /** Releases published up to this number were in the state its subscription's catch-up was taken from. */
@@ -149,7 +151,7 @@ export class Fanout {
       this.slow(link);
       return;
     }
-    const sub: Subscription = { link, all, grants, acked: new Map(), catchUpEnd: 0, caughtUpTo: this.published };
+    const sub: Subscription = { link, all, grants, acked: new Map(), ackedAt: Date.now(), catchUpEnd: 0, caughtUpTo: this.published };
     this.byLink.set(link, sub);
     const heldBy = new Map(held.map((h) => [h.env, h.rev]));
     const chainOf = new Map<string, string>();
@@ -202,6 +204,7 @@ export class Fanout {
     if (sub === undefined) return;
     if (!(sub.acked.has(env) || (sub.all && this.state.has(env) && granted(sub.grants, env)))) return;
     sub.acked.set(env, rev);
+    sub.ackedAt = Date.now();
     if (chain !== undefined && chain !== '') (sub.chains ??= new Map()).set(env, this.intern(chain));
     else sub.chains?.delete(env);
   }
@@ -328,17 +331,21 @@ export class Fanout {
     link.write(frame);
   }
 
-  agents(env: string | undefined, max: number): AgentInfo[] {
+  /** The first `max` agents (following `env`, of id `id`), with what they acknowledged and how long ago. */
+  agents(env: string | undefined, max: number, id?: string, now = Date.now()): AgentInfo[] {
     const out: AgentInfo[] = [];
     for (const sub of this.byLink.values()) {
       if (out.length >= max) break;
       if (env !== undefined && !sub.acked.has(env)) continue;
+      if (id !== undefined && sub.link.id !== id) continue;
       const envs: EnvRev[] = [];
       for (const [e, rev] of sub.acked) {
         if (envs.length >= MAX_ENVS_PER_AGENT_IN_STATUS) break;
-        if (env === undefined || e === env) envs.push({ env: e, rev });
+        if (env !== undefined && e !== env) continue;
+        const chain = sub.chains?.get(e);
+        envs.push(chain === undefined ? { env: e, rev } : { env: e, rev, chain });
       }
-      out.push({ id: sub.link.id, addr: sub.link.addr, since: sub.link.since, envs });
+      out.push({ id: sub.link.id, addr: sub.link.addr, since: sub.link.since, envs, ackedMs: Math.max(0, now - sub.ackedAt) });
     }
     return out;
   }
@@ -384,13 +391,16 @@ export class Fanout {
    * over 100,000 agents in a few milliseconds and answers in a few bytes.
    */
   revisions(env: string | undefined, server: string, cap: number): EnvAgents[] {
-    const byEnv = new Map<string, EnvAgents & { counts: Map<number, number> }>();
-    const entry = (name: string): (EnvAgents & { counts: Map<number, number> }) | undefined => {
+    type Counting = EnvAgents & { counts: Map<string, [number, number, string]> };
+    const byEnv = new Map<string, Counting>();
+    const entry = (name: string): Counting | undefined => {
       let e = byEnv.get(name);
       if (e === undefined) {
         const rev = this.state.rev(name);
         if (rev === undefined) return undefined;
-        e = { env: name, rev, holders: [], lagging: [], laggingTotal: 0, counts: new Map() };
+        e = { env: name, rev, chain: this.state.chain(name) ?? '', holders: [], lagging: [], laggingTotal: 0, counts: new Map() };
+        const released = this.state.appliedAt(name);
+        if (released !== undefined) e.releasedMs = Math.max(0, Date.now() - released);
         byEnv.set(name, e);
       }
       return e;
@@ -400,14 +410,19 @@ export class Fanout {
         if (env !== undefined && name !== env) continue;
         const e = entry(name);
         if (e === undefined) continue;
-        e.counts.set(rev, (e.counts.get(rev) ?? 0) + 1);
+        // By revision and chain: agents of another history at the same revision are counted apart (a fork shows).
+        const chain = sub.chains?.get(name) ?? '';
+        const key = `${rev}\u0000${chain}`;
+        const held = e.counts.get(key);
+        if (held === undefined) e.counts.set(key, [rev, 1, chain]);
+        else held[1]++;
         if (rev < e.rev) {
           e.laggingTotal++;
           if (e.lagging.length < cap) e.lagging.push({ id: sub.link.id, addr: sub.link.addr, server, rev });
         }
       }
     }
-    return [...byEnv.values()].map(({ counts, ...e }) => ({ ...e, holders: [...counts].sort((a, b) => b[0] - a[0]) }));
+    return [...byEnv.values()].map(({ counts, ...e }) => ({ ...e, holders: [...counts.values()].sort((a, b) => b[0] - a[0] || b[1] - a[1]) }));
   }
 
   private catchUp(sub: Subscription, env: string, rev: number, backwards = this.options.onBehind === undefined, chain?: string): void {

@@ -388,10 +388,10 @@ export class ConnectionHost {
     return this.fanout.revisions(env, this.options.serverId, cap);
   }
 
-  status(env: string | undefined, maxAgents: number): HostStatus {
+  status(env: string | undefined, maxAgents: number, agent?: string): HostStatus {
     return {
       agentsTotal: this.fanout.size,
-      agents: this.fanout.agents(env, maxAgents),
+      agents: this.fanout.agents(env, maxAgents, agent),
       counters: Object.fromEntries(this.counters),
     };
   }

@@ -20,9 +20,10 @@ export type CommitListener = (stored: StoredRelease) => void;
 
 /** What the hub reports about the processes and the connected agents for `status`. */
 export interface StatusSource {
-  status(env: string | undefined): Promise<Omit<StatusResult, 'envs'>>;
+  /** With `agent`: the agents of that id too, on whichever server holds them. */
+  status(env: string | undefined, agent?: string): Promise<Omit<StatusResult, 'envs'>>;
   /** This server alone (what the cluster's `status` gathers from each server). */
-  local(env: string | undefined): Promise<LocalStatus>;
+  local(env: string | undefined, agent?: string): Promise<LocalStatus>;
 }
 
 export const DEFAULT_HISTORY_LIMIT = 50;
@@ -355,12 +356,12 @@ export class Hub {
       case 'status.local':
         if (req.env !== undefined && !this.state.has(req.env)) throw envNotFound(req.env);
         if (this.statusSource === undefined) throw new RequestError(WireError.INTERNAL, 'status is not available');
-        return this.statusSource.local(req.env);
+        return this.statusSource.local(req.env, req.agent);
       case 'status': {
         if (req.env !== undefined && !this.state.has(req.env)) throw envNotFound(req.env);
         const envs: EnvInfo[] = this.state.info().filter((e) => req.env === undefined || e.env === req.env);
         if (this.statusSource === undefined) throw new RequestError(WireError.INTERNAL, 'status is not available');
-        return { ...(await this.statusSource.status(req.env)), envs };
+        return { ...(await this.statusSource.status(req.env, req.agent)), envs };
       }
       case 'user.add':
       case 'user.del':

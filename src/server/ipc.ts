@@ -54,7 +54,7 @@ export type PrimaryNote =
 
 /** Primary -> worker, answered. */
 export type PrimaryRequest =
-  | { k: 'status'; env: string | undefined; max: number }
+  | { k: 'status'; env: string | undefined; max: number; agent?: string }
   /** The worker's agents' revisions per environment. */
   | { k: 'revisions'; env: string | undefined; cap: number };
 

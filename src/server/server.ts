@@ -16,6 +16,7 @@ import { ServerState } from './state.js';
 import type { Store } from './store/types.js';
 import { PeerNode, type PeerSettings } from './peers/node.js';
 import { LAGGING_SHOWN } from './peers/status.js';
+import { FOUND_AT_MOST } from './peers/node.js';
 
 export interface ServerOptions {
   store: Store;
@@ -130,11 +131,11 @@ export class ConfigServer {
         },
         log,
       });
-      this.peers.localSource = (env) => this.local(env);
+      this.peers.localSource = (env, agent) => this.local(env, agent);
     }
     this.access.onChange((book) => this.host.credentialsChanged(book));
     this.hub.onRelease((release) => this.host.publish(release));
-    this.hub.setStatusSource({ status: (env) => this.status(env), local: (env) => this.local(env) });
+    this.hub.setStatusSource({ status: (env, agent) => this.status(env, agent), local: (env, agent) => this.local(env, agent) });
   }
 
   /** An agent is ahead of this server: read the store, and tell the host when that is done. */
@@ -201,17 +202,20 @@ export class ConfigServer {
     };
   }
 
-  private async local(env: string | undefined): Promise<LocalStatus> {
-    return { server: this.info(), gen: this.gen, head: this.hub.applied, agentsTotal: this.host.agentCount, envs: this.host.revisions(env, LAGGING_SHOWN) };
+  private async local(env: string | undefined, agent?: string): Promise<LocalStatus> {
+    const out: LocalStatus = { server: this.info(), gen: this.gen, head: this.hub.applied, agentsTotal: this.host.agentCount, envs: this.host.revisions(env, LAGGING_SHOWN) };
+    if (agent !== undefined) out.found = this.host.status(env, FOUND_AT_MOST, agent).agents;
+    return out;
   }
 
-  private async status(env: string | undefined): Promise<Omit<StatusResult, 'envs'>> {
+  private async status(env: string | undefined, agent?: string): Promise<Omit<StatusResult, 'envs'>> {
     const local = this.host.status(env, 1000);
-    const mine = await this.local(env);
-    const cluster: ClusterStatus = this.peers !== undefined ? await this.peers.clusterStatus(env, mine) : {
+    const mine = await this.local(env, agent);
+    const cluster: ClusterStatus = this.peers !== undefined ? await this.peers.clusterStatus(env, mine, agent) : {
       head: this.hub.applied,
       servers: [{ id: this.serverId, gen: this.gen, state: 'alive', addrs: this.host.addresses, head: this.hub.applied, lag: 0, agents: mine.agentsTotal, heardMs: 0, answered: true }],
       envs: mine.envs,
+      ...(mine.found === undefined ? {} : { found: mine.found.map((a) => ({ ...a, server: this.serverId })) }),
     };
     return { server: mine.server, agentsTotal: local.agentsTotal, agents: local.agents, cluster };
   }

@@ -31,6 +31,26 @@ export function storedOf(release: Release): StoredRelease {
   };
 }
 
+/** The Release message of a stored release (`pchain`: the chain value it follows, when known here). */
+export function releaseMessage(stored: StoredRelease, prev: number, pchain?: string): Release {
+  const message: Release = {
+    t: MessageType.Release,
+    env: stored.env,
+    rev: stored.rev,
+    prev,
+    time: stored.time,
+    author: stored.author,
+    op: stored.op,
+    changes: stored.changes.map(([key, , after]) => [key, after]),
+  };
+  if (stored.drop === true) message.drop = true;
+  if (stored.chain !== undefined && stored.chain !== '') {
+    message.chain = stored.chain;
+    if (pchain !== undefined) message.pchain = pchain;
+  }
+  return message;
+}
+
 /** A release ready to send: the message and its frame, encoded once for every subscriber. */
 export interface PublishedRelease {
   message: Release;
@@ -39,6 +59,8 @@ export interface PublishedRelease {
 
 interface LiveEnv {
   rev: number;
+  /** When `rev` was applied here (ms since the epoch; 0 for what was loaded at start). */
+  appliedAt: number;
   /** Chain value at `rev` ('' when not known: history older than chains). */
   chain: string;
   values: Map<string, string>;
@@ -104,7 +126,7 @@ export class ServerState {
     for (const e of envs) {
       let bytes = 0;
       for (const [key, json] of e.values) bytes += entryBytes(key, json);
-      this.envs.set(e.env, { rev: e.rev, chain: e.chain, values: e.values, bytes, recent: [], recentBytes: 0 });
+      this.envs.set(e.env, { rev: e.rev, appliedAt: 0, chain: e.chain, values: e.values, bytes, recent: [], recentBytes: 0 });
     }
   }
 
@@ -131,6 +153,12 @@ export class ServerState {
 
   rev(env: string): number | undefined {
     return this.envs.get(env)?.rev;
+  }
+
+  /** When the environment's current revision was applied here (ms since the epoch); undefined when it was loaded at start. */
+  appliedAt(env: string): number | undefined {
+    const at = this.envs.get(env)?.appliedAt;
+    return at === undefined || at === 0 ? undefined : at;
   }
 
   /** The chain value at the environment's current revision ('' when not known). */
@@ -170,21 +198,7 @@ export class ServerState {
         throw new ChainBroken(stored.env, stored.rev, held, pchain, stored.chain);
       }
     }
-    const message: Release = {
-      t: MessageType.Release,
-      env: stored.env,
-      rev: stored.rev,
-      prev: live?.rev ?? 0,
-      time: stored.time,
-      author: stored.author,
-      op: stored.op,
-      changes: stored.changes.map(([key, , after]) => [key, after]),
-    };
-    if (stored.drop === true) message.drop = true;
-    if (stored.chain !== undefined && stored.chain !== '') {
-      message.chain = stored.chain;
-      if (held !== '' || live === undefined) message.pchain = held;
-    }
+    const message = releaseMessage(stored, live?.rev ?? 0, held !== '' || live === undefined ? held : undefined);
     // A cluster worker is handed the frame the primary encoded: one encoding per release.
     const published: PublishedRelease = { message, frame: frame ?? encodeMessage(message) };
     this.head = Math.max(this.head, stored.rev);
@@ -193,7 +207,7 @@ export class ServerState {
       return published;
     }
     if (live === undefined) {
-      live = { rev: 0, chain: '', values: new Map(), bytes: 0, recent: [], recentBytes: 0 };
+      live = { rev: 0, appliedAt: 0, chain: '', values: new Map(), bytes: 0, recent: [], recentBytes: 0 };
       this.envs.set(stored.env, live);
     }
     for (const [key, , after] of stored.changes) {
@@ -207,6 +221,7 @@ export class ServerState {
       }
     }
     live.rev = stored.rev;
+    live.appliedAt = Date.now();
     live.chain = stored.chain ?? '';
     live.snapshot = undefined;
     live.recent.push(published);

@@ -87,10 +87,10 @@ export class Cluster {
     return client;
   }
 
-  async status(server: Server, env?: string): Promise<StatusResult> {
+  async status(server: Server, env?: string, agent?: string): Promise<StatusResult> {
     const admin = await this.admin(server);
     try {
-      return await admin.request({ op: 'status', ...(env === undefined ? {} : { env }) });
+      return await admin.request({ op: 'status', ...(env === undefined ? {} : { env }), ...(agent === undefined ? {} : { agent }) });
     } finally {
       admin.close();
     }

@@ -23,7 +23,7 @@ export interface PeerHandlers {
   gossip(from: string, message: Gossip): void;
   /** A release another server has just committed. */
   notice(from: string, release: Release): void;
-  status(env: string | undefined): Promise<LocalStatus>;
+  status(env: string | undefined, agent?: string): Promise<LocalStatus>;
 }
 
 /** Peer connections waiting for their login at once, at most (the peer port is not for the public, but bytes may come from anyone). */
@@ -87,7 +87,7 @@ class PeerSession extends FramedConnection {
       case MessageType.Request: {
         if (message.req.op !== 'status.local') throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `a peer asks only status.local, not ${message.req.op}`);
         const id = message.id;
-        void this.listener.handlers.status(message.req.env).then(
+        void this.listener.handlers.status(message.req.env, message.req.agent).then(
           (res) => this.send({ t: MessageType.Response, id, res }),
           (err: unknown) => this.send({ t: MessageType.Error, id, code: WireError.INTERNAL, msg: `status: ${(err as Error)?.message ?? String(err)}` }),
         );
@@ -385,10 +385,10 @@ export class PeerLink {
     return this.conn?.writableLength ?? 0;
   }
 
-  status(env: string | undefined): Promise<LocalStatus> {
+  status(env: string | undefined, agent?: string): Promise<LocalStatus> {
     const conn = this.conn;
     if (conn === undefined || conn.isClosed) return Promise.reject(new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `no link to ${this.addr}`));
-    return this.calls.start<LocalStatus>(`status of ${this.id ?? this.addr}`, STATUS_TIMEOUT_MS, (id) => conn.send({ t: MessageType.Request, id, req: { op: 'status.local', ...(env === undefined ? {} : { env }) } }));
+    return this.calls.start<LocalStatus>(`status of ${this.id ?? this.addr}`, STATUS_TIMEOUT_MS, (id) => conn.send({ t: MessageType.Request, id, req: { op: 'status.local', ...(env === undefined ? {} : { env }), ...(agent === undefined ? {} : { agent }) } }));
   }
 
   private async dial(): Promise<void> {

@@ -17,11 +17,14 @@ import type { MemberRecord, Store, StoredRelease } from '../store/types.js';
 import { LoopLag } from './lag.js';
 import { PeerLink, PeerListener } from './link.js';
 import { DETECTOR_DEFAULTS, Membership, type DetectorSettings } from './membership.js';
-import { storedOf } from '../state.js';
+import { releaseMessage, storedOf } from '../state.js';
 import { proofMac } from '../store/identity.js';
 import { LAGGING_SHOWN, mergeRevisions } from './status.js';
 
 /** What the peer side needs from the side that holds the agents (this process's host, or the cluster's workers). */
+/** Agents `status --agent` lists at most (an id is meant to name one host; a shared one still gives a bounded answer). */
+export const FOUND_AT_MOST = 100;
+
 export interface AgentSide {
   /** Agents connected to this server now. */
   agents(): number;
@@ -157,7 +160,7 @@ export class PeerNode {
       handlers: {
         gossip: (from, message) => this.onGossip(from, message),
         notice: (from, release) => this.onNotice(from, release),
-        status: (env) => this.localStatus(env),
+        status: (env, agent) => this.localStatus(env, agent),
       },
       log: this.options.log,
     });
@@ -371,12 +374,8 @@ export class PeerNode {
 
   /** A release this server committed: every peer hears of it now, not at the next gossip. */
   private tellPeers(stored: StoredRelease): void {
-    const message: Release = {
-      t: MessageType.Release, env: stored.env, rev: stored.rev, prev: stored.prev, time: stored.time, author: stored.author, op: stored.op,
-      changes: stored.changes.map(([key, , after]) => [key, after]),
-      ...(stored.drop === true ? { drop: true } : {}),
-    };
-    const frame = encodeMessage(message);
+    // With its chain value: the receiver checks the whole release against what it holds.
+    const frame = encodeMessage(releaseMessage(stored, stored.prev));
     for (const link of this.links.values()) if (link.up) link.write(frame);
   }
 
@@ -460,17 +459,17 @@ export class PeerNode {
   }
 
   /** This server's own part of `status`. */
-  async localStatus(env: string | undefined): Promise<LocalStatus> {
+  async localStatus(env: string | undefined, agent?: string): Promise<LocalStatus> {
     const source = this.localSource;
     if (source === undefined) throw new Error('status is not available yet');
-    return source(env);
+    return source(env, agent);
   }
 
   /** Set by the server: its own ServerInfo and agents' revisions. */
-  localSource: ((env: string | undefined) => Promise<LocalStatus>) | undefined;
+  localSource: ((env: string | undefined, agent?: string) => Promise<LocalStatus>) | undefined;
 
   /** Every server as this one sees it, and the agents' revisions of all of them (each asked, 2 s at most). */
-  async clusterStatus(env: string | undefined, local: LocalStatus): Promise<ClusterStatus> {
+  async clusterStatus(env: string | undefined, local: LocalStatus, agent?: string): Promise<ClusterStatus> {
     const now = Date.now();
     const self = this.membership.self;
     const byId = new Map<string, PeerLink>();
@@ -479,7 +478,7 @@ export class PeerNode {
     const answers = await Promise.all(views.map(async (v) => {
       const link = byId.get(v.entry.id);
       if (link === undefined || v.health === 'dead' || v.entry.state === 'left') return undefined;
-      return link.status(env).catch(() => undefined);
+      return link.status(env, agent).catch(() => undefined);
     }));
     const head = this.clusterHead();
     const servers: ServerRow[] = [
@@ -494,7 +493,14 @@ export class PeerNode {
       }),
     ];
     const parts = [local.envs, ...answers.filter((a): a is LocalStatus => a !== undefined).map((a) => a.envs)];
-    return { head, servers, envs: mergeRevisions(parts, LAGGING_SHOWN) };
+    const out: ClusterStatus = { head, servers, envs: mergeRevisions(parts, LAGGING_SHOWN) };
+    if (agent !== undefined) {
+      out.found = [
+        ...(local.found ?? []).map((a) => ({ ...a, server: self.id })),
+        ...views.flatMap((v, i) => (answers[i]?.found ?? []).map((a) => ({ ...a, server: v.entry.id }))),
+      ].slice(0, FOUND_AT_MOST);
+    }
+    return out;
   }
 
   /**
