@@ -12,6 +12,7 @@ import type { LoginContext } from './access/login.js';
 import { Fanout } from './fanout.js';
 import { receiveLimits, type ServerLimits } from './limits.js';
 import { secureContextOptions, serverOptions, type ServerTlsMaterial } from './tls.js';
+import { TlsHandshakes } from './tls-handshakes.js';
 import { ServerSession, type AdminExecutor, type SessionContext, type SessionRole } from './session.js';
 import type { PublishedRelease, ServerState } from './state.js';
 
@@ -433,9 +434,11 @@ export class ConnectionHost {
       }
       this.handshaking++;
     });
+    // After the listener above, so that a connection refused there is not named twice.
+    const handshakes = new TlsHandshakes(server, (addr, reason) => this.refused(addr, WireError.MALFORMED, `TLS handshake failed: ${reason}`));
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
       this.handshaking--;
-      this.refused(`${socket.remoteAddress}:${socket.remotePort}`, WireError.MALFORMED, `TLS handshake failed: ${err.code ?? err.message}`);
+      handshakes.failed(err, socket);
       // With a listener here Node leaves the socket open (a timed-out handshake would keep its descriptor for good).
       socket.destroy();
     });

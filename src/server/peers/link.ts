@@ -17,6 +17,7 @@ import { Heartbeat } from '../../transport/heartbeat.js';
 import { trace } from '../../trace.js';
 import { LoginExchange, PEER_USER, type LoginContext } from '../access/login.js';
 import { serverOptions, type ServerTlsMaterial } from '../tls.js';
+import { TlsHandshakes } from '../tls-handshakes.js';
 
 /** What the server does with what its peers send. */
 export interface PeerHandlers {
@@ -217,8 +218,9 @@ export class PeerListener {
     const accept = (socket: net.Socket): void => this.accept(socket);
     const server = this.options.tls === undefined ? net.createServer({ noDelay: true }, accept) : tls.createServer(serverOptions(this.options.tls), accept);
     if (server instanceof tls.Server) {
+      const handshakes = new TlsHandshakes(server, (addr, reason) => this.refused(addr, WireError.MALFORMED, `TLS handshake failed: ${reason}`));
       server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
-        this.refused(`${socket.remoteAddress}:${socket.remotePort}`, WireError.MALFORMED, `TLS handshake failed: ${err.code ?? err.message}`);
+        handshakes.failed(err, socket);
         socket.destroy();
       });
     }
