@@ -163,3 +163,24 @@ describe('a copy adopted as the new production', () => {
     assert.doesNotMatch(after.stdout, new RegExp(heldChain));
   });
 });
+
+describe('a release in the database that does not follow what a server holds', () => {
+  const c = new Cluster();
+  after(() => c.close());
+
+  test('stops the server (exit 4, one line), and started again it serves the store as it is', async () => {
+    const server = await c.add(['--poll-ms', '200']);
+    const a = await c.admin(server);
+    await a.request({ op: 'env.add', env: 'live' });
+    const { rev } = await a.request({ op: 'set', env: 'live', key: 'k', value: '1' });
+    // Written under the running server, as a restore from another history would: the next revision, another chain.
+    await query(c.db, 'UPDATE vitefa_head SET rev = ? WHERE id = 1', [rev + 1]);
+    await query(c.db, "INSERT INTO vitefa_releases (rev, env, prev, time, author, op, dropped, chain) VALUES (?, 'live', ?, 1, 'x', 'set', 0, '0123456789abcdef')", [rev + 1, rev]);
+    await query(c.db, "INSERT INTO vitefa_changes (rev, seq, k, before_v, after_v) VALUES (?, 0, 'k', '1', '666')", [rev + 1]);
+    assert.equal(await server.proc.exited, 4);
+    assert.match(server.proc.output, /stopping: the release live@\d+ does not follow this server's history: its chain value is 0123456789abcdef/);
+    await c.restart(server);
+    const got = await (await c.admin(server)).request({ op: 'get', env: 'live', key: 'k' });
+    assert.equal(got.rev, rev, 'the values table was not touched: the store as it is');
+  });
+});

@@ -16,6 +16,7 @@ import type { ServerTlsMaterial } from '../tls.js';
 import type { MemberRecord, Store, StoredRelease } from '../store/types.js';
 import { LoopLag } from './lag.js';
 import { PeerLink, PeerListener } from './link.js';
+import { planRebalance } from './balance.js';
 import { DETECTOR_DEFAULTS, Membership, type DetectorSettings } from './membership.js';
 import { releaseMessage, storedOf } from '../state.js';
 import { proofMac } from '../store/identity.js';
@@ -117,7 +118,8 @@ export class PeerNode {
   private lastPeers = '';
   private lastPeersAt = 0;
   private lastLoads = new Map<string, number>();
-  private rebalanceCooldown = 0;
+  /** The last step of rebalancing: no next step before `next`, nor before its target has gossiped since `arrived`. */
+  private lastMove: { to: string; next: number; arrived: number } | undefined;
   private catchingUp = false;
   private draining: Promise<void> | undefined;
   private stopped = false;
@@ -420,30 +422,28 @@ export class PeerNode {
   }
 
   /**
-   * Moves agents from this server to the least loaded one when this one
-   * holds clearly more than its share: at most rebalancePerSecond a second,
-   * then it waits for the loads to be gossiped again.
+   * Moves agents from this server to the least loaded one when the rule of
+   * planRebalance says so, in steps: at most rebalancePerSecond a second,
+   * and each step waits until the agents it moved could have arrived and
+   * their new server has gossiped its count since (or is no longer alive),
+   * so that the next step sees them where they are.
    */
   private rebalance(): void {
-    if (this.rebalanceCooldown > 0) {
-      this.rebalanceCooldown--;
-      return;
-    }
     const self = this.membership.self;
     if (self.state !== 'alive') return;
-    const candidates = this.membership.candidates();
-    if (candidates.length < 2) return;
-    const total = candidates.reduce((n, c) => n + c.agents, 0);
-    const share = total / candidates.length;
-    if (self.agents <= share * 1.1 + 2) return;
-    const target = candidates.filter((c) => c.id !== self.id).sort((a, b) => a.agents - b.agents)[0]!;
-    if (target.agents >= share * 0.95 - 1 || target.addrs.length === 0) return;
-    const rounds = 3;
-    const count = Math.floor(Math.min(self.agents - share, share - target.agents, this.settings.rebalancePerSecond * rounds));
-    if (count <= 0) return;
-    this.rebalanceCooldown = rounds - 1;
-    void this.options.agents.move(count, target.addrs[0], this.settings.moveWithinMs, `rebalancing to ${target.id}`).then((moved) => {
-      if (moved > 0) this.options.log(`peers: moving ${moved} agents to ${target.id} (${target.agents} agents; this server ${self.agents}, share ${Math.round(share)})`);
+    const now = Date.now();
+    if (this.lastMove !== undefined) {
+      const view = this.membership.view(this.lastMove.to);
+      if (now < this.lastMove.next || (view?.health === 'alive' && view.heardAt <= this.lastMove.arrived)) return;
+      this.lastMove = undefined;
+    }
+    const stepMs = Math.max(3 * this.settings.gossipMs, this.settings.moveWithinMs + this.settings.gossipMs);
+    const plan = planRebalance(self, this.membership.candidates(), Math.floor((this.settings.rebalancePerSecond * stepMs) / 1000));
+    if (plan === undefined) return;
+    const { to, count, share } = plan;
+    this.lastMove = { to: to.id, next: now + stepMs, arrived: now + this.settings.moveWithinMs + 500 };
+    void this.options.agents.move(count, to.addrs[0], this.settings.moveWithinMs, `rebalancing to ${to.id}`).then((moved) => {
+      if (moved > 0) this.options.log(`peers: moving ${moved} agents to ${to.id} (${to.agents} agents; this server ${self.agents}, share ${Math.round(share * 10) / 10})`);
     }, (err: unknown) => reportFault('moving agents', err));
   }
 
