@@ -42,7 +42,7 @@ program
 program
   .command('agent')
   .description('run a host agent writing into the local store')
-  .option('--servers <host:port,...>', 'servers to connect to, in order of preference (default 127.0.0.1:7400)')
+  .option('--servers <host:port,...>', 'servers to start from, not an order of preference (default 127.0.0.1:7400): with the servers the cluster announces (kept in the store for the next start), each connection goes to one chosen at random among the alive ones, weighted toward those holding fewer agents')
   .option('--env <name...>', 'environments to follow (default: all)')
   .option('--store <dir>', 'local store folder (default ./data/agent)')
   .option('--map-size <bytes>', 'initial size of the store map')

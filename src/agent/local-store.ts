@@ -159,7 +159,10 @@ export class LocalStore {
     const before = this.meta.get(META_SERVERS);
     if (before !== undefined && Buffer.from(before).toString('utf8') === text) return false;
     try {
-      this.root.transactionSync(() => this.meta.put(META_SERVERS, Buffer.from(text)));
+      // A block, not an arrow returning put's promise: a callback returning a promise keeps lmdb-js's transaction open.
+      this.root.transactionSync(() => {
+        this.meta.put(META_SERVERS, Buffer.from(text));
+      });
     } catch (cause) {
       throw new VitefaError(LocalErrorCode.STORE_OPEN, `cannot write agent store ${this.dir}: ${(cause as Error).message}`, { cause });
     }
