@@ -349,3 +349,38 @@ test('a fork is detected: a release that does not follow the chain held is not a
     await reader.close();
   }
 });
+
+test('servers remembered from an earlier run are tried after a live configured one, and the store keeps what the cluster announces', async () => {
+  // B was announced by the cluster before; A is configured and answers, then lists itself and C.
+  const b = await fakeServer((socket, m) => {
+    if (m === 'connected') socket.write(serverHello());
+  });
+  const c = await fakeServer(() => undefined);
+  let aAddr = '';
+  const a = await fakeServer((socket, m) => {
+    if (m === 'connected') socket.write(serverHello());
+    else if (m.t === MessageType.Subscribe) socket.write(encodeMessage({ t: MessageType.Peers, servers: [{ addr: aAddr, agents: 1, state: 'alive' }, { addr: `127.0.0.1:${c.port}`, agents: 0, state: 'alive' }] }));
+  });
+  aAddr = `127.0.0.1:${a.port}`;
+  const connected: string[] = [];
+  const dir = tempDir('vitefa-agent-');
+  dirs.push(dir);
+  const store = LocalStore.open(dir, { mapSize: 16 * 1024 * 1024 });
+  store.rememberServers([`127.0.0.1:${b.port}`]);
+  const agent = new Agent({ ...AGENT_DEFAULTS, servers: [{ host: '127.0.0.1', port: a.port }], envs: ['demo'], token: TOKEN, backoffMinMs: 20, backoffMaxMs: 50 }, store, {
+    connected: (label) => connected.push(label),
+  });
+  try {
+    agent.start();
+    await waitFor('the agent on A', () => connected.length > 0);
+    assert.deepEqual(connected, [aAddr]);
+    assert.equal(b.accepted(), 0, 'the remembered server was not tried before the live configured one');
+    await waitFor('the servers A announced are kept', () => store.rememberedServers().join() === [aAddr, `127.0.0.1:${c.port}`].sort().join());
+  } finally {
+    await agent.stop();
+    await store.close();
+    await a.close();
+    await b.close();
+    await c.close();
+  }
+});
