@@ -1,15 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { LocalErrorCode, RemoteError, REQUEST_ID, VitefaError, WireError, type AdminResult } from '../protocol/index.js';
+import { LocalErrorCode, REQUEST_ID, VitefaError, type AdminResult } from '../protocol/index.js';
 import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { clientTls } from '../security/tls.js';
-import { parseEndpoint, type Endpoint } from '../transport/client.js';
+import type { Endpoint } from '../transport/client.js';
 import { AdminClient } from './client.js';
 import { helpText, prepareCommand, type CommandIO, type Prepared } from './commands.js';
 import { formatRelease, formatResult, noteFor, styleFor } from './format.js';
 import { resolveLogin } from './login.js';
 import { askSecret } from './prompt.js';
 import { runRepl } from './repl.js';
-import { afterLoss, CONFIG_WRITES, unanswered } from './outcome.js';
+import { afterLoss, CONFIG_WRITES, cutOff, isWrite, mayRetry, notRetried, RETRIES, unanswered } from './outcome.js';
+import { parseServers, ServerList } from './servers.js';
 
 export interface AdminFlags {
   server?: string;
@@ -33,13 +34,13 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
   if (flags.requestId !== undefined && !REQUEST_ID.test(flags.requestId)) {
     throw new VitefaError(LocalErrorCode.USAGE, `--request-id must be 1 to 128 of A-Z a-z 0-9 . _ : -, got ${JSON.stringify(flags.requestId)}`);
   }
-  const endpoint = parseEndpoint(flags.server ?? env.VITEFA_SERVER ?? '127.0.0.1:7400');
+  const servers = new ServerList(parseServers(flags.server ?? env.VITEFA_SERVER ?? '127.0.0.1:7400'));
   const requestTimeoutMs = requestTimeout(env.VITEFA_REQUEST_TIMEOUT_MS);
   const tls = clientTls({ ca: flags.tlsCa ?? env.VITEFA_TLS_CA, cert: flags.tlsCert ?? env.VITEFA_TLS_CLIENT_CERT, key: flags.tlsKey ?? env.VITEFA_TLS_CLIENT_KEY });
   const login = await resolveLogin(flags, env);
   const connectTimeoutMs = env.VITEFA_CONNECT_TIMEOUT_MS === undefined ? 10_000 : requestTimeout(env.VITEFA_CONNECT_TIMEOUT_MS, 'VITEFA_CONNECT_TIMEOUT_MS');
   const connectTo = (at: Endpoint) => AdminClient.connect({ ...at, login, ...(tls === undefined ? {} : { tls }), connectTimeoutMs, requestTimeoutMs });
-  let client = await connectTo(endpoint);
+  let { client, index } = await servers.connect(connectTo);
   const io = commandIO(client, env);
   try {
     if (words.length === 0) {
@@ -51,55 +52,33 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
       await watch(client, prepared);
       return;
     }
-    const rid = CONFIG_WRITES.has(prepared.request.op) ? (flags.requestId ?? randomUUID()) : undefined;
-    const servers = [endpoint, ...client.peers.map(parseEndpoint)];
+    const req = prepared.request;
+    const rid = CONFIG_WRITES.has(req.op) ? (flags.requestId ?? randomUUID()) : undefined;
     let result: AdminResult;
-    // Once an attempt's answer was lost, a later failure says nothing of that attempt: the outcome is unknown.
+    // Once a write's answer was lost, a later failure says nothing of that attempt: the outcome is unknown.
     let lost: VitefaError | undefined;
-    const final = (err: unknown): unknown => (lost === undefined ? unanswered(prepared.request, err, rid) ?? err : afterLoss(prepared.request, lost, err, rid));
+    const final = (err: unknown): unknown => (lost === undefined ? unanswered(req, err, rid) ?? err : afterLoss(req, lost, err, rid));
     for (let attempt = 1; ; attempt++) {
       try {
-        result = await client.request(prepared.request, rid);
+        result = await client.request(req, rid);
         break;
       } catch (err) {
-        if (err instanceof VitefaError && err.code === LocalErrorCode.CONNECTION_CLOSED) lost ??= err;
-        // The answer to a write with an id was lost with its connection: send it again, same id, to this server or another.
-        if (rid === undefined || !lostWithConnection(err) || attempt > RETRIES) throw final(err);
+        if (!mayRetry(req, rid, err) || attempt > RETRIES) throw final(err);
+        if (isWrite(req.op) && cutOff(err)) lost ??= err;
         client.close();
-        client = await reconnect(servers, attempt, connectTo).catch(() => {
-          throw final(err);
-        });
+        await new Promise((resolve) => setTimeout(resolve, 125 * 2 ** attempt));
+        // The next server of the list first, this one last.
+        ({ client, index } = await servers.connect(connectTo, index + 1).catch((again: unknown) => {
+          throw lost === undefined ? notRetried(err, again) : afterLoss(req, lost, again, rid);
+        }));
       }
     }
     const style = styleFor(process.stdout, env);
-    process.stdout.write(`${formatResult(prepared.request, result, prepared.json, style)}\n`);
+    process.stdout.write(`${formatResult(req, result, prepared.json, style)}\n`);
     if (prepared.note !== undefined) process.stdout.write(`${noteFor(prepared)}\n`);
   } finally {
     client.close();
   }
-}
-
-/** Retries of a configuration write whose connection was lost, after 250 ms, 500 ms, 1 s, 2 s. */
-const RETRIES = 4;
-
-/** The request was cut off with its connection (or refused by a server shutting down): the same id may be sent again. */
-function lostWithConnection(err: unknown): boolean {
-  if (err instanceof RemoteError) return err.status === WireError.SHUTTING_DOWN;
-  return err instanceof VitefaError && err.code === LocalErrorCode.CONNECTION_CLOSED;
-}
-
-/** A new session for retry `attempt`: after a pause, to each server in turn starting with the next one. */
-async function reconnect(servers: Endpoint[], attempt: number, connectTo: (at: Endpoint) => Promise<AdminClient>): Promise<AdminClient> {
-  await new Promise((resolve) => setTimeout(resolve, 125 * 2 ** attempt));
-  let last: unknown;
-  for (let i = 0; i < servers.length; i++) {
-    try {
-      return await connectTo(servers[(attempt + i) % servers.length]!);
-    } catch (err) {
-      last = err;
-    }
-  }
-  throw last;
 }
 
 /** What the commands may ask of this process: new passwords (env or terminal), the iterations the server wants. */

@@ -6,12 +6,43 @@ export const CONFIG_WRITES: ReadonlySet<string> = new Set(['env.add', 'env.del',
 /** The admin operations that change something: their outcome matters when no answer comes. */
 const WRITE_OPS: ReadonlySet<string> = new Set([...CONFIG_WRITES, 'user.add', 'user.del', 'user.passwd', 'token.add', 'token.del']);
 
+/** Whether `op` changes something (else it only reads, and asking again is harmless). */
+export function isWrite(op: string): boolean {
+  return WRITE_OPS.has(op);
+}
+
 /** How to find out, and how to make the write again safely. */
 function hints(req: AdminRequest, rid: string | undefined): { where: string; again: string } {
   return {
     where: 'env' in req ? `; \`history ${req.env}\` shows it if it was` : '',
     again: rid === undefined ? '' : `; running it again with --request-id ${rid} applies it once`,
   };
+}
+
+/** Retries of a request refused by a stopping server or cut off with its connection, after 250 ms, 500 ms, 1 s, 2 s. */
+export const RETRIES = 4;
+
+/** The request was cut off with its connection: it may have been run, or not. */
+export function cutOff(err: unknown): err is VitefaError {
+  return err instanceof VitefaError && err.code === LocalErrorCode.CONNECTION_CLOSED;
+}
+
+/**
+ * Whether a failed request may be sent again, to this server or another:
+ * one a stopping server refused was not run, so any may; one cut off with
+ * its connection only when running it twice cannot do it twice (a read, or
+ * a configuration write with its request id).
+ */
+export function mayRetry(req: AdminRequest, rid: string | undefined, err: unknown): boolean {
+  if (err instanceof RemoteError) return err.status === WireError.SHUTTING_DOWN;
+  return cutOff(err) && (rid !== undefined || !isWrite(req.op));
+}
+
+/** A request that changed nothing (refused by a stopping server, or a read), and no server took it again: both reasons (exit 1). */
+export function notRetried(err: unknown, again: unknown): VitefaError {
+  const first = err instanceof Error ? err.message : String(err);
+  const code = again instanceof VitefaError && !(again instanceof RemoteError) ? again.code : LocalErrorCode.CONNECTION_CLOSED;
+  return new VitefaError(code, `${first}; sent again: ${again instanceof Error ? again.message : String(again)}`, { cause: again });
 }
 
 /**

@@ -13,7 +13,7 @@ import { Fanout } from './fanout.js';
 import { receiveLimits, type ServerLimits } from './limits.js';
 import { secureContextOptions, serverOptions, type ServerTlsMaterial } from './tls.js';
 import { TlsHandshakes } from './tls-handshakes.js';
-import { ServerSession, type AdminExecutor, type SessionContext, type SessionRole } from './session.js';
+import { ServerSession, shuttingDown, type AdminExecutor, type SessionContext, type SessionRole } from './session.js';
 import type { PublishedRelease, ServerState } from './state.js';
 
 export interface HostOptions {
@@ -138,6 +138,7 @@ export class ConnectionHost {
       login: options.login,
       // The servers of the cluster come later (setPeers), from its membership.
       hello: encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: options.serverId, peers: [] }),
+      elsewhere: [],
       limits: options.limits,
       ...(options.adminsOnly === true ? { adminsOnly: true } : {}),
       receive: {
@@ -256,7 +257,7 @@ export class ConnectionHost {
 
   /** Why a new connection from `host` cannot be taken now, if it cannot. */
   private refusal(host: string): [WireError, string] | undefined {
-    if (this.stopping) return [WireError.SHUTTING_DOWN, 'server is shutting down'];
+    if (this.stopping) return [WireError.SHUTTING_DOWN, shuttingDown(this.ctx.elsewhere, 'session')];
     if (this.pending + this.handshaking >= this.limits.pendingHellos) {
       return [WireError.LIMIT_EXCEEDED, `${this.pending} connections to this server process have not said hello yet`];
     }
@@ -356,6 +357,8 @@ export class ConnectionHost {
    */
   setPeers(servers: PeerServer[]): void {
     this.ctx.hello = encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: Role.server, id: this.options.serverId, peers: servers.map((s) => s.addr) });
+    // Where a client goes when this server stops: not here, nor to a server draining (this one is, by then).
+    this.ctx.elsewhere = servers.filter((s) => s.state !== 'draining' && !this.addresses.includes(s.addr)).map((s) => s.addr);
     const frame = encodeMessage({ t: MessageType.Peers, servers });
     for (const session of this.sessions) if (session.role === 'agent') session.write(frame);
   }

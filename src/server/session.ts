@@ -29,6 +29,8 @@ export interface SessionContext {
   login: LoginContext;
   /** The server's hello (with the peers agents may fail over to), encoded once for every session. */
   hello: Buffer;
+  /** The other servers clients may use instead of this one (from the same list as the hello): named when it stops. */
+  elsewhere: readonly string[];
   limits: ServerLimits;
   /** What a session may send in each phase, built once for every session. */
   receive: Record<Phase, ReceiveLimits>;
@@ -41,6 +43,16 @@ export interface SessionContext {
   onSessionEnd(session: ServerSession): void;
   /** The ping interval agents are told now (ms). */
   agentPingMs(): number;
+}
+
+/**
+ * What a stopping server says, naming where to go instead: the other servers
+ * it knows, to send a `request` to or to open a `session` with; a server
+ * that knows none says so.
+ */
+export function shuttingDown(elsewhere: readonly string[], what: 'request' | 'session'): string {
+  if (elsewhere.length === 0) return `server is shutting down, and it knows no other server${what === 'request' ? ' to send it to' : ''}; try again once it is back`;
+  return `server is shutting down; ${what === 'request' ? 'send it to' : 'connect to'} ${elsewhere.join(' or ')}`;
 }
 
 /** `hello` until the login completes (the client's hello, then its proof); then the role. */
@@ -107,7 +119,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
    * sent meanwhile; the session ends once nothing is in flight.
    */
   shutDown(): void {
-    if (this.inFlight === 0) this.fail(WireError.SHUTTING_DOWN, 'server is shutting down');
+    if (this.inFlight === 0) this.fail(WireError.SHUTTING_DOWN, shuttingDown(this.ctx.elsewhere, 'session'));
     else this.closing = true;
   }
 
@@ -261,7 +273,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
   }
 
   private onRequest(id: number, req: AdminRequest, rid: string | undefined): void | Promise<void> {
-    if (this.closing) return this.answerError(id, req.op, new RequestError(WireError.SHUTTING_DOWN, 'server is shutting down; send it to another server'));
+    if (this.closing) return this.answerError(id, req.op, new RequestError(WireError.SHUTTING_DOWN, shuttingDown(this.ctx.elsewhere, 'request')));
     if (rid !== undefined && !REQUEST_ID.test(rid)) {
       return this.answerError(id, req.op, new RequestError(WireError.BAD_REQUEST, 'a request id is 1 to 128 of A-Z a-z 0-9 . _ : -'));
     }
@@ -281,7 +293,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
       () => {
         this.inFlight--;
         this.lastAnswered = Date.now();
-        if (this.closing && this.inFlight === 0) this.fail(WireError.SHUTTING_DOWN, 'server is shutting down');
+        if (this.closing && this.inFlight === 0) this.fail(WireError.SHUTTING_DOWN, shuttingDown(this.ctx.elsewhere, 'session'));
       },
       (err: unknown) => {
         this.inFlight--;
