@@ -22,10 +22,10 @@ import { releaseMessage, storedOf } from '../state.js';
 import { proofMac } from '../store/identity.js';
 import { LAGGING_SHOWN, mergeRevisions } from './status.js';
 
-/** What the peer side needs from the side that holds the agents (this process's host, or the cluster's workers). */
 /** Agents `status --agent` lists at most (an id is meant to name one host; a shared one still gives a bounded answer). */
 export const FOUND_AT_MOST = 100;
 
+/** What the peer side needs from the side that holds the agents (this process's host, or the cluster's workers). */
 export interface AgentSide {
   /** Agents connected to this server now. */
   agents(): number;
