@@ -11,7 +11,7 @@ import { afterLoss, unanswered } from '../src/admin/outcome.js';
 import { LocalErrorCode, RemoteError, VitefaError, WireError } from '../src/protocol/index.js';
 import type { ServerSession } from '../src/server/session.js';
 import { parseEndpoint } from '../src/transport/client.js';
-import { ADMIN_PASSWORD } from './support/procs.js';
+import { ADMIN_PASSWORD, waitFor } from './support/procs.js';
 import { memoryServer, type MemoryServer } from './support/servers.js';
 
 const servers: MemoryServer[] = [];
@@ -28,15 +28,7 @@ test('a write in flight when the server ends its session for a reason of its own
   const applying = client.request({ op: 'apply', env: 'big', entries, replace: false }, 'cut-off-1');
   const sessions = (mem.server.host as unknown as { sessions: Set<ServerSession> }).sessions;
   // Once the server has the request, end the session as a stalled one would be.
-  const admin = await new Promise<ServerSession>((resolve) => {
-    const look = setInterval(() => {
-      const s = [...sessions].find((x) => x.role === 'admin' && x.requestsInFlight > 0);
-      if (s !== undefined) {
-        clearInterval(look);
-        resolve(s);
-      }
-    }, 1);
-  });
+  const admin = await waitFor('the apply in flight on the server', () => [...sessions].find((x) => x.role === 'admin' && x.requestsInFlight > 0), 20_000, 1);
   admin.fail(WireError.SLOW_CONSUMER, 'nothing was read');
   const err = await applying.then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof VitefaError && err.code === LocalErrorCode.CONNECTION_CLOSED, String(err));
