@@ -1,4 +1,5 @@
 import { Piscina } from 'piscina';
+import { WireError } from '../protocol/index.js';
 import { RequestError } from './errors.js';
 import type { ServerLimits } from './limits.js';
 import { planEntries, type PlanResult } from './validate.js';
@@ -14,6 +15,7 @@ export class BulkPool {
   private pool: Piscina | undefined;
   /** Applies checked on the pool so far. */
   pooled = 0;
+  private closed = false;
   constructor(private readonly limits: ServerLimits) {}
 
   async plan(entries: [string, string][]): Promise<[string, string][]> {
@@ -25,11 +27,14 @@ export class BulkPool {
   }
 
   async close(): Promise<void> {
+    // An apply still on its way must not start a new pool (its thread would outlive the server).
+    this.closed = true;
     await this.pool?.destroy();
     this.pool = undefined;
   }
 
   private threads(): Piscina {
+    if (this.closed) throw new RequestError(WireError.SHUTTING_DOWN, 'server is shutting down');
     // The worker is this directory's validate-worker (.js when built, .ts when run from the sources).
     const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
     this.pool ??= new Piscina({ filename: new URL(`./validate-worker.${ext}`, import.meta.url).href, minThreads: 0, maxThreads: 1, idleTimeout: 30_000 });

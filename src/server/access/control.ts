@@ -53,6 +53,8 @@ export class AccessControl {
   private readonly queue: AuditRecord[] = [];
   private flushing = false;
   private flushTimer?: NodeJS.Timeout;
+  /** Closed: what is audited later (a request finishing during the stop) is written by the last flush or dropped, never retried by a timer that would keep the process alive. */
+  private closed = false;
   private poller?: NodeJS.Timeout;
   private dropped = 0;
   /** The store's secret for decoy logins, once open. */
@@ -95,8 +97,10 @@ export class AccessControl {
   }
 
   close(): Promise<void> {
+    this.closed = true;
     clearTimeout(this.poller);
     clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     return this.flush();
   }
 
@@ -248,6 +252,7 @@ export class AccessControl {
       this.queue.shift();
       if (this.dropped++ % 1000 === 0) this.options.log(`audit entries are waiting for the store: ${this.dropped} dropped so far`);
     }
+    if (this.closed) return;
     this.flushTimer ??= setTimeout(() => {
       this.flushTimer = undefined;
       void this.flush();
@@ -266,7 +271,7 @@ export class AccessControl {
     } finally {
       this.flushing = false;
     }
-    if (this.queue.length > 0) {
+    if (this.queue.length > 0 && !this.closed) {
       this.flushTimer ??= setTimeout(() => {
         this.flushTimer = undefined;
         void this.flush();
