@@ -447,6 +447,13 @@ describe('checkResult', () => {
 // ---------------------------------------------------------------------------
 
 describe('rejection', () => {
+  test('a chain value that is not 16 hex digits', () => {
+    rejects(pack({ t: 5, env: 'e', rev: 1, chain: 'x'.repeat(100_000) }), 'message.chain');
+    rejects(pack({ t: 5, env: 'e', rev: 1, chain: '0F1E2D3C4B5A6978' }), 'message.chain');
+    rejects(pack({ t: 2, all: false, envs: [{ env: 'e', rev: 1, chain: '\u001b[2J0000000000' }] }), 'message.envs[0].chain');
+    rejects(pack({ t: 4, env: 'e', rev: 2, prev: 1, time: 1, author: 'a', op: 'set', changes: [], pchain: 12 }), 'message.pchain');
+  });
+
   test('unknown message type', () => {
     rejects(pack({ t: 0 }), 'message.t');
     rejects(pack({ t: 19, n: 1 }), 'message.t');

@@ -20,6 +20,8 @@ export const CHAIN_GENESIS = '';
 
 /** Hex digits of a chain value: 64 bits, enough to tell streams apart (it is not a signature). */
 export const CHAIN_HEX = 16;
+/** What a chain value on the wire must look like. */
+export const CHAIN_PATTERN = /^[0-9a-f]{16}$/;
 
 export interface ChainedContent {
   env: string;

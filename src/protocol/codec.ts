@@ -1,5 +1,6 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { MessageType, Role, WireError } from './codes.js';
+import { CHAIN_HEX, CHAIN_PATTERN } from './chain.js';
 import { ProtocolError } from './errors.js';
 import { frame } from './frame.js';
 import { DEFAULT_DECODE_LIMITS, scanBody, type DecodeLimits } from './scan.js';
@@ -79,7 +80,9 @@ export class SnapshotEncoder {
   }
 }
 
-const envRev: Check<EnvRev> = obj({ env: str, rev: uint, chain: opt(str) });
+/** A chain value (chain.ts): exactly CHAIN_HEX lowercase hex digits, so a peer cannot make servers keep long strings per agent. */
+const chainValue: Check<string> = (v, p) => (typeof v === 'string' && CHAIN_PATTERN.test(v) ? v : fail(p, `a chain value (${CHAIN_HEX} hex digits)`));
+const envRev: Check<EnvRev> = obj({ env: str, rev: uint, chain: opt(chainValue) });
 const entry: Check<Entry> = pair(str, str);
 const change: Check<Change> = pair(str, nullable(str));
 const keyChange: Check<KeyChange> = (v, p) => {
@@ -154,12 +157,12 @@ const checkers = {
   [MessageType.Proof]: obj({ t: literal(MessageType.Proof), proof: str }),
   [MessageType.Welcome]: obj({ t: literal(MessageType.Welcome), signature: str, account: str, role: str, envs: arrayOf(str, 1024), iterations: opt(uint), ping: opt(uint) }),
   [MessageType.Subscribe]: obj({ t: literal(MessageType.Subscribe), all: bool, envs: arrayOf(envRev) }),
-  [MessageType.Snapshot]: obj({ t: literal(MessageType.Snapshot), env: str, rev: uint, entries: arrayOf(entry), chain: opt(str) }),
+  [MessageType.Snapshot]: obj({ t: literal(MessageType.Snapshot), env: str, rev: uint, entries: arrayOf(entry), chain: opt(chainValue) }),
   [MessageType.Release]: obj({
     t: literal(MessageType.Release), env: str, rev: uint, prev: uint, time: uint, author: str, op: str,
-    changes: arrayOf(change), drop: opt(bool), chain: opt(str), pchain: opt(str),
+    changes: arrayOf(change), drop: opt(bool), chain: opt(chainValue), pchain: opt(chainValue),
   }),
-  [MessageType.Ack]: obj({ t: literal(MessageType.Ack), env: str, rev: uint, chain: opt(str) }),
+  [MessageType.Ack]: obj({ t: literal(MessageType.Ack), env: str, rev: uint, chain: opt(chainValue) }),
   [MessageType.Error]: obj({ t: literal(MessageType.Error), code: uint, msg: str, id: opt(uint) }),
   [MessageType.Ping]: obj({ t: literal(MessageType.Ping), n: uint }),
   [MessageType.Pong]: obj({ t: literal(MessageType.Pong), n: uint, next: opt(uint) }),
