@@ -432,6 +432,47 @@ function conformance(backend: Backend): void {
       await assert.rejects(store.dropEnv(env, withId('drop', 'env.del')), (err: unknown) => err instanceof RequestReplay && err.record.rev === dropped.rev);
     });
 
+    it('a history page leaves large values out by size and hash, stops at its bytes, and says where to go on', async (ctx) => {
+      const store = await ctx.open();
+      const env = ctx.env('h');
+      await store.createEnv(env, meta('env.add'));
+      const big = JSON.stringify('x'.repeat(5000));
+      const r1 = (await store.commit(env, meta(), sets(['a', big], ['b', '1'])))!;
+      const r2 = (await store.commit(env, meta(), sets(['a', '2'], ['c', JSON.stringify('y'.repeat(300))])))!;
+      const r3 = (await store.commit(env, meta(), sets(['d', '3'])))!;
+      const sha = crypto.createHash('sha256').update(big).digest('hex').slice(0, 16);
+
+      const all = await store.historyPage(env, { limit: 10, elideAbove: 1000, maxBytes: 1 << 20 });
+      assert.equal(all.next, undefined);
+      assert.deepEqual(all.releases.map((r) => r.rev), [r3.rev, r2.rev, r1.rev, r1.rev - 1]);
+      const [, two, one] = all.releases;
+      assert.deepEqual(one!.changes, [['a', null, null], ['b', null, '1']]);
+      assert.deepEqual(one!.big, [[0, 2, Buffer.byteLength(big), sha]]);
+      assert.deepEqual(two!.changes, [['a', null, '2'], ['c', null, JSON.stringify('y'.repeat(300))]]);
+      assert.deepEqual(two!.big, [[0, 1, Buffer.byteLength(big), sha]]);
+
+      // 300 bytes: r3 (a few bytes), then r2 does not fit whole: its first change only, and the rest counted.
+      const page = await store.historyPage(env, { limit: 10, elideAbove: 1000, maxBytes: 300 });
+      assert.deepEqual(page.releases.map((r) => [r.rev, r.changes.length, r.more]), [[r3.rev, 1, undefined], [r2.rev, 1, 1]]);
+      assert.equal(page.next, r2.rev);
+      const on = await store.historyPage(env, { limit: 10, elideAbove: 1000, maxBytes: 300, before: page.next! });
+      assert.equal(on.releases[0]!.rev, r1.rev);
+      // The first change of a page is always given, whatever its size.
+      const tiny = await store.historyPage(env, { limit: 10, elideAbove: 10_000, maxBytes: 1, before: r2.rev });
+      assert.deepEqual(tiny.releases.map((r) => [r.rev, r.changes.length, r.more]), [[r1.rev, 1, 1]]);
+      assert.equal(tiny.releases[0]!.changes[0]![2], big);
+      // By key: only that key's changes.
+      const byKey = await store.historyPage(env, { key: 'a', limit: 10, elideAbove: 1000, maxBytes: 1 << 20 });
+      assert.deepEqual(byKey.releases.map((r) => r.rev), [r2.rev, r1.rev]);
+
+      // The same left out in a range, and fetched whole by reference.
+      const between = await store.releasesBetween(env, r1.rev - 1, r3.rev, 1000);
+      assert.deepEqual(between.map((r) => r.big ?? []), [[[0, 2, Buffer.byteLength(big), sha]], [[0, 1, Buffer.byteLength(big), sha]], []]);
+      assert.deepEqual(await store.changeValues(env, [
+        { rev: r1.rev, key: 'a', side: 2 }, { rev: r2.rev, key: 'a', side: 1 }, { rev: r2.rev, key: 'a', side: 2 }, { rev: r2.rev, key: 'nope', side: 2 },
+      ]), [big, big, '2', null]);
+    });
+
     it('retention prunes the oldest releases of an environment and moves its floor', async (ctx) => {
       const store = await ctx.open(3);
       const [env, other] = [ctx.env('e'), ctx.env('o')];

@@ -30,6 +30,9 @@ export interface Flags {
   user?: string;
   since?: number;
   agent?: string;
+  values: boolean;
+  before?: number;
+  after?: string;
 }
 
 interface Spec {
@@ -115,8 +118,15 @@ export const COMMANDS: Record<string, Spec> = {
   get: { usage: 'get ENV KEY', summary: 'print the value of a key', envFirst: true, prepare: (a) => (arity('get', a, 2, 2), { op: 'get', env: a[0]!, key: a[1]! }) },
   del: { usage: 'del ENV KEY', summary: 'delete a key', envFirst: true, prepare: (a) => (arity('del', a, 2, 2), { op: 'del', env: a[0]!, key: a[1]! }) },
   list: {
-    usage: 'list ENV [PREFIX]', summary: 'keys and values', envFirst: true,
-    prepare: (a) => (arity('list', a, 1, 2), a[1] === undefined ? { op: 'list', env: a[0]! } : { op: 'list', env: a[0]!, prefix: a[1] }),
+    usage: 'list ENV [PREFIX] [--after KEY]', summary: 'keys and values', envFirst: true,
+    details: 'One page of at most the server\'s answerBytes (4 MiB by default); a page that ends early says which --after KEY continues it.',
+    prepare: (a, f) => {
+      arity('list', a, 1, 2);
+      const req: AdminRequest = { op: 'list', env: a[0]! };
+      if (a[1] !== undefined) req.prefix = a[1];
+      if (f.after !== undefined) req.after = f.after;
+      return req;
+    },
   },
   merge: {
     usage: 'merge ENV KEY JSON', summary: 'deep-merge JSON into a key', envFirst: true,
@@ -134,21 +144,27 @@ export const COMMANDS: Record<string, Spec> = {
     prepare: (a, f) => (arity('apply', a, 2, 2), { op: 'apply', env: a[0]!, entries: readApplyFile(a[1]!), replace: f.replace }),
   },
   history: {
-    usage: 'history ENV [KEY] [--limit N]', summary: 'releases of an environment (or of one key), newest first', envFirst: true,
+    usage: 'history ENV [KEY] [--limit N] [--before REV] [--values]', summary: 'releases of an environment (or of one key), newest first', envFirst: true,
+    details: 'One page: at most N releases (50) and the server\'s answerBytes (4 MiB); a page that ends early says which --before REV continues it. Values over historyValueBytes (4 KiB) show as their size and SHA-256; --values asks for them whole, as far as the page\'s bytes go.',
     prepare: (a, f) => {
       arity('history', a, 1, 2);
       const req: AdminRequest = { op: 'history', env: a[0]! };
       if (a[1] !== undefined) req.key = a[1];
       if (f.limit !== undefined) req.limit = f.limit;
+      if (f.before !== undefined) req.before = f.before;
+      if (f.values) req.values = true;
       return req;
     },
   },
   diff: {
-    usage: 'diff ENV REV [REV]', summary: 'what changed between two revisions (default: REV to now)', envFirst: true,
-    prepare: (a) => {
+    usage: 'diff ENV REV [REV] [--after KEY] [--values]', summary: 'what changed between two revisions (default: REV to now)', envFirst: true,
+    details: 'One page by key of at most the server\'s answerBytes (4 MiB); a page that ends early says which --after KEY continues it. Large values as in history (--values).',
+    prepare: (a, f) => {
       arity('diff', a, 2, 3);
       const req: AdminRequest = { op: 'diff', env: a[0]!, from: revision(a[1]!) };
       if (a[2] !== undefined) req.to = revision(a[2]);
+      if (f.after !== undefined) req.after = f.after;
+      if (f.values) req.values = true;
       return req;
     },
   },
@@ -236,7 +252,7 @@ export function findCommand(args: string[]): { name: string; rest: string[] } | 
  */
 export async function prepareCommand(words: string[], io: CommandIO, currentEnv?: string): Promise<Prepared> {
   const args: string[] = [];
-  const flags: Flags = { replace: false };
+  const flags: Flags = { replace: false, values: false };
   let json = false;
   const value = (i: number, name: string): string => {
     const v = words[i];
@@ -255,6 +271,9 @@ export async function prepareCommand(words: string[], io: CommandIO, currentEnv?
     else if (w === '--user') flags.user = value(++i, '--user');
     else if (w === '--since') flags.since = parseSince(value(++i, '--since'));
     else if (w === '--agent') flags.agent = value(++i, '--agent');
+    else if (w === '--values') flags.values = true;
+    else if (w === '--before') flags.before = revision(value(++i, '--before'));
+    else if (w === '--after') flags.after = value(++i, '--after');
     else if (w.startsWith('--') && w.length > 2 && !/^--?\d/.test(w)) throw usage(`unknown option ${w}`);
     else args.push(w);
   }

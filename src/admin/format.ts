@@ -1,5 +1,5 @@
 import { stripVTControlCharacters, styleText } from 'node:util';
-import type { AdminRequest, AdminResult, KeyChange, Release, ResultOf } from '../protocol/index.js';
+import type { AdminRequest, AdminResult, BigValue, KeyChange, Release, ResultOf } from '../protocol/index.js';
 import type { Prepared } from './commands.js';
 
 /** Colours for people at a terminal; never when piped or with NO_COLOR. */
@@ -41,6 +41,18 @@ export function table(header: string[], rows: string[][], style: Style = plain):
 export function showValue(json: string): string {
   const value: unknown = JSON.parse(json);
   return typeof value === 'string' ? value : json;
+}
+
+/** Changes with the values the server left out shown as their size and hash. */
+function withBig(changes: KeyChange[], big: BigValue[] | undefined): KeyChange[] {
+  if (big === undefined || big.length === 0) return changes;
+  const out = changes.map((c): KeyChange => [c[0], c[1], c[2]]);
+  for (const [i, side, bytes, sha] of big) if (out[i] !== undefined) out[i]![side] = `<${size(bytes)} value, sha256 ${sha}…; --values shows it>`;
+  return out;
+}
+
+function size(bytes: number): string {
+  return bytes < 1024 ? `${bytes} B` : bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 function showChange([key, before, after]: KeyChange, style: Style): string {
@@ -87,8 +99,12 @@ export function formatResult(request: AdminRequest, result: AdminResult, json: b
     }
     case 'get':
       return showValue((r as ResultOf['get']).value);
-    case 'list':
-      return (r as ResultOf['list']).entries.map(([k, v]) => `${style.key(k)} = ${v}`).join('\n');
+    case 'list': {
+      const l = r as ResultOf['list'];
+      const lines = l.entries.map(([k, v]) => `${style.key(k)} = ${v}`);
+      if (l.next !== undefined) lines.push(style.dim(`(the page ended at the server's answer limit: continue with --after ${JSON.stringify(l.next)})`));
+      return lines.join('\n');
+    }
     case 'env.list': {
       const envs = (r as ResultOf['env.list']).envs;
       if (envs.length === 0) return '(no environments)';
@@ -97,13 +113,21 @@ export function formatResult(request: AdminRequest, result: AdminResult, json: b
     case 'history': {
       const h = r as ResultOf['history'];
       if (h.releases.length === 0) return '(no history)';
-      return h.releases
-        .map((rel) => [`${style.bold(`rev ${rel.rev}`)}  ${time(rel.time)}  ${rel.op}  by ${rel.author}`, ...rel.changes.map((c) => showChange(c, style))].join('\n'))
-        .join('\n');
+      const lines = h.releases.map((rel) => [
+        `${style.bold(`rev ${rel.rev}`)}  ${time(rel.time)}  ${rel.op}  by ${rel.author}`,
+        ...withBig(rel.changes, rel.big).map((c) => showChange(c, style)),
+        ...(rel.more === undefined ? [] : [style.dim(`  … and ${rel.more} more changes (diff ${h.env} ${rel.prev} ${rel.rev} pages through them all)`)]),
+      ].join('\n'));
+      if (h.next !== undefined) lines.push(style.dim(`(the page ended at the server's answer limit: continue with --before ${h.next})`));
+      return lines.join('\n');
     }
     case 'diff': {
       const d = r as ResultOf['diff'];
-      return [`${d.env}: ${d.from} -> ${d.to}`, ...(d.changes.length === 0 ? ['  (no differences)'] : d.changes.map((c) => showChange(c, style)))].join('\n');
+      return [
+        `${d.env}: ${d.from} -> ${d.to}`,
+        ...(d.changes.length === 0 ? ['  (no differences)'] : withBig(d.changes, d.big).map((c) => showChange(c, style))),
+        ...(d.next === undefined ? [] : [style.dim(`(the page ended at the server's answer limit: continue with --after ${JSON.stringify(d.next)})`)]),
+      ].join('\n');
     }
     case 'status': {
       const s = r as ResultOf['status'];

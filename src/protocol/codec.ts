@@ -9,7 +9,7 @@ import {
   type Check,
 } from './check.js';
 import type {
-  AdminOp, AdminRequest, Change, Entry, EnvRev, KeyChange, MemberEntry, MemberState, Message, ResultOf, Snapshot,
+  AdminOp, AdminRequest, BigValue, Change, Entry, EnvRev, KeyChange, MemberEntry, MemberState, Message, ResultOf, Snapshot,
 } from './messages.js';
 
 /**
@@ -113,15 +113,15 @@ const adminRequest: Check<AdminRequest> = (v, p) => {
     case 'del':
       return { op, ...obj({ env: str, key: str })(v, p) };
     case 'list':
-      return { op, ...obj({ env: str, prefix: opt(str) })(v, p) };
+      return { op, ...obj({ env: str, prefix: opt(str), after: opt(str) })(v, p) };
     case 'clear':
       return { op, ...obj({ env: str, key: str, path: arrayOf(str, 1024) })(v, p) };
     case 'apply':
       return { op, ...obj({ env: str, entries: arrayOf(entry), replace: bool })(v, p) };
     case 'history':
-      return { op, ...obj({ env: str, key: opt(str), limit: opt(uint), before: opt(uint) })(v, p) };
+      return { op, ...obj({ env: str, key: opt(str), limit: opt(uint), before: opt(uint), values: opt(bool) })(v, p) };
     case 'diff':
-      return { op, ...obj({ env: str, from: uint, to: opt(uint) })(v, p) };
+      return { op, ...obj({ env: str, from: uint, to: opt(uint), after: opt(str), values: opt(bool) })(v, p) };
     case 'rollback':
       return { op, ...obj({ env: str, rev: uint })(v, p) };
     case 'status':
@@ -217,8 +217,12 @@ const envAgents = obj({
   chain: opt(str), releasedMs: opt(uint),
 });
 const agentInfo = obj({ id: str, addr: str, since: uint, envs: arrayOf(envRev), ackedMs: opt(uint) });
+const bigValue: Check<BigValue> = (v, p) => {
+  if (!Array.isArray(v) || v.length !== 4) return fail(p, 'a [change, side, bytes, sha256] quadruple');
+  return [uint(v[0], `${p}[0]`), literal<1 | 2>(1, 2)(v[1], `${p}[1]`), uint(v[2], `${p}[2]`), str(v[3], `${p}[3]`)];
+};
 const historyRelease = obj({
-  rev: uint, prev: uint, time: uint, author: str, op: str, changes: arrayOf(keyChange),
+  rev: uint, prev: uint, time: uint, author: str, op: str, changes: arrayOf(keyChange), big: opt(arrayOf(bigValue)), more: opt(uint),
 });
 const resultCheckers: { [K in AdminOp]: Check<ResultOf[K]> } = {
   'env.add': writeResult,
@@ -227,12 +231,12 @@ const resultCheckers: { [K in AdminOp]: Check<ResultOf[K]> } = {
   set: writeResult,
   get: obj({ env: str, rev: uint, key: str, value: str }),
   del: writeResult,
-  list: obj({ env: str, rev: uint, entries: arrayOf(entry) }),
+  list: obj({ env: str, rev: uint, entries: arrayOf(entry), next: opt(str) }),
   merge: writeResult,
   clear: writeResult,
   apply: writeResult,
-  history: obj({ env: str, releases: arrayOf(historyRelease) }),
-  diff: obj({ env: str, from: uint, to: uint, changes: arrayOf(keyChange) }),
+  history: obj({ env: str, releases: arrayOf(historyRelease), next: opt(uint) }),
+  diff: obj({ env: str, from: uint, to: uint, changes: arrayOf(keyChange), big: opt(arrayOf(bigValue)), next: opt(str) }),
   rollback: writeResult,
   status: obj({
     server: serverInfo,

@@ -227,12 +227,20 @@ export type AdminRequest =
   | { op: 'set'; env: string; key: string; value: string }
   | { op: 'get'; env: string; key: string }
   | { op: 'del'; env: string; key: string }
-  | { op: 'list'; env: string; prefix?: string }
+  /** A page of at most answerBytes: `after` continues after that key (ListResult.next). */
+  | { op: 'list'; env: string; prefix?: string; after?: string }
   | { op: 'merge'; env: string; key: string; value: string }
   | { op: 'clear'; env: string; key: string; path: string[] }
   | { op: 'apply'; env: string; entries: Entry[]; replace: boolean }
-  | { op: 'history'; env: string; key?: string; limit?: number; before?: number }
-  | { op: 'diff'; env: string; from: number; to?: number }
+  /**
+   * A page of at most `limit` releases and answerBytes: `before` continues
+   * below that revision (HistoryResult.next). Values longer than
+   * historyValueBytes come as their size and hash (HistoryRelease.big)
+   * unless `values` asks for them.
+   */
+  | { op: 'history'; env: string; key?: string; limit?: number; before?: number; values?: boolean }
+  /** A page of at most answerBytes, by key: `after` continues after that key (DiffResult.next). Large values as in history. */
+  | { op: 'diff'; env: string; from: number; to?: number; after?: string; values?: boolean }
   | { op: 'rollback'; env: string; rev: number }
   /** With `agent`: also find the agents of that id, on whichever server holds them. */
   | { op: 'status'; env?: string; agent?: string }
@@ -289,6 +297,8 @@ export interface ListResult {
   env: string;
   rev: number;
   entries: Entry[];
+  /** The page ended early (answerBytes): ask again with `after` set to this key. */
+  next?: string;
 }
 export interface EnvInfo {
   env: string;
@@ -298,6 +308,14 @@ export interface EnvInfo {
 export interface EnvListResult {
   envs: EnvInfo[];
 }
+/**
+ * A value left out of an answer, shown by its size and hash instead:
+ * [index of the change, 1 for its before / 2 for its after value, bytes of
+ * the JSON text (UTF-8), the first 16 hex digits of its SHA-256]. The value
+ * itself is `nil` in the change.
+ */
+export type BigValue = [change: number, side: 1 | 2, bytes: number, sha256: string];
+
 export interface HistoryRelease {
   rev: number;
   prev: number;
@@ -305,16 +323,26 @@ export interface HistoryRelease {
   author: string;
   op: string;
   changes: KeyChange[];
+  /** Values left out (larger than historyValueBytes, or past the page's bytes). */
+  big?: BigValue[];
+  /** Changes of this release not in the answer (the page's bytes ran out inside it). */
+  more?: number;
 }
 export interface HistoryResult {
   env: string;
   releases: HistoryRelease[];
+  /** The page ended early: ask again with `before` set to this revision. */
+  next?: number;
 }
 export interface DiffResult {
   env: string;
   from: number;
   to: number;
   changes: KeyChange[];
+  /** Values left out, as in history. */
+  big?: BigValue[];
+  /** The page ended early: ask again with `after` set to this key. */
+  next?: string;
 }
 export interface AgentInfo {
   id: string;

@@ -1,15 +1,16 @@
 import {
   WireError,
-  type AdminRequest, type AdminResult, type Change, type EnvInfo, type HistoryRelease,
+  type AdminRequest, type AdminResult, type BigValue, type Change, type KeyChange, type EnvInfo, type HistoryRelease,
   type LocalStatus, type ResultOf, type StatusResult, type WriteResult,
 } from '../protocol/index.js';
 import { envNotFound, RequestError } from './errors.js';
-import { invert, netChanges, rollbackChanges } from './history.js';
+import { invert, LeftOut, netValues, pageOf, rollbackChanges } from './history.js';
+import { ReadGate } from './read-gate.js';
 import { RequestReplay } from './store/requests.js';
 import { Mutex } from './mutex.js';
 import { clearValue, jsonEqual, mergeValue, type Json } from './merge.js';
 import { ChainBroken, entryBytes, type PublishedRelease, type ServerState } from './state.js';
-import type { CommitMeta, Planner, Store, StoredRelease } from './store/types.js';
+import type { ChangeRef, CommitMeta, Planner, Store, StoredRelease } from './store/types.js';
 import type { ServerLimits } from './limits.js';
 import { checkEnvName, checkKey, parseValue } from './validate.js';
 import { BulkPool } from './validate-pool.js';
@@ -51,6 +52,7 @@ export class Hub {
   private closed = false;
   private readonly limits: ServerLimits;
   private readonly bulk: BulkPool;
+  private readonly reads: ReadGate;
   /** Set when a release did not follow this server's history: nothing more is applied or written. */
   private broken: ChainBroken | undefined;
   private readonly brokenListeners = new Set<(err: ChainBroken) => void>();
@@ -60,6 +62,7 @@ export class Hub {
     this.state = state;
     this.limits = limits;
     this.bulk = new BulkPool(limits);
+    this.reads = new ReadGate(limits.readsAtOnce, limits.readsPerAccount, limits.readsWaiting);
   }
 
   /**
@@ -251,6 +254,10 @@ export class Hub {
     if (this.broken !== undefined) throw new RequestError(WireError.STORE_MISMATCH, `this server stopped: ${this.broken.message}`);
     const deadline = Date.now() + this.limits.writeTimeoutMs;
     try {
+      // Reads whose cost grows with the data take turns, per account and in all; everything else goes at once.
+      if (req.op === 'list' || req.op === 'history' || req.op === 'diff') {
+        return (await this.reads.run(author, () => this.dispatch(req, author, requestId, deadline))) as ResultOf[R['op']];
+      }
       return (await this.dispatch(req, author, requestId, deadline)) as ResultOf[R['op']];
     } catch (err) {
       if (!(err instanceof RequestReplay)) throw err;
@@ -261,6 +268,89 @@ export class Hub {
       if (rev > this.cursor) await untilDeadline(this.pull(), deadline);
       return { env, rev, changed } as ResultOf[R['op']];
     }
+  }
+
+  /** A page of an environment's keys and values, in key order, of at most answerBytes. */
+  private listPage(env: string, prefix: string, after: string | undefined): ResultOf['list'] {
+    const values = this.liveValues(env);
+    const keys = [...values.keys()].filter((k) => k.startsWith(prefix) && (after === undefined || k > after)).sort();
+    const entries: [string, string][] = [];
+    let used = 0;
+    for (const key of keys) {
+      const value = values.get(key)!;
+      const bytes = Buffer.byteLength(key) + Buffer.byteLength(value);
+      if (entries.length > 0 && used + bytes > this.limits.answerBytes) {
+        return { env, rev: this.state.rev(env)!, entries, next: entries[entries.length - 1]![0] };
+      }
+      used += bytes;
+      entries.push([key, value]);
+    }
+    return { env, rev: this.state.rev(env)!, entries };
+  }
+
+  /** A page of history: large values by size and hash (whole with `values`, as far as the page's bytes go). */
+  private async historyPage(req: Extract<AdminRequest, { op: 'history' }>): Promise<ResultOf['history']> {
+    const page = await this.store.historyPage(req.env, {
+      ...(req.key === undefined ? {} : { key: req.key }),
+      ...(req.before === undefined ? {} : { before: req.before }),
+      limit: Math.min(req.limit ?? DEFAULT_HISTORY_LIMIT, 10_000),
+      elideAbove: this.limits.historyValueBytes,
+      maxBytes: this.limits.answerBytes,
+    });
+    const releases = page.releases.map(toHistory);
+    if (req.values === true) {
+      let used = releases.reduce((n, r) => n + changeBytes(r.changes, r.big), 0);
+      const wanted: { release: HistoryRelease; entry: BigValue; ref: ChangeRef }[] = [];
+      for (const release of releases) {
+        for (const entry of release.big ?? []) {
+          if (used + entry[2] > this.limits.answerBytes) continue;
+          used += entry[2];
+          wanted.push({ release, entry, ref: { rev: release.rev, key: release.changes[entry[0]]![0], side: entry[1] } });
+        }
+      }
+      const values = await this.store.changeValues(req.env, wanted.map((w) => w.ref));
+      wanted.forEach(({ release, entry }, i) => {
+        if (values[i] === null || values[i] === undefined) return;
+        release.changes[entry[0]]![entry[1]] = values[i]!;
+        release.big = release.big!.filter((b) => b !== entry);
+        if (release.big.length === 0) delete release.big;
+      });
+    }
+    return { env: req.env, releases, ...(page.next === undefined ? {} : { next: page.next }) };
+  }
+
+  /** A page of the net changes between two revisions, by key, large values as in history. */
+  private async diffPage(req: Extract<AdminRequest, { op: 'diff' }>): Promise<ResultOf['diff']> {
+    const current = this.state.rev(req.env);
+    if (current === undefined) throw envNotFound(req.env);
+    const to = req.to ?? current;
+    const [low, high] = req.from <= to ? [req.from, to] : [to, req.from];
+    // Large values are never read whole to work this out: compared by size and hash.
+    const net = await netValues(await this.store.releasesBetween(req.env, low, high, this.limits.historyValueBytes));
+    const page = pageOf(net, req.after, this.limits.answerBytes);
+    if (req.values === true) {
+      let used = changeBytes(page.changes, page.big);
+      const wanted: { index: number; left: LeftOut }[] = [];
+      page.left.forEach((lefts, index) => {
+        for (const left of lefts ?? []) {
+          if (used + left.bytes > this.limits.answerBytes) continue;
+          used += left.bytes;
+          wanted.push({ index, left });
+        }
+      });
+      const values = await this.store.changeValues(req.env, wanted.map((w) => w.left.ref));
+      wanted.forEach(({ index, left }, i) => {
+        if (values[i] === null || values[i] === undefined) return;
+        // The net change's before is its first release's before, its after the last one's after.
+        const side = left.ref.side;
+        page.changes[index]![side] = values[i]!;
+        page.big = page.big.filter(([c, s]) => !(c === index && s === side));
+      });
+    }
+    const forward = req.from <= to;
+    const changes = forward ? page.changes : invert(page.changes);
+    const big: BigValue[] = forward ? page.big : page.big.map(([c, side, bytes, sha]) => [c, side === 1 ? 2 : 1, bytes, sha]);
+    return { env: req.env, from: req.from, to, changes, ...(big.length === 0 ? {} : { big }), ...(page.next === undefined ? {} : { next: page.next }) };
   }
 
   private async dispatch(req: AdminRequest, author: string, requestId: string | undefined, deadline: number): Promise<AdminResult> {
@@ -296,12 +386,8 @@ export class Hub {
           if ((await view.get(req.key)) === undefined) throw keyNotFound(req.env, req.key);
           return [[req.key, null]];
         });
-      case 'list': {
-        const values = this.liveValues(req.env);
-        const prefix = req.prefix ?? '';
-        const entries = [...values].filter(([k]) => k.startsWith(prefix)).sort((a, b) => (a[0] < b[0] ? -1 : 1));
-        return { env: req.env, rev: this.state.rev(req.env)!, entries };
-      }
+      case 'list':
+        return this.listPage(req.env, req.prefix ?? '', req.after);
       case 'merge': {
         const key = checkKey(req.key, this.limits);
         const patch = parseValue(req.value, key, this.limits).value;
@@ -322,22 +408,10 @@ export class Hub {
         });
       case 'apply':
         return this.applyEntries(req.env, req.entries, req.replace, meta(req.op));
-      case 'history': {
-        const releases = await this.store.history(req.env, {
-          key: req.key,
-          limit: Math.min(req.limit ?? DEFAULT_HISTORY_LIMIT, 10_000),
-          before: req.before,
-        });
-        return { env: req.env, releases: releases.map(toHistory) };
-      }
-      case 'diff': {
-        const current = this.state.rev(req.env);
-        if (current === undefined) throw envNotFound(req.env);
-        const to = req.to ?? current;
-        const [low, high] = req.from <= to ? [req.from, to] : [to, req.from];
-        const changes = await netChanges(await this.store.releasesBetween(req.env, low, high));
-        return { env: req.env, from: req.from, to, changes: req.from <= to ? changes : invert(changes) };
-      }
+      case 'history':
+        return this.historyPage(req);
+      case 'diff':
+        return this.diffPage(req);
       case 'rollback': {
         // Worked out before the commit takes its lock, so other writes go on meanwhile — from what this
         // server holds, at best, within the write's time: the store decides under the lock (the environment,
@@ -467,7 +541,17 @@ function keyNotFound(env: string, key: string): RequestError {
 }
 
 function toHistory(r: StoredRelease): HistoryRelease {
-  return { rev: r.rev, prev: r.prev, time: r.time, author: r.author, op: r.op, changes: r.changes };
+  const out: HistoryRelease = { rev: r.rev, prev: r.prev, time: r.time, author: r.author, op: r.op, changes: r.changes };
+  if (r.big !== undefined && r.big.length > 0) out.big = r.big;
+  if (r.more !== undefined) out.more = r.more;
+  return out;
+}
+
+/** Bytes of keys and values an answer's changes carry (a value left out counts a little). */
+function changeBytes(changes: KeyChange[], big: BigValue[] | undefined): number {
+  let n = 40 * (big?.length ?? 0);
+  for (const [key, before, after] of changes) n += Buffer.byteLength(key) + (before === null ? 0 : Buffer.byteLength(before)) + (after === null ? 0 : Buffer.byteLength(after));
+  return n;
 }
 
 function assertNever(value: never): never {

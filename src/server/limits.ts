@@ -64,6 +64,20 @@ export const LIMIT_DEFAULTS = {
   adminInFlight: 32,
   /** Admin connections each server process accepts beyond its agent limit, so operators always get in. */
   adminReserve: 64,
+  /**
+   * Bytes of keys and values in one answer of list, history or diff: a page
+   * that would hold more ends early and says where to continue. Every answer's
+   * size is bounded by what this server allows, never by what others wrote.
+   */
+  answerBytes: 4 * 1024 * 1024,
+  /** Values longer than this (bytes of JSON text) are shown in history and diff by their size and hash unless asked for (--values). */
+  historyValueBytes: 4096,
+  /** Reads of list, history and diff worked out at once by the process that commits; others wait their turn. */
+  readsAtOnce: 4,
+  /** Of those, for one account: one account's reads never take every turn, and never hold up anyone's writes. */
+  readsPerAccount: 2,
+  /** Reads waiting for their turn; beyond, a read is refused at once with LIMIT_EXCEEDED (try again). */
+  readsWaiting: 64,
 
   /** Nesting of any message (the message map is level 1). */
   messageDepth: DEFAULT_DECODE_LIMITS.maxDepth,

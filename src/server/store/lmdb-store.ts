@@ -6,14 +6,17 @@ import { REQUEST_IDS_KEPT_MS, REQUEST_PRUNE_BATCH, RequestReplay, type RequestRe
 import { CHAIN_GENESIS, LocalErrorCode, VitefaError, WireError, type Change, type EnvInfo, type KeyChange } from '../../protocol/index.js';
 import { envNotFound, RequestError } from '../errors.js';
 import { Mutex } from '../mutex.js';
-import { chainOfStored, keyChangesFrom } from './changes.js';
+import { chainOfStored, elided, keyChangesFrom } from './changes.js';
 import { PROOF_KEPT_MS, newStoreId } from './identity.js';
 import { LmdbAccess, type AccessDbs } from './lmdb-access.js';
 import { LmdbMembers } from './lmdb-members.js';
 import type {
-  MemberRecord, StoreChallenge, StoreIdentity,
+  MemberRecord, StoreChallenge, StoreIdentity, ChangeRef, HistoryPage, HistoryPageQuery,
   CommitMeta, EnvState, EnvView, HistoryQuery, Planner, Store, StoredRelease,
 } from './types.js';
+
+/** Changes of one release in a history page, at most (the rest are counted: StoredRelease.more). */
+const PAGE_CHANGES_AT_MOST = 10_000;
 
 /** Layout version of the embedded store; bump with a migration when it changes. */
 const SCHEMA_VERSION = 1;
@@ -297,11 +300,62 @@ export class LmdbStore implements Store {
     return out;
   }
 
-  async releasesBetween(env: string, from: number, to: number): Promise<StoredRelease[]> {
+  async releasesBetween(env: string, from: number, to: number, elideAbove?: number): Promise<StoredRelease[]> {
     this.db();
     const current = this.envs.get(env);
     if (current === undefined) throw envNotFound(env);
-    return this.releasesBetweenSync(env, current, from, to);
+    const releases = this.releasesBetweenSync(env, current, from, to);
+    return elideAbove === undefined ? releases : releases.map((r) => elided(r, elideAbove));
+  }
+
+  async historyPage(env: string, q: HistoryPageQuery): Promise<HistoryPage> {
+    this.db();
+    const current = this.envs.get(env);
+    if (current === undefined) throw envNotFound(env);
+    const releases: StoredRelease[] = [];
+    let used = 0;
+    const start: [string, number] = [env, q.before === undefined ? Number.MAX_SAFE_INTEGER : q.before - 1];
+    for (const { key, value } of this.releases.getRange({ start, end: [env, current.created - 1], reverse: true })) {
+      if (releases.length >= q.limit) break;
+      if (used >= q.maxBytes && releases.length > 0) return { releases, next: releases[releases.length - 1]!.rev };
+      // Decoded one at a time: only this release's values are held while its page is taken.
+      const whole = toStored(env, key[1], value);
+      if (q.key !== undefined) {
+        whole.changes = whole.changes.filter(([k]) => k === q.key);
+        if (whole.changes.length === 0) continue;
+      }
+      const release = elided({ ...whole, changes: whole.changes.slice(0, PAGE_CHANGES_AT_MOST) }, q.elideAbove);
+      const shownBig = new Set((release.big ?? []).map(([i, side]) => `${i}:${side}`));
+      let taken = 0;
+      for (const [i, [k, before, after]] of release.changes.entries()) {
+        const size = (v: string | null, side: 1 | 2): number => (shownBig.has(`${i}:${side}`) ? 40 : v === null ? 0 : Buffer.byteLength(v));
+        const bytes = Buffer.byteLength(k) + size(before, 1) + size(after, 2);
+        if (used + bytes > q.maxBytes && !(releases.length === 0 && taken === 0)) {
+          used = q.maxBytes;
+          break;
+        }
+        used += bytes;
+        taken++;
+      }
+      if (taken < whole.changes.length) {
+        release.changes = release.changes.slice(0, taken);
+        if (release.big !== undefined) release.big = release.big.filter(([i]) => i < taken);
+        release.more = whole.changes.length - taken;
+        releases.push(release);
+        return { releases, next: release.rev };
+      }
+      releases.push(release);
+    }
+    return { releases };
+  }
+
+  async changeValues(env: string, refs: ChangeRef[]): Promise<(string | null)[]> {
+    this.db();
+    return refs.map((ref) => {
+      const record = this.releases.get([env, ref.rev]);
+      const change = record?.changes.find(([k]) => k === ref.key);
+      return change === undefined ? null : change[ref.side];
+    });
   }
 
   private releasesBetweenSync(env: string, current: EnvRecord, from: number, to: number): StoredRelease[] {

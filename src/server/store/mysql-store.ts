@@ -13,7 +13,7 @@ import { bindDeadline, codeOf, DeadlinePassed, query, text, type MysqlRunner } f
 import { REQUEST_IDS_KEPT_MS, REQUEST_PRUNE_BATCH, RequestReplay, type RequestRecord } from './requests.js';
 import { migrate } from './mysql-migrations.js';
 import type {
-  CommitMeta, EnvState, EnvView, HistoryQuery, Planner, Store, StoredRelease,
+  ChangeRef, CommitMeta, EnvState, EnvView, HistoryPage, HistoryPageQuery, HistoryQuery, Planner, Store, StoredRelease,
 } from './types.js';
 
 export interface MysqlStoreOptions {
@@ -283,8 +283,69 @@ export class MysqlStore implements Store, MysqlRunner {
     }));
   }
 
-  releasesBetween(env: string, from: number, to: number): Promise<StoredRelease[]> {
-    return this.guard(() => this.snapshot(async (conn) => between(conn, env, await readEnv(conn, env, false), from, to)));
+  releasesBetween(env: string, from: number, to: number, elideAbove?: number): Promise<StoredRelease[]> {
+    return this.guard(() => this.snapshot(async (conn) => between(conn, env, await readEnv(conn, env, false), from, to, elideAbove)));
+  }
+
+  historyPage(env: string, q: HistoryPageQuery): Promise<HistoryPage> {
+    return this.guard(() => this.snapshot(async (conn) => {
+      const current = await readEnv(conn, env, false);
+      let where = 'env = ? AND rev >= ?';
+      const params: unknown[] = [env, current.created];
+      if (q.before !== undefined) {
+        where += ' AND rev < ?';
+        params.push(q.before);
+      }
+      if (q.key !== undefined) {
+        where += ' AND EXISTS (SELECT 1 FROM vitefa_changes x WHERE x.rev = vitefa_releases.rev AND x.k = ?)';
+        params.push(q.key);
+      }
+      const headers = await query<RowDataPacket[]>(
+        conn, `SELECT rev, env, prev, time, author, op, dropped, chain FROM vitefa_releases WHERE ${where} ORDER BY rev DESC LIMIT ?`,
+        [...params, Math.max(0, Math.floor(q.limit))],
+      );
+      // Each release's changes are read on their own, large values as size and hash only (worked out by the database),
+      // until the page's bytes are spent.
+      const page = new PageBudget(q.maxBytes);
+      const releases: StoredRelease[] = [];
+      for (const header of headers) {
+        if (page.spent && releases.length > 0) return { releases, next: releases[releases.length - 1]!.rev };
+        const release = releaseOf(header);
+        const rows = await query<RowDataPacket[]>(
+          conn,
+          `SELECT ${elidedColumns('c')} FROM vitefa_changes c WHERE c.rev = ?${q.key === undefined ? '' : ' AND c.k = ?'} ORDER BY c.seq LIMIT ?`,
+          [q.elideAbove, q.elideAbove, q.elideAbove, q.elideAbove, release.rev, ...(q.key === undefined ? [] : [q.key]), PAGE_CHANGES_AT_MOST + 1],
+        );
+        for (const row of rows) {
+          if (release.changes.length >= PAGE_CHANGES_AT_MOST || !page.take(row, release.changes.length === 0 && releases.length === 0)) break;
+          addChange(release, row);
+        }
+        if (release.changes.length < rows.length) {
+          const [count] = await query<RowDataPacket[]>(conn, `SELECT COUNT(*) AS n FROM vitefa_changes WHERE rev = ?${q.key === undefined ? '' : ' AND k = ?'}`, [release.rev, ...(q.key === undefined ? [] : [q.key])]);
+          release.more = Number(count!.n) - release.changes.length;
+        }
+        releases.push(release);
+        if (release.more !== undefined) return { releases, next: release.rev };
+      }
+      return { releases };
+    }));
+  }
+
+  changeValues(env: string, refs: ChangeRef[]): Promise<(string | null)[]> {
+    if (refs.length === 0) return Promise.resolve([]);
+    return this.guard(async () => {
+      const rows = await this.read((db) => query<RowDataPacket[]>(
+        db,
+        `SELECT c.rev, c.k, c.before_v, c.after_v FROM vitefa_changes c JOIN vitefa_releases r ON r.rev = c.rev
+         WHERE r.env = ? AND (c.rev, c.k) IN (?)`,
+        [env, refs.map((r) => [r.rev, r.key])],
+      ));
+      const byRef = new Map(rows.map((row) => [`${row.rev}\u0000${text(row.k)}`, row]));
+      return refs.map((r) => {
+        const row = byRef.get(`${r.rev}\u0000${r.key}`);
+        return row === undefined ? null : ((r.side === 1 ? row.before_v : row.after_v) as string | null);
+      });
+    });
   }
 
   /** Drops the oldest releases of `env` beyond the retention limit, inside the commit's transaction. */
@@ -558,7 +619,7 @@ async function readEnv(db: Connection, env: string, forUpdate: boolean): Promise
 }
 
 /** Releases of the current incarnation of `env` with from < rev <= to (the same checks as the LMDB store). */
-async function between(db: Connection, env: string, current: EnvRow, from: number, to: number): Promise<StoredRelease[]> {
+async function between(db: Connection, env: string, current: EnvRow, from: number, to: number, elideAbove?: number): Promise<StoredRelease[]> {
   const head = await readHead(db);
   if (from < current.floor || from > head || to > head) {
     throw new RequestError(
@@ -567,7 +628,7 @@ async function between(db: Connection, env: string, current: EnvRow, from: numbe
     );
   }
   return selectReleases(db, {
-    where: 'env = ? AND rev >= ? AND rev > ? AND rev <= ?', params: [env, current.created, from, to], newestFirst: false,
+    where: 'env = ? AND rev >= ? AND rev > ? AND rev <= ?', params: [env, current.created, from, to], newestFirst: false, elideAbove,
   });
 }
 
@@ -616,6 +677,8 @@ interface ReleaseQuery {
   limit?: number;
   /** Only releases touching this key, with only that key's change. */
   key?: string;
+  /** Values longer than this come as size and hash only (StoredRelease.big). */
+  elideAbove?: number;
 }
 
 /** Releases with their changes, in one statement (so a concurrent prune cannot split a release from its changes). */
@@ -637,31 +700,92 @@ async function selectReleases(db: Connection, q: ReleaseQuery): Promise<StoredRe
     join += ' AND c.k = ?';
     params.push(q.key);
   }
+  const elide = q.elideAbove;
+  const columns = elide === undefined ? 'c.k, c.before_v, c.after_v' : elidedColumns('c');
   const rows = await query<RowDataPacket[]>(
     db,
-    `SELECT r.rev, r.env, r.prev, r.time, r.author, r.op, r.dropped, r.chain, c.k, c.before_v, c.after_v
+    `SELECT r.rev, r.env, r.prev, r.time, r.author, r.op, r.dropped, r.chain, ${columns}
      FROM (SELECT rev, env, prev, time, author, op, dropped, chain FROM vitefa_releases
            WHERE ${where} ORDER BY rev ${order}${limit}) r
      LEFT JOIN vitefa_changes c ON ${join}
      ORDER BY r.rev ${order}, c.seq`,
-    params,
+    elide === undefined ? params : [elide, elide, elide, elide, ...params],
   );
   const out: StoredRelease[] = [];
   for (const row of rows) {
     let release = out[out.length - 1];
     if (release?.rev !== row.rev) {
-      release = {
-        env: text(row.env), rev: row.rev as number, prev: row.prev as number, time: Number(row.time),
-        author: row.author as string, op: row.op as string, changes: [],
-      };
-      if (row.dropped === 1) release.drop = true;
-      const chain = text(row.chain);
-      if (chain !== '') release.chain = chain;
+      release = releaseOf(row);
       out.push(release);
     }
-    if (row.k !== null) release.changes.push([text(row.k), row.before_v as string | null, row.after_v as string | null]);
+    if (row.k === null) continue;
+    if (elide === undefined) release.changes.push([text(row.k), row.before_v as string | null, row.after_v as string | null]);
+    else addChange(release, row);
   }
   return out;
+}
+
+/** Changes read back per release in a history page, at most (the rest are counted: HistoryRelease.more). */
+const PAGE_CHANGES_AT_MOST = 10_000;
+
+function releaseOf(row: RowDataPacket): StoredRelease {
+  const release: StoredRelease = {
+    env: text(row.env), rev: row.rev as number, prev: row.prev as number, time: Number(row.time),
+    author: row.author as string, op: row.op as string, changes: [],
+  };
+  if (row.dropped === 1) release.drop = true;
+  const chain = text(row.chain);
+  if (chain !== '') release.chain = chain;
+  return release;
+}
+
+/**
+ * A change's columns with values longer than the first parameter left out:
+ * the database sends their byte length and the first 16 hex digits of their
+ * SHA-256 instead (4 parameters: the bound, for each side twice).
+ */
+function elidedColumns(c: string): string {
+  const side = (col: string, as: string) => `IF(LENGTH(${c}.${col}) > ?, NULL, ${c}.${col}) AS ${as}, LENGTH(${c}.${col}) AS ${as}_len, IF(LENGTH(${c}.${col}) > ?, LEFT(SHA2(${c}.${col}, 256), 16), NULL) AS ${as}_sha`;
+  return `${c}.k, ${c}.seq, ${side('before_v', 'b')}, ${side('after_v', 'a')}`;
+}
+
+/** Adds a row of elidedColumns to `release`: a value left out is null, with its size and hash in `big`. */
+function addChange(release: StoredRelease, row: RowDataPacket): void {
+  const index = release.changes.length;
+  const value = (side: 1 | 2, prefix: 'b' | 'a'): string | null => {
+    const sha = row[`${prefix}_sha`] as string | null;
+    if (sha !== null && sha !== undefined) {
+      (release.big ??= []).push([index, side, Number(row[`${prefix}_len`]), text(sha)]);
+      return null;
+    }
+    return row[prefix] as string | null;
+  };
+  release.changes.push([text(row.k), value(1, 'b'), value(2, 'a')]);
+}
+
+/** Bytes a page of history has shown: keys, the values it carries whole, and a little for each value left out. */
+class PageBudget {
+  private used = 0;
+  constructor(private readonly max: number) {}
+  get spent(): boolean {
+    return this.used >= this.max;
+  }
+  /** Counts a row of elidedColumns in, unless it would go past the budget (`first`: the page's first change is always taken). */
+  take(row: RowDataPacket, first: boolean): boolean {
+    const bytes = Buffer.byteLength(text(row.k)) + shown(row, 'b') + shown(row, 'a');
+    if (!first && this.used + bytes > this.max) {
+      this.used = this.max;
+      return false;
+    }
+    this.used += bytes;
+    return true;
+  }
+}
+
+function shown(row: RowDataPacket, prefix: 'b' | 'a'): number {
+  if (row[`${prefix}_sha`] !== null && row[`${prefix}_sha`] !== undefined) return 40;
+  const len = row[`${prefix}_len`];
+  return len === null || len === undefined ? 0 : Number(len);
 }
 
 /** Splits rows into multi-row statements that stay well under max_allowed_packet (16 MiB by default). */

@@ -1,4 +1,4 @@
-import type { Change, EnvInfo, KeyChange } from '../../protocol/index.js';
+import type { BigValue, Change, EnvInfo, KeyChange } from '../../protocol/index.js';
 
 /** One committed release as the store keeps it: every changed key with its value before and after. */
 export interface StoredRelease {
@@ -18,6 +18,10 @@ export interface StoredRelease {
    * Empty for releases committed before the store kept chains.
    */
   chain?: string;
+  /** Values left out of `changes` (they are null there), by their size and hash: only when asked for (elideAbove). */
+  big?: BigValue[];
+  /** Changes of this release left out of a page (HistoryPage). */
+  more?: number;
 }
 
 /** The committed state of one environment as a store loads it at start. */
@@ -77,6 +81,28 @@ export interface HistoryQuery {
   before?: number;
 }
 
+/** A page of history bounded in bytes as well as in releases. */
+export interface HistoryPageQuery extends HistoryQuery {
+  /** Values longer than this (bytes of JSON text) come as size and hash (StoredRelease.big), never read whole. */
+  elideAbove: number;
+  /** Bytes of keys and values shown, at most (the first release always has at least one change). */
+  maxBytes: number;
+}
+
+export interface HistoryPage {
+  releases: StoredRelease[];
+  /** The page ended before the history did: continue below this revision. */
+  next?: number;
+}
+
+/** One value of a stored change, to fetch whole (a value left out of a page). */
+export interface ChangeRef {
+  rev: number;
+  /** The key changed (a release changes a key once). */
+  key: string;
+  side: 1 | 2;
+}
+
 /**
  * The system of record. Implemented by the embedded LMDB store and the MySQL
  * store; one conformance suite runs against both.
@@ -107,8 +133,15 @@ export interface Store {
   commit(env: string, meta: CommitMeta, plan: Planner): Promise<StoredRelease | null>;
   /** Releases of `env`, newest first. */
   history(env: string, query: HistoryQuery): Promise<StoredRelease[]>;
-  /** Releases of `env` with from < rev <= to, ascending. Throws REVISION_NOT_FOUND when history before `from` was pruned. */
-  releasesBetween(env: string, from: number, to: number): Promise<StoredRelease[]>;
+  /** A page of releases of `env`, newest first, large values left out, bounded in bytes (what `history` answers). */
+  historyPage(env: string, query: HistoryPageQuery): Promise<HistoryPage>;
+  /**
+   * Releases of `env` with from < rev <= to, ascending. Throws REVISION_NOT_FOUND when history before `from` was pruned.
+   * With `elideAbove`, longer values are left out (StoredRelease.big): what is read stays small whatever the values.
+   */
+  releasesBetween(env: string, from: number, to: number, elideAbove?: number): Promise<StoredRelease[]>;
+  /** The whole values `refs` point at (in `env`), in order; null where the change or its value is gone. */
+  changeValues(env: string, refs: ChangeRef[]): Promise<(string | null)[]>;
 }
 
 /** A SCRAM verifier as stored: never the secret, nothing that lets one log in. */
