@@ -124,6 +124,7 @@ const SAMPLES: { [K in MessageType]: Extract<Message, { t: K }>[] } = {
     { t: 4, env: 'gone', rev: 9, prev: 8, time: 1, author: 'bob', op: 'env.del', changes: [], drop: true },
     { t: 4, env: 'prod', rev: 2 ** 53 - 1, prev: 2 ** 53 - 2, time: 0, author: '', op: 'set', changes: [['k', 'null']], drop: false },
     { t: 4, env: 'prod', rev: 14, prev: 13, time: 5, author: 'ann', op: 'set', changes: [['a', '3']], chain: '0f1e2d3c4b5a6978', pchain: '8796a5b4c3d2e1f0' },
+    { t: 4, env: 'new', rev: 15, prev: 0, time: 6, author: 'ann', op: 'env.add', changes: [], chain: '0f1e2d3c4b5a6979', pchain: '' },
   ],
   [MessageType.Ack]: [{ t: 5, env: 'prod', rev: 13 }, { t: 5, env: 'prod', rev: 14, chain: '0f1e2d3c4b5a6978' }],
   [MessageType.Error]: [

@@ -80,6 +80,8 @@ export class Agent {
   /** Where to go next (a Move), instead of choosing. */
   private movingTo: string | undefined;
   private attempt = 0;
+  /** When the current (or last) session was logged in. */
+  private connectedAt = 0;
   private stopped = false;
   /** The last refusal a server sent at connect, said once. */
   private lastRefusal: string | undefined;
@@ -201,7 +203,9 @@ export class Agent {
         return;
       }
       this.conn = conn;
-      this.attempt = 0;
+      // The backoff starts afresh only once a session has lasted (onDisconnect): a server that takes the login and then
+      // drops the session at once (it cannot serve this agent) is not asked again ten times a second.
+      this.connectedAt = Date.now();
       this.lastRefusal = undefined;
       this.resyncing.clear();
       this.learnPeers(conn.serverHello?.peers ?? []);
@@ -461,6 +465,7 @@ export class Agent {
     this.heartbeat.stop();
     this.conn = undefined;
     if (this.stopped) return;
+    if (Date.now() - this.connectedAt >= STEADY_SESSION_MS) this.attempt = 0;
     trace('agent', `disconnected: ${reason}`);
     this.events.disconnected?.(reason);
     this.withoutSession();
@@ -496,6 +501,9 @@ export class Agent {
     this.retryTimer = setTimeout(() => void this.dial(), delay);
   }
 }
+
+/** A session that lasted this long resets the backoff; one ended sooner counts as a failed attempt. */
+const STEADY_SESSION_MS = 10_000;
 
 interface KnownServer {
   endpoint: Endpoint;

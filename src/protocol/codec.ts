@@ -82,6 +82,8 @@ export class SnapshotEncoder {
 
 /** A chain value (chain.ts): exactly CHAIN_HEX lowercase hex digits, so a peer cannot make servers keep long strings per agent. */
 const chainValue: Check<string> = (v, p) => (typeof v === 'string' && CHAIN_PATTERN.test(v) ? v : fail(p, `a chain value (${CHAIN_HEX} hex digits)`));
+/** What a release follows: a chain value, or '' before an environment's first release. */
+const chainFollowed: Check<string> = (v, p) => (v === '' ? v : chainValue(v, p));
 const envRev: Check<EnvRev> = obj({ env: str, rev: uint, chain: opt(chainValue) });
 const entry: Check<Entry> = pair(str, str);
 const change: Check<Change> = pair(str, nullable(str));
@@ -160,7 +162,7 @@ const checkers = {
   [MessageType.Snapshot]: obj({ t: literal(MessageType.Snapshot), env: str, rev: uint, entries: arrayOf(entry), chain: opt(chainValue) }),
   [MessageType.Release]: obj({
     t: literal(MessageType.Release), env: str, rev: uint, prev: uint, time: uint, author: str, op: str,
-    changes: arrayOf(change), drop: opt(bool), chain: opt(chainValue), pchain: opt(chainValue),
+    changes: arrayOf(change), drop: opt(bool), chain: opt(chainValue), pchain: opt(chainFollowed),
   }),
   [MessageType.Ack]: obj({ t: literal(MessageType.Ack), env: str, rev: uint, chain: opt(chainValue) }),
   [MessageType.Error]: obj({ t: literal(MessageType.Error), code: uint, msg: str, id: opt(uint) }),
