@@ -52,7 +52,7 @@ function withBig(changes: KeyChange[], big: BigValue[] | undefined): KeyChange[]
 }
 
 function size(bytes: number): string {
-  return bytes < 1024 ? `${bytes} B` : bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return bytes < 1024 ? `${bytes} B` : bytes < 1000 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 function showChange([key, before, after]: KeyChange, style: Style): string {
