@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { REQUEST_IDS_KEPT_MS, REQUEST_PRUNE_BATCH, RequestReplay, type RequestRecord } from './requests.js';
-import { CHAIN_GENESIS, LocalErrorCode, VitefaError, WireError, type Change, type EnvInfo, type KeyChange } from '../../protocol/index.js';
+import { CHAIN_GENESIS, LocalErrorCode, VitefaError, WireError, type BigValue, type Change, type EnvInfo, type KeyChange } from '../../protocol/index.js';
 import { envNotFound, RequestError } from '../errors.js';
 import { Mutex } from '../mutex.js';
-import { chainOfStored, elided, keyChangesFrom } from './changes.js';
+import { chainOfStored, elided, keyChangesFrom, valueHash } from './changes.js';
 import { PROOF_KEPT_MS, newStoreId } from './identity.js';
 import { LmdbAccess, type AccessDbs } from './lmdb-access.js';
 import { LmdbMembers } from './lmdb-members.js';
@@ -33,8 +34,18 @@ interface EnvRecord {
   chain?: string;
 }
 
-/** A release as kept under its [env, rev] key. */
-type ReleaseRecord = Omit<StoredRelease, 'env' | 'rev'>;
+/**
+ * A release as kept under its [env, rev] key. Values longer than
+ * OUT_OF_LINE_BYTES are kept apart (`out`: [change, side, bytes, sha256],
+ * the value null in `changes`, its text in the `release-values` database),
+ * so that reading history or working out a diff never decodes them: their
+ * size and hash are in the record. Records written before this have every
+ * value in line.
+ */
+type ReleaseRecord = Omit<StoredRelease, 'env' | 'rev' | 'big' | 'more'> & { out?: BigValue[] };
+
+/** Values longer than this (bytes) are kept apart from their release's record. */
+const OUT_OF_LINE_BYTES = 4096;
 
 export interface LmdbStoreOptions {
   /** Releases kept per environment before the oldest are pruned. */
@@ -58,6 +69,8 @@ export class LmdbStore implements Store {
   /** "<env>\0<key>" -> JSON text. */
   private values!: Database<string, string>;
   private releases!: Database<ReleaseRecord, [string, number]>;
+  /** Values kept apart from their release: [env, rev, change, side] -> JSON text. */
+  private outValues!: Database<string, [string, number, number, number]>;
   /** Global order of releases: rev -> env. */
   private log!: Database<string, number>;
   private headRev = 0;
@@ -145,6 +158,7 @@ export class LmdbStore implements Store {
     this.requests = root.openDB({ name: 'requests' });
     this.requestTimes = root.openDB({ name: 'request-times' });
     this.proofs = root.openDB({ name: 'proofs' });
+    this.outValues = root.openDB({ name: 'release-values' });
     // The store id, made once (a store from an older build gets one now).
     if (this.meta.get('store-id') === undefined) await (this.meta as unknown as Database<unknown, string>).put('store-id', newStoreId());
     const schema = this.meta.get('schema');
@@ -196,7 +210,7 @@ export class LmdbStore implements Store {
     const out: StoredRelease[] = [];
     for (const { key: rev, value: env } of this.log.getRange({ start: after + 1, limit })) {
       const record = this.releases.get([env, rev]);
-      if (record !== undefined) out.push(toStored(env, rev, record));
+      if (record !== undefined) out.push(this.stored(env, rev, record));
     }
     return out;
   }
@@ -217,7 +231,7 @@ export class LmdbStore implements Store {
         this.keepRequest(meta, env, rev, 0);
       });
       this.headRev = rev;
-      return toStored(env, rev, record);
+      return this.stored(env, rev, record);
     });
   }
 
@@ -240,7 +254,7 @@ export class LmdbStore implements Store {
         this.keepRequest(meta, env, rev, changes.length);
       });
       this.headRev = rev;
-      return toStored(env, rev, record);
+      return this.stored(env, rev, record);
     });
   }
 
@@ -277,7 +291,7 @@ export class LmdbStore implements Store {
         this.keepRequest(meta, env, rev, changes.length);
       });
       this.headRev = rev;
-      return toStored(env, rev, record);
+      return this.stored(env, rev, record);
     });
   }
 
@@ -290,7 +304,7 @@ export class LmdbStore implements Store {
     // Releases of this incarnation only: `end` is exclusive in a reverse range.
     for (const { key, value } of this.releases.getRange({ start, end: [env, current.created - 1], reverse: true })) {
       if (out.length >= query.limit) break;
-      const stored = toStored(env, key[1], value);
+      const stored = this.stored(env, key[1], value);
       if (query.key !== undefined) {
         stored.changes = stored.changes.filter(([k]) => k === query.key);
         if (stored.changes.length === 0) continue;
@@ -304,8 +318,17 @@ export class LmdbStore implements Store {
     this.db();
     const current = this.envs.get(env);
     if (current === undefined) throw envNotFound(env);
-    const releases = this.releasesBetweenSync(env, current, from, to);
-    return elideAbove === undefined ? releases : releases.map((r) => elided(r, elideAbove));
+    if (elideAbove === undefined) return this.releasesBetweenSync(env, current, from, to);
+    // Each release is decoded whole here (its large values too): one at a time, giving the event loop a turn
+    // between them, and only its small values kept.
+    const revs = this.revsBetween(env, current, from, to);
+    const out: StoredRelease[] = [];
+    for (const rev of revs) {
+      const record = this.releases.get([env, rev]);
+      if (record !== undefined) out.push(this.light(env, rev, record, elideAbove));
+      await nextTurn();
+    }
+    return out;
   }
 
   async historyPage(env: string, q: HistoryPageQuery): Promise<HistoryPage> {
@@ -315,16 +338,21 @@ export class LmdbStore implements Store {
     const releases: StoredRelease[] = [];
     let used = 0;
     const start: [string, number] = [env, q.before === undefined ? Number.MAX_SAFE_INTEGER : q.before - 1];
-    for (const { key, value } of this.releases.getRange({ start, end: [env, current.created - 1], reverse: true })) {
+    // The revisions first (no value decoded), then each release on its own turn of the event loop.
+    const revs = [...this.releases.getKeys({ start, end: [env, current.created - 1], reverse: true })].map((key) => key[1]);
+    for (const rev of revs) {
       if (releases.length >= q.limit) break;
       if (used >= q.maxBytes && releases.length > 0) return { releases, next: releases[releases.length - 1]!.rev };
-      // Decoded one at a time: only this release's values are held while its page is taken.
-      const whole = toStored(env, key[1], value);
+      const value = this.releases.get([env, rev]);
+      if (value === undefined) continue;
+      // One at a time, its large values by size and hash only (those kept apart are not even read).
+      let whole = this.light(env, rev, value, q.elideAbove);
       if (q.key !== undefined) {
-        whole.changes = whole.changes.filter(([k]) => k === q.key);
+        whole = onlyKey(whole, q.key);
         if (whole.changes.length === 0) continue;
       }
-      const release = elided({ ...whole, changes: whole.changes.slice(0, PAGE_CHANGES_AT_MOST) }, q.elideAbove);
+      const release: StoredRelease = { ...whole, changes: whole.changes.slice(0, PAGE_CHANGES_AT_MOST) };
+      if (whole.big !== undefined) release.big = whole.big.filter(([i]) => i < PAGE_CHANGES_AT_MOST);
       const shownBig = new Set((release.big ?? []).map(([i, side]) => `${i}:${side}`));
       let taken = 0;
       for (const [i, [k, before, after]] of release.changes.entries()) {
@@ -345,6 +373,7 @@ export class LmdbStore implements Store {
         return { releases, next: release.rev };
       }
       releases.push(release);
+      await nextTurn();
     }
     return { releases };
   }
@@ -353,24 +382,37 @@ export class LmdbStore implements Store {
     this.db();
     return refs.map((ref) => {
       const record = this.releases.get([env, ref.rev]);
-      const change = record?.changes.find(([k]) => k === ref.key);
-      return change === undefined ? null : change[ref.side];
+      const index = record?.changes.findIndex(([k]) => k === ref.key) ?? -1;
+      if (record === undefined || index < 0) return null;
+      const apart = record.out?.some(([i, side]) => i === index && side === ref.side) === true;
+      return apart ? this.outValues.get([env, ref.rev, index, ref.side]) ?? null : record.changes[index]![ref.side];
     });
   }
 
   private releasesBetweenSync(env: string, current: EnvRecord, from: number, to: number): StoredRelease[] {
+    const start = this.checkBetween(env, current, from, to);
+    const out: StoredRelease[] = [];
+    for (const { key, value } of this.releases.getRange({ start: [env, start], end: [env, to + 1] })) {
+      out.push(this.stored(env, key[1], value));
+    }
+    return out;
+  }
+
+  /** The revisions of `env`'s releases with from < rev <= to, without decoding them. */
+  private revsBetween(env: string, current: EnvRecord, from: number, to: number): number[] {
+    const start = this.checkBetween(env, current, from, to);
+    return [...this.releases.getKeys({ start: [env, start], end: [env, to + 1] })].map((key) => key[1]);
+  }
+
+  /** REVISION_NOT_FOUND when the range is not in the history kept; else the first revision of the range. */
+  private checkBetween(env: string, current: EnvRecord, from: number, to: number): number {
     if (from < current.floor || from > this.headRev || to > this.headRev) {
       throw new RequestError(
         WireError.REVISION_NOT_FOUND,
         `revision ${from < current.floor ? from : to} of ${env} is not in the history kept (from ${current.floor} to ${this.headRev})`,
       );
     }
-    const out: StoredRelease[] = [];
-    const start = Math.max(from + 1, current.created);
-    for (const { key, value } of this.releases.getRange({ start: [env, start], end: [env, to + 1] })) {
-      out.push(toStored(env, key[1], value));
-    }
-    return out;
+    return Math.max(from + 1, current.created);
   }
 
   /** Drops the oldest releases of `env` beyond the retention limit (inside the coming commit). */
@@ -379,7 +421,8 @@ export class LmdbStore implements Store {
     if (excess <= 0) return next;
     let floor = next.floor;
     let dropped = 0;
-    for (const { key } of this.releases.getRange({ start: [env, next.created], end: [env, next.rev], limit: excess })) {
+    for (const { key, value } of this.releases.getRange({ start: [env, next.created], end: [env, next.rev], limit: excess })) {
+      for (const [i, side] of value.out ?? []) this.outValues.remove([env, key[1], i, side]);
       this.releases.remove(key);
       this.log.remove(key[1]);
       floor = key[1];
@@ -407,9 +450,52 @@ export class LmdbStore implements Store {
   }
 
   private writeRelease(env: string, rev: number, record: ReleaseRecord): void {
-    this.releases.put([env, rev], record);
+    let out: BigValue[] | undefined;
+    const changes = record.changes.map(([key, before, after], i): KeyChange => {
+      const keep = (value: string | null, side: 1 | 2): string | null => {
+        if (value === null || value.length <= OUT_OF_LINE_BYTES / 3) return value;
+        const bytes = Buffer.byteLength(value);
+        if (bytes <= OUT_OF_LINE_BYTES) return value;
+        this.outValues.put([env, rev, i, side], value);
+        (out ??= []).push([i, side, bytes, valueHash(value)]);
+        return null;
+      };
+      return [key, keep(before, 1), keep(after, 2)];
+    });
+    this.releases.put([env, rev], out === undefined ? record : { ...record, changes, out });
     this.log.put(rev, env);
     this.meta.put('head', rev);
+  }
+
+  /** A release whole: its values kept apart read back in. */
+  private stored(env: string, rev: number, r: ReleaseRecord): StoredRelease {
+    const out = this.light(env, rev, r);
+    if (r.out !== undefined) {
+      out.changes = out.changes.map((c): KeyChange => [c[0], c[1], c[2]]);
+      for (const [i, side] of r.out) out.changes[i]![side] = this.outValues.get([env, rev, i, side]) ?? null;
+    }
+    return out;
+  }
+
+  /**
+   * A release with its values longer than `elideAbove` left out (StoredRelease.big): those kept apart are never
+   * read for it (their size and hash are in the record); without `elideAbove`, the values kept apart are null.
+   */
+  private light(env: string, rev: number, r: ReleaseRecord, elideAbove?: number): StoredRelease {
+    const out: StoredRelease = { env, rev, prev: r.prev, time: r.time, author: r.author, op: r.op, changes: r.changes };
+    if (r.drop === true) out.drop = true;
+    if (r.chain !== undefined && r.chain !== '') out.chain = r.chain;
+    if (elideAbove === undefined) return out;
+    const inline = elided(out, elideAbove);
+    if (r.out === undefined) return inline;
+    const big = [...(inline.big ?? [])];
+    for (const entry of r.out) {
+      const [i, side, bytes] = entry;
+      if (bytes > elideAbove) big.push(entry);
+      else inline.changes[i]![side] = this.outValues.get([env, rev, i, side]) ?? null;
+    }
+    big.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    return big.length === 0 ? inline : { ...inline, big };
   }
 
   private readValues(env: string): Map<string, string> {
@@ -433,10 +519,15 @@ export class LmdbStore implements Store {
 const valueKey = (env: string, key: string): string => `${env}\u0000${key}`;
 const valueRange = (env: string): { start: string; end: string } => ({ start: `${env}\u0000`, end: `${env}\u0001` });
 
-function toStored(env: string, rev: number, r: ReleaseRecord): StoredRelease {
-  const out: StoredRelease = { env, rev, prev: r.prev, time: r.time, author: r.author, op: r.op, changes: r.changes };
-  if (r.drop === true) out.drop = true;
-  if (r.chain !== undefined && r.chain !== '') out.chain = r.chain;
+
+/** The changes of `release` to `key` alone, with the values left out renumbered. */
+function onlyKey(release: StoredRelease, key: string): StoredRelease {
+  const index = release.changes.findIndex(([k]) => k === key);
+  if (index < 0) return { ...release, changes: [], big: [] };
+  const big = (release.big ?? []).filter(([i]) => i === index).map(([, side, bytes, sha]): BigValue => [0, side, bytes, sha]);
+  const out: StoredRelease = { ...release, changes: [release.changes[index]!] };
+  if (big.length > 0) out.big = big;
+  else delete out.big;
   return out;
 }
 
