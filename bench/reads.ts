@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     last = (await admin.request({ op: 'apply', env: 'big', entries, replace: false })).rev;
   }
   const verifier = (await import('../src/security/scram.js')).makeVerifier('reader-password', 4096);
-  await admin.request({ op: 'user.add', name: 'reader', role: 'viewer', envs: [], verifier });
+  await admin.request({ op: 'user.add', name: 'reader', role: 'viewer', envs: ['big'], verifier });
   await admin.request({ op: 'user.add', name: 'writer', role: 'editor', envs: ['*'], verifier });
   const writer = await connect('writer', 'reader-password');
   process.stdout.write(`environment of ${RELEASES} releases x ${VALUES} values of ${Math.round(VALUE_BYTES / 1024)} KiB; ${SESSIONS} reading sessions; ${SECONDS} s per phase\n`);

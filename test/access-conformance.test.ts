@@ -7,11 +7,13 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { open as openLmdb } from 'lmdb';
 import { WireError } from '../src/protocol/index.js';
 import { RequestError } from '../src/server/errors.js';
 import { createStore } from '../src/server/store/create.js';
 import type { AccountRecord, AuditRecord, Store, TokenRecord } from '../src/server/store/types.js';
-import { databaseName, dropDatabase, MYSQL_BASE } from './support/mysql.js';
+import { MIGRATIONS } from '../src/server/store/mysql-migrations.js';
+import { databaseName, dropDatabase, MYSQL_BASE, query } from './support/mysql.js';
 import { tempDir } from './support/procs.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -19,21 +21,44 @@ after(async () => {
   for (const c of cleanups) await c();
 });
 
-const backends: Record<string, () => Store> = {
-  LmdbStore: () => {
+/** A store on a fresh folder or database; `legacy` first puts accounts there as a build before read grants and identities wrote them. */
+const backends: Record<string, (legacy?: object[]) => Promise<Store>> = {
+  LmdbStore: async (legacy = []) => {
     const dir = tempDir('vitefa-access-');
     cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    if (legacy.length > 0) {
+      const root = openLmdb({ path: path.join(dir, 'store', 'store'), maxDbs: 16 });
+      const accounts = root.openDB<object, string>({ name: 'accounts' });
+      await root.transaction(() => {
+        for (const a of legacy) accounts.put((a as { name: string }).name, a);
+      });
+      await root.close();
+    }
     return createStore(path.join(dir, 'store'), { retainReleases: 100, retainAudit: 5 });
   },
-  MysqlStore: () => {
+  MysqlStore: async (legacy = []) => {
     const db = databaseName();
     cleanups.push(() => dropDatabase(db));
+    if (legacy.length > 0) {
+      // The schema as the last build before read grants left it (7), with its accounts; opening the store upgrades it.
+      await query('', `CREATE DATABASE \`${db}\``);
+      for (const m of MIGRATIONS.filter((m) => m.version <= 7)) for (const sql of m.statements) await query(db, sql);
+      await query(db, 'CREATE TABLE vitefa_schema (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, version INT NOT NULL)');
+      await query(db, 'INSERT INTO vitefa_schema (id, version) VALUES (1, 7)');
+      for (const a of legacy as AccountRecord[]) {
+        await query(db, 'INSERT INTO vitefa_accounts (name, role, envs, salt, iterations, stored_key, server_key, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+          a.name, a.role, JSON.stringify(a.envs), a.verifier.salt, a.verifier.iterations, a.verifier.storedKey, a.verifier.serverKey, a.created,
+        ]);
+      }
+    }
     return createStore(`${MYSQL_BASE}/${db}`, { retainReleases: 100, retainAudit: 5 });
   },
 };
 
 const verifier = (n: number) => ({ salt: `salt${n}`, iterations: 4096, storedKey: `stored${n}`, serverKey: `server${n}` });
-const account = (name: string, role: AccountRecord['role'] = 'viewer', envs: string[] = []): AccountRecord => ({ name, role, envs, verifier: verifier(1), created: 1000 });
+const account = (name: string, role: AccountRecord['role'] = 'viewer', envs: string[] = [], reads: string[] = []): AccountRecord => ({
+  name, role, envs, reads, uid: `uid-of-${name}`, verifier: verifier(1), created: 1000,
+});
 const token = (name: string, id: string, envs = ['prod']): TokenRecord => ({ name, id, envs, verifier: verifier(2), created: 2000 });
 const audit = (i: number, over: Partial<AuditRecord> = {}): AuditRecord => ({
   time: 1_000 + i, actor: 'alice', addr: '127.0.0.1:1', action: 'set', env: 'prod', result: 'ok', code: '', detail: `entry ${i}`, ...over,
@@ -42,8 +67,8 @@ const status = (s: WireError) => (err: unknown) => err instanceof RequestError &
 
 for (const [name, make] of Object.entries(backends)) {
   describe(`access store: ${name}`, () => {
-    async function withStore(fn: (store: Store) => Promise<void>): Promise<void> {
-      const store = make();
+    async function withStore(fn: (store: Store) => Promise<void>, legacy?: object[]): Promise<void> {
+      const store = await make(legacy);
       await store.open();
       try {
         await fn(store);
@@ -110,8 +135,35 @@ for (const [name, make] of Object.entries(backends)) {
       assert.equal(kept[0]!.detail, 'entry 1104');
     }));
 
+    test('read grants and the identity are kept; an account made again under its name has the identity it was made with', () => withStore(async (store) => {
+      await store.access.createAccount(account('admin', 'admin'));
+      await store.access.createAccount(account('ed', 'editor', ['shop'], ['prod', 'team/*']));
+      await store.access.createAccount(account('vic', 'viewer', [], []));
+      const loaded = await store.access.load();
+      assert.deepEqual(loaded.accounts.find((a) => a.name === 'ed'), account('ed', 'editor', ['shop'], ['prod', 'team/*']));
+      assert.deepEqual(loaded.accounts.find((a) => a.name === 'vic')!.reads, [], 'no read grants: reads nothing');
+      await store.access.setVerifier('ed', verifier(7));
+      assert.equal((await store.access.load()).accounts.find((a) => a.name === 'ed')!.uid, 'uid-of-ed', 'a new password keeps the identity');
+      await store.access.deleteAccount('ed');
+      await store.access.createAccount({ ...account('ed', 'admin'), uid: 'another-ed' });
+      assert.equal((await store.access.load()).accounts.find((a) => a.name === 'ed')!.uid, 'another-ed');
+    }));
+
+    test('accounts stored before read grants read every environment; each has an identity of its own', () => withStore(async (store) => {
+      const accounts = (await store.access.load()).accounts;
+      assert.deepEqual(accounts.map((a) => [a.name, a.role, a.envs, a.reads]), [['ed', 'editor', ['shop'], ['*']], ['old', 'viewer', [], ['*']]]);
+      assert.deepEqual(accounts.map((a) => a.uid), ['created-1000', 'created-2000']);
+      // Re-made by this build, an old account gets a new identity: its old sessions are not the new account's.
+      await store.access.deleteAccount('old');
+      await store.access.createAccount({ ...account('old'), uid: 'fresh', created: 2000 });
+      assert.equal((await store.access.load()).accounts.find((a) => a.name === 'old')!.uid, 'fresh');
+    }, [
+      { name: 'ed', role: 'editor', envs: ['shop'], verifier: verifier(1), created: 1000 },
+      { name: 'old', role: 'viewer', envs: [], verifier: verifier(1), created: 2000 },
+    ]));
+
     test('a shared secret is made once and the same on every read, also after reopening', async () => {
-      const store = make();
+      const store = await make();
       await store.open();
       const a = await store.access.secret('tickets', 48);
       assert.equal(a.length, 48);

@@ -7,7 +7,7 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  MessageType, PROTOCOL_VERSION, WireError,
+  MessageType, PROTOCOL_VERSION, WireError, wireErrorName,
   type AdminOp, type AdminRequest, type Challenge, type ErrorMessage, type Message, type Release, type Response, type Welcome,
 } from '../src/protocol/index.js';
 import { PERMISSIONS } from '../src/server/access/permissions.js';
@@ -27,7 +27,7 @@ let next = 1;
 before(async () => {
   mem = await memoryServer();
   for (const env of ['shop', 'prod', 'team/a']) await mem.server.hub.execute({ op: 'env.add', env }, 'test');
-  await mem.account('vic', 'viewer');
+  await mem.account('vic', 'viewer', ['shop']);
   await mem.account('ed', 'editor', ['shop', 'team/*']);
 });
 after(() => mem.close());
@@ -105,7 +105,9 @@ describe('every role against every operation', () => {
     for (const op of Object.keys(PERMISSIONS) as AdminOp[]) {
       for (const env of ['shop', 'prod']) {
         const need = PERMISSIONS[op];
-        const allowed = need === 'read' || need === 'self' || role === 'admin' || (need === 'write' && role === 'editor' && env === 'shop');
+        // Both are granted shop: a viewer reads it, an editor changes and reads it; only an admin reads prod.
+        const readable = role === 'admin' || env === 'shop' || (['env.list', 'status', 'status.local', 'unwatch'] as AdminOp[]).includes(op);
+        const allowed = (need === 'read' && readable) || need === 'self' || role === 'admin' || (need === 'write' && role === 'editor' && env === 'shop');
         test(`${role} ${op}${need === 'write' || need === 'read' ? ` in ${env}` : ''}: ${allowed ? 'allowed' : 'FORBIDDEN'}`, async () => {
           const { peer } = await logIn(new ScramClient('admin', name, passwords[name]!));
           const answer = await ask(peer, await sample(op, env, next++));
@@ -253,6 +255,13 @@ describe('agent tokens', () => {
     await mem.server.access.execute({ op: 'user.del', name: 'temp' }, { account: 'admin', addr: 'test' });
     await peer.whenClosed(1000);
   });
+
+  test('a request is checked against the identity its session logged in as, not the name', async () => {
+    await assert.rejects(
+      mem.server.access.execute({ op: 'env.list' }, { account: 'vic', uid: 'an-earlier-vic', addr: 'test' }),
+      (err: Error & { status?: number }) => err.status === WireError.FORBIDDEN && /vic this session logged in as no longer exists/.test(err.message),
+    );
+  });
 });
 
 describe('the audit', () => {
@@ -274,5 +283,31 @@ describe('the audit', () => {
     const everything = JSON.stringify(await ask(admin, { op: 'audit', limit: 10_000 }));
     for (const secret of ['hunter2-not-audited', t.secret, ADMIN_PASSWORD, 'ed-password']) assert.ok(!everything.includes(secret), `${secret} in the audit`);
     assert.ok(everything.includes('token audited id'), 'the token is named, not shown');
+  });
+
+  test('every refusal of an account\'s request is audited, whatever the reason: a malformed request id, a request that cannot be read', async () => {
+    const { peer } = await logIn(new ScramClient('admin', 'vic', 'vic-password'), '10.1.1.2:7');
+    const id = next++;
+    peer.send({ t: MessageType.Request, id, req: { op: 'env.del', env: 'shop' }, rid: 'not a valid id' });
+    const refused = await peer.next((m): m is ErrorMessage => isError(m) && m.id === id);
+    assert.equal(refused.code, WireError.BAD_REQUEST);
+    // A request the server cannot read ends the session: that is audited too.
+    const from = peer.received.length;
+    peer.send({ t: MessageType.Request, id: next++, req: { op: 'get', env: 'shop' } as AdminRequest });
+    const ended = await peer.next(isError, from);
+    await peer.whenClosed();
+    const admin = (await logIn(new ScramClient('admin', 'admin', ADMIN_PASSWORD))).peer;
+    const rows = await waitFor('both audited', async () => {
+      const got = await ask(admin, { op: 'audit', user: 'vic', limit: 100 });
+      assert.ok(got.ok);
+      const entries = (got.res as { entries: { addr: string; action: string; env: string; result: string; code: string; detail: string }[] }).entries.filter((e) => e.addr === '10.1.1.2:7' && e.action !== 'login');
+      return entries.length >= 2 ? entries : undefined;
+    });
+    assert.deepEqual(rows.map((e) => [e.action, e.env, e.result, e.code]), [
+      ['session', '', 'refused', wireErrorName(ended.code)],
+      ['env.del', 'shop', 'refused', 'BAD_REQUEST'],
+    ]);
+    assert.match(rows[1]!.detail, /a request id is 1 to 128/);
+    assert.ok(!rows[1]!.detail.includes('not a valid id'), 'the id itself is not recorded');
   });
 });

@@ -50,7 +50,7 @@ describe('large reads by one account', () => {
       const entries: [string, string][] = Array.from({ length: VALUES_PER_RELEASE }, (_, i) => [`blob/${r}/${i}`, big(r * 100 + i)]);
       last = (await admin.request({ op: 'apply', env: 'shop', entries, replace: false })).rev;
     }
-    const made = await run(['admin', '--server', server.address, 'user', 'add', VIEWER.user, 'viewer'], { env: { VITEFA_NEW_PASSWORD: VIEWER.secret } });
+    const made = await run(['admin', '--server', server.address, 'user', 'add', VIEWER.user, 'viewer', 'shop'], { env: { VITEFA_NEW_PASSWORD: VIEWER.secret } });
     assert.equal(made.code, 0, made.stderr);
     const pid = server.proc.child.pid!;
     peak = rss(pid);

@@ -81,6 +81,7 @@ const ADMIN_REQUESTS: AdminRequest[] = [
   { op: 'status.local' },
   { op: 'status.local', env: 'prod' },
   { op: 'user.add', name: 'alice', role: 'editor', envs: ['shop', 'prod/*'], verifier: V },
+  { op: 'user.add', name: 'vic', role: 'viewer', envs: ['shop'], reads: ['prod/*'], verifier: V },
   { op: 'user.del', name: 'alice' },
   { op: 'user.list' },
   { op: 'user.passwd', verifier: V },
@@ -387,7 +388,7 @@ const RESULTS: { [K in AdminOp]: { valid: ResultOf[K]; invalid: unknown; path: s
   'user.add': { valid: { done: 'account alice added (editor)' }, invalid: { done: 1 }, path: 'result(user.add).done' },
   'user.del': { valid: { done: 'x' }, invalid: {}, path: 'result(user.del).done' },
   'user.list': {
-    valid: { users: [{ name: 'alice', role: 'editor', envs: ['shop'], created: 1 }] },
+    valid: { users: [{ name: 'alice', role: 'editor', envs: ['shop'], reads: ['prod'], created: 1 }] },
     invalid: { users: [{ name: 'alice', role: 'editor', envs: 'shop', created: 1 }] },
     path: 'result(user.list).users[0].envs',
   },

@@ -319,7 +319,7 @@ describe('handlers that throw', () => {
     const state = new ServerState(resolveLimits());
     state.load(0, []);
     const book = new CredentialBook({
-      accounts: [{ name: 'admin', role: 'admin', envs: ['*'], verifier: makeVerifier(ADMIN_PASSWORD, 4096), created: 0 }], tokens: [], stamp: 1,
+      accounts: [{ name: 'admin', role: 'admin', envs: ['*'], reads: ['*'], uid: 'admin-1', verifier: makeVerifier(ADMIN_PASSWORD, 4096), created: 0 }], tokens: [], stamp: 1,
     });
     const login = { book: () => book, decoySecret: Buffer.alloc(32, 7), passwordIterations: 4096, throttle: new LoginThrottle(), audit: () => undefined };
     const host = new ConnectionHost(

@@ -33,6 +33,8 @@ export interface Flags {
   values: boolean;
   before?: number;
   after?: string;
+  /** `user add --read`: read-only grants (the flag repeats, or takes several separated by commas). */
+  reads?: string[];
 }
 
 interface Spec {
@@ -104,7 +106,7 @@ export function parseSince(text: string, now = Date.now()): number {
   return t;
 }
 
-const ROLES_HELP = 'viewer (read everything), editor (also change the environments granted), admin (everything)';
+const ROLES_HELP = 'viewer (read the environments granted), editor (also change them), admin (everything)';
 
 export const COMMANDS: Record<string, Spec> = {
   'env add': { usage: 'env add ENV', summary: 'create an environment (admin)', envFirst: false, prepare: (a) => (arity('env add', a, 1, 1), { op: 'env.add', env: a[0]! }) },
@@ -188,12 +190,14 @@ export const COMMANDS: Record<string, Spec> = {
     },
   },
   'user add': {
-    usage: 'user add NAME ROLE [ENV…]', summary: 'create an account (admin)', envFirst: false,
-    details: `ROLE: ${ROLES_HELP}. ENV: the environments an editor may change: names, prefixes such as prod/*, or *. The password is asked twice without echo, or taken from VITEFA_NEW_PASSWORD; only a salted derivation of it reaches the server.`,
-    prepare: async (a, _f, io) => {
+    usage: 'user add NAME ROLE [ENV…] [--read ENV,…]', summary: 'create an account (admin)', envFirst: false,
+    details: `ROLE: ${ROLES_HELP}. ENV: the environments granted (names, prefixes such as prod/*, or *): an editor changes and reads them, a viewer reads them. --read ENV,…: environments it reads besides (an editor that changes shop and reads prod: user add ed editor shop --read prod). An account reads nothing else: a viewer of everything is user add NAME viewer '*'. The password is asked twice without echo, or taken from VITEFA_NEW_PASSWORD; only a salted derivation of it reaches the server.`,
+    prepare: async (a, f, io) => {
       arity('user add', a, 2, 258);
       const password = await io.newPassword(a[0]!);
-      return { op: 'user.add', name: a[0]!, role: a[1]!, envs: a.slice(2), verifier: makeVerifier(password, io.passwordIterations) };
+      return {
+        op: 'user.add', name: a[0]!, role: a[1]!, envs: a.slice(2), ...(f.reads === undefined ? {} : { reads: f.reads }), verifier: makeVerifier(password, io.passwordIterations),
+      };
     },
   },
   'user del': { usage: 'user del NAME', summary: 'delete an account (admin); its sessions end', envFirst: false, prepare: (a) => (arity('user del', a, 1, 1), { op: 'user.del', name: a[0]! }) },
@@ -274,6 +278,7 @@ export async function prepareCommand(words: string[], io: CommandIO, currentEnv?
     else if (w === '--values') flags.values = true;
     else if (w === '--before') flags.before = revision(value(++i, '--before'));
     else if (w === '--after') flags.after = value(++i, '--after');
+    else if (w === '--read') flags.reads = [...(flags.reads ?? []), ...value(++i, '--read').split(',').filter((g) => g !== '')];
     else if (w.startsWith('--') && w.length > 2 && !/^--?\d/.test(w)) throw usage(`unknown option ${w}`);
     else args.push(w);
   }

@@ -204,8 +204,8 @@ export function formatResult(request: AdminRequest, result: AdminResult, json: b
     case 'unwatch':
       return (r as ResultOf['user.add']).done;
     case 'user.list':
-      return table(['ACCOUNT', 'ROLE', 'ENVIRONMENTS', 'CREATED'], (r as ResultOf['user.list']).users.map((u) => [
-        u.name, u.role, u.role === 'editor' ? u.envs.join(', ') || '(none)' : '(all)', time(u.created),
+      return table(['ACCOUNT', 'ROLE', 'CHANGES', 'READS', 'CREATED'], (r as ResultOf['user.list']).users.map((u) => [
+        u.name, u.role, u.role === 'admin' ? '(all)' : u.role === 'editor' ? u.envs.join(', ') || '(none)' : '-', readsOf(u), time(u.created),
       ]), style);
     case 'token.list': {
       const tokens = (r as ResultOf['token.list']).tokens;
@@ -228,6 +228,13 @@ export function formatResult(request: AdminRequest, result: AdminResult, json: b
       return JSON.stringify(unknown);
     }
   }
+}
+
+/** What an account reads: its grants and its read grants (a server older than read grants sends none: everything). */
+function readsOf(u: ResultOf['user.list']['users'][number]): string {
+  if (u.role === 'admin' || u.reads === undefined) return '(all)';
+  const grants = [...new Set([...u.envs, ...u.reads])];
+  return grants.includes('*') ? '(all)' : grants.join(', ') || '(none)';
 }
 
 /** The line printed after a result (the token of `token add`, shown this once). */

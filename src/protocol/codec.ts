@@ -130,7 +130,7 @@ const adminRequest: Check<AdminRequest> = (v, p) => {
     case 'status.local':
       return { op, ...obj({ env: opt(str), agent: opt(str) })(v, p) };
     case 'user.add':
-      return { op, ...obj({ name: str, role: str, envs: arrayOf(str, 1024), verifier })(v, p) };
+      return { op, ...obj({ name: str, role: str, envs: arrayOf(str, 1024), reads: opt(arrayOf(str, 1024)), verifier })(v, p) };
     case 'user.del':
     case 'token.del':
       return { op, ...obj({ name: str })(v, p) };
@@ -257,7 +257,7 @@ const resultCheckers: { [K in AdminOp]: Check<ResultOf[K]> } = {
   'status.local': obj({ server: serverInfo, gen: uint, head: uint, agentsTotal: uint, envs: arrayOf(envAgents), found: opt(arrayOf(agentInfo)) }),
   'user.add': done,
   'user.del': done,
-  'user.list': obj({ users: arrayOf(obj({ name: str, role: str, envs: arrayOf(str), created: uint })) }),
+  'user.list': obj({ users: arrayOf(obj({ name: str, role: str, envs: arrayOf(str), reads: opt(arrayOf(str)), created: uint })) }),
   'user.passwd': done,
   'token.add': done,
   'token.del': done,

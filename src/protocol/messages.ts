@@ -246,7 +246,11 @@ export type AdminRequest =
   | { op: 'status'; env?: string; agent?: string }
   /** This server alone: its agents' revisions as counts (what `status` gathers from every server). */
   | { op: 'status.local'; env?: string; agent?: string }
-  | { op: 'user.add'; name: string; role: string; envs: string[]; verifier: VerifierFields }
+  /**
+   * `envs`: environments granted (an editor changes and reads them, a viewer
+   * reads them); `reads`: environments it reads besides (none if absent).
+   */
+  | { op: 'user.add'; name: string; role: string; envs: string[]; reads?: string[]; verifier: VerifierFields }
   | { op: 'user.del'; name: string }
   | { op: 'user.list' }
   /** Without `name`: the session's own account. */
@@ -453,7 +457,10 @@ export interface DoneResult {
 export interface UserInfo {
   name: string;
   role: string;
+  /** Granted: an editor changes and reads them, a viewer reads them. */
   envs: string[];
+  /** Read besides `envs` (absent from servers older than read grants, whose accounts read everything). */
+  reads?: string[];
   created: number;
 }
 export interface TokenInfo {

@@ -335,14 +335,15 @@ export class ConnectionHost {
 
   /**
    * New credentials are in force: sessions whose token was revoked, or
-   * whose account was deleted, end now.
+   * whose account was deleted (or deleted and made again), end now.
    */
   credentialsChanged(book: CredentialBook): void {
     for (const session of this.sessions) {
       const p = session.principal;
       if (p === undefined) continue;
       if (p.kind === 'agent' && book.token(p.id)?.name !== p.name) session.fail(WireError.AUTH_FAILED, `the token ${p.name} was revoked`);
-      else if (p.kind === 'user' && book.account(p.name) === undefined) session.fail(WireError.AUTH_FAILED, `the account ${p.name} was deleted`);
+      // By identity: an account deleted and made again under the same name is another account.
+      else if (p.kind === 'user' && book.account(p.name)?.uid !== p.uid) session.fail(WireError.AUTH_FAILED, `the account ${p.name} was deleted`);
     }
   }
 

@@ -1,11 +1,11 @@
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import {
-  encodeMessage, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, REQUEST_ID, Role, WireError,
+  encodeMessage, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, WireError, wireErrorName,
   type AdminRequest, type EnvRev, type Hello, type Message, type Proof, type Subscribe,
 } from '../protocol/index.js';
 import { CHANNEL_BINDING_LABEL } from '../security/tls.js';
-import type { Caller } from './access/control.js';
+import { auditEntry, type Caller } from './access/control.js';
 import { granted } from './access/grants.js';
 import { LoginExchange, type LoginContext, type Principal } from './access/login.js';
 import { FramedConnection, type ReceiveLimits } from '../transport/connection.js';
@@ -126,6 +126,14 @@ export class ServerSession extends FramedConnection implements AgentLink {
   override fail(status: WireError, message: string): void {
     if (this.isClosed) return;
     if (status !== WireError.SHUTTING_DOWN) this.ctx.refused(this, status, message);
+    // An account's session ended by the server (a request it could not read, too many, an idle timeout, the account
+    // deleted) is audited: the refusal of what it sent last is recorded whatever the reason.
+    if (status !== WireError.SHUTTING_DOWN && this.principal?.kind === 'user') {
+      this.ctx.login.audit({
+        time: Date.now(), actor: this.principal.name, addr: this.addr, action: 'session', env: '', result: status === WireError.INTERNAL ? 'failed' : 'refused',
+        code: wireErrorName(status) ?? String(status), detail: `session ended: ${message}`.slice(0, 500),
+      });
+    }
     super.fail(status, message);
   }
 
@@ -273,11 +281,16 @@ export class ServerSession extends FramedConnection implements AgentLink {
   }
 
   private onRequest(id: number, req: AdminRequest, rid: string | undefined): void | Promise<void> {
-    if (this.closing) return this.answerError(id, req.op, new RequestError(WireError.SHUTTING_DOWN, shuttingDown(this.ctx.elsewhere, 'request')));
-    if (rid !== undefined && !REQUEST_ID.test(rid)) {
-      return this.answerError(id, req.op, new RequestError(WireError.BAD_REQUEST, 'a request id is 1 to 128 of A-Z a-z 0-9 . _ : -'));
+    // The request id is checked by access control, where every refusal is audited.
+    const principal = this.principal!;
+    const caller: Caller = {
+      account: principal.name, addr: this.addr, ...(principal.kind === 'user' ? { uid: principal.uid } : {}), ...(rid === undefined ? {} : { requestId: rid }),
+    };
+    if (this.closing) {
+      const refusal = new RequestError(WireError.SHUTTING_DOWN, shuttingDown(this.ctx.elsewhere, 'request'));
+      this.ctx.login.audit(auditEntry(req, caller, Date.now(), { error: refusal }));
+      return this.answerError(id, req.op, refusal);
     }
-    const caller: Caller = { account: this.principal!.name, addr: this.addr, ...(rid === undefined ? {} : { requestId: rid }) };
     const run = this.ctx.admin.execute(req, caller).then(
       (res) => {
         // The primary allowed it; the releases themselves flow from this process's fan-out.

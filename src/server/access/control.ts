@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
-  WireError,
+  REQUEST_ID, WireError,
   type AdminRequest, type AuditEntry, type DoneResult, type ResultOf, type VerifierFields,
 } from '../../protocol/index.js';
 import { reportFault } from '../../log.js';
@@ -14,12 +14,19 @@ import type { LoginContext } from './login.js';
 import { LoginThrottle } from './throttle.js';
 import { checkGrants, checkName, checkRole, granted } from './grants.js';
 import { envOf, PERMISSIONS } from './permissions.js';
+import { ReadScope } from './scope.js';
 
 /** Who sent an admin request: the account its session logged in as, and from where. */
 export interface Caller {
   /** The request id a configuration write came with, if any (see Request.rid). */
   requestId?: string;
   account: string;
+  /**
+   * The identity (AccountRecord.uid) of the account the session logged in
+   * as: a request is refused once the account of that name is another one
+   * (deleted and made again). Absent for the server's own callers.
+   */
+  uid?: string;
   addr: string;
 }
 
@@ -112,7 +119,7 @@ export class AccessControl {
     const given = this.options.adminPassword;
     const password = given ?? randomBytes(18).toString('base64url');
     const admin: AccountRecord = {
-      name: 'admin', role: 'admin', envs: ['*'], created: Date.now(),
+      name: 'admin', role: 'admin', envs: ['*'], reads: ['*'], uid: newUid(), created: Date.now(),
       verifier: makeVerifier(password, this.options.passwordIterations),
     };
     if (!(await this.store.access.createAccount(admin, true))) return;
@@ -142,43 +149,52 @@ export class AccessControl {
   }
 
   async execute(req: AdminRequest, caller: Caller): Promise<unknown> {
-    const record: AuditRecord = {
-      time: Date.now(), actor: caller.account, addr: caller.addr, action: req.op, env: envOf(req) ?? '', result: 'ok', code: '', detail: describe(req),
-    };
+    const time = Date.now();
     try {
-      this.permit(req, caller);
+      // Checked here, not where the request arrived, so that its refusal is audited like any other.
+      if (caller.requestId !== undefined && !REQUEST_ID.test(caller.requestId)) {
+        throw new RequestError(WireError.BAD_REQUEST, 'a request id is 1 to 128 of A-Z a-z 0-9 . _ : -');
+      }
+      const account = this.permit(req, caller);
       const result = await this.run(req, caller);
-      this.audit(record);
-      return result;
+      this.audit(auditEntry(req, caller, time, 'ok'));
+      // Reads about several environments show the ones the account reads (permit checked the others).
+      return new ReadScope(account).answer(req.op, result as ResultOf[typeof req.op]);
     } catch (err) {
-      const status = err instanceof RequestError ? err.status : WireError.INTERNAL;
-      record.result = status === WireError.STORE_UNAVAILABLE || status === WireError.INTERNAL ? 'failed' : 'refused';
-      record.code = err instanceof RequestError ? (err.code.replace(/^E_/, '')) : 'INTERNAL';
-      record.detail = `${record.detail}${record.detail ? ': ' : ''}${err instanceof RequestError ? err.message : 'internal error'}`.slice(0, 500);
-      this.audit(record);
+      this.audit(auditEntry(req, caller, time, { error: err }));
       throw err;
     }
   }
 
-  private permit(req: AdminRequest, caller: Caller): void {
+  /** The caller's account as it is now, if it may make this request; FORBIDDEN otherwise. */
+  private permit(req: AdminRequest, caller: Caller): AccountRecord {
     const account = this.current.account(caller.account);
     if (account === undefined) throw forbidden(`the account ${caller.account} no longer exists`);
+    if (caller.uid !== undefined && caller.uid !== account.uid) {
+      throw forbidden(`the account ${caller.account} this session logged in as no longer exists (it was deleted; the account of that name now is another): log in again`);
+    }
     const need = PERMISSIONS[req.op];
     const isAdmin = account.role === 'admin';
     switch (need) {
-      case 'read':
-        return;
+      case 'read': {
+        // Decided from the grants alone, before the environment is looked up: the same answer whether it exists or not.
+        const env = envOf(req);
+        if (env === undefined || req.op === 'unwatch') return account;
+        const scope = new ReadScope(account);
+        if (scope.covers(env)) return account;
+        throw forbidden(`${account.name} may not read ${env} (reads: ${scope.described})`);
+      }
       case 'write': {
-        if (isAdmin) return;
+        if (isAdmin) return account;
         const env = envOf(req) ?? '';
-        if (account.role === 'editor' && granted(account.envs, env)) return;
+        if (account.role === 'editor' && granted(account.envs, env)) return account;
         throw forbidden(account.role === 'editor' ? `${account.name} may not change ${env} (granted: ${account.envs.join(', ') || 'none'})` : `${account.name} is a viewer: ${req.op} needs an editor`);
       }
       case 'admin':
-        if (isAdmin) return;
+        if (isAdmin) return account;
         throw forbidden(`${req.op} needs the admin role (${account.name} is ${account.role})`);
       case 'self':
-        if (req.op === 'user.passwd' && (req.name === undefined || req.name === account.name || isAdmin)) return;
+        if (req.op === 'user.passwd' && (req.name === undefined || req.name === account.name || isAdmin)) return account;
         throw forbidden(`only an admin changes another account's password`);
       default: {
         const unknown: never = need;
@@ -191,8 +207,8 @@ export class AccessControl {
     switch (req.op) {
       case 'user.add': {
         await this.store.access.createAccount({
-          name: checkName(req.name, 'account'), role: checkRole(req.role), envs: checkGrants(req.envs),
-          verifier: checkVerifier(req.verifier, SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS), created: Date.now(),
+          name: checkName(req.name, 'account'), role: checkRole(req.role), envs: checkGrants(req.envs), reads: checkGrants(req.reads ?? []),
+          uid: newUid(), verifier: checkVerifier(req.verifier, SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS), created: Date.now(),
         });
         return this.changed(`account ${req.name} added (${req.role})`);
       }
@@ -200,7 +216,7 @@ export class AccessControl {
         await this.store.access.deleteAccount(req.name);
         return this.changed(`account ${req.name} deleted`);
       case 'user.list':
-        return { users: this.current.accountList.map((a) => ({ name: a.name, role: a.role, envs: a.envs, created: a.created })) } satisfies ResultOf['user.list'];
+        return { users: this.current.accountList.map((a) => ({ name: a.name, role: a.role, envs: a.envs, reads: a.reads, created: a.created })) } satisfies ResultOf['user.list'];
       case 'user.passwd': {
         const name = req.name ?? caller.account;
         await this.store.access.setVerifier(name, checkVerifier(req.verifier, SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS));
@@ -280,6 +296,29 @@ export class AccessControl {
   }
 }
 
+/**
+ * The audit entry of a request: ok, or, with the error it ended with,
+ * refused (FORBIDDEN, BAD_REQUEST, …) or failed (the store, the server).
+ * Every request of an account is recorded with one, wherever it was refused.
+ */
+export function auditEntry(req: AdminRequest, caller: Caller, time: number, outcome: 'ok' | { error: unknown }): AuditRecord {
+  const record: AuditRecord = {
+    time, actor: caller.account, addr: caller.addr, action: req.op, env: envOf(req) ?? '', result: 'ok', code: '', detail: describe(req),
+  };
+  if (outcome === 'ok') return record;
+  const err = outcome.error;
+  const status = err instanceof RequestError ? err.status : WireError.INTERNAL;
+  record.result = status === WireError.STORE_UNAVAILABLE || status === WireError.INTERNAL ? 'failed' : 'refused';
+  record.code = err instanceof RequestError ? (err.code.replace(/^E_/, '')) : 'INTERNAL';
+  record.detail = `${record.detail}${record.detail ? ': ' : ''}${err instanceof RequestError ? err.message : 'internal error'}`.slice(0, 500);
+  return record;
+}
+
+/** A new account identity (AccountRecord.uid). */
+function newUid(): string {
+  return randomBytes(12).toString('hex');
+}
+
 function forbidden(message: string): RequestError {
   return new RequestError(WireError.FORBIDDEN, message);
 }
@@ -302,7 +341,7 @@ function describe(req: AdminRequest): string {
     case 'history': return req.key === undefined ? '' : `key ${req.key.slice(0, 256)}`;
     case 'diff': return `from ${req.from}${req.to === undefined ? '' : ` to ${req.to}`}`;
     case 'rollback': return `to ${req.rev}`;
-    case 'user.add': return `account ${req.name.slice(0, 64)} role ${req.role.slice(0, 16)}${req.envs.length ? ` envs ${req.envs.join(',').slice(0, 200)}` : ''}`;
+    case 'user.add': return `account ${req.name.slice(0, 64)} role ${req.role.slice(0, 16)}${req.envs.length ? ` envs ${req.envs.join(',').slice(0, 200)}` : ''}${req.reads?.length ? ` reads ${req.reads.join(',').slice(0, 200)}` : ''}`;
     case 'user.del': return `account ${req.name.slice(0, 64)}`;
     case 'user.passwd': return req.name === undefined ? 'own password' : `account ${req.name.slice(0, 64)}`;
     case 'token.add': return `token ${req.name.slice(0, 64)} id ${req.id.slice(0, 12)}${req.envs.length ? ` envs ${req.envs.join(',').slice(0, 200)}` : ''}`;

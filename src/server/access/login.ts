@@ -9,7 +9,8 @@ import type { LoginThrottle } from './throttle.js';
 
 /** Who a session acts as, once it has logged in. */
 export type Principal =
-  | { kind: 'user'; name: string; role: string; envs: readonly string[] }
+  /** `uid`: the account's identity when it logged in (AccountRecord.uid); its requests are checked against it. */
+  | { kind: 'user'; name: string; uid: string; role: string; envs: readonly string[] }
   | { kind: 'agent'; name: string; id: string; envs: readonly string[] }
   /** Another server of the cluster: it proved it holds the cluster's secret. `name` is the server id it gave. */
   | { kind: 'peer'; name: string; envs: readonly string[] };
@@ -64,7 +65,7 @@ export class LoginExchange {
       const account = book.account(this.user);
       if (account !== undefined) {
         verifier = account.verifier;
-        this.known = { kind: 'user', name: account.name, role: account.role, envs: account.envs };
+        this.known = { kind: 'user', name: account.name, uid: account.uid, role: account.role, envs: account.envs };
       }
     } else if (this.role === 'peer') {
       if (this.user === PEER_USER && ctx.peerVerifier !== undefined) {

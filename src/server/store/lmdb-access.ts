@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Mutex } from '../mutex.js';
 import { alreadyExists, lastAdmin, noSuchName } from './access-errors.js';
+import { loadedAccount, type StoredAccount } from './accounts.js';
 import type {
   AccessStore, AccountRecord, AuditQuery, AuditRecord, Credentials, StoredVerifier, TokenRecord,
 } from './types.js';
@@ -9,7 +10,8 @@ import type {
 interface Dbs {
   root: RootDatabase;
   meta: Database<unknown, string>;
-  accounts: Database<AccountRecord, string>;
+  /** Records written before read grants and identities lack them (loadedAccount fills them in). */
+  accounts: Database<StoredAccount, string>;
   tokens: Database<TokenRecord, string>;
   audit: Database<AuditRecord, number>;
 }
@@ -33,7 +35,7 @@ export class LmdbAccess implements AccessStore {
   async load(): Promise<Credentials> {
     const { accounts, tokens } = this.dbs();
     return {
-      accounts: [...accounts.getRange()].map((e) => e.value),
+      accounts: [...accounts.getRange()].map((e) => loadedAccount(e.value)),
       tokens: [...tokens.getRange()].map((e) => e.value),
       stamp: await this.stamp(),
     };
@@ -56,7 +58,7 @@ export class LmdbAccess implements AccessStore {
     return this.change(({ accounts }) => {
       const account = accounts.get(name);
       if (account === undefined) throw noSuchName('account', name);
-      accounts.put(name, { ...account, verifier });
+      accounts.put(name, { ...account, verifier }); // its grants and identity stay as they are
     });
   }
 

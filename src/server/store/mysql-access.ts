@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { alreadyExists, lastAdmin, noSuchName } from './access-errors.js';
+import { loadedAccount } from './accounts.js';
 import { codeOf, query, text, type MysqlRunner } from './mysql-query.js';
 import type {
   AccessStore, AccountRecord, AccountRole, AuditQuery, AuditRecord, Credentials, StoredVerifier, TokenRecord,
@@ -33,7 +34,12 @@ export class MysqlAccess implements AccessStore {
       return {
         commit: false,
         value: {
-          accounts: accounts.map((r) => ({ name: text(r.name), role: text(r.role) as AccountRole, envs: JSON.parse(text(r.envs)) as string[], verifier: verifierOf(r), created: Number(r.created) })),
+          // read_envs NULL: made before read grants (schema 8); uid '': made before identities.
+          accounts: accounts.map((r) => loadedAccount({
+            name: text(r.name), role: text(r.role) as AccountRole, envs: JSON.parse(text(r.envs)) as string[],
+            reads: r.read_envs === null ? null : JSON.parse(text(r.read_envs)) as string[], uid: text(r.uid),
+            verifier: verifierOf(r), created: Number(r.created),
+          })),
           tokens: tokens.map((r) => ({ name: text(r.name), id: text(r.id), envs: JSON.parse(text(r.envs)) as string[], verifier: verifierOf(r), created: Number(r.created) })),
           stamp,
         },
@@ -56,8 +62,8 @@ export class MysqlAccess implements AccessStore {
       }
       try {
         const v = account.verifier;
-        await query(tx, 'INSERT INTO vitefa_accounts (name, role, envs, salt, iterations, stored_key, server_key, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
-          account.name, account.role, JSON.stringify(account.envs), v.salt, v.iterations, v.storedKey, v.serverKey, account.created,
+        await query(tx, 'INSERT INTO vitefa_accounts (name, role, envs, read_envs, uid, salt, iterations, stored_key, server_key, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+          account.name, account.role, JSON.stringify(account.envs), JSON.stringify(account.reads), account.uid, v.salt, v.iterations, v.storedKey, v.serverKey, account.created,
         ]);
       } catch (err) {
         if (codeOf(err) === 'ER_DUP_ENTRY') throw alreadyExists('account', account.name);

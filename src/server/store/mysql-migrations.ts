@@ -195,6 +195,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ) ${TABLE_OPTIONS}`,
     ],
   },
+  {
+    version: 8,
+    // Accounts' read grants and identity, in one ALTER (it ran or it did not).
+    // read_envs: a JSON array of grants; NULL for accounts made before it,
+    // which keep reading every environment. uid: random, made with the
+    // account; '' for accounts made before it (docs/security.md).
+    statements: [`ALTER TABLE vitefa_accounts ADD COLUMN read_envs TEXT NULL, ADD COLUMN uid VARBINARY(32) NOT NULL DEFAULT ''`],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1]!.version;

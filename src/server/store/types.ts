@@ -157,8 +157,24 @@ export type AccountRole = 'viewer' | 'editor' | 'admin';
 export interface AccountRecord {
   name: string;
   role: AccountRole;
-  /** Environments an editor may change: names, or prefixes ending in `/*`; `*` for all. */
+  /**
+   * Environments granted to the account: an editor changes and reads them,
+   * a viewer reads them. Names, or prefixes ending in `/*`; `*` for all.
+   */
   envs: string[];
+  /**
+   * Environments it reads besides `envs` (read-only grants, same forms).
+   * Accounts made before read grants existed load with `*`: they keep
+   * reading everything.
+   */
+  reads: string[];
+  /**
+   * The account's identity: random, made when the account is created. A
+   * session is bound to it, not to the name, so an account deleted and made
+   * again (whatever its role) does not inherit the old one's sessions.
+   * Anything that changes an account's role or grants must give it a new one.
+   */
+  uid: string;
   verifier: StoredVerifier;
   created: number;
 }
