@@ -45,6 +45,7 @@ program
   .option('--servers <host:port,...>', 'servers to start from, not an order of preference (default 127.0.0.1:7400): with the servers the cluster announces (kept in the store for the next start), each connection goes to one chosen at random among the alive ones, weighted toward those holding fewer agents')
   .option('--env <name...>', 'environments to follow (default: all)')
   .option('--store <dir>', 'local store folder (default ./data/agent)')
+  .option('--id <name>', "this agent's id in status (default: the host name; also VITEFA_AGENT_ID)")
   .option('--map-size <bytes>', 'initial size of the store map')
   .option('--token-file <file>', 'the agent token (or VITEFA_AGENT_TOKEN); an admin makes one with: token add NAME ENV…')
   .option('--tls-ca <file>', 'verify the servers with this certificate authority (TLS)')

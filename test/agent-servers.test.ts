@@ -27,7 +27,7 @@ async function putRaw(dir: string, value: Buffer): Promise<void> {
 }
 
 describe('the servers kept in the agent store', () => {
-  test('written as a sorted JSON array of HOST:PORT only when the set changes, and read back', async () => {
+  test('written as a JSON array of HOST:PORT (newest first) only when the set changes, and read back', async () => {
     const dir = tempDir('vitefa-remember-');
     dirs.push(dir);
     let store = LocalStore.open(dir, { mapSize: MAP });

@@ -58,8 +58,8 @@ describe('a restored copy of the database beside production', () => {
 
   test('the copy and production refuse each other, each saying so in one line', async () => {
     const [a, b] = c.servers as [Server, Server];
-    await waitFor(`the copy refuses production (its log: ${logOf(copy).slice(-1500)})`, () => /peers: refused .*(reads a copy|could not find the row)/.test(logOf(copy)), 30_000, 100);
-    await waitFor('production refuses the copy', () => [a, b].some((s) => /peers: refused .*(reads a copy|could not find the row)/.test(logOf(s))), 30_000, 100);
+    await waitFor(`the copy refuses production (its log: ${logOf(copy).slice(-1500)})`, () => /peers: refused .*(one is a copy of the other|could not prove that it reads this store)/.test(logOf(copy)), 30_000, 100);
+    await waitFor('production refuses the copy', () => [a, b].some((s) => /peers: refused .*(one is a copy of the other|could not prove that it reads this store)/.test(logOf(s))), 30_000, 100);
     assert.match(logOf(copy), /0 of 2 registered servers answered/);
     for (const s of [a, b, copy]) {
       const lines = logOf(s).split('\n').filter((l) => /peers: refused/.test(l));

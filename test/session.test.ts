@@ -11,6 +11,7 @@ import {
   type Challenge, type ErrorMessage, type Message, type Pong, type Response, type Welcome,
 } from '../src/protocol/index.js';
 import { ConnectionHost } from '../src/server/host.js';
+import type { ServerSession } from '../src/server/session.js';
 import { resolveLimits } from '../src/server/limits.js';
 import { ServerState } from '../src/server/state.js';
 import { RequestError } from '../src/server/errors.js';
@@ -496,4 +497,39 @@ describe('the ping interval agents are told', () => {
       await srv.close();
     }
   });
+});
+
+test('list, history and diff answers go one at a time per session: one that pipelines them without reading holds about two pages on the server', async () => {
+  const pageBytes = 64 * 1024;
+  const big = await memoryServer({ limits: { answerBytes: pageBytes } });
+  try {
+    await big.server.hub.execute({ op: 'env.add', env: 'wide' }, 'test');
+    const entries: [string, string][] = Array.from({ length: 100 }, (_, i) => [`k${String(i).padStart(3, '0')}`, JSON.stringify('v'.repeat(4000))]);
+    await big.server.hub.execute({ op: 'apply', env: 'wide', entries, replace: false }, 'test');
+    const peer = big.connect(undefined, false);
+    peer.read();
+    await logIn(peer, admin());
+    // From here on the client takes nothing.
+    peer.socket.pause();
+    const from = peer.received.length;
+    for (let id = 1; id <= 8; id++) peer.send({ t: MessageType.Request, id, req: { op: 'list', env: 'wide' } });
+    peer.send({ t: MessageType.Request, id: 9, req: { op: 'get', env: 'wide', key: 'k000' } });
+    const sessions = (big.server.host as unknown as { sessions: Set<ServerSession> }).sessions;
+    const session = await waitFor('the admin session', () => [...sessions].find((s) => s.role === 'admin'));
+    // Three answered (the get is never held behind the lists): what waits in the server's own buffer for a client that
+    // reads nothing is then at most two pages, and the other lists wait their turn; without the rule, all eight pile up.
+    await waitFor('three requests answered', () => session.requestsInFlight <= 6);
+    assert.ok(session.requestsInFlight >= 4, `${9 - session.requestsInFlight} answered to a client that reads nothing`);
+    assert.ok(session.writableLength <= 2 * pageBytes + 16 * 1024, `${session.writableLength} bytes wait in the server for a client that reads nothing`);
+    peer.read();
+    await waitFor('every answer', () => peer.received.slice(from).filter((m) => m.t === MessageType.Response).length === 9, 10_000);
+    const lists = peer.received.slice(from).filter((m): m is Extract<Message, { t: typeof MessageType.Response }> => m.t === MessageType.Response && m.id <= 8);
+    assert.equal(lists.length, 8);
+    for (const m of lists) {
+      const res = m.res as { entries: unknown[]; next?: string };
+      assert.ok(res.entries.length < 100 && res.next !== undefined, 'each answer is one page');
+    }
+  } finally {
+    await big.close();
+  }
 });

@@ -404,7 +404,9 @@ export class Agent {
   private keepServers(addrs: string[]): void {
     if (addrs.length === 0) return;
     try {
-      if (this.store.rememberServers(addrs)) trace('agent', `remembering servers ${addrs.join(', ')}`);
+      // Added to what was kept, newest first, never replacing it: while a whole cluster stops, each server names only
+      // the others that are not draining, and a list cut down to one of them would lose the rest for the next start.
+      if (this.store.rememberServers([...addrs, ...this.store.rememberedServers()])) trace('agent', `remembering servers ${addrs.join(', ')}`);
     } catch (err) {
       // Only a hint for the next start: a store that cannot be written stops the agent at its next release.
       trace('agent', `cannot remember the servers: ${(err as Error).message}`);

@@ -155,9 +155,10 @@ export class LocalStore {
    * changed. True when it wrote.
    */
   rememberServers(addrs: string[]): boolean {
-    const text = JSON.stringify(serverSet(addrs));
-    const before = this.meta.get(META_SERVERS);
-    if (before !== undefined && Buffer.from(before).toString('utf8') === text) return false;
+    const next = serverSet(addrs);
+    const text = JSON.stringify(next);
+    // The same set in another order is not worth a write.
+    if (JSON.stringify([...next].sort()) === JSON.stringify([...this.rememberedServers()].sort())) return false;
     try {
       // A block, not an arrow returning put's promise: a callback returning a promise keeps lmdb-js's transaction open.
       this.root.transactionSync(() => {
@@ -237,7 +238,8 @@ function serverSet(addrs: string[]): string[] {
       // Not HOST:PORT: left out.
     }
   }
-  return [...out].sort().slice(0, MAX_REMEMBERED_SERVERS);
+  // In the order given (the newest first): past the bound, the oldest are forgotten.
+  return [...out].slice(0, MAX_REMEMBERED_SERVERS);
 }
 
 /**

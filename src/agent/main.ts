@@ -17,6 +17,7 @@ export interface AgentFlags {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+  id?: string;
 }
 
 /** The agent's token: from --token-file FILE, else VITEFA_AGENT_TOKEN (the token itself). */
@@ -58,7 +59,11 @@ export async function runAgent(flags: AgentFlags, env: NodeJS.ProcessEnv = proce
     mapSize,
     staleReaders: (n) => process.stdout.write(`agent cleared ${n} reader slot${n === 1 ? '' : 's'} left by processes that died while reading ${dir}\n`),
   });
-  const agent = new Agent({ ...AGENT_DEFAULTS, servers, envs, token, ...(tls === undefined ? {} : { tls }) }, store, {
+  const id = flags.id ?? env.VITEFA_AGENT_ID;
+  if (id !== undefined && !/^[\x21-\x7e]{1,256}$/.test(id)) {
+    throw new VitefaError(LocalErrorCode.USAGE, '--id takes 1 to 256 printable characters, no spaces');
+  }
+  const agent = new Agent({ ...AGENT_DEFAULTS, servers, envs, token, ...(id === undefined ? {} : { id }), ...(tls === undefined ? {} : { tls }) }, store, {
     connected: (server, afterMs) => process.stdout.write(`agent connected to ${server}${afterMs === undefined ? '' : ` after ${seconds(afterMs)} without a server`}\n`),
     unreachable: (report) => process.stdout.write(`${unreachableLine(report)}; serving reads from ${store.dir}\n`),
     disconnected: (reason) => process.stdout.write(`agent disconnected: ${reason}; serving reads from ${store.dir}\n`),
@@ -84,7 +89,8 @@ export async function runAgent(flags: AgentFlags, env: NodeJS.ProcessEnv = proce
 export function unreachableLine(report: OutageReport): string {
   const more = report.more === 0 ? '' : ` and ${report.more} more`;
   const error = report.lastError === undefined ? 'no answer yet' : `last error: ${report.lastError}`;
-  return `agent reached no server for ${seconds(report.forMs)}: tried ${report.tried.join(', ')}${more}; ${error}`;
+  const tried = report.tried.length === 0 ? 'no connection attempted yet (a move or a backoff is under way)' : `tried ${report.tried.join(', ')}${more}`;
+  return `agent reached no server for ${seconds(report.forMs)}: ${tried}; ${error}`;
 }
 
 function seconds(ms: number): string {

@@ -155,6 +155,13 @@ export class Hub {
    * predecessor it has not seen.
    */
   async committed(release: StoredRelease): Promise<void> {
+    if (release.rev <= this.cursor && this.broken === undefined) {
+      // The store allocated a revision this server has already applied: its revision counter went back (a database
+      // restored under the running server). What this server holds is not the store's history any more.
+      this.breakOff(new ChainBroken(release.env, release.rev, this.state.chain(release.env) ?? '', '(a later revision)', release.chain ?? '',
+        `the store committed ${release.env}@${release.rev}, a revision this server had already applied (up to ${this.cursor}): the store's history went back under it`));
+      return;
+    }
     for (const listener of this.commitListeners) listener(release);
     await this.learned(release);
   }
@@ -221,16 +228,23 @@ export class Hub {
       published = this.state.apply(stored);
     } catch (err) {
       if (!(err instanceof ChainBroken)) throw err;
-      // This server's history and the store's disagree (the database was restored under it, or a
-      // peer is not what it claimed): it serves nothing more from a state it cannot trust.
-      this.broken = err;
-      this.waiting.clear();
-      for (const listener of this.brokenListeners) listener(err);
+      this.breakOff(err);
       return;
     }
     this.cursor = stored.rev;
     if (published === undefined) return;
     for (const listener of this.listeners) listener(published, stored);
+  }
+
+  /**
+   * This server's history and the store's disagree (the database was restored under it, or a peer is not what it
+   * claimed): it serves nothing more from a state it cannot trust.
+   */
+  private breakOff(err: ChainBroken): void {
+    if (this.broken !== undefined) return;
+    this.broken = err;
+    this.waiting.clear();
+    for (const listener of this.brokenListeners) listener(err);
   }
 
   /** Told once when a release does not follow this server's history (the process should stop serving). */

@@ -280,6 +280,25 @@ export class ServerSession extends FramedConnection implements AgentLink {
     this.subscribesUsed++;
   }
 
+  /** The last answer of list, history or diff on this session (the next waits for it). */
+  private largeAnswers: Promise<void> = Promise.resolve();
+
+  /** Resolves once at most `bytes` wait to be written to the peer (or the session is over). */
+  private roomFor(bytes: number): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.isClosed || this.writableLength <= bytes) {
+          this.socket.off('drain', check);
+          this.socket.off('close', check);
+          resolve();
+        }
+      };
+      this.socket.on('drain', check);
+      this.socket.on('close', check);
+      check();
+    });
+  }
+
   private onRequest(id: number, req: AdminRequest, rid: string | undefined): void | Promise<void> {
     // The request id is checked by access control, where every refusal is audited.
     const principal = this.principal!;
@@ -291,7 +310,11 @@ export class ServerSession extends FramedConnection implements AgentLink {
       this.ctx.login.audit(auditEntry(req, caller, Date.now(), { error: refusal }));
       return this.answerError(id, req.op, refusal);
     }
-    const run = this.ctx.admin.execute(req, caller).then(
+    // Answers that can be a page of answerBytes go one at a time per session, and only once the session has taken
+    // (nearly) all of the last one: a session that pipelines them without reading holds two pages at most.
+    const large = req.op === 'list' || req.op === 'history' || req.op === 'diff';
+    const turn = large ? this.largeAnswers.then(() => this.roomFor(this.ctx.limits.answerBytes)) : undefined;
+    const run = (turn === undefined ? this.ctx.admin.execute(req, caller) : turn.then(() => this.ctx.admin.execute(req, caller))).then(
       (res) => {
         // The primary allowed it; the releases themselves flow from this process's fan-out.
         if (req.op === 'watch') this.ctx.fanout.watch(this, req.env);
@@ -302,6 +325,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
     );
     // Requests run concurrently; reading pauses only when too many are in flight.
     this.inFlight++;
+    if (large) this.largeAnswers = run.then(() => undefined, () => undefined);
     const done = run.then(
       () => {
         this.inFlight--;

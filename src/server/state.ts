@@ -8,8 +8,8 @@ import type { EnvState, StoredRelease } from './store/types.js';
  */
 export class ChainBroken extends Error {
   override readonly name = 'ChainBroken';
-  constructor(readonly env: string, readonly rev: number, readonly held: string, readonly expected: string, readonly got: string) {
-    super(`the release ${env}@${rev} does not follow this server's history: its chain value is ${got}, but following ${held || '(the start)'} it would be ${expected}`);
+  constructor(readonly env: string, readonly rev: number, readonly held: string, readonly expected: string, readonly got: string, message?: string) {
+    super(message ?? `the release ${env}@${rev} does not follow this server's history: its chain value is ${got}, but following ${held || '(the start)'} it would be ${expected}`);
   }
 }
 

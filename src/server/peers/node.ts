@@ -270,11 +270,11 @@ export class PeerNode {
     const ours = await identity.id();
     let why: string | undefined;
     if (check.store !== ours) {
-      why = `it reads store ${check.store}, this server store ${ours} (${this.options.store.description})`;
+      why = `it reads store ${check.store}; this server reads store ${ours} (${this.options.store.description})`;
     } else {
       const secret = check.key.length > 64 ? undefined : await identity.answer(check.key);
       if (secret !== undefined) return proofMac(secret, check.key);
-      why = `it reads a copy of this server's store ${ours} (${this.options.store.description}), not the same database: the row it has just written is not here`;
+      why = `the row it has just written to its store is not in this server's (store ${ours}, ${this.options.store.description}): both carry store id ${ours}, so one is a copy of the other, not the same database`;
     }
     this.foreign(addr, '', why);
     throw new ProtocolError(WireError.STORE_MISMATCH, why);
@@ -450,7 +450,7 @@ export class PeerNode {
   private async registry(): Promise<void> {
     const self = this.membership.self;
     const ours = await this.options.store.members.heartbeat({ ...this.record(), gen: self.gen });
-    if (!ours) this.warn.log(`peers: the store's row of ${self.id} belongs to a newer generation: another server was started with this server's id`);
+    if (!ours) this.warn.log(`peers: the store's row of ${self.id} belongs to another generation than this process's (${self.gen}): another server was started with this server's id, or the database was restored or replaced under this server`);
     const rows = await this.options.store.members.list();
     this.learnRegistry(rows);
     this.pruneLinks(rows);
