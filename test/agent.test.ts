@@ -350,7 +350,7 @@ test('a fork is detected: a release that does not follow the chain held is not a
   }
 });
 
-test('servers remembered from an earlier run are tried after a live configured one, and the store keeps what the cluster announces', async () => {
+test('servers remembered from an earlier run are tried after a live configured one, and the store adds what the cluster announces', async () => {
   // B was announced by the cluster before; A is configured and answers, then lists itself and C.
   const b = await fakeServer((socket, m) => {
     if (m === 'connected') socket.write(serverHello());
@@ -375,12 +375,100 @@ test('servers remembered from an earlier run are tried after a live configured o
     await waitFor('the agent on A', () => connected.length > 0);
     assert.deepEqual(connected, [aAddr]);
     assert.equal(b.accepted(), 0, 'the remembered server was not tried before the live configured one');
-    await waitFor('the servers A announced are kept', () => store.rememberedServers().join() === [aAddr, `127.0.0.1:${c.port}`].sort().join());
+    // Added to what was remembered (newest first), not replacing it: a cluster that names fewer servers for a while
+    // (while some drain) does not make the agent forget the others.
+    await waitFor('the servers A announced are kept', () => store.rememberedServers().join() === [aAddr, `127.0.0.1:${c.port}`, `127.0.0.1:${b.port}`].join());
   } finally {
     await agent.stop();
     await store.close();
     await a.close();
     await b.close();
     await c.close();
+  }
+});
+
+test('a server may not make the agent mix histories, store keys it cannot hold, or flood its log', async () => {
+  const hello = encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'server', id: 'hostile' });
+  const subscribes: Message[] = [];
+  let step = 0;
+  const server = await fakeServer((socket, m) => {
+    if (m === 'connected') {
+      socket.write(hello);
+      return;
+    }
+    if (m.t !== MessageType.Subscribe) return;
+    subscribes.push(m);
+    step++;
+    if (step === 1) {
+      socket.write(encodeMessage({ t: MessageType.Snapshot, env: 'demo', rev: 4, chain: 'aaaaaaaaaaaaaaaa', entries: [['a', '1']] }));
+      // A release that says nothing of what it follows, on a store holding a chain: not applied.
+      socket.write(encodeMessage({ t: MessageType.Release, env: 'demo', rev: 5, prev: 4, time: 1, author: 'x', op: 'set', changes: [['evil', '1']] }));
+    } else if (step === 2) {
+      // A key no reader of the store could read back: the session ends, nothing of it is kept.
+      socket.write(encodeMessage({ t: MessageType.Snapshot, env: 'demo', rev: 6, entries: [['k'.repeat(600), '1']] }));
+    }
+  });
+  const forks: string[] = [];
+  const reasons: string[] = [];
+  const { agent, store } = newAgent(server.port, { forked: (_env, detail) => forks.push(detail), disconnected: (reason) => reasons.push(reason) });
+  try {
+    agent.start();
+    await waitFor('the release without its chain refused as a fork', () => forks.length >= 1, 10_000);
+    assert.match(forks[0]!, /follows chain \(none\) at revision 4, but this store holds chain aaaaaaaaaaaaaaaa/);
+    await waitFor('the session with the unstorable key ended', () => reasons.some((r) => /a name or key the store cannot hold/.test(r)), 10_000);
+    assert.equal(store.revision('demo'), 4);
+    assert.equal(store.chain('demo'), 'aaaaaaaaaaaaaaaa');
+  } finally {
+    await agent.stop();
+    await store.close();
+    await server.close();
+  }
+  // What the agent prints of a server's words is one line, bounded, escapes shown, not acted on.
+  const { oneLine } = await import('../src/agent/main.js');
+  const line = oneLine(`refused\u001b[2K\u001b[1A\r\nFORGED login ok ${'x'.repeat(100_000)}`);
+  assert.ok(!/[\u0000-\u001f]/.test(line) && line.length < 2100, line.slice(0, 80));
+  assert.match(line, /^refused\\u001b\[2K\\u001b\[1A\\u000d\\u000aFORGED/);
+});
+
+test('before the login, a server may send little: a huge hello is refused, and nothing more is read', async () => {
+  const huge = encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'server', id: 'big', peers: Array.from({ length: 1000 }, (_, i) => `${'h'.repeat(900)}${i}:1`) });
+  const server = await fakeServer((socket, m) => {
+    if (m === 'connected') socket.write(huge);
+  });
+  const reasons: string[] = [];
+  const { agent, store } = newAgent(server.port, { disconnected: (reason) => reasons.push(reason) });
+  try {
+    agent.start();
+    await waitFor('the connection refused', () => server.accepted() >= 2, 10_000);
+    assert.equal(agent.connected, false);
+  } finally {
+    await agent.stop();
+    await store.close();
+    await server.close();
+  }
+});
+
+test('an admin never answers a login challenge of fewer iterations than any server stores', async () => {
+  const port = await freePort();
+  let proofs = 0;
+  const server = net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.write(encodeMessage({ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'server', id: 'harvester' }));
+    const decoder = new FrameDecoder();
+    socket.on('data', (chunk: Buffer) => {
+      for (const body of decoder.push(chunk)) {
+        const m = decodeBody(body);
+        if (m.t === MessageType.Hello) socket.write(encodeMessage({ t: MessageType.Challenge, nonce: `${m.nonce}srv`, salt: 'c2FsdHNhbHQ=', iterations: 1 }));
+        if (m.t === MessageType.Proof) proofs++;
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+  try {
+    const { connect } = await import('../src/transport/client.js');
+    await assert.rejects(connect({ host: '127.0.0.1', port, role: 'admin', login: { user: 'admin', secret: 'the password' }, timeoutMs: 5000, onMessage: () => undefined, onClose: () => undefined }), /not acceptable \(iterations 1\)/);
+    assert.equal(proofs, 0, 'no proof was sent');
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });

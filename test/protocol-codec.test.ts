@@ -449,6 +449,11 @@ describe('checkResult', () => {
 // ---------------------------------------------------------------------------
 
 describe('rejection', () => {
+  test('an agent id in status longer than 256 characters (it is forwarded to every peer)', () => {
+    rejects(pack({ t: 9, id: 1, req: { op: 'status', agent: 'a'.repeat(257) } }), 'message.req.agent');
+    rejects(pack({ t: 9, id: 1, req: { op: 'status.local', agent: 'a'.repeat(70_000) } }), 'message.req.agent');
+  });
+
   test('a chain value that is not 16 hex digits', () => {
     rejects(pack({ t: 5, env: 'e', rev: 1, chain: 'x'.repeat(100_000) }), 'message.chain');
     rejects(pack({ t: 5, env: 'e', rev: 1, chain: '0F1E2D3C4B5A6978' }), 'message.chain');

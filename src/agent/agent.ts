@@ -172,6 +172,8 @@ export class Agent {
   }
 
   private remember(addr: string): KnownServer | undefined {
+    // Whatever a server announces, the agent knows a bounded number of servers (a cluster has tens).
+    if (this.servers.size >= KNOWN_SERVERS_AT_MOST || addr.length > 300) return undefined;
     const endpoint = parseAddress(addr);
     if (endpoint === undefined) return undefined;
     const known: KnownServer = { endpoint, agents: -1, state: 'alive', configured: false };
@@ -306,12 +308,14 @@ export class Agent {
     const held = this.store.revision(release.env);
     if (release.rev <= held || (release.drop === true && held === 0)) return; // already applied, or nothing to drop
     const chain = this.store.chain(release.env);
-    if (release.prev === held && release.pchain !== undefined && chain !== '' && release.pchain !== chain) {
+    // Holding a chain, a release that says nothing of what it follows is not taken either: applied, it would end the
+    // chain held, and every later release would be taken unchecked.
+    if (release.prev === held && chain !== '' && (release.pchain ?? '') !== chain) {
       // It follows another history than the one held: a fork (a copy of the store went on writing). Nothing of it
       // is applied; asking again with the chain held makes the server send a snapshot of its own history.
       if (!this.resyncing.has(release.env)) {
         this.resyncing.add(release.env);
-        this.events.forked?.(release.env, `release ${release.env}@${release.rev} follows chain ${release.pchain} at revision ${held}, but this store holds chain ${chain} there: not applied, asking for a snapshot`);
+        this.events.forked?.(release.env, `release ${release.env}@${release.rev} follows chain ${release.pchain ?? '(none)'} at revision ${held}, but this store holds chain ${chain} there: not applied, asking for a snapshot`);
         this.conn?.send({ t: MessageType.Subscribe, all: this.options.envs.length === 0, envs: this.subscription() });
       }
       return;
@@ -325,6 +329,7 @@ export class Agent {
       }
       return;
     }
+    if (!this.storable(release.env, release.changes)) return;
     if (!this.guard(() => this.store.applyRelease(release))) return;
     this.resyncing.delete(release.env);
     this.acknowledge(release.env, release.rev);
@@ -354,11 +359,24 @@ export class Agent {
     if (held >= snapshot.rev && chain !== '' && snapshot.chain !== undefined && snapshot.chain !== chain) {
       this.events.forked?.(snapshot.env, `snapshot ${snapshot.env}@${snapshot.rev} (chain ${snapshot.chain}) replaces revision ${held} (chain ${chain}) held here, of another history: taking the server's`);
     }
+    if (!this.storable(snapshot.env, snapshot.entries)) return;
     if (!this.guard(() => this.store.applySnapshot(snapshot))) return;
     this.resyncing.delete(snapshot.env);
     this.acknowledge(snapshot.env, snapshot.rev);
     trace('agent', `applied snapshot ${snapshot.env}@${snapshot.rev} (${snapshot.entries.length} keys)`);
     this.events.applied?.(snapshot.env, snapshot.rev, 'snapshot');
+  }
+
+  /**
+   * Whether every key can be kept as the store's layout needs (an LMDB key of at most 511 bytes, which every reader
+   * can read); else the session ends and nothing of it is applied: no server of ours sends such a key.
+   */
+  private storable(env: string, changes: readonly (readonly [string, unknown])[]): boolean {
+    const envBytes = Buffer.byteLength(env);
+    let bad = envBytes === 0 || envBytes > MAX_STORED_KEY_BYTES;
+    for (let i = 0; !bad && i < changes.length; i++) bad = envBytes + 1 + Buffer.byteLength(changes[i]![0]) > MAX_STORED_KEY_BYTES;
+    if (bad) this.conn?.fail(WireError.MALFORMED, `the server sent a name or key the store cannot hold in ${JSON.stringify(env.slice(0, 64))}; nothing of it was applied`);
+    return !bad;
   }
 
   private follows(env: string): boolean {
@@ -453,7 +471,11 @@ export class Agent {
       const here = this.servers.get(this.current);
       if (here !== undefined) here.state = 'draining';
     }
-    this.moveDelayMs = Math.random() * Math.min(move.within, 60_000);
+    // A session that had hardly begun is not moved at once again and again: after two such moves it backs off as
+    // after a failure, so a server cannot keep an agent reconnecting in a loop.
+    const short = Date.now() - this.connectedAt < STEADY_SESSION_MS;
+    if (short) this.attempt++;
+    this.moveDelayMs = short && this.attempt > 2 ? undefined : Math.random() * Math.min(move.within, 60_000);
     this.conn?.end(`moving: ${move.reason}`);
   }
 
@@ -503,6 +525,12 @@ export class Agent {
     this.retryTimer = setTimeout(() => void this.dial(), delay);
   }
 }
+
+/** The longest key the store takes: environment, a zero byte and the key, as LMDB's default builds allow. */
+const MAX_STORED_KEY_BYTES = 511;
+
+/** Servers an agent knows at most, configured, remembered and announced together. */
+const KNOWN_SERVERS_AT_MOST = 256;
 
 /** A session that lasted this long resets the backoff; one ended sooner counts as a failed attempt. */
 const STEADY_SESSION_MS = 10_000;

@@ -230,8 +230,12 @@ export function parseServerList(raw: Uint8Array): string[] {
 /** HOST:PORT strings, each checked and written the one way, sorted, without repeats, at most MAX_REMEMBERED_SERVERS. */
 function serverSet(addrs: string[]): string[] {
   const out = new Set<string>();
+  let bytes = 2;
   for (const addr of addrs) {
-    if (addr.length > 300) continue;
+    // What is written must read back (parseServerList reads at most 64 KiB), and hold no control character.
+    if (addr.length > 300 || /[\u0000-\u001f\u007f-\u009f]/.test(addr)) continue;
+    if (bytes + addr.length * 3 + 3 > 60_000) break;
+    bytes += Buffer.byteLength(addr) + 3;
     try {
       out.add(endpointText(parseEndpoint(addr)));
     } catch {

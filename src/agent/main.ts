@@ -63,13 +63,16 @@ export async function runAgent(flags: AgentFlags, env: NodeJS.ProcessEnv = proce
   if (id !== undefined && !/^[\x21-\x7e]{1,256}$/.test(id)) {
     throw new VitefaError(LocalErrorCode.USAGE, '--id takes 1 to 256 printable characters, no spaces');
   }
+  // What the agent prints quotes servers (their errors, the addresses they announce): each line is one line, of bounded
+  // length, with control characters escaped, whatever a server sent.
+  const say = (line: string): void => void process.stdout.write(`${oneLine(line)}\n`);
   const agent = new Agent({ ...AGENT_DEFAULTS, servers, envs, token, ...(id === undefined ? {} : { id }), ...(tls === undefined ? {} : { tls }) }, store, {
-    connected: (server, afterMs) => process.stdout.write(`agent connected to ${server}${afterMs === undefined ? '' : ` after ${seconds(afterMs)} without a server`}\n`),
-    unreachable: (report) => process.stdout.write(`${unreachableLine(report)}; serving reads from ${store.dir}\n`),
-    disconnected: (reason) => process.stdout.write(`agent disconnected: ${reason}; serving reads from ${store.dir}\n`),
-    forked: (env, detail) => process.stdout.write(`agent: fork in ${env}: ${detail}\n`),
+    connected: (server, afterMs) => say(`agent connected to ${server}${afterMs === undefined ? '' : ` after ${seconds(afterMs)} without a server`}`),
+    unreachable: (report) => say(`${unreachableLine(report)}; serving reads from ${store.dir}`),
+    disconnected: (reason) => say(`agent disconnected: ${reason}; serving reads from ${store.dir}`),
+    forked: (env, detail) => say(`agent: fork in ${env}: ${detail}`),
     fatal: (err) => {
-      process.stderr.write(`vitefa agent: ${err.message}\n`);
+      process.stderr.write(`vitefa agent: ${oneLine(err.message)}\n`);
       void store.close().finally(() => process.exit(1));
     },
   });
@@ -95,4 +98,12 @@ export function unreachableLine(report: OutageReport): string {
 
 function seconds(ms: number): string {
   return `${Math.round(ms / 1000)} s`;
+}
+
+/** `text` as one line for a log: control characters escaped (\uXXXX), at most 2,000 characters. */
+export function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const head = text.length > 2000 ? text.slice(0, 2000) : text;
+  const escaped = head.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.length > 2000 ? `${escaped}… (${text.length - 2000} more characters)` : escaped;
 }

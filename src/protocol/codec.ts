@@ -84,6 +84,8 @@ export class SnapshotEncoder {
 const chainValue: Check<string> = (v, p) => (typeof v === 'string' && CHAIN_PATTERN.test(v) ? v : fail(p, `a chain value (${CHAIN_HEX} hex digits)`));
 /** What a release follows: a chain value, or '' before an environment's first release. */
 const chainFollowed: Check<string> = (v, p) => (v === '' ? v : chainValue(v, p));
+/** An agent's id as status looks it up: bounded, so that a request forwarded to every peer stays small. */
+const agentId: Check<string> = (v, p) => (typeof v === 'string' && v.length <= 256 ? v : fail(p, 'an agent id of at most 256 characters'));
 const envRev: Check<EnvRev> = obj({ env: str, rev: uint, chain: opt(chainValue) });
 const entry: Check<Entry> = pair(str, str);
 const change: Check<Change> = pair(str, nullable(str));
@@ -128,7 +130,7 @@ const adminRequest: Check<AdminRequest> = (v, p) => {
       return { op, ...obj({ env: str, rev: uint })(v, p) };
     case 'status':
     case 'status.local':
-      return { op, ...obj({ env: opt(str), agent: opt(str) })(v, p) };
+      return { op, ...obj({ env: opt(str), agent: opt(agentId) })(v, p) };
     case 'user.add':
       return { op, ...obj({ name: str, role: str, envs: arrayOf(str, 1024), reads: opt(arrayOf(str, 1024)), verifier })(v, p) };
     case 'user.del':

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { hostname } from 'node:os';
 import tls from 'node:tls';
-import { clientProof, newNonce, sameSignature, SCRAM_MAX_ITERATIONS } from '../security/scram.js';
+import { clientProof, newNonce, sameSignature, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS } from '../security/scram.js';
 import { CHANNEL_BINDING_LABEL } from '../security/tls.js';
 import { TOKEN_ITERATIONS } from '../security/token.js';
 import {
@@ -21,6 +21,14 @@ export const CLIENT_RECEIVE_LIMITS: ReceiveLimits = {
   // A diff or list of an environment at its 1,000,000-key limit holds 4 values a key.
   maxElements: 16_000_000,
   maxDepth: DEFAULT_DECODE_LIMITS.maxDepth,
+};
+
+/** What a client accepts from a server before the login has proven it: a hello with its peer list, a challenge. */
+const BEFORE_LOGIN_LIMITS: ReceiveLimits = {
+  maxFrameBytes: 256 * 1024,
+  replyBufferBytes: 64 * 1024,
+  maxElements: 4096,
+  maxDepth: 8,
 };
 
 export interface Endpoint {
@@ -133,7 +141,8 @@ export function connect(options: ConnectOptions): Promise<ClientConnection> {
       const hint = step === 'hello' && options.tls === undefined ? ' (if the server speaks TLS, give its certificate authority: --tls-ca)' : '';
       settle(new VitefaError(LocalErrorCode.CONNECT_TIMEOUT, `no ${step} from ${where} within ${options.timeoutMs} ms${hint}`));
     }, options.timeoutMs);
-    const conn = new ClientConnection(socket, options.limits ?? CLIENT_RECEIVE_LIMITS, {
+    // Until the server has proven itself (its signature in the Welcome), it may send little: a hello, a challenge.
+    const conn = new ClientConnection(socket, BEFORE_LOGIN_LIMITS, {
       message: (message): void | Promise<void> => {
         if (settled) return options.onMessage(message);
         if (message.t === MessageType.Error) {
@@ -160,7 +169,10 @@ export function connect(options: ConnectOptions): Promise<ClientConnection> {
               throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `expected the login challenge, got message type ${message.t}`);
             }
             const most = options.role === Role.agent ? TOKEN_ITERATIONS : SCRAM_MAX_ITERATIONS;
-            if (!message.nonce.startsWith(clientNonce) || message.nonce.length <= clientNonce.length || message.iterations < 1 || message.iterations > most) {
+            // A person's password is never answered at fewer iterations than any server stores: a server (or whoever
+            // answers in its place) asking for 1 would get a proof it can test guesses against at no cost.
+            const least = options.role === Role.admin ? SCRAM_MIN_ITERATIONS : 1;
+            if (!message.nonce.startsWith(clientNonce) || message.nonce.length <= clientNonce.length || message.iterations < least || message.iterations > most) {
               throw new ProtocolError(WireError.AUTH_FAILED, `the server's login challenge is not acceptable (iterations ${message.iterations})`);
             }
             const binding = socket instanceof tls.TLSSocket ? socket.exportKeyingMaterial(32, CHANNEL_BINDING_LABEL, Buffer.alloc(0)).toString('base64') : '';
@@ -185,6 +197,7 @@ export function connect(options: ConnectOptions): Promise<ClientConnection> {
               throw new ProtocolError(WireError.AUTH_FAILED, `${where} could not prove it knows the credentials: not the server it claims to be`);
             }
             conn.welcome = message;
+            conn.setLimits(options.limits ?? CLIENT_RECEIVE_LIMITS);
             settle();
             return undefined;
           }
