@@ -14,6 +14,8 @@ export interface AdminClientOptions extends Endpoint {
   requestTimeoutMs: number;
   /** How often an idle session pings; ADMIN_PING_MS by default. */
   pingIntervalMs?: number;
+  /** The server throttles the login and is tried again after `retryMs` (within connectTimeoutMs): say so. */
+  onThrottled?: (retryMs: number, message: string) => void;
 }
 
 /** Session-ending errors a server sends about what it received: the request that caused them was not run. */
@@ -93,6 +95,7 @@ export class AdminClient {
       login: options.login,
       ...(options.tls === undefined ? {} : { tls: options.tls }),
       timeoutMs: options.connectTimeoutMs,
+      ...(options.onThrottled === undefined ? {} : { onThrottled: options.onThrottled }),
       onMessage: (message) => (client ? client.onMessage(message) : void early.push(message)),
       onClose: (reason) => (client ? client.onClose(reason) : void (closedEarly = reason)),
     });

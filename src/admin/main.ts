@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { LocalErrorCode, REQUEST_ID, VitefaError, type AdminResult } from '../protocol/index.js';
 import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { clientTls } from '../security/tls.js';
-import type { Endpoint } from '../transport/client.js';
+import { endpointText, type Endpoint } from '../transport/client.js';
 import { AdminClient } from './client.js';
 import { helpText, prepareCommand, type CommandIO, type Prepared } from './commands.js';
 import { formatRelease, formatResult, noteFor, styleFor } from './format.js';
@@ -39,7 +39,11 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
   const tls = clientTls({ ca: flags.tlsCa ?? env.VITEFA_TLS_CA, cert: flags.tlsCert ?? env.VITEFA_TLS_CLIENT_CERT, key: flags.tlsKey ?? env.VITEFA_TLS_CLIENT_KEY });
   const login = await resolveLogin(flags, env);
   const connectTimeoutMs = env.VITEFA_CONNECT_TIMEOUT_MS === undefined ? 10_000 : requestTimeout(env.VITEFA_CONNECT_TIMEOUT_MS, 'VITEFA_CONNECT_TIMEOUT_MS');
-  const connectTo = (at: Endpoint) => AdminClient.connect({ ...at, login, ...(tls === undefined ? {} : { tls }), connectTimeoutMs, requestTimeoutMs });
+  const connectTo = (at: Endpoint) => AdminClient.connect({
+    ...at, login, ...(tls === undefined ? {} : { tls }), connectTimeoutMs, requestTimeoutMs,
+    // A throttled login is tried again after the wait the server names, when that fits in the connect timeout: said on stderr.
+    onThrottled: (_retryMs, message) => void process.stderr.write(`vitefa admin: ${endpointText(at)} throttles this login (${message}); waiting\n`),
+  });
   let { client, index } = await servers.connect(connectTo);
   const io = commandIO(client, env);
   try {

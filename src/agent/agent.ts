@@ -59,6 +59,8 @@ export interface AgentEvents {
   /** A release or snapshot did not follow the chain this store holds (a fork): said once per fork. */
   forked?(env: string, detail: string): void;
   disconnected?(reason: string): void;
+  /** A server throttles the agent's login: it tries again after `retryMs` (within its connect timeout, or as its next attempt). */
+  throttled?(server: string, retryMs: number, message: string): void;
   fatal?(err: Error): void;
 }
 
@@ -94,6 +96,8 @@ export class Agent {
   private ackTimer?: NodeJS.Timeout;
   /** Set by a Move: the next connect waits this long instead of backing off. */
   private moveDelayMs: number | undefined;
+  /** A server throttled the last login for longer than the connect timeout: the next attempt waits at least this long. */
+  private throttledMs = 0;
   /** Time without a session, and when to say so. */
   private readonly outage: Outage;
   private outageTimer?: NodeJS.Timeout;
@@ -197,6 +201,10 @@ export class Agent {
         // The last session ticket resumes TLS cheaply (the login still proves both sides, every time).
         ...(this.options.tls === undefined ? {} : { tls: this.tlsSession === undefined ? this.options.tls : { ...this.options.tls, session: this.tlsSession }, onTlsSession: (s: Buffer) => (this.tlsSession = s) }),
         timeoutMs: this.options.connectTimeoutMs,
+        onThrottled: (retryMs, message) => {
+          trace('agent', `${label} throttles the login: ${message}`);
+          this.events.throttled?.(label, retryMs, message);
+        },
         onMessage: (message) => this.onMessage(message),
         onClose: (reason) => this.onDisconnect(reason),
       });
@@ -230,7 +238,11 @@ export class Agent {
         this.fatal(new VitefaError(LocalErrorCode.VERSION_MISMATCH, `server ${label}: ${err.message}`, { cause: err }));
         return;
       }
-      if (err instanceof RemoteError && err.status === WireError.AUTH_FAILED) {
+      if (err instanceof RemoteError && err.status === WireError.THROTTLED && err.retryMs !== undefined) {
+        // Longer than the connect timeout allows: the next attempt waits at least as long as the server asked.
+        this.throttledMs = err.retryMs;
+        this.events.throttled?.(label, err.retryMs, err.message);
+      } else if (err instanceof RemoteError && err.status === WireError.AUTH_FAILED) {
         // A token that is not (or no longer) known: keep serving the store, and try again, slowly.
         this.events.disconnected?.(`${label} refused the agent's token: ${err.message}`);
         this.attempt = Math.max(this.attempt, 30);
@@ -521,7 +533,8 @@ export class Agent {
     // A move goes at once (within its spread); a failure backs off.
     const moved = this.moveDelayMs;
     this.moveDelayMs = undefined;
-    const delay = moved ?? backoffDelay(this.attempt++, this.options.backoffMinMs, this.options.backoffMaxMs);
+    const delay = moved ?? Math.max(backoffDelay(this.attempt++, this.options.backoffMinMs, this.options.backoffMaxMs), this.throttledMs);
+    this.throttledMs = 0;
     this.retryTimer = setTimeout(() => void this.dial(), delay);
   }
 }

@@ -70,6 +70,7 @@ export async function runAgent(flags: AgentFlags, env: NodeJS.ProcessEnv = proce
     connected: (server, afterMs) => say(`agent connected to ${server}${afterMs === undefined ? '' : ` after ${seconds(afterMs)} without a server`}`),
     unreachable: (report) => say(`${unreachableLine(report)}; serving reads from ${store.dir}`),
     disconnected: (reason) => say(`agent disconnected: ${reason}; serving reads from ${store.dir}`),
+    throttled: (server, retryMs, message) => say(`agent: ${server} throttles its login (${message}); trying again in ${(retryMs / 1000).toFixed(1)} s`),
     forked: (env, detail) => say(`agent: fork in ${env}: ${detail}`),
     fatal: (err) => {
       process.stderr.write(`vitefa agent: ${oneLine(err.message)}\n`);

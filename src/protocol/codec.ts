@@ -167,7 +167,7 @@ const checkers = {
     changes: arrayOf(change), drop: opt(bool), chain: opt(chainValue), pchain: opt(chainFollowed),
   }),
   [MessageType.Ack]: obj({ t: literal(MessageType.Ack), env: str, rev: uint, chain: opt(chainValue) }),
-  [MessageType.Error]: obj({ t: literal(MessageType.Error), code: uint, msg: str, id: opt(uint) }),
+  [MessageType.Error]: obj({ t: literal(MessageType.Error), code: uint, msg: str, id: opt(uint), retry: opt(uint) }),
   [MessageType.Ping]: obj({ t: literal(MessageType.Ping), n: uint }),
   [MessageType.Pong]: obj({ t: literal(MessageType.Pong), n: uint, next: opt(uint) }),
   [MessageType.Request]: obj({ t: literal(MessageType.Request), id: uint, req: adminRequest, rid: opt(str) }),

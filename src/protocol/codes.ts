@@ -81,6 +81,8 @@ export const WireError = {
   LIMIT_EXCEEDED: 109,
   /** 110: the session's account or token may not do this (its role or its environment grants). */
   FORBIDDEN: 110,
+  /** 111: too many failed logins (of this name from this address, or from this address): the login is not checked; try again after `retry` ms. */
+  THROTTLED: 111,
   /** 200: the request's arguments are invalid. */
   BAD_REQUEST: 200,
   /** 201: the environment does not exist. */

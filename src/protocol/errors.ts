@@ -19,9 +19,12 @@ export class VitefaError extends Error {
  */
 export class ProtocolError extends VitefaError {
   readonly status: WireError;
-  constructor(status: WireError, message: string, options?: { cause?: unknown }) {
+  /** THROTTLED: how long the peer should wait before trying again (sent as the Error frame's `retry`). */
+  readonly retryMs: number | undefined;
+  constructor(status: WireError, message: string, options?: { cause?: unknown; retryMs?: number }) {
     super(`E_PROTOCOL_${wireErrorName(status) ?? status}`, message, options);
     this.status = status;
+    this.retryMs = options?.retryMs;
   }
 }
 
@@ -61,8 +64,11 @@ export type LocalErrorCode = (typeof LocalErrorCode)[keyof typeof LocalErrorCode
 /** An error frame sent by the remote peer (kept apart from errors raised locally). */
 export class RemoteError extends VitefaError {
   readonly status: number;
-  constructor(status: number, message: string) {
+  /** The Error frame's `retry`: the peer asks to be tried again after this many milliseconds. */
+  readonly retryMs: number | undefined;
+  constructor(status: number, message: string, retryMs?: number) {
     super(`E_REMOTE_${wireErrorName(status) ?? status}`, message);
     this.status = status;
+    this.retryMs = retryMs;
   }
 }

@@ -149,6 +149,8 @@ export interface ErrorMessage {
   msg: string;
   /** The request this answers; absent when the error ends the session. */
   id?: number;
+  /** THROTTLED: milliseconds to wait before trying again (a client retries then, if that is within its deadline). */
+  retry?: number;
 }
 
 /** How a server describes itself: owned by that server, spread by every other (its version only grows). */

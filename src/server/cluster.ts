@@ -10,7 +10,7 @@ import { ConnectionHost, WRITES_GRACE_MS, type HostStatus } from './host.js';
 import { AccessControl } from './access/control.js';
 import { CredentialBook } from './access/book.js';
 import type { LoginContext } from './access/login.js';
-import { LoginThrottle } from './access/throttle.js';
+import { LoginThrottle, throttleRules, type Admission, type LoginGate } from './access/throttle.js';
 import { Hub } from './hub.js';
 import { readServerTls, ticketKeys, type ServerTlsFiles, type ServerTlsMaterial } from './tls.js';
 import type { PrimaryNote, PrimaryRequest, Replies, WorkerNote, WorkerRequest, WorkerSetup } from './ipc.js';
@@ -45,9 +45,11 @@ export interface ClusterOptions {
 }
 
 type PrimaryChannel = Channel<PrimaryNote, PrimaryRequest, WorkerNote, WorkerRequest, Pick<Replies, 'status' | 'revisions'>>;
-type WorkerChannel = Channel<WorkerNote, WorkerRequest, PrimaryNote, PrimaryRequest, Pick<Replies, 'admin'>>;
+type WorkerChannel = Channel<WorkerNote, WorkerRequest, PrimaryNote, PrimaryRequest, Pick<Replies, 'admin' | 'login'>>;
 
 const STATUS_IPC_TIMEOUT_MS = 2000;
+/** A worker waits this long for the primary's throttle; then the login is told to try again (well within a client's deadline). */
+const LOGIN_IPC_TIMEOUT_MS = 2000;
 /** A worker restarted after one that lived less than this counts as a crash loop: the delay grows. */
 const STABLE_WORKER_MS = 60_000;
 const RESTART_MAX_DELAY_MS = 30_000;
@@ -119,7 +121,7 @@ export class ClusterPrimary {
       const note: PrimaryNote = { k: 'credentials', credentials: book.toCredentials() };
       for (const link of this.links.values()) if (link.ready) link.channel.notify(note);
     });
-    this.login = this.access.loginContext(options.passwordIterations);
+    this.login = this.access.loginContext(options.passwordIterations, new LoginThrottle(throttleRules(options.limits)));
     if (options.adminListen !== undefined) {
       this.admins = adminPort({ serverId: options.serverId, listen: options.adminListen, limits: options.limits, login: this.login, log: options.log }, this.hub, this.state, this.access);
     }
@@ -298,6 +300,9 @@ export class ClusterPrimary {
       case 'agents':
         link.agents = note.count;
         return;
+      case 'settle':
+        this.login.throttle.settle(note.ticket, note.outcome);
+        return;
       case 'behind': {
         const at = Date.now();
         this.hub.pull().then(() => link.channel.notify({ k: 'storeRead', at }), () => undefined);
@@ -343,9 +348,11 @@ export class ClusterPrimary {
     switch (request.k) {
       case 'admin':
         return this.access.execute(request.req, request.caller);
+      case 'login':
+        return this.login.throttle.admit(request.attempt);
       default: {
-        const unknown: never = request.k;
-        throw new RequestError(WireError.BAD_REQUEST, `unknown request ${String(unknown)}`);
+        const unknown: never = request;
+        throw new RequestError(WireError.BAD_REQUEST, `unknown request ${JSON.stringify(unknown)}`);
       }
     }
   }
@@ -483,7 +490,7 @@ export function runWorker(): void {
           book: () => book,
           decoySecret: Buffer.from(setup.decoySecret),
           passwordIterations: setup.passwordIterations,
-          throttle: new LoginThrottle(),
+          throttle: primaryThrottle(channel),
           audit: (record) => {
             // Batched: a storm of failed agent logins must not be one IPC message each.
             if (audits.length < 10_000) audits.push(record);
@@ -565,6 +572,19 @@ export function runWorker(): void {
   process.on('SIGINT', () => undefined);
   process.on('SIGTERM', () => undefined);
   channel.notify({ k: 'ready' });
+}
+
+/**
+ * A worker's logins ask the primary's throttle, the one of the whole server:
+ * seven workers must not allow seven times the rate. Without an answer in
+ * time the attempt is told to try again shortly.
+ */
+function primaryThrottle(channel: WorkerChannel): LoginGate {
+  const unanswered: Admission = { admitted: false, retryMs: 1000, message: 'this server could not ask its login throttle in time: try again in 1 s' };
+  return {
+    admit: (attempt) => channel.request({ k: 'login', attempt }, LOGIN_IPC_TIMEOUT_MS).catch(() => unanswered),
+    settle: (ticket, outcome) => channel.notify({ k: 'settle', ticket, outcome }),
+  };
 }
 
 /** The primary's frames are this process's own: decoded without the bounds put on strangers'. */

@@ -4,6 +4,7 @@ import type { HostStatus } from './host.js';
 import type { ServerLimits } from './limits.js';
 import type { ServerTlsMaterial } from './tls.js';
 import type { Caller } from './access/control.js';
+import type { Admission, LoginAttempt, LoginOutcome } from './access/throttle.js';
 import type { AuditRecord, Credentials, EnvState } from './store/types.js';
 
 /**
@@ -69,15 +70,21 @@ export type WorkerNote =
   | { k: 'audit'; records: AuditRecord[] }
   /** How many agents the worker holds (sent when it changed, at most once a second). */
   | { k: 'agents'; count: number }
+  /** How a login the primary's throttle admitted ended. */
+  | { k: 'settle'; ticket: number; outcome: LoginOutcome }
   /** An agent holds a revision the worker has not been sent: the server is behind the cluster. */
   | { k: 'behind'; rev: number };
 
 /** Worker -> primary, answered. */
-export type WorkerRequest = { k: 'admin'; req: AdminRequest; caller: Caller };
+export type WorkerRequest =
+  | { k: 'admin'; req: AdminRequest; caller: Caller }
+  /** May this login be checked now? The server's one throttle is the primary's, so its workers do not multiply the rate. */
+  | { k: 'login'; attempt: LoginAttempt };
 
 /** The answer to each request kind. */
 export interface Replies {
   status: HostStatus;
   revisions: EnvAgents[];
   admin: unknown;
+  login: Admission;
 }

@@ -23,6 +23,29 @@ export const LIMIT_DEFAULTS = {
   /** Of those, from one source address (an IPv6 /64 counts as one address). */
   pendingHellosPerAddress: 100,
 
+  // Logins: each server counts failures once, for all its workers (docs/security.md#failed-logins).
+  /** Failed logins of one account name from one source address (an IPv6 /64) before the next must wait. */
+  loginPairBurst: 5,
+  /** Then one more such attempt every this many ms. */
+  loginPairIntervalMs: 60_000,
+  /** Failed password logins from one source address, whatever the names, before the next must wait. */
+  loginAddressBurst: 20,
+  loginAddressIntervalMs: 3_000,
+  /** Failed logins of one account name from all addresses before its logins are made to wait (at most loginNameWaitMs). */
+  loginNameBurst: 20,
+  loginNameIntervalMs: 2_000,
+  /** The longest wait failures from other addresses impose on a name: below every client's login deadline (at most 5,000). */
+  loginNameWaitMs: 2_000,
+  /** Failed token and peer logins from one source address before the next must wait (their secrets cannot be guessed: no name is counted). */
+  loginTokenBurst: 200,
+  loginTokenIntervalMs: 100,
+
+  // The peer port (other servers of the cluster; its bytes may come from anyone).
+  /** Peer connections that have not logged in yet. */
+  peerPending: 256,
+  /** Of those, from one source address (an IPv6 /64 counts as one address). */
+  peerPendingPerAddress: 16,
+
   // Agents.
   /** Largest frame an agent may send. */
   agentFrameBytes: 1024 * 1024,
@@ -138,6 +161,8 @@ export function resolveLimits(overrides: Partial<ServerLimits> = {}): ServerLimi
   const limits: ServerLimits = { ...LIMIT_DEFAULTS };
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined) limits[k as keyof ServerLimits] = v;
   limits.messageDepth = Math.min(limits.messageDepth, MAX_DEPTH_LIMIT);
+  // A name's wait must end within the shortest login deadline of a client (an agent's 5 s).
+  limits.loginNameWaitMs = Math.min(limits.loginNameWaitMs, 5_000);
   return limits;
 }
 

@@ -6,6 +6,7 @@ import { VERSION } from '../version.js';
 import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { AccessControl } from './access/control.js';
 import type { LoginContext } from './access/login.js';
+import { LoginThrottle, throttleRules } from './access/throttle.js';
 import { adminPort } from './admin-port.js';
 import { ConnectionHost } from './host.js';
 import { readServerTls, ticketKeys, type ServerTlsFiles } from './tls.js';
@@ -94,7 +95,7 @@ export class ConfigServer {
     this.access = new AccessControl(options.store, this.hub, {
       passwordIterations: options.passwordIterations, adminPassword: options.adminPassword, pollMs: options.pollMs > 0 ? 1000 : 0, log,
     });
-    this.login = this.access.loginContext(options.passwordIterations);
+    this.login = this.access.loginContext(options.passwordIterations, new LoginThrottle(throttleRules(options.limits)));
     const hostOptions = {
       serverId: this.serverId,
       listen: options.listen,

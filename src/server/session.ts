@@ -123,7 +123,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
     else this.closing = true;
   }
 
-  override fail(status: WireError, message: string): void {
+  override fail(status: WireError, message: string, retryMs?: number): void {
     if (this.isClosed) return;
     if (status !== WireError.SHUTTING_DOWN) this.ctx.refused(this, status, message);
     // An account's session ended by the server (a request it could not read, too many, an idle timeout, the account
@@ -134,7 +134,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
         code: wireErrorName(status) ?? String(status), detail: `session ended: ${message}`.slice(0, 500),
       });
     }
-    super.fail(status, message);
+    super.fail(status, message, retryMs);
   }
 
   protected handle(message: Message): void | Promise<void> {
@@ -191,7 +191,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
     }
   }
 
-  private onHello(hello: Hello): Promise<void> {
+  private onHello(hello: Hello): void {
     if (this.phase !== 'hello' || this.login !== undefined) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'hello sent twice');
     if (hello.v !== PROTOCOL_VERSION) {
       throw new ProtocolError(WireError.VERSION_MISMATCH, `protocol version ${hello.v} is not supported (server speaks ${PROTOCOL_VERSION})`);
@@ -214,17 +214,19 @@ export class ServerSession extends FramedConnection implements AgentLink {
     this.id = hello.id.length <= 256 ? hello.id : Buffer.from(hello.id.slice(0, 256), 'utf8').toString('utf8');
     const login = new LoginExchange(this.ctx.login, hello, this.addr, this.host, this.channelBinding());
     this.login = login;
-    // Failed logins slow the next ones down; reading waits meanwhile.
-    return login.challengeWhenDue((challenge) => this.send(challenge));
+    this.send(login.challenge());
   }
 
-  private onProof(proof: Proof): void {
+  /** Reading waits while the throttle is asked (in a cluster, the primary) and the proof checked. */
+  private async onProof(proof: Proof): Promise<void> {
     const login = this.login;
     if (this.phase !== 'hello' || login === undefined) {
       throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, this.phase === 'hello' ? 'a proof before the hello' : 'already logged in');
     }
     this.login = undefined;
-    const { principal, welcome } = login.finish(proof.proof);
+    const { principal, welcome } = await login.finish(proof.proof);
+    // Ended meanwhile (the hello time ran out, the server stops): it was counted out as a session still logging in.
+    if (this.isClosed) return;
     if (principal.kind === 'peer') throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'peers log in on the peer port');
     const role: SessionRole = principal.kind === 'agent' ? 'agent' : 'admin';
     this.ctx.admit(this, role);

@@ -100,10 +100,20 @@ export interface ConnectOptions extends Endpoint {
    * answer is the MAC to send. Throwing refuses the other server.
    */
   onStoreCheck?: (check: StoreCheck) => Promise<string>;
+  /**
+   * The server throttles this login (too many failures) and asks to be
+   * tried again after `retryMs`: called before connect waits and tries again
+   * by itself, when that fits within `timeoutMs`. Otherwise connect fails
+   * with the server's RemoteError(THROTTLED), whose retryMs says how long.
+   */
+  onThrottled?: (retryMs: number, message: string) => void;
   /** Messages after the login. */
   onMessage: (message: Message) => void | Promise<void>;
   onClose: (reason: string) => void;
 }
+
+/** Time a login still needs after a throttled wait (the admin's password derivation, a round trip or two). */
+const LOGIN_AFTER_WAIT_MS = 1000;
 
 /**
  * Connects, checks the server's hello and logs in (SCRAM: the secret never
@@ -111,9 +121,25 @@ export interface ConnectOptions extends Endpoint {
  * connection counts as live only once the server's Welcome has arrived and
  * its signature checked: when the server's accept queue overflows, TCP
  * connect succeeds but no hello ever comes, and the timeout turns that into
- * a retry.
+ * a retry. A login the server throttles is tried again after the wait it
+ * names, when that fits within the time allowed (see onThrottled).
  */
-export function connect(options: ConnectOptions): Promise<ClientConnection> {
+export async function connect(options: ConnectOptions): Promise<ClientConnection> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (let first = true; ; first = false) {
+    try {
+      return await connectOnce(options, first ? options.timeoutMs : Math.max(1, deadline - Date.now()));
+    } catch (err) {
+      if (!(err instanceof RemoteError) || err.status !== WireError.THROTTLED || err.retryMs === undefined) throw err;
+      const wait = err.retryMs;
+      if (Date.now() + wait + LOGIN_AFTER_WAIT_MS > deadline) throw err;
+      options.onThrottled?.(wait, err.message);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
+
+function connectOnce(options: ConnectOptions, timeoutMs: number): Promise<ClientConnection> {
   return new Promise((resolve, reject) => {
     const socket = options.tls === undefined
       ? net.connect({ host: options.host, port: options.port, noDelay: true })
@@ -140,13 +166,13 @@ export function connect(options: ConnectOptions): Promise<ClientConnection> {
     const timer = setTimeout(() => {
       const hint = step === 'hello' && options.tls === undefined ? ' (if the server speaks TLS, give its certificate authority: --tls-ca)' : '';
       settle(new VitefaError(LocalErrorCode.CONNECT_TIMEOUT, `no ${step} from ${where} within ${options.timeoutMs} ms${hint}`));
-    }, options.timeoutMs);
+    }, timeoutMs);
     // Until the server has proven itself (its signature in the Welcome), it may send little: a hello, a challenge.
     const conn = new ClientConnection(socket, BEFORE_LOGIN_LIMITS, {
       message: (message): void | Promise<void> => {
         if (settled) return options.onMessage(message);
         if (message.t === MessageType.Error) {
-          settle(new RemoteError(message.code, message.msg));
+          settle(new RemoteError(message.code, message.msg, message.retry));
           return undefined;
         }
         switch (step) {

@@ -117,11 +117,11 @@ export abstract class FramedConnection {
     this.socket.write(frame);
   }
 
-  /** Sends an error frame that ends the session, then closes. */
-  fail(status: WireError, message: string): void {
+  /** Sends an error frame that ends the session (with `retry` when the peer should try again after that many ms), then closes. */
+  fail(status: WireError, message: string, retryMs?: number): void {
     if (this.state !== State.Open) return;
     trace('conn', `closing with ${status}: ${message}`);
-    this.send({ t: MessageType.Error, code: status, msg: message });
+    this.send({ t: MessageType.Error, code: status, msg: message, ...(retryMs === undefined ? {} : { retry: retryMs }) });
     this.end(message);
   }
 
@@ -149,7 +149,7 @@ export abstract class FramedConnection {
    */
   protected failWith(err: unknown): void {
     if (err instanceof ProtocolError) {
-      this.fail(err.status, err.message);
+      this.fail(err.status, err.message, err.retryMs);
       return;
     }
     if (this.state === State.Open) this.fault(err);

@@ -11,7 +11,7 @@ import type { Hub } from '../hub.js';
 import type { AccountRecord, AuditRecord, Store } from '../store/types.js';
 import { CredentialBook } from './book.js';
 import type { LoginContext } from './login.js';
-import { LoginThrottle } from './throttle.js';
+import type { LoginGate } from './throttle.js';
 import { checkGrants, checkName, checkRole, granted } from './grants.js';
 import { envOf, PERMISSIONS } from './permissions.js';
 import { ReadScope } from './scope.js';
@@ -79,10 +79,10 @@ export class AccessControl {
 
   /**
    * What the logins of this process's own ports check against: the
-   * credentials in force, the store's decoy secret (read at open), one
-   * throttle, this audit trail.
+   * credentials in force, the store's decoy secret (read at open), the
+   * server's one throttle, this audit trail.
    */
-  loginContext(passwordIterations: number): LoginContext {
+  loginContext(passwordIterations: number, throttle: LoginGate): LoginContext {
     const access = this; // the getter below has its own `this`
     return {
       book: () => access.book,
@@ -90,7 +90,7 @@ export class AccessControl {
         return access.decoySecret;
       },
       passwordIterations,
-      throttle: new LoginThrottle(),
+      throttle,
       audit: (record) => access.audit(record),
     };
   }

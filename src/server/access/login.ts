@@ -5,7 +5,7 @@ import { checkProof, decoyVerifier, type AuthContext, type Verifier } from '../.
 import { TOKEN_ITERATIONS } from '../../security/token.js';
 import type { AuditRecord } from '../store/types.js';
 import type { CredentialBook } from './book.js';
-import type { LoginThrottle } from './throttle.js';
+import type { LoginAttempt, LoginGate } from './throttle.js';
 
 /** Who a session acts as, once it has logged in. */
 export type Principal =
@@ -22,7 +22,8 @@ export interface LoginContext {
   decoySecret: Buffer;
   /** The iteration count of new accounts, also given for names that do not exist. */
   passwordIterations: number;
-  throttle: LoginThrottle;
+  /** Whether a login may be checked now (failed logins make the next ones wait). */
+  throttle: LoginGate;
   audit(record: AuditRecord): void;
   /** On a peer port: the verifier of the cluster's secret, the one credential of a peer login. */
   peerVerifier?: Verifier;
@@ -37,7 +38,9 @@ const FAILED = 'login failed: unknown name or wrong secret';
  * The server's side of one SCRAM login. Unknown names get a challenge that
  * looks like a real one (a decoy verifier: same salt every time), so a login
  * never tells whether a name exists, and fail the same way as a wrong
- * password. Failures wait (the throttle) and are audited.
+ * password. A proof is checked only once the throttle admits it: one that
+ * may not be checked now is answered at once with THROTTLED and how long to
+ * wait. Failures are counted there and audited.
  */
 export class LoginExchange {
   private readonly ctx: LoginContext;
@@ -92,17 +95,13 @@ export class LoginExchange {
   }
 
   /**
-   * What failures of this login are counted under besides the source
-   * address: the name tried — except for peers, who all log in as one name:
-   * counting that would let anyone slow every server's links down.
+   * What the throttle counts this attempt under: an account name with its
+   * source address; a token or a peer by its source address alone (a token
+   * id is public and its secret cannot be guessed; every peer logs in as one
+   * name).
    */
-  private get throttleName(): string {
-    return this.role === 'peer' ? `peer@${this.sourceKey}` : `${this.role}:${this.user}`;
-  }
-
-  /** How long to wait before challenging (failed logins slow the next ones down). */
-  get delayMs(): number {
-    return this.ctx.throttle.delay(this.throttleName, this.sourceKey);
+  private get attempt(): LoginAttempt {
+    return this.role === 'admin' ? { source: this.sourceKey, name: this.user } : { source: this.sourceKey };
   }
 
   challenge(): Challenge {
@@ -110,35 +109,27 @@ export class LoginExchange {
   }
 
   /**
-   * Sends the challenge once the throttle's delay (if any) has passed; the
-   * session holds its reading on the promise meanwhile, so nothing can be
-   * piled up behind a slowed-down login.
+   * Checks the proof once the throttle admits it: the principal and the
+   * Welcome to send; a ProtocolError(THROTTLED) with how long to wait when it
+   * may not be checked now; a ProtocolError(AUTH_FAILED) after recording the
+   * failure. Admission, check and outcome follow each other at once, so the
+   * throttle counts what is in flight for a moment only.
    */
-  challengeWhenDue(send: (challenge: Challenge) => void): Promise<void> {
-    const delay = this.delayMs;
-    return new Promise((resolve) => {
-      const go = (): void => {
-        send(this.challenge());
-        resolve();
-      };
-      if (delay === 0) go();
-      else setTimeout(go, delay).unref();
-    });
-  }
-
-  /** Checks the proof: the principal and the Welcome to send, or a ProtocolError(AUTH_FAILED) after recording the failure. */
-  finish(proof: string): { principal: Principal; welcome: Welcome } {
+  async finish(proof: string): Promise<{ principal: Principal; welcome: Welcome }> {
+    const admission = await this.ctx.throttle.admit(this.attempt);
+    if (!admission.admitted) throw new ProtocolError(WireError.THROTTLED, admission.message, { retryMs: admission.retryMs });
+    const settle = (outcome: 'ok' | 'failed'): void => this.ctx.throttle.settle(admission.ticket, outcome);
     const signature = this.known === undefined ? undefined : checkProof(this.verifier, this.auth, proof);
     const action = this.role === 'admin' ? 'login' : this.role === 'peer' ? 'peer-login' : 'agent-login';
     if (signature === undefined || this.known === undefined) {
-      this.ctx.throttle.failed(this.throttleName, this.sourceKey);
+      settle('failed');
       this.ctx.audit({
         time: Date.now(), actor: this.user.slice(0, 128), addr: this.addr, action, env: '', result: 'failed', code: 'AUTH_FAILED',
         detail: this.known === undefined ? `no ${this.role === 'admin' ? 'account' : this.role === 'peer' ? 'peer credential' : 'token'} of that name` : 'wrong proof',
       });
       throw new ProtocolError(WireError.AUTH_FAILED, FAILED);
     }
-    this.ctx.throttle.succeeded(this.throttleName, this.sourceKey);
+    settle('ok');
     if (this.role === 'admin') {
       this.ctx.audit({ time: Date.now(), actor: this.known.name, addr: this.addr, action, env: '', result: 'ok', code: '', detail: 'logged in' });
     }

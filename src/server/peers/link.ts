@@ -16,6 +16,7 @@ import { Correlator } from '../../transport/correlator.js';
 import { Heartbeat } from '../../transport/heartbeat.js';
 import { trace } from '../../trace.js';
 import { LoginExchange, PEER_USER, type LoginContext } from '../access/login.js';
+import { sourceKey } from '../host.js';
 import { serverOptions, type ServerTlsMaterial } from '../tls.js';
 import { TlsHandshakes } from '../tls-handshakes.js';
 
@@ -27,8 +28,6 @@ export interface PeerHandlers {
   status(env: string | undefined, agent?: string): Promise<LocalStatus>;
 }
 
-/** Peer connections waiting for their login at once, at most (the peer port is not for the public, but bytes may come from anyone). */
-const PENDING_AT_MOST = 256;
 const HELLO_TIMEOUT_MS = 10_000;
 /** Peers gossip every second: a link silent this long is dead. */
 const IDLE_TIMEOUT_MS = 30_000;
@@ -49,10 +48,13 @@ class PeerSession extends FramedConnection {
   private proving: { challenge: StoreChallenge; welcome: Welcome } | undefined;
   private readonly listener: PeerListener;
   readonly addr: string;
+  /** The source address (an IPv6 /64) it is counted under while it logs in, and by the login throttle. */
+  readonly source: string;
 
-  constructor(socket: Duplex, addr: string, listener: PeerListener) {
+  constructor(socket: Duplex, addr: string, source: string, listener: PeerListener) {
     super(socket, listener.receive.hello);
     this.addr = addr;
+    this.source = source;
     this.listener = listener;
     this.write(listener.hello);
   }
@@ -107,17 +109,16 @@ class PeerSession extends FramedConnection {
     }
   }
 
-  private onHello(hello: Hello): Promise<void> {
+  private onHello(hello: Hello): void {
     if (this.login !== undefined) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'hello sent twice');
     if (hello.v !== PROTOCOL_VERSION) {
       throw new ProtocolError(WireError.VERSION_MISMATCH, `protocol version ${hello.v} is not supported (server speaks ${PROTOCOL_VERSION})`);
     }
     if (hello.role !== Role.peer) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `role ${hello.role} is not served on the peer port`);
     const binding = this.socket instanceof tls.TLSSocket ? this.socket.exportKeyingMaterial(32, CHANNEL_BINDING_LABEL, Buffer.alloc(0)).toString('base64') : '';
-    const login = new LoginExchange(this.listener.login, hello, this.addr, this.addr.replace(/:\d+$/, ''), binding);
+    const login = new LoginExchange(this.listener.login, hello, this.addr, this.source, binding);
     this.login = login;
-    // Failed logins slow the next ones down; reading waits meanwhile.
-    return login.challengeWhenDue((challenge) => this.send(challenge));
+    this.send(login.challenge());
   }
 
   /**
@@ -129,7 +130,8 @@ class PeerSession extends FramedConnection {
     const login = this.login;
     if (login === undefined) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'a proof before the hello');
     this.login = undefined;
-    const { principal, welcome } = login.finish(proof.proof);
+    const { principal, welcome } = await login.finish(proof.proof);
+    if (this.isClosed) return;
     this.peerId = principal.name;
     this.phase = 'store';
     let challenge: StoreChallenge;
@@ -158,10 +160,10 @@ class PeerSession extends FramedConnection {
     this.send(proving.welcome);
   }
 
-  override fail(status: WireError, message: string): void {
+  override fail(status: WireError, message: string, retryMs?: number): void {
     if (this.isClosed) return;
     this.listener.refused(this.addr, status, message);
-    super.fail(status, message);
+    super.fail(status, message, retryMs);
   }
 
   protected onClosed(reason: string): void {
@@ -179,6 +181,12 @@ export interface PeerListenerOptions {
   listen: Endpoint;
   login: LoginContext;
   receive: { hello: ReceiveLimits; peer: ReceiveLimits };
+  /**
+   * Connections that have not logged in yet, in all and from one source
+   * address (the peer port is not for the public, but bytes may come from
+   * anyone: one address must not keep the other servers out).
+   */
+  pending: { total: number; perAddress: number };
   tls?: ServerTlsMaterial;
   handlers: PeerHandlers;
   log: (line: string) => void;
@@ -195,6 +203,7 @@ export class PeerListener {
   private server?: net.Server;
   private readonly sessions = new Set<PeerSession>();
   private pending = 0;
+  private readonly pendingBySource = new Map<string, number>();
   private sweeper?: NodeJS.Timeout;
   private readonly refusals: RateLimitedLog;
   address = '';
@@ -249,29 +258,41 @@ export class PeerListener {
 
   private accept(socket: net.Socket): void {
     const addr = `${socket.remoteAddress}:${socket.remotePort}`;
-    if (this.pending >= PENDING_AT_MOST) {
-      this.refused(addr, WireError.LIMIT_EXCEEDED, `${this.pending} peer connections have not logged in yet`);
+    const source = sourceKey(socket.remoteAddress ?? '');
+    const { total, perAddress } = this.options.pending;
+    const fromSource = this.pendingBySource.get(source) ?? 0;
+    if (this.pending >= total || fromSource >= perAddress) {
+      const why = this.pending >= total ? `${this.pending} peer connections have not logged in yet` : `${fromSource} peer connections from ${source} have not logged in yet`;
+      this.refused(addr, WireError.LIMIT_EXCEEDED, why);
       socket.destroy();
       return;
     }
     this.pending++;
+    this.pendingBySource.set(source, fromSource + 1);
     try {
-      this.sessions.add(new PeerSession(socket, addr, this));
+      this.sessions.add(new PeerSession(socket, addr, source, this));
     } catch (err) {
-      this.pending--;
+      this.leavePending(source);
       reportFault('accepting a peer connection', err);
       socket.destroy();
     }
   }
 
-  /** @internal */
-  loggedIn(_session: PeerSession): void {
+  private leavePending(source: string): void {
     this.pending--;
+    const n = (this.pendingBySource.get(source) ?? 1) - 1;
+    if (n <= 0) this.pendingBySource.delete(source);
+    else this.pendingBySource.set(source, n);
+  }
+
+  /** @internal */
+  loggedIn(session: PeerSession): void {
+    this.leavePending(session.source);
   }
 
   /** @internal */
   ended(session: PeerSession): void {
-    if (this.sessions.delete(session) && session.inHandshake) this.pending--;
+    if (this.sessions.delete(session) && session.inHandshake) this.leavePending(session.source);
   }
 
   /** @internal */

@@ -158,6 +158,7 @@ export class PeerNode {
       identity: this.options.store.identity,
       foreign: (addr, id, why) => this.foreign(addr, id, why),
       receive: { hello: receiveLimits(this.options.limits, 'hello'), peer: receiveLimits(this.options.limits, 'admin') },
+      pending: { total: this.options.limits.peerPending, perAddress: this.options.limits.peerPendingPerAddress },
       ...(this.tls === undefined ? {} : { tls: this.tls }),
       handlers: {
         gossip: (from, message) => this.onGossip(from, message),
