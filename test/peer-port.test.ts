@@ -134,6 +134,26 @@ describe('the peer port', () => {
     for (const c of silent) c.close();
     await serverStillServes();
   });
+
+  test('a peer with the key logs in while one address holds 300 idle sockets', async () => {
+    const [secret] = await query<{ value: Buffer }>(db, "SELECT value FROM vitefa_secrets WHERE name = 'peer-key'");
+    const idle = Array.from({ length: 300 }, () => new RawClient(peer, '127.0.0.2'));
+    try {
+      await waitFor('each idle socket taken or refused', () => idle.every((c) => c.closed || c.received.some((m) => m.t === MessageType.Hello)), 10_000);
+      const client = new RawClient(peer);
+      assert.equal(await client.greeted(), true, 'the peer gets the hello');
+      client.login(new ScramClient('peer', 'cluster', Buffer.from(secret!.value).toString('base64')), 'test-peer-2');
+      const check = await storeCheck(client);
+      const [row] = await query<{ secret: Buffer }>(db, 'SELECT secret FROM vitefa_proofs WHERE k = ?', [check.key]);
+      client.send({ t: MessageType.StoreProof, mac: proofMac(Buffer.from(row!.secret), check.key) });
+      await waitFor('welcomed', () => client.loggedIn);
+      client.close();
+      const held = idle.filter((c) => !c.closed).length;
+      assert.ok(held <= 16, `${held} idle sockets from one address held (peerPendingPerAddress)`);
+    } finally {
+      for (const c of idle) c.close();
+    }
+  });
 });
 
 test('the embedded store refuses --peers in one line', async () => {
