@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { LocalErrorCode, RemoteError, VitefaError, WireError } from './protocol/index.js';
 import { helpText } from './admin/commands.js';
+import { printable } from './printable.js';
 import { VERSION } from './version.js';
 
 /**
@@ -44,8 +45,8 @@ program
   .description('run a host agent writing into the local store')
   .option('--servers <host:port,...>', 'servers to start from, not an order of preference (default 127.0.0.1:7400): with the servers the cluster announces (kept in the store for the next start), each connection goes to one chosen at random among the alive ones, weighted toward those holding fewer agents')
   .option('--env <name...>', 'environments to follow (default: all)')
-  .option('--store <dir>', 'local store folder (default ./data/agent)')
   .option('--id <name>', "this agent's id in status (default: the host name; also VITEFA_AGENT_ID)")
+  .option('--store <dir>', 'local store folder (default ./data/agent)')
   .option('--map-size <bytes>', 'initial size of the store map')
   .option('--token-file <file>', 'the agent token (or VITEFA_AGENT_TOKEN); an admin makes one with: token add NAME ENV…')
   .option('--tls-ca <file>', 'verify the servers with this certificate authority (TLS)')
@@ -74,6 +75,7 @@ program
   .description("print a value (or an environment as JSON) from the agent's local store")
   .option('--store <dir>', 'local store folder (default ./data/agent)')
   .addOption(new Option('--json', 'print values as JSON even when they are strings'))
+  .option('--raw', 'print the value exactly as stored (strings bare), control characters and all, for pipes; without it they show escaped')
   .option('--meta', "print the environment's revision and chain value held, instead of values")
   .argument('<env>')
   .argument('[key]')
@@ -97,7 +99,8 @@ function exitFor(err: unknown): number {
   if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
     return e.exitCode === 0 ? 0 : 2;
   }
-  process.stderr.write(`vitefa: ${e.message ?? String(err)}\n`);
+  // One line, whatever the message quotes (a server's words, a name from a store): control characters escaped.
+  process.stderr.write(`vitefa: ${printable(e.message ?? String(err))}\n`);
   if (err instanceof VitefaError && err.code === LocalErrorCode.USAGE) return 2;
   // A write that may or may not have been applied: distinct from a failure, which guarantees it was not.
   if ((err instanceof RemoteError && err.status === WireError.OUTCOME_UNKNOWN) || (err instanceof VitefaError && err.code === LocalErrorCode.OUTCOME_UNKNOWN)) return 3;

@@ -459,7 +459,7 @@ describe('request ids', () => {
     await hub.execute({ op: 'env.add', env: 'rid-a' }, 'test');
     await hub.execute({ op: 'env.add', env: 'rid-b' }, 'test');
     const first = await hub.execute({ op: 'set', env: 'rid-a', key: 'k', value: '1' }, 'test', 'same-id');
-    assert.deepEqual(await hub.execute({ op: 'set', env: 'rid-a', key: 'k', value: '1' }, 'test', 'same-id'), first);
+    assert.deepEqual(await hub.execute({ op: 'set', env: 'rid-a', key: 'k', value: '1' }, 'test', 'same-id'), { ...first, replayed: true });
     await assert.rejects(hub.execute({ op: 'set', env: 'rid-b', key: 'k', value: '1' }, 'test', 'same-id'), (err: Error & { status?: number }) => err.status === WireError.BAD_REQUEST && /request id same-id was used for rid-a@\d+/.test(err.message));
   });
 });

@@ -432,6 +432,21 @@ function conformance(backend: Backend): void {
       await assert.rejects(store.dropEnv(env, withId('drop', 'env.del')), (err: unknown) => err instanceof RequestReplay && err.record.rev === dropped.rev);
     });
 
+    it('a kept request id keeps whose request it was: the account, the operation and the request\'s digest', async (ctx) => {
+      const store = await ctx.open();
+      const env = ctx.env('who');
+      await store.createEnv(env, meta('env.add'));
+      const rid = `${ctx.env('rid')}-who`;
+      const digest = 'ab'.repeat(32);
+      const first = (await store.commit(env, { ...meta('merge', 'ed'), requestId: rid, requestDigest: digest }, sets(['a', '1'])))!;
+      // Whoever sends it again, the store answers with the record; the hub decides whether it is a retry.
+      await assert.rejects(store.commit(env, { ...meta('set', 'admin'), requestId: rid, requestDigest: 'cd'.repeat(32) }, sets(['a', '2'])), (err: unknown) => {
+        assert.ok(err instanceof RequestReplay);
+        assert.deepEqual({ ...err.record, time: 0 }, { env, rev: first.rev, changed: 1, time: 0, author: 'ed', op: 'merge', digest });
+        return true;
+      });
+    });
+
     it('a history page leaves large values out by size and hash, stops at its bytes, and says where to go on', async (ctx) => {
       const store = await ctx.open();
       const env = ctx.env('h');

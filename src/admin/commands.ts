@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { jsonFaultText } from '../json-syntax.js';
 import { LocalErrorCode, VitefaError, type AdminRequest, type Entry } from '../protocol/index.js';
 import { makeVerifier } from '../security/scram.js';
 import { newToken, TOKEN_ITERATIONS } from '../security/token.js';
@@ -17,6 +18,8 @@ export interface CommandIO {
 export interface Prepared {
   request: AdminRequest;
   json: boolean;
+  /** `get --raw`: the value exactly as stored, control characters and all (for pipes). */
+  raw?: boolean;
   /** Printed after the result (the new token of `token add`, shown only then). */
   note?: string;
   /** `watch ENV KEY`: only releases that change this key are shown. */
@@ -72,8 +75,9 @@ function strictJson(text: string, what: string): string {
   try {
     JSON.parse(text);
     return text;
-  } catch (err) {
-    throw usage(`${what} is not valid JSON: ${(err as Error).message}`);
+  } catch {
+    // By position: the parser's own message quotes the text, which may be a secret.
+    throw usage(`${what} is not valid JSON ${jsonFaultText(text)}`);
   }
 }
 
@@ -88,8 +92,8 @@ export function readApplyFile(file: string): Entry[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch (err) {
-    throw new VitefaError(LocalErrorCode.BAD_FILE, `${file} is not valid JSON: ${(err as Error).message}`);
+  } catch {
+    throw new VitefaError(LocalErrorCode.BAD_FILE, `${file} is not valid JSON ${jsonFaultText(text)}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new VitefaError(LocalErrorCode.BAD_FILE, `${file} must hold a JSON object of key -> value`);
@@ -117,7 +121,11 @@ export const COMMANDS: Record<string, Spec> = {
     details: 'VALUE spreads over several lines in the REPL while a {, [ or " is open.',
     prepare: (a) => (arity('set', a, 3, 3), { op: 'set', env: a[0]!, key: a[1]!, value: valueText(a[2]!) }),
   },
-  get: { usage: 'get ENV KEY', summary: 'print the value of a key', envFirst: true, prepare: (a) => (arity('get', a, 2, 2), { op: 'get', env: a[0]!, key: a[1]! }) },
+  get: {
+    usage: 'get ENV KEY [--raw]', summary: 'print the value of a key', envFirst: true,
+    details: 'A string prints bare, anything else as JSON; control characters (ESC and the like) show escaped, as \\u001b. --raw prints the value exactly as stored, for pipes.',
+    prepare: (a) => (arity('get', a, 2, 2), { op: 'get', env: a[0]!, key: a[1]! }),
+  },
   del: { usage: 'del ENV KEY', summary: 'delete a key', envFirst: true, prepare: (a) => (arity('del', a, 2, 2), { op: 'del', env: a[0]!, key: a[1]! }) },
   list: {
     usage: 'list ENV [PREFIX] [--after KEY]', summary: 'keys and values', envFirst: true,
@@ -258,6 +266,7 @@ export async function prepareCommand(words: string[], io: CommandIO, currentEnv?
   const args: string[] = [];
   const flags: Flags = { replace: false, values: false };
   let json = false;
+  let raw = false;
   const value = (i: number, name: string): string => {
     const v = words[i];
     if (v === undefined) throw usage(`${name} takes a value`);
@@ -266,6 +275,7 @@ export async function prepareCommand(words: string[], io: CommandIO, currentEnv?
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
     if (w === '--json') json = true;
+    else if (w === '--raw') raw = true;
     else if (w === '--replace') flags.replace = true;
     else if (w === '--limit') {
       const n = value(++i, '--limit');
@@ -290,9 +300,10 @@ export async function prepareCommand(words: string[], io: CommandIO, currentEnv?
   }
   const spec = COMMANDS[found.name]!;
   const rest = spec.envFirst && currentEnv !== undefined ? [currentEnv, ...found.rest] : found.rest;
+  if (raw && (found.name !== 'get' || json)) throw usage(json ? '--raw and --json do not go together' : '--raw goes with get only (--json prints any result exactly)');
   const prepared = await spec.prepare(rest, flags, io);
   if ('request' in prepared) return { ...prepared, json };
-  return { request: prepared, json };
+  return raw ? { request: prepared, json, raw } : { request: prepared, json };
 }
 
 export function helpText(command?: string): string {
@@ -304,7 +315,7 @@ export function helpText(command?: string): string {
   const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length));
   const lines = Object.values(COMMANDS).map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`);
   return [
-    'Commands (--json on any of them prints the result as JSON):',
+    'Commands (--json on any of them prints the result as JSON, exactly as the server sent it; otherwise control characters show escaped):',
     ...lines,
     `  ${'help [COMMAND]'.padEnd(width)}  this list, or more about one command`,
     'In the REPL also: use ENV (later commands act on ENV), use (none), quit (or Ctrl-D).',

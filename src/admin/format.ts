@@ -1,6 +1,14 @@
 import { stripVTControlCharacters, styleText } from 'node:util';
+import { printable, printableDeep } from '../printable.js';
 import type { AdminRequest, AdminResult, BigValue, KeyChange, Release, ResultOf } from '../protocol/index.js';
 import type { Prepared } from './commands.js';
+
+/**
+ * How a result is printed: `text` for people (every control character
+ * escaped, see printable.ts), `json` exactly as the server answered, `raw`
+ * the value of `get` exactly as stored (strings bare), for pipes.
+ */
+export type Output = 'text' | 'json' | 'raw';
 
 /** Colours for people at a terminal; never when piped or with NO_COLOR. */
 export interface Style {
@@ -37,8 +45,14 @@ export function table(header: string[], rows: string[][], style: Style = plain):
   return [style.bold(line(header)), ...rows.map(line)].join('\n');
 }
 
-/** A value for people: strings bare, everything else as JSON. */
+/** A value for people: strings bare (their line breaks and tabs kept), everything else as JSON; control characters escaped. */
 export function showValue(json: string): string {
+  const value: unknown = JSON.parse(json);
+  return typeof value === 'string' ? printable(value, true) : printable(json);
+}
+
+/** A value exactly as stored, for pipes (`get --raw`): strings bare, everything else as JSON. */
+export function rawValue(json: string): string {
   const value: unknown = JSON.parse(json);
   return typeof value === 'string' ? value : json;
 }
@@ -71,16 +85,22 @@ function ago(ms: number): string {
 }
 
 /** A release seen by `watch`, as one block of lines (only `key`'s change when given). */
-export function formatRelease(release: Release, key: string | undefined, style: Style = plain): string | undefined {
-  const changes = key === undefined ? release.changes : release.changes.filter(([k]) => k === key);
-  if (key !== undefined && changes.length === 0 && release.drop !== true) return undefined;
+export function formatRelease(sent: Release, key: string | undefined, style: Style = plain): string | undefined {
+  const changes = key === undefined ? sent.changes : sent.changes.filter(([k]) => k === key);
+  if (key !== undefined && changes.length === 0 && sent.drop !== true) return undefined;
+  const release = printableDeep({ ...sent, changes });
   const head = `${style.bold(`${release.env}@${release.rev}`)}  ${time(release.time)}  ${release.op}  by ${release.author}${release.drop === true ? '  (environment deleted)' : ''}`;
-  return [head, ...changes.map(([k, v]) => (v === null ? `  ${style.bad('-')} ${style.key(k)}` : `  ${style.key(k)} = ${v}`))].join('\n');
+  return [head, ...release.changes.map(([k, v]) => (v === null ? `  ${style.bad('-')} ${style.key(k)}` : `  ${style.key(k)} = ${v}`))].join('\n');
 }
 
-export function formatResult(request: AdminRequest, result: AdminResult, json: boolean, style: Style = plain): string {
-  if (json) return JSON.stringify(result);
-  const r = result as ResultOf[keyof ResultOf];
+export function formatResult(request: AdminRequest, result: AdminResult, output: Output, style: Style = plain): string {
+  if (output === 'json') return JSON.stringify(result);
+  if (request.op === 'get') {
+    const value = (result as ResultOf['get']).value;
+    return output === 'raw' ? rawValue(value) : showValue(value);
+  }
+  // Everything the server sent is shown with its control characters escaped: names, values, details, errors.
+  const r = printableDeep(result) as ResultOf[keyof ResultOf];
   switch (request.op) {
     case 'env.add':
     case 'env.del':
@@ -91,14 +111,15 @@ export function formatResult(request: AdminRequest, result: AdminResult, json: b
     case 'apply':
     case 'rollback': {
       const w = r as ResultOf['set'];
+      if (w.replayed === true) {
+        return `${w.env}: this request id was applied before, as revision ${w.rev} (${w.changed} key${w.changed === 1 ? '' : 's'} changed); nothing was written now`;
+      }
       if (request.op === 'env.add') return `created ${w.env} at revision ${w.rev}`;
       if (request.op === 'env.del') return `deleted ${w.env} (${w.changed} keys) at revision ${w.rev}`;
       return w.changed === 0
         ? `${w.env}: nothing changed (revision ${w.rev})`
         : `${w.env}: revision ${w.rev} (${w.changed} key${w.changed === 1 ? '' : 's'} changed)`;
     }
-    case 'get':
-      return showValue((r as ResultOf['get']).value);
     case 'list': {
       const l = r as ResultOf['list'];
       const lines = l.entries.map(([k, v]) => `${style.key(k)} = ${v}`);
@@ -228,6 +249,11 @@ export function formatResult(request: AdminRequest, result: AdminResult, json: b
       return JSON.stringify(unknown);
     }
   }
+}
+
+/** How to print a prepared command's result. */
+export function outputOf(prepared: Prepared): Output {
+  return prepared.json ? 'json' : prepared.raw === true ? 'raw' : 'text';
 }
 
 /** What an account reads: its grants and its read grants (a server older than read grants sends none: everything). */

@@ -5,7 +5,7 @@ import { clientTls } from '../security/tls.js';
 import { endpointText, type Endpoint } from '../transport/client.js';
 import { AdminClient } from './client.js';
 import { helpText, prepareCommand, type CommandIO, type Prepared } from './commands.js';
-import { formatRelease, formatResult, noteFor, styleFor } from './format.js';
+import { formatRelease, formatResult, noteFor, outputOf, styleFor } from './format.js';
 import { resolveLogin } from './login.js';
 import { askSecret } from './prompt.js';
 import { runRepl } from './repl.js';
@@ -78,7 +78,7 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
       }
     }
     const style = styleFor(process.stdout, env);
-    process.stdout.write(`${formatResult(req, result, prepared.json, style)}\n`);
+    process.stdout.write(`${formatResult(req, result, outputOf(prepared), style)}\n`);
     if (prepared.note !== undefined) process.stdout.write(`${noteFor(prepared)}\n`);
   } finally {
     client.close();
@@ -105,7 +105,7 @@ export function commandIO(client: AdminClient, env: NodeJS.ProcessEnv = process.
 async function watch(client: AdminClient, prepared: Prepared): Promise<void> {
   const style = styleFor(process.stdout);
   const result = await client.request(prepared.request);
-  if (!prepared.json) process.stderr.write(`${formatResult(prepared.request, result, false, style)}\n`);
+  if (!prepared.json) process.stderr.write(`${formatResult(prepared.request, result, 'text', style)}\n`);
   client.onRelease = (release) => {
     if (prepared.json) {
       if (prepared.watchKey === undefined || release.changes.some(([k]) => k === prepared.watchKey)) process.stdout.write(`${JSON.stringify(release)}\n`);

@@ -3,11 +3,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { printable } from '../printable.js';
 import { RemoteError, VitefaError, type AdminRequest } from '../protocol/index.js';
 import type { AdminClient } from './client.js';
 import { CONFIG_WRITES, unanswered } from './outcome.js';
 import { COMMAND_NAMES, COMMANDS, findCommand, helpText, prepareCommand, type CommandIO } from './commands.js';
-import { formatRelease, formatResult, noteFor, styleFor, type Style } from './format.js';
+import { formatRelease, formatResult, noteFor, outputOf, styleFor, type Style } from './format.js';
 import { isIncomplete, splitWords } from './words.js';
 
 const HISTORY_SIZE = 1000;
@@ -73,15 +74,16 @@ export async function runRepl(client: AdminClient, io: CommandIO, options: ReplO
     },
   });
   const account = client.account;
+  // Names the server sent (and environment names) are shown escaped, here as everywhere.
   const promptText = (): string => {
-    const where = style.dim(`@${client.serverId}`);
-    return pending !== '' ? '... ' : `${style.bold(account.account)}${where}${current === undefined ? '' : ` ${style.key(current)}`}> `;
+    const where = style.dim(`@${printable(client.serverId)}`);
+    return pending !== '' ? '... ' : `${style.bold(printable(account.account))}${where}${current === undefined ? '' : ` ${style.key(printable(current))}`}> `;
   };
   const prompt = (): void => {
     rl.setPrompt(promptText());
     rl.prompt();
   };
-  output.write(`logged in as ${account.account} (${account.role}) on ${client.serverId}; type help for commands\n`);
+  output.write(`logged in as ${printable(`${account.account} (${account.role}) on ${client.serverId}`)}; type help for commands\n`);
 
   const run = async (text: string): Promise<boolean> => {
     const words = splitWords(text);
@@ -112,7 +114,7 @@ export async function runRepl(client: AdminClient, io: CommandIO, options: ReplO
     const result = await client.request(prepared.request, rid).catch((err: unknown) => {
       throw unanswered(prepared.request, err, rid) ?? err;
     });
-    output.write(`${formatResult(prepared.request, result, prepared.json, style)}\n`);
+    output.write(`${formatResult(prepared.request, result, outputOf(prepared), style)}\n`);
     if (prepared.note !== undefined) output.write(`${noteFor(prepared)}\n`);
     afterWrite(prepared.request);
     return true;
@@ -204,7 +206,7 @@ async function watch(
 ): Promise<void> {
   if (request.op !== 'watch') return;
   const result = await client.request(request);
-  output.write(`${formatResult(request, result, false, style)}\n`);
+  output.write(`${formatResult(request, result, 'text', style)}\n`);
   client.onRelease = (release) => {
     if (release.env !== request.env) return;
     const text = formatRelease(release, key, style);
@@ -244,9 +246,10 @@ async function complete(line: string, current: string | undefined, envs: string[
   return [[], last];
 }
 
+/** An error as one line for people: its message, control characters escaped (it may quote what a server sent). */
 export function describe(err: unknown): string {
-  if (err instanceof RemoteError || err instanceof VitefaError) return err.message;
-  return (err as Error)?.message ?? String(err);
+  if (err instanceof RemoteError || err instanceof VitefaError) return printable(err.message);
+  return printable((err as Error)?.message ?? String(err));
 }
 
 function loadHistory(file: string): string[] {

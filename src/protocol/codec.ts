@@ -1,6 +1,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { MessageType, Role, WireError } from './codes.js';
 import { CHAIN_HEX, CHAIN_PATTERN } from './chain.js';
+import { CONTROL_CHARACTERS } from './text.js';
 import { ProtocolError } from './errors.js';
 import { frame } from './frame.js';
 import { DEFAULT_DECODE_LIMITS, scanBody, type DecodeLimits } from './scan.js';
@@ -82,6 +83,8 @@ export class SnapshotEncoder {
 
 /** A chain value (chain.ts): exactly CHAIN_HEX lowercase hex digits, so a peer cannot make servers keep long strings per agent. */
 const chainValue: Check<string> = (v, p) => (typeof v === 'string' && CHAIN_PATTERN.test(v) ? v : fail(p, `a chain value (${CHAIN_HEX} hex digits)`));
+/** A name shown to people (who logs in, a client's or a server's id): a forged one must not act on their terminals. */
+const shownName: Check<string> = (v, p) => (typeof v === 'string' && !CONTROL_CHARACTERS.test(v) ? v : fail(p, 'a string without control characters'));
 /** What a release follows: a chain value, or '' before an environment's first release. */
 const chainFollowed: Check<string> = (v, p) => (v === '' ? v : chainValue(v, p));
 /** An agent's id as status looks it up: bounded, so that a request forwarded to every peer stays small. */
@@ -155,7 +158,7 @@ const adminRequest: Check<AdminRequest> = (v, p) => {
 
 const checkers = {
   [MessageType.Hello]: obj({
-    t: literal(MessageType.Hello), v: uint, role, id: str, user: opt(str), nonce: opt(str), peers: opt(arrayOf(str, 1024)),
+    t: literal(MessageType.Hello), v: uint, role, id: shownName, user: opt(shownName), nonce: opt(str), peers: opt(arrayOf(str, 1024)),
   }),
   [MessageType.Challenge]: obj({ t: literal(MessageType.Challenge), nonce: str, salt: str, iterations: uint }),
   [MessageType.Proof]: obj({ t: literal(MessageType.Proof), proof: str }),
@@ -207,7 +210,7 @@ export function decodeBody(body: Uint8Array, limits: DecodeLimits = DEFAULT_DECO
   return check(raw, 'message');
 }
 
-const writeResult = obj({ env: str, rev: uint, changed: uint });
+const writeResult = obj({ env: str, rev: uint, changed: uint, replayed: opt(bool) });
 const done = obj({ done: str });
 const envInfo = obj({ env: str, rev: uint, keys: uint });
 const serverInfo = obj({ id: str, version: str, listen: str, store: str, uptimeMs: uint, workers: uint, counters: recordOf(uint) });

@@ -5,4 +5,5 @@ export { encodeBody, encodeMessage, decodeBody, checkResult, SnapshotEncoder, sn
 export { chainOf, CHAIN_GENESIS, CHAIN_HEX } from './chain.js';
 export type * from './messages.js';
 export { REQUEST_ID } from './request-id.js';
+export { CONTROL_CHARACTERS } from './text.js';
 export { scanBody, DEFAULT_DECODE_LIMITS, MAX_DEPTH_LIMIT, type DecodeLimits } from './scan.js';

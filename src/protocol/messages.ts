@@ -292,6 +292,12 @@ export interface WriteResult {
   env: string;
   rev: number;
   changed: number;
+  /**
+   * The request id (Request.rid) was kept from an earlier write of the same
+   * request by the same account: this is that write's answer (`rev`,
+   * `changed`), and nothing was written now.
+   */
+  replayed?: boolean;
 }
 export interface GetResult {
   env: string;

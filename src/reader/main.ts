@@ -1,15 +1,28 @@
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
+import { printable } from '../printable.js';
 import { DEFAULT_AGENT_STORE } from './layout.js';
 import { ConfigReader } from './reader.js';
 
 export interface ReadFlags {
   store?: string;
   json?: boolean;
+  /** Exactly as stored, for pipes: control characters are not escaped. */
+  raw?: boolean;
   meta?: boolean;
 }
 
-/** `vitefa read ENV [KEY]`: a value (strings bare unless --json) or the whole environment as JSON. */
+/**
+ * `vitefa read ENV [KEY]`: a value (strings bare unless --json) or the whole
+ * environment as JSON. What is printed for people shows control characters
+ * escaped (printable.ts: a value's line breaks and tabs stay); --json and
+ * --raw print the stored text exactly.
+ */
 export async function runRead(env: string, key: string | undefined, flags: ReadFlags): Promise<void> {
+  if (flags.raw === true && (flags.json === true || flags.meta === true)) {
+    throw new VitefaError(LocalErrorCode.USAGE, `--raw does not go with ${flags.json === true ? '--json' : '--meta'}`);
+  }
+  const exact = flags.json === true || flags.raw === true;
+  const shown = (text: string): string => (exact ? text : printable(text, true));
   const reader = ConfigReader.open(flags.store ?? process.env.VITEFA_AGENT_STORE ?? DEFAULT_AGENT_STORE);
   try {
     if (flags.meta === true) {
@@ -18,12 +31,13 @@ export async function runRead(env: string, key: string | undefined, flags: ReadF
       const chain = reader.chain(env);
       process.stdout.write(flags.json === true
         ? `${JSON.stringify({ env, rev, chain })}\n`
-        : `${env} revision ${rev} chain ${chain === '' ? '(not known)' : chain}\n`);
+        : `${printable(`${env} revision ${rev} chain ${chain === '' ? '(not known)' : chain}`)}\n`);
       return;
     }
     if (key === undefined) {
       if (reader.revision(env) === 0) throw new VitefaError(LocalErrorCode.NOT_FOUND, `environment ${env} is not in the agent store ${reader.dir}`);
-      process.stdout.write(`${JSON.stringify(reader.list(env), null, 2)}\n`);
+      // Indented JSON: its line breaks are its own; inside its strings, \uXXXX means the same to a JSON reader.
+      process.stdout.write(`${shown(JSON.stringify(reader.list(env), null, 2))}\n`);
       return;
     }
     const text = reader.getText(env, key);
@@ -34,7 +48,7 @@ export async function runRead(env: string, key: string | undefined, flags: ReadF
       );
     }
     const value: unknown = JSON.parse(text);
-    process.stdout.write(`${typeof value === 'string' && flags.json !== true ? value : text}\n`);
+    process.stdout.write(`${shown(typeof value === 'string' && flags.json !== true ? value : text)}\n`);
   } finally {
     await reader.close();
   }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { z } from 'zod';
-import { LocalErrorCode, VitefaError } from '../protocol/index.js';
+import { CONTROL_CHARACTERS, LocalErrorCode, VitefaError } from '../protocol/index.js';
 import { endpointText, parseEndpoint, type Endpoint } from '../transport/client.js';
 import { SCRAM_DEFAULT_ITERATIONS, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS } from '../security/scram.js';
 import { LimitsSchema, resolveLimits, type ServerLimits } from './limits.js';
@@ -156,6 +156,8 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
   }
   const serverId = flags.serverId ?? env.VITEFA_SERVER_ID ?? file.serverId ?? `${os.hostname()}/${endpointText(endpoints[0] ?? { host: '127.0.0.1', port: 7400 })}`;
   if (serverId.length === 0 || serverId.length > 255) throw usage(`a server id has 1 to 255 characters, got ${serverId.length}`);
+  // It is shown in every admin's status and sent in every hello (which refuses them).
+  if (CONTROL_CHARACTERS.test(serverId)) throw usage('a server id holds no control characters');
   const config: ServerConfig = {
     listen: endpoints,
     store,

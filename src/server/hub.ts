@@ -6,7 +6,7 @@ import {
 import { envNotFound, RequestError } from './errors.js';
 import { invert, LeftOut, netValues, pageOf, rollbackChanges } from './history.js';
 import { ReadGate } from './read-gate.js';
-import { RequestReplay } from './store/requests.js';
+import { replayRefusal, RequestReplay, requestDigest } from './store/requests.js';
 import { Mutex } from './mutex.js';
 import { clearValue, jsonEqual, mergeValue, type Json } from './merge.js';
 import { ChainBroken, entryBytes, type PublishedRelease, type ServerState } from './state.js';
@@ -260,9 +260,11 @@ export class Hub {
   /**
    * Runs one admin request. A configuration write with a request id
    * (`requestId`) that was committed before — through this server or any
-   * other of the store — is answered with the first one's result and writes
+   * other of the store — by the same account for the same request is
+   * answered with the first one's result, marked `replayed`, and writes
    * nothing; this server catches up to that revision first, so a read that
-   * follows sees it.
+   * follows sees it. The id kept for another request, or by another
+   * account, is refused (BAD_REQUEST naming the id).
    */
   async execute<R extends AdminRequest>(req: R, author: string, requestId?: string): Promise<ResultOf[R['op']]> {
     if (this.broken !== undefined) throw new RequestError(WireError.STORE_MISMATCH, `this server stopped: ${this.broken.message}`);
@@ -274,13 +276,12 @@ export class Hub {
       }
       return (await this.dispatch(req, author, requestId, deadline)) as ResultOf[R['op']];
     } catch (err) {
-      if (!(err instanceof RequestReplay)) throw err;
+      if (!(err instanceof RequestReplay) || requestId === undefined) throw err;
       const { env, rev, changed } = err.record;
-      if ('env' in req && req.env !== env) {
-        throw new RequestError(WireError.BAD_REQUEST, `request id ${requestId} was used for ${env}@${rev}; give this write an id of its own`);
-      }
+      const refused = replayRefusal(err.record, { rid: requestId, author, op: req.op, env: ('env' in req ? req.env : undefined) ?? '', digest: requestDigest(req) });
+      if (refused !== undefined) throw new RequestError(WireError.BAD_REQUEST, refused);
       if (rev > this.cursor) await untilDeadline(this.pull(), deadline);
-      return { env, rev, changed } as ResultOf[R['op']];
+      return { env, rev, changed, replayed: true } as ResultOf[R['op']];
     }
   }
 
@@ -369,7 +370,7 @@ export class Hub {
 
   private async dispatch(req: AdminRequest, author: string, requestId: string | undefined, deadline: number): Promise<AdminResult> {
     const meta = (op: string): CommitMeta => ({
-      author, op, time: Date.now(), deadline, ...(requestId === undefined ? {} : { requestId }),
+      author, op, time: Date.now(), deadline, ...(requestId === undefined ? {} : { requestId, requestDigest: requestDigest(req) }),
     });
     switch (req.op) {
       case 'env.add': {

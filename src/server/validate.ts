@@ -1,4 +1,5 @@
-import { WireError } from '../protocol/index.js';
+import { CONTROL_CHARACTERS, WireError } from '../protocol/index.js';
+import { jsonFaultText } from '../json-syntax.js';
 import { RequestError } from './errors.js';
 import type { ServerLimits } from './limits.js';
 import type { Json } from './merge.js';
@@ -6,9 +7,9 @@ import type { Json } from './merge.js';
 type DataLimits = Pick<ServerLimits, 'envNameBytes' | 'keyBytes' | 'valueBytes' | 'valueDepth'>;
 
 const ENV_NAME = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
-// eslint-disable-next-line no-control-regex
-// U+FFFD too: it is what invalid UTF-8 on the wire decodes to.
-const CONTROL = /[\u0000-\u001f\u007f\ufffd\uffff]/;
+// Keys are shown to people: none of the characters a terminal acts on (protocol/text.ts); nor U+FFFD,
+// what invalid UTF-8 on the wire decodes to, nor U+FFFF.
+const CONTROL = new RegExp(`${CONTROL_CHARACTERS.source}|[\\ufffd\\uffff]`);
 
 /** A name as it may appear in an error: quoted, and cut short (errors and log lines must not carry a megabyte). */
 export function quoted(text: string, max = 80): string {
@@ -71,8 +72,9 @@ export function parseValue(text: string, what: string, limits: DataLimits): { va
   let value: Json;
   try {
     value = JSON.parse(text) as Json;
-  } catch (cause) {
-    throw new RequestError(WireError.INVALID_VALUE, `${what}: not valid JSON (${(cause as Error).message})`, { cause });
+  } catch {
+    // By position only, and without the parser's error as a cause: its message quotes the value.
+    throw new RequestError(WireError.INVALID_VALUE, `${what}: not valid JSON ${jsonFaultText(text)}`);
   }
   return { value, text: JSON.stringify(value) };
 }

@@ -335,7 +335,8 @@ function checkVerifier(v: VerifierFields, min: number, max: number): VerifierFie
 function describe(req: AdminRequest): string {
   switch (req.op) {
     case 'set': case 'get': case 'del': case 'merge': return `key ${req.key.slice(0, 256)}`;
-    case 'clear': return `key ${req.key.slice(0, 256)}${req.path.length ? ` path ${req.path.join('.').slice(0, 200)}` : ''}`;
+    // The last word of a path may be a value to take out of an array: only the words before it are names.
+    case 'clear': return `key ${req.key.slice(0, 256)}${req.path.length > 1 ? ` path ${req.path.slice(0, -1).join('.').slice(0, 200)}` : ''}${req.path.length ? ', removing what the last path word names (not recorded)' : ''}`;
     case 'apply': return `${req.entries.length} keys${req.replace ? ', replacing the rest' : ''}`;
     case 'list': return req.prefix === undefined ? '' : `prefix ${req.prefix.slice(0, 256)}`;
     case 'history': return req.key === undefined ? '' : `key ${req.key.slice(0, 256)}`;

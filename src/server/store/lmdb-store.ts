@@ -438,10 +438,10 @@ export class LmdbStore implements Store {
     if (seen !== undefined) throw new RequestReplay(seen);
   }
 
-  /** Keeps the write's request id with its result (inside its transaction), and drops ids older than REQUEST_IDS_KEPT_MS. */
+  /** Keeps the write's request id with its result and whose request it was (inside its transaction), and drops ids older than REQUEST_IDS_KEPT_MS. */
   private keepRequest(meta: CommitMeta, env: string, rev: number, changed: number): void {
     if (meta.requestId === undefined) return;
-    this.requests.put(meta.requestId, { env, rev, changed, time: meta.time });
+    this.requests.put(meta.requestId, { env, rev, changed, time: meta.time, author: meta.author, op: meta.op, digest: meta.requestDigest ?? '' });
     this.requestTimes.put([meta.time, meta.requestId], 1);
     for (const { key } of this.requestTimes.getRange({ end: [meta.time - REQUEST_IDS_KEPT_MS], limit: REQUEST_PRUNE_BATCH })) {
       this.requestTimes.remove(key);

@@ -203,6 +203,19 @@ export const MIGRATIONS: readonly Migration[] = [
     // account; '' for accounts made before it (docs/security.md).
     statements: [`ALTER TABLE vitefa_accounts ADD COLUMN read_envs TEXT NULL, ADD COLUMN uid VARBINARY(32) NOT NULL DEFAULT ''`],
   },
+  {
+    version: 9,
+    // Whose request a kept request id was (the account, the operation, a
+    // digest of the request): another account's write, or another request,
+    // with the same id is refused instead of answered as its retry. One
+    // statement, so it either ran or did not; rows kept before have '' (any).
+    statements: [
+      `ALTER TABLE vitefa_requests
+        ADD COLUMN author VARBINARY(255) NOT NULL DEFAULT '',
+        ADD COLUMN op VARBINARY(32) NOT NULL DEFAULT '',
+        ADD COLUMN digest VARBINARY(64) NOT NULL DEFAULT ''`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1]!.version;

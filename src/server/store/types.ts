@@ -65,6 +65,8 @@ export interface CommitMeta {
    * nothing keeps its id too, so its retry changes nothing either.
    */
   requestId?: string;
+  /** What the request was (requestDigest() of it), kept with its id so that only the same request is answered as a retry. */
+  requestDigest?: string;
 }
 
 /**
