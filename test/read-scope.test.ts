@@ -12,6 +12,7 @@ import {
   type AdminRequest, type Challenge, type ErrorMessage, type Message, type Release, type Response, type ResultOf, type Welcome,
 } from '../src/protocol/index.js';
 import { prepareCommand } from '../src/admin/commands.js';
+import { formatResult } from '../src/admin/format.js';
 import { createStore } from '../src/server/store/create.js';
 import type { Store } from '../src/server/store/types.js';
 import { ScramClient } from './support/login.js';
@@ -210,5 +211,23 @@ describe('the admin tool', () => {
     assert.deepEqual({ ...request, verifier: undefined }, { op: 'user.add', name: 'ed', role: 'editor', envs: ['shop', 'team/*'], reads: ['prod', 'stage/*', 'qa'], verifier: undefined });
     const viewer = (await prepareCommand(['user', 'add', 'vic', 'viewer', 'shop'], io)).request;
     assert.deepEqual([viewer.op === 'user.add' && viewer.envs, 'reads' in viewer], [['shop'], false]);
+  });
+
+  test('user list shows what each account changes and reads', () => {
+    const users: ResultOf['user.list']['users'] = [
+      { name: 'admin', role: 'admin', envs: ['*'], reads: ['*'], created: 0 },
+      { name: 'ed', role: 'editor', envs: ['shop'], reads: ['prod'], created: 0 },
+      { name: 'vic', role: 'viewer', envs: ['shop'], reads: [], created: 0 },
+      { name: 'blind', role: 'viewer', envs: [], reads: [], created: 0 },
+      { name: 'old', role: 'viewer', envs: [], created: 0 },
+    ];
+    const rows = formatResult({ op: 'user.list' }, { users }, 'text').split('\n').slice(1).map((l) => l.trim().split(/\s{2,}/).slice(0, 4));
+    assert.deepEqual(rows, [
+      ['admin', 'admin', '(all)', '(all)'],
+      ['ed', 'editor', 'shop', 'shop, prod'],
+      ['vic', 'viewer', '-', 'shop'],
+      ['blind', 'viewer', '-', '(none)'],
+      ['old', 'viewer', '-', '(all)'],
+    ]);
   });
 });
