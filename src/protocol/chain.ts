@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Release } from './messages.js';
 
 /**
  * The chain of an environment's releases, git's idea applied to the release
@@ -23,15 +24,8 @@ export const CHAIN_HEX = 16;
 /** What a chain value on the wire must look like. */
 export const CHAIN_PATTERN = /^[0-9a-f]{16}$/;
 
-export interface ChainedContent {
-  env: string;
-  rev: number;
-  prev: number;
-  time: number;
-  author: string;
-  op: string;
-  drop?: boolean;
-}
+/** What of a release its chain value covers besides its changes. */
+export type ChainedContent = Pick<Release, 'env' | 'rev' | 'prev' | 'time' | 'author' | 'op' | 'drop'>;
 
 /** The chain value of a release following `previous`, with changes given as [key, new JSON text or null]. */
 export function chainOf(previous: string, release: ChainedContent, changes: Iterable<readonly [string, string | null]>): string {

@@ -272,13 +272,7 @@ export class MysqlStore implements Store, MysqlRunner {
 
   history(env: string, q: HistoryQuery): Promise<StoredRelease[]> {
     return this.guard(() => this.snapshot(async (conn) => {
-      const current = await readEnv(conn, env, false);
-      let where = 'env = ? AND rev >= ?';
-      const params: unknown[] = [env, current.created];
-      if (q.before !== undefined) {
-        where += ' AND rev < ?';
-        params.push(q.before);
-      }
+      const { where, params } = historyWhere(env, await readEnv(conn, env, false), q.before);
       return selectReleases(conn, { where, params, newestFirst: true, limit: q.limit, key: q.key });
     }));
   }
@@ -289,13 +283,7 @@ export class MysqlStore implements Store, MysqlRunner {
 
   historyPage(env: string, q: HistoryPageQuery): Promise<HistoryPage> {
     return this.guard(() => this.snapshot(async (conn) => {
-      const current = await readEnv(conn, env, false);
-      let where = 'env = ? AND rev >= ?';
-      const params: unknown[] = [env, current.created];
-      if (q.before !== undefined) {
-        where += ' AND rev < ?';
-        params.push(q.before);
-      }
+      let { where, params } = historyWhere(env, await readEnv(conn, env, false), q.before);
       if (q.key !== undefined) {
         where += ' AND EXISTS (SELECT 1 FROM vitefa_changes x WHERE x.rev = vitefa_releases.rev AND x.k = ?)';
         params.push(q.key);
@@ -593,6 +581,14 @@ export class MysqlStore implements Store, MysqlRunner {
       await conn.end().catch(() => conn.destroy());
     }
   }
+}
+
+/** The releases of the current incarnation of `env`, below `before` when given. */
+function historyWhere(env: string, current: EnvRow, before: number | undefined): { where: string; params: unknown[] } {
+  const params: unknown[] = [env, current.created];
+  if (before === undefined) return { where: 'env = ? AND rev >= ?', params };
+  params.push(before);
+  return { where: 'env = ? AND rev >= ? AND rev < ?', params };
 }
 
 async function readHead(db: Connection): Promise<number> {
