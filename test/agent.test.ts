@@ -427,7 +427,7 @@ test('a server may not make the agent mix histories, store keys it cannot hold, 
   const { oneLine } = await import('../src/agent/main.js');
   const line = oneLine(`refused\u001b[2K\u001b[1A\r\nFORGED login ok ${'x'.repeat(100_000)}`);
   assert.ok(!/[\u0000-\u001f]/.test(line) && line.length < 2100, line.slice(0, 80));
-  assert.match(line, /^refused\\u001b\[2K\\u001b\[1A\\u000d\\u000aFORGED/);
+  assert.match(line, /^refused\\u001b\[2K\\u001b\[1A\\r\\nFORGED/);
 });
 
 test('before the login, a server may send little: a huge hello is refused, and nothing more is read', async () => {

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { printable } from '../printable.js';
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
 import { clientTls } from '../security/tls.js';
 import { parseToken, type TokenParts } from '../security/token.js';
@@ -101,10 +102,8 @@ function seconds(ms: number): string {
   return `${Math.round(ms / 1000)} s`;
 }
 
-/** `text` as one line for a log: control characters escaped (\uXXXX), at most 2,000 characters. */
+/** `text` as one line for a log: control characters escaped as everywhere (printable), at most 2,000 characters. */
 export function oneLine(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  const head = text.length > 2000 ? text.slice(0, 2000) : text;
-  const escaped = head.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const escaped = printable(text.length > 2000 ? text.slice(0, 2000) : text);
   return text.length > 2000 ? `${escaped}… (${text.length - 2000} more characters)` : escaped;
 }
