@@ -112,14 +112,7 @@ describe('retries that apply once', () => {
     // A reaches the database through the proxy, B directly: freezing the proxy hangs A's database alone.
     b = await c.add(['--workers', '0']);
     a = await c.add(['--workers', '0'], undefined, proxy.url(c.db));
-    await waitFor('A names B to its admins', async () => {
-      const client = await c.admin(a);
-      try {
-        return client.peers.includes(b.address);
-      } finally {
-        client.close();
-      }
-    }, 20_000, 200);
+    await c.untilNamed(a, b);
     assert.equal((await admin(b, 'env', 'add', 'o')).code, 0);
   });
   after(async () => {

@@ -31,14 +31,7 @@ describe('a planned drain while a script writes through --server A,B', () => {
     // A in the cluster shape (a primary and a worker), B in one process.
     a = await c.add(['--workers', '1']);
     b = await c.add(['--workers', '0']);
-    await waitFor('A names B to its admins', async () => {
-      const client = await c.admin(a);
-      try {
-        return client.peers.includes(b.address);
-      } finally {
-        client.close();
-      }
-    }, 30_000, 200);
+    await c.untilNamed(a, b);
     const made = await run(['admin', '--server', b.address, 'env', 'add', 'live']);
     assert.equal(made.code, 0, made.stderr);
   });

@@ -87,6 +87,18 @@ export class Cluster {
     return client;
   }
 
+  /** Waits until `from`'s hello names `to` among its servers (the two have joined). */
+  async untilNamed(from: Server, to: Server, timeoutMs = 30_000): Promise<void> {
+    await waitFor(`${from.address} names ${to.address} to its admins`, async () => {
+      const client = await this.admin(from);
+      try {
+        return client.peers.includes(to.address);
+      } finally {
+        client.close();
+      }
+    }, timeoutMs, 200);
+  }
+
   async status(server: Server, env?: string, agent?: string): Promise<StatusResult> {
     const admin = await this.admin(server);
     try {
