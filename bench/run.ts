@@ -20,7 +20,7 @@ import { AdminClient } from '../src/admin/client.js';
 import { encodeMessage, MessageType } from '../src/protocol/index.js';
 import { makeVerifier } from '../src/security/scram.js';
 import { newToken, TOKEN_ITERATIONS } from '../src/security/token.js';
-import { CONNECTIONS_PER_WORKER, workerCap } from '../src/server/main.js';
+import { CONNECTIONS_PER_WORKER, workerCap } from '../src/server/process/main.js';
 import { FloorServer, HeapReports, SimFleet } from './fleet.js';
 import { cdfSvg } from './plot.js';
 import { now } from './sim-agents.js';

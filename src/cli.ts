@@ -38,7 +38,7 @@ program
   .option('--tls-cert <file>', 'serve TLS with this certificate (PEM); SIGHUP reloads it')
   .option('--tls-key <file>', 'key of the certificate (PEM)')
   .option('--tls-client-ca <file>', 'require client certificates signed by this authority (mutual TLS)')
-  .action(async (opts) => (await import('./server/main.js')).runServer(opts));
+  .action(async (opts) => (await import('./server/process/main.js')).runServer(opts));
 
 program
   .command('agent')

@@ -23,10 +23,8 @@ function ensureBuilt(): void {
 }
 ensureBuilt();
 
-/** A fresh temporary folder, removed by the returned cleanup. */
-export function tempDir(prefix = 'vitefa-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
+export { ADMIN_PASSWORD, tempDir, waitFor } from './common.js';
+import { ADMIN_PASSWORD, waitFor } from './common.js';
 
 /** Where test processes record the ports they have taken (one file per port, created exclusively). */
 const PORT_LOCKS = path.join(os.tmpdir(), 'vitefa-test-ports');
@@ -88,27 +86,6 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   }
   throw new Error('no free port found');
 }
-
-/** Polls `check` until it returns a value other than undefined/false, or fails after the deadline. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, intervalMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
-/** The first admin's password on every server the tests start, and the login of their admin commands. */
-export const ADMIN_PASSWORD = 'test-admin-password';
 
 /**
  * What every process a test starts gets unless the test says otherwise: its

@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigServer } from '../../src/server/server.js';
+import { ConfigServer } from '../../src/server/process/server.js';
 import { resolveLimits, type ServerLimits } from '../../src/server/limits.js';
-import { LmdbStore } from '../../src/server/store/lmdb-store.js';
+import { LmdbStore } from '../../src/server/store/lmdb/store.js';
 import type { Store } from '../../src/server/store/types.js';
 import { memoryPair, TestPeer } from './memory.js';
 import { makeVerifier } from '../../src/security/scram.js';
 import { newToken, TOKEN_ITERATIONS } from '../../src/security/token.js';
-import { ADMIN_PASSWORD, tempDir } from './procs.js';
+import { ADMIN_PASSWORD, tempDir } from './common.js';
 
 export interface MemoryServer {
   server: ConfigServer;

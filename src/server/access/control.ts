@@ -7,7 +7,7 @@ import { reportFault } from '../../log.js';
 import { SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS, makeVerifier } from '../../security/scram.js';
 import { TOKEN_ITERATIONS } from '../../security/token.js';
 import { RequestError } from '../errors.js';
-import type { Hub } from '../hub.js';
+import type { Hub } from '../ops/hub.js';
 import type { AccountRecord, AuditRecord, Store } from '../store/types.js';
 import { CredentialBook } from './book.js';
 import type { LoginContext } from './login.js';

@@ -1,7 +1,7 @@
 import { WireError } from '../../protocol/index.js';
 import { RequestError } from '../errors.js';
 import type { AccountRole } from '../store/types.js';
-import { quoted } from '../validate.js';
+import { quoted } from '../ops/validate.js';
 
 /**
  * Environment grants: an exact name (`shop`), a prefix (`prod/*`: every

@@ -16,9 +16,9 @@ import { Correlator } from '../../transport/correlator.js';
 import { Heartbeat } from '../../transport/heartbeat.js';
 import { trace } from '../../trace.js';
 import { LoginExchange, PEER_USER, type LoginContext } from '../access/login.js';
-import { sourceKey } from '../host.js';
-import { serverOptions, type ServerTlsMaterial } from '../tls.js';
-import { TlsHandshakes } from '../tls-handshakes.js';
+import { sourceKey } from '../edge/host.js';
+import { serverOptions, type ServerTlsMaterial } from '../edge/tls.js';
+import { TlsHandshakes } from '../edge/tls-handshakes.js';
 
 /** What the server does with what its peers send. */
 export interface PeerHandlers {

@@ -10,15 +10,15 @@ import { TOKEN_ITERATIONS } from '../../security/token.js';
 import type { Endpoint } from '../../transport/client.js';
 import { trace } from '../../trace.js';
 import type { LoginContext } from '../access/login.js';
-import type { Hub } from '../hub.js';
+import type { Hub } from '../ops/hub.js';
 import { receiveLimits, type ServerLimits } from '../limits.js';
-import type { ServerTlsMaterial } from '../tls.js';
+import type { ServerTlsMaterial } from '../edge/tls.js';
 import type { MemberRecord, Store, StoredRelease } from '../store/types.js';
 import { LoopLag } from './lag.js';
 import { PeerLink, PeerListener } from './link.js';
 import { planRebalance } from './balance.js';
 import { DETECTOR_DEFAULTS, Membership, type DetectorSettings } from './membership.js';
-import { releaseMessage, storedOf } from '../state.js';
+import { releaseMessage, storedOf } from '../releases/state.js';
 import { proofMac } from '../store/identity.js';
 import { LAGGING_SHOWN, mergeRevisions } from './status.js';
 

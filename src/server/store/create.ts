@@ -1,6 +1,6 @@
 import { LocalErrorCode, VitefaError } from '../../protocol/index.js';
-import { LmdbStore } from './lmdb-store.js';
-import { MysqlStore } from './mysql-store.js';
+import { LmdbStore } from './lmdb/store.js';
+import { MysqlStore } from './mysql/store.js';
 import type { Store } from './types.js';
 
 export interface StoreOptions {

@@ -1,0 +1,43 @@
+import { Piscina } from 'piscina';
+import { WireError } from '../../protocol/index.js';
+import { RequestError } from '../errors.js';
+import type { ServerLimits } from '../limits.js';
+import { planEntries, type PlanResult } from './validate.js';
+
+/**
+ * Where the keys and values of an apply are checked: small ones at once,
+ * those of bulkInPoolFrom keys or more on a thread of a small pool (started
+ * on first use, its thread ended when idle), so that a 100,000-key apply —
+ * a tenth of a second of JSON parsing — does not hold up the small writes
+ * committed meanwhile.
+ */
+export class BulkPool {
+  private pool: Piscina | undefined;
+  /** Applies checked on the pool so far. */
+  pooled = 0;
+  private closed = false;
+  constructor(private readonly limits: ServerLimits) {}
+
+  async plan(entries: [string, string][]): Promise<[string, string][]> {
+    const result: PlanResult = entries.length < this.limits.bulkInPoolFrom
+      ? planEntries(entries, this.limits)
+      : await this.threads().run({ entries, limits: this.limits }).finally(() => this.pooled++);
+    if ('status' in result) throw new RequestError(result.status, result.message);
+    return result.planned;
+  }
+
+  async close(): Promise<void> {
+    // An apply still on its way must not start a new pool (its thread would outlive the server).
+    this.closed = true;
+    await this.pool?.destroy();
+    this.pool = undefined;
+  }
+
+  private threads(): Piscina {
+    if (this.closed) throw new RequestError(WireError.SHUTTING_DOWN, 'server is shutting down');
+    // The worker is this directory's validate-worker (.js when built, .ts when run from the sources).
+    const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+    this.pool ??= new Piscina({ filename: new URL(`./validate-worker.${ext}`, import.meta.url).href, minThreads: 0, maxThreads: 1, idleTimeout: 30_000 });
+    return this.pool;
+  }
+}

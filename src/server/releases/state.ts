@@ -1,0 +1,299 @@
+import { encodeMessage, MessageType, SnapshotEncoder, snapshotMessage, type EnvInfo, type Release } from '../../protocol/index.js';
+import { chainOfStored } from '../store/changes.js';
+import type { EnvState, StoredRelease } from '../store/types.js';
+
+/**
+ * A release whose chain value does not follow what this server holds: its
+ * history and the store's (or a peer's) disagree. It is not applied.
+ */
+export class ChainBroken extends Error {
+  override readonly name = 'ChainBroken';
+  constructor(readonly env: string, readonly rev: number, readonly held: string, readonly expected: string, readonly got: string, message?: string) {
+    super(message ?? `the release ${env}@${rev} does not follow this server's history: its chain value is ${got}, but following ${held || '(the start)'} it would be ${expected}`);
+  }
+}
+
+/** Bytes an entry adds to an environment's snapshot. */
+export function entryBytes(key: string, json: string): number {
+  return Buffer.byteLength(key) + Buffer.byteLength(json);
+}
+
+/**
+ * A release as the store keeps it, from the Release message sent for it
+ * (the values before each change are not sent: they are not needed to apply it).
+ */
+export function storedOf(release: Release): StoredRelease {
+  return {
+    env: release.env, rev: release.rev, prev: release.prev, time: release.time, author: release.author, op: release.op,
+    changes: release.changes.map(([key, after]) => [key, null, after]),
+    ...(release.drop === true ? { drop: true } : {}),
+    ...(release.chain === undefined ? {} : { chain: release.chain }),
+  };
+}
+
+/** The Release message of a stored release (`pchain`: the chain value it follows, when known here). */
+export function releaseMessage(stored: StoredRelease, prev: number, pchain?: string): Release {
+  const message: Release = {
+    t: MessageType.Release,
+    env: stored.env,
+    rev: stored.rev,
+    prev,
+    time: stored.time,
+    author: stored.author,
+    op: stored.op,
+    changes: stored.changes.map(([key, , after]) => [key, after]),
+  };
+  if (stored.drop === true) message.drop = true;
+  if (stored.chain !== undefined && stored.chain !== '') {
+    message.chain = stored.chain;
+    if (pchain !== undefined) message.pchain = pchain;
+  }
+  return message;
+}
+
+/** A release ready to send: the message and its frame, encoded once for every subscriber. */
+export interface PublishedRelease {
+  message: Release;
+  frame: Buffer;
+}
+
+interface LiveEnv {
+  rev: number;
+  /** When `rev` was applied here (ms since the epoch; 0 for what was loaded at start). */
+  appliedAt: number;
+  /** Chain value at `rev` ('' when not known: history older than chains). */
+  chain: string;
+  values: Map<string, string>;
+  /** Bytes of every key and value (UTF-8), as its snapshot will carry them. */
+  bytes: number;
+  /** The most recent releases, oldest first, for agents that are a little behind. */
+  recent: PublishedRelease[];
+  recentBytes: number;
+  /** Snapshot frame of the current revision, built on first demand. */
+  snapshot?: Buffer;
+  /** A snapshot being built a slice at a time, and the revision it is of. */
+  building?: { rev: number; ready: Promise<Buffer> };
+}
+
+/**
+ * Environments with more keys than this have their snapshot built a slice
+ * of this many entries at a time, yielding to the event loop between slices
+ * (50,000 keys at once took 25–45 ms of one process's loop).
+ */
+export const SNAPSHOT_SLICE = 4096;
+
+export interface StateLimits {
+  /** Releases kept in memory per environment for catch-up. */
+  recentReleases: number;
+  /** Bytes of release frames kept in memory per environment for catch-up. */
+  recentBytes: number;
+}
+
+/** What an agent holding `rev` of an environment needs to become current. */
+export type CatchUp =
+  | { kind: 'current' }
+  | { kind: 'releases'; frames: Buffer[] }
+  | { kind: 'snapshot'; frame: Buffer }
+  /** A large snapshot is being built: `ready` gives the frame of revision `rev` (releases after it follow from `recent`). */
+  | { kind: 'building'; rev: number; ready: Promise<Buffer> }
+  | { kind: 'gone' }
+  /** The agent holds a revision this server has not applied yet: it must wait, not be sent back in time. */
+  | { kind: 'ahead' };
+
+/**
+ * The configuration every agent is served from, held in memory: each live
+ * environment's values and revision, plus its recent releases. Reads and
+ * pushes keep working from here while the system of record is unreachable.
+ */
+export class ServerState {
+  private readonly envs = new Map<string, LiveEnv>();
+  private readonly limits: StateLimits;
+  /** Highest revision applied, cluster-wide. */
+  head = 0;
+
+  constructor(limits: StateLimits) {
+    this.limits = limits;
+  }
+
+  /** Every live environment, for a cluster worker's initial state. */
+  export(): EnvState[] {
+    return [...this.envs].map(([env, live]) => ({ env, rev: live.rev, values: live.values, chain: live.chain }));
+  }
+
+  load(head: number, envs: EnvState[]): void {
+    this.envs.clear();
+    this.head = head;
+    for (const e of envs) {
+      let bytes = 0;
+      for (const [key, json] of e.values) bytes += entryBytes(key, json);
+      this.envs.set(e.env, { rev: e.rev, appliedAt: 0, chain: e.chain, values: e.values, bytes, recent: [], recentBytes: 0 });
+    }
+  }
+
+  /** Bytes of every key and value held. */
+  bytes(): number {
+    let total = 0;
+    for (const live of this.envs.values()) total += live.bytes;
+    return total;
+  }
+
+  /** Keys and bytes of an environment, for the limits on its growth. */
+  size(env: string): { keys: number; bytes: number } | undefined {
+    const live = this.envs.get(env);
+    return live === undefined ? undefined : { keys: live.values.size, bytes: live.bytes };
+  }
+
+  has(env: string): boolean {
+    return this.envs.has(env);
+  }
+
+  names(): string[] {
+    return [...this.envs.keys()].sort();
+  }
+
+  rev(env: string): number | undefined {
+    return this.envs.get(env)?.rev;
+  }
+
+  /** When the environment's current revision was applied here (ms since the epoch); undefined when it was loaded at start. */
+  appliedAt(env: string): number | undefined {
+    const at = this.envs.get(env)?.appliedAt;
+    return at === undefined || at === 0 ? undefined : at;
+  }
+
+  /** The chain value at the environment's current revision ('' when not known). */
+  chain(env: string): string | undefined {
+    return this.envs.get(env)?.chain;
+  }
+
+  values(env: string): ReadonlyMap<string, string> | undefined {
+    return this.envs.get(env)?.values;
+  }
+
+  info(): EnvInfo[] {
+    return this.names().map((env) => {
+      const live = this.envs.get(env)!;
+      return { env, rev: live.rev, keys: live.values.size };
+    });
+  }
+
+  /**
+   * Applies a committed release and returns it encoded for sending, or
+   * undefined when it was already applied (it came back from the poll).
+   * A release whose chain value does not follow the environment's is
+   * ChainBroken, and nothing is applied. Only a release whose content
+   * arrived whole is hashed again (`frame` given: a cluster worker is handed
+   * what its primary checked; then the link to what it holds is checked).
+   */
+  apply(stored: StoredRelease, frame?: Buffer, pchain?: string): PublishedRelease | undefined {
+    let live = this.envs.get(stored.env);
+    if (live !== undefined && stored.rev <= live.rev) return undefined;
+    if (live === undefined && stored.op !== 'env.add') return undefined;
+    const held = live?.chain ?? '';
+    if (stored.chain !== undefined && stored.chain !== '' && (held !== '' || live === undefined)) {
+      if (frame === undefined) {
+        const expected = chainOfStored(held, stored);
+        if (expected !== stored.chain) throw new ChainBroken(stored.env, stored.rev, held, expected, stored.chain);
+      } else if (pchain !== undefined && pchain !== held) {
+        throw new ChainBroken(stored.env, stored.rev, held, pchain, stored.chain);
+      }
+    }
+    const message = releaseMessage(stored, live?.rev ?? 0, held !== '' || live === undefined ? held : undefined);
+    // A cluster worker is handed the frame the primary encoded: one encoding per release.
+    const published: PublishedRelease = { message, frame: frame ?? encodeMessage(message) };
+    this.head = Math.max(this.head, stored.rev);
+    if (stored.drop === true) {
+      this.envs.delete(stored.env);
+      return published;
+    }
+    if (live === undefined) {
+      live = { rev: 0, appliedAt: 0, chain: '', values: new Map(), bytes: 0, recent: [], recentBytes: 0 };
+      this.envs.set(stored.env, live);
+    }
+    for (const [key, , after] of stored.changes) {
+      const before = live.values.get(key);
+      if (before !== undefined) live.bytes -= entryBytes(key, before);
+      if (after === null) {
+        live.values.delete(key);
+      } else {
+        live.values.set(key, after);
+        live.bytes += entryBytes(key, after);
+      }
+    }
+    live.rev = stored.rev;
+    live.appliedAt = Date.now();
+    live.chain = stored.chain ?? '';
+    live.snapshot = undefined;
+    live.recent.push(published);
+    live.recentBytes += published.frame.length;
+    while (
+      live.recent.length > 1 &&
+      (live.recent.length > this.limits.recentReleases || live.recentBytes > this.limits.recentBytes)
+    ) {
+      live.recentBytes -= live.recent.shift()!.frame.length;
+    }
+    return published;
+  }
+
+  /**
+   * What an agent holding `held` of `env` must receive, in order. Revisions
+   * are cluster-wide: one above everything applied here was committed
+   * through another server, and the agent is `ahead` — unless `backwards`
+   * (this server's state is the truth: a store no other server shares, or
+   * one it has caught up with), when it gets this server's state.
+   */
+  catchUp(env: string, held: number, backwards = false, chain?: string): CatchUp {
+    const live = this.envs.get(env);
+    if (held > this.head && !backwards) return { kind: 'ahead' };
+    if (live === undefined) return { kind: 'gone' };
+    // The agent says which chain it holds: another one than this server's at that revision is a fork, healed by a snapshot.
+    const known = chain !== undefined && chain !== '';
+    if (held === live.rev && (!known || live.chain === '' || live.chain === chain)) return { kind: 'current' };
+    if (held < live.rev) {
+      const start = live.recent.findIndex((r) => r.message.prev === held);
+      const follows = start >= 0 && (!known || live.recent[start]!.message.pchain === undefined || live.recent[start]!.message.pchain === chain);
+      if (follows) return { kind: 'releases', frames: live.recent.slice(start).map((r) => r.frame) };
+    }
+    if (live.snapshot === undefined && live.values.size > SNAPSHOT_SLICE) {
+      const building = this.build(env, live);
+      return { kind: 'building', rev: building.rev, ready: building.ready };
+    }
+    return { kind: 'snapshot', frame: this.snapshotFrame(env, live) };
+  }
+
+  /** Builds the snapshot of `live` as it is now, a slice per turn of the event loop; one build per revision. */
+  private build(env: string, live: LiveEnv): { rev: number; ready: Promise<Buffer> } {
+    if (live.building !== undefined && live.building.rev === live.rev) return live.building;
+    const rev = live.rev;
+    const entries = [...live.values];
+    const encoder = new SnapshotEncoder(env, rev, live.chain);
+    const ready = new Promise<Buffer>((resolve, reject) => {
+      let next = 0;
+      const slice = (): void => {
+        try {
+          encoder.add(entries.slice(next, next + SNAPSHOT_SLICE));
+          next += SNAPSHOT_SLICE;
+          if (next < entries.length) {
+            setImmediate(slice);
+            return;
+          }
+          const frame = encoder.frame();
+          if (this.envs.get(env) === live && live.rev === rev) live.snapshot = frame;
+          if (live.building?.ready === ready) live.building = undefined;
+          resolve(frame);
+        } catch (err) {
+          if (live.building?.ready === ready) live.building = undefined;
+          reject(err);
+        }
+      };
+      setImmediate(slice);
+    });
+    live.building = { rev, ready };
+    return live.building;
+  }
+
+  private snapshotFrame(env: string, live: LiveEnv): Buffer {
+    live.snapshot ??= encodeMessage(snapshotMessage(env, live.rev, [...live.values], live.chain));
+    return live.snapshot;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The admin tool as a script or a person uses it, beyond the REPL: `watch`
+ * following releases live, help for every command, and colours only for a
+ * terminal without NO_COLOR.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { COMMAND_NAMES, parseSince } from '../../src/admin/commands.js';
+import { styleFor, table } from '../../src/admin/format.js';
+import { isLoopback } from '../../src/server/edge/session.js';
+import { Proc, Procs, run, startServer, tempDir } from '../support/procs.js';
+
+const procs = new Procs();
+const dir = tempDir('vitefa-admin-');
+let address: string;
+before(async () => {
+  const started = await startServer(path.join(dir, 'server'));
+  procs.track(started.proc);
+  address = started.address;
+  assert.equal((await run(['admin', '--server', address, 'env', 'add', 'live'])).code, 0);
+});
+after(async () => {
+  await procs.killAll();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('watch prints each release as it lands (only the key asked for), until Ctrl-C', async () => {
+  const watcher = procs.track(new Proc(['admin', '--server', address, 'watch', 'live', 'wanted']));
+  await watcher.waitForOutput(/watching live from revision \d+/);
+  await run(['admin', '--server', address, 'set', 'live', 'other', '1']);
+  await run(['admin', '--server', address, 'set', 'live', 'wanted', '"yes"']);
+  await watcher.waitForOutput(/live@\d+ .* set {2}by admin\n {2}wanted = "yes"/);
+  assert.doesNotMatch(watcher.stdout, /other/, 'only the key asked for');
+  watcher.child.kill('SIGINT');
+  assert.equal(await watcher.exited, 0);
+  const json = procs.track(new Proc(['admin', '--server', address, '--json', 'watch', 'live']));
+  await json.waitForOutput(/watching|^/);
+  await new Promise((r) => setTimeout(r, 300));
+  await run(['admin', '--server', address, 'set', 'live', 'k', '2']);
+  const line = await json.waitForOutput(/\{"t":4,[^\n]*\}\n/);
+  assert.deepEqual(JSON.parse(line[0]).changes, [['k', '2']]);
+  json.child.kill('SIGTERM');
+  assert.equal(await json.exited, 0);
+});
+
+test('vitefa admin --help lists every command, and help COMMAND explains one', async () => {
+  const help = await run(['admin', '--help']);
+  assert.equal(help.code, 0);
+  for (const name of COMMAND_NAMES) assert.ok(help.stdout.includes(`  ${name}`), `--help lists ${name}`);
+  const one = await run(['admin', 'help', 'token', 'add']);
+  assert.equal(one.code, 0);
+  assert.match(one.stdout, /^usage: token add NAME \[ENV…\]\n.*printed once[\s\S]*shown only now/);
+  const unknown = await run(['admin', 'help', 'nope']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /^vitefa: no command "nope"/);
+});
+
+test('colours only on a terminal and never with NO_COLOR; tables are aligned', () => {
+  const tty = { isTTY: true } as unknown as NodeJS.WriteStream;
+  const pipe = { isTTY: false } as unknown as NodeJS.WriteStream;
+  assert.match(styleFor(tty, {}).bold('x'), /\x1b\[/);
+  assert.equal(styleFor(tty, { NO_COLOR: '1' }).bold('x'), 'x');
+  assert.equal(styleFor(pipe, {}).bold('x'), 'x');
+  assert.equal(table(['A', 'LONGER'], [['xyz', '1'], ['w', '22']]), 'A    LONGER\nxyz  1\nw    22');
+});
+
+test('audit --since takes a time or an age', () => {
+  const now = Date.parse('2026-12-01T12:00:00Z');
+  assert.equal(parseSince('30m', now), now - 30 * 60_000);
+  assert.equal(parseSince('2d', now), now - 2 * 86_400_000);
+  assert.equal(parseSince('2026-12-01T08:00:00Z', now), Date.parse('2026-12-01T08:00:00Z'));
+  assert.throws(() => parseSince('yesterday', now), /--since takes a time/);
+});
+
+test('only loopback listen addresses go without the TLS warning', () => {
+  for (const host of ['127.0.0.1', '127.9.9.9', '::1', 'localhost']) assert.equal(isLoopback(host), true, host);
+  for (const host of ['0.0.0.0', '::', '10.0.0.5', 'config.example.com']) assert.equal(isLoopback(host), false, host);
+});
