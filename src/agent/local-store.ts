@@ -1,10 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import * as lmdb from 'lmdb';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { LocalErrorCode, VitefaError, type EnvRev, type Release, type Snapshot } from '../protocol/index.js';
 import {
-  DB_CHAINS, DB_META, DB_OPTIONS, DB_REVISIONS, DB_VALUES, envRange, LAYOUT_FORMAT, NOTIFY_FILE, valueKey,
+  assertDataFormatV1, DB_CHAINS, DB_META, DB_OPTIONS, DB_REVISIONS, DB_VALUES, envRange, LAYOUT_FORMAT, NOTIFY_FILE, valueKey,
 } from '../reader/layout.js';
 import { endpointText, parseEndpoint } from '../transport/client.js';
 
@@ -244,20 +243,4 @@ function serverSet(addrs: string[]): string[] {
   }
   // In the order given (the newest first): past the bound, the oldest are forgotten.
   return [...out].slice(0, MAX_REMEMBERED_SERVERS);
-}
-
-/**
- * The store must be in LMDB's 0.9 data format so other languages can read it.
- * lmdb-js's prebuilt binaries write a newer format; `npm install` rebuilds it
- * (scripts/build-lmdb.mjs). Refuse to create a store no other reader can open.
- */
-export function assertDataFormatV1(): void {
-  // `version` is exported by lmdb at run time but missing from its type declarations.
-  const lmdbVersion = (lmdb as unknown as { version: { major: number; minor: number; patch: number; versionString: string } }).version;
-  if (lmdbVersion.major !== 0 || lmdbVersion.minor !== 9 || lmdbVersion.patch >= 90) {
-    throw new VitefaError(
-      LocalErrorCode.STORE_OPEN,
-      `lmdb native module is ${lmdbVersion.versionString}, which writes a data format other LMDB readers cannot open; run: npm run build:lmdb`,
-    );
-  }
 }

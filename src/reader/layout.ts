@@ -12,6 +12,9 @@
  *   chains     "<env>"        -> chain value of the release held (an addition:
  *                                 readers of the three above need not know it)
  */
+import * as lmdb from 'lmdb';
+import { LocalErrorCode, VitefaError } from '../protocol/index.js';
+
 export const LAYOUT_FORMAT = 1;
 
 export const DB_VALUES = 'values';
@@ -56,3 +59,19 @@ export function envRange(env: string): { start: string; end: string } {
 
 /** Options that open the three databases the same way in the agent and in readers. */
 export const DB_OPTIONS = { keyEncoder: UTF8_KEYS, encoding: 'binary' } as const;
+
+/**
+ * The store must be in LMDB's 0.9 data format so other languages can read it.
+ * lmdb-js's prebuilt binaries write a newer format; `npm install` rebuilds it
+ * (scripts/build-lmdb.mjs). Refuse to create a store no other reader can open.
+ */
+export function assertDataFormatV1(): void {
+  // `version` is exported by lmdb at run time but missing from its type declarations.
+  const lmdbVersion = (lmdb as unknown as { version: { major: number; minor: number; patch: number; versionString: string } }).version;
+  if (lmdbVersion.major !== 0 || lmdbVersion.minor !== 9 || lmdbVersion.patch >= 90) {
+    throw new VitefaError(
+      LocalErrorCode.STORE_OPEN,
+      `lmdb native module is ${lmdbVersion.versionString}, which writes a data format other LMDB readers cannot open; run: npm run build:lmdb`,
+    );
+  }
+}

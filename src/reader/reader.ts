@@ -1,10 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { assertDataFormatV1 } from '../agent/local-store.js';
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
 import {
-  DB_CHAINS, DB_OPTIONS, DB_REVISIONS, DB_VALUES, DEFAULT_AGENT_STORE, envRange, NOTIFY_FILE, valueKey,
+  assertDataFormatV1, DB_CHAINS, DB_OPTIONS, DB_REVISIONS, DB_VALUES, DEFAULT_AGENT_STORE, envRange, NOTIFY_FILE, valueKey,
 } from './layout.js';
 
 type Bin = Database<Buffer, string>;
