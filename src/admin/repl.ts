@@ -10,6 +10,7 @@ import { CONFIG_WRITES, unanswered } from './outcome.js';
 import { COMMAND_NAMES, COMMANDS, findCommand, helpText, prepareCommand, type CommandIO } from './commands.js';
 import { formatRelease, formatResult, noteFor, outputOf, styleFor, type Style } from './format.js';
 import { isIncomplete, splitWords } from './words.js';
+import { errorText } from '../error-text.js';
 
 const HISTORY_SIZE = 1000;
 /** Keys offered for completion, per environment, at most. */
@@ -249,7 +250,7 @@ async function complete(line: string, current: string | undefined, envs: string[
 /** An error as one line for people: its message, control characters escaped (it may quote what a server sent). */
 export function describe(err: unknown): string {
   if (err instanceof RemoteError || err instanceof VitefaError) return printable(err.message);
-  return printable((err as Error)?.message ?? String(err));
+  return printable(errorText(err));
 }
 
 function loadHistory(file: string): string[] {

@@ -14,6 +14,8 @@ import type { ChangeRef, CommitMeta, Planner, Store, StoredRelease } from '../st
 import type { ServerLimits } from '../limits.js';
 import { checkEnvName, checkKey, parseValue } from './validate.js';
 import { BulkPool } from './validate-pool.js';
+import { beforeDeadline } from '../../deadline.js';
+import { errorText } from '../../error-text.js';
 
 export type ReleaseListener = (release: PublishedRelease, stored: StoredRelease) => void;
 /** Told of every release this server commits, before it is applied here (to tell the other servers at once). */
@@ -96,7 +98,7 @@ export class Hub {
             down = false;
           },
           (err: unknown) => {
-            if (!down) log(`${(err as Error)?.message ?? String(err)}; serving agents from memory until it returns`);
+            if (!down) log(`${errorText(err)}; serving agents from memory until it returns`);
             down = true;
           },
         ).finally(() => {
@@ -574,14 +576,6 @@ function assertNever(value: never): never {
 }
 
 /** What `work` gives if it settles by `deadline` (ms since the epoch); undefined if it fails or is late (it runs on, unheeded). */
-async function untilDeadline<T>(work: Promise<T>, deadline: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
-  });
-  try {
-    return await Promise.race([work.catch(() => undefined), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+function untilDeadline<T>(work: Promise<T>, deadline: number): Promise<T | undefined> {
+  return beforeDeadline(work, deadline).catch(() => undefined);
 }

@@ -19,6 +19,7 @@ import { LoginExchange, PEER_USER, type LoginContext } from '../access/login.js'
 import { sourceKey } from '../edge/host.js';
 import { serverOptions, type ServerTlsMaterial } from '../edge/tls.js';
 import { TlsHandshakes } from '../edge/tls-handshakes.js';
+import { errorText } from '../../error-text.js';
 
 /** What the server does with what its peers send. */
 export interface PeerHandlers {
@@ -92,7 +93,7 @@ class PeerSession extends FramedConnection {
         const id = message.id;
         void this.listener.handlers.status(message.req.env, message.req.agent).then(
           (res) => this.send({ t: MessageType.Response, id, res }),
-          (err: unknown) => this.send({ t: MessageType.Error, id, code: WireError.INTERNAL, msg: `status: ${(err as Error)?.message ?? String(err)}` }),
+          (err: unknown) => this.send({ t: MessageType.Error, id, code: WireError.INTERNAL, msg: `status: ${errorText(err)}` }),
         );
         return;
       }
@@ -139,7 +140,7 @@ class PeerSession extends FramedConnection {
     try {
       [challenge, store] = await Promise.all([this.listener.identity.challenge(), this.listener.identity.id()]);
     } catch (err) {
-      throw new ProtocolError(WireError.STORE_UNAVAILABLE, `this server cannot write its store to check the peer's: ${(err as Error)?.message ?? String(err)}`);
+      throw new ProtocolError(WireError.STORE_UNAVAILABLE, `this server cannot write its store to check the peer's: ${errorText(err)}`);
     }
     this.proving = { challenge, welcome };
     this.send({ t: MessageType.StoreCheck, store, key: challenge.key });

@@ -21,6 +21,7 @@ import { DETECTOR_DEFAULTS, Membership, type DetectorSettings } from './membersh
 import { releaseMessage, storedOf } from '../releases/state.js';
 import { proofMac } from '../store/identity.js';
 import { LAGGING_SHOWN, mergeRevisions } from './status.js';
+import { errorText } from '../../error-text.js';
 
 /** Agents `status --agent` lists at most (an id is meant to name one host; a shared one still gives a bounded answer). */
 export const FOUND_AT_MOST = 100;
@@ -372,7 +373,7 @@ export class PeerNode {
     if (this.stopped) return;
     const stored = storedOf(release);
     trace('peers', `notice ${release.env}@${release.rev} from ${from}`);
-    this.hub.learned(stored).catch((err: unknown) => this.warn.log(`peers: the release ${release.env}@${release.rev} from ${from} waits for the store: ${(err as Error)?.message ?? String(err)}`));
+    this.hub.learned(stored).catch((err: unknown) => this.warn.log(`peers: the release ${release.env}@${release.rev} from ${from} waits for the store: ${errorText(err)}`));
   }
 
   /** A release this server committed: every peer hears of it now, not at the next gossip. */
@@ -388,7 +389,7 @@ export class PeerNode {
     if (head <= this.hub.applied) return;
     this.catchingUp = true;
     this.hub.catchUp(head).catch((err: unknown) => {
-      this.warn.log(`peers: another server has applied revision ${head}, this one ${this.hub.applied}, and the store cannot be read: ${(err as Error)?.message ?? String(err)}`);
+      this.warn.log(`peers: another server has applied revision ${head}, this one ${this.hub.applied}, and the store cannot be read: ${errorText(err)}`);
     }).finally(() => {
       this.catchingUp = false;
     });
@@ -572,7 +573,7 @@ export class PeerNode {
   private guard(what: string, work: () => void | Promise<void>): void {
     try {
       const result = work();
-      if (result instanceof Promise) result.catch((err: unknown) => this.warn.log(`peers: ${what}: ${(err as Error)?.message ?? String(err)}`));
+      if (result instanceof Promise) result.catch((err: unknown) => this.warn.log(`peers: ${what}: ${errorText(err)}`));
     } catch (err) {
       reportFault(`peers: ${what}`, err);
     }

@@ -1,4 +1,5 @@
 import type { Connection, Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import { DeadlinePassed } from '../../../deadline.js';
 
 /** What the MySQL store lends the modules beside it (the access tables): its bounded, translated ways to run statements. */
 export interface MysqlRunner {
@@ -23,11 +24,7 @@ export function bindDeadline(conn: Connection, deadline: number | undefined): vo
 }
 
 /** A statement not sent because its write's deadline had passed. */
-export class DeadlinePassed extends Error {
-  constructor() {
-    super('the time for this write ran out');
-  }
-}
+export { DeadlinePassed };
 
 /**
  * One statement, bounded in time: a database host that goes silent must not

@@ -15,6 +15,8 @@ import { migrate } from './migrations.js';
 import type {
   ChangeRef, CommitMeta, EnvState, EnvView, HistoryPage, HistoryPageQuery, HistoryQuery, Planner, Store, StoredRelease,
 } from '../types.js';
+import { beforeDeadline } from '../../../deadline.js';
+import { redactUrl } from '../urls.js';
 
 export interface MysqlStoreOptions {
   /** Releases kept per environment before the oldest are pruned. */
@@ -39,18 +41,18 @@ export function parseMysqlUrl(spec: string): MysqlTarget {
   try {
     url = new URL(spec);
   } catch (cause) {
-    throw new VitefaError(LocalErrorCode.USAGE, `invalid store URL ${redact(spec)}: use mysql://user:pass@host:port/db`, { cause });
+    throw new VitefaError(LocalErrorCode.USAGE, `invalid store URL ${redactUrl(spec)}: use mysql://user:pass@host:port/db`, { cause });
   }
   const decode = (part: string): string => {
     try {
       return decodeURIComponent(part);
     } catch (cause) {
-      throw new VitefaError(LocalErrorCode.USAGE, `invalid store URL ${redact(spec)}: bad %-escape`, { cause });
+      throw new VitefaError(LocalErrorCode.USAGE, `invalid store URL ${redactUrl(spec)}: bad %-escape`, { cause });
     }
   };
   const database = decode(url.pathname.replace(/^\//, ''));
   if (url.protocol !== 'mysql:' || url.hostname === '' || database === '' || database.includes('/')) {
-    throw new VitefaError(LocalErrorCode.USAGE, `invalid store URL ${redact(spec)}: use mysql://user:pass@host:port/db`);
+    throw new VitefaError(LocalErrorCode.USAGE, `invalid store URL ${redactUrl(spec)}: use mysql://user:pass@host:port/db`);
   }
   const port = url.port === '' ? 3306 : Number(url.port);
   // URL keeps the brackets of an IPv6 literal: fine in the description, not for connecting.
@@ -60,9 +62,6 @@ export function parseMysqlUrl(spec: string): MysqlTarget {
   return { host, port, user, password: decode(url.password), database, description };
 }
 
-function redact(spec: string): string {
-  return spec.replace(/\/\/[^@/]*@/, '//***@');
-}
 
 interface EnvRow {
   rev: number;
@@ -485,18 +484,7 @@ export class MysqlStore implements Store, MysqlRunner {
   private async connection(deadline?: number): Promise<PoolConnection> {
     const getting = this.db().getConnection();
     if (deadline === undefined) return getting;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DeadlinePassed()), Math.max(0, deadline - Date.now()));
-    });
-    try {
-      return await Promise.race([getting, late]);
-    } catch (err) {
-      if (err instanceof DeadlinePassed) getting.then((conn) => conn.release(), () => undefined);
-      throw err;
-    } finally {
-      clearTimeout(timer);
-    }
+    return beforeDeadline(getting, deadline, (late) => void late.then((conn) => conn.release(), () => undefined));
   }
 
   /** A single-statement read on any pooled connection; run again once if the connection was found dead (reads are safe to repeat). */
