@@ -21,7 +21,8 @@ const AGENT_TOKEN_NAME = 'start-agent';
 /**
  * `vitefa start` (npm start): a server on the embedded store and an agent,
  * each its own process as in production, plus a `demo` environment to try.
- * The first run makes the admin account's password and writes it to
+ * The first run takes the admin account's password from
+ * VITEFA_ADMIN_PASSWORD, or makes one when that is unset, and writes it to
  * DATA/admin.login (readable by its owner only), which `vitefa admin` uses
  * when run from the same folder, and a token for its agent in
  * DATA/agent.token. Ctrl-C stops both.
@@ -59,8 +60,10 @@ export async function runStart(flags: StartFlags): Promise<void> {
   if (fs.existsSync(loginFile)) {
     login = readLoginFile(loginFile);
   } else if (!fs.existsSync(serverDir)) {
-    // A fresh folder: this run chooses the first admin's password and keeps it for `vitefa admin`.
-    const password = randomBytes(18).toString('base64url');
+    // A fresh folder: the first admin's password is VITEFA_ADMIN_PASSWORD when it is set (the server
+    // reads the same variable), else one this run chooses; either way it is kept for `vitefa admin`.
+    const given = process.env.VITEFA_ADMIN_PASSWORD;
+    const password = given !== undefined && given !== '' ? given : randomBytes(18).toString('base64url');
     writeLoginFile(loginFile, 'admin', password);
     login = { user: 'admin', secret: password };
     serverEnv.VITEFA_ADMIN_PASSWORD = password;
