@@ -14,3 +14,22 @@ export class RequestError extends VitefaError {
 
 export const envNotFound = (env: string): RequestError =>
   new RequestError(WireError.ENV_NOT_FOUND, `environment ${env} does not exist (create it with: env add ${env})`);
+
+/** What an error answers with on the wire. */
+export interface WireAnswer {
+  status: WireError;
+  message: string;
+  /** Not a RequestError: a fault of this server, to be reported (with its stack) where it was caught. */
+  fault: boolean;
+}
+
+/**
+ * The one mapping from errors to wire statuses: a RequestError answers with
+ * its own status and message; anything else is INTERNAL with `faultMessage`,
+ * since an internal error's own text may name internals and never goes over
+ * the wire.
+ */
+export function wireAnswer(err: unknown, faultMessage: string): WireAnswer {
+  if (err instanceof RequestError) return { status: err.status, message: err.message, fault: false };
+  return { status: WireError.INTERNAL, message: faultMessage, fault: true };
+}

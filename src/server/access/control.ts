@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import {
-  REQUEST_ID, WireError,
+  REQUEST_ID, WireError, wireErrorName,
   type AdminRequest, type AuditEntry, type DoneResult, type ResultOf, type VerifierFields,
 } from '../../protocol/index.js';
 import { reportFault } from '../../log.js';
 import { SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS, makeVerifier } from '../../security/scram.js';
 import { TOKEN_ITERATIONS } from '../../security/token.js';
-import { RequestError } from '../errors.js';
+import { RequestError, wireAnswer } from '../errors.js';
 import type { Hub } from '../ops/hub.js';
 import type { AccountRecord, AuditRecord, Store } from '../store/types.js';
 import { CredentialBook } from './book.js';
@@ -306,11 +306,10 @@ export function auditEntry(req: AdminRequest, caller: Caller, time: number, outc
     time, actor: caller.account, addr: caller.addr, action: req.op, env: envOf(req) ?? '', result: 'ok', code: '', detail: describe(req),
   };
   if (outcome === 'ok') return record;
-  const err = outcome.error;
-  const status = err instanceof RequestError ? err.status : WireError.INTERNAL;
+  const { status, message } = wireAnswer(outcome.error, 'internal error');
   record.result = status === WireError.STORE_UNAVAILABLE || status === WireError.INTERNAL ? 'failed' : 'refused';
-  record.code = err instanceof RequestError ? (err.code.replace(/^E_/, '')) : 'INTERNAL';
-  record.detail = `${record.detail}${record.detail ? ': ' : ''}${err instanceof RequestError ? err.message : 'internal error'}`.slice(0, 500);
+  record.code = wireErrorName(status) ?? String(status);
+  record.detail = `${record.detail}${record.detail ? ': ' : ''}${message}`.slice(0, 500);
   return record;
 }
 

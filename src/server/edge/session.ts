@@ -10,7 +10,7 @@ import { granted } from '../access/grants.js';
 import { LoginExchange, type LoginContext, type Principal } from '../access/login.js';
 import { FramedConnection, type ReceiveLimits } from '../../transport/connection.js';
 import { trace } from '../../trace.js';
-import { RequestError } from '../errors.js';
+import { RequestError, wireAnswer } from '../errors.js';
 import type { AgentLink, Fanout } from '../push/fanout.js';
 import type { ServerLimits } from '../limits.js';
 import { checkEnvName, quoted } from '../ops/validate.js';
@@ -356,12 +356,9 @@ export class ServerSession extends FramedConnection implements AgentLink {
   }
 
   private answerError(id: number, op: string, err: unknown): void {
-    if (err instanceof RequestError) {
-      this.send({ t: MessageType.Error, code: err.status, msg: err.message, id });
-    } else {
-      this.fault(err);
-      this.send({ t: MessageType.Error, code: WireError.INTERNAL, msg: `internal error while running ${op}`, id });
-    }
+    const { status, message, fault } = wireAnswer(err, `internal error while running ${op}`);
+    if (fault) this.fault(err);
+    this.send({ t: MessageType.Error, code: status, msg: message, id });
   }
 
   private expect(phase: SessionRole, type: number): void {

@@ -1,6 +1,6 @@
 import { CONTROL_CHARACTERS, WireError } from '../../protocol/index.js';
 import { jsonFaultText } from '../../json-syntax.js';
-import { RequestError } from '../errors.js';
+import { RequestError, wireAnswer } from '../errors.js';
 import type { ServerLimits } from '../limits.js';
 import type { Json } from './merge.js';
 
@@ -87,7 +87,8 @@ export function planEntries(entries: [string, string][], limits: DataLimits): Pl
   try {
     return { planned: entries.map(([key, value]) => [checkKey(key, limits), parseValue(value, key, limits).text]) };
   } catch (err) {
-    if (err instanceof RequestError) return { status: err.status, message: err.message };
-    throw err;
+    const { status, message, fault } = wireAnswer(err, 'internal error while checking the entries');
+    if (fault) throw err;
+    return { status, message };
   }
 }

@@ -1,7 +1,7 @@
 import { WireError } from '../../protocol/index.js';
 import { reportFault } from '../../log.js';
 import { Correlator } from '../../transport/correlator.js';
-import { RequestError } from '../errors.js';
+import { RequestError, wireAnswer } from '../errors.js';
 
 /** One end of an IPC link: Node's `worker.send` / `process.send`, reduced to what the channel needs. */
 export interface ChannelPort {
@@ -102,9 +102,8 @@ export class Channel<OutNote extends Kinded, OutRequest extends Kinded, InNote e
       this.options.request(envelope.q as InRequest).then(
         (v) => this.post({ a: id, ok: true, v }, SMALL_MESSAGE_BYTES),
         (err: unknown) => {
-          if (!(err instanceof RequestError)) reportFault(`${envelope.q.k} on the ${this.options.name}`, err);
-          const status = err instanceof RequestError ? err.status : WireError.INTERNAL;
-          const message = err instanceof RequestError ? err.message : `internal error while running ${envelope.q.k}`;
+          const { status, message, fault } = wireAnswer(err, `internal error while running ${envelope.q.k}`);
+          if (fault) reportFault(`${envelope.q.k} on the ${this.options.name}`, err);
           this.post({ a: id, ok: false, status, message }, SMALL_MESSAGE_BYTES);
         },
       );
