@@ -8,7 +8,11 @@ import { VERSION } from './version.js';
 /**
  * The one executable: `vitefa server|agent|admin|read|start`. Each command
  * loads only what it needs. Errors print one line; the exit code is 2 for
- * usage errors and 1 for every other failure.
+ * usage errors, 3 for a write whose outcome is unknown (it may or may not
+ * have been applied), and 1 for every other failure, which for a write means
+ * it was not applied. A server also exits with 4 (EXIT_CHAIN_BROKEN in
+ * server/process/main.ts) when its history and the store's disagree, and with
+ * 130 when a second signal cuts its stop short.
  */
 const program = new Command('vitefa')
   .description('vitefa-config: configuration pushed from config servers to an LMDB store on every host')

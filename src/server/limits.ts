@@ -3,12 +3,26 @@ import { DEFAULT_DECODE_LIMITS, MAX_DEPTH_LIMIT } from '../protocol/index.js';
 import type { ReceiveLimits } from '../transport/connection.js';
 
 /**
- * Every limit a server enforces, in one place. Each can be set in the
+ * Every limit an operator may set, in one place. Each can be set in the
  * server's config file under "limits" (see docs/limits.md, which lists them
  * all with these defaults). Limits on what a connection may send are checked
  * before the work they guard: frame sizes as the header arrives, values and
  * nesting before msgpackr builds a message, and connections before their
  * hello is waited for.
+ *
+ * A few fixed bounds live beside the code they belong to instead, because
+ * they are not a server's to choose:
+ * - src/protocol (MAX_ELEMENTS in check.ts, MAX_MEMBERS and the array and id
+ *   bounds in codec.ts): part of the wire contract, the same for every
+ *   receiver, agents and admins included;
+ * - peers/ (HELLO_TIMEOUT_MS, IDLE_TIMEOUT_MS, STATUS_TIMEOUT_MS,
+ *   LINK_PING_MS, LINK_QUEUE_BYTES): timings every server of a cluster must
+ *   share, so one server cannot set its own;
+ * - process/ (STATUS_IPC_TIMEOUT_MS, LOGIN_IPC_TIMEOUT_MS, STABLE_WORKER_MS,
+ *   RESTART_MAX_DELAY_MS): the primary's own channel to its workers;
+ * - ops/merge.ts (MAX_DEPTH): a guard of the merge's recursion against a
+ *   stack overflow, whatever valueDepth is set to (at its default, valueDepth
+ *   refuses deeper values before a merge sees them).
  */
 export const LIMIT_DEFAULTS = {
   // Before the hello: a connection that has not said who it is.

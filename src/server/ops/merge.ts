@@ -1,6 +1,6 @@
 /**
  * The pure value operations behind `merge ENV KEY JSON` and `clear ENV KEY [PATH…]`.
- * /work/shared/MERGE-AND-CLEAR.md is the rule; this file follows it and nothing else.
+ * docs/merge-and-clear.md is the rule; this file follows it and nothing else.
  * Every result is a fresh tree: callers may keep, freeze or mutate it without touching
  * the inputs, and the inputs are never written to.
  */
