@@ -9,9 +9,10 @@ import {
   arrayOf, bool, fail, literal, nullable, obj, opt, pair, recordOf, str, uint,
   type Check,
 } from './check.js';
-import type {
-  AdminOp, AdminRequest, BigValue, Change, Entry, EnvRev, KeyChange, MemberEntry, MemberState, Message, ResultOf, Snapshot,
-} from './messages.js';
+import type { MemberEntry, MemberState, Message, Snapshot } from './messages.js';
+import type { AdminOp, AdminRequest } from './requests.js';
+import type { BigValue, ResultOf } from './results.js';
+import type { Change, Entry, EnvRev, KeyChange } from './shapes.js';
 
 /**
  * msgpackr options, pinned here and nowhere else:

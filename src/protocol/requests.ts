@@ -1,0 +1,54 @@
+import type { Entry } from './shapes.js';
+
+/** What an admin asks in a Request (`req`): one variant per operation, told apart by `op`. */
+export type AdminRequest =
+  | { op: 'env.add'; env: string }
+  | { op: 'env.del'; env: string }
+  | { op: 'env.list' }
+  | { op: 'set'; env: string; key: string; value: string }
+  | { op: 'get'; env: string; key: string }
+  | { op: 'del'; env: string; key: string }
+  /** A page of at most answerBytes: `after` continues after that key (ListResult.next). */
+  | { op: 'list'; env: string; prefix?: string; after?: string }
+  | { op: 'merge'; env: string; key: string; value: string }
+  | { op: 'clear'; env: string; key: string; path: string[] }
+  | { op: 'apply'; env: string; entries: Entry[]; replace: boolean }
+  /**
+   * A page of at most `limit` releases and answerBytes: `before` continues
+   * below that revision (HistoryResult.next). Values longer than
+   * historyValueBytes come as their size and hash (HistoryRelease.big)
+   * unless `values` asks for them.
+   */
+  | { op: 'history'; env: string; key?: string; limit?: number; before?: number; values?: boolean }
+  /** A page of at most answerBytes, by key: `after` continues after that key (DiffResult.next). Large values as in history. */
+  | { op: 'diff'; env: string; from: number; to?: number; after?: string; values?: boolean }
+  | { op: 'rollback'; env: string; rev: number }
+  /** With `agent`: also find the agents of that id, on whichever server holds them. */
+  | { op: 'status'; env?: string; agent?: string }
+  /** This server alone: its agents' revisions as counts (what `status` gathers from every server). */
+  | { op: 'status.local'; env?: string; agent?: string }
+  /**
+   * `envs`: environments granted (an editor changes and reads them, a viewer
+   * reads them); `reads`: environments it reads besides (none if absent).
+   */
+  | { op: 'user.add'; name: string; role: string; envs: string[]; reads?: string[]; verifier: VerifierFields }
+  | { op: 'user.del'; name: string }
+  | { op: 'user.list' }
+  /** Without `name`: the session's own account. */
+  | { op: 'user.passwd'; name?: string; verifier: VerifierFields }
+  | { op: 'token.add'; name: string; envs: string[]; id: string; verifier: VerifierFields }
+  | { op: 'token.del'; name: string }
+  | { op: 'token.list' }
+  | { op: 'audit'; env?: string; user?: string; since?: number; limit?: number }
+  /** Follow the releases of `env` on this session (Release frames follow the Response). */
+  | { op: 'watch'; env: string }
+  | { op: 'unwatch'; env: string };
+export type AdminOp = AdminRequest['op'];
+
+/** A SCRAM verifier as the client computed it: the secret itself never travels. */
+export interface VerifierFields {
+  salt: string;
+  iterations: number;
+  storedKey: string;
+  serverKey: string;
+}

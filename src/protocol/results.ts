@@ -1,0 +1,250 @@
+import type { AdminOp } from './requests.js';
+import type { Entry, EnvRev, KeyChange } from './shapes.js';
+
+/*
+ * What the server answers in a Response (`res`): one result type per admin
+ * operation, mapped by ResultOf at the end.
+ */
+
+/** The result of a write: the new release, or the current revision and changed 0 when nothing changed. */
+export interface WriteResult {
+  env: string;
+  rev: number;
+  changed: number;
+  /**
+   * The request id (Request.rid) was kept from an earlier write of the same
+   * request by the same account: this is that write's answer (`rev`,
+   * `changed`), and nothing was written now.
+   */
+  replayed?: boolean;
+}
+export interface GetResult {
+  env: string;
+  rev: number;
+  key: string;
+  value: string;
+}
+export interface ListResult {
+  env: string;
+  rev: number;
+  entries: Entry[];
+  /** The page ended early (answerBytes): ask again with `after` set to this key. */
+  next?: string;
+}
+export interface EnvInfo {
+  env: string;
+  rev: number;
+  keys: number;
+}
+export interface EnvListResult {
+  envs: EnvInfo[];
+}
+/**
+ * A value left out of an answer, shown by its size and hash instead:
+ * [index of the change, 1 for its before / 2 for its after value, bytes of
+ * the JSON text (UTF-8), the first 16 hex digits of its SHA-256]. The value
+ * itself is `nil` in the change.
+ */
+export type BigValue = [change: number, side: 1 | 2, bytes: number, sha256: string];
+
+export interface HistoryRelease {
+  rev: number;
+  prev: number;
+  time: number;
+  author: string;
+  op: string;
+  changes: KeyChange[];
+  /** Values left out (larger than historyValueBytes, or past the page's bytes). */
+  big?: BigValue[];
+  /** Changes of this release not in the answer (the page's bytes ran out inside it). */
+  more?: number;
+}
+export interface HistoryResult {
+  env: string;
+  releases: HistoryRelease[];
+  /** The page ended early: ask again with `before` set to this revision. */
+  next?: number;
+}
+export interface DiffResult {
+  env: string;
+  from: number;
+  to: number;
+  changes: KeyChange[];
+  /** Values left out, as in history. */
+  big?: BigValue[];
+  /** The page ended early: ask again with `after` set to this key. */
+  next?: string;
+}
+export interface AgentInfo {
+  id: string;
+  addr: string;
+  /** Milliseconds since the epoch when the session started. */
+  since: number;
+  /** What it acknowledged (or held when it subscribed), with the chain value when it said. */
+  envs: EnvRev[];
+  /** Milliseconds since it last acknowledged anything (or subscribed). */
+  ackedMs?: number;
+}
+
+/** An agent found by `status --agent`, with the server holding it. */
+export interface FoundAgent extends AgentInfo {
+  server: string;
+}
+export interface ServerInfo {
+  id: string;
+  version: string;
+  listen: string;
+  store: string;
+  uptimeMs: number;
+  workers: number;
+  /**
+   * Sessions the server ended or refused, by wire status name (SERVER_FULL,
+   * MALFORMED, TIMEOUT, …), and workerRestarts: worker processes replaced.
+   */
+  counters: Record<string, number>;
+}
+export interface StatusResult {
+  server: ServerInfo;
+  envs: EnvInfo[];
+  agentsTotal: number;
+  /** At most the first 1000 agents of this server (filtered to ENV when one is given). */
+  agents: AgentInfo[];
+  /** Every server of the cluster (this one first) and, per environment, the revisions every agent of the cluster holds. */
+  cluster: ClusterStatus;
+}
+
+/** One server in `status`. */
+export interface ServerRow {
+  id: string;
+  gen: number;
+  /** alive, suspect, dead, draining or left, as the answering server sees it. */
+  state: string;
+  addrs: string[];
+  /** Applied revision; lag is the cluster's head minus it. */
+  head: number;
+  lag: number;
+  agents: number;
+  /** Milliseconds since the answering server last heard of it (0 for itself). */
+  heardMs: number;
+  /** The server answered the status query (its agents are counted below). */
+  answered: boolean;
+}
+
+/** An agent behind its environment's current revision. */
+export interface LaggingAgent {
+  id: string;
+  addr: string;
+  /** Id of the server it is connected to. */
+  server: string;
+  rev: number;
+}
+
+export interface EnvAgents {
+  env: string;
+  /** The environment's current revision. */
+  rev: number;
+  /**
+   * [revision, number of agents, chain value] by what the agents acknowledged
+   * (or held when they subscribed), highest revision first; chain '' when
+   * the agents did not say. Agents acknowledge 1–3 s after a release.
+   */
+  holders: [rev: number, agents: number, chain: string][];
+  /** The environment's chain value at `rev` on the answering server ('' when not known). */
+  chain?: string;
+  /** Milliseconds since `rev` was applied on the answering server: acknowledgements younger than the release are still on their way. */
+  releasedMs?: number;
+  /** Agents behind `rev`: the first ones only (see laggingTotal). */
+  lagging: LaggingAgent[];
+  laggingTotal: number;
+}
+
+export interface ClusterStatus {
+  head: number;
+  servers: ServerRow[];
+  envs: EnvAgents[];
+  /** With `status --agent ID`: the agents of that id on every server that answered. */
+  found?: FoundAgent[];
+}
+
+/** One server's own part of `status`: what `status` gathers from every server. */
+export interface LocalStatus {
+  server: ServerInfo;
+  gen: number;
+  head: number;
+  agentsTotal: number;
+  envs: EnvAgents[];
+  /** Asked with `agent`: this server's agents of that id. */
+  found?: AgentInfo[];
+}
+
+/** The result of an operation that only succeeds or fails (accounts, tokens, unwatch). */
+export interface DoneResult {
+  done: string;
+}
+export interface UserInfo {
+  name: string;
+  role: string;
+  /** Granted: an editor changes and reads them, a viewer reads them. */
+  envs: string[];
+  /** Read besides `envs` (absent from servers older than read grants, whose accounts read everything). */
+  reads?: string[];
+  created: number;
+}
+export interface TokenInfo {
+  name: string;
+  id: string;
+  envs: string[];
+  created: number;
+}
+export interface AuditEntry {
+  seq: number;
+  /** Milliseconds since the epoch. */
+  time: number;
+  /** The account or token acting, or the name that tried to log in. */
+  actor: string;
+  /** HOST:PORT it came from. */
+  addr: string;
+  /** The operation (`set`, `user.add`, …), or `login` / `agent-login`. */
+  action: string;
+  env: string;
+  /** ok, refused (not allowed, or a bad request) or failed. */
+  result: string;
+  /** The wire error name when it did not succeed. */
+  code: string;
+  /** What was done or why not; never a secret. */
+  detail: string;
+}
+export interface WatchResult {
+  env: string;
+  rev: number;
+}
+
+/** Maps each admin operation to the type of its result. */
+export interface ResultOf {
+  'env.add': WriteResult;
+  'env.del': WriteResult;
+  'env.list': EnvListResult;
+  set: WriteResult;
+  get: GetResult;
+  del: WriteResult;
+  list: ListResult;
+  merge: WriteResult;
+  clear: WriteResult;
+  apply: WriteResult;
+  history: HistoryResult;
+  diff: DiffResult;
+  rollback: WriteResult;
+  status: StatusResult;
+  'status.local': LocalStatus;
+  'user.add': DoneResult;
+  'user.del': DoneResult;
+  'user.list': { users: UserInfo[] };
+  'user.passwd': DoneResult;
+  'token.add': DoneResult;
+  'token.del': DoneResult;
+  'token.list': { tokens: TokenInfo[] };
+  audit: { entries: AuditEntry[] };
+  watch: WatchResult;
+  unwatch: DoneResult;
+}
+export type AdminResult = ResultOf[AdminOp];
