@@ -64,10 +64,16 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
 
+/** The fields an object checker takes, each required or optional (docs/protocol.md is checked against them). */
+export type Fields = Readonly<Record<string, 'required' | 'optional'>>;
+/** A checker of a map, which says what fields it takes. */
+export type ObjCheck<T> = Check<T> & { readonly fields: Fields };
+
 /** An object with the given fields; unknown fields are ignored (forward compatible). */
-export function obj<S extends Shape>(shape: S): Check<ShapeOf<S>> {
+export function obj<S extends Shape>(shape: S): ObjCheck<ShapeOf<S>> {
   const fields = Object.entries(shape);
-  return (v, p) => {
+  const described: Fields = Object.fromEntries(fields.map(([name, field]) => [name, typeof field === 'function' ? 'required' : 'optional']));
+  const check: Check<ShapeOf<S>> = (v, p) => {
     if (!isObject(v)) return fail(p, 'a map');
     const out: Record<string, unknown> = {};
     for (const [name, field] of fields) {
@@ -80,6 +86,7 @@ export function obj<S extends Shape>(shape: S): Check<ShapeOf<S>> {
     }
     return out as ShapeOf<S>;
   };
+  return Object.assign(check, { fields: described });
 }
 
 /** A map of string keys to checked values (at most `max` entries); "__proto__" is kept as a plain key. */
