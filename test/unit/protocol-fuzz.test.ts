@@ -121,7 +121,6 @@ describe('fuzz', () => {
     const kinds = ['random bytes', 'token soup', 'truncated frame', 'flipped frames', 'random msgpack'] as const;
     const counts: Record<string, number> = {};
     let decodedOk = 0;
-    const started = Date.now();
     for (let i = 0; i < ITERATIONS; i++) {
       const seed = ITERATIONS === 1 ? BASE_SEED : (BASE_SEED + Math.imul(i, 0x9e3779b9)) >>> 0;
       const rng = mulberry32(seed);
@@ -201,13 +200,11 @@ describe('fuzz', () => {
         }
       }
     }
-    const elapsed = Date.now() - started;
     // The generators must reach both outcomes, or the fuzzer tests nothing.
     if (ITERATIONS >= 1000) for (const kind of kinds) assert.ok((counts[kind] ?? 0) > ITERATIONS / kinds.length / 2, `${kind} ran ${counts[kind]} times`);
     if (ITERATIONS >= 1000) assert.ok(decodedOk > ITERATIONS / 50, `only ${decodedOk} random inputs decoded: the generators are too weak`);
     // Both ways a framing error surfaces must be exercised.
     if (ITERATIONS >= 1000) assert.ok(framingErrors.thrown > 0 && framingErrors.afterFrames > 0, `framing errors: ${JSON.stringify(framingErrors)}`);
-    assert.ok(elapsed < 20_000, `fuzzing took ${elapsed} ms`);
   });
 });
 
@@ -263,12 +260,12 @@ describe('hostile nesting and sizes', () => {
     expectRefused(encodeBody({ t: 10, id: 1, res: nested(DEFAULT_DECODE_LIMITS.maxDepth) }), 'one level too deep', WireError.LIMIT_EXCEEDED);
   });
 
-  test('headers declaring huge collections in tiny bodies give ProtocolError quickly', () => {
-    const started = Date.now();
+  // A decoder that trusted the header would allocate for four billion elements or loop over them: the test's own
+  // timeout, not a measured time, catches that.
+  test('headers declaring huge collections in tiny bodies give ProtocolError, before anything is allocated for them', () => {
     for (const text of ['dd ffffffff c0', 'df ffffffff a174 07', 'db ffffffff 61', 'c6 ffffffff 00', 'c9 ffffffff 01 00', 'dc ffff', 'de ffff']) {
       expectMalformed(Buffer.from(text.replace(/\s+/g, ''), 'hex'), text);
     }
-    assert.ok(Date.now() - started < 2000);
   });
 
   test('a message with its type in a record or extension is not a message', () => {
