@@ -533,3 +533,18 @@ test('list, history and diff answers go one at a time per session: one that pipe
     await big.close();
   }
 });
+
+test('a request after the hello and before the proof is UNEXPECTED_MESSAGE, named as before the login', async () => {
+  const peer = mem.connect();
+  await peer.next((m): m is Message => m.t === MessageType.Hello);
+  const scram = admin();
+  peer.send(scram.hello());
+  await peer.next(isChallenge);
+  const from = peer.received.length;
+  peer.send({ t: MessageType.Request, id: 1, req: { op: 'env.list' } });
+  const error = await peer.next(isError, from);
+  assert.equal(error.code, WireError.UNEXPECTED_MESSAGE);
+  assert.equal(error.id, undefined);
+  assert.equal(error.msg, `message type ${MessageType.Request} is not valid before the login`);
+  await peer.whenClosed();
+});

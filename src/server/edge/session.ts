@@ -363,13 +363,13 @@ export class ServerSession extends FramedConnection implements AgentLink {
 
   private expect(phase: SessionRole, type: number): void {
     if (this.phase !== phase) {
-      throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${type} is not valid ${this.phase === 'hello' ? 'before the hello' : `in an ${this.phase} session`}`);
+      throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${type} is not valid ${this.phase === 'hello' ? 'before the login' : `in an ${this.phase} session`}`);
     }
   }
 
-  /** Ping and Pong are valid in any session, but not before the hello. */
+  /** Ping and Pong are valid in any session, but not before the login (the hello, challenge, proof and welcome). */
   private expectSession(type: number): void {
-    if (this.phase === 'hello') throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${type} is not valid before the hello`);
+    if (this.phase === 'hello') throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${type} is not valid before the login`);
   }
 
   protected onClosed(reason: string): void {
