@@ -25,14 +25,14 @@ import type { ReceiveLimits } from '../transport/connection.js';
  *   refuses deeper values before a merge sees them).
  */
 export const LIMIT_DEFAULTS = {
-  // Before the hello: a connection that has not said who it is.
-  /** Time from accept to the client's hello. */
+  // Until the login completes (the Welcome): a connection that has not proven who it is.
+  /** Time from accept to the end of the login (the client's hello and proof). */
   helloTimeoutMs: 10_000,
-  /** Largest frame accepted before the hello. */
+  /** Largest frame accepted until the login completes. */
   helloFrameBytes: 4096,
-  /** Values in a message before the hello. */
+  /** Values in a message until the login completes. */
   helloValues: 64,
-  /** Connections one server process holds that have not said hello yet. */
+  /** Connections one server process holds that have not logged in yet. */
   pendingHellos: 2000,
   /** Of those, from one source address (an IPv6 /64 counts as one address). */
   pendingHellosPerAddress: 100,
