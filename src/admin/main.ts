@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { LocalErrorCode, REQUEST_ID, VitefaError, type AdminResult } from '../protocol/index.js';
 import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { clientTls } from '../security/tls.js';
+import { backoffDelay } from '../transport/backoff.js';
 import { endpointText, type Endpoint } from '../transport/client.js';
 import { AdminClient } from './client.js';
 import { helpText, prepareCommand, type CommandIO, type Prepared } from './commands.js';
@@ -70,7 +71,7 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
         if (!mayRetry(req, rid, err) || attempt > RETRIES) throw final(err);
         if (isWrite(req.op) && cutOff(err)) lost ??= err;
         client.close();
-        await new Promise((resolve) => setTimeout(resolve, 125 * 2 ** attempt));
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, 125, 125 * 2 ** RETRIES, 'none')));
         // The next server of the list first, this one last.
         ({ client, index } = await servers.connect(connectTo, index + 1).catch((again: unknown) => {
           throw lost === undefined ? notRetried(err, again) : afterLoss(req, lost, again, rid);
