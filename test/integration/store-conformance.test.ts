@@ -13,7 +13,7 @@ import { createStore } from '../../src/server/store/create.js';
 import { LmdbStore } from '../../src/server/store/lmdb/store.js';
 import { LATEST_SCHEMA } from '../../src/server/store/mysql/migrations.js';
 import { MysqlStore } from '../../src/server/store/mysql/store.js';
-import type { CommitMeta, Planner, Store, StoredRelease } from '../../src/server/store/types.js';
+import type { CommitMeta, HistoryPageQuery, Planner, Store, StoredRelease } from '../../src/server/store/types.js';
 
 /**
  * One behaviour suite, run against the embedded LMDB store and the MySQL
@@ -153,6 +153,16 @@ async function valuesOf(store: Store, env: string): Promise<Record<string, strin
 
 const revs = (releases: StoredRelease[]): number[] => releases.map((r) => r.rev);
 
+/** Bounds no release of these tests reaches: a history page then holds whole releases, as many as `limit` asks. */
+const WHOLE = 1 << 30;
+
+/** Releases of `env`, newest first, read whole through the page the server answers `history` from. */
+async function history(store: Store, env: string, query: Omit<HistoryPageQuery, 'elideAbove' | 'maxBytes'>): Promise<StoredRelease[]> {
+  const page = await store.historyPage(env, { ...query, elideAbove: WHOLE, maxBytes: WHOLE });
+  assert.equal(page.next, undefined, 'a page of whole releases ends with the history or the limit');
+  return page.releases;
+}
+
 function conformance(backend: Backend): void {
   describe(`store conformance: ${backend.name}`, () => {
     before(() => backend.setup());
@@ -236,7 +246,7 @@ function conformance(backend: Backend): void {
       assert.equal(await store.commit(env, meta(), sets(['gone', null])), null, 'deleting a missing key');
       assert.equal(await store.commit(env, meta(), sets(['a', '2'], ['a', '1'])), null, 'last value of a key wins');
       assert.equal(await store.head(), h);
-      assert.deepEqual(revs(await store.history(env, { limit: 10 })), [r1!.rev, r1!.rev - 1]);
+      assert.deepEqual(revs(await history(store, env, { limit: 10 })), [r1!.rev, r1!.rev - 1]);
       const r2 = await store.commit(env, meta(), sets(['a', '1'], ['a', '5']));
       assert.deepEqual(r2?.changes, [['a', '1', '5']]);
       assert.equal(r2?.rev, h + 1);
@@ -264,7 +274,7 @@ function conformance(backend: Backend): void {
       await assert.rejects(store.commit(env, meta(), async () => { throw refused; }), (err) => err === refused);
       assert.equal(await store.head(), h);
       assert.deepEqual(await valuesOf(store, env), { a: '2', b: '2' });
-      assert.equal((await store.history(env, { limit: 10 })).length, 3);
+      assert.equal((await history(store, env, { limit: 10 })).length, 3);
       let called = false;
       await assert.rejects(
         store.commit(ctx.env('missing'), meta(), async () => { called = true; return [['a', '1']]; }),
@@ -287,7 +297,7 @@ function conformance(backend: Backend): void {
       const r = await store.commit(env, meta(), sets(['a ', null]));
       assert.deepEqual(r?.changes, [['a ', '"a space"', null]]);
       assert.equal((await valuesOf(store, env))?.a, '"a"');
-      const [last] = await store.history(env, { limit: 1, before: r!.rev });
+      const [last] = await history(store, env, { limit: 1, before: r!.rev });
       assert.equal(last?.changes.find(([k]) => k === 'big')?.[2], big);
     });
 
@@ -355,17 +365,17 @@ function conformance(backend: Backend): void {
       await store.commit(other, meta(), sets(['a', '7']));
       const r2 = (await store.commit(env, meta(), sets(['b', '2'])))!;
       const r3 = (await store.commit(env, meta(), sets(['a', '3'], ['c', '3'])))!;
-      assert.deepEqual(await store.history(env, { limit: 10 }), [r3, r2, r1, c]);
-      assert.deepEqual(revs(await store.history(env, { limit: 2 })), [r3.rev, r2.rev]);
-      assert.deepEqual(await store.history(env, { limit: 0 }), []);
-      assert.deepEqual(revs(await store.history(env, { limit: 10, before: r3.rev })), [r2.rev, r1.rev, c.rev]);
-      assert.deepEqual(revs(await store.history(env, { limit: 1, before: r2.rev })), [r1.rev]);
-      const byKey = await store.history(env, { limit: 10, key: 'a' });
+      assert.deepEqual(await history(store, env, { limit: 10 }), [r3, r2, r1, c]);
+      assert.deepEqual(revs(await history(store, env, { limit: 2 })), [r3.rev, r2.rev]);
+      assert.deepEqual(await history(store, env, { limit: 0 }), []);
+      assert.deepEqual(revs(await history(store, env, { limit: 10, before: r3.rev })), [r2.rev, r1.rev, c.rev]);
+      assert.deepEqual(revs(await history(store, env, { limit: 1, before: r2.rev })), [r1.rev]);
+      const byKey = await history(store, env, { limit: 10, key: 'a' });
       assert.deepEqual(byKey.map((r) => [r.rev, r.changes]), [[r3.rev, [['a', '1', '3']]], [r1.rev, [['a', null, '1']]]]);
-      assert.deepEqual(revs(await store.history(env, { limit: 1, key: 'a' })), [r3.rev]);
-      assert.deepEqual(revs(await store.history(env, { limit: 10, key: 'a', before: r3.rev })), [r1.rev]);
-      assert.deepEqual(await store.history(env, { limit: 10, key: 'nope' }), []);
-      await assert.rejects(store.history(ctx.env('missing'), { limit: 10 }), withStatus(WireError.ENV_NOT_FOUND));
+      assert.deepEqual(revs(await history(store, env, { limit: 1, key: 'a' })), [r3.rev]);
+      assert.deepEqual(revs(await history(store, env, { limit: 10, key: 'a', before: r3.rev })), [r1.rev]);
+      assert.deepEqual(await history(store, env, { limit: 10, key: 'nope' }), []);
+      await assert.rejects(history(store, ctx.env('missing'), { limit: 10 }), withStatus(WireError.ENV_NOT_FOUND));
     });
 
     it('releasesBetween returns from < rev <= to ascending and refuses revisions it does not hold', async (ctx) => {
@@ -426,8 +436,8 @@ function conformance(backend: Backend): void {
       assert.equal(await store.commit(env, withId('noop'), sets(['a', '1'])), null);
       const moved = (await store.commit(env, meta(), sets(['a', '3'])))!;
       await assert.rejects(store.commit(env, withId('noop'), sets(['a', '1'])), (err: unknown) => err instanceof RequestReplay && err.record.rev === first.rev && err.record.changed === 0);
-      const history = await store.history(env, { limit: 10 });
-      assert.deepEqual(history.map((r) => r.rev), [moved.rev, first.rev, created.rev], 'one release per request');
+      const kept = await history(store, env, { limit: 10 });
+      assert.deepEqual(kept.map((r) => r.rev), [moved.rev, first.rev, created.rev], 'one release per request');
       const dropped = await store.dropEnv(env, withId('drop', 'env.del'));
       await assert.rejects(store.dropEnv(env, withId('drop', 'env.del')), (err: unknown) => err instanceof RequestReplay && err.record.rev === dropped.rev);
     });
@@ -496,7 +506,7 @@ function conformance(backend: Backend): void {
       const rs: StoredRelease[] = [];
       for (let i = 1; i <= 5; i++) rs.push((await store.commit(env, meta(), sets(['a', String(i)])))!);
       // Kept: the 3 newest; pruned: c, r1, r2 (floor = r2).
-      assert.deepEqual(await store.history(env, { limit: 10 }), [rs[4], rs[3], rs[2]]);
+      assert.deepEqual(await history(store, env, { limit: 10 }), [rs[4], rs[3], rs[2]]);
       const head = await store.head();
       assert.deepEqual(await store.releasesBetween(env, rs[1]!.rev, head), [rs[2], rs[3], rs[4]]);
       assert.deepEqual(await store.releasesBetween(env, rs[3]!.rev, head), [rs[4]]);
@@ -508,7 +518,7 @@ function conformance(backend: Backend): void {
       );
       const since = revs(await store.releasesSince(c.rev - 1, 100));
       assert.deepEqual(since, [o.rev, ...rs.slice(2).map((r) => r.rev)], 'pruned releases leave the global log too');
-      assert.deepEqual(await store.history(other, { limit: 10 }), [o], 'other environments keep theirs');
+      assert.deepEqual(await history(store, other, { limit: 10 }), [o], 'other environments keep theirs');
       assert.deepEqual(await valuesOf(store, env), { a: '5' });
     });
 
@@ -530,7 +540,7 @@ function conformance(backend: Backend): void {
       const missing = withStatus(WireError.ENV_NOT_FOUND, env);
       await assert.rejects(store.dropEnv(env, meta('env.del')), missing);
       await assert.rejects(store.commit(env, meta(), sets(['a', '1'])), missing);
-      await assert.rejects(store.history(env, { limit: 10 }), missing);
+      await assert.rejects(history(store, env, { limit: 10 }), missing);
       await assert.rejects(store.releasesBetween(env, 0, h0), missing);
       assert.deepEqual((await store.releasesSince(h0, 10)).at(-1), drop);
 
@@ -538,7 +548,7 @@ function conformance(backend: Backend): void {
       assert.equal(again.rev, h0 + 2);
       assert.deepEqual(await valuesOf(store, env), {});
       assert.deepEqual((await store.listEnvs()).find((e) => e.env === env), { env, rev: again.rev, keys: 0 });
-      assert.deepEqual(await store.history(env, { limit: 10 }), [again], 'no release of the dropped incarnation');
+      assert.deepEqual(await history(store, env, { limit: 10 }), [again], 'no release of the dropped incarnation');
       assert.deepEqual(await store.releasesBetween(env, 0, again.rev), [again], 'no release of the dropped incarnation');
       const next = await store.commit(env, meta(), sets(['a', '3']));
       assert.deepEqual(next?.changes, [['a', null, '3']]);
@@ -571,7 +581,7 @@ function conformance(backend: Backend): void {
       await first.commit(env, meta(), sets(['a', '1'], ['b', '2']));
       await first.dropEnv(gone, meta('env.del'));
       const head = await first.head();
-      const history = await first.history(env, { limit: 10 });
+      const kept = await history(first, env, { limit: 10 });
       const since = await first.releasesSince(head - 4, 10);
       await first.close();
 
@@ -579,7 +589,7 @@ function conformance(backend: Backend): void {
       assert.equal(await second.head(), head);
       assert.deepEqual(await valuesOf(second, env), { a: '1', b: '2' });
       assert.equal(await valuesOf(second, gone), undefined);
-      assert.deepEqual(await second.history(env, { limit: 10 }), history);
+      assert.deepEqual(await history(second, env, { limit: 10 }), kept);
       assert.deepEqual(await second.releasesSince(head - 4, 10), since);
       const next = await second.commit(env, meta(), sets(['a', '2']));
       assert.equal(next?.rev, head + 1);

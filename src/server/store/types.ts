@@ -75,16 +75,14 @@ export interface CommitMeta {
  */
 export type Planner = (view: EnvView) => Promise<Change[]>;
 
-export interface HistoryQuery {
+/** A page of history bounded in bytes as well as in releases. */
+export interface HistoryPageQuery {
+  /** Only releases that changed this key, with only that key's change. */
   key?: string;
   /** At most this many releases, newest first. */
   limit: number;
   /** Only releases with a revision below this one. */
   before?: number;
-}
-
-/** A page of history bounded in bytes as well as in releases. */
-export interface HistoryPageQuery extends HistoryQuery {
   /** Values longer than this (bytes of JSON text) come as size and hash (StoredRelease.big), never read whole. */
   elideAbove: number;
   /** Bytes of keys and values shown, at most (the first release always has at least one change). */
@@ -133,9 +131,7 @@ export interface Store {
   dropEnv(env: string, meta: CommitMeta): Promise<StoredRelease>;
   /** Runs `plan` against a locked view of `env` and commits its changes as one release. Null when nothing changed. */
   commit(env: string, meta: CommitMeta, plan: Planner): Promise<StoredRelease | null>;
-  /** Releases of `env`, newest first. */
-  history(env: string, query: HistoryQuery): Promise<StoredRelease[]>;
-  /** A page of releases of `env`, newest first, large values left out, bounded in bytes (what `history` answers). */
+  /** A page of releases of `env`, newest first, large values left out, bounded in bytes (what the `history` operation answers). */
   historyPage(env: string, query: HistoryPageQuery): Promise<HistoryPage>;
   /**
    * Releases of `env` with from < rev <= to, ascending. Throws REVISION_NOT_FOUND when history before `from` was pruned.

@@ -1,0 +1,60 @@
+import type { BigValue, KeyChange } from '../../../protocol/index.js';
+import { elided, valueHash } from '../changes.js';
+import { releaseFrom } from '../release.js';
+import type { StoredRelease } from '../types.js';
+import type { LmdbFiles, ReleaseRecord } from './files.js';
+
+/** Values longer than this (bytes) are kept apart from their release's record. */
+const OUT_OF_LINE_BYTES = 4096;
+
+/**
+ * Writes `release` (inside the caller's transaction): its record, its large
+ * values apart, its place in the global log, and the head.
+ */
+export function writeRelease(files: LmdbFiles, release: StoredRelease): void {
+  const { env, rev, ...record } = release;
+  let out: BigValue[] | undefined;
+  const changes = record.changes.map(([key, before, after], i): KeyChange => {
+    const keep = (value: string | null, side: 1 | 2): string | null => {
+      if (value === null || value.length <= OUT_OF_LINE_BYTES / 3) return value;
+      const bytes = Buffer.byteLength(value);
+      if (bytes <= OUT_OF_LINE_BYTES) return value;
+      files.outValues.put([env, rev, i, side], value);
+      (out ??= []).push([i, side, bytes, valueHash(value)]);
+      return null;
+    };
+    return [key, keep(before, 1), keep(after, 2)];
+  });
+  files.releases.put([env, rev], out === undefined ? record : { ...record, changes, out });
+  files.log.put(rev, env);
+  files.meta.put('head', rev);
+}
+
+/** A release whole: its values kept apart read back in. */
+export function wholeRelease(files: LmdbFiles, env: string, rev: number, r: ReleaseRecord): StoredRelease {
+  const out = lightRelease(files, env, rev, r);
+  if (r.out !== undefined) {
+    out.changes = out.changes.map((c): KeyChange => [c[0], c[1], c[2]]);
+    for (const [i, side] of r.out) out.changes[i]![side] = files.outValues.get([env, rev, i, side]) ?? null;
+  }
+  return out;
+}
+
+/**
+ * A release with its values longer than `elideAbove` left out (StoredRelease.big): those kept apart are never
+ * read for it (their size and hash are in the record); without `elideAbove`, the values kept apart are null.
+ */
+export function lightRelease(files: LmdbFiles, env: string, rev: number, r: ReleaseRecord, elideAbove?: number): StoredRelease {
+  const out = releaseFrom({ ...r, env, rev }, r.changes);
+  if (elideAbove === undefined) return out;
+  const inline = elided(out, elideAbove);
+  if (r.out === undefined) return inline;
+  const big = [...(inline.big ?? [])];
+  for (const entry of r.out) {
+    const [i, side, bytes] = entry;
+    if (bytes > elideAbove) big.push(entry);
+    else inline.changes[i]![side] = files.outValues.get([env, rev, i, side]) ?? null;
+  }
+  big.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  return big.length === 0 ? inline : { ...inline, big };
+}

@@ -1,0 +1,165 @@
+import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
+import { CHAIN_GENESIS, WireError, type Change, type KeyChange } from '../../../protocol/index.js';
+import { RequestError } from '../../errors.js';
+import { keyChangesFrom } from '../changes.js';
+import { newRelease } from '../release.js';
+import { RequestReplay, type RequestRecord } from '../requests.js';
+import type { CommitMeta, EnvView, Planner, StoredRelease } from '../types.js';
+import { between } from './history.js';
+import type { MysqlPool } from './pool.js';
+import { codeOf, query } from './query.js';
+import { findRequest, keepRequest, seenRequest } from './request-ids.js';
+import { BATCH_ROWS, batches, readEntries, readEnv, readValues, type EnvRow } from './rows.js';
+
+/**
+ * The write transaction: each release is one InnoDB transaction that locks
+ * its environment's row, then the single `vitefa_head` row to allocate its
+ * revision; that lock is held until COMMIT, so revisions are committed in
+ * order cluster-wide and a reader of `rev > X ORDER BY rev` never sees N+1
+ * without N. Every transaction takes the environment row before the head
+ * row, so they cannot deadlock on each other. A request id is kept in the
+ * same transaction, and a write is made at most once per id.
+ */
+export class MysqlWrites {
+  constructor(private readonly pool: MysqlPool, private readonly retainReleases: number) {}
+
+  createEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
+    return this.once(meta, env, () => this.pool.transaction(async (tx) => {
+      await seenRequest(tx, meta);
+      // The new row first (same lock order as every other write: environment, then head).
+      try {
+        await query(tx, 'INSERT INTO vitefa_envs (name, rev, floor, kept, created) VALUES (?, 0, 0, 1, 0)', [env]);
+      } catch (err) {
+        if (codeOf(err) === 'ER_DUP_ENTRY') throw new RequestError(WireError.ENV_EXISTS, `environment ${env} already exists`);
+        throw err;
+      }
+      const release = newRelease(env, await allocateRevision(tx), 0, meta, [], CHAIN_GENESIS);
+      await insertRelease(tx, release);
+      await query(tx, 'UPDATE vitefa_envs SET rev = ?, created = ?, chain = ? WHERE name = ?', [release.rev, release.rev, release.chain, env]);
+      await keepRequest(tx, meta, env, release.rev, 0, true);
+      return { commit: true, value: release };
+    }, meta.deadline));
+  }
+
+  dropEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
+    return this.once(meta, env, () => this.pool.transaction(async (tx) => {
+      const current = await readEnv(tx, env, true);
+      await seenRequest(tx, meta);
+      const changes: KeyChange[] = [...(await readEntries(tx, env))].map(([k, v]) => [k, v, null]);
+      const release = newRelease(env, await allocateRevision(tx), current.rev, meta, changes, current.chain, true);
+      await insertRelease(tx, release);
+      // The releases stay (other servers still have to pick up the drop); the next incarnation ignores them.
+      await query(tx, 'DELETE FROM vitefa_values WHERE env = ?', [env]);
+      await query(tx, 'DELETE FROM vitefa_envs WHERE name = ?', [env]);
+      await keepRequest(tx, meta, env, release.rev, changes.length, true);
+      return { commit: true, value: release };
+    }, meta.deadline));
+  }
+
+  commit(env: string, meta: CommitMeta, plan: Planner): Promise<StoredRelease | null> {
+    return this.once(meta, env, () => this.pool.transaction(async (tx) => {
+      // Locking read first: later plain reads of this transaction then see every release of `env`.
+      const current = await readEnv(tx, env, true);
+      await seenRequest(tx, meta);
+      const view: EnvView = {
+        env,
+        rev: current.rev,
+        get: async (key) => (await readValues(tx, env, [key])).get(key),
+        entries: () => readEntries(tx, env),
+        releasesAfter: (fromRev) => between(tx, env, current, fromRev, current.rev),
+      };
+      const planned: Change[] = await plan(view);
+      const before = await readValues(tx, env, [...new Set(planned.map(([key]) => key))]);
+      const changes = keyChangesFrom(planned, (key) => before.get(key));
+      if (changes.length === 0) {
+        // Nothing to release; the id is kept all the same, so that its retry changes nothing either.
+        if (meta.requestId === undefined) return { commit: false, value: null };
+        await keepRequest(tx, meta, env, current.rev, 0, false);
+        return { commit: true, value: null };
+      }
+      const release = newRelease(env, await allocateRevision(tx), current.rev, meta, changes, current.chain);
+      await writeValues(tx, env, changes);
+      await insertRelease(tx, release);
+      const next = await this.prune(tx, env, { ...current, rev: release.rev, kept: current.kept + 1, chain: release.chain! });
+      await query(tx, 'UPDATE vitefa_envs SET rev = ?, floor = ?, kept = ?, chain = ? WHERE name = ?', [next.rev, next.floor, next.kept, next.chain, env]);
+      await keepRequest(tx, meta, env, release.rev, changes.length, true);
+      return { commit: true, value: release };
+    }, meta.deadline));
+  }
+
+  /** Drops the oldest releases of `env` beyond the retention limit, inside the commit's transaction. */
+  private async prune(tx: PoolConnection, env: string, next: EnvRow): Promise<EnvRow> {
+    const excess = next.kept - this.retainReleases;
+    if (excess <= 0) return next;
+    const sql = 'SELECT rev FROM vitefa_releases WHERE env = ? AND rev >= ? AND rev < ? ORDER BY rev LIMIT ?';
+    const rows = await query<RowDataPacket[]>(tx, sql, [env, next.created, next.rev, excess]);
+    if (rows.length === 0) return next;
+    const revs = rows.map((row) => row.rev as number);
+    await query(tx, 'DELETE FROM vitefa_changes WHERE rev IN (?)', [revs]);
+    await query(tx, 'DELETE FROM vitefa_releases WHERE rev IN (?)', [revs]);
+    return { ...next, floor: revs[revs.length - 1]!, kept: next.kept - revs.length };
+  }
+
+  /**
+   * A configuration write, made at most once per request id. The check in
+   * the transaction (seenRequest) sees every id committed before it took its
+   * environment's lock; an id committed meanwhile by a write racing it (the
+   * same retry sent to two servers) makes this one fail — on the id's key,
+   * or creating an environment that now exists — and it is answered from
+   * the id's record instead; so is the retry of a drop, which finds its
+   * environment gone before it looks for its id.
+   */
+  private async once<T>(meta: CommitMeta, env: string, write: () => Promise<T>): Promise<T> {
+    try {
+      return await this.pool.guard(write);
+    } catch (err) {
+      const duplicate = codeOf((err as { cause?: unknown }).cause ?? err) === 'ER_DUP_ENTRY';
+      const raced = duplicate || (err instanceof RequestError && (err.status === WireError.ENV_EXISTS || err.status === WireError.ENV_NOT_FOUND));
+      if (meta.requestId === undefined || err instanceof RequestReplay || !raced) throw err;
+      let record: RequestRecord | undefined;
+      try {
+        record = await this.pool.guard(() => this.pool.readBy(meta.deadline, (conn) => findRequest(conn, meta.requestId!)));
+      } catch (readErr) {
+        // On its key, another write of this id committed: the change is applied, its revision unknown here.
+        if (duplicate) {
+          throw new RequestError(WireError.OUTCOME_UNKNOWN, `database ${this.pool.description} took request ${meta.requestId} as committed by another write, then did not say which revision: look in \`history ${env}\``, { cause: readErr });
+        }
+        throw err;
+      }
+      if (record !== undefined) throw new RequestReplay(record);
+      throw err;
+    }
+  }
+}
+
+/**
+ * The next revision. The row lock taken here is held until COMMIT: the next
+ * release anywhere waits for this one to be committed (or rolled back, which
+ * also rolls the counter back, leaving no gap).
+ */
+async function allocateRevision(tx: PoolConnection): Promise<number> {
+  const result = await query(tx, 'UPDATE vitefa_head SET rev = LAST_INSERT_ID(rev + 1) WHERE id = 1');
+  if (result.affectedRows !== 1) throw new Error('vitefa_head has no row');
+  return result.insertId;
+}
+
+async function writeValues(tx: PoolConnection, env: string, changes: KeyChange[]): Promise<void> {
+  const upserts = changes.filter(([, , after]) => after !== null).map(([key, , after]) => [env, key, after]);
+  for (const rows of batches(upserts)) {
+    await query(tx, 'INSERT INTO vitefa_values (env, k, v) VALUES ? ON DUPLICATE KEY UPDATE v = VALUES(v)', [rows]);
+  }
+  const removed = changes.filter(([, , after]) => after === null).map(([key]) => key);
+  for (let i = 0; i < removed.length; i += BATCH_ROWS) {
+    await query(tx, 'DELETE FROM vitefa_values WHERE env = ? AND k IN (?)', [env, removed.slice(i, i + BATCH_ROWS)]);
+  }
+}
+
+async function insertRelease(tx: PoolConnection, r: StoredRelease): Promise<void> {
+  await query(tx, 'INSERT INTO vitefa_releases (rev, env, prev, time, author, op, dropped, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+    r.rev, r.env, r.prev, r.time, r.author, r.op, r.drop === true ? 1 : 0, r.chain ?? '',
+  ]);
+  const rows = r.changes.map(([key, before, after], seq) => [r.rev, seq, key, before, after]);
+  for (const batch of batches(rows)) {
+    await query(tx, 'INSERT INTO vitefa_changes (rev, seq, k, before_v, after_v) VALUES ?', [batch]);
+  }
+}
