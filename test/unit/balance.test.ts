@@ -3,10 +3,12 @@
  * ends evenly spread (an odd count settles one apart), a big one keeps its
  * hysteresis, a step never exceeds its limit, and servers that all decide at
  * once from the same loads converge without passing agents back and forth.
+ * The steps (rebalance, with a clock of the test's own): one at a time, each
+ * waiting until its agents could have arrived and their server has said so.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planRebalance, type ServerLoad } from '../../src/server/peers/balance.js';
+import { planRebalance, rebalance, type RebalancePace, type ServerLoad } from '../../src/server/peers/balance.js';
 
 const server = (id: string, agents: number, addrs = [`${id}:7400`]): ServerLoad => ({ id, agents, addrs });
 
@@ -113,5 +115,50 @@ describe('planRebalance', () => {
     const { loads } = settle([2, 2, 0]);
     assert.deepEqual([...loads].sort(), [1, 1, 2]);
     assert.deepEqual(settle([5, 5, 0]).loads.slice().sort(), [3, 3, 4]);
+  });
+});
+
+describe('the steps of rebalancing', () => {
+  // Steps every 3 s (3 gossips, or the move spread and a gossip), 64 agents a second: 192 a step.
+  const pace: RebalancePace = { gossipMs: 1000, moveWithinMs: 2000, rebalancePerSecond: 64 };
+  const self = { ...server('A', 1000), state: 'alive' };
+  const candidates = [self, server('B', 0)];
+
+  test('a step moves at most its share of the rate, and is remembered', () => {
+    const { move, last } = rebalance({ self, candidates, last: undefined, target: undefined }, pace, 10_000);
+    assert.equal(move?.to.id, 'B');
+    assert.equal(move?.count, 192);
+    assert.deepEqual(last, { to: 'B', next: 13_000, arrived: 12_500 });
+  });
+
+  test('the next step waits for its time, and for the target to gossip after the agents could have arrived', () => {
+    const last = { to: 'B', next: 13_000, arrived: 12_500 };
+    const early = rebalance({ self, candidates, last, target: { health: 'alive', heardAt: 12_900 } }, pace, 12_999);
+    assert.equal(early.move, undefined);
+    assert.deepEqual(early.last, last, 'the step is kept');
+    const unheard = rebalance({ self, candidates, last, target: { health: 'alive', heardAt: 12_500 } }, pace, 20_000);
+    assert.equal(unheard.move, undefined, 'B has not gossiped since the agents could have arrived');
+    assert.deepEqual(unheard.last, last);
+    const heard = rebalance({ self, candidates, last, target: { health: 'alive', heardAt: 12_501 } }, pace, 13_000);
+    assert.equal(heard.move?.count, 192);
+    assert.deepEqual(heard.last, { to: 'B', next: 16_000, arrived: 15_500 });
+  });
+
+  test('a target that is no longer alive (or no longer known) does not hold the next step', () => {
+    const last = { to: 'B', next: 13_000, arrived: 12_500 };
+    assert.notEqual(rebalance({ self, candidates, last, target: { health: 'suspect', heardAt: 0 } }, pace, 13_000).move, undefined);
+    assert.notEqual(rebalance({ self, candidates, last, target: undefined }, pace, 13_000).move, undefined);
+  });
+
+  test('nothing to move forgets the last step; a server that is not alive moves nothing and keeps it', () => {
+    const last = { to: 'B', next: 13_000, arrived: 12_500 };
+    const even = [self, server('B', 1000)];
+    assert.deepEqual(rebalance({ self, candidates: even, last, target: undefined }, pace, 13_000), { last: undefined });
+    const draining = { ...self, state: 'draining' };
+    assert.deepEqual(rebalance({ self: draining, candidates, last, target: undefined }, pace, 99_000), { last });
+  });
+
+  test('no rate, no move', () => {
+    assert.equal(rebalance({ self, candidates, last: undefined, target: undefined }, { ...pace, rebalancePerSecond: 0 }, 0).move, undefined);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The rebalancing rule: whether a server moves some of its agents to another,
- * to which, and how many. Pure: loads in, a decision out (no sockets, no clock).
+ * to which, and how many, and when the next step may go. Pure: loads in, a
+ * decision out (no sockets; the clock is passed in).
  */
 
 /** A server as the rule sees it: its id, its agents, where agents reach it. */
@@ -70,4 +71,46 @@ export function planRebalance(self: ServerLoad, candidates: readonly ServerLoad[
 /** `a` comes before `b`: fewer agents (`way` 1) or more (`way` -1), then the lower id. */
 function before(a: ServerLoad, b: ServerLoad, way: 1 | -1): boolean {
   return a.agents === b.agents ? a.id < b.id : (a.agents - b.agents) * way < 0;
+}
+
+/** The last step of rebalancing: no next step before `next`, nor before its target has gossiped since `arrived`. */
+export interface RebalanceStep {
+  to: string;
+  next: number;
+  arrived: number;
+}
+
+/** What paces the steps. */
+export interface RebalancePace {
+  gossipMs: number;
+  moveWithinMs: number;
+  rebalancePerSecond: number;
+}
+
+export interface RebalanceInput {
+  self: ServerLoad & { state: string };
+  /** The servers agents may use, `self` among them. */
+  candidates: readonly ServerLoad[];
+  /** The step taken last, if any. */
+  last: RebalanceStep | undefined;
+  /** How the last step's target is heard of now (undefined: not at all). */
+  target: { health: string; heardAt: number } | undefined;
+}
+
+/**
+ * Which agents move now: the rule of planRebalance, taken in steps. At most
+ * rebalancePerSecond a second, and each step waits until the agents it moved
+ * could have arrived and their new server has gossiped its count since (or
+ * is no longer alive), so that the next step sees them where they are.
+ * Returns the step to remember and, when agents move now, the move. Pure:
+ * the clock is `now`.
+ */
+export function rebalance(input: RebalanceInput, pace: RebalancePace, now: number): { last: RebalanceStep | undefined; move?: RebalanceMove } {
+  const { self, last, target } = input;
+  if (self.state !== 'alive') return { last };
+  if (last !== undefined && (now < last.next || (target?.health === 'alive' && target.heardAt <= last.arrived))) return { last };
+  const stepMs = Math.max(3 * pace.gossipMs, pace.moveWithinMs + pace.gossipMs);
+  const move = planRebalance(self, input.candidates, Math.floor((pace.rebalancePerSecond * stepMs) / 1000));
+  if (move === undefined) return { last: undefined };
+  return { last: { to: move.to.id, next: now + stepMs, arrived: now + pace.moveWithinMs + 500 }, move };
 }

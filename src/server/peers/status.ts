@@ -1,7 +1,68 @@
-import type { EnvAgents } from '../../protocol/index.js';
+import type { ClusterStatus, EnvAgents, LocalStatus, ServerRow } from '../../protocol/index.js';
+import { Membership } from './membership.js';
+
+/**
+ * The cluster's part of `status`: what each server reports, added up.
+ */
 
 /** Lagging agents named per environment in `status`, at most. */
 export const LAGGING_SHOWN = 20;
+
+/** Agents `status --agent` lists at most (an id is meant to name one host; a shared one still gives a bounded answer). */
+export const FOUND_AT_MOST = 100;
+
+/** A server this one can ask for its own part of `status`. */
+export interface StatusPeer {
+  status(env: string | undefined, agent?: string): Promise<LocalStatus>;
+}
+
+export interface ClusterStatusInput {
+  membership: Membership;
+  /** Links up now, by the id of the server behind each. */
+  peers: ReadonlyMap<string, StatusPeer>;
+  /** The revision this server has applied, and the highest any server has (read once the answers are in). */
+  applied: () => number;
+  head: () => number;
+  /** This server's own part. */
+  local: LocalStatus;
+  env: string | undefined;
+  agent?: string;
+  now: number;
+}
+
+/** Every server as this one sees it, and the agents' revisions of all of them (each server that is up asked; one that does not answer shows as gossiped). */
+export async function clusterStatus(input: ClusterStatusInput): Promise<ClusterStatus> {
+  const { membership, peers, local, env, agent, now } = input;
+  const self = membership.self;
+  const views = membership.others().sort((a, b) => (a.entry.id < b.entry.id ? -1 : 1));
+  const answers = await Promise.all(views.map(async (v) => {
+    const peer = peers.get(v.entry.id);
+    if (peer === undefined || v.health === 'dead' || v.entry.state === 'left') return undefined;
+    return peer.status(env, agent).catch(() => undefined);
+  }));
+  const head = input.head();
+  const applied = input.applied();
+  const servers: ServerRow[] = [
+    { id: self.id, gen: self.gen, state: self.state, addrs: self.addrs, head: applied, lag: head - applied, agents: local.agentsTotal, heardMs: 0, answered: true },
+    ...views.map((v, i) => {
+      const answer = answers[i];
+      const theirs = answer?.head ?? v.entry.head;
+      return {
+        id: v.entry.id, gen: v.entry.gen, state: Membership.shownState(v), addrs: v.entry.addrs, head: theirs, lag: Math.max(0, head - theirs),
+        agents: answer?.agentsTotal ?? v.entry.agents, heardMs: Math.max(0, now - v.heardAt), answered: answer !== undefined,
+      };
+    }),
+  ];
+  const parts = [local.envs, ...answers.filter((a): a is LocalStatus => a !== undefined).map((a) => a.envs)];
+  const out: ClusterStatus = { head, servers, envs: mergeRevisions(parts, LAGGING_SHOWN) };
+  if (agent !== undefined) {
+    out.found = [
+      ...(local.found ?? []).map((a) => ({ ...a, server: self.id })),
+      ...views.flatMap((v, i) => (answers[i]?.found ?? []).map((a) => ({ ...a, server: v.entry.id }))),
+    ].slice(0, FOUND_AT_MOST);
+  }
+  return out;
+}
 
 /**
  * Adds up the agents' revisions of several parts (worker processes, or

@@ -6,7 +6,7 @@ import { endpointText, parseEndpoint, type Endpoint } from '../../transport/clie
 import { SCRAM_DEFAULT_ITERATIONS, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS } from '../../security/scram.js';
 import { LimitsSchema, resolveLimits, type ServerLimits } from '../limits.js';
 import type { ServerTlsFiles } from '../edge/tls.js';
-import type { PeerSettings } from '../peers/node.js';
+import type { PeerSettings } from '../peers/settings.js';
 
 /** A server's settings, from flags, then VITEFA_* variables, then the config file, then defaults. */
 export interface ServerConfig {

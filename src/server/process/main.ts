@@ -1,7 +1,8 @@
 import cluster from 'node:cluster';
 import os from 'node:os';
 import { trace } from '../../trace.js';
-import { ClusterPrimary, runWorker } from './cluster.js';
+import { ClusterPrimary } from './cluster.js';
+import { runWorker } from './worker.js';
 import { reportMemoryOnSignal } from './diagnostics.js';
 import { resolveServerConfig, type ServerConfig, type ServerFlags } from './config.js';
 import { ConfigServer } from './server.js';
