@@ -4,6 +4,12 @@ import { LocalErrorCode, RemoteError, VitefaError, WireError } from './protocol/
 import { helpText } from './admin/commands.js';
 import { printable } from './printable.js';
 import { VERSION } from './version.js';
+// Types only: each command still loads its module when it runs.
+import type { AdminFlags } from './admin/main.js';
+import type { AgentFlags } from './agent/main.js';
+import type { ReadFlags } from './reader/main.js';
+import type { ServerFlags } from './server/process/config.js';
+import type { StartFlags } from './start.js';
 
 /**
  * The one executable: `vitefa server|agent|admin|read|start`. Each command
@@ -42,7 +48,7 @@ program
   .option('--tls-cert <file>', 'serve TLS with this certificate (PEM); SIGHUP reloads it')
   .option('--tls-key <file>', 'key of the certificate (PEM)')
   .option('--tls-client-ca <file>', 'require client certificates signed by this authority (mutual TLS)')
-  .action(async (opts) => (await import('./server/process/main.js')).runServer(opts));
+  .action(async (opts: ServerFlags) => (await import('./server/process/main.js')).runServer(opts));
 
 program
   .command('agent')
@@ -56,7 +62,7 @@ program
   .option('--tls-ca <file>', 'verify the servers with this certificate authority (TLS)')
   .option('--tls-cert <file>', 'client certificate, for servers that require one')
   .option('--tls-key <file>', 'key of the client certificate')
-  .action(async (opts) => (await import('./agent/main.js')).runAgent(opts));
+  .action(async (opts: AgentFlags) => (await import('./agent/main.js')).runAgent(opts));
 
 program
   .command('admin')
@@ -72,7 +78,7 @@ program
   .allowUnknownOption()
   .helpOption('-h, --help')
   .addHelpText('after', () => `\n${helpText()}\n\nhelp COMMAND (e.g. vitefa admin help user add) says more about one command.`)
-  .action(async (words: string[], opts) => (await import('./admin/main.js')).runAdmin(words, opts));
+  .action(async (words: string[], opts: AdminFlags) => (await import('./admin/main.js')).runAdmin(words, opts));
 
 program
   .command('read')
@@ -83,14 +89,14 @@ program
   .option('--meta', "print the environment's revision and chain value held, instead of values")
   .argument('<env>')
   .argument('[key]')
-  .action(async (env: string, key: string | undefined, opts) => (await import('./reader/main.js')).runRead(env, key, opts));
+  .action(async (env: string, key: string | undefined, opts: ReadFlags) => (await import('./reader/main.js')).runRead(env, key, opts));
 
 program
   .command('start')
   .description('run a server and an agent on this machine with the embedded store (the quick start)')
   .option('--listen <host:port>', 'server address', '127.0.0.1:7400')
   .option('--data <dir>', 'folder for both stores', './data')
-  .action(async (opts) => (await import('./start.js')).runStart(opts));
+  .action(async (opts: StartFlags) => (await import('./start.js')).runStart(opts));
 
 try {
   await program.parseAsync(process.argv);

@@ -63,7 +63,7 @@ export class SnapshotEncoder {
     if (entries.length === 0) return;
     const packed = packr.pack(entries);
     // Drop the slice's own array header: the whole array gets one at the end.
-    const first = packed[0]!;
+    const first = packed[0];
     const header = first >= 0x90 && first <= 0x9f ? 1 : first === 0xdc ? 3 : 5;
     this.parts.push(packed.subarray(header));
     this.count += entries.length;

@@ -46,8 +46,8 @@ function fieldTable(body: string[]): Fields | undefined {
     const [name, type] = cells(line);
     const m = /^`(\w+)`$/.exec(name ?? '');
     assert.ok(m, `field cell "${name}" is not one backticked name`);
-    assert.equal(out[m[1]!], undefined, `field ${m[1]} listed twice`);
-    out[m[1]!] = /\boptional\b/.test(type ?? '') ? 'optional' : 'required';
+    assert.equal(out[m[1]], undefined, `field ${m[1]} listed twice`);
+    out[m[1]] = /\boptional\b/.test(type ?? '') ? 'optional' : 'required';
   }
   return out;
 }
@@ -103,16 +103,16 @@ describe('docs/protocol.md and src/protocol', () => {
   for (const line of section('## Admin requests')) {
     if (!line.startsWith('| `')) continue;
     const [opCell, argCell, resultCell] = cells(line);
-    const op = /^`([a-z.]+)`$/.exec(opCell!)?.[1];
+    const op = /^`([a-z.]+)`$/.exec(opCell)?.[1];
     if (op === undefined || resultCell === 'Result') continue; // the header row
-    const names = [...argCell!.matchAll(/`(\w+)`/g)];
+    const names = [...argCell.matchAll(/`(\w+)`/g)];
     const args: Record<string, 'required' | 'optional'> = {};
     names.forEach((m, i) => {
-      const upTo = names[i + 1]?.index ?? argCell!.length;
-      args[m[1]!] = argCell!.slice(m.index, upTo).includes('*optional*') ? 'optional' : 'required';
+      const upTo = names[i + 1]?.index ?? argCell.length;
+      args[m[1]] = argCell.slice(m.index, upTo).includes('*optional*') ? 'optional' : 'required';
     });
     assert.ok(!requests.has(op), `${op} listed twice`);
-    requests.set(op, { args, result: resultCell! });
+    requests.set(op, { args, result: resultCell });
   }
 
   test('the admin request table lists exactly the operations the decoder takes', () => {
