@@ -3,7 +3,7 @@ import { errorText } from '../../error-text.js';
 import type { RateLimitedLog } from '../../log.js';
 import { trace } from '../../trace.js';
 import type { Hub } from '../ops/hub.js';
-import { releaseMessage, storedOf } from '../releases/state.js';
+import { releaseMessage, storedOf } from '../releases/messages.js';
 import type { StoredRelease } from '../store/types.js';
 import type { PeerLink } from './link.js';
 import type { PeerLinks } from './links.js';

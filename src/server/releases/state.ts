@@ -1,6 +1,7 @@
-import { encodeMessage, MessageType, SnapshotEncoder, snapshotMessage, type EnvInfo, type Release } from '../../protocol/index.js';
+import { encodeMessage, SnapshotEncoder, snapshotMessage, type EnvInfo, type Release } from '../../protocol/index.js';
 import { chainOfStored } from '../store/changes.js';
 import type { EnvState, StoredRelease } from '../store/types.js';
+import { releaseMessage } from './messages.js';
 
 /**
  * A release whose chain value does not follow what this server holds: its
@@ -16,39 +17,6 @@ export class ChainBroken extends Error {
 /** Bytes an entry adds to an environment's snapshot. */
 export function entryBytes(key: string, json: string): number {
   return Buffer.byteLength(key) + Buffer.byteLength(json);
-}
-
-/**
- * A release as the store keeps it, from the Release message sent for it
- * (the values before each change are not sent: they are not needed to apply it).
- */
-export function storedOf(release: Release): StoredRelease {
-  return {
-    env: release.env, rev: release.rev, prev: release.prev, time: release.time, author: release.author, op: release.op,
-    changes: release.changes.map(([key, after]) => [key, null, after]),
-    ...(release.drop === true ? { drop: true } : {}),
-    ...(release.chain === undefined ? {} : { chain: release.chain }),
-  };
-}
-
-/** The Release message of a stored release (`pchain`: the chain value it follows, when known here). */
-export function releaseMessage(stored: StoredRelease, prev: number, pchain?: string): Release {
-  const message: Release = {
-    t: MessageType.Release,
-    env: stored.env,
-    rev: stored.rev,
-    prev,
-    time: stored.time,
-    author: stored.author,
-    op: stored.op,
-    changes: stored.changes.map(([key, , after]) => [key, after]),
-  };
-  if (stored.drop === true) message.drop = true;
-  if (stored.chain !== undefined && stored.chain !== '') {
-    message.chain = stored.chain;
-    if (pchain !== undefined) message.pchain = pchain;
-  }
-  return message;
 }
 
 /** A release ready to send: the message and its frame, encoded once for every subscriber. */
