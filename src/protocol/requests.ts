@@ -1,3 +1,4 @@
+import type { ADMIN_OPS } from './operations.js';
 import type { Entry } from './shapes.js';
 
 /** What an admin asks in a Request (`req`): one variant per operation, told apart by `op`. */
@@ -43,7 +44,11 @@ export type AdminRequest =
   /** Follow the releases of `env` on this session (Release frames follow the Response). */
   | { op: 'watch'; env: string }
   | { op: 'unwatch'; env: string };
-export type AdminOp = AdminRequest['op'];
+/** An admin operation's name (operations.ts lists them). */
+export type AdminOp = (typeof ADMIN_OPS)[number];
+type Agree<T extends true> = T;
+/** Compiles only while every request of the union is an operation of ADMIN_OPS, and every operation has a request. */
+export type AdminOpsAgree = Agree<[AdminRequest['op']] extends [AdminOp] ? ([AdminOp] extends [AdminRequest['op']] ? true : false) : false>;
 
 /** A SCRAM verifier as the client computed it: the secret itself never travels. */
 export interface VerifierFields {

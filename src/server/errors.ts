@@ -15,6 +15,9 @@ export class RequestError extends VitefaError {
 export const envNotFound = (env: string): RequestError =>
   new RequestError(WireError.ENV_NOT_FOUND, `environment ${env} does not exist (create it with: env add ${env})`);
 
+export const keyNotFound = (env: string, key: string): RequestError =>
+  new RequestError(WireError.KEY_NOT_FOUND, `key ${key} does not exist in ${env}`);
+
 /** What an error answers with on the wire. */
 export interface WireAnswer {
   status: WireError;

@@ -10,7 +10,7 @@ import {
   MessageType, PROTOCOL_VERSION, WireError, wireErrorName,
   type AdminOp, type AdminRequest, type Challenge, type ErrorMessage, type Message, type Release, type Response, type Welcome,
 } from '../../src/protocol/index.js';
-import { PERMISSIONS } from '../../src/server/access/permissions.js';
+import { OPERATIONS } from '../../src/server/ops/table.js';
 import { makeVerifier } from '../../src/security/scram.js';
 import { newToken, TOKEN_ITERATIONS } from '../../src/security/token.js';
 import { ScramClient } from '../support/login.js';
@@ -102,11 +102,11 @@ describe('every role against every operation', () => {
   const roles = { viewer: 'vic', editor: 'ed', admin: 'admin' } as const;
   const passwords: Record<string, string> = { vic: 'vic-password', ed: 'ed-password', admin: ADMIN_PASSWORD };
   for (const [role, name] of Object.entries(roles)) {
-    for (const op of Object.keys(PERMISSIONS) as AdminOp[]) {
+    for (const op of Object.keys(OPERATIONS) as AdminOp[]) {
       for (const env of ['shop', 'prod']) {
-        const need = PERMISSIONS[op];
+        const need = OPERATIONS[op].permission;
         // Both are granted shop: a viewer reads it, an editor changes and reads it; only an admin reads prod.
-        const readable = role === 'admin' || env === 'shop' || (['env.list', 'status', 'status.local', 'unwatch'] as AdminOp[]).includes(op);
+        const readable = role === 'admin' || env === 'shop' || (['env.list', 'status', 'status.local'] as AdminOp[]).includes(op);
         const allowed = (need === 'read' && readable) || need === 'self' || role === 'admin' || (need === 'write' && role === 'editor' && env === 'shop');
         test(`${role} ${op}${need === 'write' || need === 'read' ? ` in ${env}` : ''}: ${allowed ? 'allowed' : 'FORBIDDEN'}`, async () => {
           const { peer } = await logIn(new ScramClient('admin', name, passwords[name]!));

@@ -1,45 +1,54 @@
-import type { AdminOp, AdminRequest } from '../../protocol/index.js';
+import { WireError, type AdminRequest } from '../../protocol/index.js';
+import { RequestError } from '../errors.js';
+import { operation } from '../ops/table.js';
+import type { AccountRecord } from '../store/types.js';
+import { granted } from './grants.js';
+import { ReadScope } from './scope.js';
 
 /**
- * What each admin operation needs, in one table the server checks before
- * running any request:
- * - `read`: any account (viewer, editor, admin), every environment;
- * - `write`: an editor in an environment granted to it, or an admin;
- * - `admin`: an admin;
- * - `self`: any account, acting on itself (changing its own password).
+ * Whether `account`, as it is now, may make `req`: the permission its entry
+ * in the table of operations names (ops/table.ts), applied to the account's
+ * role and grants. FORBIDDEN, naming what is missing, if it may not.
  */
-export type Need = 'read' | 'write' | 'admin' | 'self';
-
-export const PERMISSIONS: { [K in AdminOp]: Need } = {
-  'env.list': 'read',
-  get: 'read',
-  list: 'read',
-  history: 'read',
-  diff: 'read',
-  status: 'read',
-  'status.local': 'read',
-  watch: 'read',
-  unwatch: 'read',
-  set: 'write',
-  del: 'write',
-  merge: 'write',
-  clear: 'write',
-  apply: 'write',
-  rollback: 'write',
-  'env.add': 'admin',
-  'env.del': 'admin',
-  'user.add': 'admin',
-  'user.del': 'admin',
-  'user.list': 'admin',
-  'token.add': 'admin',
-  'token.del': 'admin',
-  'token.list': 'admin',
-  audit: 'admin',
-  // Without a name: one's own password; with another's name it needs admin (checked where it runs).
-  'user.passwd': 'self',
-};
+export function permit(req: AdminRequest, account: AccountRecord): void {
+  const need = operation(req.op).permission;
+  const isAdmin = account.role === 'admin';
+  switch (need) {
+    case 'read': {
+      // Decided from the grants alone, before the environment is looked up: the same answer whether it exists or not.
+      const env = envOf(req);
+      if (env === undefined) return;
+      const scope = new ReadScope(account);
+      if (scope.covers(env)) return;
+      throw forbidden(`${account.name} may not read ${env} (reads: ${scope.described})`);
+    }
+    case 'write': {
+      if (isAdmin) return;
+      const env = envOf(req) ?? '';
+      if (account.role === 'editor' && granted(account.envs, env)) return;
+      throw forbidden(account.role === 'editor' ? `${account.name} may not change ${env} (granted: ${account.envs.join(', ') || 'none'})` : `${account.name} is a viewer: ${req.op} needs an editor`);
+    }
+    case 'admin':
+      if (isAdmin) return;
+      throw forbidden(`${req.op} needs the admin role (${account.name} is ${account.role})`);
+    case 'self': {
+      // Acting on the session's own account, unless it names another (which an admin may).
+      const other = 'name' in req ? req.name : undefined;
+      if (other === undefined || other === account.name || isAdmin) return;
+      throw forbidden(`only an admin changes another account's password`);
+    }
+    default: {
+      const unknown: never = need;
+      throw forbidden(`unknown permission ${String(unknown)}`);
+    }
+  }
+}
 
 /** The environment a request acts on, if it acts on one. */
 export function envOf(req: AdminRequest): string | undefined {
   return 'env' in req && typeof req.env === 'string' ? req.env : undefined;
+}
+
+export function forbidden(message: string): RequestError {
+  return new RequestError(WireError.FORBIDDEN, message);
 }

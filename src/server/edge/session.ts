@@ -13,6 +13,7 @@ import { trace } from '../../trace.js';
 import { RequestError, wireAnswer } from '../errors.js';
 import type { AgentLink, Fanout } from '../push/fanout.js';
 import type { ServerLimits } from '../limits.js';
+import { operation } from '../ops/table.js';
 import { checkEnvName, quoted } from '../ops/validate.js';
 
 /** Runs admin requests (access control and hub in this process, or the primary's over IPC). */
@@ -282,7 +283,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
     this.subscribesUsed++;
   }
 
-  /** The last answer of list, history or diff on this session (the next waits for it). */
+  /** The last answer of a paged operation (list, history, diff: ops/table.ts) on this session (the next waits for it). */
   private largeAnswers: Promise<void> = Promise.resolve();
 
   /** Resolves once at most `bytes` wait to be written to the peer (or the session is over). */
@@ -314,7 +315,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
     }
     // Answers that can be a page of answerBytes go one at a time per session, and only once the session has taken
     // (nearly) all of the last one: a session that pipelines them without reading holds two pages at most.
-    const large = req.op === 'list' || req.op === 'history' || req.op === 'diff';
+    const large = operation(req.op).paged;
     const turn = large ? this.largeAnswers.then(() => this.roomFor(this.ctx.limits.answerBytes)) : undefined;
     const run = (turn === undefined ? this.ctx.admin.execute(req, caller) : turn.then(() => this.ctx.admin.execute(req, caller))).then(
       (res) => {

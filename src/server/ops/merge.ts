@@ -140,7 +140,7 @@ function parseWord(word: string): Json {
 }
 
 function stringArray(v: Json): string[] | undefined {
-  return Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined;
+  return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined;
 }
 
 /**

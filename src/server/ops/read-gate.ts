@@ -56,7 +56,7 @@ export class ReadGate {
     if (i < 0) return;
     const [turn] = this.line.splice(i, 1);
     // Counted as running before it resumes, so two reads finishing at once cannot let more through than there is room.
-    this.take(turn!.account);
-    turn!.go();
+    this.take(turn.account);
+    turn.go();
   }
 }

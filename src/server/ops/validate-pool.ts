@@ -21,7 +21,7 @@ export class BulkPool {
   async plan(entries: [string, string][]): Promise<[string, string][]> {
     const result: PlanResult = entries.length < this.limits.bulkInPoolFrom
       ? planEntries(entries, this.limits)
-      : await this.threads().run({ entries, limits: this.limits }).finally(() => this.pooled++);
+      : await (this.threads().run({ entries, limits: this.limits }) as Promise<PlanResult>).finally(() => this.pooled++);
     if ('status' in result) throw new RequestError(result.status, result.message);
     return result.planned;
   }

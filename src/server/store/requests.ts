@@ -22,13 +22,29 @@ export interface RequestRecord {
 }
 
 /**
- * Thrown by a store's write when its request id was committed before (a
- * retry): nothing is written again, the caller answers with the record —
- * if it is the same request (replayRefusal).
+ * Thrown by a store's write, inside its transaction (which it aborts), when
+ * its request id was committed before (a retry): nothing is written again.
+ * It never leaves the store's caller: `orReplay` turns it into a value.
  */
 export class RequestReplay extends VitefaError {
   constructor(readonly record: RequestRecord) {
     super('E_REQUEST_REPLAY', `request already committed as ${record.env}@${record.rev}`);
+  }
+}
+
+/** A write whose request id was committed before: what that write answered, to answer with again (if replayRefusal allows). */
+export interface Replay {
+  kind: 'replay';
+  record: RequestRecord;
+}
+
+/** What a store's write did: `written` (its outcome), or — its request id was committed before — the Replay of that first write, as a value. */
+export async function orReplay<T>(write: Promise<T>): Promise<{ kind: 'written'; outcome: T } | Replay> {
+  try {
+    return { kind: 'written', outcome: await write };
+  } catch (err) {
+    if (err instanceof RequestReplay) return { kind: 'replay', record: err.record };
+    throw err;
   }
 }
 

@@ -1,0 +1,16 @@
+/**
+ * Every admin operation of the protocol: the `op` of each AdminRequest
+ * (requests.ts), as a list the server can check its table of operations
+ * against at run time. AdminOp is derived from it, and requests.ts fails to
+ * compile when the request union and this list name different operations.
+ */
+export const ADMIN_OPS = [
+  'env.add', 'env.del', 'env.list',
+  'set', 'get', 'del', 'list', 'merge', 'clear', 'apply',
+  'history', 'diff', 'rollback',
+  'status', 'status.local',
+  'user.add', 'user.del', 'user.list', 'user.passwd',
+  'token.add', 'token.del', 'token.list',
+  'audit',
+  'watch', 'unwatch',
+] as const;
