@@ -50,21 +50,21 @@ describe('a write while the database hangs', () => {
 
   test('frozen before the write: one line saying it was not applied, exit 1, and it is never applied after the database resumes', async () => {
     proxy.freeze();
-    const started = Date.now();
     const refusing = admin('set', 'o', 'k', '"during"');
     // Reads and status are served from memory meanwhile (the proxy holds every byte until the thaw below).
     const read = await admin('get', 'o', 'k');
     assert.equal(read.stdout, 'before\n', read.stderr);
     assert.equal((await admin('status')).code, 0);
     const refused = await refusing;
-    const took = Date.now() - started;
     proxy.thaw();
     assert.equal(refused.code, 1, refused.stderr);
     assert.equal(refused.stderr.trim().split('\n').length, 1);
+    // Answered by the server, not by the admin's own deadline: only the server names the database and says "not
+    // applied" (the admin's deadline says "got no answer within", and an unknown outcome exits 3).
     assert.match(refused.stderr, /^vitefa: database mysql:\/\/\S+ (did not answer in time|is unreachable: .*); the write was not applied\n$/);
-    assert.ok(took < 30_000, `answered by the server, not the admin's deadline (${took} ms)`);
-    // What the database held back is delivered now; the abandoned transaction is rolled back.
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    assert.doesNotMatch(refused.stderr, /got no answer within/);
+    // What the database held back was delivered at the thaw, before anything written after it: a write made now
+    // commits after whatever the abandoned transaction could have, and the history read after it would show that.
     await waitFor('writes accepted again', async () => (await admin('set', 'o', 'other', '1')).code === 0, 20_000, 250);
     assert.equal((await admin('get', 'o', 'k')).stdout, 'before\n');
     const history = await admin('history', 'o', '--json');

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { databaseName, dropDatabase, MYSQL_BASE } from '../support/mysql.js';
-import { freePort, Proc, Procs, startServer, tempDir } from '../support/procs.js';
+import { freePort, Proc, Procs, startServer, tempDir, waitFor } from '../support/procs.js';
 
 const procs = new Procs();
 const dir = tempDir('vitefa-start-');
@@ -88,7 +88,8 @@ test('a data folder in use by a running server: the second exits 1 with one line
 test('an unreachable database is waited for, not given up on', async () => {
   const port = await freePort();
   const server = procs.track(new Proc(['server', '--listen', `127.0.0.1:${port}`, '--store', `mysql://root@127.0.0.1:${await freePort()}/x`, '--workers', '0']));
-  await server.waitForOutput(/unreachable.*retrying in/, 10_000);
-  await new Promise((r) => setTimeout(r, 1000));
+  await server.waitForOutput(/unreachable.*retrying in/, 30_000);
+  // It tries again after the first failure, rather than giving up.
+  await waitFor('a second attempt', () => (server.output.match(/unreachable.*retrying in/g)?.length ?? 0) >= 2, 60_000);
   assert.equal(server.child.exitCode, null, 'still waiting');
 });

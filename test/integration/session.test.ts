@@ -431,7 +431,8 @@ describe('a peer that does not read', () => {
       sent += burst.length;
       await new Promise((r) => setImmediate(r));
     }
-    await new Promise((r) => setTimeout(r, 100));
+    // The client stopped because its writes are not taken: the server has stopped reading.
+    await waitFor('the server stopped reading', () => end.isPaused(), 30_000);
     assert.ok(session.writableLength < 4 * 1024 * 1024, `the server holds ${session.writableLength} bytes of replies`);
     assert.ok(sent < 200 * burst.length, 'the server stopped reading');
     // Reading again lets everything through.
@@ -489,10 +490,11 @@ describe('the ping interval agents are told', () => {
       assert.equal((await logIn(ops, admin())).ping, undefined);
       ops.send({ t: MessageType.Ping, n: 9 });
       assert.equal((await ops.next(isPong(9))).next, undefined);
-      // Past idleTimeoutMs (1.5 s) but within three times its last interval (9 s): the agent stays; the silent admin does not.
-      await new Promise((r) => setTimeout(r, 3200));
+      // Past idleTimeoutMs (1.5 s) but within three times its last interval (9 s): the agent stays; the silent admin does
+      // not. The agent has been silent longer than the admin: once the admin is closed, the agent was kept past it.
+      await ops.whenClosed(30_000);
       assert.equal(first.closed, false, 'the agent told 3 s is kept');
-      assert.equal(ops.closed, true, 'the silent admin is closed after idleTimeoutMs');
+      assert.deepEqual(ops.received.filter(isError).map((e) => e.code), [WireError.TIMEOUT], 'the silent admin is closed for its silence');
     } finally {
       await srv.close();
     }

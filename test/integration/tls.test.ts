@@ -70,20 +70,23 @@ function resumes(port: number, session: Buffer): Promise<boolean> {
   });
 }
 
-/** Milliseconds until the server closes a raw TCP connection that sent `bytes` (or nothing). */
-function closedAfter(port: number, bytes?: Buffer): Promise<number> {
+let closings = 0;
+
+/** Once the server has closed a raw TCP connection that sent `bytes` (or nothing): its local port, and how many such connections closed before it. */
+function closedBy(port: number, bytes?: Buffer): Promise<{ local: number; before: number }> {
   return new Promise((resolve, reject) => {
-    const started = Date.now();
+    let local = 0;
     const s = net.connect(port, '127.0.0.1', () => {
+      local = s.localPort ?? 0;
       if (bytes !== undefined) s.write(bytes);
     });
     s.on('data', () => {});
     s.on('error', () => {});
-    s.on('close', () => resolve(Date.now() - started));
+    s.on('close', () => resolve({ local, before: closings++ }));
     setTimeout(() => {
       s.destroy();
       reject(new Error('the server kept a connection that never finished its handshake'));
-    }, 20_000).unref();
+    }, 60_000).unref();
   });
 }
 
@@ -168,14 +171,16 @@ describe('a TLS server', () => {
 });
 
 describe('hostile bytes on a TLS port', () => {
-  test('garbage is closed at once, silence within the 10 s handshake limit, and the server serves on', async () => {
+  test('garbage is closed at once, silence by the handshake limit, and the server serves on', async () => {
     const { proc, address } = await startServer(f('hostile-data'), ['--tls-cert', f('server.crt'), '--tls-key', f('server.key')]);
     procs.track(proc);
     const port = Number(address.split(':')[1]);
-    const [garbage, silent] = await Promise.all([closedAfter(port, Buffer.from('GET / HTTP/1.1\r\n\r\n')), closedAfter(port)]);
-    assert.ok(garbage < 5_000, `garbage closed after ${garbage} ms`);
-    assert.ok(silent >= 9_000 && silent < 15_000, `a silent connection closed after ${silent} ms`);
-    await proc.waitForOutput(/closed 127\.0\.0\.1:\d+: MALFORMED: TLS handshake failed/);
+    const [garbage, silent] = await Promise.all([closedBy(port, Buffer.from('GET / HTTP/1.1\r\n\r\n')), closedBy(port)]);
+    // The garbage is refused as it arrives, before the silent connection's handshake limit ends that one: each for its reason.
+    assert.ok(garbage.before < silent.before, 'the garbage was closed first');
+    const reason = async (local: number): Promise<string> => (await proc.waitForOutput(new RegExp(`closed 127\\.0\\.0\\.1:${local}: MALFORMED: TLS handshake failed: (\\S+)`)))[1]!;
+    assert.notEqual(await reason(garbage.local), 'ERR_TLS_HANDSHAKE_TIMEOUT');
+    assert.equal(await reason(silent.local), 'ERR_TLS_HANDSHAKE_TIMEOUT');
     const listed = await run(['admin', '--server', address, 'env', 'list'], { env: withCa });
     assert.equal(listed.code, 0, listed.stderr);
   });
@@ -205,9 +210,9 @@ describe('peer links over TLS', () => {
   const db = databaseName();
   after(() => dropDatabase(db));
 
-  test('two TLS servers of one store gossip over TLS: a write through A reaches the agent of B at once', async () => {
+  test('two TLS servers of one store gossip over TLS: a write through A reaches the agent of B by gossip (the poll is an hour)', async () => {
     const url = `${MYSQL_BASE}/${db}`;
-    const tlsArgs = ['--tls-cert', f('server.crt'), '--tls-key', f('server.key'), '--workers', '0', '--poll-ms', '60000'];
+    const tlsArgs = ['--tls-cert', f('server.crt'), '--tls-key', f('server.key'), '--workers', '0', '--poll-ms', '3600000'];
     const a = await startServer(url, tlsArgs);
     procs.track(a.proc);
     const b = await startServer(url, tlsArgs);
@@ -215,10 +220,10 @@ describe('peer links over TLS', () => {
     assert.match(b.proc.output, /1 of 1 registered servers answered/);
     assert.equal((await run(['admin', '--server', a.address, 'env', 'add', 'peered'], { env: withCa })).code, 0);
     const token = (await run(['admin', '--server', a.address, 'token', 'add', 'peered-agent', 'peered'], { env: withCa })).stdout.split('\n').find((l) => l.startsWith('vta_'))!;
-    await new Promise((r) => setTimeout(r, 1500));
+    // The token reaches B with the credentials' stamp (within about a second): until then B refuses it, and the agent tries again.
     const store = f('peered-agent');
     const agent = procs.track(new Proc(['agent', '--servers', b.address, '--store', store, '--tls-ca', f('ca.crt'), '--env', 'peered'], { env: { VITEFA_AGENT_TOKEN: token } }));
-    await agent.waitForOutput(/agent connected/, 20_000);
+    await agent.waitForOutput(/agent connected/, 60_000);
     assert.equal((await run(['admin', '--server', a.address, 'set', 'peered', 'k', '"across"'], { env: withCa })).code, 0);
     await waitFor('the release through A on the agent of B', () => {
       if (!fs.existsSync(path.join(store, 'data.mdb'))) return false;

@@ -94,7 +94,7 @@ export class TestPeer {
   }
 
   /** The first message received (from `from` on) that matches, waiting up to `timeoutMs`. */
-  async next<T extends Message>(match: (m: Message) => m is T, from = 0, timeoutMs = 5000): Promise<T> {
+  async next<T extends Message>(match: (m: Message) => m is T, from = 0, timeoutMs = 30_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.received.slice(from).find(match);
@@ -106,7 +106,7 @@ export class TestPeer {
   }
 
   /** Resolves once the server has closed the connection. */
-  async whenClosed(timeoutMs = 5000): Promise<void> {
+  async whenClosed(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.closed) {
       if (Date.now() > deadline) throw new Error(`still open after ${timeoutMs} ms; got ${JSON.stringify(this.received)}`);
