@@ -43,7 +43,7 @@ export class AdminClient {
   private readonly calls = new Correlator<AdminOp>({
     maxPending: MAX_PENDING,
     timeout: (op, ms) => new VitefaError(LocalErrorCode.REQUEST_TIMEOUT, `${op} got no answer within ${ms} ms`),
-    overflow: (op, max) => new VitefaError(LocalErrorCode.REQUEST_TIMEOUT, `${op}: ${max} requests are already waiting for answers`),
+    overflow: (op, max) => new VitefaError(LocalErrorCode.QUEUE_FULL, `${op} was not sent: ${max} requests are already waiting for answers`),
   });
   private readonly requestTimeoutMs: number;
   private closedReason: string | undefined;

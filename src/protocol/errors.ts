@@ -36,6 +36,8 @@ export const LocalErrorCode = {
   CONNECTION_CLOSED: 'E_CONNECTION_CLOSED',
   /** A request got no answer in time. */
   REQUEST_TIMEOUT: 'E_REQUEST_TIMEOUT',
+  /** A request was not sent: as many as allowed already wait for their answers on this connection. */
+  QUEUE_FULL: 'E_QUEUE_FULL',
   /** A write was sent and its answer never came (no answer in time, or the connection was lost): it may or may not have been applied. */
   OUTCOME_UNKNOWN: 'E_OUTCOME_UNKNOWN',
   /** A command line or configuration file is invalid. */

@@ -1,9 +1,19 @@
 import fs from 'node:fs';
-import type tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
 
 /** The label of the TLS keying material both sides of a login sign (RFC 5705 exporter). */
 export const CHANNEL_BINDING_LABEL = 'EXPORTER-vitefa-scram-channel-binding';
+
+/**
+ * What both sides of a login sign over TLS (base64 of 32 bytes of keying
+ * material of this TLS session), so that a login cannot be relayed through
+ * another session; '' on a connection without TLS. Client and server alike.
+ */
+export function channelBinding(socket: Duplex): string {
+  return socket instanceof tls.TLSSocket ? socket.exportKeyingMaterial(32, CHANNEL_BINDING_LABEL, Buffer.alloc(0)).toString('base64') : '';
+}
 
 export interface ClientTlsFiles {
   /** The certificate authority that signed the server's certificate. */

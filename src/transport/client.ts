@@ -2,7 +2,7 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import tls from 'node:tls';
 import { clientProof, newNonce, sameSignature, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS } from '../security/scram.js';
-import { CHANNEL_BINDING_LABEL } from '../security/tls.js';
+import { channelBinding } from '../security/tls.js';
 import { TOKEN_ITERATIONS } from '../security/token.js';
 import {
   LocalErrorCode, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, VitefaError, WireError,
@@ -201,9 +201,8 @@ function connectOnce(options: ConnectOptions, timeoutMs: number): Promise<Client
             if (!message.nonce.startsWith(clientNonce) || message.nonce.length <= clientNonce.length || message.iterations < least || message.iterations > most) {
               throw new ProtocolError(WireError.AUTH_FAILED, `the server's login challenge is not acceptable (iterations ${message.iterations})`);
             }
-            const binding = socket instanceof tls.TLSSocket ? socket.exportKeyingMaterial(32, CHANNEL_BINDING_LABEL, Buffer.alloc(0)).toString('base64') : '';
             const { proof, expectedSignature } = clientProof(options.login.secret, {
-              role: options.role, user: options.login.user, clientNonce, nonce: message.nonce, salt: message.salt, iterations: message.iterations, channelBinding: binding,
+              role: options.role, user: options.login.user, clientNonce, nonce: message.nonce, salt: message.salt, iterations: message.iterations, channelBinding: channelBinding(socket),
             });
             expected = expectedSignature;
             conn.send({ t: MessageType.Proof, proof });

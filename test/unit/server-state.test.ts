@@ -214,7 +214,7 @@ test('acknowledgements for environments an agent does not follow are not kept', 
 });
 
 test('source addresses are counted by IPv4 address, or by IPv6 /64', async () => {
-  const { sourceKey } = await import('../../src/server/edge/host.js');
+  const { sourceKey } = await import('../../src/server/edge/source.js');
   assert.equal(sourceKey('10.1.2.3'), '10.1.2.3');
   assert.equal(sourceKey('::ffff:10.1.2.3'), '10.1.2.3');
   assert.equal(sourceKey('2001:db8:aa:bb:1:2:3:4'), '2001:db8:aa:bb::/64');

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { Challenge, Hello, Welcome } from '../../protocol/index.js';
-import { MessageType, ProtocolError, WireError } from '../../protocol/index.js';
+import type { Duplex } from 'node:stream';
+import type { Challenge, Hello, Role, Welcome } from '../../protocol/index.js';
+import { MessageType, PROTOCOL_VERSION, ProtocolError, WireError } from '../../protocol/index.js';
 import { checkProof, decoyVerifier, type AuthContext, type Verifier } from '../../security/scram.js';
+import { channelBinding } from '../../security/tls.js';
 import { TOKEN_ITERATIONS } from '../../security/token.js';
 import type { AuditRecord } from '../store/types.js';
 import type { CredentialBook } from './book.js';
@@ -141,5 +143,48 @@ export class LoginExchange {
         ...(p.kind === 'user' ? { iterations: this.ctx.passwordIterations } : {}),
       },
     };
+  }
+}
+
+/**
+ * The login step of one connection, the same on the client port and the
+ * peer port: the client's hello (sent once, in this protocol version, in a
+ * role the port serves), the server's challenge, then the client's proof.
+ * Over TLS the login is bound to the TLS session.
+ */
+export class LoginStep {
+  private readonly ctx: LoginContext;
+  private readonly socket: Duplex;
+  private readonly addr: string;
+  private readonly source: string;
+  private exchange: LoginExchange | undefined;
+  private said = false;
+
+  /** `source`: the source address (an IPv6 /64) the throttle counts the attempt under. */
+  constructor(ctx: LoginContext, socket: Duplex, addr: string, source: string) {
+    this.ctx = ctx;
+    this.socket = socket;
+    this.addr = addr;
+    this.source = source;
+  }
+
+  /** The challenge to answer `hello` with; `serves` throws (UNEXPECTED_MESSAGE) for a role this port does not serve. */
+  hello(hello: Hello, serves: (role: Role) => void): Challenge {
+    if (this.said) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'hello sent twice');
+    this.said = true;
+    if (hello.v !== PROTOCOL_VERSION) {
+      throw new ProtocolError(WireError.VERSION_MISMATCH, `protocol version ${hello.v} is not supported (server speaks ${PROTOCOL_VERSION})`);
+    }
+    serves(hello.role);
+    this.exchange = new LoginExchange(this.ctx, hello, this.addr, this.source, channelBinding(this.socket));
+    return this.exchange.challenge();
+  }
+
+  /** Checks the proof (see LoginExchange.finish); one proof per hello. */
+  proof(proof: string): Promise<{ principal: Principal; welcome: Welcome }> {
+    const exchange = this.exchange;
+    if (exchange === undefined) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'a proof before the hello');
+    this.exchange = undefined;
+    return exchange.finish(proof);
   }
 }

@@ -1,13 +1,11 @@
 import type { Duplex } from 'node:stream';
-import { TLSSocket } from 'node:tls';
 import {
-  encodeMessage, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role, WireError, wireErrorName,
+  encodeMessage, MessageType, ProtocolError, RemoteError, Role, WireError, wireErrorName,
   type AdminRequest, type EnvRev, type Hello, type Message, type Proof, type Subscribe,
 } from '../../protocol/index.js';
-import { CHANNEL_BINDING_LABEL } from '../../security/tls.js';
 import { auditEntry, type Caller } from '../access/control.js';
 import { granted } from '../access/grants.js';
-import { LoginExchange, type LoginContext, type Principal } from '../access/login.js';
+import { LoginStep, type LoginContext, type Principal } from '../access/login.js';
 import { FramedConnection, type ReceiveLimits } from '../../transport/connection.js';
 import { trace } from '../../trace.js';
 import { RequestError, wireAnswer } from '../errors.js';
@@ -81,7 +79,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
   private phase: Phase = 'hello';
   /** Set once the login is complete: who this session acts for. */
   principal: Principal | undefined;
-  private login: LoginExchange | undefined;
+  private readonly login: LoginStep;
   private readonly ctx: SessionContext;
   private inFlight = 0;
   /** Set by a graceful stop: the requests in flight are answered, new ones refused, then the session ends. */
@@ -94,6 +92,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
     this.addr = addr;
     this.host = host;
     this.ctx = ctx;
+    this.login = new LoginStep(ctx.login, socket, addr, host);
     this.write(ctx.hello);
   }
 
@@ -193,11 +192,14 @@ export class ServerSession extends FramedConnection implements AgentLink {
   }
 
   private onHello(hello: Hello): void {
-    if (this.phase !== 'hello' || this.login !== undefined) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'hello sent twice');
-    if (hello.v !== PROTOCOL_VERSION) {
-      throw new ProtocolError(WireError.VERSION_MISMATCH, `protocol version ${hello.v} is not supported (server speaks ${PROTOCOL_VERSION})`);
-    }
-    switch (hello.role) {
+    this.send(this.login.hello(hello, (role) => this.serves(role)));
+    // A copy, not a slice: a slice would keep the whole decoded string alive for the session's life.
+    this.id = hello.id.length <= 256 ? hello.id : Buffer.from(hello.id.slice(0, 256), 'utf8').toString('utf8');
+  }
+
+  /** The roles of this port: agents (unless it is the admin port) and admins. */
+  private serves(role: Role): void {
+    switch (role) {
       case Role.agent:
         if (this.ctx.adminsOnly === true) throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'this is the admin port: agents connect to the server\'s listen address');
         break;
@@ -205,27 +207,18 @@ export class ServerSession extends FramedConnection implements AgentLink {
         break;
       case Role.server:
       case Role.peer:
-        throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `role ${hello.role} is not served on this port`);
+        throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `role ${role} is not served on this port`);
       default: {
-        const unknown: never = hello.role;
+        const unknown: never = role;
         throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `unknown role ${String(unknown)}`);
       }
     }
-    // A copy, not a slice: a slice would keep the whole decoded string alive for the session's life.
-    this.id = hello.id.length <= 256 ? hello.id : Buffer.from(hello.id.slice(0, 256), 'utf8').toString('utf8');
-    const login = new LoginExchange(this.ctx.login, hello, this.addr, this.host, this.channelBinding());
-    this.login = login;
-    this.send(login.challenge());
   }
 
   /** Reading waits while the throttle is asked (in a cluster, the primary) and the proof checked. */
   private async onProof(proof: Proof): Promise<void> {
-    const login = this.login;
-    if (this.phase !== 'hello' || login === undefined) {
-      throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, this.phase === 'hello' ? 'a proof before the hello' : 'already logged in');
-    }
-    this.login = undefined;
-    const { principal, welcome } = await login.finish(proof.proof);
+    if (this.phase !== 'hello') throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'already logged in');
+    const { principal, welcome } = await this.login.proof(proof.proof);
     // Ended meanwhile (the hello time ran out, the server stops): it was counted out as a session still logging in.
     if (this.isClosed) return;
     if (principal.kind === 'peer') throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'peers log in on the peer port');
@@ -239,11 +232,6 @@ export class ServerSession extends FramedConnection implements AgentLink {
       welcome.ping = this.pingMs;
     }
     this.send(welcome);
-  }
-
-  /** Over TLS, both sides sign keying material of this TLS session, so a login cannot be relayed through another one. */
-  private channelBinding(): string {
-    return this.socket instanceof TLSSocket ? this.socket.exportKeyingMaterial(32, CHANNEL_BINDING_LABEL, Buffer.alloc(0)).toString('base64') : '';
   }
 
   private onSubscribe(message: Subscribe): void {
