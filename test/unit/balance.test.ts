@@ -78,7 +78,7 @@ describe('planRebalance', () => {
       const servers = 2 + Math.floor(random() * 5);
       const start = Array<number>(servers).fill(0);
       // Half the agents on the first server (the one that stayed up), the rest anywhere.
-      for (let total = Math.floor(random() * 40); total > 0; total--) start[random() < 0.5 ? 0 : Math.floor(random() * servers)]!++;
+      for (let total = Math.floor(random() * 40); total > 0; total--) start[random() < 0.5 ? 0 : Math.floor(random() * servers)]++;
       const { loads, rounds, moves } = settle(start);
       assert.ok(rounds <= 12, `${start.join('/')} took ${rounds} rounds`);
       const pairs = new Set(moves.map(([from, to]) => `${from}>${to}`));
@@ -97,12 +97,12 @@ describe('planRebalance', () => {
     assert.deepEqual([plan?.to.id, plan?.count], ['B', 192]);
     // And it stops once within the hysteresis, not at an exact split.
     const { loads } = settle([30_000, 0], 192, 1_000);
-    assert.ok(loads[0]! <= 15_000 * 1.1 && loads[0]! > 15_000 * 1.1 - 192, loads.join('/'));
+    assert.ok(loads[0] <= 15_000 * 1.1 && loads[0] > 15_000 * 1.1 - 192, loads.join('/'));
   });
 
   test('moves to the least loaded server that agents can reach, and never with no limit', () => {
     const candidates = [server('A', 6), server('B', 0, []), server('C', 1), server('D', 2)];
-    assert.equal(planRebalance(candidates[0]!, candidates, 192)?.to.id, 'C');
+    assert.equal(planRebalance(candidates[0], candidates, 192)?.to.id, 'C');
     assert.equal(planRebalance(server('A', 6), [server('A', 6), server('B', 0, [])], 192), undefined);
     assert.equal(planRebalance(server('A', 6), [server('A', 6), server('B', 0)], 0), undefined);
     assert.equal(planRebalance(server('A', 6), [server('A', 6)], 192), undefined);

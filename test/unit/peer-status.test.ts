@@ -33,9 +33,9 @@ describe("the cluster's part of status", () => {
     now.t = 1_500;
     const asked: string[] = [];
     const peers = new Map<string, StatusPeer>([
-      ['b', { status: async () => { asked.push('b'); return { ...local(30), head: 10 }; } }],
-      ['c', { status: async () => { asked.push('c'); throw new Error('no answer in time'); } }],
-      ['d', { status: async () => { asked.push('d'); return local(0); } }],
+      ['b', { status: () => { asked.push('b'); return Promise.resolve({ ...local(30), head: 10 }); } }],
+      ['c', { status: () => { asked.push('c'); return Promise.reject(new Error('no answer in time')); } }],
+      ['d', { status: () => { asked.push('d'); return Promise.resolve(local(0)); } }],
     ]);
     const out = await clusterStatus({ membership: m, peers, applied: () => 7, head: () => 10, local: local(5), env: undefined, now: now.t });
     assert.deepEqual(asked.sort(), ['b', 'c'], 'a server that left is not asked');
@@ -53,7 +53,7 @@ describe("the cluster's part of status", () => {
     const now = { t: 0 };
     const m = cluster(now);
     const agent = { id: 'host-1', addr: '10.0.0.1:1', envs: [] } as unknown as NonNullable<LocalStatus['found']>[number];
-    const peers = new Map<string, StatusPeer>([['b', { status: async () => local(1, [agent]) }]]);
+    const peers = new Map<string, StatusPeer>([['b', { status: () => Promise.resolve(local(1, [agent])) }]]);
     const out = await clusterStatus({ membership: m, peers, applied: () => 7, head: () => 9, local: local(1, [agent]), env: undefined, agent: 'host-1', now: 0 });
     assert.deepEqual(out.found?.map((a) => a.server), ['a', 'b']);
   });
@@ -82,7 +82,7 @@ describe('the servers agents are told of', () => {
     const now = { t: 0 };
     const m = new Membership({ id: 'a', gen: 1, addrs: ['a:7400'], peer: '', state: 'alive', agents: 100, head: 0 }, PEER_DEFAULTS.detector, () => now.t);
     const told: PeerServer[][] = [];
-    const side: AgentSide = { agents: () => 0, setPeers: (s) => void told.push(s), move: async () => 0, revisions: async () => [] };
+    const side: AgentSide = { agents: () => 0, setPeers: (s) => void told.push(s), move: () => Promise.resolve(0), revisions: () => Promise.resolve([]) };
     const placement = new AgentPlacement(m, side, PEER_DEFAULTS, () => undefined, () => now.t);
     placement.tellServers();
     assert.equal(told.length, 1, 'the first list is always told');

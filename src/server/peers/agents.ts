@@ -20,10 +20,10 @@ export interface AgentSide {
 export function peerServers(membership: Membership): PeerServer[] {
   const out: PeerServer[] = [];
   const self = membership.self;
-  if (self.addrs.length > 0) out.push({ addr: self.addrs[0]!, agents: self.agents, state: self.state });
+  if (self.addrs.length > 0) out.push({ addr: self.addrs[0], agents: self.agents, state: self.state });
   for (const view of membership.others()) {
     const state = Membership.shownState(view);
-    if ((state === 'alive' || state === 'suspect') && view.entry.addrs.length > 0) out.push({ addr: view.entry.addrs[0]!, agents: view.entry.agents, state });
+    if ((state === 'alive' || state === 'suspect') && view.entry.addrs.length > 0) out.push({ addr: view.entry.addrs[0], agents: view.entry.agents, state });
   }
   return out;
 }

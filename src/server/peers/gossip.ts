@@ -59,7 +59,7 @@ export class PeerGossip {
       this.warn.log(`peers: another process registered this server's id ${conflict.id} with a newer generation (${conflict.gen}, this one ${this.membership.self.gen}) at ${conflict.peer}: two servers are configured with one id`);
     }
     let vector = this.vectors.get(from);
-    if (vector === undefined) this.vectors.set(from, (vector = new Map()));
+    if (vector === undefined) this.vectors.set(from, (vector = new Map<string, number>()));
     for (const [env, rev] of message.envs) vector.set(env, rev);
     for (const env of message.gone ?? []) vector.delete(env);
     this.catchUp();

@@ -34,7 +34,7 @@ export class LoopLag {
     this.last = now;
     const at = Date.now();
     if (lag > 20) this.samples.push({ at, lag });
-    while (this.samples.length > 0 && at - this.samples[0]!.at > this.windowMs) this.samples.shift();
+    while (this.samples.length > 0 && at - this.samples[0].at > this.windowMs) this.samples.shift();
   }
 
   get lagMs(): number {

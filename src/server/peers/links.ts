@@ -1,4 +1,3 @@
-import type tls from 'node:tls';
 import type { StoreCheck } from '../../protocol/index.js';
 import type { ReceiveLimits } from '../../transport/connection.js';
 import { trace } from '../../trace.js';
@@ -49,7 +48,7 @@ export class PeerLinks {
     const link = new PeerLink(addr, {
       serverId: this.options.serverId,
       secret: this.secret,
-      ...(this.options.tls() ? { tls: { rejectUnauthorized: false } as tls.ConnectionOptions } : {}),
+      ...(this.options.tls() ? { tls: { rejectUnauthorized: false } } : {}),
       limits: this.options.limits,
       connectTimeoutMs: 5_000,
       storeCheck: this.options.storeCheck,

@@ -112,7 +112,7 @@ function readFile(file: string): z.infer<typeof FileSchema> {
   }
   const result = FileSchema.safeParse(parsed);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
+    const issue = result.error.issues[0];
     throw new VitefaError(LocalErrorCode.BAD_FILE, `config file ${file}: ${issue.path.join('.') || '(top)'}: ${issue.message}`);
   }
   return result.data;

@@ -106,16 +106,16 @@ export class HostFront implements AgentFront {
     this.host.setPeers(servers);
   }
 
-  async move(count: number, to: string | undefined, within: number, reason: string): Promise<number> {
-    return this.host.move(count, to, within, reason);
+  move(count: number, to: string | undefined, within: number, reason: string): Promise<number> {
+    return Promise.resolve(this.host.move(count, to, within, reason));
   }
 
-  async revisions(env: string | undefined, cap: number): Promise<EnvAgents[]> {
-    return this.host.revisions(env, cap);
+  revisions(env: string | undefined, cap: number): Promise<EnvAgents[]> {
+    return Promise.resolve(this.host.revisions(env, cap));
   }
 
-  async status(env: string | undefined, max: number, agent?: string): Promise<FrontStatus> {
-    return { ...this.host.status(env, max, agent), processes: 1 };
+  status(env: string | undefined, max: number, agent?: string): Promise<FrontStatus> {
+    return Promise.resolve({ ...this.host.status(env, max, agent), processes: 1 });
   }
 
   summary(): { processes: number; counters: Record<string, number> } {

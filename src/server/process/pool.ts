@@ -235,7 +235,11 @@ export class WorkerPool implements AgentFront {
   }
 
   /** Splits a move between the workers by the agents each holds. */
-  async move(count: number, to: string | undefined, within: number, reason: string): Promise<number> {
+  move(count: number, to: string | undefined, within: number, reason: string): Promise<number> {
+    return Promise.resolve(this.split(count, to, within, reason));
+  }
+
+  private split(count: number, to: string | undefined, within: number, reason: string): number {
     const total = this.agents();
     if (total === 0 || count <= 0) return 0;
     let told = 0;

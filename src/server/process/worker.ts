@@ -58,15 +58,15 @@ export class ClusterWorker {
     this.channel.notify({ k: 'ready' });
   }
 
-  private async request(request: PrimaryRequest): Promise<unknown> {
+  private request(request: PrimaryRequest): Promise<unknown> {
     switch (request.k) {
       case 'status':
-        return this.host?.status(request.env, request.max, request.agent) ?? ({ agentsTotal: 0, agents: [], counters: {} } satisfies HostStatus);
+        return Promise.resolve(this.host?.status(request.env, request.max, request.agent) ?? ({ agentsTotal: 0, agents: [], counters: {} } satisfies HostStatus));
       case 'revisions':
-        return this.host?.revisions(request.env, request.cap) ?? [];
+        return Promise.resolve(this.host?.revisions(request.env, request.cap) ?? []);
       default: {
         const unknown: never = request;
-        throw new RequestError(WireError.BAD_REQUEST, `unknown request ${JSON.stringify(unknown)}`);
+        return Promise.reject(new RequestError(WireError.BAD_REQUEST, `unknown request ${JSON.stringify(unknown)}`));
       }
     }
   }
