@@ -148,7 +148,7 @@ describe('an agent SIGKILLed while it applies a release of 100,000 keys', () => 
       const killedBefore: boolean[] = [];
       for (const [g, delayMs] of [[1, 0], [2, 120], [3, 250], [4, 400]] as const) {
         rev = (await admin.request({ op: 'apply', env: 'big', entries: generation(g), replace: false })).rev;
-        await sleep(delayMs);
+        await sleep(delayMs); // the kill at a different point of the apply each time
         agent.child.kill('SIGKILL');
         await agent.exited;
         killedBefore.push(readRevision(store) < rev);
@@ -214,7 +214,7 @@ describe('the database cut away under load', () => {
         } catch (err) {
           refusals.push((err as Error).message);
         }
-        await sleep(10);
+        await sleep(10); // paces the writes
       }
     })();
     await waitFor('writes flowing', () => lastOk > 30, 20_000, 10);
@@ -225,11 +225,14 @@ describe('the database cut away under load', () => {
     assert.equal((await admin.request({ op: 'get', env: 'live', key: 'n' })).value, lastValue);
     await waitFor('every agent holds the last release before the cut', () => fleet!.agents.every((a) => a.store.revision('live') === held), 20_000, 50);
     assert.equal(fleet.connected, 1000, 'no agent was dropped');
-    await sleep(1000);
+    // Writes tried after the reads above are refused too: nothing was committed meanwhile.
+    const refusedBefore = refusals.length;
+    await waitFor('more writes refused', () => refusals.length >= refusedBefore + 5, 30_000, 10);
     assert.equal(lastOk, held, 'nothing committed while the database was away');
     await proxy.restore();
     await waitFor('writes accepted again', () => lastOk > held, 30_000, 20);
-    await sleep(500);
+    const backAt = lastOk;
+    await waitFor('writes go on', () => lastOk >= backAt + 5, 30_000, 20);
     writing = false;
     await writes;
 
@@ -304,7 +307,7 @@ describe('stopping', () => {
     await admin.request({ op: 'env.add', env: 'bulk' });
     const entries: [string, string][] = Array.from({ length: 100_000 }, (_, i) => [`k/${i}`, String(i)]);
     const applying = admin.request({ op: 'apply', env: 'bulk', entries, replace: false });
-    await sleep(100);
+    await sleep(100); // the signal comes while the write is under way (one that came before it would be refused, failing the test)
     server.child.kill('SIGTERM');
     const { rev } = await applying;
     assert.equal(await server.exited, 0);

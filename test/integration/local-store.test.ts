@@ -147,7 +147,8 @@ test('a reader killed while reading does not pin old pages for good: the next wr
   });
   child.kill('SIGKILL');
   await new Promise((resolve) => child.once('exit', resolve));
-  // The writes look at the reader table at most once per READER_CHECK_MS.
+  // The writes look at the reader table at most once per READER_CHECK_MS: the next write comes after that (pacing, not
+  // a wait to show that nothing happened; the clearing is checked below).
   await new Promise((resolve) => setTimeout(resolve, READER_CHECK_MS));
   // Forty releases of a 1 MiB value: with the dead reader's slot kept, each would take new pages.
   for (let rev = 2; rev <= 41; rev++) {

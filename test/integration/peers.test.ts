@@ -1,7 +1,7 @@
 /**
  * Peer servers on real MariaDB, as real processes: a write through one
- * reaches the agents of another at once (gossip, not the database poll,
- * which is set far beyond every deadline here); a killed server's agents
+ * reaches the agents of another (gossip, not the database poll, which is
+ * set far beyond every deadline here); a killed server's agents
  * fail over and split, with every release applied once and no gap; a
  * draining server moves its agents and a returning one gets agents back
  * gradually; blocked gossip is repaired by the poll; a server cut off and
@@ -28,25 +28,22 @@ describe('three servers on one database (cluster workers)', () => {
   const store = path.join(c.dir, 'agent-of-c');
 
   before(async () => {
-    await c.start(3, () => ['--max-agents', '2000']);
+    // The database poll once an hour: whatever reaches another server within the tests' deadlines came by gossip.
+    await c.start(3, () => ['--max-agents', '2000', '--poll-ms', '3600000']);
     const a = await c.admin(c.servers[0]!);
     await a.request({ op: 'env.add', env: 'live' });
     const token = await agentToken(c.servers[0]!.address, 'agents-of-c', ['live']);
-    // Tokens reach the other servers with the credentials' stamp (within a second).
-    await new Promise((r) => setTimeout(r, 1500));
+    await c.untilTokenKnown(token, [c.servers[2]!]);
     agent = c.procs.track(new Proc(['agent', '--servers', c.servers[2]!.address, '--store', store, '--env', 'live'], { env: { VITEFA_AGENT_TOKEN: token } }));
     await agent.waitForOutput(/agent connected to/, 20_000);
   });
   after(() => c.close());
 
-  test('a write through A reaches an agent of C within about a second (the database poll is 60 s)', async () => {
+  test('a write through A reaches an agent of C by gossip (the database poll is an hour)', async () => {
     const a = await c.admin(c.servers[0]!);
     for (let i = 0; i < 3; i++) {
-      const started = Date.now();
       const { rev } = await a.request({ op: 'set', env: 'live', key: 'k', value: JSON.stringify(`v${i}`) });
-      await waitFor(`release ${rev} on the agent of C`, () => readAgent(store, 'live', 'k') === `v${i}`, 5_000, 5);
-      const took = Date.now() - started;
-      assert.ok(took < 1_500, `the write through A reached the agent of C after ${took} ms`);
+      await waitFor(`release ${rev} on the agent of C`, () => readAgent(store, 'live', 'k') === `v${i}`, 60_000, 5);
     }
   });
 
@@ -116,14 +113,16 @@ describe('a killed server', () => {
     let writing = true;
     let last = 0;
     let lastValue = '';
+    let written = 0;
     const writes = (async () => {
       for (let i = 0; writing; i++) {
         last = (await writer.request({ op: 'set', env: 'live', key: 'n', value: String(i) })).rev;
         lastValue = String(i);
-        await new Promise((r) => setTimeout(r, 20));
+        written++;
+        await new Promise((r) => setTimeout(r, 20)); // paces the writes
       }
     })();
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor('writes under way', () => written >= 10, 30_000);
     const victim = c.servers[2]!;
     const moved = fleet.byServer().get(victim.address) ?? [];
     assert.ok(moved.length >= 50, `server C held ${moved.length} of the 300 agents`);
@@ -133,7 +132,9 @@ describe('a killed server', () => {
     const onB = moved.filter((a) => a.server === c.servers[1]!.address).length;
     assert.equal(onA + onB, moved.length);
     assert.ok(onA <= (moved.length * 2) / 3 && onB <= (moved.length * 2) / 3, `C's ${moved.length} agents went ${onA} to A and ${onB} to B`);
-    await new Promise((r) => setTimeout(r, 500));
+    // Writes go on while the agents are on their new servers.
+    const after = written;
+    await waitFor('writes after the failover', () => written >= after + 10, 30_000);
     writing = false;
     await writes;
     const releases = await query<{ rev: number }>(c.db, "SELECT rev FROM vitefa_releases WHERE env = 'live' ORDER BY rev");
@@ -184,6 +185,7 @@ describe('draining, and a server coming back', () => {
 
   test('a server that comes back gets its share of agents back gradually', async () => {
     const back = c.servers[2]!;
+    const logged = c.servers.slice(0, 2).map((s) => s.proc.output.length);
     await c.restart(back);
     assert.match(back.proc.output, /peers: generation 2;/);
     const seen: number[] = [];
@@ -192,9 +194,11 @@ describe('draining, and a server coming back', () => {
       seen.push(n);
       return n >= 40;
     }, 60_000, 250);
-    // Moves come in steps of at most 4 a second from each of the two others (12 per 3 s step).
+    // Moves come in steps of at most 4 a second from each of the two others (12 per 3 s step), as each says.
     assert.ok(seen.some((n) => n > 0 && n < 40), `C's agents went ${seen.join(' ')}`);
-    for (let i = 4; i < seen.length; i++) assert.ok(seen[i]! - seen[i - 4]! <= 30, `C took ${seen[i]! - seen[i - 4]!} agents within a second`);
+    const steps = (): number[] => c.servers.slice(0, 2).flatMap((s, i) => [...s.proc.output.slice(logged[i]).matchAll(new RegExp(`peers: moving (\\d+) agents to ${back.id.replace(/[.]/g, '\\.')} `, 'g'))].map((m) => Number(m[1])));
+    await waitFor('the steps said', () => steps().reduce((a, b) => a + b, 0) >= 40, 30_000);
+    assert.ok(steps().length >= 4 && steps().every((n) => n <= 12), `C's agents came in steps of ${steps().join(', ')}`);
     // Agents on their way (a move spreads them over 2 s) arrive too: none is lost.
     await waitFor('every agent connected', () => fleet.connected === 150, 10_000);
   });
@@ -214,7 +218,7 @@ describe('gossip between two servers blocked', () => {
     await c.add(['--workers', '0', '--peer-listen', peerB, '--peer-advertise', `127.0.0.1:${proxies[1]!.port}`]);
     await (await c.admin(c.servers[0]!)).request({ op: 'env.add', env: 'live' });
     const token = await agentToken(c.servers[0]!.address, 'fleet', ['live']);
-    await new Promise((r) => setTimeout(r, 1500));
+    await c.untilTokenKnown(token, [c.servers[1]!]);
     fleet = new Fleet(1, [c.servers[1]!.address], token, ['live']);
     fleet.start();
     await waitFor('the agent of B connected', () => fleet.connected === 1, 20_000);
@@ -229,7 +233,11 @@ describe('gossip between two servers blocked', () => {
     for (const p of proxies) await p.cut();
     await waitFor('A no longer hears B', async () => ((await c.status(c.servers[0]!)).cluster.servers.find((r) => r.id === c.servers[1]!.id)?.heardMs ?? 0) > 2_000, 20_000, 250);
     const { rev } = await (await c.admin(c.servers[0]!)).request({ op: 'set', env: 'live', key: 'k', value: '"while cut"' });
-    await new Promise((r) => setTimeout(r, 2_000));
+    // A gossips every second: once B has gone unheard two seconds longer than when the write was made, A has tried to
+    // tell it twice (there is no later event: nothing crosses the cut).
+    const unheard = async (): Promise<number> => (await c.status(c.servers[0]!)).cluster.servers.find((r) => r.id === c.servers[1]!.id)?.heardMs ?? 0;
+    const since = await unheard();
+    await waitFor('two gossip rounds of A since the write', async () => (await unheard()) >= since + 2_000, 30_000, 250);
     assert.ok(fleet.agents[0]!.store.revision('live') < rev, 'nothing reached B while its peers were cut off (and its poll is 60 s)');
     for (const p of proxies) await p.restore();
     await waitFor('the agent of B has the write through A', () => fleet.agents[0]!.store.revision('live') === rev, 20_000, 50);
@@ -245,7 +253,7 @@ describe('gossip between two servers blocked', () => {
     b.args.splice(b.args.indexOf('--poll-ms') + 1, 1, '1000');
     await c.restart(b);
     const token = await agentToken(c.servers[0]!.address, 'fleet-b', ['live']);
-    await new Promise((r) => setTimeout(r, 1500));
+    await c.untilTokenKnown(token, [b]);
     const onB = new Fleet(1, [b.address], token, ['live'], 'on-b');
     onB.start();
     try {
@@ -277,7 +285,7 @@ describe('a server behind the cluster', () => {
     await c.add(['--workers', '0', '--peer-listen', peerB, '--peer-advertise', `127.0.0.1:${peerProxy.port}`], undefined, database.url(c.db));
     await (await c.admin(c.servers[0]!)).request({ op: 'env.add', env: 'live' });
     const token = await agentToken(c.servers[0]!.address, 'fleet', ['live']);
-    await new Promise((r) => setTimeout(r, 1500));
+    await c.untilTokenKnown(token);
     fleet = new Fleet(1, [c.servers[0]!.address], token, ['live']);
     fleet.start();
     await waitFor('the agent on A', () => fleet.agents[0]!.server === c.servers[0]!.address && fleet.agents[0]!.store.revision('live') > 0, 20_000);
@@ -291,8 +299,8 @@ describe('a server behind the cluster', () => {
   test('never sends an agent back in time: it waits, catches up, then serves', async () => {
     const [a, b] = c.servers as [Server, Server];
     // B learns of A from the agent's server list first (A tells its agents of B).
-    await waitFor('the agent knows of B', async () => (await c.status(a)).cluster.servers.some((r) => r.id === b.id && r.state === 'alive'), 20_000, 200);
-    await new Promise((r) => setTimeout(r, 1_500));
+    await waitFor('A knows of B', async () => (await c.status(a)).cluster.servers.some((r) => r.id === b.id && r.state === 'alive'), 20_000, 200);
+    await waitFor('the agent knows of B', () => fleet.agents[0]!.store.rememberedServers().includes(b.address), 20_000);
     await database.cut();
     await peerProxy.cut();
     const admin = await c.admin(a);
@@ -301,8 +309,10 @@ describe('a server behind the cluster', () => {
     await waitFor('the agent holds the newest', () => fleet.agents[0]!.store.revision('live') === rev, 10_000);
     a.proc.child.kill('SIGKILL');
     await waitFor('the agent failed over to B', () => fleet.agents[0]!.server === b.address, 30_000, 50);
-    // B has an older view and cannot read the store: the agent is sent nothing older.
-    await new Promise((r) => setTimeout(r, 6_000));
+    // B has an older view and cannot read the store: the agent is sent nothing older. B has taken its subscription
+    // (it counts the agent at the revision it holds); anything B sends it before the next release is in its log, which
+    // the last check reads.
+    await waitFor('B holds the agent', async () => (await c.status(b, 'live')).cluster.envs.find((e) => e.env === 'live')?.holders.some(([r, n]) => r === rev && n === 1) ?? false, 30_000, 250);
     assert.equal(fleet.agents[0]!.store.revision('live'), rev);
     assert.equal(fleet.violation('live'), undefined);
     // The store comes back: B catches up (the agent ahead made it read), and serves what follows.
@@ -332,15 +342,19 @@ describe('a restarted server, and a server whose event loop stalls', () => {
     const [a, b] = c.servers as [Server, Server];
     const admin = await c.admin(a);
     let writing = true;
+    let written = 0;
     const writes = (async () => {
       for (let i = 0; writing; i++) {
         await admin.request({ op: 'set', env: 'live', key: 'w', value: String(i) });
-        await new Promise((r) => setTimeout(r, 10));
+        written++;
+        await new Promise((r) => setTimeout(r, 10)); // paces the writes
       }
     })();
     assert.ok(b.proc.child.kill('SIGKILL'), `B is running: ${b.proc.output}`);
     await b.proc.exited;
-    await new Promise((r) => setTimeout(r, 500));
+    // A writes while B is down.
+    const before = written;
+    await waitFor('writes while B is down', () => written >= before + 10, 30_000);
     await c.restart(b);
     writing = false;
     await writes;
@@ -354,15 +368,16 @@ describe('a restarted server, and a server whose event loop stalls', () => {
   test('a server stalled for 7 s under full CPU load is suspected, not declared dead, and does not blame the other', async () => {
     const [a, b] = c.servers as [Server, Server];
     for (let i = 0; i < 3; i++) hogs.push(spawn(process.execPath, ['-e', 'const end = Date.now() + 20000; while (Date.now() < end);'], { stdio: 'ignore' }));
-    await new Promise((r) => setTimeout(r, 1_000));
-    // Not scheduled at all for 7 s (the worst a loaded machine does), then loaded.
+    await new Promise((r) => setTimeout(r, 1_000)); // the load first
+    // Not scheduled at all for 7 s (the worst a loaded machine does), then loaded: the stall itself.
     b.proc.child.kill('SIGSTOP');
     await new Promise((r) => setTimeout(r, 7_000));
     b.proc.child.kill('SIGCONT');
-    await new Promise((r) => setTimeout(r, 6_000));
+    // A verdict on either side comes before each hears the other again: wait until both have, still loaded.
+    const heardAgain = async (from: Server): Promise<boolean> => (await c.status(from)).cluster.servers.every((r) => r.state === 'alive' && (r.heardMs ?? 0) < 3_000);
+    await waitFor('both alive in status, each heard again', async () => (await heardAgain(a)) && (await heardAgain(b)), 30_000, 250);
     for (const h of hogs) h.kill('SIGKILL');
     assert.deepEqual(verdicts(a.proc).filter((l) => /declared dead/.test(l)), [], 'A never declared B dead');
     assert.deepEqual(verdicts(b.proc), [], "B did not blame A for B's own stall");
-    await waitFor('both alive in status', async () => (await c.status(a)).cluster.servers.every((r) => r.state === 'alive'), 15_000, 250);
   });
 });

@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigReader } from '../../src/reader/index.js';
 import { AdminClient } from '../../src/admin/client.js';
-import { parseEndpoint } from '../../src/transport/client.js';
+import { connect, parseEndpoint } from '../../src/transport/client.js';
+import { parseToken } from '../../src/security/token.js';
 import type { StatusResult } from '../../src/protocol/index.js';
 import { CuttableProxy, databaseName, dropDatabase, MYSQL_BASE } from './mysql.js';
 import { Fleet } from './fleet.js';
@@ -65,12 +66,30 @@ export class Cluster {
   async startFleet(count: number): Promise<Fleet> {
     await (await this.admin(this.servers[0]!)).request({ op: 'env.add', env: 'live' });
     const token = await agentToken(this.servers[0]!.address, 'fleet', ['live']);
-    // Tokens reach the other servers with the credentials' stamp (within a second).
-    await new Promise((r) => setTimeout(r, 1500));
+    await this.untilTokenKnown(token);
     const fleet = new Fleet(count, this.servers.map((s) => s.address), token, ['live']);
     fleet.start();
     await waitFor('every agent connected', () => fleet.connected === count, 30_000, 50);
     return fleet;
+  }
+
+  /**
+   * Waits until each of `servers` logs an agent in with `token` (tokens reach
+   * the other servers with the credentials' stamp, within about a second).
+   */
+  async untilTokenKnown(token: string, servers: Server[] = this.servers): Promise<void> {
+    const parts = parseToken(token);
+    if (parts === undefined) throw new Error(`not a token: ${token}`);
+    for (const server of servers) {
+      await waitFor(`${server.address} knows the token`, async () => {
+        const probe = await connect({
+          ...parseEndpoint(server.address), role: 'agent', id: 'token-probe', login: { user: parts.id, secret: parts.secret }, timeoutMs: 10_000,
+          onMessage: () => undefined, onClose: () => undefined,
+        });
+        probe.end('the token is known');
+        return true;
+      }, 30_000, 200);
+    }
   }
 
   /** A TCP proxy in front of `target` that a test can cut and restore. */
