@@ -52,7 +52,7 @@ describe('a planned drain while a script writes through --server A,B', () => {
           .then(({ code, stderr }) => void done.push({ i, code, stderr }));
         running.add(write);
         void write.finally(() => running.delete(write));
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await new Promise((resolve) => setTimeout(resolve, 100)); // paces the writes
         while (running.size >= AT_ONCE) await Promise.race(running);
       }
       await Promise.all(running);

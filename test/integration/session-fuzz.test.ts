@@ -137,7 +137,7 @@ test(`${SESSIONS} seeded sequences: nothing escapes a session and the server kee
         })());
       }
       await Promise.all(running);
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 20)); // paces the batches: the server's own timers run between them
     }
     assert.deepEqual(escaped, [], 'no exception escaped a session');
 

@@ -50,7 +50,7 @@ describe('a soak with faults: agents, a server and the database killed and resta
     const admin = await c.admin(c.servers[0]!);
     for (const env of ENVS) await admin.request({ op: 'env.add', env });
     token = await agentToken(c.servers[0]!.address, 'soak', ENVS);
-    await sleep(1500);
+    await c.untilTokenKnown(token);
     fleet = new Fleet(AGENTS, c.servers.map((s) => s.address), token, ENVS, 'soak');
     fleet.start();
     for (let i = 0; i < 2; i++) {
