@@ -10,6 +10,7 @@ import { WireError } from '../../src/protocol/index.js';
 import { Channel, type ChannelPort } from '../../src/server/process/channel.js';
 import { RequestError } from '../../src/server/errors.js';
 import { Correlator } from '../../src/transport/correlator.js';
+import { waitFor } from '../support/common.js';
 
 const correlator = (maxPending = 2) => new Correlator<string>({
   maxPending,
@@ -117,7 +118,7 @@ describe('Channel', () => {
     try {
       await assert.rejects(a.request({ k: 'fail', how: 'bug' }, 1000), (e: unknown) => e instanceof RequestError && e.status === WireError.INTERNAL && !/TypeError/.test(e.message));
       a.notify({ k: 'boom' });
-      await new Promise((r) => setTimeout(r, 20));
+      await waitFor('the note handler\'s failure reported', () => /a bug in a note handler/.test(logged));
     } finally {
       process.stderr.write = write;
     }
