@@ -13,13 +13,14 @@ import type { ReceiveLimits } from '../transport/connection.js';
  * A few fixed bounds live beside the code they belong to instead, because
  * they are not a server's to choose:
  * - src/protocol (MAX_ELEMENTS in check.ts, MAX_MEMBERS and the array and id
- *   bounds in codec.ts): part of the wire contract, the same for every
+ *   bounds in checkers.ts): part of the wire contract, the same for every
  *   receiver, agents and admins included;
- * - peers/ (HELLO_TIMEOUT_MS, IDLE_TIMEOUT_MS, STATUS_TIMEOUT_MS,
- *   LINK_PING_MS, LINK_QUEUE_BYTES): timings every server of a cluster must
+ * - peers/ (IDLE_TIMEOUT_MS in peer-port.ts; STATUS_TIMEOUT_MS, LINK_PING_MS
+ *   and LINK_QUEUE_BYTES in link.ts): timings every server of a cluster must
  *   share, so one server cannot set its own;
- * - process/ (STATUS_IPC_TIMEOUT_MS, LOGIN_IPC_TIMEOUT_MS, STABLE_WORKER_MS,
- *   RESTART_MAX_DELAY_MS): the primary's own channel to its workers;
+ * - process/ (STATUS_IPC_TIMEOUT_MS in pool.ts, LOGIN_IPC_TIMEOUT_MS in
+ *   worker.ts, STABLE_WORKER_MS and RESTART_MAX_DELAY_MS in policy.ts): the
+ *   primary's own channel to its workers, and the pacing of their restarts;
  * - ops/merge.ts (MAX_DEPTH): a guard of the merge's recursion against a
  *   stack overflow, whatever valueDepth is set to (at its default, valueDepth
  *   refuses deeper values before a merge sees them).
