@@ -133,10 +133,11 @@ export class Agent {
    * its way is dropped, and received again from the revision held at the
    * next start), so the store may be closed as soon as this returns.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.stopped = true;
     this.stopTimers();
     this.conn?.end('agent stopping');
+    return Promise.resolve();
   }
 
   private stopTimers(): void {

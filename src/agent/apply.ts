@@ -143,7 +143,7 @@ export class ReleaseApplier {
   private storable(env: string, changes: readonly (readonly [string, unknown])[]): boolean {
     const envBytes = Buffer.byteLength(env);
     let bad = envBytes === 0 || envBytes > MAX_STORED_KEY_BYTES;
-    for (let i = 0; !bad && i < changes.length; i++) bad = envBytes + 1 + Buffer.byteLength(changes[i]![0]) > MAX_STORED_KEY_BYTES;
+    for (let i = 0; !bad && i < changes.length; i++) bad = envBytes + 1 + Buffer.byteLength(changes[i][0]) > MAX_STORED_KEY_BYTES;
     if (bad) this.hooks.session()?.fail(WireError.MALFORMED, `the server sent a name or key the store cannot hold in ${JSON.stringify(env.slice(0, 64))}; nothing of it was applied`);
     return !bad;
   }

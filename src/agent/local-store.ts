@@ -115,15 +115,15 @@ export class LocalStore {
     this.write(() => {
       if (release.drop === true) {
         this.clearEnv(release.env);
-        this.revisions.remove(release.env);
-        this.chains.remove(release.env);
+        void this.revisions.remove(release.env);
+        void this.chains.remove(release.env);
         return;
       }
       for (const [key, json] of release.changes) {
-        if (json === null) this.values.remove(valueKey(release.env, key));
-        else this.values.put(valueKey(release.env, key), Buffer.from(json));
+        if (json === null) void this.values.remove(valueKey(release.env, key));
+        else void this.values.put(valueKey(release.env, key), Buffer.from(json));
       }
-      this.revisions.put(release.env, Buffer.from(String(release.rev)));
+      void this.revisions.put(release.env, Buffer.from(String(release.rev)));
       this.putChain(release.env, release.chain);
     });
   }
@@ -131,15 +131,15 @@ export class LocalStore {
   applySnapshot(snapshot: Snapshot): void {
     this.write(() => {
       this.clearEnv(snapshot.env);
-      for (const [key, json] of snapshot.entries) this.values.put(valueKey(snapshot.env, key), Buffer.from(json));
-      this.revisions.put(snapshot.env, Buffer.from(String(snapshot.rev)));
+      for (const [key, json] of snapshot.entries) void this.values.put(valueKey(snapshot.env, key), Buffer.from(json));
+      void this.revisions.put(snapshot.env, Buffer.from(String(snapshot.rev)));
       this.putChain(snapshot.env, snapshot.chain);
     });
   }
 
   private putChain(env: string, chain: string | undefined): void {
-    if (chain === undefined || chain === '') this.chains.remove(env);
-    else this.chains.put(env, Buffer.from(chain));
+    if (chain === undefined || chain === '') void this.chains.remove(env);
+    else void this.chains.put(env, Buffer.from(chain));
   }
 
   /** The servers remembered from an earlier run: read as untrusted input, bounded, bad entries left out. */
@@ -161,7 +161,7 @@ export class LocalStore {
     try {
       // A block, not an arrow returning put's promise: a callback returning a promise keeps lmdb-js's transaction open.
       this.root.transactionSync(() => {
-        this.meta.put(META_SERVERS, Buffer.from(text));
+        void this.meta.put(META_SERVERS, Buffer.from(text));
       });
     } catch (cause) {
       throw new VitefaError(LocalErrorCode.STORE_OPEN, `cannot write agent store ${this.dir}: ${(cause as Error).message}`, { cause });
@@ -176,7 +176,7 @@ export class LocalStore {
 
   private clearEnv(env: string): void {
     const { start, end } = envRange(env);
-    for (const key of this.values.getKeys({ start, end })) this.values.remove(key);
+    for (const key of this.values.getKeys({ start, end })) void this.values.remove(key);
   }
 
   private write(body: () => void): void {
@@ -232,7 +232,7 @@ function serverSet(addrs: string[]): string[] {
   let bytes = 2;
   for (const addr of addrs) {
     // What is written must read back (parseServerList reads at most 64 KiB), and hold no control character.
-    if (addr.length > 300 || /[\u0000-\u001f\u007f-\u009f]/.test(addr)) continue;
+    if (addr.length > 300 || hasControl(addr)) continue;
     if (bytes + addr.length * 3 + 3 > 60_000) break;
     bytes += Buffer.byteLength(addr) + 3;
     try {
@@ -243,4 +243,13 @@ function serverSet(addrs: string[]): string[] {
   }
   // In the order given (the newest first): past the bound, the oldest are forgotten.
   return [...out].slice(0, MAX_REMEMBERED_SERVERS);
+}
+
+/** Whether `text` holds a C0 or C1 control character, or DEL. */
+function hasControl(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c <= 0x1f || (c >= 0x7f && c <= 0x9f)) return true;
+  }
+  return false;
 }

@@ -45,7 +45,7 @@ export function readToken(flags: AgentFlags, env: NodeJS.ProcessEnv): TokenParts
 }
 
 /** `vitefa agent`: runs until SIGINT/SIGTERM; exits non-zero if the local store fails. */
-export async function runAgent(flags: AgentFlags, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export function runAgent(flags: AgentFlags, env: NodeJS.ProcessEnv = process.env): void {
   const servers = (flags.servers ?? env.VITEFA_SERVERS ?? '127.0.0.1:7400').split(',').filter(Boolean).map(parseEndpoint);
   const envs = flags.env ?? (env.VITEFA_ENVS ? env.VITEFA_ENVS.split(',').filter(Boolean) : []);
   const mapSizeText = flags.mapSize ?? env.VITEFA_MAP_SIZE;

@@ -58,10 +58,10 @@ export function pickServer(servers: readonly KnownServer[], current: string | un
   const weights = pool.map((s) => 1 / ((s.agents >= 0 ? s.agents : mean) + mean));
   let pick = random * weights.reduce((a, b) => a + b, 0);
   for (let i = 0; i < pool.length; i++) {
-    pick -= weights[i]!;
-    if (pick <= 0) return pool[i]!;
+    pick -= weights[i];
+    if (pick <= 0) return pool[i];
   }
-  return pool[pool.length - 1]!;
+  return pool[pool.length - 1];
 }
 
 /** Every server the agent knows, and what it heard of each. */
