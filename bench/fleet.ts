@@ -47,9 +47,9 @@ export class SimFleet {
     this.procs.forEach((p, i) => {
       // Each process spreads its sockets over every address, starting at a different one.
       const rotated = [...targets.slice(i % targets.length), ...targets.slice(0, i % targets.length)];
-      const count = this.counts[i]!;
+      const count = this.counts[i];
       p.send({ k: 'start', mode, targets: rotated, count, env, id, concurrency, initial: Math.round(count * share), ...(token === undefined ? {} : { token }), ...(tlsCa === undefined ? {} : { tlsCa }) } satisfies SimCommand);
-      id += this.counts[i]!;
+      id += this.counts[i];
     });
     this.joinerProc.send({ k: 'start', mode, targets, count: 0, env, id, concurrency, initial: 0, ...(token === undefined ? {} : { token }), ...(tlsCa === undefined ? {} : { tlsCa }) } satisfies SimCommand);
   }
@@ -58,8 +58,8 @@ export class SimFleet {
   targetOf(targets: string[], index: number): string {
     let offset = 0;
     for (let p = 0; p < this.counts.length; p++) {
-      const count = this.counts[p]!;
-      if (index < offset + count) return targets[(index - offset + p) % targets.length]!;
+      const count = this.counts[p];
+      if (index < offset + count) return targets[(index - offset + p) % targets.length];
       offset += count;
     }
     throw new Error(`no agent ${index}`);

@@ -79,7 +79,7 @@ if (cluster.isPrimary) {
     }
   });
 } else {
-  const listen = JSON.parse(process.argv[2]!) as string[];
+  const listen = JSON.parse(process.argv[2]) as string[];
   const cap = Number(process.argv[3]);
   const sockets = new Set<net.Socket>();
   // A greeting frame, the floor's counterpart of the server's hello: the
@@ -87,7 +87,7 @@ if (cluster.isPrimary) {
   const greeting = frameOf(8);
   // Like the server: a full worker stops listening (so it does not win accepts
   // it must refuse) and listens again below 95% of its cap.
-  let listeners: net.Server[] = [];
+  const listeners: net.Server[] = [];
   let reopening = false;
   const capacity = (): void => {
     if (listeners.length > 0 && sockets.size >= cap) {

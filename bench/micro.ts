@@ -160,8 +160,8 @@ function runCases(cases: Case[], options: Benchmark.Options): Promise<MicroResul
       const results: MicroResult[] = [];
       const benches = suite.map((b: Benchmark) => b) as Benchmark[];
       for (let i = 0; i < benches.length; i++) {
-        const b = benches[i]!;
-        const c = cases[i]!;
+        const b = benches[i];
+        const c = cases[i];
         if (b.error !== undefined) {
           reject(new Error(`benchmark "${c.name}" failed: ${String(b.error)}`, { cause: b.error }));
           return;
@@ -196,7 +196,7 @@ function frameCases(): Case[] {
   const decodeOne = (frame: Buffer): Message => {
     const bodies = decoder.push(frame);
     if (bodies.length !== 1) throw new Error(`expected one frame body, got ${bodies.length}`);
-    return decodeBody(bodies[0]!);
+    return decodeBody(bodies[0]);
   };
   // Correctness before timing: both frames decode to the release they encode.
   for (const [msg, frame] of [[small, smallFrame], [large, largeFrame]] as const) {
@@ -220,7 +220,7 @@ function applyCases(root: string, stores: LocalStore[]): Case[] {
     let rev = 0;
     const apply = (): void => {
       rev += 1;
-      store.applyRelease(release(rev, sets[rev & 1]!));
+      store.applyRelease(release(rev, sets[rev & 1]));
     };
     apply(); // the first release inserts the keys; timed releases update them
     return {
@@ -250,12 +250,12 @@ function readerCases(root: string, stores: LocalStore[], readers: ConfigReader[]
   return [
     {
       name: BENCH_NAMES.get,
-      fn: () => { sink = reader.get(BENCH_ENV, keys[i]!); if (++i === n) i = 0; },
+      fn: () => { sink = reader.get(BENCH_ENV, keys[i]); if (++i === n) i = 0; },
       note: 'valueKey + getBinaryFast + utf8 decode + JSON.parse of ~50 B',
     },
     {
       name: BENCH_NAMES.getText,
-      fn: () => { sink = reader.getText(BENCH_ENV, keys[j]!); if (++j === n) j = 0; },
+      fn: () => { sink = reader.getText(BENCH_ENV, keys[j]); if (++j === n) j = 0; },
       note: 'valueKey + getBinaryFast + utf8 decode',
     },
     { name: BENCH_NAMES.revision, fn: () => { sink = reader.revision(BENCH_ENV); } },
@@ -291,9 +291,9 @@ export function formatTable(results: readonly MicroResult[]): string {
     String(r.samples),
   ]);
   const head = ['benchmark', 'µs/op', 'ops/s', 'rme', 'samples'];
-  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c].length)));
   const line = (cells: string[]): string =>
-    cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+    cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -301,7 +301,7 @@ async function main(argv: string[]): Promise<void> {
   let jsonFile: string | undefined;
   let quick = false;
   for (let k = 0; k < argv.length; k++) {
-    const arg = argv[k]!;
+    const arg = argv[k];
     if (arg === '--quick') quick = true;
     else if (arg === '--json') {
       jsonFile = argv[++k];

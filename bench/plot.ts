@@ -35,8 +35,8 @@ export function cdfSvg(title: string, series: Series[], width = 720, height = 42
     const sorted = Float64Array.from(s.samples).sort();
     const step = Math.max(1, Math.floor(sorted.length / 400));
     const points: string[] = [`${x(0)},${y(0)}`];
-    for (let j = 0; j < sorted.length; j += step) points.push(`${x(sorted[j]!).toFixed(1)},${y((j + 1) / sorted.length).toFixed(1)}`);
-    if (sorted.length) points.push(`${x(sorted[sorted.length - 1]!).toFixed(1)},${y(1)}`);
+    for (let j = 0; j < sorted.length; j += step) points.push(`${x(sorted[j]).toFixed(1)},${y((j + 1) / sorted.length).toFixed(1)}`);
+    if (sorted.length) points.push(`${x(sorted[sorted.length - 1]).toFixed(1)},${y(1)}`);
     out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${points.join(' ')}"/>`);
     out.push(`<rect x="${margin.left + 10}" y="${margin.top + 10 + i * 18}" width="12" height="12" fill="${s.color}"/>`);
     out.push(`<text x="${margin.left + 28}" y="${margin.top + 20 + i * 18}">${escape(s.label)}</text>`);

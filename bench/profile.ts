@@ -73,14 +73,14 @@ for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')))
     t += profile.timeDeltas[i] ?? 0;
     // A sample stands for the time until the next one.
     const span = profile.timeDeltas[i + 1] ?? 0;
-    while (phase < marks.phases.length && marks.phases[phase]!.startUs <= t) phase++;
-    const name = phase === 0 ? 'before' : marks.phases[phase - 1]!.name;
+    while (phase < marks.phases.length && marks.phases[phase].startUs <= t) phase++;
+    const name = phase === 0 ? 'before' : marks.phases[phase - 1].name;
     if (name === 'end' || name === 'before') continue;
     let roles = byPhase.get(name);
     if (roles === undefined) byPhase.set(name, (roles = new Map()));
     let tally = roles.get(who);
     if (tally === undefined) roles.set(who, (tally = new Map()));
-    const node = nodes.get(profile.samples[i]!)!;
+    const node = nodes.get(profile.samples[i])!;
     // A pool thread waiting for work is idle, not busy.
     const key = node.callFrame.functionName === 'atomicsWaitLoop' ? '(idle)' : label(node);
     tally.set(key, (tally.get(key) ?? 0) + span);

@@ -77,11 +77,11 @@ async function startServer(): Promise<ChildProcess> {
   });
   let out = '';
   await new Promise<void>((resolve, reject) => {
-    proc.stdout!.on('data', (d: Buffer) => {
+    proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes('listening on')) resolve();
     });
-    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
     proc.once('exit', (code) => reject(new Error(`server exited (${code}): ${out}`)));
   });
   return proc;

@@ -223,7 +223,7 @@ async function startServer(tlsFiles?: TlsFiles): Promise<ChildProcess> {
   serverHeap.follow(proc);
   let out = '';
   await new Promise<void>((resolve, reject) => {
-    proc.stdout!.on('data', (d: Buffer) => {
+    proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes('listening on')) resolve();
     });
@@ -233,9 +233,9 @@ async function startServer(tlsFiles?: TlsFiles): Promise<ChildProcess> {
 }
 
 function admin(tlsFiles?: TlsFiles): Promise<AdminClient> {
-  const [host, port] = (args['admin-port'] ? ADMIN_ADDRESS : (tlsFiles === undefined ? ADDRESSES : TLS_ADDRESSES)[0]!).split(':');
+  const [host, port] = (args['admin-port'] ? ADMIN_ADDRESS : (tlsFiles === undefined ? ADDRESSES : TLS_ADDRESSES)[0]).split(':');
   return AdminClient.connect({
-    host: host!, port: Number(port), login: { user: 'admin', secret: BENCH_PASSWORD }, connectTimeoutMs: 10_000, requestTimeoutMs: 120_000,
+    host: host, port: Number(port), login: { user: 'admin', secret: BENCH_PASSWORD }, connectTimeoutMs: 10_000, requestTimeoutMs: 120_000,
     ...(tlsFiles === undefined ? {} : { tls: { ca: fs.readFileSync(tlsFiles.ca) } }),
   });
 }
@@ -672,20 +672,20 @@ async function clusterPhase(count: number, suffix: string): Promise<ClusterPhase
         env: { ...process.env, VITEFA_ADMIN_PASSWORD: BENCH_PASSWORD, VITEFA_PASSWORD_ITERATIONS: '4096' },
       });
       procs.push(proc);
-      proc.stderr!.on('data', (d: Buffer) => {
+      proc.stderr.on('data', (d: Buffer) => {
         for (const line of d.toString().split('\n')) if (/declared dead|suspect|exited/.test(line)) say(`  server ${i}: ${line}`);
       });
       let out = '';
       await new Promise<void>((resolve, reject) => {
-        proc.stdout!.on('data', (d: Buffer) => {
+        proc.stdout.on('data', (d: Buffer) => {
           out += d.toString();
           if (out.includes('listening on')) resolve();
         });
         proc.once('exit', (code) => reject(new Error(`server ${i} exited (${code}): ${out}`)));
       });
     }
-    const [host, port] = listens[0]![0]!.split(':');
-    const client = await AdminClient.connect({ host: host!, port: Number(port), login: { user: 'admin', secret: BENCH_PASSWORD }, connectTimeoutMs: 10_000, requestTimeoutMs: 120_000 });
+    const [host, port] = listens[0][0].split(':');
+    const client = await AdminClient.connect({ host: host, port: Number(port), login: { user: 'admin', secret: BENCH_PASSWORD }, connectTimeoutMs: 10_000, requestTimeoutMs: 120_000 });
     await client.request({ op: 'env.add', env: ENV });
     let last = (await client.request({ op: 'set', env: ENV, key: 'k', value: '0' })).rev;
     const token = newToken();
@@ -694,7 +694,7 @@ async function clusterPhase(count: number, suffix: string): Promise<ClusterPhase
     await new Promise((r) => setTimeout(r, 2_000));
     // Interleaved, so the agents of every load process spread evenly over the servers.
     const targets: string[] = [];
-    for (let a = 0; a < Math.max(...listens.map((l) => l.length)); a++) for (const l of listens) if (l[a] !== undefined) targets.push(l[a]!);
+    for (let a = 0; a < Math.max(...listens.map((l) => l.length)); a++) for (const l of listens) if (l[a] !== undefined) targets.push(l[a]);
     const serverOf = new Map<string, number>();
     listens.forEach((l, i) => l.forEach((addr) => serverOf.set(addr, i)));
     fleet = new SimFleet(AGENTS);
@@ -842,7 +842,7 @@ async function main(): Promise<void> {
       ['  of which the TLS handshake (ms)', '', (secure.cpuMsPerConn - plain.cpuMsPerConn).toFixed(3), ''],
       ['memory per connection, RSS (bytes)', bytesPerConn.toFixed(0), secure.bytesPerConn.toFixed(0), ratio(secure.bytesPerConn, bytesPerConn).toFixed(2)],
       ['  of which JS heap (bytes)', heapPerConn.toFixed(0), secure.heapPerConn.toFixed(0), ratio(secure.heapPerConn, heapPerConn).toFixed(2)],
-      ['reconnect storm, all current (s)', storm ? (storm.allCurrentMs! / 1000).toFixed(1) : '-', secure.storm ? (secure.storm.allCurrentMs! / 1000).toFixed(1) : '-', storm && secure.storm ? ratio(secure.storm.allCurrentMs!, storm.allCurrentMs!).toFixed(2) : ''],
+      ['reconnect storm, all current (s)', storm ? (storm.allCurrentMs / 1000).toFixed(1) : '-', secure.storm ? (secure.storm.allCurrentMs / 1000).toFixed(1) : '-', storm && secure.storm ? ratio(secure.storm.allCurrentMs, storm.allCurrentMs).toFixed(2) : ''],
       ['releases lost in the storm', storm ? String(storm.lostReleases) : '-', secure.storm ? String(secure.storm.lostReleases) : '-', ''],
     ];
     process.stdout.write(`\n${table(tlsRows)}\n`);

@@ -300,7 +300,7 @@ process.on('message', (command: SimCommand) => {
       concurrency = command.concurrency;
       const targets = command.targets.map(parseTarget);
       firstTarget = targets[0];
-      agents = Array.from({ length: command.count }, (_, i) => new SimAgent(i, targets[i % targets.length]!, command.env, false));
+      agents = Array.from({ length: command.count }, (_, i) => new SimAgent(i, targets[i % targets.length], command.env, false));
       pendingStarts = agents.slice(0, command.initial);
       heldBack = command.initial;
       startNext();

@@ -53,7 +53,7 @@ interface Spec {
 const usage = (message: string): VitefaError => new VitefaError(LocalErrorCode.USAGE, message);
 
 function arity(name: string, args: string[], min: number, max: number): void {
-  if (args.length < min || args.length > max) throw usage(`usage: ${COMMANDS[name]!.usage}`);
+  if (args.length < min || args.length > max) throw usage(`usage: ${COMMANDS[name].usage}`);
 }
 
 function revision(text: string): number {
@@ -113,26 +113,26 @@ export function parseSince(text: string, now = Date.now()): number {
 const ROLES_HELP = 'viewer (read the environments granted), editor (also change them), admin (everything)';
 
 export const COMMANDS: Record<string, Spec> = {
-  'env add': { usage: 'env add ENV', summary: 'create an environment (admin)', envFirst: false, prepare: (a) => (arity('env add', a, 1, 1), { op: 'env.add', env: a[0]! }) },
-  'env del': { usage: 'env del ENV', summary: 'delete an environment and its keys (admin)', envFirst: false, prepare: (a) => (arity('env del', a, 1, 1), { op: 'env.del', env: a[0]! }) },
+  'env add': { usage: 'env add ENV', summary: 'create an environment (admin)', envFirst: false, prepare: (a) => (arity('env add', a, 1, 1), { op: 'env.add', env: a[0] }) },
+  'env del': { usage: 'env del ENV', summary: 'delete an environment and its keys (admin)', envFirst: false, prepare: (a) => (arity('env del', a, 1, 1), { op: 'env.del', env: a[0] }) },
   'env list': { usage: 'env list', summary: 'environments with revision and key count', envFirst: false, prepare: (a) => (arity('env list', a, 0, 0), { op: 'env.list' }) },
   set: {
     usage: 'set ENV KEY VALUE', summary: 'set a key (VALUE is JSON, or else taken as a string)', envFirst: true,
     details: 'VALUE spreads over several lines in the REPL while a {, [ or " is open.',
-    prepare: (a) => (arity('set', a, 3, 3), { op: 'set', env: a[0]!, key: a[1]!, value: valueText(a[2]!) }),
+    prepare: (a) => (arity('set', a, 3, 3), { op: 'set', env: a[0], key: a[1], value: valueText(a[2]) }),
   },
   get: {
     usage: 'get ENV KEY [--raw]', summary: 'print the value of a key', envFirst: true,
     details: 'A string prints bare, anything else as JSON; control characters (ESC and the like) show escaped, as \\u001b. --raw prints the value exactly as stored, for pipes.',
-    prepare: (a) => (arity('get', a, 2, 2), { op: 'get', env: a[0]!, key: a[1]! }),
+    prepare: (a) => (arity('get', a, 2, 2), { op: 'get', env: a[0], key: a[1] }),
   },
-  del: { usage: 'del ENV KEY', summary: 'delete a key', envFirst: true, prepare: (a) => (arity('del', a, 2, 2), { op: 'del', env: a[0]!, key: a[1]! }) },
+  del: { usage: 'del ENV KEY', summary: 'delete a key', envFirst: true, prepare: (a) => (arity('del', a, 2, 2), { op: 'del', env: a[0], key: a[1] }) },
   list: {
     usage: 'list ENV [PREFIX] [--after KEY]', summary: 'keys and values', envFirst: true,
     details: 'One page of at most the server\'s answerBytes (4 MiB by default); a page that ends early says which --after KEY continues it.',
     prepare: (a, f) => {
       arity('list', a, 1, 2);
-      const req: AdminRequest = { op: 'list', env: a[0]! };
+      const req: AdminRequest = { op: 'list', env: a[0] };
       if (a[1] !== undefined) req.prefix = a[1];
       if (f.after !== undefined) req.after = f.after;
       return req;
@@ -141,24 +141,24 @@ export const COMMANDS: Record<string, Spec> = {
   merge: {
     usage: 'merge ENV KEY JSON', summary: 'deep-merge JSON into a key', envFirst: true,
     details: 'Objects merge key by key, a scalar replaces, arrays merge as sets; {"replace": [...]} replaces an array (docs/merge-and-clear.md).',
-    prepare: (a) => (arity('merge', a, 3, 3), { op: 'merge', env: a[0]!, key: a[1]!, value: strictJson(a[2]!, 'merge value') }),
+    prepare: (a) => (arity('merge', a, 3, 3), { op: 'merge', env: a[0], key: a[1], value: strictJson(a[2], 'merge value') }),
   },
   clear: {
     usage: 'clear ENV KEY [PATH…]', summary: 'remove a path, or values from an array, inside a key', envFirst: true,
     details: 'Without PATH the key itself is deleted.',
-    prepare: (a) => (arity('clear', a, 2, 1026), { op: 'clear', env: a[0]!, key: a[1]!, path: a.slice(2) }),
+    prepare: (a) => (arity('clear', a, 2, 1026), { op: 'clear', env: a[0], key: a[1], path: a.slice(2) }),
   },
   apply: {
     usage: 'apply ENV FILE [--replace]', summary: 'set many keys from a JSON file in one release', envFirst: true,
     details: 'FILE holds a JSON object of key -> value. --replace also deletes the keys it does not name.',
-    prepare: (a, f) => (arity('apply', a, 2, 2), { op: 'apply', env: a[0]!, entries: readApplyFile(a[1]!), replace: f.replace }),
+    prepare: (a, f) => (arity('apply', a, 2, 2), { op: 'apply', env: a[0], entries: readApplyFile(a[1]), replace: f.replace }),
   },
   history: {
     usage: 'history ENV [KEY] [--limit N] [--before REV] [--values]', summary: 'releases of an environment (or of one key), newest first', envFirst: true,
     details: 'One page: at most N releases (50) and the server\'s answerBytes (4 MiB); a page that ends early says which --before REV continues it. Values over historyValueBytes (4 KiB) show as their size and SHA-256; --values asks for them whole, as far as the page\'s bytes go.',
     prepare: (a, f) => {
       arity('history', a, 1, 2);
-      const req: AdminRequest = { op: 'history', env: a[0]! };
+      const req: AdminRequest = { op: 'history', env: a[0] };
       if (a[1] !== undefined) req.key = a[1];
       if (f.limit !== undefined) req.limit = f.limit;
       if (f.before !== undefined) req.before = f.before;
@@ -171,7 +171,7 @@ export const COMMANDS: Record<string, Spec> = {
     details: 'One page by key of at most the server\'s answerBytes (4 MiB); a page that ends early says which --after KEY continues it. Large values as in history (--values).',
     prepare: (a, f) => {
       arity('diff', a, 2, 3);
-      const req: AdminRequest = { op: 'diff', env: a[0]!, from: revision(a[1]!) };
+      const req: AdminRequest = { op: 'diff', env: a[0], from: revision(a[1]) };
       if (a[2] !== undefined) req.to = revision(a[2]);
       if (f.after !== undefined) req.after = f.after;
       if (f.values) req.values = true;
@@ -180,11 +180,11 @@ export const COMMANDS: Record<string, Spec> = {
   },
   rollback: {
     usage: 'rollback ENV REV', summary: 'restore the state at REV, as a new release', envFirst: true,
-    prepare: (a) => (arity('rollback', a, 2, 2), { op: 'rollback', env: a[0]!, rev: revision(a[1]!) }),
+    prepare: (a) => (arity('rollback', a, 2, 2), { op: 'rollback', env: a[0], rev: revision(a[1]) }),
   },
   watch: {
     usage: 'watch ENV [KEY]', summary: 'follow releases as they land (Ctrl-C stops)', envFirst: true,
-    prepare: async (a) => (arity('watch', a, 1, 2), { request: { op: 'watch', env: a[0]! }, ...(a[1] === undefined ? {} : { watchKey: a[1] }) }),
+    prepare: async (a) => (arity('watch', a, 1, 2), { request: { op: 'watch', env: a[0] }, ...(a[1] === undefined ? {} : { watchKey: a[1] }) }),
   },
   status: {
     usage: 'status [ENV] [--agent ID]', summary: 'the servers, environments, and what every agent acknowledged', envFirst: false,
@@ -202,17 +202,17 @@ export const COMMANDS: Record<string, Spec> = {
     details: `ROLE: ${ROLES_HELP}. ENV: the environments granted (names, prefixes such as prod/*, or *): an editor changes and reads them, a viewer reads them. --read ENV,…: environments it reads besides (an editor that changes shop and reads prod: user add ed editor shop --read prod). An account reads nothing else: a viewer of everything is user add NAME viewer '*'. The password is asked twice without echo, or taken from VITEFA_NEW_PASSWORD; only a salted derivation of it reaches the server.`,
     prepare: async (a, f, io) => {
       arity('user add', a, 2, 258);
-      const password = await io.newPassword(a[0]!);
+      const password = await io.newPassword(a[0]);
       return {
-        op: 'user.add', name: a[0]!, role: a[1]!, envs: a.slice(2), ...(f.reads === undefined ? {} : { reads: f.reads }), verifier: makeVerifier(password, io.passwordIterations),
+        op: 'user.add', name: a[0], role: a[1], envs: a.slice(2), ...(f.reads === undefined ? {} : { reads: f.reads }), verifier: makeVerifier(password, io.passwordIterations),
       };
     },
   },
-  'user del': { usage: 'user del NAME', summary: 'delete an account (admin); its sessions end', envFirst: false, prepare: (a) => (arity('user del', a, 1, 1), { op: 'user.del', name: a[0]! }) },
+  'user del': { usage: 'user del NAME', summary: 'delete an account (admin); its sessions end', envFirst: false, prepare: (a) => (arity('user del', a, 1, 1), { op: 'user.del', name: a[0] }) },
   'user list': { usage: 'user list', summary: 'accounts with their role and grants (admin)', envFirst: false, prepare: (a) => (arity('user list', a, 0, 0), { op: 'user.list' }) },
   'user passwd': {
     usage: 'user passwd NAME', summary: "set another account's password (admin)", envFirst: false,
-    prepare: async (a, _f, io) => (arity('user passwd', a, 1, 1), { op: 'user.passwd', name: a[0]!, verifier: makeVerifier(await io.newPassword(a[0]!), io.passwordIterations) }),
+    prepare: async (a, _f, io) => (arity('user passwd', a, 1, 1), { op: 'user.passwd', name: a[0], verifier: makeVerifier(await io.newPassword(a[0]), io.passwordIterations) }),
   },
   passwd: {
     usage: 'passwd', summary: 'change your own password', envFirst: false,
@@ -225,12 +225,12 @@ export const COMMANDS: Record<string, Spec> = {
       arity('token add', a, 1, 257);
       const token = newToken();
       return {
-        request: { op: 'token.add', name: a[0]!, envs: a.slice(1), id: token.id, verifier: makeVerifier(token.secret, TOKEN_ITERATIONS) },
+        request: { op: 'token.add', name: a[0], envs: a.slice(1), id: token.id, verifier: makeVerifier(token.secret, TOKEN_ITERATIONS) },
         note: token.text,
       };
     },
   },
-  'token del': { usage: 'token del NAME', summary: 'revoke an agent token (admin); its agents are disconnected', envFirst: false, prepare: (a) => (arity('token del', a, 1, 1), { op: 'token.del', name: a[0]! }) },
+  'token del': { usage: 'token del NAME', summary: 'revoke an agent token (admin); its agents are disconnected', envFirst: false, prepare: (a) => (arity('token del', a, 1, 1), { op: 'token.del', name: a[0] }) },
   'token list': { usage: 'token list', summary: 'agent tokens with their grants (admin)', envFirst: false, prepare: (a) => (arity('token list', a, 0, 0), { op: 'token.list' }) },
   audit: {
     usage: 'audit [--env ENV] [--user U] [--since TIME] [--limit N]', summary: 'who did what, when, from where, and how it ended (admin)', envFirst: false,
@@ -253,7 +253,7 @@ export const COMMAND_NAMES = Object.keys(COMMANDS);
 /** The command named by the first one or two words, and the words after it. */
 export function findCommand(args: string[]): { name: string; rest: string[] } | undefined {
   const two = `${args[0]} ${args[1] ?? ''}`.trim();
-  const name = COMMANDS[two] !== undefined ? two : args[0]!;
+  const name = COMMANDS[two] !== undefined ? two : args[0];
   return COMMANDS[name] === undefined ? undefined : { name, rest: args.slice(name.split(' ').length) };
 }
 
@@ -273,7 +273,7 @@ export async function prepareCommand(words: string[], io: CommandIO, currentEnv?
     return v;
   };
   for (let i = 0; i < words.length; i++) {
-    const w = words[i]!;
+    const w = words[i];
     if (w === '--json') json = true;
     else if (w === '--raw') raw = true;
     else if (w === '--replace') flags.replace = true;
@@ -295,10 +295,10 @@ export async function prepareCommand(words: string[], io: CommandIO, currentEnv?
   if (args.length === 0) throw usage('no command given (try: help)');
   const found = findCommand(args);
   if (found === undefined) {
-    const group = ['env', 'user', 'token'].includes(args[0]!) ? args[0] : undefined;
+    const group = ['env', 'user', 'token'].includes(args[0]) ? args[0] : undefined;
     throw usage(group !== undefined ? `usage: ${COMMAND_NAMES.filter((c) => c.startsWith(`${group} `)).join(' | ')}` : `unknown command ${JSON.stringify(args[0])} (try: help)`);
   }
-  const spec = COMMANDS[found.name]!;
+  const spec = COMMANDS[found.name];
   const rest = spec.envFirst && currentEnv !== undefined ? [currentEnv, ...found.rest] : found.rest;
   if (raw && (found.name !== 'get' || json)) throw usage(json ? '--raw and --json do not go together' : '--raw goes with get only (--json prints any result exactly)');
   const prepared = await spec.prepare(rest, flags, io);

@@ -41,7 +41,7 @@ export function table(header: string[], rows: string[][], style: Style = plain):
   const width = (text: string): number => stripVTControlCharacters(text).length;
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => width(r[i] ?? ''))));
   const pad = (text: string, n: number): string => text + ' '.repeat(Math.max(0, n - width(text)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : pad(c, widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : pad(c, widths[i]))).join('  ').trimEnd();
   return [style.bold(line(header)), ...rows.map(line)].join('\n');
 }
 
@@ -61,7 +61,7 @@ export function rawValue(json: string): string {
 function withBig(changes: KeyChange[], big: BigValue[] | undefined): KeyChange[] {
   if (big === undefined || big.length === 0) return changes;
   const out = changes.map((c): KeyChange => [c[0], c[1], c[2]]);
-  for (const [i, side, bytes, sha] of big) if (out[i] !== undefined) out[i]![side] = `<${size(bytes)} value, sha256 ${sha}…; --values shows it>`;
+  for (const [i, side, bytes, sha] of big) if (out[i] !== undefined) out[i][side] = `<${size(bytes)} value, sha256 ${sha}…; --values shows it>`;
   return out;
 }
 

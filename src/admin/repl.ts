@@ -236,12 +236,12 @@ async function complete(line: string, current: string | undefined, envs: string[
     if (done[0] === 'help') return [COMMAND_NAMES.filter((c) => c.startsWith(words.slice(1).join(' '))), last];
     return [[], last];
   }
-  const spec = COMMANDS[found.name]!;
+  const spec = COMMANDS[found.name];
   if (!spec.envFirst) return [found.name === 'status' && found.rest.length === 0 ? envs.filter((e) => e.startsWith(last)) : [], last];
   const args = current === undefined ? found.rest : [current, ...found.rest];
   if (args.length === 0) return [envs.filter((e) => e.startsWith(last)), last];
   if (args.length === 1) {
-    const keys = await keysOf(args[0]!);
+    const keys = await keysOf(args[0]);
     return [keys.filter((k) => k.startsWith(last)), last];
   }
   return [[], last];

@@ -76,7 +76,7 @@ export class ServerList {
     const count = this.list.length;
     for (let i = 0; i < count; i++) {
       const index = (from + i) % count;
-      const at = this.list[index]!;
+      const at = this.list[index];
       try {
         const client = await connectTo(at);
         this.learn(client.peers);
@@ -99,7 +99,7 @@ export class ServerList {
 
 /** Every server failed: one line naming each address tried and what it said (exit status 1). */
 function unreachable(failures: { at: string; err: unknown }[]): unknown {
-  if (failures.length === 1) return failures[0]!.err;
+  if (failures.length === 1) return failures[0].err;
   const timedOut = failures.every(({ err }) => err instanceof VitefaError && err.code === LocalErrorCode.CONNECT_TIMEOUT);
   const reasons = failures.map(({ at, err }) => {
     const message = err instanceof Error ? err.message : String(err);
@@ -108,6 +108,6 @@ function unreachable(failures: { at: string; err: unknown }[]): unknown {
   return new VitefaError(
     timedOut ? LocalErrorCode.CONNECT_TIMEOUT : LocalErrorCode.CONNECTION_CLOSED,
     `no server took the connection (tried ${failures.map((f) => f.at).join(', ')}): ${reasons.join('; ')}`,
-    { cause: failures[failures.length - 1]!.err },
+    { cause: failures[failures.length - 1].err },
   );
 }

@@ -13,7 +13,7 @@ export function splitWords(line: string): string[] {
   let depth = 0;
   let quote: '"' | "'" | undefined;
   for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
+    const c = line[i];
     if (quote === '"') {
       word += c;
       if (c === '\\' && i + 1 < line.length) word += line[++i];
@@ -53,7 +53,7 @@ export function isIncomplete(text: string): boolean {
   let depth = 0;
   let quote: '"' | "'" | undefined;
   for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
+    const c = text[i];
     if (quote === '"') {
       if (c === '\\') i++;
       else if (c === '"') quote = undefined;

@@ -102,17 +102,17 @@ export class FrameDecoder {
   }
 
   private peekLength(): number {
-    const first = this.chunks[0]!;
+    const first = this.chunks[0];
     if (first.length - this.offset >= FRAME_HEADER_BYTES) return first.readUInt32BE(this.offset);
     let length = 0;
     let chunk = 0;
     let at = this.offset;
     for (let i = 0; i < FRAME_HEADER_BYTES; i++) {
-      while (at >= this.chunks[chunk]!.length) {
+      while (at >= this.chunks[chunk].length) {
         chunk++;
         at = 0;
       }
-      length = length * 256 + this.chunks[chunk]![at++]!;
+      length = length * 256 + this.chunks[chunk][at++];
     }
     return length;
   }
@@ -145,7 +145,7 @@ export class FrameDecoder {
     const out = Buffer.allocUnsafe(n);
     let filled = 0;
     while (filled < n) {
-      const chunk = this.chunks[0]!;
+      const chunk = this.chunks[0];
       const count = Math.min(n - filled, chunk.length - this.offset);
       chunk.copy(out, filled, this.offset, this.offset + count);
       filled += count;

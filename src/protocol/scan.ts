@@ -61,9 +61,9 @@ export function scanBody(body: Uint8Array, limits: DecodeLimits): number {
       depth--;
       continue;
     }
-    remaining[depth]!--;
+    remaining[depth]--;
     if (pos >= end) malformed(pos, 'truncated value');
-    const b = body[pos++]!;
+    const b = body[pos++];
     let count = 0; // values of a container opened by this byte
     let skip = 0; // bytes of payload to step over
     if (b <= 0x7f || b >= 0xe0) continue; // fixint
@@ -91,7 +91,7 @@ export function scanBody(body: Uint8Array, limits: DecodeLimits): number {
       if (size > 0) {
         if (end - pos < size) malformed(pos, 'truncated length');
         let n = 0;
-        for (let i = 0; i < size; i++) n = n * 256 + body[pos++]!;
+        for (let i = 0; i < size; i++) n = n * 256 + body[pos++];
         if (b === 0xdc || b === 0xdd) count = n;
         else if (b === 0xde || b === 0xdf) count = n * 2;
         else skip = n;

@@ -35,7 +35,7 @@ const sha256 = (data: Buffer): Buffer => createHash('sha256').update(data).diges
 
 function xor(a: Buffer, b: Buffer): Buffer {
   const out = Buffer.allocUnsafe(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i]! ^ b[i]!;
+  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
   return out;
 }
 

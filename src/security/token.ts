@@ -24,5 +24,5 @@ export function newToken(): TokenParts & { text: string } {
 /** The parts of a token, or undefined when `text` is not one. */
 export function parseToken(text: string): TokenParts | undefined {
   const m = TOKEN_PATTERN.exec(text.trim());
-  return m === null ? undefined : { id: m[1]!, secret: m[2]! };
+  return m === null ? undefined : { id: m[1], secret: m[2] };
 }

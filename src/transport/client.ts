@@ -43,7 +43,7 @@ export function parseEndpoint(text: string): Endpoint {
   if (!match || port < 1 || port > 65535) {
     throw new VitefaError(LocalErrorCode.USAGE, `invalid address ${JSON.stringify(text)}: expected HOST:PORT`);
   }
-  return { host: match[1] ?? match[2]!, port };
+  return { host: match[1] ?? match[2], port };
 }
 
 /** HOST:PORT of an endpoint (IPv6 in brackets): the inverse of parseEndpoint. */

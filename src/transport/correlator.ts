@@ -50,13 +50,13 @@ export class Correlator<M> {
       const timer = setTimeout(() => {
         if (this.waiting.delete(id)) reject(this.options.timeout(meta, timeoutMs));
       }, timeoutMs);
-      this.waiting.set(id, { meta, resolve: resolve as (v: unknown) => void, reject, timer });
+      this.waiting.set(id, { meta, resolve: resolve, reject, timer });
       try {
         send(id);
       } catch (err) {
         this.waiting.delete(id);
         clearTimeout(timer);
-        reject(err as Error);
+        reject(err);
       }
     });
   }

@@ -122,8 +122,8 @@ for (const [name, make] of Object.entries(backends)) {
       await store.access.appendAudit([audit(4, { result: 'refused', code: 'FORBIDDEN' })]);
       const all = await store.access.audit({ limit: 10 });
       assert.deepEqual(all.map((e) => e.detail), ['entry 4', 'entry 3', 'entry 2', 'entry 1']);
-      assert.ok(all[0]!.seq > all[1]!.seq);
-      assert.deepEqual({ ...all[0]!, seq: 0 }, { ...audit(4, { result: 'refused', code: 'FORBIDDEN' }), seq: 0 });
+      assert.ok(all[0].seq > all[1].seq);
+      assert.deepEqual({ ...all[0], seq: 0 }, { ...audit(4, { result: 'refused', code: 'FORBIDDEN' }), seq: 0 });
       assert.deepEqual((await store.access.audit({ env: 'shop', limit: 10 })).map((e) => e.detail), ['entry 2']);
       assert.deepEqual((await store.access.audit({ actor: 'bob', limit: 10 })).map((e) => e.detail), ['entry 3']);
       assert.deepEqual((await store.access.audit({ since: 1003, limit: 10 })).map((e) => e.detail), ['entry 4', 'entry 3']);
@@ -132,7 +132,7 @@ for (const [name, make] of Object.entries(backends)) {
       for (let i = 5; i <= 1100; i += 100) await store.access.appendAudit(Array.from({ length: 100 }, (_, j) => audit(i + j)));
       const kept = await store.access.audit({ limit: 10_000 });
       assert.ok(kept.length <= 1000 + 5, `${kept.length} kept`);
-      assert.equal(kept[0]!.detail, 'entry 1104');
+      assert.equal(kept[0].detail, 'entry 1104');
     }));
 
     test('read grants and the identity are kept; an account made again under its name has the identity it was made with', () => withStore(async (store) => {

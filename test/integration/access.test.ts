@@ -109,13 +109,13 @@ describe('every role against every operation', () => {
         const readable = role === 'admin' || env === 'shop' || (['env.list', 'status', 'status.local'] as AdminOp[]).includes(op);
         const allowed = (need === 'read' && readable) || need === 'self' || role === 'admin' || (need === 'write' && role === 'editor' && env === 'shop');
         test(`${role} ${op}${need === 'write' || need === 'read' ? ` in ${env}` : ''}: ${allowed ? 'allowed' : 'FORBIDDEN'}`, async () => {
-          const { peer } = await logIn(new ScramClient('admin', name, passwords[name]!));
+          const { peer } = await logIn(new ScramClient('admin', name, passwords[name]));
           const answer = await ask(peer, await sample(op, env, next++));
           if (allowed) assert.ok(answer.ok || answer.code !== WireError.FORBIDDEN, `refused: ${JSON.stringify(answer)}`);
           else assert.deepEqual(answer.ok ? 'allowed' : answer.code, WireError.FORBIDDEN, JSON.stringify(answer));
           if (op === 'user.passwd' && answer.ok) {
             // Restore the password the next cases log in with.
-            await mem.server.access.execute({ op: 'user.passwd', name, verifier: makeVerifier(passwords[name]!, 4096) }, { account: 'admin', addr: 'test' });
+            await mem.server.access.execute({ op: 'user.passwd', name, verifier: makeVerifier(passwords[name], 4096) }, { account: 'admin', addr: 'test' });
           }
         });
       }
@@ -134,7 +134,7 @@ describe('every role against every operation', () => {
     const set = await ask(peer, { op: 'set', env: 'shop', key: 'who', value: '"me"' });
     assert.ok(set.ok);
     const history = await mem.server.hub.execute({ op: 'history', env: 'shop', key: 'who', limit: 1 }, 'test');
-    assert.equal(history.releases[0]!.author, 'ed');
+    assert.equal(history.releases[0].author, 'ed');
   });
 });
 
@@ -155,7 +155,7 @@ describe('logins that fail', () => {
     }
     assert.deepEqual(results.map((e) => [e.code, e.msg]), Array(3).fill([WireError.AUTH_FAILED, 'login failed: unknown name or wrong secret']));
     assert.equal(salts[1], salts[2], 'an unknown name gets the same salt every time, as a real one does');
-    assert.equal(salts[1]!.split(' ')[2], '4096', 'and the iterations of a real account');
+    assert.equal(salts[1].split(' ')[2], '4096', 'and the iterations of a real account');
     await waitFor('audited', async () => {
       const entries = (await mem.server.access.execute({ op: 'audit', limit: 50 }, { account: 'admin', addr: 'test' }) as { entries: { actor: string; action: string; result: string; addr: string }[] }).entries;
       return entries.filter((e) => e.action === 'login' && e.result === 'failed' && e.addr === '10.0.0.9:1').length === 3;
@@ -309,7 +309,7 @@ describe('the audit', () => {
       ['session', '', 'refused', wireErrorName(ended.code)],
       ['env.del', 'shop', 'refused', 'BAD_REQUEST'],
     ]);
-    assert.match(rows[1]!.detail, /a request id is 1 to 128/);
-    assert.ok(!rows[1]!.detail.includes('not a valid id'), 'the id itself is not recorded');
+    assert.match(rows[1].detail, /a request id is 1 to 128/);
+    assert.ok(!rows[1].detail.includes('not a valid id'), 'the id itself is not recorded');
   });
 });

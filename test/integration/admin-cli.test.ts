@@ -44,8 +44,8 @@ test('watch prints each release as it lands (only the key asked for), until Ctrl
   }, 60_000, 200);
   const changes = JSON.parse(line[0]).changes as [string, string][];
   assert.equal(changes.length, 1);
-  assert.equal(changes[0]![0], 'k');
-  assert.ok(Number(changes[0]![1]) >= 1 && Number(changes[0]![1]) <= n, JSON.stringify(changes));
+  assert.equal(changes[0][0], 'k');
+  assert.ok(Number(changes[0][1]) >= 1 && Number(changes[0][1]) <= n, JSON.stringify(changes));
   json.child.kill('SIGTERM');
   assert.equal(await json.exited, 0);
 });

@@ -84,7 +84,7 @@ describe('a restarted agent whose --servers is dead', () => {
 
   test('finds the cluster through the servers it remembered', async () => {
     await cluster.start(1);
-    const server = cluster.servers[0]!;
+    const server = cluster.servers[0];
     const admin = await cluster.admin(server);
     await admin.request({ op: 'env.add', env: 'live' });
     await admin.request({ op: 'set', env: 'live', key: 'k', value: '"first"' });

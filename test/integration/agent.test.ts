@@ -280,7 +280,7 @@ test('a server that stops answering pings is left for another: the agent does no
   try {
     agent.start();
     await waitFor('the agent left the silent server', () => reasons.length > 0);
-    assert.match(reasons[0]!, /no pong from server/);
+    assert.match(reasons[0], /no pong from server/);
     assert.equal(pings.length, 1, 'one unanswered ping is enough');
     await waitFor('the agent is on the answering server', () => connected.includes(`127.0.0.1:${answering.port}`));
     // Pings answered: it stays. A ping goes only when the one before was answered, so after three the agent has
@@ -316,7 +316,7 @@ test('the agent pings as often as its server asks in each Pong', async () => {
     await waitFor('a second ping', () => pings.length >= 2, 30_000);
     // Configured for 100 ms, the next ping would be due 100 ms after the first; told 1 s, the agent's timer waits that
     // long (a lower bound set by its own timer: a slow machine only makes it longer).
-    assert.ok(pings[1]! - pings[0]! >= 900, `the second ping came ${pings[1]! - pings[0]!} ms after the first`);
+    assert.ok(pings[1] - pings[0] >= 900, `the second ping came ${pings[1] - pings[0]} ms after the first`);
   } finally {
     await agent.stop();
     await store.close();
@@ -357,12 +357,12 @@ test('a fork is detected: a release that does not follow the chain held is not a
   try {
     agent.start();
     await waitFor('the fork reported', () => forks.length >= 1, 10_000);
-    assert.match(forks[0]!, /^demo: release demo@7 follows chain cccccccccccccccc at revision 6, but this store holds chain bbbbbbbbbbbbbbbb/);
+    assert.match(forks[0], /^demo: release demo@7 follows chain cccccccccccccccc at revision 6, but this store holds chain bbbbbbbbbbbbbbbb/);
     await waitFor('asked again with the chain held', () => subscribes.length >= 2, 10_000);
     const again = subscribes[1] as Extract<Message, { t: typeof MessageType.Subscribe }>;
     assert.deepEqual(again.envs, [{ env: 'demo', rev: 6, chain: 'bbbbbbbbbbbbbbbb' }]);
     await waitFor('the snapshot of the other history taken', () => store.chain('demo') === 'cccccccccccccccc', 10_000);
-    assert.match(forks[1]!, /^demo: snapshot demo@6 \(chain cccccccccccccccc\) replaces revision 6 \(chain bbbbbbbbbbbbbbbb\)/);
+    assert.match(forks[1], /^demo: snapshot demo@6 \(chain cccccccccccccccc\) replaces revision 6 \(chain bbbbbbbbbbbbbbbb\)/);
     // The store holds the snapshot alone: nothing of either release of the old history, nothing of the forked one.
     assert.equal(store.revision('demo'), 6);
     assert.deepEqual(store.held(), [{ env: 'demo', rev: 6, chain: 'cccccccccccccccc' }]);
@@ -448,7 +448,7 @@ test('a server may not make the agent mix histories, store keys it cannot hold, 
   try {
     agent.start();
     await waitFor('the release without its chain refused as a fork', () => forks.length >= 1, 10_000);
-    assert.match(forks[0]!, /follows chain \(none\) at revision 4, but this store holds chain aaaaaaaaaaaaaaaa/);
+    assert.match(forks[0], /follows chain \(none\) at revision 4, but this store holds chain aaaaaaaaaaaaaaaa/);
     await waitFor('the session with the unstorable key ended', () => reasons.some((r) => /a name or key the store cannot hold/.test(r)), 10_000);
     assert.equal(store.revision('demo'), 4);
     assert.equal(store.chain('demo'), 'aaaaaaaaaaaaaaaa');

@@ -97,7 +97,7 @@ describe('large reads by one account', () => {
       assert.equal(releases.length, RELEASES);
       for (const r of releases) {
         assert.equal(r.big?.length, VALUES_PER_RELEASE);
-        assert.ok(r.big!.every(([, side, bytes, sha]) => side === 2 && bytes > MB - 100 && /^[0-9a-f]{16}$/.test(sha)));
+        assert.ok(r.big.every(([, side, bytes, sha]) => side === 2 && bytes > MB - 100 && /^[0-9a-f]{16}$/.test(sha)));
         assert.ok(r.changes.every(([, , after]) => after === null));
       }
     }
@@ -161,7 +161,7 @@ describe('large reads by one account', () => {
     let count = 0;
     let after: string | undefined;
     for (let pages = 0; pages < 200; pages++) {
-      const page = await sessions[0]!.request({ op: 'list', env: 'shop', ...(after === undefined ? {} : { after }) });
+      const page = await sessions[0].request({ op: 'list', env: 'shop', ...(after === undefined ? {} : { after }) });
       count += page.entries.length;
       if (page.next === undefined) break;
       after = page.next;

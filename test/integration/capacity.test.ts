@@ -22,7 +22,7 @@ after(async () => {
 
 function endpoint(address: string): { host: string; port: number } {
   const [host, port] = address.split(':');
-  return { host: host!, port: Number(port) };
+  return { host: host, port: Number(port) };
 }
 
 /** Connects `n` agents following `env`; resolves when each follows or was refused. */
@@ -102,8 +102,8 @@ test('connections that have not said hello are bounded per source address and in
   const refused = first.filter((c) => c.errors.some((e) => e.code === WireError.LIMIT_EXCEEDED));
   assert.equal(refused.length, 10, 'beyond 20 from one address');
   for (const c of refused) {
-    assert.equal(c.received[0]!.t, MessageType.Error, 'refused before any hello');
-    assert.match(c.errors[0]!.msg, /20 connections from 127\.0\.0\.5 have not said hello yet/);
+    assert.equal(c.received[0].t, MessageType.Error, 'refused before any hello');
+    assert.match(c.errors[0].msg, /20 connections from 127\.0\.0\.5 have not said hello yet/);
   }
   await waitFor('refused ones closed', () => refused.every((c) => c.closed));
   // Another address is not held up by the first.

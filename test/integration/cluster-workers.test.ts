@@ -35,7 +35,7 @@ test('a killed worker is replaced, counted, and its agents come back current; on
   const token = await agentToken(address, 'workers-agents');
   const [host, port] = address.split(':');
   // Agents that reconnect by themselves, as real agents do.
-  const target = { host: host!, port: Number(port) };
+  const target = { host: host, port: Number(port) };
   const agents: RawClient[] = [];
   let done = false;
   const connect = async (i: number): Promise<void> => {
@@ -48,7 +48,7 @@ test('a killed worker is replaced, counted, and its agents come back current; on
   await waitFor('every agent following', () => agents.every((a) => a.held > 0));
 
   const [first] = workersOf(proc.child.pid!);
-  process.kill(first!, 'SIGKILL');
+  process.kill(first, 'SIGKILL');
   await proc.waitForOutput(new RegExp(`worker ${first} exited \\(SIGKILL\\)`));
   await waitFor('two workers again', async () => (await counters(address)).workers === 2, 15_000, 200);
   const set = await run(['admin', '--server', address, '--json', 'set', 'w', 'k', '1']);
@@ -59,14 +59,14 @@ test('a killed worker is replaced, counted, and its agents come back current; on
   // Now kill each replacement as soon as it is up: the delay before the next one grows.
   for (let round = 0; round < 3; round++) {
     const before = workersOf(proc.child.pid!);
-    const victim = before[before.length - 1]!;
+    const victim = before[before.length - 1];
     process.kill(victim, 'SIGKILL');
     await proc.waitForOutput(new RegExp(`worker ${victim} exited`), 10_000);
     await waitFor('a replacement', () => workersOf(proc.child.pid!).length === 2 && !workersOf(proc.child.pid!).includes(victim), 20_000, 50);
   }
   const delays = [...proc.stderr.matchAll(/starting another worker in (\d+) ms/g)].map((m) => Number(m[1]));
   assert.ok(delays.length >= 3, `delays logged: ${proc.stderr}`);
-  assert.ok(delays[delays.length - 1]! > delays[0]!, `the delay grows: ${delays.join(', ')}`);
+  assert.ok(delays[delays.length - 1] > delays[0], `the delay grows: ${delays.join(', ')}`);
   assert.ok((await counters(address)).workerRestarts >= 4);
   done = true;
   for (const a of agents) a.close();

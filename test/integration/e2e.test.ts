@@ -117,7 +117,7 @@ describe('server + agent + admin, end to end', () => {
     assert.equal(read.code, 0, read.stderr);
     assert.equal(read.stdout, 'before\n');
     // Same address and data folder: the agent reconnects on its own.
-    const port = address.split(':')[1]!;
+    const port = address.split(':')[1];
     server = procs.track(new Proc(['server', '--listen', `127.0.0.1:${port}`, '--store', path.join(dir, 'server'), '--max-agents', '2000']));
     await server.waitForOutput(/listening on/);
     await waitFor('agent reconnect', () => (agent.stdout.match(/agent connected/g)?.length ?? 0) >= 2, 15_000);

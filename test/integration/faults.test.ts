@@ -62,7 +62,7 @@ describe('a server SIGKILLed in the middle of a stream of writes through it', ()
   });
 
   test('every acknowledged write is in the database and on every agent, in order, once; the one cut off is whole or absent', async () => {
-    const victim = c.servers[0]!;
+    const victim = c.servers[0];
     const writer = await c.admin(victim);
     // Each write sets three keys to the same value: a half-applied one would show.
     const acked = new Map<number, string>();
@@ -86,7 +86,7 @@ describe('a server SIGKILLed in the middle of a stream of writes through it', ()
     await writes;
     assert.ok(cutOff !== undefined, 'a write was under way when A died');
     await waitFor('every agent on B or C', () => fleet.agents.every((a) => a.server !== undefined && a.server !== victim.address), 30_000, 50);
-    const { rev: last } = await (await c.admin(c.servers[1]!)).request({ op: 'apply', env: 'live', entries: [['a', '"after"'], ['b', '"after"'], ['c', '"after"']], replace: false });
+    const { rev: last } = await (await c.admin(c.servers[1])).request({ op: 'apply', env: 'live', entries: [['a', '"after"'], ['b', '"after"'], ['c', '"after"']], replace: false });
 
     const changes = await releaseChanges(c.db, 'live');
     for (const [rev, value] of acked) {
@@ -94,7 +94,7 @@ describe('a server SIGKILLed in the middle of a stream of writes through it', ()
     }
     const cut = [...changes].filter(([, keys]) => [...keys.values()].includes(cutOff!));
     assert.ok(cut.length <= 1, 'the write cut off was committed at most once');
-    if (cut.length === 1) assert.deepEqual(cut[0]![1], new Map([['a', cutOff], ['b', cutOff], ['c', cutOff]]), 'and if it was, whole');
+    if (cut.length === 1) assert.deepEqual(cut[0][1], new Map([['a', cutOff], ['b', cutOff], ['c', cutOff]]), 'and if it was, whole');
 
     await waitFor(`every agent at ${last}`, () => fleet.agents.every((a) => a.store.revision('live') === last), 30_000, 50);
     assert.equal(fleet.violation('live'), undefined);
@@ -158,7 +158,7 @@ describe('an agent SIGKILLed while it applies a release of 100,000 keys', () => 
       const reads = readerOut.length;
       await waitFor('the reader read on after the last release', () => readerOut.length > reads && /read \d+ .*:4/.test(readerOut.slice(reads)), 10_000, 20);
       assert.doesNotMatch(readerOut, /mix at/);
-      const seen = readerOut.match(/read \d+ (.*)\n[^\n]*$/)![1]!.split(',');
+      const seen = readerOut.match(/read \d+ (.*)\n[^\n]*$/)![1].split(',');
       assert.ok(seen.length >= 3, `the reader saw several releases: ${seen.join(' ')}`);
       assert.ok(seen.every((s) => /^\d+:\d$/.test(s)), seen.join(' '));
       // At least one kill came before the release was applied: the restarted agent applied it.
@@ -238,7 +238,7 @@ describe('the database cut away under load', () => {
 
     for (const message of refusals) assert.match(message, /^database mysql:\/\/root@127\.0\.0\.1:\d+\/\S+ is unreachable/, 'one clear error');
     const revs = await releaseRevs(db, 'live');
-    assert.deepEqual(revs, Array.from({ length: revs.length }, (_, i) => revs[0]! + i), 'revisions follow one another: none skipped');
+    assert.deepEqual(revs, Array.from({ length: revs.length }, (_, i) => revs[0] + i), 'revisions follow one another: none skipped');
     assert.equal(revs[revs.length - 1], lastOk);
     await waitFor(`every agent at ${lastOk}`, () => fleet!.agents.every((a) => a.store.revision('live') === lastOk), 30_000, 50);
     assert.equal(fleet.violation('live'), undefined);

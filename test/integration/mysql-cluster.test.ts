@@ -23,9 +23,9 @@ describe('two servers on one MySQL database', () => {
       procs.track(proc);
       addresses.push(address);
     }
-    for (const env of ['alpha', 'beta']) assert.equal((await admin(addresses[0]!, 'env', 'add', env)).code, 0);
-    const token = await agentToken(addresses[0]!, 'cluster-agent');
-    agent = procs.track(new Proc(['agent', '--servers', addresses[0]!, '--store', agentStore], { env: { VITEFA_TRACE: 'agent', VITEFA_AGENT_TOKEN: token } }));
+    for (const env of ['alpha', 'beta']) assert.equal((await admin(addresses[0], 'env', 'add', env)).code, 0);
+    const token = await agentToken(addresses[0], 'cluster-agent');
+    agent = procs.track(new Proc(['agent', '--servers', addresses[0], '--store', agentStore], { env: { VITEFA_TRACE: 'agent', VITEFA_AGENT_TOKEN: token } }));
     await agent.waitForOutput(/agent connected/);
     await waitFor('agent holds both environments', () => /applied release beta@/.test(agent.stderr) || /snapshot beta@/.test(agent.stderr));
   });
@@ -42,7 +42,7 @@ describe('two servers on one MySQL database', () => {
     await Promise.all(
       Array.from({ length: WRITERS }, async (_, w) => {
         for (let i = 0; i < WRITES; i++) {
-          const server = addresses[(w + i) % 2]!;
+          const server = addresses[(w + i) % 2];
           const env = i % 2 === 0 ? 'alpha' : 'beta';
           const result = await admin(server, 'set', env, `w${w}`, String(i));
           assert.equal(result.code, 0, result.stderr);
@@ -56,7 +56,7 @@ describe('two servers on one MySQL database', () => {
       await waitFor('agent current with the database', () => [...want].every(([env, rev]) => reader.revision(env) === rev), 15_000);
       // Trace lines follow each commit through a pipe: wait for the last ones too.
       await waitFor('trace of the last releases', () => [...want].every(([env, rev]) => agent.stderr.includes(`${env}@${rev} `)));
-      const applied = [...agent.stderr.matchAll(/applied (release|snapshot) (\w+)@(\d+)(?: after (\d+))?/g)].map((m) => ({ kind: m[1], env: m[2]!, rev: Number(m[3]), prev: Number(m[4] ?? -1) }));
+      const applied = [...agent.stderr.matchAll(/applied (release|snapshot) (\w+)@(\d+)(?: after (\d+))?/g)].map((m) => ({ kind: m[1], env: m[2], rev: Number(m[3]), prev: Number(m[4] ?? -1) }));
       const releases = await query<{ env: string; rev: number }>(db, 'SELECT env, rev FROM vitefa_releases ORDER BY rev');
       for (const env of ['alpha', 'beta']) {
         const seen = applied.filter((a) => a.env === env);
@@ -79,10 +79,10 @@ describe('two servers on one MySQL database', () => {
   });
 
   test('a token revoked through one server disconnects its agents on the other, which says why', async () => {
-    const token = await agentToken(addresses[0]!, 'short-lived', ['alpha']);
-    const other = procs.track(new Proc(['agent', '--servers', addresses[1]!, '--store', path.join(dir, 'short-lived')], { env: { VITEFA_AGENT_TOKEN: token } }));
+    const token = await agentToken(addresses[0], 'short-lived', ['alpha']);
+    const other = procs.track(new Proc(['agent', '--servers', addresses[1], '--store', path.join(dir, 'short-lived')], { env: { VITEFA_AGENT_TOKEN: token } }));
     await other.waitForOutput(/agent connected/);
-    assert.equal((await admin(addresses[0]!, 'token', 'del', 'short-lived')).code, 0);
+    assert.equal((await admin(addresses[0], 'token', 'del', 'short-lived')).code, 0);
     // Ended by the revocation (the other server's words), not by a lost connection.
     await other.waitForOutput(/the token short-lived was revoked/, 30_000);
     // It cannot come back with that token.
@@ -90,7 +90,7 @@ describe('two servers on one MySQL database', () => {
   });
 
   test('merge, clear, apply, history, diff and rollback on a MySQL-backed server, each step visible on the agent', async () => {
-    const s = addresses[1]!;
+    const s = addresses[1];
     const reader = ConfigReader.open(agentStore);
     const seen = (key: string, value: unknown) => waitFor(`${key} = ${JSON.stringify(value)}`, () => {
       return JSON.stringify(reader.get('alpha', key)) === JSON.stringify(value);

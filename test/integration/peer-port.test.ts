@@ -40,7 +40,7 @@ describe('the peer port', () => {
   const lastError = async (client: RawClient): Promise<number> => {
     await client.closedAt;
     const errors = client.errors;
-    return errors.length === 1 ? errors[0]!.code : -1;
+    return errors.length === 1 ? errors[0].code : -1;
   };
 
   test('garbage, lying frame headers and messages before the login: one error each, then close', async () => {
@@ -86,12 +86,12 @@ describe('the peer port', () => {
     const [secret] = await query<{ value: Buffer }>(db, "SELECT value FROM vitefa_secrets WHERE name = 'peer-key'");
     const client = new RawClient(peer);
     await client.greeted();
-    client.login(new ScramClient('peer', 'cluster', Buffer.from(secret!.value).toString('base64')), 'test-peer');
+    client.login(new ScramClient('peer', 'cluster', Buffer.from(secret.value).toString('base64')), 'test-peer');
     // Before the Welcome: prove this side reads the same database, by the row the server has just written there.
     const check = await storeCheck(client);
     assert.equal(client.loggedIn, false, 'no Welcome before the store proof');
     const [row] = await query<{ secret: Buffer }>(db, 'SELECT secret FROM vitefa_proofs WHERE k = ?', [check.key]);
-    client.send({ t: MessageType.StoreProof, mac: proofMac(Buffer.from(row!.secret), check.key) });
+    client.send({ t: MessageType.StoreProof, mac: proofMac(Buffer.from(row.secret), check.key) });
     await waitFor('welcomed', () => client.loggedIn);
     const gossip: Message = {
       t: MessageType.Gossip,
@@ -112,7 +112,7 @@ describe('the peer port', () => {
     for (const mac of ['', proofMac(Buffer.alloc(32), 'guess'), 'x'.repeat(300)]) {
       const client = new RawClient(peer);
       await client.greeted();
-      client.login(new ScramClient('peer', 'cluster', Buffer.from(secret!.value).toString('base64')), 'copy-peer');
+      client.login(new ScramClient('peer', 'cluster', Buffer.from(secret.value).toString('base64')), 'copy-peer');
       await storeCheck(client);
       client.send({ t: MessageType.StoreProof, mac });
       assert.equal(await lastError(client), WireError.STORE_MISMATCH);
@@ -121,7 +121,7 @@ describe('the peer port', () => {
     // A gossip instead of the proof is not taken either.
     const client = new RawClient(peer);
     await client.greeted();
-    client.login(new ScramClient('peer', 'cluster', Buffer.from(secret!.value).toString('base64')), 'copy-peer');
+    client.login(new ScramClient('peer', 'cluster', Buffer.from(secret.value).toString('base64')), 'copy-peer');
     await storeCheck(client);
     client.send({ t: MessageType.Gossip, members: [], envs: [] });
     assert.equal(await lastError(client), WireError.UNEXPECTED_MESSAGE);
@@ -142,10 +142,10 @@ describe('the peer port', () => {
       await waitFor('each idle socket taken or refused', () => idle.every((c) => c.closed || c.received.some((m) => m.t === MessageType.Hello)), 10_000);
       const client = new RawClient(peer);
       assert.equal(await client.greeted(), true, 'the peer gets the hello');
-      client.login(new ScramClient('peer', 'cluster', Buffer.from(secret!.value).toString('base64')), 'test-peer-2');
+      client.login(new ScramClient('peer', 'cluster', Buffer.from(secret.value).toString('base64')), 'test-peer-2');
       const check = await storeCheck(client);
       const [row] = await query<{ secret: Buffer }>(db, 'SELECT secret FROM vitefa_proofs WHERE k = ?', [check.key]);
-      client.send({ t: MessageType.StoreProof, mac: proofMac(Buffer.from(row!.secret), check.key) });
+      client.send({ t: MessageType.StoreProof, mac: proofMac(Buffer.from(row.secret), check.key) });
       await waitFor('welcomed', () => client.loggedIn);
       client.close();
       const held = idle.filter((c) => !c.closed).length;

@@ -107,7 +107,7 @@ for (const [storeName, make] of Object.entries(stores)) {
           assert.deepEqual((await result(peer, { op: 'list', env, prefix: 'pass' })).entries, [['password', `"newer-secret-of-${env}"`]]);
           assert.ok((await result(peer, { op: 'history', env })).releases.some((r) => r.changes.some(([k, , after]) => k === 'password' && after === `"secret-of-${env}"`)));
           assert.equal((await result(peer, { op: 'diff', env, from: rev - 1 })).changes.length, 1);
-          assert.equal((await result(peer, { op: 'status', env })).envs[0]!.env, env);
+          assert.equal((await result(peer, { op: 'status', env })).envs[0].env, env);
           assert.ok((await result(peer, { op: 'status.local', env })).envs.every((e) => e.env === env));
           assert.equal((await result(peer, { op: 'watch', env })).env, env);
           await mem.server.hub.execute({ op: 'set', env, key: 'watched', value: `"by ${role}"` }, 'test');

@@ -44,7 +44,7 @@ describe('a restored copy of the database beside production', () => {
   before(async () => {
     await c.start(2);
     fleet = await c.startFleet(3);
-    const a = await c.admin(c.servers[0]!);
+    const a = await c.admin(c.servers[0]);
     for (let i = 0; i < 3; i++) await a.request({ op: 'set', env: 'live', key: `before-${i}`, value: String(i) });
     await dumpAndRestore(c.db, copyDb);
     // The copy knows production's peer ports from the registry it carries, and from --peers too.
@@ -82,7 +82,7 @@ describe('a restored copy of the database beside production', () => {
   test("the copy's writes reach no production agent; production's reach every one", async () => {
     const onCopy = await c.admin(copy);
     const copyWrite = await onCopy.request({ op: 'set', env: 'live', key: 'from-copy', value: '"copy"' });
-    const a = await c.admin(c.servers[0]!);
+    const a = await c.admin(c.servers[0]);
     // Production's next revision is the copy's too: the very case in which agents were fooled.
     const real = await a.request({ op: 'set', env: 'live', key: 'from-production', value: '"real"' });
     assert.equal(real.rev, copyWrite.rev, 'both stores committed the same revision number');
@@ -113,10 +113,10 @@ describe('a copy adopted as the new production', () => {
 
   before(async () => {
     await c.start(1);
-    const a = await c.admin(c.servers[0]!);
+    const a = await c.admin(c.servers[0]);
     await a.request({ op: 'env.add', env: 'live' });
-    token = await agentToken(c.servers[0]!.address, 'hosts', ['live']);
-    agent = c.procs.track(new Proc(['agent', '--servers', c.servers[0]!.address, '--store', agentStore, '--env', 'live'], { env: { VITEFA_AGENT_TOKEN: token } }));
+    token = await agentToken(c.servers[0].address, 'hosts', ['live']);
+    agent = c.procs.track(new Proc(['agent', '--servers', c.servers[0].address, '--store', agentStore, '--env', 'live'], { env: { VITEFA_AGENT_TOKEN: token } }));
     await agent.waitForOutput(/agent connected to/);
   });
   after(async () => {
@@ -125,7 +125,7 @@ describe('a copy adopted as the new production', () => {
   });
 
   test('agents whose history differs detect the fork and take the snapshot; nothing is mixed', async () => {
-    const a = await c.admin(c.servers[0]!);
+    const a = await c.admin(c.servers[0]);
     await a.request({ op: 'set', env: 'live', key: 'common', value: '"both"' });
     await dumpAndRestore(c.db, copyDb);
     // Production goes on after the backup: the agent holds releases the copy never had.
@@ -137,7 +137,7 @@ describe('a copy adopted as the new production', () => {
     const heldChain = /chain ([0-9a-f]{16})/.exec(meta.stdout)?.[1];
     assert.ok(heldChain !== undefined, `read --meta shows the chain: ${meta.stdout}`);
     await agent.stop();
-    await c.servers[0]!.proc.stop();
+    await c.servers[0].proc.stop();
 
     // The documented procedure: start a server on the copy with --adopt-store.
     const adopted = await c.add(['--adopt-store'], undefined, `${MYSQL_BASE}/${copyDb}`);

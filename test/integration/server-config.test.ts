@@ -84,11 +84,11 @@ test('docs/limits.md lists every limit with its default', () => {
   for (const [name, value] of Object.entries(LIMIT_DEFAULTS)) {
     const row = doc.split('\n').find((line) => line.startsWith(`| \`${name}\` |`));
     assert.ok(row, `${name} is documented`);
-    const shown = row.split('|')[2]!.trim();
+    const shown = row.split('|')[2].trim();
     const asNumber = (text: string): number => {
       const m = /^([\d,]+)(?: (KiB|MiB))?/.exec(text);
       if (!m) return NaN;
-      return Number(m[1]!.replace(/,/g, '')) * (m[2] === 'KiB' ? 1024 : m[2] === 'MiB' ? 1024 * 1024 : 1);
+      return Number(m[1].replace(/,/g, '')) * (m[2] === 'KiB' ? 1024 : m[2] === 'MiB' ? 1024 * 1024 : 1);
     };
     assert.equal(asNumber(shown), value, `${name}: documented "${shown}", default ${value}`);
   }

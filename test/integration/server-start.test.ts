@@ -58,7 +58,7 @@ async function refusedStart(store: string): Promise<{ code: number | null; stder
 function oneLine(stderr: string, pattern: RegExp): void {
   const lines = stderr.trim().split('\n');
   assert.equal(lines.length, 1, `one line: ${stderr}`);
-  assert.match(lines[0]!, pattern);
+  assert.match(lines[0], pattern);
 }
 
 test('wrong database credentials: exit 1 with one line', async () => {

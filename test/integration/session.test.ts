@@ -107,7 +107,7 @@ describe('every message type in every phase', () => {
       test(`${name} ${phase === 'hello' ? 'before the hello' : `in an ${phase} session`}: ${typeof outcome === 'number' ? `error ${outcome}` : outcome}`, async () => {
         const peer = await inPhase(phase);
         const from = peer.received.length;
-        peer.send(SAMPLES[name]!);
+        peer.send(SAMPLES[name]);
         if (outcome === 'ok') {
           await alive(peer, 4242);
         } else if (outcome === 'challenged') {
@@ -138,7 +138,7 @@ describe('the handshake', () => {
 
   test('another protocol version is refused with VERSION_MISMATCH', async () => {
     const peer = await inPhase('hello');
-    peer.send({ ...agentHello, v: PROTOCOL_VERSION + 1 } as Message);
+    peer.send({ ...agentHello, v: PROTOCOL_VERSION + 1 });
     assert.equal((await peer.next(isError)).code, WireError.VERSION_MISMATCH);
     await peer.whenClosed();
   });
@@ -165,8 +165,8 @@ describe('the handshake', () => {
 describe('frames after a fatal error, and limits that follow the phase', () => {
   const fatal: Record<string, Buffer> = {
     'a body that is not msgpack': frame(Buffer.from([0xc1])),
-    'a message not valid in the phase': encodeMessage(SAMPLES.Subscribe!),
-    "the peer's own Error": encodeMessage(SAMPLES.Error!),
+    'a message not valid in the phase': encodeMessage(SAMPLES.Subscribe),
+    "the peer's own Error": encodeMessage(SAMPLES.Error),
   };
   for (const [what, first] of Object.entries(fatal)) {
     test(`frames that arrive after ${what} in the same chunk are not handled`, async () => {
@@ -346,7 +346,7 @@ describe('handlers that throw', () => {
     process.stderr.write = ((chunk: string | Uint8Array) => {
       text += chunk.toString();
       return true;
-    }) as typeof process.stderr.write;
+    });
     try {
       await body();
     } finally {
@@ -362,7 +362,7 @@ describe('handlers that throw', () => {
     const logged = await captureStderr(async () => {
       const peer = connect();
       await logIn(peer, admin());
-      peer.send(SAMPLES.Request!);
+      peer.send(SAMPLES.Request);
       const error = await peer.next(isError);
       assert.equal(error.code, WireError.INTERNAL);
       assert.equal(error.id, undefined);
@@ -381,7 +381,7 @@ describe('handlers that throw', () => {
     const logged = await captureStderr(async () => {
       const peer = connect();
       await logIn(peer, admin());
-      peer.send(SAMPLES.Request!);
+      peer.send(SAMPLES.Request);
       const error = await peer.next(isError);
       assert.deepEqual([error.code, error.id], [WireError.INTERNAL, 1]);
       assert.match(error.msg, /could not be encoded/);
@@ -401,10 +401,10 @@ describe('handlers that throw', () => {
     const logged = await captureStderr(async () => {
       const peer = connect();
       await logIn(peer, admin());
-      peer.send(SAMPLES.Request!);
+      peer.send(SAMPLES.Request);
       const first = await peer.next(isError);
       assert.deepEqual([first.code, first.id], [WireError.INTERNAL, 1]);
-      peer.send({ ...SAMPLES.Request!, id: 2 } as Message);
+      peer.send({ ...SAMPLES.Request, id: 2 } as Message);
       const second = await peer.next((m): m is ErrorMessage => isError(m) && m.id === 2);
       assert.equal(second.code, WireError.ENV_NOT_FOUND);
       await alive(peer, 3);

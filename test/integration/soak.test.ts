@@ -47,9 +47,9 @@ describe('a soak with faults: agents, a server and the database killed and resta
   before(async () => {
     await proxy.start(await freePort());
     for (let i = 0; i < 3; i++) await c.add(['--workers', '1', '--poll-ms', '2000'], undefined, proxy.url(c.db));
-    const admin = await c.admin(c.servers[0]!);
+    const admin = await c.admin(c.servers[0]);
     for (const env of ENVS) await admin.request({ op: 'env.add', env });
-    token = await agentToken(c.servers[0]!.address, 'soak', ENVS);
+    token = await agentToken(c.servers[0].address, 'soak', ENVS);
     await c.untilTokenKnown(token);
     fleet = new Fleet(AGENTS, c.servers.map((s) => s.address), token, ENVS, 'soak');
     fleet.start();
@@ -76,12 +76,12 @@ describe('a soak with faults: agents, a server and the database killed and resta
       for (let n = 0; Date.now() - started < WRITE_MS; n++) {
         try {
           client ??= await AdminClient.connect({
-            ...parseEndpoint(c.servers[(first + n) % 3]!.address),
+            ...parseEndpoint(c.servers[(first + n) % 3].address),
             login: { user: 'admin', secret: ADMIN_PASSWORD },
             connectTimeoutMs: 2_000,
             requestTimeoutMs: 10_000,
           });
-          const env = ENVS[Math.floor(Math.random() * ENVS.length)]!;
+          const env = ENVS[Math.floor(Math.random() * ENVS.length)];
           const key = `k${Math.floor(Math.random() * 40)}`;
           const pick = Math.random();
           if (pick < 0.1) await client.request({ op: 'del', env, key }).catch((err: Error) => {
@@ -113,11 +113,11 @@ describe('a soak with faults: agents, a server and the database killed and resta
     })();
     const faults = (async () => {
       await at(12_000);
-      agentProcs[0]!.proc.child.kill('SIGKILL');
-      await agentProcs[0]!.proc.exited;
-      agentProcs[0]!.proc = startAgent(agentProcs[0]!.store);
+      agentProcs[0].proc.child.kill('SIGKILL');
+      await agentProcs[0].proc.exited;
+      agentProcs[0].proc = startAgent(agentProcs[0].store);
       await at(20_000);
-      const victim = c.servers[1]!;
+      const victim = c.servers[1];
       victim.proc.child.kill('SIGKILL');
       await victim.proc.exited;
       await at(28_000);
@@ -127,9 +127,9 @@ describe('a soak with faults: agents, a server and the database killed and resta
       await at(42_000);
       await proxy.restore();
       await at(50_000);
-      agentProcs[1]!.proc.child.kill('SIGKILL');
-      await agentProcs[1]!.proc.exited;
-      agentProcs[1]!.proc = startAgent(agentProcs[1]!.store);
+      agentProcs[1].proc.child.kill('SIGKILL');
+      await agentProcs[1].proc.exited;
+      agentProcs[1].proc = startAgent(agentProcs[1].store);
     })();
     await Promise.all([...writers, churn, faults]);
     t.diagnostic(`${counts.ok} writes committed, ${counts.failed} refused or cut off; ${fleet.agents.reduce((n, a) => n + a.connects.length, 0)} agent connections`);

@@ -227,12 +227,12 @@ function conformance(backend: Backend): void {
       assert.deepEqual(r1, { ...bare1, chain: chainOfStored(created.chain!, bare1) });
       const r2 = await store.commit(env, meta(), sets(['a', null], ['b', '3'], ['c', '{"x":[1]}']));
       assert.equal(r2?.prev, r1?.rev);
-      assert.equal(r2?.chain, chainOfStored(r1!.chain!, r2!), 'each release chains to the one before');
+      assert.equal(r2?.chain, chainOfStored(r1.chain, r2), 'each release chains to the one before');
       assert.deepEqual((await store.loadAll()).find((e) => e.env === env)?.chain, r2?.chain, 'the environment ends at its last chain value');
-      assert.deepEqual((await store.releasesSince(created.rev - 1, 10)).filter((r) => r.env === env).map((r) => r.chain), [created.chain, r1!.chain, r2!.chain]);
+      assert.deepEqual((await store.releasesSince(created.rev - 1, 10)).filter((r) => r.env === env).map((r) => r.chain), [created.chain, r1.chain, r2.chain]);
       assert.deepEqual(r2?.changes, [['a', '1', null], ['b', '"two"', '3'], ['c', null, '{"x":[1]}']]);
       assert.deepEqual(await valuesOf(store, env), { b: '3', c: '{"x":[1]}' });
-      assert.deepEqual((await store.listEnvs()).find((e) => e.env === env), { env, rev: r2!.rev, keys: 2 });
+      assert.deepEqual((await store.listEnvs()).find((e) => e.env === env), { env, rev: r2.rev, keys: 2 });
     });
 
     it('a commit that changes nothing returns null and does not advance head', async (ctx) => {
@@ -297,7 +297,7 @@ function conformance(backend: Backend): void {
       const r = await store.commit(env, meta(), sets(['a ', null]));
       assert.deepEqual(r?.changes, [['a ', '"a space"', null]]);
       assert.equal((await valuesOf(store, env))?.a, '"a"');
-      const [last] = await history(store, env, { limit: 1, before: r!.rev });
+      const [last] = await history(store, env, { limit: 1, before: r.rev });
       assert.equal(last?.changes.find(([k]) => k === 'big')?.[2], big);
     });
 
@@ -327,7 +327,7 @@ function conformance(backend: Backend): void {
       const step = async (release: Promise<StoredRelease | null>): Promise<void> => {
         const r = await release;
         assert.equal(r?.rev, head + 1);
-        head = r!.rev;
+        head = r.rev;
         assert.equal(await store.head(), head);
       };
       await step(store.createEnv(a, meta('env.add')));
@@ -471,21 +471,21 @@ function conformance(backend: Backend): void {
       assert.equal(all.next, undefined);
       assert.deepEqual(all.releases.map((r) => r.rev), [r3.rev, r2.rev, r1.rev, r1.rev - 1]);
       const [, two, one] = all.releases;
-      assert.deepEqual(one!.changes, [['a', null, null], ['b', null, '1']]);
-      assert.deepEqual(one!.big, [[0, 2, Buffer.byteLength(big), sha]]);
-      assert.deepEqual(two!.changes, [['a', null, '2'], ['c', null, JSON.stringify('y'.repeat(300))]]);
-      assert.deepEqual(two!.big, [[0, 1, Buffer.byteLength(big), sha]]);
+      assert.deepEqual(one.changes, [['a', null, null], ['b', null, '1']]);
+      assert.deepEqual(one.big, [[0, 2, Buffer.byteLength(big), sha]]);
+      assert.deepEqual(two.changes, [['a', null, '2'], ['c', null, JSON.stringify('y'.repeat(300))]]);
+      assert.deepEqual(two.big, [[0, 1, Buffer.byteLength(big), sha]]);
 
       // 300 bytes: r3 (a few bytes), then r2 does not fit whole: its first change only, and the rest counted.
       const page = await store.historyPage(env, { limit: 10, elideAbove: 1000, maxBytes: 300 });
       assert.deepEqual(page.releases.map((r) => [r.rev, r.changes.length, r.more]), [[r3.rev, 1, undefined], [r2.rev, 1, 1]]);
       assert.equal(page.next, r2.rev);
-      const on = await store.historyPage(env, { limit: 10, elideAbove: 1000, maxBytes: 300, before: page.next! });
-      assert.equal(on.releases[0]!.rev, r1.rev);
+      const on = await store.historyPage(env, { limit: 10, elideAbove: 1000, maxBytes: 300, before: page.next });
+      assert.equal(on.releases[0].rev, r1.rev);
       // The first change of a page is always given, whatever its size.
       const tiny = await store.historyPage(env, { limit: 10, elideAbove: 10_000, maxBytes: 1, before: r2.rev });
       assert.deepEqual(tiny.releases.map((r) => [r.rev, r.changes.length, r.more]), [[r1.rev, 1, 1]]);
-      assert.equal(tiny.releases[0]!.changes[0]![2], big);
+      assert.equal(tiny.releases[0].changes[0][2], big);
       // By key: only that key's changes.
       const byKey = await store.historyPage(env, { key: 'a', limit: 10, elideAbove: 1000, maxBytes: 1 << 20 });
       assert.deepEqual(byKey.releases.map((r) => r.rev), [r2.rev, r1.rev]);
@@ -508,9 +508,9 @@ function conformance(backend: Backend): void {
       // Kept: the 3 newest; pruned: c, r1, r2 (floor = r2).
       assert.deepEqual(await history(store, env, { limit: 10 }), [rs[4], rs[3], rs[2]]);
       const head = await store.head();
-      assert.deepEqual(await store.releasesBetween(env, rs[1]!.rev, head), [rs[2], rs[3], rs[4]]);
-      assert.deepEqual(await store.releasesBetween(env, rs[3]!.rev, head), [rs[4]]);
-      await assert.rejects(store.releasesBetween(env, rs[0]!.rev, head), withStatus(WireError.REVISION_NOT_FOUND, `revision ${rs[0]!.rev} of ${env}`));
+      assert.deepEqual(await store.releasesBetween(env, rs[1].rev, head), [rs[2], rs[3], rs[4]]);
+      assert.deepEqual(await store.releasesBetween(env, rs[3].rev, head), [rs[4]]);
+      await assert.rejects(store.releasesBetween(env, rs[0].rev, head), withStatus(WireError.REVISION_NOT_FOUND, `revision ${rs[0].rev} of ${env}`));
       await assert.rejects(store.releasesBetween(env, 0, head), withStatus(WireError.REVISION_NOT_FOUND));
       await assert.rejects(
         store.commit(env, meta(), async (view) => (await view.releasesAfter(c.rev), [])),
@@ -655,9 +655,9 @@ describe('MysqlStore only', () => {
     const stores = [new MysqlStore(url(db), { retainReleases: 10 }), new MysqlStore(url(db), { retainReleases: 10 })];
     try {
       await Promise.all(stores.map((s) => s.open()));
-      await stores[0]!.createEnv('e', meta('env.add'));
-      await stores[0]!.close();
-      await stores[0]!.open();
+      await stores[0].createEnv('e', meta('env.add'));
+      await stores[0].close();
+      await stores[0].open();
       const conn = await admin();
       try {
         const [rows] = await conn.query<mysql.RowDataPacket[]>(`SELECT version FROM ${conn.escapeId(db)}.vitefa_schema`);
@@ -667,8 +667,8 @@ describe('MysqlStore only', () => {
       } finally {
         await conn.end();
       }
-      assert.equal(await stores[1]!.head(), 1);
-      assert.deepEqual(await stores[0]!.listEnvs(), [{ env: 'e', rev: 1, keys: 0 }]);
+      assert.equal(await stores[1].head(), 1);
+      assert.deepEqual(await stores[0].listEnvs(), [{ env: 'e', rev: 1, keys: 0 }]);
     } finally {
       for (const s of stores) await s.close();
     }
@@ -769,7 +769,7 @@ describe('MysqlStore only', () => {
     await Promise.all([...servers, poller].map((s) => s.open()));
     try {
       const envs = ['c1', 'c2'];
-      for (const env of envs) await servers[0]!.createEnv(env, meta('env.add'));
+      for (const env of envs) await servers[0].createEnv(env, meta('env.add'));
       // A reader polling like another server: it must never see N+1 before N.
       let polled = 0;
       let writing = true;
@@ -783,7 +783,7 @@ describe('MysqlStore only', () => {
       })();
       polls.catch(() => undefined); // awaited below; this only keeps an early failure from being unhandled
       const results = await Promise.all(servers.flatMap((server, s) => Array.from({ length: 50 }, (_, i) =>
-        server.commit(envs[i % 2]!, meta('set', `s${s}`), async (view) => {
+        server.commit(envs[i % 2], meta('set', `s${s}`), async (view) => {
           const n = Number((await view.get('counter')) ?? '0');
           return [['counter', String(n + 1)], [`s${s}-${i}`, String(i)]];
         }),
@@ -803,7 +803,7 @@ describe('MysqlStore only', () => {
         replay.set(r.env, values);
         assert.equal(r.prev, lastRev.get(r.env) ?? 0, `prev of ${r.rev}`);
         lastRev.set(r.env, r.rev);
-        for (const [k, before, after] of r.changes as KeyChange[]) {
+        for (const [k, before, after] of r.changes) {
           assert.equal(values.get(k) ?? null, before, `before of ${k} in ${r.rev}`);
           if (after === null) values.delete(k);
           else values.set(k, after);

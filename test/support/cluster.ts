@@ -64,8 +64,8 @@ export class Cluster {
    * it, spread over every server, once their token has reached them all.
    */
   async startFleet(count: number): Promise<Fleet> {
-    await (await this.admin(this.servers[0]!)).request({ op: 'env.add', env: 'live' });
-    const token = await agentToken(this.servers[0]!.address, 'fleet', ['live']);
+    await (await this.admin(this.servers[0])).request({ op: 'env.add', env: 'live' });
+    const token = await agentToken(this.servers[0].address, 'fleet', ['live']);
     await this.untilTokenKnown(token);
     const fleet = new Fleet(count, this.servers.map((s) => s.address), token, ['live']);
     fleet.start();

@@ -117,7 +117,7 @@ export class Fleet {
 
   /** Stops agent `i` and starts a new one on the same store, as a restarted agent process would be. */
   async restart(i: number, downMs = 0): Promise<void> {
-    const entry = this.agents[i]!;
+    const entry = this.agents[i];
     await entry.agent.stop();
     entry.server = undefined;
     await new Promise((resolve) => setTimeout(resolve, downMs));
@@ -160,7 +160,7 @@ export class Fleet {
       const log = a.store.log.filter((w) => w.env === env);
       if (log.length === 0) return `${a.name} applied nothing of ${env}`;
       const revs = log.flatMap((w, i) => (i === 0 || w.kind !== 'release' ? [w.rev] : all.filter((r) => r > w.prev! && r <= w.rev)));
-      const expected = all.filter((r) => r >= revs[0]!);
+      const expected = all.filter((r) => r >= revs[0]);
       if (JSON.stringify(revs) !== JSON.stringify(expected)) return `${a.name} applied ${revs.join(',')} where the database has ${expected.join(',')}`;
     }
     return undefined;

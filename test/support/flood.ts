@@ -43,7 +43,7 @@ export class Flood {
   /** Connections opened so far (every reopening counted). */
   get opened(): number {
     const all = [...this.output.matchAll(/opened (\d+) open (\d+)/g)];
-    return all.length === 0 ? 0 : Number(all[all.length - 1]![1]);
+    return all.length === 0 ? 0 : Number(all[all.length - 1][1]);
   }
 
   async stop(): Promise<void> {

@@ -25,7 +25,7 @@ export function mulberry32(seed: number): Rng {
 }
 
 export const int = (rng: Rng, n: number): number => Math.floor(rng() * n);
-export const pick = <T>(rng: Rng, items: readonly T[]): T => items[int(rng, items.length)]!;
+export const pick = <T>(rng: Rng, items: readonly T[]): T => items[int(rng, items.length)];
 export const chance = (rng: Rng, p: number): boolean => rng() < p;
 
 export function randomBytes(rng: Rng, length: number): Buffer {

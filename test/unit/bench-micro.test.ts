@@ -37,7 +37,7 @@ test('the reader fixture reads back what was stored, and the check catches a wro
   const { entries, rev, store } = fillReaderStore(dir, 100, 7);
   const reader = ConfigReader.open(dir);
   try {
-    const [key, json] = entries[37]!;
+    const [key, json] = entries[37];
     assert.deepEqual(reader.get(BENCH_ENV, key), JSON.parse(json));
     assert.equal(reader.getText(BENCH_ENV, key), json);
     assert.equal(reader.revision(BENCH_ENV), rev);

@@ -114,7 +114,7 @@ describe('Channel', () => {
     await assert.rejects(a.request({ k: 'fail', how: 'request' }, 1000), (e: unknown) => e instanceof RequestError && e.status === WireError.ENV_NOT_FOUND);
     const write = process.stderr.write.bind(process.stderr);
     let logged = '';
-    process.stderr.write = ((chunk: string) => ((logged += chunk), true)) as typeof process.stderr.write;
+    process.stderr.write = ((chunk: string) => ((logged += chunk), true));
     try {
       await assert.rejects(a.request({ k: 'fail', how: 'bug' }, 1000), (e: unknown) => e instanceof RequestError && e.status === WireError.INTERNAL && !/TypeError/.test(e.message));
       a.notify({ k: 'boom' });

@@ -33,7 +33,7 @@ function tableRows(lines: string[]): string[][] {
   const isSeparator = (cells: string[]) => cells.every((c) => /^:?-+:?$/.test(c));
   const out: string[][] = [];
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
+    const line = lines[i];
     if (!(line.startsWith('|') && line.endsWith('|'))) continue;
     const cells = line.slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim().replace(/^`([^`]*)`$/, '$1'));
     if (isSeparator(cells)) continue;
@@ -55,8 +55,8 @@ describe('docs/errors.md', () => {
   test('the wire error table has well-formed rows', () => {
     assert.ok(wireRows.length > 0, 'no rows found');
     for (const cells of wireRows) {
-      assert.match(cells[0]!, /^\d+$/, `code cell "${cells[0]}" in row ${cells.join(' | ')}`);
-      assert.match(cells[1]!, /^[A-Z][A-Z_]*$/, `name cell "${cells[1]}"`);
+      assert.match(cells[0], /^\d+$/, `code cell "${cells[0]}" in row ${cells.join(' | ')}`);
+      assert.match(cells[1], /^[A-Z][A-Z_]*$/, `name cell "${cells[1]}"`);
       assert.equal(cells.length, 5, `row ${cells[0]} must have 5 cells: code, name, meaning, sent by, receiver action`);
       for (const cell of cells.slice(2)) assert.ok(cell.length > 0, `row ${cells[0]} has an empty cell`);
     }
@@ -77,14 +77,14 @@ describe('docs/errors.md', () => {
   test('the local error code table has well-formed rows', () => {
     assert.ok(localRows.length > 0, 'no rows found');
     for (const cells of localRows) {
-      assert.match(cells[0]!, /^E_[A-Z0-9_]+$/, `code cell "${cells[0]}"`);
+      assert.match(cells[0], /^E_[A-Z0-9_]+$/, `code cell "${cells[0]}"`);
       assert.equal(cells.length, 2, `row ${cells[0]} must have 2 cells: code, meaning`);
-      assert.ok(cells[1]!.length > 0, `row ${cells[0]} has no meaning`);
+      assert.ok(cells[1].length > 0, `row ${cells[0]} has no meaning`);
     }
   });
 
   test('documents exactly LocalErrorCode of src/protocol/errors.ts', () => {
-    const documented = localRows.map((c) => c[0]!);
+    const documented = localRows.map((c) => c[0]);
     assert.deepEqual(duplicates(documented), [], 'documented twice');
     assert.deepEqual([...documented].sort(), [...Object.values(LocalErrorCode)].sort());
   });
@@ -116,7 +116,7 @@ describe('docs/protocol.md', () => {
   });
 
   test('the admin request table lists every operation', () => {
-    const ops = tableRows(section(protocolDoc, 'Admin requests')).map((c) => c[0]!).filter((op) => /^[a-z.]+$/.test(op));
+    const ops = tableRows(section(protocolDoc, 'Admin requests')).map((c) => c[0]).filter((op) => /^[a-z.]+$/.test(op));
     const expected = [...ADMIN_OPS];
     assert.deepEqual([...ops].sort(), [...expected].sort());
   });
@@ -126,11 +126,11 @@ describe('docs/protocol.md', () => {
     const json = /```json\n([\s\S]*?)```/.exec(protocolDoc);
     assert.ok(dump && json, 'example blocks missing');
     const bytes = Buffer.from(
-      dump[1]!.split('\n').map((l) => l.replace(/^[0-9a-f]{8}\s+/, '').replace(/\s*\|.*\|\s*$/, '')).join('').replace(/\s+/g, ''),
+      dump[1].split('\n').map((l) => l.replace(/^[0-9a-f]{8}\s+/, '').replace(/\s*\|.*\|\s*$/, '')).join('').replace(/\s+/g, ''),
       'hex',
     );
     const frames = new FrameDecoder().push(bytes);
     assert.equal(frames.length, 1);
-    assert.deepEqual(decodeBody(frames[0]!), JSON.parse(json[1]!));
+    assert.deepEqual(decodeBody(frames[0]), JSON.parse(json[1]));
   });
 });

@@ -27,7 +27,7 @@ function imports(file: string): string[] {
   const text = fs.readFileSync(file, 'utf8');
   const out: string[] = [];
   for (const m of text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
-    out.push(path.resolve(path.dirname(file), m[1]!).replace(/\.js$/, '.ts'));
+    out.push(path.resolve(path.dirname(file), m[1]).replace(/\.js$/, '.ts'));
   }
   return out;
 }
@@ -38,7 +38,7 @@ function layer(file: string): number | undefined {
   if (rel.startsWith('..')) return undefined;
   const parts = rel.split(path.sep);
   if (parts.length === 1) return -1;
-  const at = LAYERS.indexOf(parts[0]!);
+  const at = LAYERS.indexOf(parts[0]);
   assert.ok(at >= 0, `src/server/${parts[0]} is a folder the layer list does not name`);
   return at;
 }

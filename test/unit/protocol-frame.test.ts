@@ -178,7 +178,7 @@ describe('byte fixtures', () => {
       test('decoding the fixture gives the message', () => {
         const frames = new FrameDecoder().push(f.bytes);
         assert.equal(frames.length, 1);
-        assert.deepEqual(decodeBody(frames[0]!), f.message);
+        assert.deepEqual(decodeBody(frames[0]), f.message);
       });
 
       test('encoding the message gives exactly the fixture bytes', () => {
@@ -215,7 +215,7 @@ describe('stream of several frames', () => {
     ...FIXTURES.map((f) => f.bytes),
     empty,
     encodeMessage(snapshot),
-    FIXTURES[0]!.bytes,
+    FIXTURES[0].bytes,
   ];
   const stream = Buffer.concat(parts);
   const want = parts.map((p) => bodyOf(p).toString('hex'));
@@ -235,8 +235,8 @@ describe('stream of several frames', () => {
   });
 
   test('split at every pair of offsets into three chunks (small frames)', () => {
-    const small = Buffer.concat([FIXTURES[1]!.bytes, empty, FIXTURES[3]!.bytes, FIXTURES[6]!.bytes]);
-    const smallWant = [FIXTURES[1]!.bytes, empty, FIXTURES[3]!.bytes, FIXTURES[6]!.bytes].map((p) => bodyOf(p).toString('hex'));
+    const small = Buffer.concat([FIXTURES[1].bytes, empty, FIXTURES[3].bytes, FIXTURES[6].bytes]);
+    const smallWant = [FIXTURES[1].bytes, empty, FIXTURES[3].bytes, FIXTURES[6].bytes].map((p) => bodyOf(p).toString('hex'));
     for (let i = 0; i <= small.length; i++) {
       for (let j = i; j <= small.length; j++) {
         const chunks = [small.subarray(0, i), small.subarray(i, j), small.subarray(j)];
@@ -248,12 +248,12 @@ describe('stream of several frames', () => {
   test('every frame body of the stream decodes to its message', () => {
     const bodies = new FrameDecoder().push(stream);
     const messages = bodies.filter((b) => b.length > 0).map((b) => decodeBody(b));
-    assert.deepEqual(messages, [...FIXTURES.map((f) => f.message), snapshot, FIXTURES[0]!.message]);
+    assert.deepEqual(messages, [...FIXTURES.map((f) => f.message), snapshot, FIXTURES[0].message]);
   });
 
   test('buffered counts the bytes held for an incomplete frame', () => {
     const decoder = new FrameDecoder();
-    const bytes = FIXTURES[1]!.bytes;
+    const bytes = FIXTURES[1].bytes;
     assert.deepEqual(decoder.push(bytes.subarray(0, 2)), []);
     assert.equal(decoder.buffered, 2);
     assert.deepEqual(decoder.push(bytes.subarray(2, 10)), []);
@@ -304,7 +304,7 @@ describe('frame size limit', () => {
 
   test('an oversize header after complete frames is refused', () => {
     const decoder = new FrameDecoder(MAX);
-    assert.equal(decoder.push(FIXTURES[1]!.bytes).length, 1);
+    assert.equal(decoder.push(FIXTURES[1].bytes).length, 1);
     assert.equal(decoder.failure, undefined);
     assert.throws(() => decoder.push(header(MAX + 1)), isProtocolError(WireError.FRAME_TOO_LARGE));
   });
@@ -325,7 +325,7 @@ describe('frame size limit', () => {
       const decoder = new FrameDecoder(16);
       const frames = decoder.push(stream);
       assert.deepEqual(frames.map((b) => b.toString('hex')), [pingBody.toString('hex')]);
-      assert.deepEqual(decodeBody(frames[0]!), { t: 7, n: 1 });
+      assert.deepEqual(decodeBody(frames[0]), { t: 7, n: 1 });
       assert.ok(decoder.failure instanceof ProtocolError, 'failure must be a ProtocolError');
       assert.equal(decoder.failure.status, WireError.FRAME_TOO_LARGE);
       assert.equal(decoder.failure.code, 'E_PROTOCOL_FRAME_TOO_LARGE');
@@ -400,7 +400,7 @@ describe('frame size limit', () => {
   test('the decoder stays failed afterwards', () => {
     const decoder = new FrameDecoder(MAX);
     assert.throws(() => decoder.push(Buffer.concat([header(MAX + 1), Buffer.alloc(MAX + 1)])), isProtocolError(WireError.FRAME_TOO_LARGE));
-    for (const chunk of [FIXTURES[1]!.bytes, Buffer.alloc(0), hex('00000000')]) {
+    for (const chunk of [FIXTURES[1].bytes, Buffer.alloc(0), hex('00000000')]) {
       assert.throws(() => decoder.push(chunk), (err: unknown) => err instanceof ProtocolError);
     }
     assert.equal(decoder.buffered, 0);
@@ -439,7 +439,7 @@ describe('zero-length frames', () => {
   test('the decoder returns an empty body', () => {
     const frames = new FrameDecoder().push(hex('00000000'));
     assert.equal(frames.length, 1);
-    assert.equal(frames[0]!.length, 0);
+    assert.equal(frames[0].length, 0);
   });
 
   test('several empty frames in a row, split anywhere', () => {

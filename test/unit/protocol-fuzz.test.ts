@@ -233,7 +233,7 @@ describe('hostile nesting and sizes', () => {
     const bodies: Buffer[] = [];
     for (let i = 0; i < bytes.length; i += 4096) bodies.push(...decoder.push(bytes.subarray(i, i + 4096)));
     assert.equal(bodies.length, 1);
-    expectRefused(bodies[0]!, 'nested arrays via FrameDecoder', WireError.LIMIT_EXCEEDED);
+    expectRefused(bodies[0], 'nested arrays via FrameDecoder', WireError.LIMIT_EXCEEDED);
   });
 
   test('100,000 nested maps are refused at the depth limit', () => {

@@ -36,10 +36,10 @@ test('a new release carries its chain value; a release read back has drop and ch
   const created = newRelease('prod', 1, 0, { ...meta, op: 'env.add' }, [], CHAIN_GENESIS);
   const bare = { env: 'prod', rev: 1, prev: 0, time: meta.time, author: 'ann', op: 'env.add', changes: [] };
   assert.deepEqual(created, { ...bare, chain: chainOfStored(CHAIN_GENESIS, bare) });
-  const dropped = newRelease('prod', 2, 1, { ...meta, op: 'env.del' }, [['a', '1', null]], created.chain!, true);
+  const dropped = newRelease('prod', 2, 1, { ...meta, op: 'env.del' }, [['a', '1', null]], created.chain, true);
   assert.equal(dropped.drop, true);
   const { chain, ...content } = dropped;
-  assert.equal(chain, chainOfStored(created.chain!, content));
+  assert.equal(chain, chainOfStored(created.chain, content));
   assert.deepEqual(releaseFrom({ ...bare, drop: false, chain: '' }), bare, 'no drop: false, no empty chain');
 });
 

@@ -156,7 +156,7 @@ test('an agent following an environment by name gets it again after it is delete
   fanout.flush();
   const seen = decode(named.frames).map((m) => (m.t === 4 ? `${m.op}@${m.rev}${m.drop === true ? ' drop' : ''}` : ''));
   assert.deepEqual(seen, ['env.del@5 drop', 'env.add@6', 'set@7']);
-  assert.deepEqual(fanout.agents(undefined, 10)[0]!.envs, [{ env: 'other', rev: 0 }], 'followed still, nothing acknowledged of the new one yet');
+  assert.deepEqual(fanout.agents(undefined, 10)[0].envs, [{ env: 'other', rev: 0 }], 'followed still, nothing acknowledged of the new one yet');
 });
 
 test('a snapshot larger than the buffer limit, followed by a release, does not cut the agent off; what piles up behind it does', () => {
@@ -209,8 +209,8 @@ test('acknowledgements for environments an agent does not follow are not kept', 
   fanout.ack(all, 'prod', 4);
   fanout.ack(named, 'prod', 4);
   const [a, n] = fanout.agents(undefined, 10);
-  assert.deepEqual(a!.envs.map((e) => e.env).sort(), ['other', 'prod']);
-  assert.deepEqual(n!.envs, [{ env: 'prod', rev: 4 }]);
+  assert.deepEqual(a.envs.map((e) => e.env).sort(), ['other', 'prod']);
+  assert.deepEqual(n.envs, [{ env: 'prod', rev: 4 }]);
 });
 
 test('source addresses are counted by IPv4 address, or by IPv6 /64', async () => {
@@ -321,7 +321,7 @@ test('a large snapshot is built a slice at a time; an agent waiting for it gets 
   for (let i = 0; i < 10; i++) await turn();
   assert.deepEqual(applied(first.frames), { rev: 4, keys: keys + 2 });
   assert.deepEqual(applied(second.frames), { rev: 4, keys: keys + 2 });
-  assert.equal(decode(first.frames)[0]!.t, MessageType.Snapshot, 'the snapshot first');
+  assert.equal(decode(first.frames)[0].t, MessageType.Snapshot, 'the snapshot first');
   // Built once per revision, then kept: the next one to join at revision 4 gets it at once.
   const built = state.catchUp('big', 0);
   assert.equal(built.kind, 'snapshot');
@@ -376,7 +376,7 @@ test('the chain: a release that does not follow what the server holds is ChainBr
   assert.equal(state.catchUp('c', 2, false, one.chain).kind, 'current');
   const healed = state.catchUp('c', 2, false, 'ffffffffffffffff');
   assert.equal(healed.kind, 'snapshot');
-  const snapshot = decode([(healed as { frame: Buffer }).frame])[0]!;
+  const snapshot = decode([(healed as { frame: Buffer }).frame])[0];
   assert.ok(snapshot.t === MessageType.Snapshot && snapshot.chain === one.chain && snapshot.rev === 2);
   // Without a chain (an agent older than chains) nothing changes.
   assert.equal(state.catchUp('c', 1).kind, 'releases');

@@ -97,7 +97,7 @@ export class Passes {
         const end = Math.min(batch.targets.length, batch.next + budget);
         budget -= end - batch.next;
         while (batch.next < end) {
-          const sub = batch.targets[batch.next++]!;
+          const sub = batch.targets[batch.next++];
           // Gone or subscribed again since the pass began, or caught up past it: its catch-up had these releases.
           if (!this.subs.current(sub) || sub.caughtUpTo >= batch.last) continue;
           this.writer.send(sub, sub.caughtUpTo >= batch.first ? batch.joined : batch.frame);
@@ -115,8 +115,8 @@ export class Passes {
     const queued = [...this.queued];
     this.queued.clear();
     for (const [env, { releases, first, last: n }] of queued) {
-      const joined = releases.length === 1 ? releases[0]!.frame : Buffer.concat(releases.map((r) => r.frame));
-      const last = releases[releases.length - 1]!.message;
+      const joined = releases.length === 1 ? releases[0].frame : Buffer.concat(releases.map((r) => r.frame));
+      const last = releases[releases.length - 1].message;
       const frame = releases.length > 1 && releases.every((r) => r.message.drop !== true) ? mergedFrame(releases) : joined;
       this.pass.push({ frame, joined, first, last: n, targets: this.subs.followers(env), next: 0 });
       // Admins watching get every release as it was committed.
@@ -135,8 +135,8 @@ export class Passes {
  * The batch follows what its first release follows and ends where its last one does.
  */
 function mergedFrame(releases: PublishedRelease[]): Buffer {
-  const first = releases[0]!.message;
-  const last = releases[releases.length - 1]!.message;
+  const first = releases[0].message;
+  const last = releases[releases.length - 1].message;
   const changes = new Map<string, string | null>();
   for (const r of releases) for (const [key, after] of r.message.changes) changes.set(key, after);
   const authors = new Set(releases.map((r) => r.message.author));

@@ -84,7 +84,7 @@ export function pageOf(net: NetChange[], after: string | undefined, maxBytes: nu
     let hi = net.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (net[mid]!.key <= after) lo = mid + 1;
+      if (net[mid].key <= after) lo = mid + 1;
       else hi = mid;
     }
     start = lo;
@@ -94,9 +94,9 @@ export function pageOf(net: NetChange[], after: string | undefined, maxBytes: nu
   const left: LeftOut[][] = [];
   let used = 0;
   for (let i = start; i < net.length; i++) {
-    const c = net[i]!;
+    const c = net[i];
     const bytes = Buffer.byteLength(c.key) + shownBytes(c.before) + shownBytes(c.after);
-    if (changes.length > 0 && used + bytes > maxBytes) return { changes, big, left, next: changes[changes.length - 1]![0] };
+    if (changes.length > 0 && used + bytes > maxBytes) return { changes, big, left, next: changes[changes.length - 1][0] };
     used += bytes;
     const index = changes.length;
     const out = (v: NetValue, side: 1 | 2): string | null => {

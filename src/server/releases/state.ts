@@ -219,7 +219,7 @@ export class ServerState {
     if (held === live.rev && (!known || live.chain === '' || live.chain === chain)) return { kind: 'current' };
     if (held < live.rev) {
       const start = live.recent.findIndex((r) => r.message.prev === held);
-      const follows = start >= 0 && (!known || live.recent[start]!.message.pchain === undefined || live.recent[start]!.message.pchain === chain);
+      const follows = start >= 0 && (!known || live.recent[start].message.pchain === undefined || live.recent[start].message.pchain === chain);
       if (follows) return { kind: 'releases', frames: live.recent.slice(start).map((r) => r.frame) };
     }
     if (live.snapshot === undefined && live.values.size > SNAPSHOT_SLICE) {

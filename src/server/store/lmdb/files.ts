@@ -68,7 +68,7 @@ export async function openFiles(dir: string): Promise<LmdbFiles> {
     log: root.openDB({ name: 'log' }),
     access: {
       root,
-      meta: meta as unknown as Database<unknown, string>,
+      meta: meta,
       accounts: root.openDB({ name: 'accounts' }),
       tokens: root.openDB({ name: 'tokens' }),
       audit: root.openDB({ name: 'audit' }),

@@ -56,7 +56,7 @@ export class LmdbHistory {
     const revs = [...files.releases.getKeys({ start, end: [env, current.created - 1], reverse: true })].map((key) => key[1]);
     for (const rev of revs) {
       if (releases.length >= q.limit) break;
-      if (used >= q.maxBytes && releases.length > 0) return { releases, next: releases[releases.length - 1]!.rev };
+      if (used >= q.maxBytes && releases.length > 0) return { releases, next: releases[releases.length - 1].rev };
       const value = files.releases.get([env, rev]);
       if (value === undefined) continue;
       // One at a time, its large values by size and hash only (those kept apart are not even read).
@@ -99,7 +99,7 @@ export class LmdbHistory {
       const index = record?.changes.findIndex(([k]) => k === ref.key) ?? -1;
       if (record === undefined || index < 0) return null;
       const apart = record.out?.some(([i, side]) => i === index && side === ref.side) === true;
-      return apart ? files.outValues.get([env, ref.rev, index, ref.side]) ?? null : record.changes[index]![ref.side];
+      return apart ? files.outValues.get([env, ref.rev, index, ref.side]) ?? null : record.changes[index][ref.side];
     });
   }
 }
@@ -130,7 +130,7 @@ function onlyKey(release: StoredRelease, key: string): StoredRelease {
   const index = release.changes.findIndex(([k]) => k === key);
   if (index < 0) return { ...release, changes: [], big: [] };
   const big = (release.big ?? []).filter(([i]) => i === index).map(([, side, bytes, sha]): BigValue => [0, side, bytes, sha]);
-  const out: StoredRelease = { ...release, changes: [release.changes[index]!] };
+  const out: StoredRelease = { ...release, changes: [release.changes[index]] };
   if (big.length > 0) out.big = big;
   else delete out.big;
   return out;

@@ -35,7 +35,7 @@ export function wholeRelease(files: LmdbFiles, env: string, rev: number, r: Rele
   const out = lightRelease(files, env, rev, r);
   if (r.out !== undefined) {
     out.changes = out.changes.map((c): KeyChange => [c[0], c[1], c[2]]);
-    for (const [i, side] of r.out) out.changes[i]![side] = files.outValues.get([env, rev, i, side]) ?? null;
+    for (const [i, side] of r.out) out.changes[i][side] = files.outValues.get([env, rev, i, side]) ?? null;
   }
   return out;
 }
@@ -53,7 +53,7 @@ export function lightRelease(files: LmdbFiles, env: string, rev: number, r: Rele
   for (const entry of r.out) {
     const [i, side, bytes] = entry;
     if (bytes > elideAbove) big.push(entry);
-    else inline.changes[i]![side] = files.outValues.get([env, rev, i, side]) ?? null;
+    else inline.changes[i][side] = files.outValues.get([env, rev, i, side]) ?? null;
   }
   big.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   return big.length === 0 ? inline : { ...inline, big };

@@ -86,7 +86,7 @@ export class MysqlAccess implements AccessStore {
     return this.change(async (tx) => {
       const rows = await query<RowDataPacket[]>(tx, 'SELECT role FROM vitefa_accounts WHERE name = ? FOR UPDATE', [name]);
       if (rows.length === 0) throw noSuchName('account', name);
-      if (text(rows[0]!.role) === 'admin') {
+      if (text(rows[0].role) === 'admin') {
         const admins = await query<RowDataPacket[]>(tx, "SELECT COUNT(*) AS n FROM vitefa_accounts WHERE role = 'admin'");
         if (Number(admins[0]?.n) <= 1) throw lastAdmin(name);
       }
@@ -154,7 +154,7 @@ export class MysqlAccess implements AccessStore {
       // INSERT IGNORE then read: of servers starting together, the first one's secret wins for all.
       await query(tx, 'INSERT IGNORE INTO vitefa_secrets (name, value) VALUES (?, ?)', [name, randomBytes(bytes)]);
       const rows = await query<RowDataPacket[]>(tx, 'SELECT value FROM vitefa_secrets WHERE name = ?', [name]);
-      return { commit: true, value: Buffer.from(rows[0]!.value as Buffer) };
+      return { commit: true, value: Buffer.from(rows[0].value as Buffer) };
     }));
   }
 

@@ -52,7 +52,7 @@ export class MysqlHistory {
       const byKey = q.key === undefined ? '' : ' AND c.k = ?';
       const keyParam = q.key === undefined ? [] : [q.key];
       for (const header of headers) {
-        if (page.spent && releases.length > 0) return { releases, next: releases[releases.length - 1]!.rev };
+        if (page.spent && releases.length > 0) return { releases, next: releases[releases.length - 1].rev };
         const release = releaseOf(header);
         const rows = await query<RowDataPacket[]>(
           conn,
@@ -65,7 +65,7 @@ export class MysqlHistory {
         }
         if (release.changes.length < rows.length) {
           const [count] = await query<RowDataPacket[]>(conn, `SELECT COUNT(*) AS n FROM vitefa_changes c WHERE c.rev = ?${byKey}`, [release.rev, ...keyParam]);
-          release.more = Number(count!.n) - release.changes.length;
+          release.more = Number(count.n) - release.changes.length;
         }
         releases.push(release);
         if (release.more !== undefined) return { releases, next: release.rev };

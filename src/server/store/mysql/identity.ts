@@ -20,7 +20,7 @@ export class MysqlIdentity implements StoreIdentity {
   id(): Promise<string> {
     return this.store.guard(async () => {
       const rows = await this.store.read((db) => query<RowDataPacket[]>(db, 'SELECT store FROM vitefa_identity WHERE id = 1'));
-      return rows.length === 0 ? '' : text(rows[0]!.store);
+      return rows.length === 0 ? '' : text(rows[0].store);
     });
   }
 
@@ -38,7 +38,7 @@ export class MysqlIdentity implements StoreIdentity {
   answer(key: string): Promise<Buffer | undefined> {
     return this.store.guard(async () => {
       const rows = await this.store.read((db) => query<RowDataPacket[]>(db, 'SELECT secret FROM vitefa_proofs WHERE k = ?', [key]));
-      return rows.length === 0 ? undefined : Buffer.from(rows[0]!.secret as Buffer);
+      return rows.length === 0 ? undefined : Buffer.from(rows[0].secret as Buffer);
     });
   }
 
@@ -46,7 +46,7 @@ export class MysqlIdentity implements StoreIdentity {
     const after = newStoreId();
     return this.store.guard(() => this.store.transaction(async (tx) => {
       const rows = await query<RowDataPacket[]>(tx, 'SELECT store FROM vitefa_identity WHERE id = 1 FOR UPDATE');
-      const before = rows.length === 0 ? '' : text(rows[0]!.store);
+      const before = rows.length === 0 ? '' : text(rows[0].store);
       await query(tx,
         'INSERT INTO vitefa_identity (id, store, created, adopted) VALUES (1, ?, ?, ?) ON DUPLICATE KEY UPDATE store = VALUES(store), adopted = VALUES(adopted)',
         [after, Date.now(), Date.now()]);

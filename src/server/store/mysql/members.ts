@@ -14,7 +14,7 @@ export class MysqlMembers implements MemberRegistry {
     return this.store.guard(() => this.store.transaction(async (tx) => {
       // The row lock orders two processes registering one id: each gets its own generation.
       const rows = await query<RowDataPacket[]>(tx, 'SELECT gen FROM vitefa_servers WHERE id = ? FOR UPDATE', [record.id]);
-      const gen = rows.length === 0 ? 1 : Number(rows[0]!.gen) + 1;
+      const gen = rows.length === 0 ? 1 : Number(rows[0].gen) + 1;
       await query(tx,
         `INSERT INTO vitefa_servers (id, gen, addrs, peer, state, agents, head, heartbeat, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON DUPLICATE KEY UPDATE gen = VALUES(gen), addrs = VALUES(addrs), peer = VALUES(peer), state = VALUES(state),

@@ -218,7 +218,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1].version;
 
 /** Seconds a server waits for another one that is migrating the same database server. */
 const LOCK_WAIT_SECONDS = 30;

@@ -97,7 +97,7 @@ export class MysqlWrites {
     const revs = rows.map((row) => row.rev as number);
     await query(tx, 'DELETE FROM vitefa_changes WHERE rev IN (?)', [revs]);
     await query(tx, 'DELETE FROM vitefa_releases WHERE rev IN (?)', [revs]);
-    return { ...next, floor: revs[revs.length - 1]!, kept: next.kept - revs.length };
+    return { ...next, floor: revs[revs.length - 1], kept: next.kept - revs.length };
   }
 
   /**
