@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Database, RootDatabase } from 'lmdb';
+import { promised } from '../../../promised.js';
 import type { Mutex } from '../mutex.js';
 import { alreadyExists, lastAdmin, noSuchName } from '../access-errors.js';
 import { loadedAccount, type StoredAccount } from '../accounts.js';
@@ -41,15 +42,15 @@ export class LmdbAccess implements AccessStore {
     };
   }
 
-  async stamp(): Promise<number> {
-    return (this.dbs().meta.get('accessStamp') as number | undefined) ?? 0;
+  stamp(): Promise<number> {
+    return promised(() => (this.dbs().meta.get('accessStamp') as number | undefined) ?? 0);
   }
 
   createAccount(account: AccountRecord, onlyIfNone = false): Promise<boolean> {
     return this.change(({ accounts }) => {
       if (onlyIfNone && accounts.getKeysCount() > 0) return false;
       if (accounts.get(account.name) !== undefined) throw alreadyExists('account', account.name);
-      accounts.put(account.name, account);
+      void accounts.put(account.name, account);
       return true;
     });
   }
@@ -58,7 +59,7 @@ export class LmdbAccess implements AccessStore {
     return this.change(({ accounts }) => {
       const account = accounts.get(name);
       if (account === undefined) throw noSuchName('account', name);
-      accounts.put(name, { ...account, verifier }); // its grants and identity stay as they are
+      void accounts.put(name, { ...account, verifier }); // its grants and identity stay as they are
     });
   }
 
@@ -67,7 +68,7 @@ export class LmdbAccess implements AccessStore {
       const account = accounts.get(name);
       if (account === undefined) throw noSuchName('account', name);
       if (account.role === 'admin' && [...accounts.getRange()].filter((e) => e.value.role === 'admin').length === 1) throw lastAdmin(name);
-      accounts.remove(name);
+      void accounts.remove(name);
     });
   }
 
@@ -75,14 +76,14 @@ export class LmdbAccess implements AccessStore {
     return this.change(({ tokens }) => {
       if (tokens.get(token.name) !== undefined) throw alreadyExists('token', token.name);
       if ([...tokens.getRange()].some((e) => e.value.id === token.id)) throw alreadyExists('token id', token.id);
-      tokens.put(token.name, token);
+      void tokens.put(token.name, token);
     });
   }
 
   deleteToken(name: string): Promise<void> {
     return this.change(({ tokens }) => {
       if (tokens.get(name) === undefined) throw noSuchName('token', name);
-      tokens.remove(name);
+      void tokens.remove(name);
     });
   }
 
@@ -92,26 +93,28 @@ export class LmdbAccess implements AccessStore {
       const { root, meta, audit } = this.dbs();
       await root.transaction(() => {
         let seq = (meta.get('auditSeq') as number | undefined) ?? 0;
-        for (const record of records) audit.put(++seq, record);
-        meta.put('auditSeq', seq);
+        for (const record of records) void audit.put(++seq, record);
+        void meta.put('auditSeq', seq);
         // Keep the newest retainAudit entries.
         const floor = seq - this.retainAudit;
-        if (floor > 0) for (const key of audit.getKeys({ end: floor + 1, limit: records.length + 100 })) audit.remove(key);
+        if (floor > 0) for (const key of audit.getKeys({ end: floor + 1, limit: records.length + 100 })) void audit.remove(key);
       });
     });
   }
 
-  async audit(query: AuditQuery): Promise<(AuditRecord & { seq: number })[]> {
-    const { audit } = this.dbs();
-    const out: (AuditRecord & { seq: number })[] = [];
-    for (const { key: seq, value } of audit.getRange({ reverse: true })) {
-      if (query.since !== undefined && value.time < query.since) break;
-      if (query.env !== undefined && value.env !== query.env) continue;
-      if (query.actor !== undefined && value.actor !== query.actor) continue;
-      out.push({ seq, ...value });
-      if (out.length >= query.limit) break;
-    }
-    return out;
+  audit(query: AuditQuery): Promise<(AuditRecord & { seq: number })[]> {
+    return promised(() => {
+      const { audit } = this.dbs();
+      const out: (AuditRecord & { seq: number })[] = [];
+      for (const { key: seq, value } of audit.getRange({ reverse: true })) {
+        if (query.since !== undefined && value.time < query.since) break;
+        if (query.env !== undefined && value.env !== query.env) continue;
+        if (query.actor !== undefined && value.actor !== query.actor) continue;
+        out.push({ seq, ...value });
+        if (out.length >= query.limit) break;
+      }
+      return out;
+    });
   }
 
   secret(name: string, bytes: number): Promise<Buffer> {
@@ -133,7 +136,7 @@ export class LmdbAccess implements AccessStore {
       let result!: T;
       await dbs.root.transaction(() => {
         result = body(dbs);
-        dbs.meta.put('accessStamp', ((dbs.meta.get('accessStamp') as number | undefined) ?? 0) + 1);
+        void dbs.meta.put('accessStamp', ((dbs.meta.get('accessStamp') as number | undefined) ?? 0) + 1);
       });
       return result;
     });

@@ -1,5 +1,6 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { WireError, type BigValue } from '../../../protocol/index.js';
+import { promised } from '../../../promised.js';
 import { envNotFound, RequestError } from '../../errors.js';
 import type { ChangeRef, HistoryPage, HistoryPageQuery, StoredRelease } from '../types.js';
 import type { EnvRecord, LmdbFiles } from './files.js';
@@ -17,14 +18,16 @@ const PAGE_CHANGES_AT_MOST = 10_000;
 export class LmdbHistory {
   constructor(private readonly files: () => LmdbFiles) {}
 
-  async releasesSince(after: number, limit: number): Promise<StoredRelease[]> {
-    const files = this.files();
-    const out: StoredRelease[] = [];
-    for (const { key: rev, value: env } of files.log.getRange({ start: after + 1, limit })) {
-      const record = files.releases.get([env, rev]);
-      if (record !== undefined) out.push(wholeRelease(files, env, rev, record));
-    }
-    return out;
+  releasesSince(after: number, limit: number): Promise<StoredRelease[]> {
+    return promised(() => {
+      const files = this.files();
+      const out: StoredRelease[] = [];
+      for (const { key: rev, value: env } of files.log.getRange({ start: after + 1, limit })) {
+        const record = files.releases.get([env, rev]);
+        if (record !== undefined) out.push(wholeRelease(files, env, rev, record));
+      }
+      return out;
+    });
   }
 
   async releasesBetween(env: string, from: number, to: number, elideAbove?: number): Promise<StoredRelease[]> {
@@ -92,14 +95,16 @@ export class LmdbHistory {
     return { releases };
   }
 
-  async changeValues(env: string, refs: ChangeRef[]): Promise<(string | null)[]> {
-    const files = this.files();
-    return refs.map((ref) => {
-      const record = files.releases.get([env, ref.rev]);
-      const index = record?.changes.findIndex(([k]) => k === ref.key) ?? -1;
-      if (record === undefined || index < 0) return null;
-      const apart = record.out?.some(([i, side]) => i === index && side === ref.side) === true;
-      return apart ? files.outValues.get([env, ref.rev, index, ref.side]) ?? null : record.changes[index][ref.side];
+  changeValues(env: string, refs: ChangeRef[]): Promise<(string | null)[]> {
+    return promised(() => {
+      const files = this.files();
+      return refs.map((ref) => {
+        const record = files.releases.get([env, ref.rev]);
+        const index = record?.changes.findIndex(([k]) => k === ref.key) ?? -1;
+        if (record === undefined || index < 0) return null;
+        const apart = record.out?.some(([i, side]) => i === index && side === ref.side) === true;
+        return apart ? files.outValues.get([env, ref.rev, index, ref.side]) ?? null : record.changes[index][ref.side];
+      });
     });
   }
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from 'lmdb';
 import { PROOF_KEPT_MS, newStoreId, type StoreChallenge, type StoreIdentity } from '../identity.js';
+import { promised } from '../../../promised.js';
 import type { Mutex } from '../mutex.js';
 import type { LmdbFiles } from './files.js';
 
@@ -8,8 +9,8 @@ import type { LmdbFiles } from './files.js';
 export class LmdbIdentity implements StoreIdentity {
   constructor(private readonly files: () => LmdbFiles, private readonly mutex: Mutex) {}
 
-  async id(): Promise<string> {
-    return String(this.files().meta.get('store-id') ?? '');
+  id(): Promise<string> {
+    return promised(() => String(this.files().meta.get('store-id') ?? ''));
   }
 
   challenge(): Promise<StoreChallenge> {
@@ -19,16 +20,18 @@ export class LmdbIdentity implements StoreIdentity {
       const secret = randomBytes(32);
       const now = Date.now();
       await files.root.transaction(() => {
-        for (const { key: old, value } of files.proofs.getRange()) if (value[1] < now - PROOF_KEPT_MS) files.proofs.remove(old);
-        files.proofs.put(key, [secret, now]);
+        for (const { key: old, value } of files.proofs.getRange()) if (value[1] < now - PROOF_KEPT_MS) void files.proofs.remove(old);
+        void files.proofs.put(key, [secret, now]);
       });
       return { key, secret };
     });
   }
 
-  async answer(key: string): Promise<Buffer | undefined> {
-    const row = this.files().proofs.get(key);
-    return row === undefined ? undefined : Buffer.from(row[0]);
+  answer(key: string): Promise<Buffer | undefined> {
+    return promised(() => {
+      const row = this.files().proofs.get(key);
+      return row === undefined ? undefined : Buffer.from(row[0]);
+    });
   }
 
   adopt(serverId: string): Promise<{ before: string; after: string }> {
@@ -37,10 +40,10 @@ export class LmdbIdentity implements StoreIdentity {
       const before = String(files.meta.get('store-id') ?? '');
       const after = newStoreId();
       await files.root.transaction(() => {
-        (files.meta as unknown as Database<unknown, string>).put('store-id', after);
-        for (const { key } of files.servers.getRange()) if (key !== serverId) files.servers.remove(key);
-        for (const { key } of files.proofs.getRange()) files.proofs.remove(key);
-        files.access.meta.remove('secret:peer-key');
+        void (files.meta as unknown as Database<unknown, string>).put('store-id', after);
+        for (const { key } of files.servers.getRange()) if (key !== serverId) void files.servers.remove(key);
+        for (const { key } of files.proofs.getRange()) void files.proofs.remove(key);
+        void files.access.meta.remove('secret:peer-key');
       });
       return { before, after };
     });

@@ -1,4 +1,5 @@
 import type { Database } from 'lmdb';
+import { promised } from '../../../promised.js';
 import type { Mutex } from '../mutex.js';
 import type { MemberRecord, MemberRegistry } from '../types.js';
 
@@ -30,8 +31,8 @@ export class LmdbMembers implements MemberRegistry {
     });
   }
 
-  async list(): Promise<MemberRecord[]> {
-    return [...this.db().getRange()].map((e) => e.value);
+  list(): Promise<MemberRecord[]> {
+    return promised(() => [...this.db().getRange()].map((e) => e.value));
   }
 
   prune(before: number): Promise<number> {

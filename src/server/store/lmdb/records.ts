@@ -9,7 +9,9 @@ const OUT_OF_LINE_BYTES = 4096;
 
 /**
  * Writes `release` (inside the caller's transaction): its record, its large
- * values apart, its place in the global log, and the head.
+ * values apart, its place in the global log, and the head. Inside a
+ * transaction each put is made at once; the promise it returns is not waited
+ * for (`void`), as in every transaction of this store.
  */
 export function writeRelease(files: LmdbFiles, release: StoredRelease): void {
   const { env, rev, ...record } = release;
@@ -19,15 +21,15 @@ export function writeRelease(files: LmdbFiles, release: StoredRelease): void {
       if (value === null || value.length <= OUT_OF_LINE_BYTES / 3) return value;
       const bytes = Buffer.byteLength(value);
       if (bytes <= OUT_OF_LINE_BYTES) return value;
-      files.outValues.put([env, rev, i, side], value);
+      void files.outValues.put([env, rev, i, side], value);
       (out ??= []).push([i, side, bytes, valueHash(value)]);
       return null;
     };
     return [key, keep(before, 1), keep(after, 2)];
   });
-  files.releases.put([env, rev], out === undefined ? record : { ...record, changes, out });
-  files.log.put(rev, env);
-  files.meta.put('head', rev);
+  void files.releases.put([env, rev], out === undefined ? record : { ...record, changes, out });
+  void files.log.put(rev, env);
+  void files.meta.put('head', rev);
 }
 
 /** A release whole: its values kept apart read back in. */

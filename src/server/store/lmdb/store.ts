@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { WireError, type EnvInfo } from '../../../protocol/index.js';
+import { promised } from '../../../promised.js';
 import { RequestError } from '../../errors.js';
 import { Mutex } from '../mutex.js';
 import type {
@@ -72,26 +73,30 @@ export class LmdbStore implements Store {
     }
   }
 
-  async head(): Promise<number> {
-    return this.opened?.head ?? this.closedHead;
+  head(): Promise<number> {
+    return Promise.resolve(this.opened?.head ?? this.closedHead);
   }
 
-  async loadAll(): Promise<EnvState[]> {
-    const files = this.files();
-    const out: EnvState[] = [];
-    for (const { key: env, value } of files.envs.getRange()) {
-      out.push({ env, rev: value.rev, values: readValues(files, env), chain: value.chain ?? '' });
-    }
-    return out;
+  loadAll(): Promise<EnvState[]> {
+    return promised(() => {
+      const files = this.files();
+      const out: EnvState[] = [];
+      for (const { key: env, value } of files.envs.getRange()) {
+        out.push({ env, rev: value.rev, values: readValues(files, env), chain: value.chain ?? '' });
+      }
+      return out;
+    });
   }
 
-  async listEnvs(): Promise<EnvInfo[]> {
-    const files = this.files();
-    const out: EnvInfo[] = [];
-    for (const { key: env, value } of files.envs.getRange()) {
-      out.push({ env, rev: value.rev, keys: files.values.getKeysCount(valueRange(env)) });
-    }
-    return out;
+  listEnvs(): Promise<EnvInfo[]> {
+    return promised(() => {
+      const files = this.files();
+      const out: EnvInfo[] = [];
+      for (const { key: env, value } of files.envs.getRange()) {
+        out.push({ env, rev: value.rev, keys: files.values.getKeysCount(valueRange(env)) });
+      }
+      return out;
+    });
   }
 
   createEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {

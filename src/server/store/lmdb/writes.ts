@@ -1,6 +1,7 @@
 import { CHAIN_GENESIS, WireError, type Change, type KeyChange } from '../../../protocol/index.js';
 import { envNotFound, RequestError } from '../../errors.js';
 import { keyChangesFrom } from '../changes.js';
+import { promised } from '../../../promised.js';
 import type { Mutex } from '../mutex.js';
 import { newRelease } from '../release.js';
 import { REQUEST_IDS_KEPT_MS, REQUEST_PRUNE_BATCH, RequestReplay } from '../requests.js';
@@ -26,7 +27,7 @@ export class LmdbWrites {
       }
       const release = newRelease(env, files.head + 1, 0, meta, [], CHAIN_GENESIS);
       await files.root.transaction(() => {
-        files.envs.put(env, { rev: release.rev, floor: 0, kept: 1, created: release.rev, chain: release.chain! });
+        void files.envs.put(env, { rev: release.rev, floor: 0, kept: 1, created: release.rev, chain: release.chain! });
         writeRelease(files, release);
         keepRequest(files, meta, env, release.rev, 0);
       });
@@ -44,8 +45,8 @@ export class LmdbWrites {
       const changes: KeyChange[] = [...readValues(files, env)].map(([k, v]) => [k, v, null]);
       const release = newRelease(env, files.head + 1, current.rev, meta, changes, current.chain ?? '', true);
       await files.root.transaction(() => {
-        for (const key of files.values.getKeys(valueRange(env))) files.values.remove(key);
-        files.envs.remove(env);
+        for (const key of files.values.getKeys(valueRange(env))) void files.values.remove(key);
+        void files.envs.remove(env);
         writeRelease(files, release);
         keepRequest(files, meta, env, release.rev, changes.length);
       });
@@ -63,9 +64,9 @@ export class LmdbWrites {
       const view: EnvView = {
         env,
         rev: current.rev,
-        get: async (key) => files.values.get(valueKey(env, key)),
-        entries: async () => readValues(files, env),
-        releasesAfter: async (fromRev) => releasesBetween(files, env, current, fromRev, current.rev),
+        get: (key) => promised(() => files.values.get(valueKey(env, key))),
+        entries: () => promised(() => readValues(files, env)),
+        releasesAfter: (fromRev) => promised(() => releasesBetween(files, env, current, fromRev, current.rev)),
       };
       const planned: Change[] = await plan(view);
       const changes = keyChangesFrom(planned, (key) => files.values.get(valueKey(env, key)));
@@ -77,10 +78,10 @@ export class LmdbWrites {
       const release = newRelease(env, files.head + 1, current.rev, meta, changes, current.chain ?? '');
       await files.root.transaction(() => {
         for (const [key, , after] of changes) {
-          if (after === null) files.values.remove(valueKey(env, key));
-          else files.values.put(valueKey(env, key), after);
+          if (after === null) void files.values.remove(valueKey(env, key));
+          else void files.values.put(valueKey(env, key), after);
         }
-        files.envs.put(env, this.pruned(files, env, { ...current, rev: release.rev, kept: current.kept + 1, chain: release.chain! }));
+        void files.envs.put(env, this.pruned(files, env, { ...current, rev: release.rev, kept: current.kept + 1, chain: release.chain! }));
         writeRelease(files, release);
         keepRequest(files, meta, env, release.rev, changes.length);
       });
@@ -96,9 +97,9 @@ export class LmdbWrites {
     let floor = next.floor;
     let dropped = 0;
     for (const { key, value } of files.releases.getRange({ start: [env, next.created], end: [env, next.rev], limit: excess })) {
-      for (const [i, side] of value.out ?? []) files.outValues.remove([env, key[1], i, side]);
-      files.releases.remove(key);
-      files.log.remove(key[1]);
+      for (const [i, side] of value.out ?? []) void files.outValues.remove([env, key[1], i, side]);
+      void files.releases.remove(key);
+      void files.log.remove(key[1]);
       floor = key[1];
       dropped++;
     }
@@ -116,10 +117,10 @@ function seenRequest(files: LmdbFiles, meta: CommitMeta): void {
 /** Keeps the write's request id with its result and whose request it was (inside its transaction), and drops ids older than REQUEST_IDS_KEPT_MS. */
 function keepRequest(files: LmdbFiles, meta: CommitMeta, env: string, rev: number, changed: number): void {
   if (meta.requestId === undefined) return;
-  files.requests.put(meta.requestId, { env, rev, changed, time: meta.time, author: meta.author, op: meta.op, digest: meta.requestDigest ?? '' });
-  files.requestTimes.put([meta.time, meta.requestId], 1);
+  void files.requests.put(meta.requestId, { env, rev, changed, time: meta.time, author: meta.author, op: meta.op, digest: meta.requestDigest ?? '' });
+  void files.requestTimes.put([meta.time, meta.requestId], 1);
   for (const { key } of files.requestTimes.getRange({ end: [meta.time - REQUEST_IDS_KEPT_MS], limit: REQUEST_PRUNE_BATCH })) {
-    files.requestTimes.remove(key);
-    if (files.requests.get(key[1])?.time === key[0]) files.requests.remove(key[1]);
+    void files.requestTimes.remove(key);
+    if (files.requests.get(key[1])?.time === key[0]) void files.requests.remove(key[1]);
   }
 }
