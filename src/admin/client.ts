@@ -85,6 +85,7 @@ export class AdminClient {
   }
 
   static async connect(options: AdminClientOptions): Promise<AdminClient> {
+    // eslint-disable-next-line prefer-const -- the callbacks below read it before it is assigned (while connecting): a const declared after the connect would throw there
     let client: AdminClient | undefined;
     const early: Message[] = [];
     let closedEarly: string | undefined;

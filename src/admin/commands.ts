@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { jsonFaultText } from '../json-syntax.js';
 import { LocalErrorCode, VitefaError, type AdminRequest, type Entry } from '../protocol/index.js';
+import { promised } from '../promised.js';
 import { makeVerifier } from '../security/scram.js';
 import { newToken, TOKEN_ITERATIONS } from '../security/token.js';
 
@@ -184,7 +185,7 @@ export const COMMANDS: Record<string, Spec> = {
   },
   watch: {
     usage: 'watch ENV [KEY]', summary: 'follow releases as they land (Ctrl-C stops)', envFirst: true,
-    prepare: async (a) => (arity('watch', a, 1, 2), { request: { op: 'watch', env: a[0] }, ...(a[1] === undefined ? {} : { watchKey: a[1] }) }),
+    prepare: (a) => promised<Omit<Prepared, 'json'>>(() => (arity('watch', a, 1, 2), { request: { op: 'watch', env: a[0] }, ...(a[1] === undefined ? {} : { watchKey: a[1] }) })),
   },
   status: {
     usage: 'status [ENV] [--agent ID]', summary: 'the servers, environments, and what every agent acknowledged', envFirst: false,
@@ -221,14 +222,14 @@ export const COMMANDS: Record<string, Spec> = {
   'token add': {
     usage: 'token add NAME [ENV…]', summary: 'create an agent token, printed once (admin)', envFirst: false,
     details: 'ENV: the environments its agents may follow (names, prefixes such as prod/*, or *; none: nothing). The token is made here and shown only now; the server keeps a verifier of it.',
-    prepare: async (a) => {
+    prepare: (a) => promised<Omit<Prepared, 'json'>>(() => {
       arity('token add', a, 1, 257);
       const token = newToken();
       return {
         request: { op: 'token.add', name: a[0], envs: a.slice(1), id: token.id, verifier: makeVerifier(token.secret, TOKEN_ITERATIONS) },
         note: token.text,
       };
-    },
+    }),
   },
   'token del': { usage: 'token del NAME', summary: 'revoke an agent token (admin); its agents are disconnected', envFirst: false, prepare: (a) => (arity('token del', a, 1, 1), { op: 'token.del', name: a[0] }) },
   'token list': { usage: 'token list', summary: 'agent tokens with their grants (admin)', envFirst: false, prepare: (a) => (arity('token list', a, 0, 0), { op: 'token.list' }) },

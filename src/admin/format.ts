@@ -100,7 +100,7 @@ export function formatResult(request: AdminRequest, result: AdminResult, output:
     return output === 'raw' ? rawValue(value) : showValue(value);
   }
   // Everything the server sent is shown with its control characters escaped: names, values, details, errors.
-  const r = printableDeep(result) as ResultOf[keyof ResultOf];
+  const r = printableDeep<ResultOf[keyof ResultOf]>(result);
   switch (request.op) {
     case 'env.add':
     case 'env.del':

@@ -31,7 +31,7 @@ export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.P
     return;
   }
   // Parse before connecting: a usage error needs no server (nothing is asked, no real verifier is made).
-  if (words.length > 0) await prepareCommand(words, { account: '', passwordIterations: 1, newPassword: async () => 'unused-placeholder' });
+  if (words.length > 0) await prepareCommand(words, { account: '', passwordIterations: 1, newPassword: () => Promise.resolve('unused-placeholder') });
   if (flags.requestId !== undefined && !REQUEST_ID.test(flags.requestId)) {
     throw new VitefaError(LocalErrorCode.USAGE, `--request-id must be 1 to 128 of A-Z a-z 0-9 . _ : -, got ${JSON.stringify(flags.requestId)}`);
   }

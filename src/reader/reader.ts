@@ -138,6 +138,7 @@ export class ConfigReader {
         clearTimeout(timer);
         watcher?.close();
         options.signal?.removeEventListener('abort', onAbort);
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the signal's abort reason is passed on as it is, whatever it is (as Node's own APIs do)
         if (err !== undefined) reject(err);
         else resolve(this.revision(env));
       };

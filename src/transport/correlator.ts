@@ -56,6 +56,7 @@ export class Correlator<M> {
       } catch (err) {
         this.waiting.delete(id);
         clearTimeout(timer);
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what `send` threw is passed on unchanged
         reject(err);
       }
     });

@@ -73,7 +73,7 @@ export class PortListener {
         });
       });
       // Accept errors (EMFILE and the like) must not bring the process down.
-      listener.on('error', (err) => this.options.refusals.note(`accepting on ${endpoint.host}:${endpoint.port} failed: ${err.message}`));
+      listener.on('error', (err: Error) => this.options.refusals.note(`accepting on ${endpoint.host}:${endpoint.port} failed: ${err.message}`));
       this.listeners.push(listener);
     }
   }

@@ -251,6 +251,7 @@ export class ServerState {
           resolve(frame);
         } catch (err) {
           if (live.building?.ready === ready) live.building = undefined;
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what the encoder threw is passed on unchanged
           reject(err);
         }
       };

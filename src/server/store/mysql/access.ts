@@ -137,9 +137,18 @@ export class MysqlAccess implements AccessStore {
     return this.store.guard(() => this.store.read(async (db) => {
       const where: string[] = [];
       const params: unknown[] = [];
-      if (q.env !== undefined) (where.push('env = ?'), params.push(q.env));
-      if (q.actor !== undefined) (where.push('actor = ?'), params.push(q.actor));
-      if (q.since !== undefined) (where.push('time >= ?'), params.push(q.since));
+      if (q.env !== undefined) {
+        where.push('env = ?');
+        params.push(q.env);
+      }
+      if (q.actor !== undefined) {
+        where.push('actor = ?');
+        params.push(q.actor);
+      }
+      if (q.since !== undefined) {
+        where.push('time >= ?');
+        params.push(q.since);
+      }
       params.push(q.limit);
       const rows = await query<RowDataPacket[]>(db, `SELECT * FROM vitefa_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`, params);
       return rows.map((r) => ({

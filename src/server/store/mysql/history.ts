@@ -191,6 +191,6 @@ class PageBudget {
 
 function shown(row: RowDataPacket, prefix: 'b' | 'a'): number {
   if (row[`${prefix}_sha`] !== null && row[`${prefix}_sha`] !== undefined) return 40;
-  const len = row[`${prefix}_len`];
+  const len: unknown = row[`${prefix}_len`];
   return len === null || len === undefined ? 0 : Number(len);
 }
