@@ -77,9 +77,9 @@ for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')))
     const name = phase === 0 ? 'before' : marks.phases[phase - 1].name;
     if (name === 'end' || name === 'before') continue;
     let roles = byPhase.get(name);
-    if (roles === undefined) byPhase.set(name, (roles = new Map()));
+    if (roles === undefined) byPhase.set(name, (roles = new Map<string, Tally>()));
     let tally = roles.get(who);
-    if (tally === undefined) roles.set(who, (tally = new Map()));
+    if (tally === undefined) roles.set(who, (tally = new Map<string, number>()));
     const node = nodes.get(profile.samples[i])!;
     // A pool thread waiting for work is idle, not busy.
     const key = node.callFrame.functionName === 'atomicsWaitLoop' ? '(idle)' : label(node);

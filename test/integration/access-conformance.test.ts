@@ -30,7 +30,7 @@ const backends: Record<string, (legacy?: object[]) => Promise<Store>> = {
       const root = openLmdb({ path: path.join(dir, 'store', 'store'), maxDbs: 16 });
       const accounts = root.openDB<object, string>({ name: 'accounts' });
       await root.transaction(() => {
-        for (const a of legacy) accounts.put((a as { name: string }).name, a);
+        for (const a of legacy) void accounts.put((a as { name: string }).name, a);
       });
       await root.close();
     }

@@ -42,7 +42,7 @@ test('watch prints each release as it lands (only the key asked for), until Ctrl
     await run(['admin', '--server', address, 'set', 'live', 'k', String(++n)]);
     return json.stdout.match(/\{"t":4,[^\n]*\}\n/) ?? undefined;
   }, 60_000, 200);
-  const changes = JSON.parse(line[0]).changes as [string, string][];
+  const { changes } = JSON.parse(line[0]) as { changes: [string, string][] };
   assert.equal(changes.length, 1);
   assert.equal(changes[0][0], 'k');
   assert.ok(Number(changes[0][1]) >= 1 && Number(changes[0][1]) <= n, JSON.stringify(changes));
@@ -65,6 +65,7 @@ test('vitefa admin --help lists every command, and help COMMAND explains one', a
 test('colours only on a terminal and never with NO_COLOR; tables are aligned', () => {
   const tty = { isTTY: true } as unknown as NodeJS.WriteStream;
   const pipe = { isTTY: false } as unknown as NodeJS.WriteStream;
+  // eslint-disable-next-line no-control-regex -- a colour is an escape sequence: ESC [
   assert.match(styleFor(tty, {}).bold('x'), /\x1b\[/);
   assert.equal(styleFor(tty, { NO_COLOR: '1' }).bold('x'), 'x');
   assert.equal(styleFor(pipe, {}).bold('x'), 'x');

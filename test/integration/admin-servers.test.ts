@@ -12,6 +12,7 @@ import { mayRetry, notRetried } from '../../src/admin/outcome.js';
 import { parseServers, ServerList, type ConnectTo } from '../../src/admin/servers.js';
 import { LocalErrorCode, MessageType, RemoteError, VitefaError, WireError, type AdminRequest, type ErrorMessage, type Message } from '../../src/protocol/index.js';
 import { shuttingDown } from '../../src/server/edge/session.js';
+import { promised } from '../../src/promised.js';
 import { endpointText, parseEndpoint, type Endpoint } from '../../src/transport/client.js';
 import { ADMIN_PASSWORD, freePort, run } from '../support/procs.js';
 import { memoryServer, type MemoryServer } from '../support/servers.js';
@@ -34,12 +35,12 @@ describe('the server list', () => {
     const asked: string[] = [];
     return {
       asked,
-      connectTo: async (at) => {
+      connectTo: (at) => promised(() => {
         const addr = endpointText(at);
         asked.push(addr);
         if (addr in failing) throw failing[addr];
         return { peers, addr } as unknown as AdminClient;
-      },
+      }),
     };
   };
   const refused = (addr: string) => new VitefaError(LocalErrorCode.CONNECTION_CLOSED, `connection to ${addr} closed before the login completed: connect ECONNREFUSED ${addr}`);

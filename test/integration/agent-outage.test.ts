@@ -19,7 +19,7 @@ after(async () => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function clocked(): { outage: Outage; advance(ms: number): void } {
+function clocked(): { outage: Outage; advance: (ms: number) => void } {
   let now = 1_000_000;
   return { outage: new Outage(OUTAGE_DEFAULTS, () => now), advance: (ms) => void (now += ms) };
 }

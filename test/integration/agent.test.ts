@@ -460,6 +460,7 @@ test('a server may not make the agent mix histories, store keys it cannot hold, 
   // What the agent prints of a server's words is one line, bounded, escapes shown, not acted on.
   const { oneLine } = await import('../../src/agent/main.js');
   const line = oneLine(`refused\u001b[2K\u001b[1A\r\nFORGED login ok ${'x'.repeat(100_000)}`);
+  // eslint-disable-next-line no-control-regex -- what is checked is that no control character is left
   assert.ok(!/[\u0000-\u001f]/.test(line) && line.length < 2100, line.slice(0, 80));
   assert.match(line, /^refused\\u001b\[2K\\u001b\[1A\\r\\nFORGED/);
 });

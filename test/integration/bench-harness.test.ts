@@ -27,7 +27,13 @@ test('the harness: every agent receives every release, none lost in a reconnect 
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   assert.equal(code, 0, output);
-  const report = JSON.parse(fs.readFileSync(json, 'utf8'));
+  const report = JSON.parse(fs.readFileSync(json, 'utf8')) as {
+    layout: { agents: number };
+    propagation: { rounds: { received: number }[]; floorRounds: { received: number }[]; ratioP99: number };
+    storm: { lostReleases: number };
+    agentsSaw: { gaps: number; protocolErrors: number };
+    snapshot: { joinersCurrentMs: number };
+  };
   assert.equal(report.layout.agents, 300);
   for (const round of report.propagation.rounds) assert.equal(round.received, 300, 'every agent got every release');
   for (const round of report.propagation.floorRounds) assert.equal(round.received, 300, 'every floor socket got every frame');

@@ -42,7 +42,7 @@ const refusedFull = (a: RawClient): boolean => a.errors.some((e) => e.code === W
 async function status(address: string): Promise<{ agentsTotal: number; server: { counters: Record<string, number> } }> {
   const result = await run(['admin', '--server', address, '--json', 'status']);
   assert.equal(result.code, 0, result.stderr);
-  return JSON.parse(result.stdout);
+  return JSON.parse(result.stdout) as { agentsTotal: number; server: { counters: Record<string, number> } };
 }
 
 test('a cluster whose workers are full of agents refuses the next ones with SERVER_FULL, still lets an admin in, and serves agents again once room frees', async () => {

@@ -24,7 +24,7 @@ const workersOf = (pid: number): number[] =>
 async function counters(address: string): Promise<Record<string, number> & { workers: number }> {
   const result = await run(['admin', '--server', address, '--json', 'status']);
   assert.equal(result.code, 0, result.stderr);
-  const status = JSON.parse(result.stdout);
+  const status = JSON.parse(result.stdout) as { server: { counters: Record<string, number>; workers: number } };
   return { ...status.server.counters, workers: status.server.workers };
 }
 
@@ -52,7 +52,7 @@ test('a killed worker is replaced, counted, and its agents come back current; on
   await proc.waitForOutput(new RegExp(`worker ${first} exited \\(SIGKILL\\)`));
   await waitFor('two workers again', async () => (await counters(address)).workers === 2, 15_000, 200);
   const set = await run(['admin', '--server', address, '--json', 'set', 'w', 'k', '1']);
-  const rev = JSON.parse(set.stdout).rev as number;
+  const { rev } = JSON.parse(set.stdout) as { rev: number };
   await waitFor('every agent current again', () => agents.every((a) => a.held >= rev), 15_000);
   assert.equal((await counters(address)).workerRestarts, 1);
 

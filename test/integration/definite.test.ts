@@ -135,8 +135,9 @@ describe('retries that apply once', () => {
     const rev = Number(first.stdout.match(/revision (\d+)/)?.[1]);
     assert.equal(second.stdout, `o: this request id was applied before, as revision ${rev} (1 key changed); nothing was written now\n`, 'the first one\'s answer, through either server, said to be a replay');
     const history = await admin(b, 'history', 'o', 'twice', '--json');
-    assert.equal(JSON.parse(history.stdout).releases.length, 1, history.stdout);
-    assert.equal(JSON.parse(history.stdout).releases[0].rev, rev);
+    const { releases } = JSON.parse(history.stdout) as { releases: { rev: number }[] };
+    assert.equal(releases.length, 1, history.stdout);
+    assert.equal(releases[0].rev, rev);
     const bad = await admin(b, 'set', 'o', 'x', '1', '--request-id', 'not valid!');
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^vitefa: --request-id must be 1 to 128 of/);
@@ -154,7 +155,7 @@ describe('retries that apply once', () => {
     const rev = Number(seen?.[1] ?? seen?.[2]);
     assert.ok(rev > 0, result.stdout);
     const history = await admin(b, 'history', 'o', 'k', '--json');
-    const releases = JSON.parse(history.stdout).releases as { rev: number }[];
+    const { releases } = JSON.parse(history.stdout) as { releases: { rev: number }[] };
     assert.deepEqual(releases.map((r) => r.rev), [rev], 'one release, the one committed through A');
     assert.equal((await admin(b, 'get', 'o', 'k')).stdout, 'once\n');
   });

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { WireError, type AuditEntry } from '../../src/protocol/index.js';
+import { WireError } from '../../src/protocol/index.js';
 import { AdminClient } from '../../src/admin/client.js';
 import { LIMIT_DEFAULTS } from '../../src/server/limits.js';
 import { ScramClient } from '../support/login.js';
@@ -59,7 +59,7 @@ async function login(scram: ScramClient, localAddress: string): Promise<{ outcom
 async function audited(actor: string, from: string): Promise<number> {
   const admin = await AdminClient.connect({ ...target, login: { user: 'admin', secret: ADMIN_PASSWORD }, connectTimeoutMs: 10_000, requestTimeoutMs: 30_000 });
   try {
-    const { entries } = await admin.request({ op: 'audit', user: actor, limit: 10_000 }) as { entries: AuditEntry[] };
+    const { entries } = await admin.request({ op: 'audit', user: actor, limit: 10_000 });
     return entries.filter((e) => e.result === 'failed' && e.addr.replace(/^::ffff:/, '').startsWith(`${from}:`)).length;
   } finally {
     admin.close();

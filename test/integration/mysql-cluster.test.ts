@@ -107,9 +107,9 @@ describe('two servers on one MySQL database', () => {
       fs.writeFileSync(file, JSON.stringify({ db: { port: 3 }, extra: true }));
       assert.equal((await admin(s, 'apply', 'alpha', file)).code, 0);
       await seen('extra', true);
-      const history = JSON.parse((await admin(s, 'history', 'alpha', 'db', '--json')).stdout);
+      const history = JSON.parse((await admin(s, 'history', 'alpha', 'db', '--json')).stdout) as { releases: { op: string }[] };
       assert.deepEqual(history.releases.slice(0, 4).map((r: { op: string }) => r.op), ['apply', 'clear', 'merge', 'set']);
-      const diff = JSON.parse((await admin(s, 'diff', 'alpha', String(start), '--json')).stdout);
+      const diff = JSON.parse((await admin(s, 'diff', 'alpha', String(start), '--json')).stdout) as { changes: unknown };
       assert.deepEqual(diff.changes, [
         ['db', '{"hosts":["a","b"],"port":1}', '{"port":3}'],
         ['extra', null, 'true'],

@@ -26,8 +26,8 @@ type Answer = { ok: true; res: unknown } | { ok: false; code: number; msg: strin
 const isChallenge = (m: Message): m is Challenge => m.t === MessageType.Challenge;
 const isWelcome = (m: Message): m is Welcome => m.t === MessageType.Welcome;
 
-const stores: Record<string, () => { store?: Store; cleanup(): Promise<void> }> = {
-  LmdbStore: () => ({ cleanup: async () => undefined }),
+const stores: Record<string, () => { store?: Store; cleanup: () => Promise<void> }> = {
+  LmdbStore: () => ({ cleanup: () => Promise.resolve() }),
   MysqlStore: () => {
     const db = databaseName();
     return { store: createStore(`${MYSQL_BASE}/${db}`, { retainReleases: 1000 }), cleanup: () => dropDatabase(db) };
@@ -204,7 +204,7 @@ for (const [storeName, make] of Object.entries(stores)) {
 }
 
 describe('the admin tool', () => {
-  const io = { newPassword: async () => 'a-password', passwordIterations: 4096, account: 'admin' };
+  const io = { newPassword: () => Promise.resolve('a-password'), passwordIterations: 4096, account: 'admin' };
 
   test('user add takes grants and read-only grants (--read, repeated or separated by commas)', async () => {
     const { request } = await prepareCommand(['user', 'add', 'ed', 'editor', 'shop', 'team/*', '--read', 'prod,stage/*', '--read', 'qa'], io);

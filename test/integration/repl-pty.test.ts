@@ -29,6 +29,7 @@ after(async () => {
 });
 
 /** Strips colours and cursor moves, for matching. */
+// eslint-disable-next-line no-control-regex -- colours and cursor moves are escape sequences: ESC [ …
 const plain = (text: string): string => text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
 
 test('a person at a terminal: log in, use, set, get, complete, a multi-line value, a bad command, Ctrl-C, Ctrl-D', async () => {
@@ -86,6 +87,7 @@ test('a person at a terminal: log in, use, set, get, complete, a multi-line valu
   type('\x04');
   assert.equal(await exited, 0);
   assert.ok(!out.includes(ADMIN_PASSWORD), 'the password was not echoed');
+  // eslint-disable-next-line no-control-regex -- a colour is an escape sequence: ESC [
   assert.match(out, /\x1b\[/, 'colours on a terminal');
   assert.equal((await run(['admin', '--server', address, 'get', 'demo', 'doc'])).stdout, '{"a":[1,2]}\n');
   assert.ok(!fs.readFileSync(path.join(dir, 'history'), 'utf8').includes('set half'), 'a cancelled line is not kept');

@@ -28,7 +28,7 @@ async function dumpAndRestore(from: string, to: string): Promise<void> {
   const { stdout } = await exec('mariadb-dump', [...conn, '--single-transaction', '--hex-blob', from], { maxBuffer: 256 << 20 });
   await exec('mariadb', [...conn, '-e', `CREATE DATABASE \`${to}\``]);
   await new Promise<void>((resolve, reject) => {
-    const child = execFile('mariadb', [...conn, to], (err) => (err ? reject(err) : resolve()));
+    const child = execFile('mariadb', [...conn, to], (err: Error | null) => (err ? reject(err) : resolve()));
     child.stdin!.end(stdout);
   });
 }

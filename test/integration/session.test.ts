@@ -316,7 +316,7 @@ describe('what an agent may hold', () => {
 
 describe('handlers that throw', () => {
   /** A host whose admin executor fails on purpose. */
-  async function hostWith(execute: () => Promise<unknown>): Promise<{ host: ConnectionHost; connect(): TestPeer }> {
+  function hostWith(execute: () => Promise<unknown>): { host: ConnectionHost; connect: () => TestPeer } {
     const state = new ServerState(resolveLimits());
     state.load(0, []);
     const book = new CredentialBook({
@@ -356,7 +356,7 @@ describe('handlers that throw', () => {
   }
 
   test('a synchronous throw ends only that session, with INTERNAL, and is logged with its stack', async () => {
-    const { host, connect } = await hostWith(() => {
+    const { host, connect } = hostWith(() => {
       throw new TypeError('a bug in the executor');
     });
     const logged = await captureStderr(async () => {
@@ -377,7 +377,7 @@ describe('handlers that throw', () => {
   });
 
   test('a result that cannot be encoded is answered with INTERNAL for that request; the session goes on', async () => {
-    const { host, connect } = await hostWith(async () => ({ huge: 10n ** 30n }));
+    const { host, connect } = hostWith(() => Promise.resolve({ huge: 10n ** 30n }));
     const logged = await captureStderr(async () => {
       const peer = connect();
       await logIn(peer, admin());
@@ -393,10 +393,10 @@ describe('handlers that throw', () => {
 
   test('a rejected promise answers that request with INTERNAL and the session goes on; a RequestError keeps its status', async () => {
     let calls = 0;
-    const { host, connect } = await hostWith(async () => {
+    const { host, connect } = hostWith(() => {
       calls++;
-      if (calls === 1) throw new RangeError('an async bug');
-      throw new RequestError(WireError.ENV_NOT_FOUND, 'no such environment');
+      if (calls === 1) return Promise.reject(new RangeError('an async bug'));
+      return Promise.reject(new RequestError(WireError.ENV_NOT_FOUND, 'no such environment'));
     });
     const logged = await captureStderr(async () => {
       const peer = connect();

@@ -13,6 +13,7 @@ import { createStore } from '../../src/server/store/create.js';
 import { LmdbStore } from '../../src/server/store/lmdb/store.js';
 import { LATEST_SCHEMA } from '../../src/server/store/mysql/migrations.js';
 import { MysqlStore } from '../../src/server/store/mysql/store.js';
+import { promised } from '../../src/promised.js';
 import type { CommitMeta, HistoryPageQuery, Planner, Store, StoredRelease } from '../../src/server/store/types.js';
 
 /**
@@ -46,7 +47,7 @@ const lmdbBackend: Backend = {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitefa-conf-'));
     return {
       make: (retainReleases) => new LmdbStore(dir, { retainReleases }),
-      dispose: async () => fs.rmSync(dir, { recursive: true, force: true }),
+      dispose: () => promised(() => fs.rmSync(dir, { recursive: true, force: true })),
     };
   },
 };
@@ -134,7 +135,7 @@ async function withCtx(backend: Backend, fn: (ctx: Ctx) => Promise<void>): Promi
 }
 
 const meta = (op = 'set', author = 'tester'): CommitMeta => ({ author, op, time: 1_700_000_000_000 });
-const sets = (...changes: [string, string | null][]): Planner => async () => changes;
+const sets = (...changes: [string, string | null][]): Planner => () => Promise.resolve(changes);
 
 /** A predicate for assert.rejects: a RequestError with this wire status. */
 function withStatus(status: WireError, text?: string): (err: unknown) => boolean {
@@ -271,13 +272,13 @@ function conformance(backend: Backend): void {
         throw boom;
       }), (err) => err === boom);
       const refused = new RequestError(WireError.KEY_NOT_FOUND, 'key q does not exist');
-      await assert.rejects(store.commit(env, meta(), async () => { throw refused; }), (err) => err === refused);
+      await assert.rejects(store.commit(env, meta(), () => Promise.reject(refused)), (err) => err === refused);
       assert.equal(await store.head(), h);
       assert.deepEqual(await valuesOf(store, env), { a: '2', b: '2' });
       assert.equal((await history(store, env, { limit: 10 })).length, 3);
       let called = false;
       await assert.rejects(
-        store.commit(ctx.env('missing'), meta(), async () => { called = true; return [['a', '1']]; }),
+        store.commit(ctx.env('missing'), meta(), () => { called = true; return Promise.resolve([['a', '1']]); }),
         withStatus(WireError.ENV_NOT_FOUND),
       );
       assert.equal(called, false, 'no planner for a missing environment');
@@ -429,7 +430,7 @@ function conformance(backend: Backend): void {
       await assert.rejects(store.createEnv(env, withId('create', 'env.add')), (err: unknown) => err instanceof RequestReplay && err.record.rev === created.rev && err.record.env === env);
       const first = (await store.commit(env, withId('one'), sets(['a', '1'])))!;
       let planned = 0;
-      const again = store.commit(env, withId('one'), async () => (planned++, [['a', '2']]));
+      const again = store.commit(env, withId('one'), () => (planned++, Promise.resolve([['a', '2']])));
       await assert.rejects(again, (err: unknown) => err instanceof RequestReplay && err.record.rev === first.rev && err.record.changed === 1);
       assert.equal(planned, 0, 'the retry was not planned');
       // A write that changed nothing keeps its id: its retry changes nothing, even after the value moved.
@@ -661,9 +662,9 @@ describe('MysqlStore only', () => {
       const conn = await admin();
       try {
         const [rows] = await conn.query<mysql.RowDataPacket[]>(`SELECT version FROM ${conn.escapeId(db)}.vitefa_schema`);
-        assert.deepEqual(rows.map((r) => r.version), [LATEST_SCHEMA]);
+        assert.deepEqual(rows.map((r): unknown => r.version), [LATEST_SCHEMA]);
         const [head] = await conn.query<mysql.RowDataPacket[]>(`SELECT id, rev FROM ${conn.escapeId(db)}.vitefa_head`);
-        assert.deepEqual(head.map((r) => [r.id, r.rev]), [[1, 1]]);
+        assert.deepEqual(head.map((r): unknown[] => [r.id, r.rev]), [[1, 1]]);
       } finally {
         await conn.end();
       }

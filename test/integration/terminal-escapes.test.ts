@@ -27,6 +27,7 @@ const FORGED_AGENT = `web-1${ESC}[31m\r\nforged-agent  10.0.0.9:1  prod@7`;
 /** The value reproduction: clear the screen. */
 const CLEAR_SCREEN = `${ESC}[2J${ESC}[Hall is well`;
 /** Anything a terminal acts on: C0 and C1 controls, DEL, separators, bidi overrides. */
+// eslint-disable-next-line no-control-regex -- what a terminal acts on is control characters: matching them is the point
 const ACTS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 const isError = (m: Message): m is ErrorMessage => m.t === MessageType.Error;
@@ -168,7 +169,7 @@ describe('real processes: the admin tool and vitefa read', () => {
     const raw = await run(['admin', '--server', address, 'get', 'screen', 'banner', '--raw']);
     assert.equal(raw.stdout, `${CLEAR_SCREEN}\n`);
     const json = await run(['admin', '--server', address, '--json', 'get', 'screen', 'banner']);
-    assert.equal(JSON.parse(JSON.parse(json.stdout).value), CLEAR_SCREEN);
+    assert.equal(JSON.parse((JSON.parse(json.stdout) as { value: string }).value), CLEAR_SCREEN);
     const misuse = await run(['admin', '--server', address, 'list', 'screen', '--raw']);
     assert.equal(misuse.code, 2);
     assert.match(misuse.stderr, /--raw goes with get only/);
@@ -207,7 +208,7 @@ describe('real processes: the admin tool and vitefa read', () => {
     assert.deepEqual(JSON.parse(obj.stdout), { a: 'x\u009b2J' });
     const all = await read('screen');
     assert.doesNotMatch(all.stdout, ACTS);
-    assert.equal(JSON.parse(all.stdout).banner, CLEAR_SCREEN, 'the environment as JSON means the same');
+    assert.equal((JSON.parse(all.stdout) as { banner: unknown }).banner, CLEAR_SCREEN, 'the environment as JSON means the same');
     const missing = await read('screen', `k${ESC}]0;owned${ESC}\\`);
     assert.equal(missing.code, 1);
     assert.doesNotMatch(missing.stderr, ACTS);

@@ -66,7 +66,7 @@ describe('the server', () => {
 });
 
 describe('the admin tool\'s own checks', () => {
-  const io = { account: 'admin', passwordIterations: 4096, newPassword: async () => 'unused-password' };
+  const io = { account: 'admin', passwordIterations: 4096, newPassword: () => Promise.resolve('unused-password') };
 
   test('a merge value that is not JSON: the position, not the text', async () => {
     await assert.rejects(prepareCommand(['merge', 'prod', 'db', `{"password": ${SECRET}}`], io), (err: Error) => {

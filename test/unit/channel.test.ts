@@ -69,7 +69,6 @@ type Replies = { add: number; fail: never };
 function pair(options: { maxQueuedBytes?: number; overflow?: (bytes: number) => void } = {}) {
   const notes: Note[] = [];
   let deliverToB = true;
-  let ends: { a: Channel<Note, Req, Note, Req, Replies>; b: Channel<Note, Req, Note, Req, Replies> };
   const port = (to: () => Channel<Note, Req, Note, Req, Replies>, open: () => boolean): ChannelPort => ({
     send: (message, done) => {
       if (!open()) return; // never handed on: the bytes stay queued
@@ -84,10 +83,10 @@ function pair(options: { maxQueuedBytes?: number; overflow?: (bytes: number) => 
       if (note.k === 'boom') throw new Error('a bug in a note handler');
       notes.push(note);
     },
-    request: async (req: Req) => {
-      if (req.k === 'add') return req.a + req.b;
-      if (req.how === 'request') throw new RequestError(WireError.ENV_NOT_FOUND, 'no such environment');
-      throw new TypeError('a bug in a request handler');
+    request: (req: Req): Promise<number> => {
+      if (req.k === 'add') return Promise.resolve(req.a + req.b);
+      if (req.how === 'request') return Promise.reject(new RequestError(WireError.ENV_NOT_FOUND, 'no such environment'));
+      return Promise.reject(new TypeError('a bug in a request handler'));
     },
   };
   const a = new Channel<Note, Req, Note, Req, Replies>(port(() => ends.b, () => deliverToB), {
@@ -96,7 +95,8 @@ function pair(options: { maxQueuedBytes?: number; overflow?: (bytes: number) => 
   const b = new Channel<Note, Req, Note, Req, Replies>(port(() => ends.a, () => true), {
     name: 'worker', maxPending: 8, maxQueuedBytes: 1 << 20, overflow: () => undefined, ...handlers,
   });
-  ends = { a, b };
+  // Read by the ports only once a message is on its way, after this.
+  const ends: { a: Channel<Note, Req, Note, Req, Replies>; b: Channel<Note, Req, Note, Req, Replies> } = { a, b };
   return { a, b, notes, hold: () => (deliverToB = false) };
 }
 

@@ -7,6 +7,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
 import { Packr } from 'msgpackr';
 import {
   FRAME_HEADER_BYTES, FrameDecoder, MessageType, ProtocolError, WireError,
@@ -217,7 +218,7 @@ describe('hostile nesting and sizes', () => {
       caught = err;
     }
     assert.ok(caught !== undefined, `${label}: was accepted`);
-    assert.ok(caught instanceof ProtocolError, `${label}: ${String(caught)} escaped instead of a ProtocolError`);
+    assert.ok(caught instanceof ProtocolError, `${label}: ${inspect(caught)} escaped instead of a ProtocolError`);
     assert.equal(caught.status, status, `${label}: ${caught.message}`);
     // The decoder must still work afterwards (msgpackr keeps module-level state).
     assert.deepEqual(decodeBody(encodeBody({ t: 7, n: 1 })), { t: 7, n: 1 });
