@@ -1,7 +1,7 @@
-import { LocalErrorCode, RemoteError, VitefaError, WireError, type AdminRequest } from '../protocol/index.js';
+import { CONFIG_WRITE_OPS, LocalErrorCode, RemoteError, VitefaError, WireError, type AdminRequest } from '../protocol/index.js';
 
 /** The operations that make releases: they carry a request id, and are retried with it when the answer is lost. */
-export const CONFIG_WRITES: ReadonlySet<string> = new Set(['env.add', 'env.del', 'set', 'del', 'merge', 'clear', 'apply', 'rollback']);
+export const CONFIG_WRITES: ReadonlySet<string> = new Set(CONFIG_WRITE_OPS);
 
 /** The admin operations that change something: their outcome matters when no answer comes. */
 const WRITE_OPS: ReadonlySet<string> = new Set([...CONFIG_WRITES, 'user.add', 'user.del', 'user.passwd', 'token.add', 'token.del']);

@@ -8,6 +8,6 @@ export type * from './messages.js';
 export type * from './requests.js';
 export type * from './results.js';
 export { REQUEST_ID } from './request-id.js';
-export { ADMIN_OPS } from './operations.js';
+export { ADMIN_OPS, CONFIG_WRITE_OPS } from './operations.js';
 export { CONTROL_CHARACTERS } from './text.js';
 export { scanBody, DEFAULT_DECODE_LIMITS, MAX_DEPTH_LIMIT, type DecodeLimits } from './scan.js';

@@ -14,3 +14,10 @@ export const ADMIN_OPS = [
   'audit',
   'watch', 'unwatch',
 ] as const;
+
+/**
+ * The operations that write configuration: each makes a release and carries
+ * a request id (Request.rid), with which a retry is answered with the first
+ * result. The server's table of operations marks exactly these as writes.
+ */
+export const CONFIG_WRITE_OPS = ['env.add', 'env.del', 'set', 'del', 'merge', 'clear', 'apply', 'rollback'] as const satisfies readonly (typeof ADMIN_OPS)[number][];

@@ -6,7 +6,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_OPS, type AdminOp } from '../../src/protocol/index.js';
+import { ADMIN_OPS, CONFIG_WRITE_OPS, WireError, type AdminOp } from '../../src/protocol/index.js';
 import { accountHandlers, type AccountDesk } from '../../src/server/access/account-ops.js';
 import { permit } from '../../src/server/access/permissions.js';
 import { RequestError } from '../../src/server/errors.js';
@@ -46,7 +46,7 @@ describe('the table of operations', () => {
       }
       if (entry.paged) assert.equal(entry.permission, 'read', op);
     }
-    assert.deepEqual(ops.filter((op) => operation(op).writes).sort(), ['apply', 'clear', 'del', 'env.add', 'env.del', 'merge', 'rollback', 'set']);
+    assert.deepEqual(ops.filter((op) => operation(op).writes).sort(), [...CONFIG_WRITE_OPS].sort());
   });
 });
 
@@ -98,5 +98,13 @@ describe('each entry\'s permission, applied to an account', () => {
     permit({ op: 'user.passwd', name: 'vic', verifier: { salt: '', iterations: 0, storedKey: '', serverKey: '' } }, viewer);
     assert.throws(() => permit({ op: 'user.passwd', name: 'ed', verifier: { salt: '', iterations: 0, storedKey: '', serverKey: '' } }, viewer), forbidden);
     permit({ op: 'unwatch', env: 'prod' }, viewer);
+  });
+});
+
+describe('an operation the table does not hold', () => {
+  test('is refused as a bad request, not a crash, by whoever asks the table', () => {
+    for (const op of ['nope', 'constructor', '__proto__', 'toString']) {
+      assert.throws(() => operation(op as AdminOp), (err: unknown) => err instanceof RequestError && err.status === WireError.BAD_REQUEST && /unknown operation/.test(err.message));
+    }
   });
 });

@@ -1,4 +1,5 @@
-import { ADMIN_OPS, type AdminOp, type AdminRequest, type ResultOf } from '../../protocol/index.js';
+import { ADMIN_OPS, WireError, type AdminOp, type AdminRequest, type ResultOf } from '../../protocol/index.js';
+import { RequestError } from '../errors.js';
 
 /**
  * What an operation needs of the account that asks (access/permissions.ts applies it):
@@ -79,6 +80,8 @@ export const OPERATIONS = {
 
 /** The entry of an operation. */
 export function operation(op: AdminOp): Operation {
+  // The decoder refuses unknown operations first; a caller that skipped it gets the same answer, not a crash.
+  if (!Object.hasOwn(OPERATIONS, op)) throw new RequestError(WireError.BAD_REQUEST, `unknown operation ${JSON.stringify(String(op)).slice(0, 80)}`);
   return OPERATIONS[op] as Operation;
 }
 

@@ -191,7 +191,7 @@ export class ServerCore<Front extends AgentFront = AgentFront> {
     const here = await this.front.status(env, 1000);
     const found = agent === undefined ? undefined : (await this.front.status(env, FOUND_AT_MOST, agent)).agents;
     const server: ServerInfo = { ...this.info(), workers: here.processes, counters: { ...here.counters, ...this.peers?.portCounters } };
-    const mine: LocalStatus = { server, gen: this.gen, head: this.hub.applied, agentsTotal: here.agentsTotal, envs: await this.front.revisions(env, LAGGING_SHOWN) };
+    const mine: LocalStatus = { server, gen: this.gen, head: this.hub.applied, agentsTotal: this.front.agents(), envs: await this.front.revisions(env, LAGGING_SHOWN) };
     if (found !== undefined) mine.found = found;
     const cluster = this.peers !== undefined ? await this.peers.clusterStatus(env, mine, agent) : this.alone(mine);
     return { server, agentsTotal: here.agentsTotal, agents: here.agents, cluster };

@@ -11,6 +11,7 @@ import type { AuditRecord } from '../store/types.js';
 import { Channel, type ChannelPort } from './channel.js';
 import { reportMemoryOnSignal } from './diagnostics.js';
 import type { PrimaryNote, PrimaryRequest, Replies, WorkerNote, WorkerRequest, WorkerSetup } from './ipc.js';
+import { promised } from '../../promised.js';
 
 type WorkerChannel = Channel<WorkerNote, WorkerRequest, PrimaryNote, PrimaryRequest, Pick<Replies, 'admin' | 'login'>>;
 
@@ -58,17 +59,20 @@ export class ClusterWorker {
     this.channel.notify({ k: 'ready' });
   }
 
+  /** Answers through a promise even when a part throws, so that the primary gets an error rather than no answer. */
   private request(request: PrimaryRequest): Promise<unknown> {
-    switch (request.k) {
-      case 'status':
-        return Promise.resolve(this.host?.status(request.env, request.max, request.agent) ?? ({ agentsTotal: 0, agents: [], counters: {} } satisfies HostStatus));
-      case 'revisions':
-        return Promise.resolve(this.host?.revisions(request.env, request.cap) ?? []);
-      default: {
-        const unknown: never = request;
-        return Promise.reject(new RequestError(WireError.BAD_REQUEST, `unknown request ${JSON.stringify(unknown)}`));
+    return promised(() => {
+      switch (request.k) {
+        case 'status':
+          return this.host?.status(request.env, request.max, request.agent) ?? ({ agentsTotal: 0, agents: [], counters: {} } satisfies HostStatus);
+        case 'revisions':
+          return this.host?.revisions(request.env, request.cap) ?? [];
+        default: {
+          const unknown: never = request;
+          throw new RequestError(WireError.BAD_REQUEST, `unknown request ${JSON.stringify(unknown)}`);
+        }
       }
-    }
+    });
   }
 
   private note(note: PrimaryNote, leave: (code: number, why?: string) => void): void {
