@@ -25,7 +25,9 @@ const program = new Command('vitefa')
   .version(VERSION)
   .showHelpAfterError()
   .configureOutput({ outputError: (str, write) => write(str) })
-  .exitOverride();
+  .exitOverride()
+  // Options after a subcommand's first word are that subcommand's to read (`admin audit --user U` filters by U).
+  .enablePositionalOptions();
 
 program
   .command('server')
@@ -76,6 +78,7 @@ program
   .option('--request-id <id>', 'request id of a write (default: a new one): the same id given to two runs applies the write once')
   .argument('[command...]', 'e.g. set ENV KEY VALUE; help lists them all')
   .allowUnknownOption()
+  .passThroughOptions()
   .helpOption('-h, --help')
   .addHelpText('after', () => `\n${helpText()}\n\nhelp COMMAND (e.g. vitefa admin help user add) says more about one command.`)
   .action(async (words: string[], opts: AdminFlags) => (await import('./admin/main.js')).runAdmin(words, opts));

@@ -310,6 +310,8 @@ export async function prepareCommand(words: string[], io: CommandIO, currentEnv?
 export function helpText(command?: string): string {
   if (command !== undefined && command !== '') {
     const spec = COMMANDS[command];
+    const group = COMMAND_NAMES.filter((c) => c.startsWith(`${command} `));
+    if (spec === undefined && group.length > 0) return group.map((c) => helpText(c)).join('\n');
     if (spec === undefined) throw usage(`no command ${JSON.stringify(command)} (try: help)`);
     return [`usage: ${spec.usage}`, `  ${spec.summary}.`, ...(spec.details === undefined ? [] : [`  ${spec.details}`])].join('\n');
   }

@@ -5,7 +5,7 @@ import { clientTls } from '../security/tls.js';
 import { backoffDelay } from '../transport/backoff.js';
 import { endpointText, type Endpoint } from '../transport/client.js';
 import { AdminClient } from './client.js';
-import { helpText, prepareCommand, type CommandIO, type Prepared } from './commands.js';
+import { COMMANDS, findCommand, helpText, prepareCommand, type CommandIO, type Prepared } from './commands.js';
 import { formatRelease, formatResult, noteFor, outputOf, styleFor } from './format.js';
 import { resolveLogin } from './login.js';
 import { askSecret } from './prompt.js';
@@ -24,9 +24,51 @@ export interface AdminFlags {
   requestId?: string;
 }
 
+/** The options of `vitefa admin` itself, which may also follow the command's words. */
+const ADMIN_OPTIONS: Readonly<Record<string, keyof AdminFlags>> = {
+  '--server': 'server', '--user': 'user', '--login-file': 'loginFile', '--tls-ca': 'tlsCa', '--tls-cert': 'tlsCert', '--tls-key': 'tlsKey', '--request-id': 'requestId',
+};
+
+/**
+ * The command's words and the admin options among them: an option after the
+ * command's words is the admin's (`set ENV KEY VALUE --request-id ID`) unless
+ * the command has one of that name (`audit --user U` filters by U; the login
+ * is `vitefa admin --user NAME audit …`). Words after `--` are all the command's.
+ */
+export function adminOptionsAmong(words: readonly string[], flags: AdminFlags): { words: string[]; flags: AdminFlags } {
+  const own = findCommand(words.filter((w) => !w.startsWith('-')))?.name;
+  const ownUsage = own === undefined ? '' : COMMANDS[own].usage;
+  const out: string[] = [];
+  const found: AdminFlags = { ...flags };
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i];
+    if (word === '--') {
+      out.push(...words.slice(i + 1));
+      break;
+    }
+    const eq = word.startsWith('--') ? word.indexOf('=') : -1;
+    const name = eq > 0 ? word.slice(0, eq) : word;
+    const key = ADMIN_OPTIONS[name];
+    if (key === undefined || new RegExp(`\\[${name}[ \\]]`).test(ownUsage)) {
+      out.push(word);
+      continue;
+    }
+    const value = eq > 0 ? word.slice(eq + 1) : words[++i];
+    if (value === undefined) throw new VitefaError(LocalErrorCode.USAGE, `${name} needs a value`);
+    found[key] = value;
+  }
+  return { words: out, flags: found };
+}
+
 /** `vitefa admin [COMMAND…]`: log in, then one command and exit, or the REPL. */
-export async function runAdmin(words: string[], flags: AdminFlags, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  if (words[0] === 'help' || words[0] === '--help') {
+export async function runAdmin(given: string[], givenFlags: AdminFlags, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const { words, flags } = adminOptionsAmong(given, givenFlags);
+  if (words.includes('--help') || words.includes('-h')) {
+    const named = findCommand(words.filter((w) => w !== '--help' && w !== '-h'));
+    process.stdout.write(`${helpText(named?.name)}\n`);
+    return;
+  }
+  if (words[0] === 'help') {
     process.stdout.write(`${helpText(words.slice(1).join(' '))}\n`);
     return;
   }

@@ -84,3 +84,26 @@ test('only loopback listen addresses go without the TLS warning', () => {
   for (const host of ['127.0.0.1', '127.9.9.9', '::1', 'localhost']) assert.equal(isLoopback(host), true, host);
   for (const host of ['0.0.0.0', '::', '10.0.0.5', 'config.example.com']) assert.equal(isLoopback(host), false, host);
 });
+
+test("options after the command's words: audit's own --user filters (the login stays the admin's), the admin's --request-id still applies", async () => {
+  const admin = (...args: string[]) => run(['admin', '--server', address, ...args]);
+  const added = await run(['admin', '--server', address, 'user', 'add', 'vic', 'viewer', 'live'], { env: { VITEFA_NEW_PASSWORD: 'vic-password-1' } });
+  assert.equal(added.code, 0, added.stderr);
+  // Before, `--user vic` here was taken as the login: six runs logged in as vic with the admin's password and locked vic out.
+  for (let i = 0; i < 6; i++) {
+    const filtered = await admin('audit', '--user', 'vic', '--limit', '5');
+    assert.equal(filtered.code, 0, filtered.stderr);
+  }
+  const asVic = await run(['admin', '--server', address, 'env', 'list'], { env: { VITEFA_USER: 'vic', VITEFA_PASSWORD: 'vic-password-1' } });
+  assert.equal(asVic.code, 0, asVic.stderr);
+  const json = await admin('--json', 'audit', '--user', 'vic', '--limit', '50');
+  const records = JSON.parse(json.stdout) as { entries: { actor: string }[] };
+  assert.ok(records.entries.length > 0 && records.entries.every((e) => e.actor === 'vic'), json.stdout);
+  const first = await admin('set', 'live', 'once', '1', '--request-id', 'after-words-1');
+  const again = await admin('set', 'live', 'once', '1', '--request-id=after-words-1');
+  assert.equal(first.code, 0, first.stderr);
+  const rev = first.stdout.match(/revision (\d+)/)?.[1];
+  assert.ok(rev !== undefined, first.stdout);
+  assert.match(again.stdout, new RegExp(`request id was applied before, as revision ${rev} .*nothing was written now`));
+  assert.equal((await admin('help', 'user')).stdout.match(/^usage: user /gm)?.length, 4);
+});
