@@ -9,7 +9,7 @@ export type Json = null | boolean | number | string | Json[] | { [k: string]: Js
 type JsonObject = { [k: string]: Json };
 
 /** Deeper values are refused: recursion on hostile input would otherwise overflow the stack. */
-const MAX_DEPTH = 256;
+export const MAX_DEPTH = 256;
 
 function guard(depth: number): void {
   if (depth > MAX_DEPTH) {
@@ -75,7 +75,8 @@ export function jsonEqual(a: Json, b: Json): boolean {
   return equal(a, b, 1);
 }
 
-function replaceForm(v: Json): Json[] | undefined {
+/** The array of a `{"replace": [...]}` form (an object whose only key is `replace`, holding an array). */
+export function replaceForm(v: Json): Json[] | undefined {
   if (!isObject(v)) return undefined;
   const keys = Object.keys(v);
   if (keys.length !== 1 || keys[0] !== 'replace') return undefined;
