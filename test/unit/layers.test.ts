@@ -420,3 +420,34 @@ test('explain agrees with mergedKey on the docs examples in layers', () => {
     assert.deepEqual(rebuild(explain('k', layers).leaves), JSON.parse(example.after), example.name);
   }
 });
+
+test('explain rebuilds mergedKey\'s value on 2,000 random stacks of values and unsets', () => {
+  let seed = 20;
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const words = ['a', 'b', 'c', '0', '1'];
+  const value = (depth: number): Json => {
+    const pick = rand(depth > 2 ? 3 : 6);
+    if (pick === 0) return rand(3);
+    if (pick === 1) return words[rand(3)];
+    if (pick === 2) return null;
+    if (pick === 3) return Array.from({ length: rand(3) }, () => value(depth + 1));
+    if (pick === 4) return { replace: Array.from({ length: rand(3) }, () => value(depth + 1)) };
+    const obj: Record<string, Json> = {};
+    for (let i = rand(3); i >= 0; i--) obj[words[rand(3)]] = value(depth + 1);
+    return obj;
+  };
+  for (let round = 0; round < 2000; round++) {
+    const layers: Layer[] = [];
+    for (let i = 0; i < 3; i++) {
+      const marks = Array.from({ length: rand(3) }, () => Array.from({ length: rand(3) }, () => words[rand(words.length)]));
+      const entry: OwnEntry = rand(4) === 0 ? { unset: marks } : { text: JSON.stringify(value(0)), unset: marks };
+      layers.push(layer(`l${i}`, { k: entry }));
+    }
+    const text = mergedKey('k', layers);
+    const { leaves } = explain('k', layers);
+    assert.deepEqual(rebuild(leaves), text === undefined ? undefined : JSON.parse(text), JSON.stringify(layers.map((l) => l.entries.get('k'))));
+  }
+});
