@@ -1,20 +1,6 @@
 import type { KeyChange } from '../../protocol/index.js';
 import { chainOfStored } from './changes.js';
-import type { CommitMeta, StoredRelease } from './types.js';
-
-/** What identifies a release and who made it: the columns or record fields a store keeps beside its changes. */
-export interface ReleaseHeader {
-  env: string;
-  rev: number;
-  prev: number;
-  time: number;
-  author: string;
-  op: string;
-  /** The release deleted the environment (a store may keep it as a flag or a number). */
-  drop?: boolean;
-  /** '' or absent: committed before the store kept chains. */
-  chain?: string;
-}
+import type { CommitMeta, ReleaseHeader, StoredRelease } from './types.js';
 
 /**
  * A stored release from what a store read back: `drop` only when set, `chain`

@@ -1,7 +1,7 @@
 import type { BigValue, Change, EnvInfo, KeyChange } from '../../protocol/index.js';
 
-/** One committed release as the store keeps it: every changed key with its value before and after. */
-export interface StoredRelease {
+/** What identifies a release and who made it: the columns or record fields a store keeps beside its changes. */
+export interface ReleaseHeader {
   env: string;
   rev: number;
   /** The environment's revision before this release (0 for the release that created it). */
@@ -9,15 +9,19 @@ export interface StoredRelease {
   time: number;
   author: string;
   op: string;
-  changes: KeyChange[];
-  /** The release deleted the environment. */
+  /** The release deleted the environment (a store may keep it as a flag or a number). */
   drop?: boolean;
   /**
    * The release's chain value (src/protocol/chain.ts): over the chain value
    * of the environment's release before it and this release's content.
-   * Empty for releases committed before the store kept chains.
+   * Empty or absent for releases committed before the store kept chains.
    */
   chain?: string;
+}
+
+/** One committed release as the store keeps it: every changed key with its value before and after. */
+export interface StoredRelease extends ReleaseHeader {
+  changes: KeyChange[];
   /** Values left out of `changes` (they are null there), by their size and hash: only when asked for (elideAbove). */
   big?: BigValue[];
   /** Changes of this release left out of a page (HistoryPage). */
