@@ -1,14 +1,18 @@
 /**
  * Workers that die: a killed worker is replaced and its agents come back and
  * catch up; a worker that keeps dying young is replaced after a delay that
- * grows, instead of being re-forked in a tight loop.
+ * grows, instead of being re-forked in a tight loop. The refusals the
+ * workers count are in the server's row of `status` and of `status.local`.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { agentToken, Procs, run, startServer, tempDir, waitFor } from '../support/procs.js';
+import { AdminClient } from '../../src/admin/client.js';
+import { WireError } from '../../src/protocol/index.js';
+import { parseEndpoint } from '../../src/transport/client.js';
+import { ADMIN_PASSWORD, agentToken, Procs, run, startServer, tempDir, waitFor } from '../support/procs.js';
 import { RawClient } from '../support/raw-agents.js';
 
 const procs = new Procs();
@@ -70,4 +74,26 @@ test('a killed worker is replaced, counted, and its agents come back current; on
   assert.ok((await counters(address)).workerRestarts >= 4);
   done = true;
   for (const a of agents) a.close();
+});
+
+test('status.local carries the refusals counted by the workers, as status does', async () => {
+  const { proc, address } = await startServer(path.join(dir, 'local-store'), ['--workers', '1']);
+  procs.track(proc);
+  // A declared frame length of 4 GB: refused as FRAME_TOO_LARGE by the worker that holds the connection.
+  const attacker = new RawClient(parseEndpoint(address));
+  assert.ok(await attacker.greeted());
+  attacker.write(Buffer.from([0xff, 0xff, 0xff, 0xff]));
+  await attacker.closedAt;
+  assert.ok(attacker.errors.some((e) => e.code === WireError.FRAME_TOO_LARGE), JSON.stringify(attacker.errors));
+
+  const admin = await AdminClient.connect({ ...parseEndpoint(address), login: { user: 'admin', secret: ADMIN_PASSWORD }, connectTimeoutMs: 10_000, requestTimeoutMs: 30_000 });
+  try {
+    const status = await admin.request({ op: 'status' });
+    const local = await admin.request({ op: 'status.local' });
+    assert.equal(status.server.counters.FRAME_TOO_LARGE, 1, JSON.stringify(status.server.counters));
+    assert.deepEqual(local.server.counters, status.server.counters);
+    assert.equal(local.server.workers, status.server.workers);
+  } finally {
+    admin.close();
+  }
 });

@@ -14,7 +14,7 @@ import type { PeerSettings } from '../peers/settings.js';
 import { FOUND_AT_MOST, LAGGING_SHOWN } from '../peers/status.js';
 import { ServerState } from '../releases/state.js';
 import type { Store } from '../store/types.js';
-import type { AgentFront, FrontParts } from './front.js';
+import type { AgentFront, FrontParts, FrontStatus } from './front.js';
 
 /** What every shape of server is made of, whether its connections live in this process or in workers. */
 export interface CoreOptions {
@@ -166,23 +166,25 @@ export class ServerCore<Front extends AgentFront = AgentFront> {
     this.front.setTls(material);
   }
 
-  private info(): ServerInfo {
-    const { processes, counters } = this.front.summary();
+  /** This server's row of `status`: its processes' refusals (`here`, what the front answered) and its peer port's. */
+  private info(here: FrontStatus): ServerInfo {
     return {
       id: this.serverId,
       version: VERSION,
       listen: this.front.addresses.join(','),
       store: this.options.store.description,
       uptimeMs: Date.now() - this.startedAt,
-      workers: processes,
-      counters: { ...counters, ...this.peers?.portCounters },
+      workers: here.processes,
+      counters: { ...here.counters, ...this.peers?.portCounters },
     };
   }
 
   /** This server alone: what the cluster's `status` gathers from each server. */
   private async local(env: string | undefined, agent?: string): Promise<LocalStatus> {
-    const out: LocalStatus = { server: this.info(), gen: this.gen, head: this.hub.applied, agentsTotal: this.front.agents(), envs: await this.front.revisions(env, LAGGING_SHOWN) };
-    if (agent !== undefined) out.found = (await this.front.status(env, FOUND_AT_MOST, agent)).agents;
+    // One question to the processes gives both the counters (added up over the workers) and the agents found.
+    const here = await this.front.status(env, agent === undefined ? 0 : FOUND_AT_MOST, agent);
+    const out: LocalStatus = { server: this.info(here), gen: this.gen, head: this.hub.applied, agentsTotal: this.front.agents(), envs: await this.front.revisions(env, LAGGING_SHOWN) };
+    if (agent !== undefined) out.found = here.agents;
     return out;
   }
 
@@ -190,7 +192,7 @@ export class ServerCore<Front extends AgentFront = AgentFront> {
   private async status(env: string | undefined, agent?: string): Promise<Omit<StatusResult, 'envs'>> {
     const here = await this.front.status(env, 1000);
     const found = agent === undefined ? undefined : (await this.front.status(env, FOUND_AT_MOST, agent)).agents;
-    const server: ServerInfo = { ...this.info(), workers: here.processes, counters: { ...here.counters, ...this.peers?.portCounters } };
+    const server = this.info(here);
     const mine: LocalStatus = { server, gen: this.gen, head: this.hub.applied, agentsTotal: this.front.agents(), envs: await this.front.revisions(env, LAGGING_SHOWN) };
     if (found !== undefined) mine.found = found;
     const cluster = this.peers !== undefined ? await this.peers.clusterStatus(env, mine, agent) : this.alone(mine);

@@ -35,8 +35,6 @@ export interface AgentFront extends AgentSide {
   credentialsChanged(book: CredentialBook): void;
   /** Agents (at most `max`, of id `agent` when given) and counters, added up over the processes. */
   status(env: string | undefined, max: number, agent?: string): Promise<FrontStatus>;
-  /** What `status` shows of this server without asking its processes: how many there are, and counters at hand. */
-  summary(): { processes: number; counters: Record<string, number> };
   stop(mode: 'graceful' | 'forced', graceMs: number): Promise<void>;
 }
 
@@ -116,10 +114,6 @@ export class HostFront implements AgentFront {
 
   status(env: string | undefined, max: number, agent?: string): Promise<FrontStatus> {
     return Promise.resolve({ ...this.host.status(env, max, agent), processes: 1 });
-  }
-
-  summary(): { processes: number; counters: Record<string, number> } {
-    return { processes: 1, counters: this.host.status(undefined, 0).counters };
   }
 
   stop(mode: 'graceful' | 'forced', graceMs: number): Promise<void> {

@@ -275,10 +275,6 @@ export class WorkerPool implements AgentFront {
     };
   }
 
-  summary(): { processes: number; counters: Record<string, number> } {
-    return { processes: this.links.size, counters: { workerRestarts: this.restarts } };
-  }
-
   /** Tells every worker to stop and waits for each to exit (killing it past a backstop). */
   async stop(mode: 'graceful' | 'forced'): Promise<void> {
     this.stopping = true;
