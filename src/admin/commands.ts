@@ -62,12 +62,22 @@ function revision(text: string): number {
   return Number(text);
 }
 
-/** VALUE as typed: JSON if it parses, else the text itself as a JSON string. */
+/**
+ * Text that opens as JSON does (`{`, `[` or `"`, after any spaces) and does
+ * not parse is a typo far more often than text meant as a string, and a
+ * value goes to every host: it is refused, with the way to store it as a
+ * string, never read as one.
+ */
+const LOOKS_LIKE_JSON = /^\s*[{["]/;
+const AS_A_STRING = 'to store such text as a string, give it as a JSON string, e.g. \'"{\\"a\\":1"\'';
+
+/** VALUE as typed: JSON if it parses, else (when it does not open as JSON does) the text itself as a JSON string. */
 export function valueText(text: string): string {
   try {
     JSON.parse(text);
     return text;
   } catch {
+    if (LOOKS_LIKE_JSON.test(text)) throw notJson(text, 'value');
     return JSON.stringify(text);
   }
 }
@@ -77,9 +87,13 @@ function strictJson(text: string, what: string): string {
     JSON.parse(text);
     return text;
   } catch {
-    // By position: the parser's own message quotes the text, which may be a secret.
-    throw usage(`${what} is not valid JSON ${jsonFaultText(text)}`);
+    throw notJson(text, what);
   }
+}
+
+/** By position: the parser's own message quotes the text, which may be a secret. */
+function notJson(text: string, what: string): VitefaError {
+  return usage(`${what} is not valid JSON ${jsonFaultText(text)}${LOOKS_LIKE_JSON.test(text) ? `; ${AS_A_STRING}` : ''}`);
 }
 
 /** Reads an apply file: a JSON object of key -> value. */
@@ -112,14 +126,16 @@ export function parseSince(text: string, now = Date.now()): number {
 }
 
 const ROLES_HELP = 'viewer (read the environments granted), editor (also change them), admin (everything)';
+/** The roles an account may have (the server checks them too; here so that no password is asked for an account it would refuse). */
+const ROLES: readonly string[] = ['viewer', 'editor', 'admin'];
 
 export const COMMANDS: Record<string, Spec> = {
   'env add': { usage: 'env add ENV', summary: 'create an environment (admin)', envFirst: false, prepare: (a) => (arity('env add', a, 1, 1), { op: 'env.add', env: a[0] }) },
   'env del': { usage: 'env del ENV', summary: 'delete an environment and its keys (admin)', envFirst: false, prepare: (a) => (arity('env del', a, 1, 1), { op: 'env.del', env: a[0] }) },
   'env list': { usage: 'env list', summary: 'environments with revision and key count', envFirst: false, prepare: (a) => (arity('env list', a, 0, 0), { op: 'env.list' }) },
   set: {
-    usage: 'set ENV KEY VALUE', summary: 'set a key (VALUE is JSON, or else taken as a string)', envFirst: true,
-    details: 'VALUE spreads over several lines in the REPL while a {, [ or " is open.',
+    usage: 'set ENV KEY VALUE', summary: 'set a key (VALUE is JSON; plain text is taken as a string)', envFirst: true,
+    details: 'VALUE is JSON; text that does not parse is taken as a string, unless it starts with {, [ or " (a typo, refused: give such text as a JSON string, \'"{\\"a\\":1"\'). VALUE spreads over several lines in the REPL while a {, [ or " is open.',
     prepare: (a) => (arity('set', a, 3, 3), { op: 'set', env: a[0], key: a[1], value: valueText(a[2]) }),
   },
   get: {
@@ -203,6 +219,7 @@ export const COMMANDS: Record<string, Spec> = {
     details: `ROLE: ${ROLES_HELP}. ENV: the environments granted (names, prefixes such as prod/*, or *): an editor changes and reads them, a viewer reads them. --read ENV,…: environments it reads besides (an editor that changes shop and reads prod: user add ed editor shop --read prod). An account reads nothing else: a viewer of everything is user add NAME viewer '*'. The password is asked twice without echo, or taken from VITEFA_NEW_PASSWORD; only a salted derivation of it reaches the server.`,
     prepare: async (a, f, io) => {
       arity('user add', a, 2, 258);
+      if (!ROLES.includes(a[1])) throw usage(`invalid role ${JSON.stringify(a[1])}: one of ${ROLES.join(', ')}`);
       const password = await io.newPassword(a[0]);
       return {
         op: 'user.add', name: a[0], role: a[1], envs: a.slice(2), ...(f.reads === undefined ? {} : { reads: f.reads }), verifier: makeVerifier(password, io.passwordIterations),

@@ -24,7 +24,7 @@ const usage = (message: string): VitefaError => new VitefaError(LocalErrorCode.U
 export async function resolveLogin(flags: LoginFlags, env: NodeJS.ProcessEnv = process.env): Promise<Login> {
   const user = flags.user ?? env.VITEFA_USER;
   if (user !== undefined && user !== '') {
-    const password = env.VITEFA_PASSWORD ?? (process.stdin.isTTY ? await askSecret(`password for ${user}: `) : undefined);
+    const password = env.VITEFA_PASSWORD ?? (process.stdin.isTTY ? await askSecret(`password for ${user}: `, 'VITEFA_PASSWORD') : undefined);
     if (password === undefined) throw usage(`no password for ${user}: set VITEFA_PASSWORD, or run on a terminal to be asked`);
     return { user, secret: password };
   }

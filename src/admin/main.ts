@@ -136,9 +136,9 @@ export function commandIO(client: AdminClient, env: NodeJS.ProcessEnv = process.
     newPassword: async (account) => {
       const given = env.VITEFA_NEW_PASSWORD;
       if (given !== undefined && given !== '') return given;
-      const first = await askSecret(`new password for ${account}: `);
+      const first = await askSecret(`new password for ${account}: `, 'VITEFA_NEW_PASSWORD');
       if (first.length < 8) throw new VitefaError(LocalErrorCode.USAGE, 'a password has at least 8 characters');
-      if ((await askSecret('again: ')) !== first) throw new VitefaError(LocalErrorCode.USAGE, 'the two passwords differ');
+      if ((await askSecret('again: ', 'VITEFA_NEW_PASSWORD')) !== first) throw new VitefaError(LocalErrorCode.USAGE, 'the two passwords differ');
       return first;
     },
   };

@@ -2,11 +2,13 @@ import { LocalErrorCode, VitefaError } from '../protocol/index.js';
 
 /**
  * Asks for a secret on the terminal without echoing it. Enter ends it,
- * Backspace takes back a character, Ctrl-C or Ctrl-D gives up.
+ * Backspace takes back a character, Ctrl-C or Ctrl-D gives up. Off a
+ * terminal it fails at once, naming `variable`, the environment variable
+ * that gives the secret instead.
  */
-export function askSecret(prompt: string, input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stderr): Promise<string> {
+export function askSecret(prompt: string, variable: string, input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stderr): Promise<string> {
   if (input.isTTY !== true || typeof input.setRawMode !== 'function') {
-    return Promise.reject(new VitefaError(LocalErrorCode.USAGE, `${prompt.replace(/:\s*$/, '')}: not on a terminal (give it in the environment instead)`));
+    return Promise.reject(new VitefaError(LocalErrorCode.USAGE, `${prompt.replace(/:\s*$/, '')}: not on a terminal (give it in ${variable} instead)`));
   }
   return new Promise((resolve, reject) => {
     let secret = '';

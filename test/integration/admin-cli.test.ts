@@ -107,3 +107,44 @@ test("options after the command's words: audit's own --user filters (the login s
   assert.match(again.stdout, new RegExp(`request id was applied before, as revision ${rev} .*nothing was written now`));
   assert.equal((await admin('help', 'user')).stdout.match(/^usage: user /gm)?.length, 4);
 });
+
+test('a set VALUE that opens as JSON does but does not parse: exit 2, one line by position, nothing stored; given as a JSON string it is stored', async () => {
+  const admin = (...args: string[]) => run(['admin', '--server', address, ...args]);
+  const refused = await admin('set', 'live', 'typo', '{"a":1');
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.equal(refused.stderr, `vitefa: value is not valid JSON at character 7 (expected ',' or '}'); to store such text as a string, give it as a JSON string, e.g. '"{\\"a\\":1"'\n`);
+  assert.match((await admin('get', 'live', 'typo')).stderr, /^vitefa: key typo does not exist in live/);
+  assert.equal((await admin('set', 'live', 'typo', '"{\\"a\\":1"')).code, 0);
+  assert.equal((await admin('get', 'live', 'typo')).stdout, '{"a":1\n');
+  assert.equal((await admin('set', 'live', 'plain', 'a plain {text')).code, 0);
+  assert.equal((await admin('get', 'live', 'plain')).stdout, 'a plain {text\n');
+  // The REPL: the error line, and the session goes on.
+  const session = await run(['admin', '--server', address], {
+    input: ['set live typo2 {"a":1]', 'get live typo2', 'quit', ''].join('\n'),
+    env: { VITEFA_HISTORY_FILE: path.join(dir, 'history') },
+  });
+  assert.equal(session.code, 0, session.stderr);
+  assert.match(session.stdout, /error: value is not valid JSON at character 7 \(expected ',' or '\}'\); to store such text as a string/);
+  assert.match(session.stdout, /error: key typo2 does not exist in live/);
+});
+
+test('new passwords off a terminal: ROLE and the words are checked first, then the error names VITEFA_NEW_PASSWORD', async () => {
+  const noNew = { VITEFA_NEW_PASSWORD: '' };
+  const role = await run(['admin', '--server', address, 'user', 'add', 'zed', 'superuser'], { env: noNew });
+  assert.equal(role.code, 2, role.stderr);
+  assert.equal(role.stderr, 'vitefa: invalid role "superuser": one of viewer, editor, admin\n');
+  // Checked before connecting: no server needed.
+  const offline = await run(['admin', '--server', '127.0.0.1:1', 'user', 'add', 'zed', 'superuser', 'live'], { env: noNew });
+  assert.equal(offline.code, 2, offline.stderr);
+  assert.match(offline.stderr, /^vitefa: invalid role "superuser"/);
+  const extra = await run(['admin', '--server', address, 'passwd', 'extra'], { env: noNew });
+  assert.equal(extra.code, 2, extra.stderr);
+  assert.equal(extra.stderr, 'vitefa: usage: passwd\n');
+  for (const [words, account] of [[['user', 'add', 'wendy', 'viewer', 'live'], 'wendy'], [['user', 'passwd', 'admin'], 'admin'], [['passwd'], 'admin']] as const) {
+    const asked = await run(['admin', '--server', address, ...words], { env: noNew });
+    assert.equal(asked.code, 2, `${words.join(' ')}: ${asked.stderr}`);
+    assert.equal(asked.stderr, `vitefa: new password for ${account}: not on a terminal (give it in VITEFA_NEW_PASSWORD instead)\n`, words.join(' '));
+  }
+  const { stdout } = await run(['admin', '--server', address, 'user', 'list']);
+  assert.doesNotMatch(stdout, /wendy|zed/);
+});

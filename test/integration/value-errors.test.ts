@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { prepareCommand, readApplyFile } from '../../src/admin/commands.js';
 import { jsonFault, jsonFaultText } from '../../src/json-syntax.js';
-import { WireError, type ResultOf } from '../../src/protocol/index.js';
+import { LocalErrorCode, WireError, type ResultOf, type VitefaError } from '../../src/protocol/index.js';
 import { resolveLimits } from '../../src/server/limits.js';
 import { planEntries } from '../../src/server/ops/validate.js';
 import { chance, int, mulberry32, pick } from '../support/fuzz.js';
@@ -19,6 +19,8 @@ import { tempDir } from '../support/common.js';
 const SECRET = 'Sup3r-S3cret-DB-Passw0rd';
 /** Any run of 6 characters of the secret: JSON.parse quotes 10 of them ("Sup3r-S3cr"...). */
 const leaks = (text: string): boolean => [...Array(SECRET.length - 5).keys()].some((i) => text.includes(SECRET.slice(i, i + 6)));
+/** How a refusal of text that opens as JSON says to store it as a string. */
+const AS_A_STRING = `to store such text as a string, give it as a JSON string, e.g. '"{\\"a\\":1"'`;
 
 describe('the server', () => {
   let mem: MemoryServer;
@@ -70,9 +72,50 @@ describe('the admin tool\'s own checks', () => {
 
   test('a merge value that is not JSON: the position, not the text', async () => {
     await assert.rejects(prepareCommand(['merge', 'prod', 'db', `{"password": ${SECRET}}`], io), (err: Error) => {
-      assert.equal(err.message, 'merge value is not valid JSON at character 14 (expected a value)');
+      assert.equal(err.message, `merge value is not valid JSON at character 14 (expected a value); ${AS_A_STRING}`);
       return true;
     });
+    await assert.rejects(prepareCommand(['merge', 'prod', 'db', 'plain'], io), (err: Error) => {
+      assert.equal(err.message, 'merge value is not valid JSON at character 1 (expected a value)');
+      return true;
+    });
+  });
+
+  test('a set VALUE that opens as JSON does but does not parse is refused (usage) by position, never stored as a string', async () => {
+    const cases: [string, string][] = [
+      ['{"a":1', "at character 7 (expected ',' or '}')"],
+      ['[1, 2', "at character 6 (expected ',' or ']')"],
+      ['"unclosed', 'at character 10 (expected the closing " of a string)'],
+      [' \t{a: 1}', 'at character 4 (expected a property name in double quotes)'],
+      [`{"password": ${SECRET}}`, 'at character 14 (expected a value)'],
+      [`"${SECRET}" and more`, 'at character 28 (expected the end of the text (one value only))'],
+      ['{"a":\n 1,\n}', 'at line 3, column 1 (expected a property name in double quotes)'],
+    ];
+    for (const [value, where] of cases) {
+      for (const words of [['set', 'prod', 'k', value], ['set', 'k', value]]) {
+        await assert.rejects(prepareCommand(words, io, words.length === 3 ? 'prod' : undefined), (err: VitefaError) => {
+          assert.equal(err.code, LocalErrorCode.USAGE);
+          assert.equal(err.message, `value is not valid JSON ${where}; ${AS_A_STRING}`);
+          assert.ok(!leaks(err.message), err.message);
+          return true;
+        }, JSON.stringify(value));
+      }
+    }
+  });
+
+  test('set: JSON as typed, plain text as a string, and text that opens as JSON stored as a string when given as one', async () => {
+    const stored = async (value: string): Promise<string> => {
+      const { request } = await prepareCommand(['set', 'prod', 'k', value], io);
+      assert.equal(request.op, 'set');
+      return request.op === 'set' ? request.value : '';
+    };
+    assert.equal(await stored('{"a":1}'), '{"a":1}');
+    assert.equal(await stored(' [1, 2] '), ' [1, 2] ');
+    assert.equal(await stored('"hello"'), '"hello"');
+    assert.equal(await stored('2'), '2');
+    for (const plain of ['hello world', SECRET, 'a{"b":1', '}', ']', '-', 'tru', '']) assert.equal(await stored(plain), JSON.stringify(plain));
+    // What the refusal says to type: '"{\"a\":1"' in a shell is the JSON string below.
+    assert.equal(JSON.parse(await stored('"{\\"a\\":1"')), '{"a":1');
   });
 
   test('an apply file that is not JSON: the line and column, not the text', () => {
