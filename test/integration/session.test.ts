@@ -152,12 +152,29 @@ describe('the handshake', () => {
     }
   });
 
-  test('a login without a user or a nonce is AUTH_FAILED', async () => {
-    for (const hello of [{ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'admin', id: 'x' }, { ...adminHello, nonce: 'short' }] as Message[]) {
+  test('a login without a user or a nonce, or with a nonce of a length outside 16 to 128, is AUTH_FAILED saying which', async () => {
+    const cases: [Message, RegExp][] = [
+      [{ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'admin', id: 'x' }, /^a login needs a user \(account name or token id\) in the hello$/],
+      [{ t: MessageType.Hello, v: PROTOCOL_VERSION, role: 'admin', id: 'x', user: 'admin' }, /^a login needs a nonce in the hello$/],
+      [{ ...adminHello, user: 'u'.repeat(129) }, /^the hello's user is 129 characters long: at most 128$/],
+      [{ ...adminHello, nonce: 'ab' }, /^the hello's nonce is 2 characters long: a nonce is 16 to 128 characters$/],
+      [{ ...adminHello, nonce: 'n'.repeat(15) }, /^the hello's nonce is 15 characters long/],
+      [{ ...agentHello, nonce: 'n'.repeat(129) }, /^the hello's nonce is 129 characters long/],
+    ];
+    for (const [hello, message] of cases) {
       const peer = await inPhase('hello');
       peer.send(hello);
-      assert.equal((await peer.next(isError)).code, WireError.AUTH_FAILED);
+      const error = await peer.next(isError);
+      assert.equal(error.code, WireError.AUTH_FAILED);
+      assert.match(error.msg, message);
       await peer.whenClosed();
+    }
+    // The bounds themselves start a login.
+    for (const nonce of ['n'.repeat(16), 'n'.repeat(128)]) {
+      const peer = await inPhase('hello');
+      peer.send({ ...adminHello, nonce });
+      await peer.next(isChallenge);
+      peer.socket.destroy();
     }
   });
 });

@@ -36,6 +36,23 @@ export const PEER_USER = 'cluster';
 
 const FAILED = 'login failed: unknown name or wrong secret';
 
+/** The lengths a hello's `user` and `nonce` may have, in characters (docs/protocol.md, Hello). */
+const USER_MAX = 128;
+const NONCE_MIN = 16;
+const NONCE_MAX = 128;
+
+/** The user and nonce a hello starts its login with; AUTH_FAILED, saying which is missing or of what wrong length, otherwise. */
+function helloLogin(hello: Hello): { user: string; nonce: string } {
+  const { user, nonce } = hello;
+  if (user === undefined || user.length === 0) throw new ProtocolError(WireError.AUTH_FAILED, 'a login needs a user (account name or token id) in the hello');
+  if (user.length > USER_MAX) throw new ProtocolError(WireError.AUTH_FAILED, `the hello's user is ${user.length} characters long: at most ${USER_MAX}`);
+  if (nonce === undefined) throw new ProtocolError(WireError.AUTH_FAILED, 'a login needs a nonce in the hello');
+  if (nonce.length < NONCE_MIN || nonce.length > NONCE_MAX) {
+    throw new ProtocolError(WireError.AUTH_FAILED, `the hello's nonce is ${nonce.length} characters long: a nonce is ${NONCE_MIN} to ${NONCE_MAX} characters`);
+  }
+  return { user, nonce };
+}
+
 /**
  * The server's side of one SCRAM login. Unknown names get a challenge that
  * looks like a real one (a decoy verifier: same salt every time), so a login
@@ -56,12 +73,10 @@ export class LoginExchange {
 
   constructor(ctx: LoginContext, hello: Hello, addr: string, sourceKey: string, channelBinding: string) {
     if (hello.role !== 'agent' && hello.role !== 'admin' && hello.role !== 'peer') throw new Error(`no login for role ${hello.role}`);
-    if (hello.user === undefined || hello.nonce === undefined || hello.user.length === 0 || hello.user.length > 128 || hello.nonce.length < 16 || hello.nonce.length > 128) {
-      throw new ProtocolError(WireError.AUTH_FAILED, 'a login needs a user (account name or token id) and a nonce in the hello');
-    }
+    const { user, nonce } = helloLogin(hello);
     this.ctx = ctx;
     this.role = hello.role;
-    this.user = hello.user;
+    this.user = user;
     this.addr = addr;
     this.sourceKey = sourceKey;
     const book = ctx.book();
@@ -88,8 +103,8 @@ export class LoginExchange {
     this.auth = {
       role: this.role,
       user: this.user,
-      clientNonce: hello.nonce,
-      nonce: hello.nonce + randomBytes(18).toString('base64'),
+      clientNonce: nonce,
+      nonce: nonce + randomBytes(18).toString('base64'),
       salt: this.verifier.salt,
       iterations: this.verifier.iterations,
       channelBinding,
