@@ -146,6 +146,24 @@ describe('server + agent + admin, end to end', () => {
     ]);
   });
 
+  test('a rollback to a revision before the environment existed is refused in one line, and nothing changes', async () => {
+    // demo was created first (revision 1 is its env.add); `later` begins after it.
+    const created = await admin('--json', 'env', 'add', 'later');
+    assert.equal(created.code, 0, created.stderr);
+    const { rev: first } = JSON.parse(created.stdout) as { rev: number };
+    assert.equal((await admin('set', 'later', 'kept', '1')).code, 0);
+    const refused = await admin('rollback', 'later', '1');
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`^vitefa: later did not exist at revision 1: its first revision is ${first}\\b`));
+    assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+    const kept = await admin('get', 'later', 'kept');
+    assert.equal(kept.stdout.trim(), '1');
+    // Its first revision is a state it had (empty): that rollback is made.
+    const toFirst = await admin('rollback', 'later', String(first));
+    assert.equal(toFirst.code, 0, toFirst.stderr);
+    assert.equal((await admin('get', 'later', 'kept')).code, 1);
+  });
+
   test('bad input prints one clear line and exits non-zero', async () => {
     const cases: [string[], number, RegExp][] = [
       [['set', 'nope', 'k', '1'], 1, /^vitefa: environment nope does not exist/],

@@ -398,7 +398,7 @@ function conformance(backend: Backend): void {
       await assert.rejects(store.releasesBetween(ctx.env('missing'), 0, head), withStatus(WireError.ENV_NOT_FOUND));
     });
 
-    it('the view lists releasesAfter a revision for rollbacks', async (ctx) => {
+    it('the view lists releasesAfter a revision for rollbacks, and the revision the environment began at', async (ctx) => {
       const store = await ctx.open();
       const env = ctx.env('e');
       const c = await store.createEnv(env, meta('env.add'));
@@ -406,12 +406,15 @@ function conformance(backend: Backend): void {
       const r2 = (await store.commit(env, meta(), sets(['a', '2'], ['b', '2'])))!;
       await store.createEnv(ctx.env('later'), meta('env.add'));
       let seen: StoredRelease[][] = [];
+      let began = -1;
       const result = await store.commit(env, meta('rollback'), async (view) => {
         seen = [await view.releasesAfter(r1.rev), await view.releasesAfter(0), await view.releasesAfter(r2.rev)];
+        began = view.created;
         return [];
       });
       assert.equal(result, null);
       assert.deepEqual(seen, [[r2], [c, r1, r2], []]);
+      assert.equal(began, c.rev);
       // Undo everything after r1, as a rollback does.
       const undo = await store.commit(env, meta('rollback'), async (view) => {
         const after = await view.releasesAfter(r1.rev);
@@ -551,7 +554,12 @@ function conformance(backend: Backend): void {
       assert.deepEqual((await store.listEnvs()).find((e) => e.env === env), { env, rev: again.rev, keys: 0 });
       assert.deepEqual(await history(store, env, { limit: 10 }), [again], 'no release of the dropped incarnation');
       assert.deepEqual(await store.releasesBetween(env, 0, again.rev), [again], 'no release of the dropped incarnation');
-      const next = await store.commit(env, meta(), sets(['a', '3']));
+      let began = -1;
+      const next = await store.commit(env, meta(), (view) => {
+        began = view.created;
+        return Promise.resolve([['a', '3']]);
+      });
+      assert.equal(began, again.rev, 'the view begins at the new incarnation');
       assert.deepEqual(next?.changes, [['a', null, '3']]);
       assert.equal(next?.prev, again.rev);
     });

@@ -123,6 +123,10 @@ export class ConfigWrites {
       if (req.rev > view.rev) {
         throw new RequestError(WireError.REVISION_NOT_FOUND, `revision ${req.rev} is after ${req.env}'s current revision ${view.rev}`);
       }
+      // Undoing the release that created the environment would empty it, not restore it: no state of it to go back to.
+      if (req.rev < view.created) {
+        throw new RequestError(WireError.REVISION_NOT_FOUND, `${req.env} did not exist at revision ${req.rev}: its first revision is ${view.created}`);
+      }
       return view.rev === current && early !== undefined ? early : rollbackChanges(await view.releasesAfter(req.rev));
     });
   }

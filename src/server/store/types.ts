@@ -44,6 +44,8 @@ export interface EnvState {
 export interface EnvView {
   readonly env: string;
   readonly rev: number;
+  /** The revision of the release that created the environment (of its current incarnation, when it was deleted and created again). */
+  readonly created: number;
   get(key: string): Promise<string | undefined>;
   /** Every key and value (for whole-environment operations). */
   entries(): Promise<Map<string, string>>;

@@ -64,6 +64,7 @@ export class LmdbWrites {
       const view: EnvView = {
         env,
         rev: current.rev,
+        created: current.created,
         get: (key) => promised(() => files.values.get(valueKey(env, key))),
         entries: () => promised(() => readValues(files, env)),
         releasesAfter: (fromRev) => promised(() => releasesBetween(files, env, current, fromRev, current.rev)),

@@ -64,6 +64,7 @@ export class MysqlWrites {
       const view: EnvView = {
         env,
         rev: current.rev,
+        created: current.created,
         get: async (key) => (await readValues(tx, env, [key])).get(key),
         entries: () => readEntries(tx, env),
         releasesAfter: (fromRev) => between(tx, env, current, fromRev, current.rev),
