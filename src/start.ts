@@ -25,7 +25,8 @@ const AGENT_TOKEN_NAME = 'start-agent';
  * VITEFA_ADMIN_PASSWORD, or makes one when that is unset, and writes it to
  * DATA/admin.login (readable by its owner only), which `vitefa admin` uses
  * when run from the same folder, and a token for its agent in
- * DATA/agent.token. Ctrl-C stops both.
+ * DATA/agent.token. Later runs ignore the variable (the account exists) and
+ * say so when it differs from the login file. Ctrl-C stops both.
  */
 export async function runStart(flags: StartFlags): Promise<void> {
   const endpoint = parseEndpoint(flags.listen);
@@ -56,17 +57,26 @@ export async function runStart(flags: StartFlags): Promise<void> {
   const loginFile = path.join(flags.data, 'admin.login');
   const serverDir = path.join(flags.data, 'server');
   let login: Login | undefined;
-  const serverEnv: NodeJS.ProcessEnv = {};
+  // Set only when this run chose the password (below), never inherited.
+  const serverEnv: NodeJS.ProcessEnv = { VITEFA_START_LOGIN_FILE: '' };
+  const given = process.env.VITEFA_ADMIN_PASSWORD === '' ? undefined : process.env.VITEFA_ADMIN_PASSWORD;
+  const accountsExist = fs.existsSync(serverDir);
   if (fs.existsSync(loginFile)) {
     login = readLoginFile(loginFile);
-  } else if (!fs.existsSync(serverDir)) {
+  } else if (!accountsExist) {
     // A fresh folder: the first admin's password is VITEFA_ADMIN_PASSWORD when it is set (the server
     // reads the same variable), else one this run chooses; either way it is kept for `vitefa admin`.
-    const given = process.env.VITEFA_ADMIN_PASSWORD;
-    const password = given !== undefined && given !== '' ? given : randomBytes(18).toString('base64url');
+    const password = given ?? randomBytes(18).toString('base64url');
     writeLoginFile(loginFile, 'admin', password);
     login = { user: 'admin', secret: password };
     serverEnv.VITEFA_ADMIN_PASSWORD = password;
+    // The server names where the password is, rather than the variable it was handed over in.
+    if (given === undefined) serverEnv.VITEFA_START_LOGIN_FILE = loginFile;
+  }
+  if (accountsExist && given !== undefined && given !== login?.secret) {
+    // The server makes the first account only in a store without accounts: the variable would change nothing.
+    const kept = login === undefined ? '' : ` (its password is the one in ${loginFile})`;
+    process.stderr.write(`vitefa start: VITEFA_ADMIN_PASSWORD is ignored: the account admin already exists in ${serverDir}${kept}; change its password with: vitefa admin passwd\n`);
   }
   // A host-sized server: one worker per core (the 100,000-agent default would start seven).
   run('server', ['server', '--listen', flags.listen, '--store', serverDir, '--max-agents', '10000'], serverEnv);

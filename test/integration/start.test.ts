@@ -3,7 +3,9 @@
  * VITEFA_ADMIN_PASSWORD set: the server makes the account admin with that
  * password, and the login file the start writes holds the same one, so both
  * log in. Without the variable, the start chooses a password, writes it to
- * the login file, and that one logs in.
+ * the login file, and that one logs in; the server's log says so. Started
+ * again on the same folder, the variable is ignored (the account exists),
+ * with one notice when it differs from the login file.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,6 +57,10 @@ test('npm start with VITEFA_ADMIN_PASSWORD: that password logs in, and so does t
   assert.match(wrong.stderr, /login failed/);
 
   assert.equal(await proc.stop('SIGTERM'), 0);
+  // Again with the same variable: it agrees with the login file, nothing to say.
+  const again = await start(data, { VITEFA_ADMIN_PASSWORD: password });
+  assert.doesNotMatch(again.proc.output, /is ignored|created the account/);
+  assert.equal(await again.proc.stop('SIGTERM'), 0);
 });
 
 test('npm start without VITEFA_ADMIN_PASSWORD chooses a password and the login file holds it', async () => {
@@ -70,6 +76,20 @@ test('npm start without VITEFA_ADMIN_PASSWORD chooses a password and the login f
   assert.match(byFile.stdout, /demo/);
   const byPassword = await envList(address, { password });
   assert.equal(byPassword.code, 0, byPassword.stderr);
+  // The server was handed the password in VITEFA_ADMIN_PASSWORD, but its log says where it really came from.
+  const created = proc.output.split('\n').filter((l) => l.includes('created the account admin'));
+  assert.equal(created.length, 1, proc.output);
+  assert.match(created[0], /created the account admin with the password vitefa start chose and wrote to .*admin\.login$/);
 
   assert.equal(await proc.stop('SIGTERM'), 0);
+  // Started again with another password in the variable: one notice that it is ignored, and the login file still logs in.
+  const other = await start(data, { VITEFA_ADMIN_PASSWORD: 'another-password-than-the-file' });
+  const notices = other.proc.output.split('\n').filter((l) => l.includes('VITEFA_ADMIN_PASSWORD'));
+  assert.equal(notices.length, 1, other.proc.output);
+  assert.match(notices[0], /^vitefa start: VITEFA_ADMIN_PASSWORD is ignored: the account admin already exists in .* \(its password is the one in .*admin\.login\); change its password with: vitefa admin passwd$/);
+  assert.doesNotMatch(other.proc.output, /created the account/);
+  assert.deepEqual(JSON.parse(fs.readFileSync(loginFile, 'utf8')), { user: 'admin', password }, 'the login file is left as it was');
+  const stillByFile = await envList(other.address, { file: loginFile });
+  assert.equal(stillByFile.code, 0, stillByFile.stderr);
+  assert.equal(await other.proc.stop('SIGTERM'), 0);
 });

@@ -32,6 +32,8 @@ export interface AccessOptions {
   passwordIterations: number;
   /** The first admin's password; when unset one is generated and printed once. */
   adminPassword: string | undefined;
+  /** Where adminPassword came from, as the log says it when it creates the account (default: "from VITEFA_ADMIN_PASSWORD"). */
+  adminPasswordFrom?: string;
   /** How often to look for credential changes made through other servers (0: never). */
   pollMs: number;
   log: (line: string) => void;
@@ -130,7 +132,7 @@ export class AccessControl {
       // Printed once, here, and never again: nothing else ever shows it.
       this.options.log(`created the account admin with the password ${password} (shown only now; change it with: vitefa admin passwd)`);
     } else {
-      this.options.log('created the account admin with the password from VITEFA_ADMIN_PASSWORD');
+      this.options.log(`created the account admin with the password ${this.options.adminPasswordFrom ?? 'from VITEFA_ADMIN_PASSWORD'}`);
     }
   }
 

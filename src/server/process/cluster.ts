@@ -15,6 +15,8 @@ export interface ClusterOptions {
   store: Store;
   passwordIterations: number;
   adminPassword?: string;
+  /** Where adminPassword came from, for the log. */
+  adminPasswordFrom?: string;
   tls?: ServerTlsFiles;
   workers: number;
   pollMs: number;

@@ -39,6 +39,8 @@ export interface ServerConfig {
   passwordIterations: number;
   /** VITEFA_ADMIN_PASSWORD: the first admin's password, for a store without accounts. */
   adminPassword?: string;
+  /** Where adminPassword came from, for the log: the login file `vitefa start` chose it for (VITEFA_START_LOGIN_FILE). */
+  adminPasswordFrom?: string;
   /** TLS on every connection: certificate and key, and a client CA to require client certificates. */
   tls?: ServerTlsFiles;
   /** Gossip, failure detection and rebalancing settings (defaults in PEER_DEFAULTS). */
@@ -170,7 +172,12 @@ export function resolveServerConfig(flags: ServerFlags, env: NodeJS.ProcessEnv =
     limits: resolveLimits(file.limits),
     passwordIterations: iterations(env.VITEFA_PASSWORD_ITERATIONS) ?? file.passwordIterations ?? SCRAM_DEFAULT_ITERATIONS,
   };
-  if (env.VITEFA_ADMIN_PASSWORD !== undefined && env.VITEFA_ADMIN_PASSWORD !== '') config.adminPassword = env.VITEFA_ADMIN_PASSWORD;
+  if (env.VITEFA_ADMIN_PASSWORD !== undefined && env.VITEFA_ADMIN_PASSWORD !== '') {
+    config.adminPassword = env.VITEFA_ADMIN_PASSWORD;
+    // `vitefa start` chose this password itself and hands it over in the variable: the log says so, and where it is kept.
+    const chosenFor = env.VITEFA_START_LOGIN_FILE;
+    if (chosenFor !== undefined && chosenFor !== '') config.adminPasswordFrom = `vitefa start chose and wrote to ${chosenFor}`;
+  }
   const cert = flags.tlsCert ?? env.VITEFA_TLS_CERT ?? file.tls?.cert;
   const key = flags.tlsKey ?? env.VITEFA_TLS_KEY ?? file.tls?.key;
   const clientCa = flags.tlsClientCa ?? env.VITEFA_TLS_CLIENT_CA ?? file.tls?.clientCa;

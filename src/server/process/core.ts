@@ -26,6 +26,8 @@ export interface CoreOptions {
   peers: string[];
   passwordIterations: number;
   adminPassword?: string;
+  /** Where adminPassword came from, for the log (default: the variable VITEFA_ADMIN_PASSWORD). */
+  adminPasswordFrom?: string;
   limits: ServerLimits;
   pollMs: number;
   tls?: ServerTlsFiles;
@@ -74,6 +76,7 @@ export class ServerCore<Front extends AgentFront = AgentFront> {
     this.hub = new Hub(store, this.state, limits);
     this.access = new AccessControl(store, this.hub, {
       passwordIterations: options.passwordIterations, adminPassword: options.adminPassword, pollMs: options.pollMs > 0 ? 1000 : 0, log,
+      ...(options.adminPasswordFrom === undefined ? {} : { adminPasswordFrom: options.adminPasswordFrom }),
     });
     this.login = this.access.loginContext(options.passwordIterations, new LoginThrottle(throttleRules(limits)));
     const front = makeFront({

@@ -52,6 +52,7 @@ export async function runServer(flags: ServerFlags): Promise<void> {
   const accounts = {
     passwordIterations: config.passwordIterations,
     ...(config.adminPassword === undefined ? {} : { adminPassword: config.adminPassword }),
+    ...(config.adminPasswordFrom === undefined ? {} : { adminPasswordFrom: config.adminPasswordFrom }),
     ...(config.tls === undefined ? {} : { tls: config.tls }),
   };
   // Bad TLS files are one clear line before anything is opened (the real ticket keys come from the store).

@@ -24,6 +24,8 @@ export interface ServerOptions {
   passwordIterations: number;
   /** The first admin's password (VITEFA_ADMIN_PASSWORD); generated and printed once when unset. */
   adminPassword?: string;
+  /** Where adminPassword came from, for the log (default: the variable VITEFA_ADMIN_PASSWORD). */
+  adminPasswordFrom?: string;
   /** Agent connections held at most; admins have a reserve beyond it. */
   maxAgents: number;
   limits: ServerLimits;
