@@ -1,35 +1,16 @@
 import cluster from 'node:cluster';
-import type { Endpoint } from '../../transport/client.js';
-import type { ServerTlsFiles } from '../edge/tls.js';
-import type { ServerLimits } from '../limits.js';
 import type { Hub } from '../ops/hub.js';
 import type { PeerNode } from '../peers/node.js';
-import type { PeerSettings } from '../peers/settings.js';
-import type { Store } from '../store/types.js';
-import { ServerCore } from './core.js';
+import { ServerCore, type ServingOptions } from './core.js';
 import { reportMemoryOnSignal } from './diagnostics.js';
 import { WorkerPool, type PoolSetup } from './pool.js';
 
-export interface ClusterOptions {
+/** The primary holds the peer port's links to the other servers and serves the admin port itself; the workers hold the agents. */
+export interface ClusterOptions extends ServingOptions {
   serverId: string;
-  store: Store;
-  passwordIterations: number;
-  adminPassword?: string;
-  /** Where adminPassword came from, for the log. */
-  adminPasswordFrom?: string;
-  tls?: ServerTlsFiles;
   workers: number;
-  pollMs: number;
-  limits: ServerLimits;
   /** What every worker serves with (the primary hands it over, so all run one configuration). */
   setup: PoolSetup;
-  /** The peer port (a store shared with other servers only): the primary holds the links to the other servers. */
-  peerListen?: Endpoint;
-  /** The admin port, served by the primary itself. */
-  adminListen?: Endpoint;
-  peerAdvertise?: string;
-  advertise?: string[];
-  peerSettings?: Partial<PeerSettings>;
   log: (line: string) => void;
 }
 

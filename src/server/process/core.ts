@@ -16,26 +16,38 @@ import { ServerState } from '../releases/state.js';
 import type { Store } from '../store/types.js';
 import type { AgentFront, FrontParts, FrontStatus } from './front.js';
 
-/** What every shape of server is made of, whether its connections live in this process or in workers. */
-export interface CoreOptions {
-  serverId: string;
+/** What a server is started with, whichever its shape: the store, the first admin, the limits, and the ports beside the agents'. */
+export interface ServingOptions {
   store: Store;
-  /** Addresses the connections are served on (the peer port and the registry derive from them). */
-  listen: Endpoint[];
-  /** Peer ports of other servers to join through. */
-  peers: string[];
+  /** Iterations of the password derivation for accounts this server creates. */
   passwordIterations: number;
+  /** The first admin's password (VITEFA_ADMIN_PASSWORD); generated and printed once when unset. */
   adminPassword?: string;
   /** Where adminPassword came from, for the log (default: the variable VITEFA_ADMIN_PASSWORD). */
   adminPasswordFrom?: string;
   limits: ServerLimits;
+  /** How often to look in the store for releases other servers committed; 0 = never (a store only this server writes). */
   pollMs: number;
+  /** TLS on every connection; SIGHUP (reloadTls) reads the files again. */
   tls?: ServerTlsFiles;
+  /** The peer port (a store shared with other servers only). */
   peerListen?: Endpoint;
+  /** An admin port: admin sessions only (agents are refused there). */
   adminListen?: Endpoint;
+  /** Where the other servers reach the peer port, when not the address it binds. */
   peerAdvertise?: string;
+  /** Addresses agents are told to use for this server, when not the listen addresses. */
   advertise?: string[];
   peerSettings?: Partial<PeerSettings>;
+}
+
+/** What every shape of server is made of, whether its connections live in this process or in workers. */
+export interface CoreOptions extends ServingOptions {
+  serverId: string;
+  /** Addresses the connections are served on (the peer port and the registry derive from them). */
+  listen: Endpoint[];
+  /** Peer ports of other servers to join through. */
+  peers: string[];
   log: (line: string) => void;
 }
 

@@ -5,45 +5,21 @@ import { SCRAM_DEFAULT_ITERATIONS } from '../../security/scram.js';
 import type { AccessControl } from '../access/control.js';
 import type { ConnectionHost } from '../edge/host.js';
 import type { ServerSession } from '../edge/session.js';
-import type { ServerTlsFiles } from '../edge/tls.js';
-import { resolveLimits, type ServerLimits } from '../limits.js';
+import { resolveLimits } from '../limits.js';
 import type { Hub } from '../ops/hub.js';
 import type { PeerNode } from '../peers/node.js';
-import type { PeerSettings } from '../peers/settings.js';
 import type { ServerState } from '../releases/state.js';
-import type { Store } from '../store/types.js';
-import { ServerCore } from './core.js';
+import { ServerCore, type ServingOptions } from './core.js';
 import { HostFront } from './front.js';
 
-export interface ServerOptions {
-  store: Store;
+export interface ServerOptions extends ServingOptions {
   serverId?: string;
   listen: Endpoint[];
   peers: string[];
-  /** Iterations of the password derivation for accounts this server creates. */
-  passwordIterations: number;
-  /** The first admin's password (VITEFA_ADMIN_PASSWORD); generated and printed once when unset. */
-  adminPassword?: string;
-  /** Where adminPassword came from, for the log (default: the variable VITEFA_ADMIN_PASSWORD). */
-  adminPasswordFrom?: string;
   /** Agent connections held at most; admins have a reserve beyond it. */
   maxAgents: number;
-  limits: ServerLimits;
-  /** How often to look in the store for releases other servers committed; 0 = never (a store only this server writes). */
-  pollMs: number;
   /** Reports the store going away and coming back, and refusals. */
   log?: (line: string) => void;
-  /** TLS on every connection; SIGHUP (reloadTls) reads the files again. */
-  tls?: ServerTlsFiles;
-  /** The peer port (a store shared with other servers only). */
-  peerListen?: Endpoint;
-  /** An admin port: admin sessions only (agents are refused there). */
-  adminListen?: Endpoint;
-  /** Where the other servers reach the peer port, when not the address it binds. */
-  peerAdvertise?: string;
-  /** Addresses agents are told to use for this server, when not the listen addresses. */
-  advertise?: string[];
-  peerSettings?: Partial<PeerSettings>;
 }
 
 export const SERVER_DEFAULTS = {
