@@ -12,6 +12,7 @@ import type { LoginContext } from './login.js';
 import type { LoginGate } from './throttle.js';
 import { envOf, forbidden, permit } from './permissions.js';
 import { ReadScope } from './scope.js';
+import { AuditQueue } from './audit-queue.js';
 
 /** Who sent an admin request: the account its session logged in as, and from where. */
 export interface Caller {
@@ -39,17 +40,13 @@ export interface AccessOptions {
   log: (line: string) => void;
 }
 
-/** Audit entries waiting to be written at most; beyond, the oldest are dropped (and counted in the log). */
-const AUDIT_QUEUE = 100_000;
-const AUDIT_FLUSH_MS = 200;
-
 /**
  * The one place every admin request passes: it finds the caller's account
  * as it is now (a deleted account can do nothing more, a changed role
  * applies at once), checks the permission of the operation's entry in the
  * table of operations (ops/table.ts, permissions.ts), runs it with the
  * handler of the layer that runs it (the hub's, or account-ops.ts's) and
- * records the outcome in the audit trail, refusals included.
+ * records the outcome in the audit trail (AuditQueue), refusals included.
  */
 export class AccessControl {
   private readonly store: Store;
@@ -57,13 +54,8 @@ export class AccessControl {
   private readonly options: AccessOptions;
   private current = CredentialBook.empty();
   private readonly listeners = new Set<(book: CredentialBook) => void>();
-  private readonly queue: AuditRecord[] = [];
-  private flushing = false;
-  private flushTimer?: NodeJS.Timeout;
-  /** Closed: what is audited later (a request finishing during the stop) is written by the last flush or dropped, never retried by a timer that would keep the process alive. */
-  private closed = false;
+  private readonly audits: AuditQueue;
   private poller?: NodeJS.Timeout;
-  private dropped = 0;
   /** The store's secret for decoy logins, once open. */
   decoySecret: Buffer = Buffer.alloc(32);
   private readonly handlers: Handlers<'access', AccountCall>;
@@ -72,8 +64,9 @@ export class AccessControl {
     this.store = store;
     this.hub = hub;
     this.options = options;
+    this.audits = new AuditQueue(store, options.log);
     this.handlers = accountHandlers({
-      store, state: hub.state, book: () => this.current, reload: () => this.reload(), flushAudit: () => this.flush(),
+      store, state: hub.state, book: () => this.current, reload: () => this.reload(), flushAudit: () => this.audits.flush(),
     });
   }
 
@@ -108,11 +101,8 @@ export class AccessControl {
   }
 
   close(): Promise<void> {
-    this.closed = true;
     clearTimeout(this.poller);
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    return this.flush();
+    return this.audits.close();
   }
 
   onChange(listener: (book: CredentialBook) => void): void {
@@ -189,36 +179,7 @@ export class AccessControl {
 
   /** Records an entry; entries are written in batches, a moment later. */
   audit(record: AuditRecord): void {
-    this.queue.push(record);
-    if (this.queue.length > AUDIT_QUEUE) {
-      this.queue.shift();
-      if (this.dropped++ % 1000 === 0) this.options.log(`audit entries are waiting for the store: ${this.dropped} dropped so far`);
-    }
-    if (this.closed) return;
-    this.flushTimer ??= setTimeout(() => {
-      this.flushTimer = undefined;
-      void this.flush();
-    }, AUDIT_FLUSH_MS);
-  }
-
-  private async flush(): Promise<void> {
-    if (this.flushing || this.queue.length === 0) return;
-    this.flushing = true;
-    const batch = this.queue.splice(0, 1000);
-    try {
-      await this.store.access.appendAudit(batch);
-    } catch {
-      // The store is down: keep them (ahead of newer ones) and try again.
-      this.queue.unshift(...batch);
-    } finally {
-      this.flushing = false;
-    }
-    if (this.queue.length > 0 && !this.closed) {
-      this.flushTimer ??= setTimeout(() => {
-        this.flushTimer = undefined;
-        void this.flush();
-      }, 1000);
-    }
+    this.audits.push(record);
   }
 }
 
