@@ -47,5 +47,13 @@ for (const workers of ['1', '0']) {
     const wrong = procs.track(new Proc(['agent', '--servers', adminAt, '--store', path.join(dir, `wrong-${workers}`), '--env', 'live'], { env: { VITEFA_AGENT_TOKEN: token } }));
     await wrong.waitForOutput(/this is the admin port: agents connect to the server's listen address/, 20_000);
     await wrong.stop('SIGKILL');
+    // The refusal is counted as the admin port's, apart from the client port's, and logged as such.
+    const counted = await waitFor('the admin port\'s refusal in status', async () => {
+      const status = await admin('--json', 'status');
+      const counters = (JSON.parse(status.stdout) as { server: { counters: Record<string, number> } }).server.counters;
+      return (counters['admin:UNEXPECTED_MESSAGE'] ?? 0) >= 1 ? counters : undefined;
+    }, 20_000, 100);
+    assert.equal(counted.UNEXPECTED_MESSAGE, undefined, JSON.stringify(counted));
+    await proc.waitForOutput(/admin port: closed \S+: UNEXPECTED_MESSAGE: /, 20_000);
   });
 }

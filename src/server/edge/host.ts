@@ -104,7 +104,11 @@ export class ConnectionHost {
       ...(options.onBehind === undefined ? {} : { onBehind: options.onBehind }),
     });
     const log = options.log ?? ((line: string) => void process.stderr.write(`vitefa server: ${line}\n`));
-    this.refusals = new Refusals({ log, linesPerSecond: options.limits.logLinesPerSecond });
+    // The admin port's refusals are told apart from the client port's, in the log and in status.
+    this.refusals = new Refusals({
+      log, linesPerSecond: options.limits.logLinesPerSecond,
+      ...(options.adminsOnly === true ? { prefix: { line: 'admin port: ', counter: 'admin:' } } : {}),
+    });
     this.admission = new Admission(
       { total: options.limits.pendingHellos, perAddress: options.limits.pendingHellosPerAddress },
       { all: 'connections to this server process', one: 'connections', awaited: 'said hello' },

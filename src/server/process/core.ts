@@ -190,7 +190,7 @@ export class ServerCore<Front extends AgentFront = AgentFront> {
       store: this.options.store.description,
       uptimeMs: Date.now() - this.startedAt,
       workers: here.processes,
-      counters: { ...here.counters, ...this.peers?.portCounters },
+      counters: { ...here.counters, ...this.admins?.status(undefined, 0).counters, ...this.peers?.portCounters },
     };
   }
 
