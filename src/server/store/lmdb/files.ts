@@ -6,8 +6,11 @@ import type { RequestRecord } from '../requests.js';
 import type { MemberRecord, StoredRelease } from '../types.js';
 import type { AccessDbs } from './access.js';
 
-/** Layout version of the embedded store; bump with a migration when it changes. */
-const SCHEMA_VERSION = 1;
+/**
+ * Layout version of the embedded store; bump with a migration when it changes. 2: parent lists,
+ * `via` records and own entries (layered environments); a store at 1 reads as it is.
+ */
+const SCHEMA_VERSION = 2;
 
 /** An environment's record in the `envs` database. */
 export interface EnvRecord {
@@ -20,6 +23,18 @@ export interface EnvRecord {
   created: number;
   /** Chain value of the release at `rev` (absent in stores written before chains). */
   chain?: string;
+  /** The environment's parent list, lowest first (absent: none). */
+  parents?: string[];
+}
+
+/**
+ * A `via` release of an environment, under [env, rev] in the `via` database: made by the write to
+ * `via` at `rev` (whose release record holds the changes and lists this environment in `deps`).
+ */
+export interface ViaRecord {
+  via: string;
+  prev: number;
+  chain: string;
 }
 
 /**
@@ -30,7 +45,11 @@ export interface EnvRecord {
  * size and hash are in the record. Records written before this have every
  * value in line.
  */
-export type ReleaseRecord = Omit<StoredRelease, 'env' | 'rev' | 'big' | 'more'> & { out?: BigValue[] };
+export type ReleaseRecord = Omit<StoredRelease, 'env' | 'rev' | 'big' | 'more' | 'merged' | 'group' | 'via'> & {
+  out?: BigValue[];
+  /** The environments that got a `via` release at this revision (ViaRecord). */
+  deps?: string[];
+};
 
 /** The databases of one LMDB environment, open, and the head revision (kept here, written with each release). */
 export interface LmdbFiles {
@@ -44,6 +63,8 @@ export interface LmdbFiles {
   outValues: Database<string, [string, number, number, number]>;
   /** Global order of releases: rev -> env. */
   log: Database<string, number>;
+  /** The `via` releases: [env, rev] -> ViaRecord. */
+  via: Database<ViaRecord, [string, number]>;
   access: AccessDbs;
   servers: Database<MemberRecord, string>;
   /** Rows written for peers' proofs: key -> [secret, time]. */
@@ -66,6 +87,7 @@ export async function openFiles(dir: string): Promise<LmdbFiles> {
     values: root.openDB({ name: 'values' }),
     releases: root.openDB({ name: 'releases' }),
     log: root.openDB({ name: 'log' }),
+    via: root.openDB({ name: 'via' }),
     access: {
       root,
       meta: meta,
@@ -84,7 +106,8 @@ export async function openFiles(dir: string): Promise<LmdbFiles> {
     // The store id, made once (a store from an older build gets one now).
     if (meta.get('store-id') === undefined) await (meta as unknown as Database<unknown, string>).put('store-id', newStoreId());
     const schema = meta.get('schema');
-    if (schema === undefined) {
+    if (schema === undefined || schema < SCHEMA_VERSION) {
+      // Nothing to convert from 1: what it holds is what 2 holds for environments built on nothing.
       await meta.put('schema', SCHEMA_VERSION);
     } else if (schema > SCHEMA_VERSION) {
       throw new VitefaError(

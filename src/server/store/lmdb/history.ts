@@ -1,10 +1,10 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { WireError, type BigValue } from '../../../protocol/index.js';
+import { WireError, type BigValue, type KeyChange } from '../../../protocol/index.js';
 import { promised } from '../../../promised.js';
 import { envNotFound, RequestError } from '../../errors.js';
 import type { ChangeRef, HistoryPage, HistoryPageQuery, StoredRelease } from '../types.js';
 import type { EnvRecord, LmdbFiles } from './files.js';
-import { lightRelease, wholeRelease } from './records.js';
+import { lightRelease, viaRelease, wholeRelease } from './records.js';
 
 /** Changes of one release in a history page, at most (the rest are counted: StoredRelease.more). */
 const PAGE_CHANGES_AT_MOST = 10_000;
@@ -24,7 +24,14 @@ export class LmdbHistory {
       const out: StoredRelease[] = [];
       for (const { key: rev, value: env } of files.log.getRange({ start: after + 1, limit })) {
         const record = files.releases.get([env, rev]);
-        if (record !== undefined) out.push(wholeRelease(files, env, rev, record));
+        if (record === undefined) continue;
+        const release = wholeRelease(files, env, rev, record);
+        out.push(release);
+        // Then the `via` releases it made, by name, each with its changes.
+        for (const dep of [...(record.deps ?? [])].sort()) {
+          const via = files.via.get([dep, rev]);
+          if (via !== undefined) out.push(viaRelease(dep, rev, via, { ...release, changes: release.changes.map((c): KeyChange => [c[0], c[1], c[2]]) }));
+        }
       }
       return out;
     });
@@ -55,15 +62,20 @@ export class LmdbHistory {
     const releases: StoredRelease[] = [];
     let used = 0;
     const start: [string, number] = [env, q.before === undefined ? Number.MAX_SAFE_INTEGER : q.before - 1];
-    // The revisions first (no value decoded), then each release on its own turn of the event loop.
-    const revs = [...files.releases.getKeys({ start, end: [env, current.created - 1], reverse: true })].map((key) => key[1]);
+    // The revisions first (no value decoded), its own and (unless only those are asked for) its `via` ones,
+    // then each release on its own turn of the event loop.
+    const range = { start, end: [env, current.created - 1] as [string, number], reverse: true };
+    const revs = [...files.releases.getKeys(range)].map((key) => key[1]);
+    if (q.own !== true) {
+      revs.push(...[...files.via.getKeys(range)].map((key) => key[1]));
+      revs.sort((a, b) => b - a);
+    }
     for (const rev of revs) {
       if (releases.length >= q.limit) break;
       if (used >= q.maxBytes && releases.length > 0) return { releases, next: releases[releases.length - 1].rev };
-      const value = files.releases.get([env, rev]);
-      if (value === undefined) continue;
       // One at a time, its large values by size and hash only (those kept apart are not even read).
-      let whole = lightRelease(files, env, rev, value, q.elideAbove);
+      let whole = readLight(files, env, rev, q.elideAbove);
+      if (whole === undefined) continue;
       if (q.key !== undefined) {
         whole = onlyKey(whole, q.key);
         if (whole.changes.length === 0) continue;
@@ -99,14 +111,26 @@ export class LmdbHistory {
     return promised(() => {
       const files = this.files();
       return refs.map((ref) => {
-        const record = files.releases.get([env, ref.rev]);
+        // A `via` release shows the changes of the write it came through: its values are that write's.
+        const source = files.releases.get([env, ref.rev]) === undefined ? files.via.get([env, ref.rev])?.via ?? env : env;
+        const record = files.releases.get([source, ref.rev]);
         const index = record?.changes.findIndex(([k]) => k === ref.key) ?? -1;
         if (record === undefined || index < 0) return null;
         const apart = record.out?.some(([i, side]) => i === index && side === ref.side) === true;
-        return apart ? files.outValues.get([env, ref.rev, index, ref.side]) ?? null : record.changes[index][ref.side];
+        return apart ? files.outValues.get([source, ref.rev, index, ref.side]) ?? null : record.changes[index][ref.side];
       });
     });
   }
+}
+
+/** The release of `env` at `rev`, its own or a `via` one, light (lightRelease); undefined when there is none. */
+function readLight(files: LmdbFiles, env: string, rev: number, elideAbove: number): StoredRelease | undefined {
+  const own = files.releases.get([env, rev]);
+  if (own !== undefined) return lightRelease(files, env, rev, own, elideAbove);
+  const via = files.via.get([env, rev]);
+  const source = via === undefined ? undefined : files.releases.get([via.via, rev]);
+  if (via === undefined || source === undefined) return undefined;
+  return viaRelease(env, rev, via, lightRelease(files, via.via, rev, source, elideAbove));
 }
 
 /** Releases of the current incarnation of `env` with from < rev <= to, ascending, read whole (a rollback's view). */

@@ -2,7 +2,7 @@ import type { BigValue, KeyChange } from '../../../protocol/index.js';
 import { elided, valueHash } from '../changes.js';
 import { releaseFrom } from '../release.js';
 import type { StoredRelease } from '../types.js';
-import type { LmdbFiles, ReleaseRecord } from './files.js';
+import type { LmdbFiles, ReleaseRecord, ViaRecord } from './files.js';
 
 /** Values longer than this (bytes) are kept apart from their release's record. */
 const OUT_OF_LINE_BYTES = 4096;
@@ -13,8 +13,14 @@ const OUT_OF_LINE_BYTES = 4096;
  * transaction each put is made at once; the promise it returns is not waited
  * for (`void`), as in every transaction of this store.
  */
-export function writeRelease(files: LmdbFiles, release: StoredRelease): void {
-  const { env, rev, ...record } = release;
+export function writeRelease(files: LmdbFiles, release: StoredRelease, deps: string[] = []): void {
+  const { env, rev } = release;
+  // The header and changes only: `merged` and `group` live in memory, a `via` release is a ViaRecord.
+  const record: ReleaseRecord = { prev: release.prev, time: release.time, author: release.author, op: release.op, changes: release.changes };
+  if (release.drop === true) record.drop = true;
+  if (release.chain !== undefined) record.chain = release.chain;
+  if (release.parents !== undefined) record.parents = release.parents;
+  if (deps.length > 0) record.deps = deps;
   let out: BigValue[] | undefined;
   const changes = record.changes.map(([key, before, after], i): KeyChange => {
     const keep = (value: string | null, side: 1 | 2): string | null => {
@@ -30,6 +36,22 @@ export function writeRelease(files: LmdbFiles, release: StoredRelease): void {
   void files.releases.put([env, rev], out === undefined ? record : { ...record, changes, out });
   void files.log.put(rev, env);
   void files.meta.put('head', rev);
+}
+
+/** Writes the `via` release `release` of its environment (inside the caller's transaction): its header only. */
+export function writeVia(files: LmdbFiles, release: StoredRelease): void {
+  void files.via.put([release.env, release.rev], { via: release.via!, prev: release.prev, chain: release.chain ?? '' });
+}
+
+/**
+ * The `via` release of `env` at `rev` as read back: the header of `v`, the time, author and
+ * operation of the write it came through, and that write's own changes (`source`, read as the
+ * caller reads it: whole or light).
+ */
+export function viaRelease(env: string, rev: number, v: ViaRecord, source: StoredRelease): StoredRelease {
+  const out = releaseFrom({ env, rev, prev: v.prev, time: source.time, author: source.author, op: source.op, chain: v.chain, via: v.via }, source.changes);
+  if (source.big !== undefined) out.big = source.big;
+  return out;
 }
 
 /** A release whole: its values kept apart read back in. */

@@ -82,7 +82,9 @@ export class LmdbStore implements Store {
       const files = this.files();
       const out: EnvState[] = [];
       for (const { key: env, value } of files.envs.getRange()) {
-        out.push({ env, rev: value.rev, values: readValues(files, env), chain: value.chain ?? '' });
+        const state: EnvState = { env, rev: value.rev, values: readValues(files, env), chain: value.chain ?? '' };
+        if (value.parents !== undefined && value.parents.length > 0) state.parents = value.parents;
+        out.push(state);
       }
       return out;
     });
