@@ -1,6 +1,7 @@
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { WireError } from '../../../protocol/index.js';
+import { WireError, type KeyChange } from '../../../protocol/index.js';
 import { RequestError } from '../../errors.js';
+import { releaseFrom } from '../release.js';
 import type { ChangeRef, HistoryPage, HistoryPageQuery, StoredRelease } from '../types.js';
 import type { MysqlPool } from './pool.js';
 import { query, text } from './query.js';
@@ -20,7 +21,22 @@ export class MysqlHistory {
 
   /** Releases of any environment committed after `after`, ascending, at most `limit`. */
   releasesSince(after: number, limit: number): Promise<StoredRelease[]> {
-    return this.pool.guard(() => this.pool.read((db) => selectReleases(db, { where: 'rev > ?', params: [after], limit })));
+    return this.pool.guard(() => this.pool.snapshot(async (conn) => {
+      const own = await selectReleases(conn, { where: 'rev > ?', params: [after], limit });
+      if (own.length === 0) return own;
+      // The `via` releases of those revisions, each after the release it came through, by name, with its changes.
+      const rows = await query<RowDataPacket[]>(conn, 'SELECT rev, env, via, prev, chain FROM vitefa_via WHERE rev >= ? AND rev <= ?', [own[0].rev, own[own.length - 1].rev]);
+      if (rows.length === 0) return own;
+      const byRev = new Map<number, RowDataPacket[]>();
+      for (const row of rows) byRev.set(row.rev as number, [...(byRev.get(row.rev as number) ?? []), row]);
+      const out: StoredRelease[] = [];
+      for (const release of own) {
+        out.push(release);
+        const vias = (byRev.get(release.rev) ?? []).map((row) => viaOf(row, release)).sort((a, b) => (a.env < b.env ? -1 : a.env > b.env ? 1 : 0));
+        out.push(...vias);
+      }
+      return out;
+    }));
   }
 
   releasesBetween(env: string, from: number, to: number, elideAbove?: number): Promise<StoredRelease[]> {
@@ -30,21 +46,7 @@ export class MysqlHistory {
   historyPage(env: string, q: HistoryPageQuery): Promise<HistoryPage> {
     return this.pool.guard(() => this.pool.snapshot(async (conn) => {
       const current = await readEnv(conn, env, false);
-      // The releases of the current incarnation of `env`, below `before` when given.
-      let where = 'env = ? AND rev >= ?';
-      const params: unknown[] = [env, current.created];
-      if (q.before !== undefined) {
-        where += ' AND rev < ?';
-        params.push(q.before);
-      }
-      if (q.key !== undefined) {
-        where += ' AND EXISTS (SELECT 1 FROM vitefa_changes x WHERE x.rev = vitefa_releases.rev AND x.k = ?)';
-        params.push(q.key);
-      }
-      const headers = await query<RowDataPacket[]>(
-        conn, `SELECT rev, env, prev, time, author, op, dropped, chain FROM vitefa_releases WHERE ${where} ORDER BY rev DESC LIMIT ?`,
-        [...params, Math.max(0, Math.floor(q.limit))],
-      );
+      const headers = await historyHeaders(conn, env, current, q);
       // Each release's changes are read on their own, large values as size and hash only (worked out by the database),
       // until the page's bytes are spent.
       const page = new PageBudget(q.maxBytes);
@@ -79,9 +81,10 @@ export class MysqlHistory {
     return this.pool.guard(async () => {
       const rows = await this.pool.read((db) => query<RowDataPacket[]>(
         db,
+        // A `via` release of `env` shows the changes of the write it came through (its revision's).
         `SELECT c.rev, c.k, c.before_v, c.after_v FROM vitefa_changes c JOIN vitefa_releases r ON r.rev = c.rev
-         WHERE r.env = ? AND (c.rev, c.k) IN (?)`,
-        [env, refs.map((r) => [r.rev, r.key])],
+         WHERE (r.env = ? OR EXISTS (SELECT 1 FROM vitefa_via v WHERE v.rev = c.rev AND v.env = ?)) AND (c.rev, c.k) IN (?)`,
+        [env, env, refs.map((r) => [r.rev, r.key])],
       ));
       const byRef = new Map(rows.map((row) => [`${row.rev}\u0000${text(row.k)}`, row]));
       return refs.map((r) => {
@@ -102,6 +105,47 @@ export async function between(db: Connection, env: string, current: EnvRow, from
     );
   }
   return selectReleases(db, { where: 'env = ? AND rev >= ? AND rev > ? AND rev <= ?', params: [env, current.created, from, to], elideAbove });
+}
+
+/**
+ * The headers of a page of `env`'s history, newest first: its own releases and (unless `q.own`) its
+ * `via` ones (time, author and operation those of the release they came through), of its current
+ * incarnation, below `q.before`, that changed `q.key` when given, at most `q.limit`.
+ */
+async function historyHeaders(db: Connection, env: string, current: EnvRow, q: HistoryPageQuery): Promise<RowDataPacket[]> {
+  const part = (alias: string): { where: string; params: unknown[] } => {
+    let where = `${alias}.env = ? AND ${alias}.rev >= ?`;
+    const params: unknown[] = [env, current.created];
+    if (q.before !== undefined) {
+      where += ` AND ${alias}.rev < ?`;
+      params.push(q.before);
+    }
+    if (q.key !== undefined) {
+      where += ` AND EXISTS (SELECT 1 FROM vitefa_changes x WHERE x.rev = ${alias}.rev AND x.k = ?)`;
+      params.push(q.key);
+    }
+    return { where, params };
+  };
+  const own = part('r');
+  const limit = Math.max(0, Math.floor(q.limit));
+  const ownSql = `SELECT r.rev, r.env, r.prev, r.time, r.author, r.op, r.dropped, r.chain, r.parents, NULL AS via FROM vitefa_releases r WHERE ${own.where}`;
+  if (q.own === true) return query<RowDataPacket[]>(db, `${ownSql} ORDER BY rev DESC LIMIT ?`, [...own.params, limit]);
+  const via = part('v');
+  return query<RowDataPacket[]>(
+    db,
+    `${ownSql} UNION ALL
+     SELECT v.rev, v.env, v.prev, r.time, r.author, r.op, 0, v.chain, NULL, v.via FROM vitefa_via v JOIN vitefa_releases r ON r.rev = v.rev
+     WHERE ${via.where} ORDER BY rev DESC LIMIT ?`,
+    [...own.params, ...via.params, limit],
+  );
+}
+
+/** The `via` release of a vitefa_via row: the header of `row`, the rest (time, author, op, changes) from the release it came through. */
+function viaOf(row: RowDataPacket, source: StoredRelease): StoredRelease {
+  return releaseFrom(
+    { env: text(row.env), rev: source.rev, prev: row.prev as number, time: source.time, author: source.author, op: source.op, chain: text(row.chain), via: text(row.via) },
+    source.changes.map(([k, before, after]): KeyChange => [k, before, after]),
+  );
 }
 
 interface ReleaseQuery {
@@ -125,8 +169,8 @@ async function selectReleases(db: Connection, q: ReleaseQuery): Promise<StoredRe
   const columns = elide === undefined ? 'c.k, c.before_v, c.after_v' : elidedColumns('c');
   const rows = await query<RowDataPacket[]>(
     db,
-    `SELECT r.rev, r.env, r.prev, r.time, r.author, r.op, r.dropped, r.chain, ${columns}
-     FROM (SELECT rev, env, prev, time, author, op, dropped, chain FROM vitefa_releases
+    `SELECT r.rev, r.env, r.prev, r.time, r.author, r.op, r.dropped, r.chain, r.parents, ${columns}
+     FROM (SELECT rev, env, prev, time, author, op, dropped, chain, parents FROM vitefa_releases
            WHERE ${q.where} ORDER BY rev ASC${limit}) r
      LEFT JOIN vitefa_changes c ON c.rev = r.rev
      ORDER BY r.rev ASC, c.seq`,

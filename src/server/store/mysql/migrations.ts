@@ -216,6 +216,35 @@ export const MIGRATIONS: readonly Migration[] = [
         ADD COLUMN digest VARBINARY(64) NOT NULL DEFAULT ''`,
     ],
   },
+  // Layered environments (docs/storage.md#layered-environments): 10 to 12 are one DDL each, for the
+  // same reason as 5 and 6. The values an environment holds become its own entries; for one built
+  // on nothing (every environment before) that is what it held, so no row changes.
+  {
+    version: 10,
+    // The releases of environments built on the written one: header only, the changes being the
+    // write's own (vitefa_changes of `rev`). Pruned with the release of `via` at `rev`.
+    statements: [
+      `CREATE TABLE IF NOT EXISTS vitefa_via (
+        rev BIGINT UNSIGNED NOT NULL,
+        env VARBINARY(128) NOT NULL,
+        via VARBINARY(128) NOT NULL,
+        prev BIGINT UNSIGNED NOT NULL,
+        chain VARBINARY(32) NOT NULL DEFAULT '',
+        PRIMARY KEY (rev, env),
+        KEY by_env (env, rev)
+      ) ${TABLE_OPTIONS}`,
+    ],
+  },
+  {
+    version: 11,
+    // An environment's parent list, lowest first: a JSON array; NULL for none.
+    statements: [`ALTER TABLE vitefa_envs ADD COLUMN parents TEXT NULL`],
+  },
+  {
+    version: 12,
+    // The parent list a release set (a JSON array, '[]' for none); NULL when it left it as it was.
+    statements: [`ALTER TABLE vitefa_releases ADD COLUMN parents TEXT NULL`],
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1].version;

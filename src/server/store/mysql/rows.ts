@@ -18,6 +18,8 @@ export interface EnvRow {
   /** Revision of the release that created this incarnation. */
   created: number;
   chain: string;
+  /** Its parent list, lowest first ([]: none). */
+  parents: string[];
 }
 
 export async function readHead(db: Connection): Promise<number> {
@@ -27,10 +29,50 @@ export async function readHead(db: Connection): Promise<number> {
 
 /** The row of `env` (locked until the transaction ends with `forUpdate`); ENV_NOT_FOUND when it has none. */
 export async function readEnv(db: Connection, env: string, forUpdate: boolean): Promise<EnvRow> {
-  const sql = `SELECT rev, floor, kept, created, chain FROM vitefa_envs WHERE name = ?${forUpdate ? ' FOR UPDATE' : ''}`;
-  const row = (await query<RowDataPacket[]>(db, sql, [env]))[0];
+  const row = await findEnv(db, env, forUpdate);
   if (row === undefined) throw envNotFound(env);
-  return { rev: row.rev as number, floor: row.floor as number, kept: row.kept as number, created: row.created as number, chain: text(row.chain) };
+  return row;
+}
+
+/** The row of `env`, if it has one (locked until the transaction ends with `forUpdate`). */
+export async function findEnv(db: Connection, env: string, forUpdate: boolean): Promise<EnvRow | undefined> {
+  const sql = `SELECT rev, floor, kept, created, chain, parents FROM vitefa_envs WHERE name = ?${forUpdate ? ' FOR UPDATE' : ''}`;
+  const row = (await query<RowDataPacket[]>(db, sql, [env]))[0];
+  if (row === undefined) return undefined;
+  return {
+    rev: row.rev as number, floor: row.floor as number, kept: row.kept as number, created: row.created as number,
+    chain: text(row.chain), parents: parentList(row.parents) ?? [],
+  };
+}
+
+/** Every live environment's parent list ([] for none). */
+export async function readLayout(db: Connection): Promise<Map<string, string[]>> {
+  const rows = await query<RowDataPacket[]>(db, 'SELECT name, parents FROM vitefa_envs ORDER BY name');
+  return new Map(rows.map((row) => [text(row.name), parentList(row.parents) ?? []]));
+}
+
+/** Own entries of `envs`: of `keys` only (read in batches), or all of them. */
+export async function readOwnOf(db: Connection, envs: string[], keys?: string[]): Promise<Map<string, Map<string, string>>> {
+  const out = new Map(envs.map((env) => [env, new Map<string, string>()]));
+  if (envs.length === 0 || keys?.length === 0) return out;
+  const add = (rows: RowDataPacket[]): void => {
+    for (const row of rows) out.get(text(row.env))?.set(text(row.k), row.v as string);
+  };
+  if (keys === undefined) {
+    add(await query<RowDataPacket[]>(db, 'SELECT env, k, v FROM vitefa_values WHERE env IN (?) ORDER BY env, k', [envs]));
+    return out;
+  }
+  for (let i = 0; i < keys.length; i += BATCH_ROWS) {
+    add(await query<RowDataPacket[]>(db, 'SELECT env, k, v FROM vitefa_values WHERE env IN (?) AND k IN (?)', [envs, keys.slice(i, i + BATCH_ROWS)]));
+  }
+  return out;
+}
+
+/** A parent list as a column holds it (a JSON array of names); undefined for NULL. */
+export function parentList(value: unknown): string[] | undefined {
+  if (value === null || value === undefined) return undefined;
+  const parsed: unknown = JSON.parse(text(value));
+  return Array.isArray(parsed) ? parsed.map(String) : [];
 }
 
 export async function readEntries(db: Connection, env: string): Promise<Map<string, string>> {
@@ -49,11 +91,12 @@ export async function readValues(db: Connection, env: string, keys: string[]): P
   return out;
 }
 
-/** A release (without its changes) from its row in vitefa_releases. */
+/** A release (without its changes) from its row in vitefa_releases (with `via` when a `via` release's row gives it). */
 export function releaseOf(row: RowDataPacket): StoredRelease {
   return releaseFrom({
     env: text(row.env), rev: row.rev as number, prev: row.prev as number, time: Number(row.time),
     author: row.author as string, op: row.op as string, drop: row.dropped === 1, chain: text(row.chain),
+    parents: parentList(row.parents), via: row.via === null || row.via === undefined ? undefined : text(row.via),
   });
 }
 

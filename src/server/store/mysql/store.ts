@@ -11,7 +11,7 @@ import { MysqlMembers } from './members.js';
 import { migrate } from './migrations.js';
 import { MysqlPool } from './pool.js';
 import { query, text } from './query.js';
-import { readHead } from './rows.js';
+import { parentList, readHead } from './rows.js';
 import { parseMysqlUrl } from './url.js';
 import { MysqlWrites } from './writes.js';
 
@@ -78,9 +78,14 @@ export class MysqlStore implements Store {
 
   loadAll(): Promise<EnvState[]> {
     return this.pool.guard(() => this.pool.snapshot(async (conn) => {
-      const envs = await query<RowDataPacket[]>(conn, 'SELECT name, rev, chain FROM vitefa_envs ORDER BY name');
+      const envs = await query<RowDataPacket[]>(conn, 'SELECT name, rev, chain, parents FROM vitefa_envs ORDER BY name');
       const out = new Map<string, EnvState>();
-      for (const row of envs) out.set(text(row.name), { env: text(row.name), rev: row.rev as number, values: new Map(), chain: text(row.chain) });
+      for (const row of envs) {
+        const state: EnvState = { env: text(row.name), rev: row.rev as number, values: new Map(), chain: text(row.chain) };
+        const parents = parentList(row.parents) ?? [];
+        if (parents.length > 0) state.parents = parents;
+        out.set(state.env, state);
+      }
       const values = await query<RowDataPacket[]>(conn, 'SELECT env, k, v FROM vitefa_values ORDER BY env, k');
       for (const row of values) out.get(text(row.env))?.values.set(text(row.k), row.v as string);
       return [...out.values()];

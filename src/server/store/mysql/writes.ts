@@ -1,7 +1,8 @@
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
-import { CHAIN_GENESIS, WireError, type Change, type KeyChange } from '../../../protocol/index.js';
+import { CHAIN_GENESIS, WireError, type KeyChange } from '../../../protocol/index.js';
 import { RequestError } from '../../errors.js';
 import { keyChangesFrom } from '../changes.js';
+import { builtOn, dependentsOf, missingDependent, parentsChange, planOf, viaTargets } from '../plan.js';
 import { newRelease } from '../release.js';
 import { RequestReplay, type RequestRecord } from '../requests.js';
 import type { CommitMeta, EnvView, Planner, StoredRelease } from '../types.js';
@@ -9,24 +10,26 @@ import { between } from './history.js';
 import type { MysqlPool } from './pool.js';
 import { codeOf, query } from './query.js';
 import { findRequest, keepRequest, seenRequest } from './request-ids.js';
-import { BATCH_ROWS, batches, readEntries, readEnv, readValues, type EnvRow } from './rows.js';
+import { BATCH_ROWS, batches, findEnv, readEntries, readEnv, readLayout, readOwnOf, readValues, type EnvRow } from './rows.js';
 
 /**
- * The write transaction: each release is one InnoDB transaction that locks
- * its environment's row, then the single `vitefa_head` row to allocate its
- * revision; that lock is held until COMMIT, so revisions are committed in
- * order cluster-wide and a reader of `rev > X ORDER BY rev` never sees N+1
- * without N. Every transaction takes the environment row before the head
- * row, so they cannot deadlock on each other. A request id is kept in the
- * same transaction, and a write is made at most once per id.
+ * The write transaction: each release is one InnoDB transaction that first
+ * locks the single `vitefa_head` row (SELECT … FOR UPDATE), then the rows of
+ * the environments it writes. The head lock is held until COMMIT, so every
+ * writer is serialised cluster-wide: revisions are committed in order (a
+ * reader of `rev > X ORDER BY rev` never sees N+1 without N), what a plan
+ * reads of other environments is current (the transaction's snapshot starts
+ * after the lock), and no two writers can deadlock on their lock order. A
+ * request id is kept in the same transaction, and a write is made at most
+ * once per id.
  */
 export class MysqlWrites {
   constructor(private readonly pool: MysqlPool, private readonly retainReleases: number) {}
 
   createEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
     return this.once(meta, env, () => this.pool.transaction(async (tx) => {
+      await lockHead(tx);
       await seenRequest(tx, meta);
-      // The new row first (same lock order as every other write: environment, then head).
       try {
         await query(tx, 'INSERT INTO vitefa_envs (name, rev, floor, kept, created) VALUES (?, 0, 0, 1, 0)', [env]);
       } catch (err) {
@@ -43,8 +46,11 @@ export class MysqlWrites {
 
   dropEnv(env: string, meta: CommitMeta): Promise<StoredRelease> {
     return this.once(meta, env, () => this.pool.transaction(async (tx) => {
+      await lockHead(tx);
       const current = await readEnv(tx, env, true);
       await seenRequest(tx, meta);
+      const dependents = dependentsOf(await readLayout(tx), env);
+      if (dependents.length > 0) throw builtOn(env, dependents);
       const changes: KeyChange[] = [...(await readEntries(tx, env))].map(([k, v]) => [k, v, null]);
       const release = newRelease(env, await allocateRevision(tx), current.rev, meta, changes, current.chain, true);
       await insertRelease(tx, release);
@@ -58,7 +64,8 @@ export class MysqlWrites {
 
   commit(env: string, meta: CommitMeta, plan: Planner): Promise<StoredRelease | null> {
     return this.once(meta, env, () => this.pool.transaction(async (tx) => {
-      // Locking read first: later plain reads of this transaction then see every release of `env`.
+      // Locking reads first: later plain reads of this transaction then see every release committed.
+      await lockHead(tx);
       const current = await readEnv(tx, env, true);
       await seenRequest(tx, meta);
       const view: EnvView = {
@@ -67,24 +74,30 @@ export class MysqlWrites {
         created: current.created,
         get: async (key) => (await readValues(tx, env, [key])).get(key),
         entries: () => readEntries(tx, env),
+        layout: () => readLayout(tx),
+        ownOf: (envs, keys) => readOwnOf(tx, envs, keys),
         releasesAfter: (fromRev) => between(tx, env, current, fromRev, current.rev),
       };
-      const planned: Change[] = await plan(view);
-      const before = await readValues(tx, env, [...new Set(planned.map(([key]) => key))]);
-      const changes = keyChangesFrom(planned, (key) => before.get(key));
-      if (changes.length === 0) {
+      const planned = planOf(await plan(view));
+      const before = await readValues(tx, env, [...new Set(planned.changes.map(([key]) => key))]);
+      const changes = keyChangesFrom(planned.changes, (key) => before.get(key));
+      const parentsChanged = parentsChange(planned, current.parents);
+      if (changes.length === 0 && !parentsChanged) {
         // Nothing to release; the id is kept all the same, so that its retry changes nothing either.
         if (meta.requestId === undefined) return { commit: false, value: null };
         await keepRequest(tx, meta, env, current.rev, 0, false);
         return { commit: true, value: null };
       }
-      const release = newRelease(env, await allocateRevision(tx), current.rev, meta, changes, current.chain);
+      const parents = parentsChanged ? planned.parents : undefined;
+      const release = newRelease(env, await allocateRevision(tx), current.rev, meta, changes, current.chain, false, { merged: planned.merged?.get(env), parents });
       await writeValues(tx, env, changes);
       await insertRelease(tx, release);
       const next = await this.prune(tx, env, { ...current, rev: release.rev, kept: current.kept + 1, chain: release.chain! });
       await query(tx, 'UPDATE vitefa_envs SET rev = ?, floor = ?, kept = ?, chain = ? WHERE name = ?', [next.rev, next.floor, next.kept, next.chain, env]);
+      if (parents !== undefined) await query(tx, 'UPDATE vitefa_envs SET parents = ? WHERE name = ?', [parentsColumn(parents), env]);
+      const group = await writeVia(tx, env, release, meta, viaTargets(planned, env));
       await keepRequest(tx, meta, env, release.rev, changes.length, true);
-      return { commit: true, value: release };
+      return { commit: true, value: group.length === 0 ? release : { ...release, group } };
     }, meta.deadline));
   }
 
@@ -97,15 +110,17 @@ export class MysqlWrites {
     if (rows.length === 0) return next;
     const revs = rows.map((row) => row.rev as number);
     await query(tx, 'DELETE FROM vitefa_changes WHERE rev IN (?)', [revs]);
+    // The `via` releases they made go with them: they show their changes.
+    await query(tx, 'DELETE FROM vitefa_via WHERE rev IN (?)', [revs]);
     await query(tx, 'DELETE FROM vitefa_releases WHERE rev IN (?)', [revs]);
     return { ...next, floor: revs[revs.length - 1], kept: next.kept - revs.length };
   }
 
   /**
    * A configuration write, made at most once per request id. The check in
-   * the transaction (seenRequest) sees every id committed before it took its
-   * environment's lock; an id committed meanwhile by a write racing it (the
-   * same retry sent to two servers) makes this one fail — on the id's key,
+   * the transaction (seenRequest) sees every id committed before it took the
+   * head's lock; should an id be committed meanwhile by a write racing it
+   * (the same retry sent to two servers), this one fails — on the id's key,
    * or creating an environment that now exists — and it is answered from
    * the id's record instead; so is the retry of a drop, which finds its
    * environment gone before it looks for its id.
@@ -133,10 +148,16 @@ export class MysqlWrites {
   }
 }
 
+/** Takes the head row's lock, held until the transaction ends: every writer waits for the one before it. */
+async function lockHead(tx: PoolConnection): Promise<void> {
+  const rows = await query<RowDataPacket[]>(tx, 'SELECT rev FROM vitefa_head WHERE id = 1 FOR UPDATE');
+  if (rows.length !== 1) throw new Error('vitefa_head has no row');
+}
+
 /**
- * The next revision. The row lock taken here is held until COMMIT: the next
- * release anywhere waits for this one to be committed (or rolled back, which
- * also rolls the counter back, leaving no gap).
+ * The next revision, under the head row's lock the transaction took first
+ * (lockHead) and holds until COMMIT; a rollback also rolls the counter back,
+ * leaving no gap.
  */
 async function allocateRevision(tx: PoolConnection): Promise<number> {
   const result = await query(tx, 'UPDATE vitefa_head SET rev = LAST_INSERT_ID(rev + 1) WHERE id = 1');
@@ -156,11 +177,32 @@ async function writeValues(tx: PoolConnection, env: string, changes: KeyChange[]
 }
 
 async function insertRelease(tx: PoolConnection, r: StoredRelease): Promise<void> {
-  await query(tx, 'INSERT INTO vitefa_releases (rev, env, prev, time, author, op, dropped, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
-    r.rev, r.env, r.prev, r.time, r.author, r.op, r.drop === true ? 1 : 0, r.chain ?? '',
+  await query(tx, 'INSERT INTO vitefa_releases (rev, env, prev, time, author, op, dropped, chain, parents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+    r.rev, r.env, r.prev, r.time, r.author, r.op, r.drop === true ? 1 : 0, r.chain ?? '', r.parents === undefined ? null : JSON.stringify(r.parents),
   ]);
   const rows = r.changes.map(([key, before, after], seq) => [r.rev, seq, key, before, after]);
   for (const batch of batches(rows)) {
     await query(tx, 'INSERT INTO vitefa_changes (rev, seq, k, before_v, after_v) VALUES ?', [batch]);
   }
 }
+
+/**
+ * The `via` releases of the write `release` to `env`: one for each environment of `targets` (by name,
+ * with its merged changes), a row of vitefa_via each, its environment's revision and chain moved on.
+ */
+async function writeVia(tx: PoolConnection, env: string, release: StoredRelease, meta: CommitMeta, targets: [string, KeyChange[]][]): Promise<StoredRelease[]> {
+  const group: StoredRelease[] = [];
+  for (const [dep, merged] of targets) {
+    const row = await findEnv(tx, dep, true);
+    if (row === undefined) throw missingDependent(env, dep);
+    group.push(newRelease(dep, release.rev, row.rev, meta, [], row.chain, false, { merged, via: env }));
+  }
+  for (const batch of batches(group.map((r) => [r.rev, r.env, env, r.prev, r.chain ?? '']))) {
+    await query(tx, 'INSERT INTO vitefa_via (rev, env, via, prev, chain) VALUES ?', [batch]);
+  }
+  for (const r of group) await query(tx, 'UPDATE vitefa_envs SET rev = ?, chain = ? WHERE name = ?', [r.rev, r.chain, r.env]);
+  return group;
+}
+
+/** A parent list as vitefa_envs keeps it: NULL for none. */
+const parentsColumn = (parents: string[]): string | null => (parents.length === 0 ? null : JSON.stringify(parents));
