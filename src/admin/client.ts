@@ -142,6 +142,9 @@ export class AdminClient {
         // Only after a watch: the server sends releases to no other admin session.
         this.onRelease?.(message);
         return;
+      case MessageType.GroupEnd:
+        // Only agents apply groups; a watcher takes each release as it comes.
+        return;
       case MessageType.Hello:
       case MessageType.Subscribe:
       case MessageType.Snapshot:

@@ -69,7 +69,8 @@ export interface AgentEvents {
  * The host daemon: keeps one session to a server (failing over between the
  * servers it knows, with jittered backoff), subscribes from the revisions its
  * store holds, and hands what the server sends to its ReleaseApplier, which
- * applies each release in one local transaction and acknowledges it. The
+ * applies each release (or each group of releases of one revision) in one
+ * local transaction and acknowledges it. The
  * store keeps answering readers whatever the network does.
  */
 export class Agent {
@@ -230,6 +231,8 @@ export class Agent {
         return this.applier.release(message);
       case MessageType.Snapshot:
         return this.applier.snapshot(message);
+      case MessageType.GroupEnd:
+        return this.applier.groupEnd();
       case MessageType.Ping:
         this.conn?.send({ t: MessageType.Pong, n: message.n });
         return;
@@ -310,6 +313,7 @@ export class Agent {
   private onDisconnect(reason: string): void {
     this.heartbeat.stop();
     this.conn = undefined;
+    this.applier.sessionEnded();
     if (this.stopped) return;
     if (Date.now() - this.connectedAt >= STEADY_SESSION_MS) this.attempt = 0;
     trace('agent', `disconnected: ${reason}`);

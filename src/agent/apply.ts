@@ -1,7 +1,8 @@
 /**
  * Applying what a server sends to the agent's store: each release in order,
  * on the chain held (a gap or a fork asks again instead), each snapshot in
- * one transaction, and the acknowledgements, coalesced.
+ * one transaction, the releases of a group (from one marked `grp` to the
+ * GroupEnd) together in one transaction, and the acknowledgements, coalesced.
  */
 import {
   LocalErrorCode, MessageType, VitefaError, WireError,
@@ -9,10 +10,11 @@ import {
 } from '../protocol/index.js';
 import type { ClientConnection } from '../transport/client.js';
 import { trace } from '../trace.js';
+import { GROUP_LIMITS, GroupView, HeldGroup, type GroupLimits, type HeldMessage, type HeldView } from './group.js';
 import type { LocalStore } from './local-store.js';
 
 /** What applying needs of the store. */
-export type ReleaseStore = Pick<LocalStore, 'held' | 'revision' | 'chain' | 'applyRelease' | 'applySnapshot'>;
+export type ReleaseStore = Pick<LocalStore, 'held' | 'revision' | 'chain' | 'applyRelease' | 'applySnapshot' | 'applyGroup'>;
 
 /** The longest key the store takes: environment, a zero byte and the key, as LMDB's default builds allow. */
 const MAX_STORED_KEY_BYTES = 511;
@@ -22,6 +24,8 @@ export interface ApplierOptions {
   envs: string[];
   /** Acknowledgements wait about this long (jittered) and go as one Ack per environment. */
   ackDelayMs: number;
+  /** What one group of releases may hold (GROUP_LIMITS when absent). */
+  groupLimits?: GroupLimits;
 }
 
 export interface ApplierHooks {
@@ -42,6 +46,8 @@ export class ReleaseApplier {
   private readonly resyncing = new Set<string>();
   private readonly unacked = new Map<string, number>();
   private ackTimer?: NodeJS.Timeout;
+  /** The messages held since a release marked `grp`, until the GroupEnd (or the session's end, which drops them). */
+  private group: HeldGroup | undefined;
 
   constructor(store: ReleaseStore, options: ApplierOptions, hooks: ApplierHooks) {
     this.store = store;
@@ -57,61 +63,140 @@ export class ReleaseApplier {
   /** A new session: gaps and forks may be asked about again. */
   newSession(): void {
     this.resyncing.clear();
+    this.group = undefined;
   }
 
-  /** No more acknowledgements. */
+  /**
+   * The session ended: what a group held is dropped (none of it was acknowledged; the next session asks from what
+   * the store holds).
+   */
+  sessionEnded(): void {
+    this.group = undefined;
+  }
+
+  /** No more acknowledgements, nothing more applied. */
   stop(): void {
     clearTimeout(this.ackTimer);
+    this.group = undefined;
   }
 
+  /** A release: applied now, or held while a group of releases is open (one marked `grp` opens it). */
   release(release: Release): void {
     if (!this.follows(release.env)) return;
-    const held = this.store.revision(release.env);
-    if (release.rev <= held || (release.drop === true && held === 0)) return; // already applied, or nothing to drop
-    const chain = this.store.chain(release.env);
+    if (this.group !== undefined || release.grp === true) {
+      this.hold(release);
+      return;
+    }
+    const verdict = this.check(release, this.store);
+    if (verdict === 'resync') this.hooks.session()?.send(this.subscribe());
+    if (verdict !== 'apply' || !this.guard(() => this.store.applyRelease(release))) return;
+    this.applied(release);
+  }
+
+  /** A snapshot: applied now, or held while a group of releases is open. */
+  snapshot(snapshot: Snapshot): void {
+    if (!this.follows(snapshot.env)) return;
+    if (this.group !== undefined) {
+      this.hold(snapshot);
+      return;
+    }
+    if (!this.checkSnapshot(snapshot, this.store) || !this.guard(() => this.store.applySnapshot(snapshot))) return;
+    this.applied(snapshot);
+  }
+
+  /**
+   * The end of a group: everything held goes into the store in ONE transaction, each message checked as when
+   * applied alone, but against what the held messages before it leave. One that fails its check is left out as it
+   * would be alone (a gap or a fork asks again, once the others are applied); a key the store cannot hold ends the
+   * session and nothing of the group is applied. Nothing held: nothing to do.
+   */
+  groupEnd(): void {
+    const group = this.group;
+    this.group = undefined;
+    if (group === undefined) return;
+    const view = new GroupView(this.store);
+    const taken: HeldMessage[] = [];
+    let resync = false;
+    for (const message of group.messages) {
+      if (message.t === MessageType.Release) {
+        const verdict = this.check(message, view);
+        if (verdict === 'bad') return;
+        if (verdict === 'resync') resync = true;
+        if (verdict !== 'apply') continue;
+      } else if (!this.checkSnapshot(message, view)) {
+        return;
+      }
+      view.taken(message);
+      taken.push(message);
+    }
+    if (taken.length > 0) {
+      if (!this.guard(() => this.store.applyGroup(taken))) return;
+      trace('agent', `applied a group of ${taken.length} of ${group.messages.length} held`);
+      for (const message of taken) this.applied(message);
+    }
+    // Asked from what the store holds now, the group applied.
+    if (resync) this.hooks.session()?.send(this.subscribe());
+  }
+
+  /** Holds `message` until the group's end; past the limits the session fails and nothing held is applied. */
+  private hold(message: HeldMessage): void {
+    this.group ??= new HeldGroup(this.options.groupLimits ?? GROUP_LIMITS);
+    const refused = this.group.add(message);
+    if (refused === undefined) return;
+    this.group = undefined;
+    this.hooks.session()?.fail(WireError.LIMIT_EXCEEDED, refused);
+  }
+
+  /**
+   * Whether `release` is applied on what `view` holds: `skip` (already applied, or a gap or fork already asked
+   * about), `resync` (a gap or a fork: to be asked about once), `bad` (the session has failed), or `apply`.
+   */
+  private check(release: Release, view: HeldView): 'apply' | 'skip' | 'resync' | 'bad' {
+    const held = view.revision(release.env);
+    if (release.rev <= held || (release.drop === true && held === 0)) return 'skip'; // already applied, or nothing to drop
+    const chain = view.chain(release.env);
     // Holding a chain, a release that says nothing of what it follows is not taken either: applied, it would end the
     // chain held, and every later release would be taken unchecked.
     if (release.prev === held && chain !== '' && (release.pchain ?? '') !== chain) {
       // It follows another history than the one held: a fork (a copy of the store went on writing). Nothing of it
       // is applied; asking again with the chain held makes the server send a snapshot of its own history.
-      if (!this.resyncing.has(release.env)) {
-        this.resyncing.add(release.env);
-        this.hooks.forked(release.env, `release ${release.env}@${release.rev} follows chain ${release.pchain ?? '(none)'} at revision ${held}, but this store holds chain ${chain} there: not applied, asking for a snapshot`);
-        this.hooks.session()?.send(this.subscribe());
-      }
-      return;
+      if (this.resyncing.has(release.env)) return 'skip';
+      this.resyncing.add(release.env);
+      this.hooks.forked(release.env, `release ${release.env}@${release.rev} follows chain ${release.pchain ?? '(none)'} at revision ${held}, but this store holds chain ${chain} there: not applied, asking for a snapshot`);
+      return 'resync';
     }
     if (release.prev !== held) {
       // A gap: never apply out of order. Ask once for what is missing, from what is held.
-      if (!this.resyncing.has(release.env)) {
-        this.resyncing.add(release.env);
-        trace('agent', `gap in ${release.env}: hold ${held}, release ${release.rev} follows ${release.prev}`);
-        this.hooks.session()?.send(this.subscribe());
-      }
-      return;
+      if (this.resyncing.has(release.env)) return 'skip';
+      this.resyncing.add(release.env);
+      trace('agent', `gap in ${release.env}: hold ${held}, release ${release.rev} follows ${release.prev}`);
+      return 'resync';
     }
-    if (!this.storable(release.env, release.changes)) return;
-    if (!this.guard(() => this.store.applyRelease(release))) return;
-    this.resyncing.delete(release.env);
-    this.acknowledge(release.env, release.rev);
-    const kind = release.drop === true ? 'drop' : 'release';
-    trace('agent', `applied ${kind} ${release.env}@${release.rev} after ${release.prev} (${release.changes.length} changes)`);
-    this.hooks.applied(release.env, release.rev, kind);
+    return this.storable(release.env, release.changes) ? 'apply' : 'bad';
   }
 
-  snapshot(snapshot: Snapshot): void {
-    if (!this.follows(snapshot.env)) return;
-    const held = this.store.revision(snapshot.env);
-    const chain = this.store.chain(snapshot.env);
+  /** Whether `snapshot` can be applied (a snapshot of another history than the one held is said, and taken). */
+  private checkSnapshot(snapshot: Snapshot, view: HeldView): boolean {
+    const held = view.revision(snapshot.env);
+    const chain = view.chain(snapshot.env);
     if (held >= snapshot.rev && chain !== '' && snapshot.chain !== undefined && snapshot.chain !== chain) {
       this.hooks.forked(snapshot.env, `snapshot ${snapshot.env}@${snapshot.rev} (chain ${snapshot.chain}) replaces revision ${held} (chain ${chain}) held here, of another history: taking the server's`);
     }
-    if (!this.storable(snapshot.env, snapshot.entries)) return;
-    if (!this.guard(() => this.store.applySnapshot(snapshot))) return;
-    this.resyncing.delete(snapshot.env);
-    this.acknowledge(snapshot.env, snapshot.rev);
-    trace('agent', `applied snapshot ${snapshot.env}@${snapshot.rev} (${snapshot.entries.length} keys)`);
-    this.hooks.applied(snapshot.env, snapshot.rev, 'snapshot');
+    return this.storable(snapshot.env, snapshot.entries);
+  }
+
+  /** `message` is in the store: acknowledged (coalesced), and said. */
+  private applied(message: HeldMessage): void {
+    this.resyncing.delete(message.env);
+    this.acknowledge(message.env, message.rev);
+    if (message.t === MessageType.Snapshot) {
+      trace('agent', `applied snapshot ${message.env}@${message.rev} (${message.entries.length} keys)`);
+      this.hooks.applied(message.env, message.rev, 'snapshot');
+      return;
+    }
+    const kind = message.drop === true ? 'drop' : 'release';
+    trace('agent', `applied ${kind} ${message.env}@${message.rev} after ${message.prev} (${message.changes.length} changes)`);
+    this.hooks.applied(message.env, message.rev, kind);
   }
 
   /** Revisions held for the environments followed (every held one when following all). */

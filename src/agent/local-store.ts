@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { LocalErrorCode, VitefaError, type EnvRev, type Release, type Snapshot } from '../protocol/index.js';
+import { LocalErrorCode, MessageType, VitefaError, type EnvRev, type Release, type Snapshot } from '../protocol/index.js';
 import {
   assertDataFormatV1, DB_CHAINS, DB_META, DB_OPTIONS, DB_REVISIONS, DB_VALUES, envRange, LAYOUT_FORMAT, NOTIFY_FILE, valueKey,
 } from '../reader/layout.js';
@@ -40,7 +40,8 @@ const MAX_SERVERS_BYTES = 64 * 1024;
 /**
  * The agent's side of the local store: applies each release or snapshot in
  * ONE LMDB write transaction together with the environment's revision, so a
- * reader sees a release completely or not at all. Entries are never evicted:
+ * reader sees a release completely or not at all (and a group of releases of
+ * one revision, all of them or none). Entries are never evicted:
  * when the map is full it is grown, and if that fails the agent stops.
  */
 export class LocalStore {
@@ -112,29 +113,47 @@ export class LocalStore {
   }
 
   applyRelease(release: Release): void {
-    this.write(() => {
-      if (release.drop === true) {
-        this.clearEnv(release.env);
-        void this.revisions.remove(release.env);
-        void this.chains.remove(release.env);
-        return;
-      }
-      for (const [key, json] of release.changes) {
-        if (json === null) void this.values.remove(valueKey(release.env, key));
-        else void this.values.put(valueKey(release.env, key), Buffer.from(json));
-      }
-      void this.revisions.put(release.env, Buffer.from(String(release.rev)));
-      this.putChain(release.env, release.chain);
-    });
+    this.write(() => this.putRelease(release));
   }
 
   applySnapshot(snapshot: Snapshot): void {
+    this.write(() => this.putSnapshot(snapshot));
+  }
+
+  /**
+   * Applies releases and snapshots, in order, in ONE write transaction (the
+   * releases of one revision in several environments): a reader sees all of
+   * them, or none. Each is written as applyRelease or applySnapshot would.
+   */
+  applyGroup(messages: readonly (Release | Snapshot)[]): void {
     this.write(() => {
-      this.clearEnv(snapshot.env);
-      for (const [key, json] of snapshot.entries) void this.values.put(valueKey(snapshot.env, key), Buffer.from(json));
-      void this.revisions.put(snapshot.env, Buffer.from(String(snapshot.rev)));
-      this.putChain(snapshot.env, snapshot.chain);
+      for (const message of messages) {
+        if (message.t === MessageType.Snapshot) this.putSnapshot(message);
+        else this.putRelease(message);
+      }
     });
+  }
+
+  private putRelease(release: Release): void {
+    if (release.drop === true) {
+      this.clearEnv(release.env);
+      void this.revisions.remove(release.env);
+      void this.chains.remove(release.env);
+      return;
+    }
+    for (const [key, json] of release.changes) {
+      if (json === null) void this.values.remove(valueKey(release.env, key));
+      else void this.values.put(valueKey(release.env, key), Buffer.from(json));
+    }
+    void this.revisions.put(release.env, Buffer.from(String(release.rev)));
+    this.putChain(release.env, release.chain);
+  }
+
+  private putSnapshot(snapshot: Snapshot): void {
+    this.clearEnv(snapshot.env);
+    for (const [key, json] of snapshot.entries) void this.values.put(valueKey(snapshot.env, key), Buffer.from(json));
+    void this.revisions.put(snapshot.env, Buffer.from(String(snapshot.rev)));
+    this.putChain(snapshot.env, snapshot.chain);
   }
 
   private putChain(env: string, chain: string | undefined): void {

@@ -4,7 +4,7 @@
  * records every write, so a test can check that each release was applied
  * once, in order, with no gap — across failovers.
  */
-import type { EnvRev, Release, Snapshot } from '../../src/protocol/index.js';
+import { MessageType, type EnvRev, type Release, type Snapshot } from '../../src/protocol/index.js';
 import { Agent, AGENT_DEFAULTS, type AgentStore } from '../../src/agent/agent.js';
 import { parseToken } from '../../src/security/token.js';
 import { parseEndpoint } from '../../src/transport/client.js';
@@ -55,6 +55,14 @@ export class MemoryAgentStore implements AgentStore {
   applySnapshot(snapshot: Snapshot): void {
     this.envs.set(snapshot.env, { rev: snapshot.rev, values: new Map(snapshot.entries), ...(snapshot.chain === undefined ? {} : { chain: snapshot.chain }) });
     this.log.push({ env: snapshot.env, rev: snapshot.rev, kind: 'snapshot' });
+  }
+
+  /** A group of one revision's releases: in memory, one after the other is as good as one transaction. */
+  applyGroup(messages: readonly (Release | Snapshot)[]): void {
+    for (const m of messages) {
+      if (m.t === MessageType.Release) this.applyRelease(m);
+      else this.applySnapshot(m);
+    }
   }
 
   /** The servers the agent remembers (kept in memory, for one run). */

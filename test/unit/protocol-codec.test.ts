@@ -126,6 +126,11 @@ const SAMPLES: { [K in MessageType]: Extract<Message, { t: K }>[] } = {
     { t: 4, env: 'prod', rev: 2 ** 53 - 1, prev: 2 ** 53 - 2, time: 0, author: '', op: 'set', changes: [['k', 'null']], drop: false },
     { t: 4, env: 'prod', rev: 14, prev: 13, time: 5, author: 'ann', op: 'set', changes: [['a', '3']], chain: '0f1e2d3c4b5a6978', pchain: '8796a5b4c3d2e1f0' },
     { t: 4, env: 'new', rev: 15, prev: 0, time: 6, author: 'ann', op: 'env.add', changes: [], chain: '0f1e2d3c4b5a6979', pchain: '' },
+    {
+      t: 4, env: 'prod', rev: 16, prev: 14, time: 7, author: 'ann', op: 'set', changes: [['a', '4']],
+      chain: '0f1e2d3c4b5a697a', pchain: '0f1e2d3c4b5a6978', via: 'base', grp: true,
+    },
+    { t: 4, env: 'base', rev: 16, prev: 3, time: 7, author: 'ann', op: 'set', changes: [['a', '4']], grp: false },
   ],
   [MessageType.Ack]: [{ t: 5, env: 'prod', rev: 13 }, { t: 5, env: 'prod', rev: 14, chain: '0f1e2d3c4b5a6978' }],
   [MessageType.Error]: [
@@ -162,6 +167,7 @@ const SAMPLES: { [K in MessageType]: Extract<Message, { t: K }>[] } = {
   ],
   [MessageType.StoreCheck]: [{ t: 17, store: '6f1c0a4e9b2d7c35', key: 'k-0123456789abcdef' }],
   [MessageType.StoreProof]: [{ t: 18, mac: 'bWFjLW1hYy1tYWMtbWFjLW1hYy1tYWMtbWFjLW1hYy0=' }, { t: 18, mac: '' }],
+  [MessageType.GroupEnd]: [{ t: 19 }],
 };
 
 describe('round trip through encodeMessage, FrameDecoder and decodeBody', () => {
@@ -463,7 +469,7 @@ describe('rejection', () => {
 
   test('unknown message type', () => {
     rejects(pack({ t: 0 }), 'message.t');
-    rejects(pack({ t: 19, n: 1 }), 'message.t');
+    rejects(pack({ t: 20, n: 1 }), 'message.t');
     rejects(pack({ t: 99 }), 'message.t');
     rejects(pack({ t: -1 }), 'message.t');
     rejects(pack({ t: 1.5 }), 'message.t');
@@ -539,6 +545,8 @@ describe('rejection', () => {
     rejects(pack({ t: 3, env: 'p', rev: 1, entries: { a: '1' } }), 'message.entries');
     rejects(pack({ t: 4, env: 'p', rev: 2, prev: 1, time: 0, author: 'a', op: 'set', changes: [[1, '1']] }), 'message.changes[0][0]');
     rejects(pack({ t: 4, env: 'p', rev: 2, prev: 1, time: 0, author: 'a', op: 'set', changes: [], drop: 1 }), 'message.drop');
+    rejects(pack({ t: 4, env: 'p', rev: 2, prev: 1, time: 0, author: 'a', op: 'set', changes: [], via: 3 }), 'message.via');
+    rejects(pack({ t: 4, env: 'p', rev: 2, prev: 1, time: 0, author: 'a', op: 'set', changes: [], grp: 'yes' }), 'message.grp');
     rejects(pack({ t: 6, code: 100, msg: 'x', id: -1 }), 'message.id');
     rejects(pack({ t: 9, id: 1, req: 'set' }), 'message.req');
     rejects(pack({ t: 9, id: 1, req: { op: 'drop.database' } }), 'message.req.op');
@@ -618,6 +626,7 @@ describe('forward compatibility', () => {
       decodeBody(pack({ t: 4, env: 'p', rev: 2, prev: 1, time: 0, author: 'a', op: 'set', changes: [['k', '1']], sig: 'zz' })),
       { t: 4, env: 'p', rev: 2, prev: 1, time: 0, author: 'a', op: 'set', changes: [['k', '1']] },
     );
+    assert.deepEqual(decodeBody(pack({ t: 19, releases: 2 })), { t: 19 });
   });
 
   test('a message with a newer protocol version still decodes (the session decides)', () => {

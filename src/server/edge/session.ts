@@ -181,6 +181,7 @@ export class ServerSession extends FramedConnection implements AgentLink {
       case MessageType.Move:
       case MessageType.StoreCheck:
       case MessageType.StoreProof:
+      case MessageType.GroupEnd:
         throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, `message type ${message.t} is not sent to a server`);
       case MessageType.Gossip:
         throw new ProtocolError(WireError.UNEXPECTED_MESSAGE, 'gossip goes to the peer port, not to this one');
