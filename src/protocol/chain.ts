@@ -11,8 +11,9 @@ import type { Release } from './messages.js';
  *
  * The content hashed is what every receiver of a Release sees, in a fixed
  * order, each field length-prefixed: environment, revision, previous
- * revision, time, author, operation, whether it drops the environment, and
- * each change's key and new value (or its absence). The values before each
+ * revision, time, author, operation, whether it drops the environment, the
+ * environment it came through (`via`, only when set), and each change's key
+ * and new value (or its absence). The values before each
  * change are not part of it: they are not sent to agents.
  */
 
@@ -25,7 +26,7 @@ export const CHAIN_HEX = 16;
 export const CHAIN_PATTERN = /^[0-9a-f]{16}$/;
 
 /** What of a release its chain value covers besides its changes. */
-export type ChainedContent = Pick<Release, 'env' | 'rev' | 'prev' | 'time' | 'author' | 'op' | 'drop'>;
+export type ChainedContent = Pick<Release, 'env' | 'rev' | 'prev' | 'time' | 'author' | 'op' | 'drop' | 'via'>;
 
 /** The chain value of a release following `previous`, with changes given as [key, new JSON text or null]. */
 export function chainOf(previous: string, release: ChainedContent, changes: Iterable<readonly [string, string | null]>): string {
@@ -45,6 +46,8 @@ export function chainOf(previous: string, release: ChainedContent, changes: Iter
   field(release.author);
   field(release.op);
   field(release.drop === true ? 'drop' : '');
+  // Only releases made through a layer name one: the chain values of all others are as before.
+  if (release.via !== undefined) field(`via:${release.via}`);
   for (const [key, after] of changes) {
     field(key);
     if (after === null) hash.update(Buffer.from([0]));

@@ -50,14 +50,18 @@ export const REQUEST_CHECKERS: { [K in AdminOp]: ObjCheck<Omit<Extract<AdminRequ
   'env.add': obj({ env: str }),
   'env.del': obj({ env: str }),
   'env.list': obj({}),
+  'env.layers': obj({ env: str, parents: arrayOf(str, 64) }),
+  'env.show': obj({ env: str }),
   set: obj({ env: str, key: str, value: str }),
-  get: obj({ env: str, key: str }),
+  get: obj({ env: str, key: str, own: opt(bool), explain: opt(bool) }),
   del: obj({ env: str, key: str }),
-  list: obj({ env: str, prefix: opt(str), after: opt(str) }),
+  list: obj({ env: str, prefix: opt(str), after: opt(str), own: opt(bool) }),
   merge: obj({ env: str, key: str, value: str }),
   clear: obj({ env: str, key: str, path: arrayOf(str, 1024) }),
+  unset: obj({ env: str, key: str, path: arrayOf(str, 1024) }),
   apply: obj({ env: str, entries: arrayOf(entry), replace: bool }),
-  history: obj({ env: str, key: opt(str), limit: opt(uint), before: opt(uint), values: opt(bool) }),
+  plan: obj({ env: str, entries: arrayOf(entry), replace: bool }),
+  history: obj({ env: str, key: opt(str), limit: opt(uint), before: opt(uint), values: opt(bool), own: opt(bool) }),
   diff: obj({ env: str, from: uint, to: opt(uint), after: opt(str), values: opt(bool) }),
   rollback: obj({ env: str, rev: uint }),
   status: obj({ env: opt(str), agent: opt(agentId) }),
@@ -94,8 +98,9 @@ export const MESSAGE_CHECKERS = {
   [MessageType.Snapshot]: obj({ t: literal(MessageType.Snapshot), env: str, rev: uint, entries: arrayOf(entry), chain: opt(chainValue) }),
   [MessageType.Release]: obj({
     t: literal(MessageType.Release), env: str, rev: uint, prev: uint, time: uint, author: str, op: str,
-    changes: arrayOf(change), drop: opt(bool), chain: opt(chainValue), pchain: opt(chainFollowed),
+    changes: arrayOf(change), drop: opt(bool), chain: opt(chainValue), pchain: opt(chainFollowed), via: opt(str), grp: opt(bool),
   }),
+  [MessageType.GroupEnd]: obj({ t: literal(MessageType.GroupEnd) }),
   [MessageType.Ack]: obj({ t: literal(MessageType.Ack), env: str, rev: uint, chain: opt(chainValue) }),
   [MessageType.Error]: obj({ t: literal(MessageType.Error), code: uint, msg: str, id: opt(uint), retry: opt(uint) }),
   [MessageType.Ping]: obj({ t: literal(MessageType.Ping), n: uint }),
@@ -111,11 +116,17 @@ export const MESSAGE_CHECKERS = {
   [MessageType.StoreProof]: obj({ t: literal(MessageType.StoreProof), mac: str }),
 } satisfies { [K in MessageType]: ObjCheck<Extract<Message, { t: K }>> };
 
-const writeResult = obj({ env: str, rev: uint, changed: uint, replayed: opt(bool) });
+const differ = obj({ key: str, layer: str });
+const writeResult = obj({ env: str, rev: uint, changed: uint, replayed: opt(bool), differs: opt(arrayOf(differ)) });
 const done = obj({ done: str });
-const getResult = obj({ env: str, rev: uint, key: str, value: str });
+const leafStep: Check<string | number> = (v, p) => (typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v) && v >= 0) ? v : fail(p, 'an object key or an array index'));
+const explainLeaf = obj({ path: arrayOf(leafStep), layer: str, rev: opt(uint), author: opt(str), hidden: opt(arrayOf(str)) });
+const getResult = obj({ env: str, rev: uint, key: str, value: str, explain: opt(arrayOf(explainLeaf)) });
+const planView = obj({ env: str, changed: uint });
+const planResult = obj({ env: str, rev: uint, added: arrayOf(str), changed: arrayOf(str), removed: arrayOf(str), views: arrayOf(planView) });
+const envShowResult = obj({ env: str, rev: uint, parents: arrayOf(str), order: arrayOf(str), dependents: arrayOf(str) });
 const listResult = obj({ env: str, rev: uint, entries: arrayOf(entry), next: opt(str) });
-const envInfo = obj({ env: str, rev: uint, keys: uint });
+const envInfo = obj({ env: str, rev: uint, keys: uint, parents: opt(arrayOf(str)) });
 const envListResult = obj({ envs: arrayOf(envInfo) });
 const serverInfo = obj({ id: str, version: str, listen: str, store: str, uptimeMs: uint, workers: uint, counters: recordOf(uint) });
 const holder: Check<[number, number, string]> = (v, p) => {
@@ -134,7 +145,8 @@ const bigValue: Check<BigValue> = (v, p) => {
   return [uint(v[0], `${p}[0]`), literal<1 | 2>(1, 2)(v[1], `${p}[1]`), uint(v[2], `${p}[2]`), str(v[3], `${p}[3]`)];
 };
 const historyRelease = obj({
-  rev: uint, prev: uint, time: uint, author: str, op: str, changes: arrayOf(keyChange), big: opt(arrayOf(bigValue)), more: opt(uint),
+  rev: uint, prev: uint, time: uint, author: str, op: str, via: opt(str), parents: opt(arrayOf(str)),
+  changes: arrayOf(keyChange), big: opt(arrayOf(bigValue)), more: opt(uint),
 });
 const historyResult = obj({ env: str, releases: arrayOf(historyRelease), next: opt(uint) });
 const diffResult = obj({ env: str, from: uint, to: uint, changes: arrayOf(keyChange), big: opt(arrayOf(bigValue)), next: opt(str) });
@@ -157,13 +169,17 @@ export const RESULT_CHECKERS: { [K in AdminOp]: ObjCheck<ResultOf[K]> } = {
   'env.add': writeResult,
   'env.del': writeResult,
   'env.list': envListResult,
+  'env.layers': writeResult,
+  'env.show': envShowResult,
   set: writeResult,
   get: getResult,
   del: writeResult,
   list: listResult,
   merge: writeResult,
   clear: writeResult,
+  unset: writeResult,
   apply: writeResult,
+  plan: planResult,
   history: historyResult,
   diff: diffResult,
   rollback: writeResult,
@@ -192,6 +208,10 @@ export const NAMED_SHAPES = {
   ListResult: listResult,
   EnvListResult: envListResult,
   EnvInfo: envInfo,
+  EnvShowResult: envShowResult,
+  PlanResult: planResult,
+  PlanView: planView,
+  ExplainLeaf: explainLeaf,
   HistoryResult: historyResult,
   HistoryRelease: historyRelease,
   DiffResult: diffResult,

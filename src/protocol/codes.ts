@@ -9,9 +9,11 @@
  * servers gossip (Gossip), and servers tell their agents of the other
  * servers (Peers) and move them (Move). 4: releases and snapshots carry
  * their chain value, and a peer proves it reads the same store of record
- * (StoreCheck, StoreProof) before its Welcome.
+ * (StoreCheck, StoreProof) before its Welcome. 5: layered environments — a
+ * Release may name the write it came from (`via`) and belong to a group of
+ * one revision (`grp`), applied together at the GroupEnd that follows.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 export const MessageType = {
   /** 1: first frame in each direction; carries the protocol version and the peer's role. */
@@ -50,6 +52,8 @@ export const MessageType = {
   StoreCheck: 17,
   /** 18: dialling server -> peer port: the proof (an HMAC of the row's secret). */
   StoreProof: 18,
+  /** Server -> agent: the grouped releases sent before it are applied together. */
+  GroupEnd: 19,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 

@@ -97,6 +97,24 @@ export interface Release {
   chain?: string;
   /** The chain value this release follows: a receiver holding another one at `prev` has been offered a fork. */
   pchain?: string;
+  /**
+   * The release was made by a write to `via`, an environment this one is built on (docs/layers.md):
+   * its changes are those of this environment's merged view. Covered by the chain value.
+   */
+  via?: string;
+  /**
+   * One of several releases of the same revision (a write and the environments built on it): a
+   * receiver holds it, and what follows it, until the next GroupEnd, then applies them together.
+   */
+  grp?: boolean;
+}
+
+/**
+ * Server -> agent: the releases marked `grp` sent since the last GroupEnd (and whatever came after
+ * them) go into the local store in one transaction: a local reader sees all of them, or none.
+ */
+export interface GroupEnd {
+  t: typeof MessageType.GroupEnd;
 }
 
 export interface Ack {
@@ -246,4 +264,5 @@ export type Message =
   | Peers
   | Move
   | StoreCheck
-  | StoreProof;
+  | StoreProof
+  | GroupEnd;

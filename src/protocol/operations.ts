@@ -5,8 +5,8 @@
  * compile when the request union and this list name different operations.
  */
 export const ADMIN_OPS = [
-  'env.add', 'env.del', 'env.list',
-  'set', 'get', 'del', 'list', 'merge', 'clear', 'apply',
+  'env.add', 'env.del', 'env.list', 'env.layers', 'env.show',
+  'set', 'get', 'del', 'list', 'merge', 'clear', 'unset', 'apply', 'plan',
   'history', 'diff', 'rollback',
   'status', 'status.local',
   'user.add', 'user.del', 'user.list', 'user.passwd',
@@ -20,4 +20,4 @@ export const ADMIN_OPS = [
  * a request id (Request.rid), with which a retry is answered with the first
  * result. The server's table of operations marks exactly these as writes.
  */
-export const CONFIG_WRITE_OPS = ['env.add', 'env.del', 'set', 'del', 'merge', 'clear', 'apply', 'rollback'] as const satisfies readonly (typeof ADMIN_OPS)[number][];
+export const CONFIG_WRITE_OPS = ['env.add', 'env.del', 'env.layers', 'set', 'del', 'merge', 'clear', 'unset', 'apply', 'rollback'] as const satisfies readonly (typeof ADMIN_OPS)[number][];

@@ -6,21 +6,30 @@ export type AdminRequest =
   | { op: 'env.add'; env: string }
   | { op: 'env.del'; env: string }
   | { op: 'env.list' }
+  /** `env` is built from `parents` (lowest first), then its own entries; [] removes them (docs/layers.md). */
+  | { op: 'env.layers'; env: string; parents: string[] }
+  /** An environment's parents, its merge order (flattened) and the environments built on it. */
+  | { op: 'env.show'; env: string }
   | { op: 'set'; env: string; key: string; value: string }
-  | { op: 'get'; env: string; key: string }
+  /** The merged value; `own`: the environment's own entry; `explain`: where each leaf of the merged value comes from. */
+  | { op: 'get'; env: string; key: string; own?: boolean; explain?: boolean }
   | { op: 'del'; env: string; key: string }
-  /** A page of at most answerBytes: `after` continues after that key (ListResult.next). */
-  | { op: 'list'; env: string; prefix?: string; after?: string }
+  /** A page of at most answerBytes: `after` continues after that key (ListResult.next). `own`: own entries, not the merged view. */
+  | { op: 'list'; env: string; prefix?: string; after?: string; own?: boolean }
   | { op: 'merge'; env: string; key: string; value: string }
   | { op: 'clear'; env: string; key: string; path: string[] }
+  /** Hides, in `env`'s view, what its layers give at `key` (and `path`, read as clear reads it; none: the whole key). */
+  | { op: 'unset'; env: string; key: string; path: string[] }
   | { op: 'apply'; env: string; entries: Entry[]; replace: boolean }
+  /** What `apply` with the same arguments would change, written nowhere (`apply --dry-run`). */
+  | { op: 'plan'; env: string; entries: Entry[]; replace: boolean }
   /**
    * A page of at most `limit` releases and answerBytes: `before` continues
    * below that revision (HistoryResult.next). Values longer than
    * historyValueBytes come as their size and hash (HistoryRelease.big)
    * unless `values` asks for them.
    */
-  | { op: 'history'; env: string; key?: string; limit?: number; before?: number; values?: boolean }
+  | { op: 'history'; env: string; key?: string; limit?: number; before?: number; values?: boolean; own?: boolean }
   /** A page of at most answerBytes, by key: `after` continues after that key (DiffResult.next). Large values as in history. */
   | { op: 'diff'; env: string; from: number; to?: number; after?: string; values?: boolean }
   | { op: 'rollback'; env: string; rev: number }

@@ -17,12 +17,58 @@ export interface WriteResult {
    * `changed`), and nothing was written now.
    */
   replayed?: boolean;
+  /**
+   * After a rollback of a layered environment: the keys whose merged value still differs from the
+   * merged view at the revision rolled back to, each with the layer whose entry makes it differ.
+   */
+  differs?: { key: string; layer: string }[];
 }
 export interface GetResult {
   env: string;
   rev: number;
   key: string;
+  /** The merged value's JSON text; with `own`, the own entry as shown (docs/layers.md). */
   value: string;
+  /** With `explain`: every leaf of the merged value and where it comes from. */
+  explain?: ExplainLeaf[];
+}
+/** One leaf of a merged value (a scalar, or an empty object or array) and the layer that set it. */
+export interface ExplainLeaf {
+  /** Object keys and array indices from the value's root. */
+  path: (string | number)[];
+  /** The environment whose own entry set it; "(no access)" when the caller may not read it. */
+  layer: string;
+  /** The revision of that layer's last release that changed its own entry of the key, and its author (absent for "(no access)"). */
+  rev?: number;
+  author?: string;
+  /** Layers whose unset hid something at, above or under this path ("(no access)" for those the caller may not read). */
+  hidden?: string[];
+}
+/** What an apply would change (`plan`). */
+export interface PlanResult {
+  env: string;
+  rev: number;
+  /** Own entries the apply adds, changes and removes. */
+  added: string[];
+  changed: string[];
+  removed: string[];
+  /** Every environment whose merged view would change, with its count of changed keys (the environment itself first). */
+  views: PlanView[];
+}
+export interface PlanView {
+  /** "(no access)" for environments the caller may not read (their count of keys still shown). */
+  env: string;
+  changed: number;
+}
+/** An environment's layers (`env.show`). */
+export interface EnvShowResult {
+  env: string;
+  rev: number;
+  parents: string[];
+  /** The merge order, lowest first, ending with the environment itself. */
+  order: string[];
+  /** Every environment built on it, directly or through others. */
+  dependents: string[];
 }
 export interface ListResult {
   env: string;
@@ -35,6 +81,8 @@ export interface EnvInfo {
   env: string;
   rev: number;
   keys: number;
+  /** Its parents, lowest first (absent: none). */
+  parents?: string[];
 }
 export interface EnvListResult {
   envs: EnvInfo[];
@@ -53,6 +101,10 @@ export interface HistoryRelease {
   time: number;
   author: string;
   op: string;
+  /** The release came through this layer's write (the changes shown are that write's own). */
+  via?: string;
+  /** The parent list after this release, when it changed it. */
+  parents?: string[];
   changes: KeyChange[];
   /** Values left out (larger than historyValueBytes, or past the page's bytes). */
   big?: BigValue[];
@@ -224,13 +276,17 @@ export interface ResultOf {
   'env.add': WriteResult;
   'env.del': WriteResult;
   'env.list': EnvListResult;
+  'env.layers': WriteResult;
+  'env.show': EnvShowResult;
   set: WriteResult;
   get: GetResult;
   del: WriteResult;
   list: ListResult;
   merge: WriteResult;
   clear: WriteResult;
+  unset: WriteResult;
   apply: WriteResult;
+  plan: PlanResult;
   history: HistoryResult;
   diff: DiffResult;
   rollback: WriteResult;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clearValue, mergeValue, type Json } from '../../src/server/ops/merge.js';
+import { clearValue, mergeValue, type Json } from '../../src/server/model/merge.js';
 import {
   blockersOfDelete,
   changedKeys,
@@ -14,7 +14,7 @@ import {
   type Layer,
   type OwnEntry,
   type ParentMap,
-} from '../../src/server/ops/layers/index.js';
+} from '../../src/server/model/layers/index.js';
 
 function parents(entries: Record<string, string[]>): ParentMap {
   return new Map(Object.entries(entries));

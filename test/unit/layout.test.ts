@@ -13,7 +13,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SRC = path.join(ROOT, 'src');
 
 /** The server's folders, lowest first. Files directly in src/server (errors, limits) are below all of them. */
-const LAYERS = ['store', 'releases', 'ops', 'access', 'push', 'edge', 'peers', 'process'];
+const LAYERS = ['model', 'store', 'releases', 'ops', 'access', 'push', 'edge', 'peers', 'process'];
 
 function sources(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clearValue, jsonEqual, mergeValue, type Json } from '../../src/server/ops/merge.js';
+import { clearValue, jsonEqual, mergeValue, type Json } from '../../src/server/model/merge.js';
 
 // Frozen inputs make any write to them throw (ESM is strict mode), proving no mutation.
 function deepFreeze<T>(v: T): T {

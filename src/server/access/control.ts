@@ -150,7 +150,7 @@ export class AccessControl {
         throw new RequestError(WireError.BAD_REQUEST, 'a request id is 1 to 128 of A-Z a-z 0-9 . _ : -');
       }
       const account = this.allowed(req, caller);
-      const result = await this.run(req, caller);
+      const result = await this.run(req, caller, account);
       this.audit(auditEntry(req, caller, time, 'ok'));
       // Reads about several environments show the ones the account reads (permit checked the others).
       return new ReadScope(account).answer(req.op, result as ResultOf[typeof req.op]);
@@ -172,8 +172,11 @@ export class AccessControl {
   }
 
   /** Runs a request with the handler of the layer its entry names. */
-  private async run(req: AdminRequest, caller: Caller): Promise<unknown> {
-    if (operation(req.op).runBy === 'hub') return this.hub.execute(req, caller.account, caller.requestId);
+  private async run(req: AdminRequest, caller: Caller, account: AccountRecord): Promise<unknown> {
+    if (operation(req.op).runBy === 'hub') {
+      const scope = new ReadScope(account);
+      return this.hub.execute(req, caller.account, caller.requestId, scope.all ? undefined : (env) => scope.covers(env));
+    }
     return runHandler(this.handlers, req as RequestOf<OpsRunBy<'access'>>, caller);
   }
 

@@ -43,16 +43,20 @@ export class Hub {
       'env.add': (req, call) => writes.addEnv(req, call),
       'env.del': (req, call) => writes.dropEnv(req, call),
       'env.list': () => reads.envList(),
+      'env.layers': (req, call) => writes.layers(req, call),
+      'env.show': (req, call) => reads.layers.show(req, call.reads ?? (() => true)),
       set: (req, call) => writes.set(req, call),
-      get: (req) => reads.get(req),
+      get: (req, call) => reads.get(req, call.reads),
       del: (req, call) => writes.del(req, call),
       list: (req) => reads.list(req),
       merge: (req, call) => writes.merge(req, call),
       clear: (req, call) => writes.clear(req, call),
+      unset: (req, call) => writes.unset(req, call),
       apply: (req, call) => writes.apply(req, call),
+      plan: (req, call) => writes.plan(req, call),
       history: (req) => reads.history(req),
       diff: (req) => reads.diff(req),
-      rollback: (req, call) => writes.rollback(req, call),
+      rollback: (req, call) => writes.rollback(req, call, reads.layers),
       status: (req) => reads.status(req),
       'status.local': (req) => reads.localStatus(req),
     });
@@ -65,13 +69,14 @@ export class Hub {
    * `replayed`, and writes nothing (writes.ts). The operations access
    * control runs (accounts, tokens, audit, watches) are refused here.
    */
-  async execute<R extends AdminRequest>(req: R, author: string, requestId?: string): Promise<ResultOf[R['op']]> {
+  async execute<R extends AdminRequest>(req: R, author: string, requestId?: string, reads?: (env: string) => boolean): Promise<ResultOf[R['op']]> {
     const broken = this.log.brokenChain;
     if (broken !== undefined) throw new RequestError(WireError.STORE_MISMATCH, `this server stopped: ${broken.message}`);
     const entry = operation(req.op) as ReturnType<typeof operation> | undefined;
     if (entry?.runBy !== 'hub') throw new RequestError(WireError.BAD_REQUEST, `${req.op} is not a configuration operation`);
     const call: WriteCall = {
       author, deadline: Date.now() + this.limits.writeTimeoutMs, ...(entry.writes && requestId !== undefined ? { requestId } : {}),
+      ...(reads === undefined ? {} : { reads }),
     };
     const run = (): Promise<unknown> => Promise.resolve(runHandler(this.handlers, req as RequestOf<OpsRunBy<'hub'>>, call));
     // Reads whose cost grows with the data take turns, per account and in all; everything else goes at once.

@@ -4,9 +4,11 @@ import {
 } from '../../protocol/index.js';
 import { envNotFound, keyNotFound, RequestError } from '../errors.js';
 import type { ServerLimits } from '../limits.js';
+import { hasMarks, ownDisplay } from '../model/layers/index.js';
 import { invert, netValues, pageOf, type LeftOut } from '../releases/history.js';
 import type { ServerState } from '../releases/state.js';
 import type { ChangeRef, Store, StoredRelease } from '../store/types.js';
+import { LayerReads } from './layer-reads.js';
 
 /** What the hub reports about the processes and the connected agents for `status`. */
 export interface StatusSource {
@@ -28,8 +30,11 @@ type ReadOf<K extends AdminRequest['op']> = Extract<AdminRequest, { op: K }>;
  */
 export class ConfigReads {
   private statusSource?: StatusSource;
+  readonly layers: LayerReads;
 
-  constructor(private readonly store: Store, private readonly state: ServerState, private readonly limits: ServerLimits) {}
+  constructor(private readonly store: Store, private readonly state: ServerState, private readonly limits: ServerLimits) {
+    this.layers = new LayerReads(store, state, limits);
+  }
 
   setStatusSource(source: StatusSource): void {
     this.statusSource = source;
@@ -39,7 +44,10 @@ export class ConfigReads {
     return { envs: this.state.info() };
   }
 
-  get(req: ReadOf<'get'>): ResultOf['get'] {
+  /** The merged value; with `own` the environment's own entry, with `explain` where each leaf comes from (layer-reads.ts). */
+  get(req: ReadOf<'get'>, reads: (env: string) => boolean = () => true): ResultOf['get'] | Promise<ResultOf['get']> {
+    if (req.explain === true) return this.layers.explain(req, reads);
+    if (req.own === true) return this.layers.own(req);
     const value = this.liveValues(req.env).get(req.key);
     if (value === undefined) throw keyNotFound(req.env, req.key);
     return { env: req.env, rev: this.state.rev(req.env)!, key: req.key, value };
@@ -49,12 +57,12 @@ export class ConfigReads {
   list(req: ReadOf<'list'>): ResultOf['list'] {
     const { env, after } = req;
     const prefix = req.prefix ?? '';
-    const values = this.liveValues(env);
+    const values = req.own === true ? this.layers.ownEntries(env) : this.liveValues(env);
     const keys = [...values.keys()].filter((k) => k.startsWith(prefix) && (after === undefined || k > after)).sort();
     const entries: [string, string][] = [];
     let used = 0;
     for (const key of keys) {
-      const value = values.get(key)!;
+      const value = req.own === true ? ownDisplay(values.get(key)!) : values.get(key)!;
       const bytes = Buffer.byteLength(key) + Buffer.byteLength(value);
       if (entries.length > 0 && used + bytes > this.limits.answerBytes) {
         return { env, rev: this.state.rev(env)!, entries, next: entries[entries.length - 1][0] };
@@ -73,6 +81,7 @@ export class ConfigReads {
       limit: Math.min(req.limit ?? DEFAULT_HISTORY_LIMIT, 10_000),
       elideAbove: this.limits.historyValueBytes,
       maxBytes: this.limits.answerBytes,
+      ...(req.own === true ? { own: true } : {}),
     });
     const releases = page.releases.map(toHistory);
     if (req.values === true) {
@@ -102,8 +111,11 @@ export class ConfigReads {
     if (current === undefined) throw envNotFound(req.env);
     const to = req.to ?? current;
     const [low, high] = req.from <= to ? [req.from, to] : [to, req.from];
-    // Large values are never read whole to work this out: compared by size and hash.
-    const net = await netValues(await this.store.releasesBetween(req.env, low, high, this.limits.historyValueBytes));
+    // A layered view is compared as merged, rebuilt from its layers' own entries at each revision; another, from its
+    // releases, large values never read whole to work this out: compared by size and hash.
+    const net = this.layers.layered(req.env)
+      ? await this.layers.diff(req.env, low, high)
+      : await netValues(await this.store.releasesBetween(req.env, low, high, this.limits.historyValueBytes));
     const page = pageOf(net, req.after, this.limits.answerBytes);
     if (req.values === true) {
       let used = changeBytes(page.changes, page.big);
@@ -154,7 +166,14 @@ export class ConfigReads {
 }
 
 function toHistory(r: StoredRelease): HistoryRelease {
-  const out: HistoryRelease = { rev: r.rev, prev: r.prev, time: r.time, author: r.author, op: r.op, changes: r.changes };
+  // Own entries that hold unset marks are shown as `{"unset": …, "value": …}` (own.ts), never in their stored form.
+  const shown = (text: string | null): string | null => (text !== null && hasMarks(text) ? ownDisplay(text) : text);
+  const changes = r.changes.some(([, before, after]) => (before !== null && hasMarks(before)) || (after !== null && hasMarks(after)))
+    ? r.changes.map(([key, before, after]): KeyChange => [key, shown(before), shown(after)])
+    : r.changes;
+  const out: HistoryRelease = { rev: r.rev, prev: r.prev, time: r.time, author: r.author, op: r.op, changes };
+  if (r.via !== undefined) out.via = r.via;
+  if (r.parents !== undefined) out.parents = r.parents;
   if (r.big !== undefined && r.big.length > 0) out.big = r.big;
   if (r.more !== undefined) out.more = r.more;
   return out;

@@ -45,8 +45,17 @@ export const OPERATIONS = {
   'env.add': { permission: 'admin', writes: true, paged: false, runBy: 'hub' },
   'env.del': { permission: 'admin', writes: true, paged: false, runBy: 'hub' },
   'env.list': { permission: 'read', writes: false, paged: false, runBy: 'hub' },
+  // A write to the environment: rights on it, and read rights on each parent (writes.ts checks those).
+  'env.layers': {
+    permission: 'write', writes: true, paged: false, runBy: 'hub',
+    audit: (req) => (req.parents.length === 0 ? 'no parents' : `parents ${req.parents.join(', ').slice(0, 400)}`),
+  },
+  'env.show': { permission: 'read', writes: false, paged: false, runBy: 'hub' },
   set: { permission: 'write', writes: true, paged: false, runBy: 'hub', audit: (req) => `key ${name(req.key)}` },
-  get: { permission: 'read', writes: false, paged: false, runBy: 'hub', audit: (req) => `key ${name(req.key)}` },
+  get: {
+    permission: 'read', writes: false, paged: false, runBy: 'hub',
+    audit: (req) => `key ${name(req.key)}${req.own === true ? ' (own)' : ''}${req.explain === true ? ' (explain)' : ''}`,
+  },
   del: { permission: 'write', writes: true, paged: false, runBy: 'hub', audit: (req) => `key ${name(req.key)}` },
   list: { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => (req.prefix === undefined ? '' : `prefix ${name(req.prefix)}`) },
   merge: { permission: 'write', writes: true, paged: false, runBy: 'hub', audit: (req) => `key ${name(req.key)}` },
@@ -55,7 +64,13 @@ export const OPERATIONS = {
     // The last word of a path may be a value to take out of an array: only the words before it are names.
     audit: (req) => `key ${name(req.key)}${req.path.length > 1 ? ` path ${req.path.slice(0, -1).join('.').slice(0, 200)}` : ''}${req.path.length ? ', removing what the last path word names (not recorded)' : ''}`,
   },
+  unset: {
+    permission: 'write', writes: true, paged: false, runBy: 'hub',
+    audit: (req) => `key ${name(req.key)}${req.path.length > 1 ? ` path ${req.path.slice(0, -1).join('.').slice(0, 200)}` : ''}${req.path.length ? ', hiding what the last path word names (not recorded)' : ''}`,
+  },
   apply: { permission: 'write', writes: true, paged: false, runBy: 'hub', audit: (req) => `${req.entries.length} keys${req.replace ? ', replacing the rest' : ''}` },
+  // Writes nothing: what an apply would change, for anyone who reads the environment.
+  plan: { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => `${req.entries.length} keys${req.replace ? ', replacing the rest' : ''}` },
   history: { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => (req.key === undefined ? '' : `key ${name(req.key)}`) },
   diff: { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => `from ${req.from}${req.to === undefined ? '' : ` to ${req.to}`}` },
   rollback: { permission: 'write', writes: true, paged: false, runBy: 'hub', audit: (req) => `to ${req.rev}` },

@@ -2,7 +2,7 @@ import { CONTROL_CHARACTERS, WireError } from '../../protocol/index.js';
 import { jsonFaultText } from '../../json-syntax.js';
 import { RequestError, wireAnswer } from '../errors.js';
 import type { ServerLimits } from '../limits.js';
-import type { Json } from './merge.js';
+import type { Json } from '../model/merge.js';
 
 type DataLimits = Pick<ServerLimits, 'envNameBytes' | 'keyBytes' | 'valueBytes' | 'valueDepth'>;
 

@@ -1,15 +1,22 @@
-import { WireError, type AdminRequest, type Change, type WriteResult } from '../../protocol/index.js';
+import { WireError, type AdminRequest, type Change, type PlanResult, type WriteResult } from '../../protocol/index.js';
 import { beforeDeadline } from '../../deadline.js';
-import { keyNotFound, RequestError } from '../errors.js';
+import { envNotFound, keyNotFound, RequestError } from '../errors.js';
+import { mergedChanges } from '../model/layers/index.js';
+import { keyChangesFrom } from '../store/changes.js';
+import { LayerReads, NO_ACCESS } from './layer-reads.js';
 import type { ServerLimits } from '../limits.js';
 import { rollbackChanges } from '../releases/history.js';
 import type { ReleaseLog } from '../releases/log.js';
-import { entryBytes, type ServerState } from '../releases/state.js';
+import type { ServerState } from '../releases/state.js';
 import { orReplay, replayRefusal, requestDigest, type RequestRecord } from '../store/requests.js';
-import type { CommitMeta, Planner, Store, StoredRelease } from '../store/types.js';
-import { clearValue, jsonEqual, mergeValue, type Json } from './merge.js';
+import type { CommitMeta, EnvView, Store, StoredRelease } from '../store/types.js';
+import { clearValue, jsonEqual, mergeValue, type Json } from '../model/merge.js';
+import { limited, ownParts, planLayered, withMark, withValue } from './layer-plan.js';
 import { checkEnvName, checkKey, parseValue } from './validate.js';
 import { BulkPool } from './validate-pool.js';
+
+/** Works out the own changes of a write from the environment's own entries, under the store's lock. */
+type OwnPlanner = (view: EnvView) => Promise<Change[]>;
 
 /** Who writes, and by when (ms since the epoch) the answer is due. */
 export interface WriteCall {
@@ -17,6 +24,8 @@ export interface WriteCall {
   /** The request id it came with (Request.rid), if any. */
   requestId?: string;
   deadline: number;
+  /** Whether the caller may read `env` (absent: every environment). */
+  reads?: (env: string) => boolean;
 }
 
 type WriteOf<K extends AdminRequest['op']> = Extract<AdminRequest, { op: K }>;
@@ -66,12 +75,19 @@ export class ConfigWrites {
   set(req: WriteOf<'set'>, call: WriteCall): Promise<WriteResult> {
     const key = checkKey(req.key, this.limits);
     const { text } = parseValue(req.value, key, this.limits);
-    return this.write(req, call, () => Promise.resolve([[key, text]]));
+    // The own value is replaced; unset marks the entry holds stay (`del` removes them).
+    return this.write(req, call, async (view) => [[key, withValue(await view.get(key), text)]]);
   }
 
+  /** Removes the environment's own entry of the key, its unset marks included: what its layers give shows again. */
   del(req: WriteOf<'del'>, call: WriteCall): Promise<WriteResult> {
     return this.write(req, call, async (view) => {
-      if ((await view.get(req.key)) === undefined) throw keyNotFound(req.env, req.key);
+      if ((await view.get(req.key)) === undefined) {
+        if (this.state.values(req.env)?.has(req.key) === true) {
+          throw new RequestError(WireError.KEY_NOT_FOUND, `${req.env} has no entry of its own for ${req.key}: its value comes from its layers (\`unset ${req.env} ${req.key}\` hides it here)`);
+        }
+        throw keyNotFound(req.env, req.key);
+      }
       return [[req.key, null]];
     });
   }
@@ -80,21 +96,36 @@ export class ConfigWrites {
     const key = checkKey(req.key, this.limits);
     const patch = parseValue(req.value, key, this.limits).value;
     return this.write(req, call, async (view) => {
-      const beforeText = await view.get(key);
-      const before = beforeText === undefined ? undefined : (JSON.parse(beforeText) as Json);
+      const { entry, rewrite } = ownParts(await view.get(key));
+      const before = entry.text === undefined ? undefined : (JSON.parse(entry.text) as Json);
       const after = limited(() => mergeValue(before, patch));
-      return before !== undefined && jsonEqual(before, after) ? [] : [[key, JSON.stringify(after)]];
+      return before !== undefined && jsonEqual(before, after) ? [] : [[key, rewrite(JSON.stringify(after))]];
     });
   }
 
   clear(req: WriteOf<'clear'>, call: WriteCall): Promise<WriteResult> {
     return this.write(req, call, async (view) => {
-      const beforeText = await view.get(req.key);
-      if (beforeText === undefined) return [];
-      const result = limited(() => clearValue(JSON.parse(beforeText) as Json, req.path));
+      const { entry, rewrite } = ownParts(await view.get(req.key));
+      if (entry.text === undefined) return [];
+      const result = limited(() => clearValue(JSON.parse(entry.text!) as Json, req.path));
       if (!result.changed) return [];
-      return [[req.key, result.value === undefined ? null : JSON.stringify(result.value)]];
+      return [[req.key, rewrite(result.value === undefined ? undefined : JSON.stringify(result.value))]];
     });
+  }
+
+  /** Hides, in this environment's view, what its layers give at the key (or a path of it): an own entry, kept until `del`. */
+  unset(req: WriteOf<'unset'>, call: WriteCall): Promise<WriteResult> {
+    const key = checkKey(req.key, this.limits);
+    return this.write(req, call, async (view) => [[key, withMark(await view.get(key), req.path)]]);
+  }
+
+  /** Builds the environment from `parents` (lowest first), then its own entries; [] stands it alone again. */
+  layers(req: WriteOf<'env.layers'>, call: WriteCall): Promise<WriteResult> {
+    const parents = req.parents.map((p) => checkEnvName(p, this.limits));
+    // Layering on an environment makes its values part of this one's view: only what the caller reads.
+    const hidden = parents.filter((p) => call.reads !== undefined && !call.reads(p));
+    if (hidden.length > 0) throw new RequestError(WireError.FORBIDDEN, `${call.author} may not read ${hidden.join(', ')}: an environment can only be built on environments its writer reads`);
+    return this.write(req, call, (view) => planLayered(view, this.state, this.limits, [], parents));
   }
 
   async apply(req: WriteOf<'apply'>, call: WriteCall): Promise<WriteResult> {
@@ -103,15 +134,15 @@ export class ConfigWrites {
     }
     const written = meta(req, call);
     const planned: Change[] = await this.bulk.plan(req.entries);
-    return this.write(req, call, async (view) => {
-      if (!req.replace) return planned;
-      const wanted = new Set(planned.map(([k]) => k));
-      const removals: Change[] = [...(await view.entries()).keys()].filter((k) => !wanted.has(k)).map((k) => [k, null]);
-      return [...planned, ...removals];
-    }, written);
+    return this.write(req, call, (view) => applyChanges(view, planned, req.replace), written);
   }
 
-  async rollback(req: WriteOf<'rollback'>, call: WriteCall): Promise<WriteResult> {
+  /**
+   * Restores the environment's own entries, and its parent list, as they were at `rev`. A layered
+   * view may still differ from what it was then (a layer changed since): the answer names each key
+   * that does, with the layer whose entry makes it differ.
+   */
+  async rollback(req: WriteOf<'rollback'>, call: WriteCall, layers: LayerReads): Promise<WriteResult> {
     // Worked out before the commit takes its lock, so other writes go on meanwhile — from what this
     // server holds, at best, within the write's time: the store decides under the lock (the environment,
     // the revision, the request id), and the changes are worked out again there if a release came between.
@@ -119,7 +150,10 @@ export class ConfigWrites {
     const early = current === undefined || req.rev > current
       ? undefined
       : await untilDeadline(this.store.releasesBetween(req.env, req.rev, current).then((releases) => rollbackChanges(releases)), call.deadline);
-    return this.write(req, call, async (view) => {
+    const now = [...(this.state.parents(req.env) ?? [])];
+    const then = current === undefined || req.rev > current ? now : await layers.parentsAt(req.env, req.rev);
+    const parents = then.join('\n') === now.join('\n') ? undefined : then;
+    const result = await this.write(req, call, async (view) => {
       if (req.rev > view.rev) {
         throw new RequestError(WireError.REVISION_NOT_FOUND, `revision ${req.rev} is after ${req.env}'s current revision ${view.rev}`);
       }
@@ -127,17 +161,55 @@ export class ConfigWrites {
       if (req.rev < view.created) {
         throw new RequestError(WireError.REVISION_NOT_FOUND, `${req.env} did not exist at revision ${req.rev}: its first revision is ${view.created}`);
       }
-      return view.rev === current && early !== undefined ? early : rollbackChanges(await view.releasesAfter(req.rev));
+      const own = view.rev === current && early !== undefined ? early : await rollbackChanges(await view.releasesAfter(req.rev));
+      return planLayered(view, this.state, this.limits, own, parents);
     });
+    if (result.replayed !== true && (now.length > 0 || then.length > 0)) {
+      const differs = await untilDeadline(layers.stillDiffering(req.env, req.rev), call.deadline);
+      if (differs !== undefined && differs.length > 0) result.differs = differs;
+    }
+    return result;
   }
 
-  private async write(req: WriteOf<'set' | 'del' | 'merge' | 'clear' | 'apply' | 'rollback'>, call: WriteCall, plan: Planner, written = meta(req, call)): Promise<WriteResult> {
+  /**
+   * What `apply` with these arguments would change, worked out from what this server holds and
+   * written nowhere: the environment's own entries added, changed and removed, and every
+   * environment whose merged view would change, with its number of keys.
+   */
+  async plan(req: WriteOf<'plan'>, call: WriteCall): Promise<PlanResult> {
+    if (req.entries.length > this.limits.keysPerRelease) {
+      throw new RequestError(WireError.INVALID_VALUE, `at most ${this.limits.keysPerRelease} keys per release`);
+    }
+    const own = this.state.own(req.env);
+    if (own === undefined) throw envNotFound(req.env);
+    const planned = ownChanges(own, await this.bulk.plan(req.entries), req.replace);
+    const changes = keyChangesFrom(planned, (key) => own.get(key));
+    const merged = limited(() => mergedChanges(this.state.parentMap(), {
+      own: (env, key) => this.state.own(env)?.get(key),
+      keys: (env) => this.state.own(env)?.keys() ?? [],
+    }, { env: req.env, changes: changes.map(([key, , after]) => [key, after] as const) }));
+    const reads = call.reads ?? (() => true);
+    const byKind = (test: (before: string | null, after: string | null) => boolean): string[] =>
+      changes.filter(([, before, after]) => test(before, after)).map(([key]) => key);
+    return {
+      env: req.env, rev: this.state.rev(req.env)!,
+      added: byKind((before) => before === null),
+      changed: byKind((before, after) => before !== null && after !== null),
+      removed: byKind((before, after) => before !== null && after === null),
+      views: [...merged].filter(([env, list]) => env === req.env || list.length > 0)
+        .map(([env, list]) => ({ env: reads(env) ? env : NO_ACCESS, changed: list.length })),
+    };
+  }
+
+  private async write(
+    req: WriteOf<'set' | 'del' | 'merge' | 'clear' | 'unset' | 'apply' | 'rollback' | 'env.layers'>,
+    call: WriteCall, plan: OwnPlanner | ((view: EnvView) => ReturnType<typeof planLayered>), written = meta(req, call),
+  ): Promise<WriteResult> {
     const env = req.env;
     // The store reports a missing environment itself, under its lock (another server may have just created it).
     const done = await orReplay(this.store.commit(env, written, async (view) => {
-      const changes = await plan(view);
-      this.checkGrowth(env, changes);
-      return changes;
+      const planned = await plan(view);
+      return Array.isArray(planned) ? planLayered(view, this.state, this.limits, planned) : planned;
     }));
     if (done.kind === 'replay') return this.replayed(done.record, req, call);
     const release = done.outcome;
@@ -170,35 +242,6 @@ export class ConfigWrites {
   private async published(release: StoredRelease, deadline: number): Promise<void> {
     await untilDeadline(this.log.committed(release).catch(() => undefined), deadline);
   }
-
-  /**
-   * An environment may not grow past keysPerEnv keys or envBytes bytes: its
-   * snapshot is one frame that every agent must be able to take. Changes
-   * that shrink it are always allowed.
-   */
-  private checkGrowth(env: string, changes: Change[]): void {
-    const values = this.state.values(env);
-    const size = this.state.size(env);
-    if (values === undefined || size === undefined) return;
-    let { keys, bytes } = size;
-    for (const [key, after] of changes) {
-      const before = values.get(key);
-      if (before !== undefined) {
-        keys--;
-        bytes -= entryBytes(key, before);
-      }
-      if (after !== null) {
-        keys++;
-        bytes += entryBytes(key, after);
-      }
-    }
-    if (keys > size.keys && keys > this.limits.keysPerEnv) {
-      throw new RequestError(WireError.INVALID_VALUE, `${env} would hold ${keys} keys, more than the limit of ${this.limits.keysPerEnv}`);
-    }
-    if (bytes > size.bytes && bytes > this.limits.envBytes) {
-      throw new RequestError(WireError.INVALID_VALUE, `${env} would hold ${bytes} bytes of keys and values, more than the limit of ${this.limits.envBytes}`);
-    }
-  }
 }
 
 /** What the store keeps of a write: who, what, when, by when, and its request id with the request's digest. */
@@ -209,14 +252,25 @@ function meta(req: AdminRequest, call: WriteCall): CommitMeta {
   };
 }
 
-/** merge and clear refuse pathological nesting with a RangeError: that is the client's input, not a server fault. */
-function limited<T>(compute: () => T): T {
-  try {
-    return compute();
-  } catch (err) {
-    if (err instanceof RangeError) throw new RequestError(WireError.INVALID_VALUE, err.message, { cause: err });
-    throw err;
+/**
+ * The own changes of an apply: each key's new value (the unset marks of its entry kept), and with
+ * `replace` the removal of every own value not listed (an entry that only hides stays).
+ */
+async function applyChanges(view: EnvView, planned: Change[], replace: boolean): Promise<Change[]> {
+  return ownChanges(await view.entries(), planned, replace);
+}
+
+/** The own changes of an apply to the own entries `own`. */
+function ownChanges(own: ReadonlyMap<string, string>, planned: Change[], replace: boolean): Change[] {
+  const out: Change[] = planned.map(([key, text]) => [key, text === null ? null : withValue(own.get(key), text)]);
+  if (!replace) return out;
+  const wanted = new Set(planned.map(([k]) => k));
+  for (const [key, text] of own) {
+    if (wanted.has(key)) continue;
+    const { entry, rewrite } = ownParts(text);
+    if (entry.text !== undefined) out.push([key, rewrite(undefined)]);
   }
+  return out;
 }
 
 /** What `work` gives if it settles by `deadline` (ms since the epoch); undefined if it fails or is late (it runs on, unheeded). */

@@ -184,18 +184,23 @@ export class ReleaseLog {
       }
       const batch = await this.store.releasesSince(this.cursor, PULL_BATCH);
       for (const release of batch) {
+        // A release through a layer follows its layer's, at the same revision: this server made it then; it must agree.
+        if (release.via !== undefined && release.rev === this.cursor) {
+          this.apply(release);
+          continue;
+        }
         if (release.rev <= this.cursor) continue; // applied meanwhile (a notice from a peer)
         if (release.rev !== this.cursor + 1) break; // pruned or not yet visible: stop at the first hole
         this.waiting.delete(release.rev);
         this.apply(release);
       }
-      if (batch.length < PULL_BATCH) break;
+      if (batch.filter((r) => r.via === undefined).length < PULL_BATCH) break;
     }
   }
 
   private apply(stored: StoredRelease): void {
     if (this.broken !== undefined) return;
-    let published: PublishedRelease | undefined;
+    let published: PublishedRelease[];
     try {
       published = this.state.apply(stored);
     } catch (err) {
@@ -203,9 +208,8 @@ export class ReleaseLog {
       this.breakOff(err);
       return;
     }
-    this.cursor = stored.rev;
-    if (published === undefined) return;
-    for (const listener of this.listeners) listener(published, stored);
+    this.cursor = Math.max(this.cursor, stored.rev);
+    for (const release of published) for (const listener of this.listeners) listener(release, stored);
   }
 
   /**

@@ -8,8 +8,12 @@ import type { StoredRelease } from '../store/types.js';
  * message stands for. Every Release message the server sends is built here.
  */
 
-/** The Release message of a stored release (`pchain`: the chain value it follows, when known here). */
-export function releaseMessage(stored: StoredRelease, prev: number, pchain?: string): Release {
+/**
+ * The Release message of a stored release (`pchain`: the chain value it follows, when known here;
+ * `grp`: one of several releases of its revision, applied together). Its changes are the merged
+ * view's (`merged`) when the release has them.
+ */
+export function releaseMessage(stored: StoredRelease, prev: number, pchain?: string, grp = false): Release {
   const message: Release = {
     t: MessageType.Release,
     env: stored.env,
@@ -18,9 +22,11 @@ export function releaseMessage(stored: StoredRelease, prev: number, pchain?: str
     time: stored.time,
     author: stored.author,
     op: stored.op,
-    changes: stored.changes.map(([key, , after]) => [key, after]),
+    changes: (stored.merged ?? stored.changes).map(([key, , after]) => [key, after]),
   };
   if (stored.drop === true) message.drop = true;
+  if (stored.via !== undefined) message.via = stored.via;
+  if (grp) message.grp = true;
   if (stored.chain !== undefined && stored.chain !== '') {
     message.chain = stored.chain;
     if (pchain !== undefined) message.pchain = pchain;

@@ -1,6 +1,7 @@
-import { encodeMessage, SnapshotEncoder, snapshotMessage, type EnvInfo, type Release } from '../../protocol/index.js';
+import { encodeMessage, SnapshotEncoder, snapshotMessage, type EnvInfo, type KeyChange, type Release } from '../../protocol/index.js';
 import { chainOfStored } from '../store/changes.js';
 import type { EnvState, StoredRelease } from '../store/types.js';
+import { buildView, marksOf, standsAlone, viewChanges, type LayeredEnv } from './layered.js';
 import { releaseMessage } from './messages.js';
 
 /**
@@ -25,14 +26,13 @@ export interface PublishedRelease {
   frame: Buffer;
 }
 
-interface LiveEnv {
+interface LiveEnv extends LayeredEnv {
   rev: number;
   /** When `rev` was applied here (ms since the epoch; 0 for what was loaded at start). */
   appliedAt: number;
   /** Chain value at `rev` ('' when not known: history older than chains). */
   chain: string;
-  values: Map<string, string>;
-  /** Bytes of every key and value (UTF-8), as its snapshot will carry them. */
+  /** Bytes of every key and value of the merged view (UTF-8), as its snapshot will carry them. */
   bytes: number;
   /** The most recent releases, oldest first, for agents that are a little behind. */
   recent: PublishedRelease[];
@@ -75,6 +75,8 @@ export type CatchUp =
  */
 export class ServerState {
   private readonly envs = new Map<string, LiveEnv>();
+  /** The parent lists of the environments that have parents. */
+  private readonly parentsOf = new Map<string, string[]>();
   private readonly limits: StateLimits;
   /** Highest revision applied, cluster-wide. */
   head = 0;
@@ -83,19 +85,48 @@ export class ServerState {
     this.limits = limits;
   }
 
-  /** Every live environment, for a cluster worker's initial state. */
+  /** Every live environment's merged view, for a cluster worker's initial state (a worker only serves agents: its environments stand alone). */
   export(): EnvState[] {
     return [...this.envs].map(([env, live]) => ({ env, rev: live.rev, values: live.values, chain: live.chain }));
   }
 
+  /** Loads what a store holds: own entries and parent lists, from which the merged views are built. */
   load(head: number, envs: EnvState[]): void {
     this.envs.clear();
+    this.parentsOf.clear();
     this.head = head;
     for (const e of envs) {
-      let bytes = 0;
-      for (const [key, json] of e.values) bytes += entryBytes(key, json);
-      this.envs.set(e.env, { rev: e.rev, appliedAt: 0, chain: e.chain, values: e.values, bytes, recent: [], recentBytes: 0 });
+      let marks = 0;
+      for (const text of e.values.values()) marks += marksOf(text);
+      const parents = e.parents ?? [];
+      if (parents.length > 0) this.parentsOf.set(e.env, parents);
+      this.envs.set(e.env, { rev: e.rev, appliedAt: 0, chain: e.chain, values: e.values, own: e.values, parents, marks, bytes: 0, recent: [], recentBytes: 0 });
     }
+    for (const [env, live] of this.envs) {
+      if (!standsAlone(live)) live.values = buildView(env, this.envs, this.parentsOf);
+      for (const [key, json] of live.values) live.bytes += entryBytes(key, json);
+    }
+  }
+
+  /** An environment's own entries (own texts). */
+  own(env: string): ReadonlyMap<string, string> | undefined {
+    return this.envs.get(env)?.own;
+  }
+
+  /** An environment's parents, lowest first ([] for none). */
+  parents(env: string): readonly string[] | undefined {
+    return this.envs.get(env)?.parents;
+  }
+
+  /** Every parent list held (environments with none are left out). */
+  parentMap(): ReadonlyMap<string, readonly string[]> {
+    return this.parentsOf;
+  }
+
+  /** Whether any environment names `env` as a parent. */
+  private hasDependents(env: string): boolean {
+    for (const parents of this.parentsOf.values()) if (parents.includes(env)) return true;
+    return false;
   }
 
   /** Bytes of every key and value held. */
@@ -141,44 +172,110 @@ export class ServerState {
   info(): EnvInfo[] {
     return this.names().map((env) => {
       const live = this.envs.get(env)!;
-      return { env, rev: live.rev, keys: live.values.size };
+      return live.parents.length === 0 ? { env, rev: live.rev, keys: live.values.size } : { env, rev: live.rev, keys: live.values.size, parents: live.parents };
     });
   }
 
   /**
-   * Applies a committed release and returns it encoded for sending, or
-   * undefined when it was already applied (it came back from the poll).
-   * A release whose chain value does not follow the environment's is
-   * ChainBroken, and nothing is applied. Only a release whose content
-   * arrived whole is hashed again (`frame` given: a cluster worker is handed
-   * what its primary checked; then the link to what it holds is checked).
+   * Applies a committed release and returns what it publishes, encoded: the
+   * release, and one release of each environment built on it whose merged
+   * view it changes (all at its revision, sent as a group). Nothing when it
+   * was already applied (it came back from the poll). A release whose chain
+   * value does not follow the environment's is ChainBroken, and nothing is
+   * applied. Only a release whose content arrived whole is hashed again
+   * (`frame` given: a cluster worker is handed what its primary checked,
+   * merged; then the link to what it holds is checked).
    */
-  apply(stored: StoredRelease, frame?: Buffer, pchain?: string): PublishedRelease | undefined {
-    let live = this.envs.get(stored.env);
+  apply(stored: StoredRelease, frame?: Buffer, pchain?: string): PublishedRelease[] {
+    if (frame !== undefined) {
+      const published = this.applyMerged(stored, frame, pchain);
+      return published === undefined ? [] : [published];
+    }
+    if (stored.via !== undefined) {
+      this.checkVia(stored);
+      return [];
+    }
+    const live = this.envs.get(stored.env);
+    if (live !== undefined && stored.rev <= live.rev) return [];
+    if (live === undefined && stored.op !== 'env.add') return [];
+    const views = stored.drop === true ? new Map<string, KeyChange[]>() : viewChanges(stored, this.envs, this.parentsOf, this.hasDependents(stored.env));
+    const merged = stored.drop === true ? stored.changes : views.get(stored.env) ?? [];
+    const held = live?.chain ?? '';
+    if (stored.chain !== undefined && stored.chain !== '' && (held !== '' || live === undefined)) {
+      const expected = chainOfStored(held, { ...stored, merged });
+      if (expected !== stored.chain) throw new ChainBroken(stored.env, stored.rev, held, expected, stored.chain);
+    }
+    const group: StoredRelease[] = [];
+    for (const [env, changes] of views) {
+      if (env === stored.env || changes.length === 0) continue;
+      const dependent = this.envs.get(env);
+      if (dependent === undefined) continue;
+      const release: StoredRelease = {
+        env, rev: stored.rev, prev: dependent.rev, time: stored.time, author: stored.author, op: stored.op, via: stored.env, changes: [], merged: changes,
+      };
+      release.chain = chainOfStored(dependent.chain, release);
+      const committed = stored.group?.find((r) => r.env === env);
+      if (committed !== undefined && committed.chain !== undefined && committed.chain !== release.chain) {
+        throw new ChainBroken(env, stored.rev, dependent.chain, release.chain, committed.chain,
+          `the release ${env}@${stored.rev} through ${stored.env} was committed with chain value ${committed.chain}, but this server's layers give ${release.chain}`);
+      }
+      group.push(release);
+    }
+    const together = group.length > 0;
+    const out: PublishedRelease[] = [];
+    const first = this.applyOne({ ...stored, merged }, live, held !== '' || live === undefined ? held : undefined, together);
+    out.push(first);
+    for (const release of group) {
+      const dependent = this.envs.get(release.env)!;
+      out.push(this.applyOne(release, dependent, dependent.chain !== '' ? dependent.chain : undefined, true));
+    }
+    return out;
+  }
+
+  /** A release read from the store that came through a layer: this server made it already when it applied that layer's; it must agree. */
+  private checkVia(stored: StoredRelease): void {
+    const live = this.envs.get(stored.env);
+    if (live === undefined || stored.chain === undefined || stored.chain === '') return;
+    if (live.rev === stored.rev && live.chain !== '' && live.chain !== stored.chain) {
+      throw new ChainBroken(stored.env, stored.rev, live.chain, live.chain, stored.chain,
+        `the store holds ${stored.env}@${stored.rev} through ${stored.via} with chain value ${stored.chain}, but this server's layers gave ${live.chain}`);
+    }
+    if (live.rev < stored.rev && this.head >= stored.rev) {
+      throw new ChainBroken(stored.env, stored.rev, live.chain, '(no release)', stored.chain,
+        `the store holds ${stored.env}@${stored.rev} through ${stored.via}, but this server's layers changed nothing in ${stored.env} there`);
+    }
+  }
+
+  /** A worker's release, merged already by its primary: applied as it is. */
+  private applyMerged(stored: StoredRelease, frame: Buffer, pchain?: string): PublishedRelease | undefined {
+    const live = this.envs.get(stored.env);
     if (live !== undefined && stored.rev <= live.rev) return undefined;
     if (live === undefined && stored.op !== 'env.add') return undefined;
     const held = live?.chain ?? '';
-    if (stored.chain !== undefined && stored.chain !== '' && (held !== '' || live === undefined)) {
-      if (frame === undefined) {
-        const expected = chainOfStored(held, stored);
-        if (expected !== stored.chain) throw new ChainBroken(stored.env, stored.rev, held, expected, stored.chain);
-      } else if (pchain !== undefined && pchain !== held) {
-        throw new ChainBroken(stored.env, stored.rev, held, pchain, stored.chain);
-      }
+    if (stored.chain !== undefined && stored.chain !== '' && held !== '' && pchain !== undefined && pchain !== held) {
+      throw new ChainBroken(stored.env, stored.rev, held, pchain, stored.chain);
     }
     const message = releaseMessage(stored, live?.rev ?? 0, held !== '' || live === undefined ? held : undefined);
-    // A cluster worker is handed the frame the primary encoded: one encoding per release.
-    const published: PublishedRelease = { message, frame: frame ?? encodeMessage(message) };
+    return this.applyOne(stored, live, undefined, false, { message, frame });
+  }
+
+  /** Applies one release's merged changes (and its own entries and parents) to `live`, and encodes it. */
+  private applyOne(stored: StoredRelease, current: LiveEnv | undefined, pchain: string | undefined, grp: boolean, encoded?: PublishedRelease): PublishedRelease {
+    const published = encoded ?? this.encode(stored, current?.rev ?? 0, pchain, grp);
     this.head = Math.max(this.head, stored.rev);
     if (stored.drop === true) {
       this.envs.delete(stored.env);
+      this.parentsOf.delete(stored.env);
       return published;
     }
+    let live = current;
     if (live === undefined) {
-      live = { rev: 0, appliedAt: 0, chain: '', values: new Map(), bytes: 0, recent: [], recentBytes: 0 };
+      const values = new Map<string, string>();
+      live = { rev: 0, appliedAt: 0, chain: '', values, own: values, parents: [], marks: 0, bytes: 0, recent: [], recentBytes: 0 };
       this.envs.set(stored.env, live);
     }
-    for (const [key, , after] of stored.changes) {
+    if (stored.via === undefined && encoded === undefined) this.applyOwn(stored, live);
+    for (const [key, , after] of stored.merged ?? stored.changes) {
       const before = live.values.get(key);
       if (before !== undefined) live.bytes -= entryBytes(key, before);
       if (after === null) {
@@ -188,6 +285,8 @@ export class ServerState {
         live.bytes += entryBytes(key, after);
       }
     }
+    // Standing alone again, its view is its own entries: one Map again.
+    if (live.own !== live.values && standsAlone(live)) live.own = live.values;
     live.rev = stored.rev;
     live.appliedAt = Date.now();
     live.chain = stored.chain ?? '';
@@ -201,6 +300,27 @@ export class ServerState {
       live.recentBytes -= live.recent.shift()!.frame.length;
     }
     return published;
+  }
+
+  /** A release's own changes and parent list, kept beside the merged view (the same Map while the environment stands alone). */
+  private applyOwn(stored: StoredRelease, live: LiveEnv): void {
+    if (stored.parents !== undefined) {
+      live.parents = stored.parents;
+      if (stored.parents.length === 0) this.parentsOf.delete(stored.env);
+      else this.parentsOf.set(stored.env, stored.parents);
+    }
+    for (const [, before, after] of stored.changes) live.marks += marksOf(after) - marksOf(before);
+    if (live.own === live.values && standsAlone(live)) return; // the merged changes are these: applied once, below
+    if (live.own === live.values) live.own = new Map(live.values);
+    for (const [key, , after] of stored.changes) {
+      if (after === null) live.own.delete(key);
+      else live.own.set(key, after);
+    }
+  }
+
+  private encode(stored: StoredRelease, prev: number, pchain: string | undefined, grp: boolean): PublishedRelease {
+    const message = releaseMessage(stored, prev, pchain, grp);
+    return { message, frame: encodeMessage(message) };
   }
 
   /**

@@ -17,9 +17,12 @@ export function keyChangesFrom(planned: Change[], read: (key: string) => string 
   return out;
 }
 
-/** The chain value of `release` following the chain value `previous` (only the new values are hashed: agents see no others). */
+/**
+ * The chain value of `release` following the chain value `previous`: over what agents are sent —
+ * its merged changes when it has them, else its own (only the new values are hashed: agents see no others).
+ */
 export function chainOfStored(previous: string, release: Omit<StoredRelease, 'chain'>): string {
-  return chainOf(previous, release, release.changes.map(([key, , after]) => [key, after] as const));
+  return chainOf(previous, release, (release.merged ?? release.changes).map(([key, , after]) => [key, after] as const));
 }
 
 /** How a value left out of an answer is named: the first 16 hex digits of the SHA-256 of its JSON text (as MySQL's SHA2 gives). */

@@ -17,11 +17,31 @@ export interface ReleaseHeader {
    * Empty or absent for releases committed before the store kept chains.
    */
   chain?: string;
+  /**
+   * Set on a release made by a write to another environment this one is built on (a layer
+   * below it): that environment's name. Such a release is committed in the same transaction and
+   * at the same revision as the write's own, and keeps no changes of its own in the store.
+   */
+  via?: string;
+  /** The environment's parent list after this release, when the release changed it ([]: none). */
+  parents?: string[];
 }
 
-/** One committed release as the store keeps it: every changed key with its value before and after. */
+/**
+ * One committed release as the store keeps it: every changed key with its value before and after.
+ * `changes` are the environment's OWN entries (own texts, src/server/model/layers/own.ts): for an
+ * environment built on nothing and unsetting nothing, exactly its values.
+ */
 export interface StoredRelease extends ReleaseHeader {
   changes: KeyChange[];
+  /**
+   * The changes of the environment's merged view — what agents are sent and what the chain value
+   * covers — when they are known and differ from `changes` (a layered environment). Kept in
+   * memory only; a server that reads the release from the store works them out (model/layers).
+   */
+  merged?: KeyChange[];
+  /** The other releases of the same revision (the dependents' `via` releases), on the release a commit returns. */
+  group?: StoredRelease[];
   /** Values left out of `changes` (they are null there), by their size and hash: only when asked for (elideAbove). */
   big?: BigValue[];
   /** Changes of this release left out of a page (HistoryPage). */
@@ -32,9 +52,12 @@ export interface StoredRelease extends ReleaseHeader {
 export interface EnvState {
   env: string;
   rev: number;
+  /** The environment's own entries (own texts): its values when it is built on nothing. */
   values: Map<string, string>;
   /** The chain value of the release at `rev` ('' when not known: committed before the store kept chains). */
   chain: string;
+  /** Its parent list, lowest first (absent or empty: none). */
+  parents?: string[];
 }
 
 /**
@@ -46,9 +69,14 @@ export interface EnvView {
   readonly rev: number;
   /** The revision of the release that created the environment (of its current incarnation, when it was deleted and created again). */
   readonly created: number;
+  /** The environment's own entry of `key` (own text). */
   get(key: string): Promise<string | undefined>;
-  /** Every key and value (for whole-environment operations). */
+  /** Every own entry (for whole-environment operations). */
   entries(): Promise<Map<string, string>>;
+  /** Every live environment's parent list ([] for none), as committed: the commit holds every writer off meanwhile. */
+  layout(): Promise<Map<string, string[]>>;
+  /** Own entries of other environments: of `keys` only, or all of them when `keys` is undefined. */
+  ownOf(envs: string[], keys?: string[]): Promise<Map<string, Map<string, string>>>;
   /** Releases of this environment with fromRev < rev <= its current revision, ascending (for rollback). */
   releasesAfter(fromRev: number): Promise<StoredRelease[]>;
 }
@@ -75,11 +103,26 @@ export interface CommitMeta {
   requestDigest?: string;
 }
 
+/** What a write commits: changes of the environment's own entries, perhaps a new parent list, and what they do to merged views. */
+export interface CommitPlan {
+  /** [key, own text or null]. */
+  changes: Change[];
+  /** The environment's new parent list ([]: none). */
+  parents?: string[];
+  /**
+   * The merged changes of the written environment and of every environment built on it whose view
+   * changes (model/layers mergedChanges): the written one gets them as `merged` (its chain value
+   * covers them), each other one a `via` release of its own at the same revision. Absent: the
+   * environment stands alone, its merged changes are its own.
+   */
+  merged?: Map<string, KeyChange[]>;
+}
+
 /**
- * Computes the changes of a release from the current state. Returning an
- * empty list commits nothing. Throwing aborts the commit.
+ * Computes a release from the current state: its own changes (a list), or a
+ * whole plan. Nothing to change commits nothing. Throwing aborts the commit.
  */
-export type Planner = (view: EnvView) => Promise<Change[]>;
+export type Planner = (view: EnvView) => Promise<Change[] | CommitPlan>;
 
 /** A page of history bounded in bytes as well as in releases. */
 export interface HistoryPageQuery {
@@ -93,6 +136,8 @@ export interface HistoryPageQuery {
   elideAbove: number;
   /** Bytes of keys and values shown, at most (the first release always has at least one change). */
   maxBytes: number;
+  /** Leave out the releases made through a layer (`via`): only the environment's own. */
+  own?: boolean;
 }
 
 export interface HistoryPage {
