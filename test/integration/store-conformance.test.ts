@@ -11,10 +11,10 @@ import { chainOfStored } from '../../src/server/store/changes.js';
 import { RequestError } from '../../src/server/errors.js';
 import { createStore } from '../../src/server/store/create.js';
 import { LmdbStore } from '../../src/server/store/lmdb/store.js';
-import { LATEST_SCHEMA } from '../../src/server/store/mysql/migrations.js';
+import { LATEST_SCHEMA, MIGRATIONS } from '../../src/server/store/mysql/migrations.js';
 import { MysqlStore } from '../../src/server/store/mysql/store.js';
 import { promised } from '../../src/promised.js';
-import type { CommitMeta, HistoryPageQuery, Planner, Store, StoredRelease } from '../../src/server/store/types.js';
+import type { CommitMeta, CommitPlan, HistoryPageQuery, Planner, Store, StoredRelease } from '../../src/server/store/types.js';
 
 /**
  * One behaviour suite, run against the embedded LMDB store and the MySQL
@@ -639,8 +639,186 @@ function conformance(backend: Backend): void {
   });
 }
 
+
+/** The release as the store reads it back: what a commit returns, without what it keeps in memory only. */
+function stored(release: StoredRelease): StoredRelease {
+  const { merged: _merged, group: _group, ...rest } = release;
+  return rest;
+}
+
+/** A planner committing `plan` whatever the view holds. */
+const plans = (plan: CommitPlan): Planner => () => Promise.resolve(plan);
+
+function layering(backend: Backend): void {
+  describe(`layered environments: ${backend.name}`, () => {
+    before(() => backend.setup());
+    after(() => backend.teardown());
+    const it = (name: string, fn: (ctx: Ctx) => Promise<void>): void => {
+      test(name, () => withCtx(backend, fn));
+    };
+
+    /** `base` and environments built on it (their parent lists set by a release each). */
+    async function built(store: Store, ctx: Ctx, labels: string[]): Promise<[string, ...string[]]> {
+      const base = ctx.env('base');
+      await store.createEnv(base, meta('env.add'));
+      const deps = labels.map((label) => ctx.env(label));
+      for (const dep of deps) {
+        await store.createEnv(dep, meta('env.add'));
+        await store.commit(dep, meta('env.layers'), plans({ changes: [], parents: [base] }));
+      }
+      return [base, ...deps];
+    }
+
+    it('a write changing the views of environments built on it makes a via release of each, at its revision', async (ctx) => {
+      let store = await ctx.open();
+      const [base, d1, d2, d3] = await built(store, ctx, ['d1', 'd2', 'd3']);
+      const before = new Map((await store.loadAll()).map((e) => [e.env, e]));
+      const own: KeyChange[] = [['a', null, '"1"'], ['b', null, '"2"']];
+      const merged = new Map<string, KeyChange[]>([
+        [base, own], [d1, own], [d2, [['b', null, '"2"']]], [d3, []],
+      ]);
+      const release = (await store.commit(base, meta('set', 'alice'), plans({ changes: [['a', '"1"'], ['b', '"2"']], merged })))!;
+      const r = release.rev;
+      assert.equal(await store.head(), r, 'one revision for the whole write');
+      assert.deepEqual(release.changes, own);
+      assert.equal(release.via, undefined);
+      assert.equal(release.chain, chainOfStored(before.get(base)!.chain, release));
+      const group = release.group ?? [];
+      assert.deepEqual(group.map((g) => g.env), [d1, d2], 'a via release for each view changed, by name; none for d3');
+      for (const via of group) {
+        const prev = before.get(via.env)!;
+        assert.deepEqual(
+          { rev: via.rev, prev: via.prev, via: via.via, time: via.time, author: via.author, op: via.op, changes: via.changes, merged: via.merged },
+          { rev: r, prev: prev.rev, via: base, time: release.time, author: 'alice', op: 'set', changes: [], merged: merged.get(via.env) },
+        );
+        assert.equal(via.chain, chainOfStored(prev.chain, via));
+      }
+      await store.close();
+      store = await ctx.open();
+      const loaded = new Map((await store.loadAll()).map((e) => [e.env, e]));
+      for (const via of group) {
+        assert.deepEqual([loaded.get(via.env)!.rev, loaded.get(via.env)!.chain, loaded.get(via.env)!.parents], [r, via.chain, [base]]);
+        assert.deepEqual(Object.fromEntries(loaded.get(via.env)!.values), {}, 'its own entries are untouched');
+      }
+      assert.equal(loaded.get(d3)!.rev, before.get(d3)!.rev);
+      // Read back: the write's release, then its via releases by name, each showing the write's changes.
+      const shown = (via: StoredRelease): StoredRelease => ({ ...stored(via), changes: own });
+      assert.deepEqual(await store.releasesSince(r - 1, 10), [stored(release), ...group.map(shown)]);
+      assert.equal((await store.releasesSince(r - 1, 1)).length, 3, 'the limit counts own releases: a revision is never split');
+      assert.deepEqual((await history(store, d1, { limit: 10 }))[0], shown(group[0]));
+      assert.deepEqual(await history(store, d1, { limit: 10, key: 'a' }), [shown(group[0])].map((v) => ({ ...v, changes: [own[0]] })));
+      assert.deepEqual(await history(store, d1, { limit: 10, key: 'zz' }), []);
+      assert.ok(!revs(await history(store, d1, { limit: 10, own: true })).includes(r), 'own: without its via releases');
+      assert.deepEqual(await store.releasesBetween(d1, before.get(d1)!.rev, r), [], 'releasesBetween gives own releases only');
+      assert.deepEqual(await store.changeValues(d2, [{ rev: r, key: 'b', side: 2 }, { rev: r, key: 'a', side: 1 }, { rev: r, key: 'x', side: 2 }]), ['"2"', null, null]);
+      // The next write to a dependent follows its via release.
+      const next = (await store.commit(d1, meta(), sets(['c', '"3"'])))!;
+      assert.deepEqual([next.prev, next.chain], [r, chainOfStored(group[0].chain!, next)]);
+    });
+
+    it('a plan naming an environment that does not exist is refused, nothing written', async (ctx) => {
+      const store = await ctx.open();
+      const [base] = await built(store, ctx, []);
+      const head = await store.head();
+      const missing = ctx.env('missing');
+      await assert.rejects(
+        store.commit(base, meta(), plans({ changes: [['a', '1']], merged: new Map([[missing, [['a', null, '1']]]]) })),
+        (err) => err instanceof Error && err.message.includes(missing),
+      );
+      assert.equal(await store.head(), head);
+      assert.deepEqual(await valuesOf(store, base), {});
+    });
+
+    it('a plan with a parent list sets it: releases, layout and loadAll show it', async (ctx) => {
+      let store = await ctx.open();
+      const [base, d] = await built(store, ctx, ['d']);
+      const other = ctx.env('other');
+      await store.createEnv(other, meta('env.add'));
+      const set = (await history(store, d, { limit: 1 }))[0];
+      assert.deepEqual([set.parents, set.changes], [[base], []]);
+      assert.equal(await store.commit(d, meta('env.layers'), plans({ changes: [], parents: [base] })), null, 'the same list changes nothing');
+      const layered = (await store.commit(d, meta('env.layers'), plans({ changes: [['k', '1']], parents: [other, base] })))!;
+      assert.deepEqual(layered.parents, [other, base]);
+      let layout = new Map<string, string[]>();
+      await store.commit(base, meta(), async (view) => {
+        layout = await view.layout();
+        return [];
+      });
+      assert.deepEqual([layout.get(d), layout.get(base), layout.get(other)], [[other, base], [], []]);
+      await store.close();
+      store = await ctx.open();
+      assert.deepEqual((await store.loadAll()).find((e) => e.env === d)?.parents, [other, base]);
+      assert.deepEqual(await store.releasesBetween(d, set.rev - 1, layered.rev), [set, layered]);
+      const none = (await store.commit(d, meta('env.layers'), plans({ changes: [], parents: [] })))!;
+      assert.deepEqual([none.parents, none.changes], [[], []]);
+      assert.deepEqual(await store.releasesBetween(d, layered.rev, none.rev), [none]);
+      assert.deepEqual((await store.loadAll()).find((e) => e.env === d)?.parents ?? [], []);
+      assert.equal((await store.releasesBetween(d, layered.rev - 1, layered.rev))[0].parents?.length, 2);
+    });
+
+    it('an environment others are built on is not deleted', async (ctx) => {
+      const store = await ctx.open();
+      const [base, d1, d2] = await built(store, ctx, ['d1', 'd2']);
+      const head = await store.head();
+      await assert.rejects(store.dropEnv(base, meta('env.del')), (err) => {
+        withStatus(WireError.NOT_APPLICABLE)(err);
+        assert.equal((err as Error).message, `cannot delete ${base}: ${d1}, ${d2} are built on it (remove it from their layers first: env layers ENV …)`);
+        return true;
+      });
+      await store.commit(d1, meta('env.layers'), plans({ changes: [], parents: [] }));
+      await assert.rejects(store.dropEnv(base, meta('env.del')), withStatus(WireError.NOT_APPLICABLE, `cannot delete ${base}: ${d2} is built on it (`));
+      assert.equal(await store.head(), head + 1, 'the refusals wrote nothing');
+      assert.ok((await store.loadAll()).some((e) => e.env === base));
+      await store.dropEnv(d2, meta('env.del'));
+      assert.equal((await store.dropEnv(base, meta('env.del'))).drop, true);
+    });
+
+    it('ownOf reads the own entries of other environments, of some keys or all', async (ctx) => {
+      const store = await ctx.open();
+      const [a, b, c] = [ctx.env('a'), ctx.env('b'), ctx.env('c')];
+      for (const env of [a, b, c]) await store.createEnv(env, meta('env.add'));
+      const marked = '!{"u":[["x"]],"v":"1"}';
+      await store.commit(a, meta(), sets(['k1', '1'], ['k2', marked]));
+      await store.commit(b, meta(), sets(['k2', '2'], ['k3', '3']));
+      const seen: Record<string, string>[][] = [];
+      await store.commit(c, meta(), async (view) => {
+        for (const keys of [['k1', 'k3', 'none'], undefined, []]) {
+          const own = await view.ownOf([a, b], keys);
+          seen.push([a, b].map((env) => Object.fromEntries([...(own.get(env) ?? new Map<string, string>())].sort())));
+        }
+        return [];
+      });
+      assert.deepEqual(seen, [
+        [{ k1: '1' }, { k3: '3' }],
+        [{ k1: '1', k2: marked }, { k2: '2', k3: '3' }],
+        [{}, {}],
+      ]);
+      assert.deepEqual(await valuesOf(store, a), { k1: '1', k2: marked }, 'own texts are stored as they are');
+    });
+
+    it('pruning a write\'s release takes its via releases with it', async (ctx) => {
+      const store = await ctx.open(2);
+      const [base, d] = await built(store, ctx, ['d']);
+      const writes: StoredRelease[] = [];
+      for (let i = 1; i <= 3; i++) {
+        const change: KeyChange = ['a', i === 1 ? null : String(i - 1), String(i)];
+        writes.push((await store.commit(base, meta(), plans({ changes: [['a', String(i)]], merged: new Map([[base, [change]], [d, [change]]]) })))!);
+      }
+      // base keeps its 2 newest releases: the via release of the first write went with it.
+      assert.deepEqual(revs(await history(store, base, { limit: 10 })), [writes[2].rev, writes[1].rev]);
+      const dHistory = await history(store, d, { limit: 10 });
+      assert.deepEqual(dHistory.filter((r) => r.via !== undefined).map((r) => r.rev), [writes[2].rev, writes[1].rev]);
+      assert.equal(dHistory.length, 4, 'and d keeps its own');
+      assert.deepEqual(await store.changeValues(d, [{ rev: writes[0].rev, key: 'a', side: 2 }]), [null]);
+      assert.ok(!revs(await store.releasesSince(0, 1000)).includes(writes[0].rev));
+    });
+  });
+}
+
 conformance(lmdbBackend);
 conformance(mysqlBackend);
+layering(lmdbBackend);
+layering(mysqlBackend);
 
 describe('MysqlStore only', () => {
   before(() => mysqlBackend.setup());
@@ -680,6 +858,51 @@ describe('MysqlStore only', () => {
       assert.deepEqual(await stores[0].listEnvs(), [{ env: 'e', rev: 1, keys: 0 }]);
     } finally {
       for (const s of stores) await s.close();
+    }
+  });
+
+  test('a database at schema 9 upgrades: what it holds reads as environments built on nothing, which can then be layered', async () => {
+    const db = newDatabase('_v9');
+    const conn = await admin();
+    try {
+      await conn.query(`CREATE DATABASE ${conn.escapeId(db)} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+      await conn.query(`USE ${conn.escapeId(db)}`);
+      await conn.query('CREATE TABLE vitefa_schema (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, version INT NOT NULL)');
+      for (const migration of MIGRATIONS.filter((m) => m.version <= 9)) for (const sql of migration.statements) await conn.query(sql);
+      await conn.query('INSERT INTO vitefa_schema (id, version) VALUES (1, 9)');
+      // An environment as schema 9 kept it: created at 1, `a` set at 2.
+      await conn.query('UPDATE vitefa_head SET rev = 2');
+      await conn.query(`INSERT INTO vitefa_envs (name, rev, floor, kept, created, chain) VALUES ('old', 2, 0, 2, 1, 'c2')`);
+      await conn.query(`INSERT INTO vitefa_values (env, k, v) VALUES ('old', 'a', '"1"')`);
+      await conn.query(`INSERT INTO vitefa_releases (rev, env, prev, time, author, op, chain) VALUES (1, 'old', 0, 5, 'x', 'env.add', 'c1'), (2, 'old', 1, 6, 'x', 'set', 'c2')`);
+      await conn.query(`INSERT INTO vitefa_changes (rev, seq, k, before_v, after_v) VALUES (2, 0, 'a', NULL, '"1"')`);
+    } finally {
+      await conn.end();
+    }
+    const store = new MysqlStore(url(db), { retainReleases: 10 });
+    try {
+      await store.open();
+      assert.deepEqual(await store.loadAll(), [{ env: 'old', rev: 2, values: new Map([['a', '"1"']]), chain: 'c2' }]);
+      assert.deepEqual(await store.releasesSince(0, 10), [
+        { env: 'old', rev: 1, prev: 0, time: 5, author: 'x', op: 'env.add', chain: 'c1', changes: [] },
+        { env: 'old', rev: 2, prev: 1, time: 6, author: 'x', op: 'set', chain: 'c2', changes: [['a', null, '"1"']] },
+      ]);
+      await store.createEnv('new', meta('env.add'));
+      await store.commit('new', meta('env.layers'), () => Promise.resolve({ changes: [], parents: ['old'] }));
+      const write = await store.commit('old', meta(), () => Promise.resolve({
+        changes: [['a', '"2"']], merged: new Map([['old', [['a', '"1"', '"2"']]], ['new', [['a', '"1"', '"2"']]]]),
+      }));
+      assert.deepEqual(write?.group?.map((r) => [r.env, r.rev, r.via]), [['new', 5, 'old']]);
+      assert.deepEqual((await store.loadAll()).map((e) => [e.env, e.rev, e.parents]), [['new', 5, ['old']], ['old', 5, undefined]]);
+    } finally {
+      await store.close();
+    }
+    const check = await admin();
+    try {
+      const [rows] = await check.query<mysql.RowDataPacket[]>(`SELECT version FROM ${check.escapeId(db)}.vitefa_schema`);
+      assert.deepEqual(rows.map((r): unknown => r.version), [LATEST_SCHEMA]);
+    } finally {
+      await check.end();
     }
   });
 
