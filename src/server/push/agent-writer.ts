@@ -3,6 +3,7 @@ import { reportFault } from '../../log.js';
 import { releaseMessage } from '../releases/messages.js';
 import type { ServerState } from '../releases/state.js';
 import type { AheadWaits } from './ahead.js';
+import { GROUP_END_FRAME, mayBeGrouped } from './groups.js';
 import type { AgentLink, Subscription, Subscriptions } from './subscriptions.js';
 
 /**
@@ -25,19 +26,28 @@ export class AgentWriter {
     private readonly shared: boolean,
   ) {}
 
-  /** Sends `sub` what it needs to hold the current revision of `env`, from `rev` (`backwards`: this server's state is the truth). */
-  catchUp(sub: Subscription, env: string, rev: number, backwards = !this.shared, chain?: string): void {
+  /**
+   * Sends `sub` what it needs to hold the current revision of `env`, from `rev` (`backwards`: this server's state is
+   * the truth). True when it wrote a release that may be of a group: the caller writes a GroupEnd once its catch-up
+   * is written (GROUP_END_FRAME).
+   */
+  catchUp(sub: Subscription, env: string, rev: number, backwards = !this.shared, chain?: string): boolean {
     const link = sub.link;
     const need = this.state.catchUp(env, rev, backwards, chain);
     switch (need.kind) {
       case 'current':
-        return;
-      case 'releases':
-        for (const frame of need.frames) link.write(frame);
-        return;
+        return false;
+      case 'releases': {
+        let grouped = false;
+        for (const frame of need.frames) {
+          link.write(frame);
+          if (!grouped) grouped = mayBeGrouped(frame);
+        }
+        return grouped;
+      }
       case 'snapshot':
         link.write(need.frame);
-        return;
+        return false;
       case 'building': {
         // Written when built; whatever is meant for this agent meanwhile waits behind it.
         sub.hold ??= { frames: [], bytes: 0, waiting: 0 };
@@ -49,16 +59,16 @@ export class AgentWriter {
             if (this.subs.current(sub)) link.fail(WireError.INTERNAL, 'the snapshot could not be built');
           },
         );
-        return;
+        // Nothing of it is held by a group: it goes alone, with the releases after it (built).
+        return false;
       }
       case 'gone':
         // The agent holds an environment that no longer exists: tell it to drop it.
         if (rev > 0) link.write(dropFrame(env, rev, this.state.head, Date.now()));
-        return;
+        return false;
       case 'ahead':
         // Nothing older than what it holds: it is served once this server has caught up.
-        if (!this.ahead.add(sub, env, rev, Date.now())) this.catchUp(sub, env, rev, true);
-        return;
+        return this.ahead.add(sub, env, rev, Date.now()) ? false : this.catchUp(sub, env, rev, true);
       default: {
         const unknown: never = need;
         throw new Error(`unknown catch-up ${JSON.stringify(unknown)}`);
@@ -97,7 +107,7 @@ export class AgentWriter {
     if (!this.subs.current(sub) || hold === undefined) return;
     link.write(frame);
     // From the snapshot's revision to now (perhaps another build, if the state moved far meanwhile).
-    this.catchUp(sub, env, rev, true);
+    if (this.catchUp(sub, env, rev, true)) link.write(GROUP_END_FRAME);
     if (--hold.waiting > 0) return;
     sub.hold = undefined;
     for (const held of hold.frames) link.write(held);

@@ -4,8 +4,9 @@ import type { PublishedRelease, ServerState } from '../releases/state.js';
 import { AgentWriter } from './agent-writer.js';
 import { AheadWaits } from './ahead.js';
 import { agentsOf, revisionsOf } from './agent-status.js';
+import { GROUP_END_FRAME } from './groups.js';
 import { FANOUT_SLICE, Passes } from './passes.js';
-import { Subscriptions, type AgentLink } from './subscriptions.js';
+import { Subscriptions, type AgentLink, type Subscription } from './subscriptions.js';
 import { Watchers } from './watchers.js';
 
 export type { AgentLink } from './subscriptions.js';
@@ -79,7 +80,10 @@ export class Fanout {
 
   /**
    * Registers what `link` follows and sends it what it lacks: for each
-   * environment, the releases after the revision it holds, or a snapshot.
+   * environment, the releases after the revision it holds, or a snapshot;
+   * then a GroupEnd if releases of a group were among them (an agent
+   * catching up with several environments of one revision applies them
+   * together).
    */
   subscribe(link: AgentLink, all: boolean, held: EnvRev[], grants: Grants = ['*']): void {
     if (!all) {
@@ -103,11 +107,13 @@ export class Fanout {
     if (all) {
       for (const env of this.state.names()) if (!heldBy.has(env) && granted(grants, env)) heldBy.set(env, 0);
     }
+    let grouped = false;
     for (const [env, rev] of heldBy) {
       if (all && !this.state.has(env) && rev === 0) continue;
       this.subs.follow(sub, env, rev);
-      this.writer.catchUp(sub, env, rev, undefined, chainOf.get(env));
+      if (this.writer.catchUp(sub, env, rev, undefined, chainOf.get(env))) grouped = true;
     }
+    if (grouped) link.write(GROUP_END_FRAME);
     sub.catchUpEnd = link.bytesWritten;
   }
 
@@ -157,10 +163,16 @@ export class Fanout {
    * flush and once a second.
    */
   serveAhead(now = Date.now()): void {
+    // One GroupEnd per agent, after every environment of it served now.
+    const grouped = new Set<Subscription>();
     this.ahead.release(this.state.head, now, (sub) => this.subs.current(sub), (a, confirmed) => {
-      this.writer.catchUp(a.sub, a.env, a.rev, confirmed);
+      if (this.writer.catchUp(a.sub, a.env, a.rev, confirmed)) grouped.add(a.sub);
       a.sub.catchUpEnd = a.sub.link.bytesWritten;
     });
+    for (const sub of grouped) {
+      sub.link.write(GROUP_END_FRAME);
+      sub.catchUpEnd = sub.link.bytesWritten;
+    }
   }
 
   /** A read of the store that started at `startedAt` has completed: agents that arrived before it are served. */

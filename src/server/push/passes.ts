@@ -2,22 +2,15 @@ import { encodeMessage } from '../../protocol/index.js';
 import { releaseMessage } from '../releases/messages.js';
 import type { PublishedRelease } from '../releases/state.js';
 import type { AgentWriter } from './agent-writer.js';
-import type { Subscription, Subscriptions } from './subscriptions.js';
+import { GroupedPass, type EnvBatch } from './groups.js';
+import type { Subscriptions } from './subscriptions.js';
 import type { Watchers } from './watchers.js';
 
 /** Sockets written per slice of a fan-out (about 2–5 ms of work on this hardware). */
 export const FANOUT_SLICE = 256;
 
 /** One environment's releases of a pass, being written to the agents that followed it when the pass began. */
-interface Batch {
-  frame: Buffer;
-  /** The releases one by one, for an agent whose catch-up had the first of them (the batch's prev is not what it holds). */
-  joined: Buffer;
-  /** The number of the batch's first release. */
-  first: number;
-  /** The number of the batch's last release: agents that subscribed after it was published are skipped. */
-  last: number;
-  targets: Subscription[];
+interface Batch extends EnvBatch {
   next: number;
 }
 
@@ -29,7 +22,9 @@ interface Batch {
  * new session never wait for the whole fan-out. Releases published during a
  * pass go out together in the next one: a burst costs one write per agent
  * per pass, not one per release. Passes never overlap, so every agent gets
- * its releases in order.
+ * its releases in order. A pass holding a release of a group (`grp`) is
+ * written agent by agent instead: each gets its frames of the pass and a
+ * GroupEnd in one write (groups.ts).
  */
 export class Passes {
   private readonly queued = new Map<string, { releases: PublishedRelease[]; first: number; last: number }>();
@@ -37,6 +32,8 @@ export class Passes {
   private count = 0;
   /** The pass being written, batch by batch; releases published meanwhile wait in `queued` for the next one. */
   private pass: Batch[] = [];
+  /** The pass being written, when it holds a grouped release: agent by agent. */
+  private grouped: GroupedPass | undefined;
   private stepScheduled = false;
 
   constructor(
@@ -55,7 +52,7 @@ export class Passes {
 
   /** Whether a pass is being written or releases wait for one. */
   get busy(): boolean {
-    return this.pass.length > 0 || this.queued.size > 0;
+    return this.pass.length > 0 || this.grouped !== undefined || this.queued.size > 0;
   }
 
   publish(release: PublishedRelease): void {
@@ -88,6 +85,11 @@ export class Passes {
   private step(budget: number): void {
     try {
       while (budget > 0) {
+        if (this.grouped !== undefined) {
+          budget -= this.grouped.write(budget, (sub) => this.subs.current(sub), (sub, frame) => this.writer.send(sub, frame));
+          if (this.grouped.done) this.grouped = undefined;
+          continue;
+        }
         const batch = this.pass[0];
         if (batch === undefined) {
           if (this.queued.size === 0) break;
@@ -114,15 +116,21 @@ export class Passes {
   private beginPass(): void {
     const queued = [...this.queued];
     this.queued.clear();
+    let grouped = false;
     for (const [env, { releases, first, last: n }] of queued) {
       const joined = releases.length === 1 ? releases[0].frame : Buffer.concat(releases.map((r) => r.frame));
       const last = releases[releases.length - 1].message;
       const frame = releases.length > 1 && releases.every((r) => r.message.drop !== true) ? mergedFrame(releases) : joined;
       this.pass.push({ frame, joined, first, last: n, targets: this.subs.followers(env), next: 0 });
+      if (!grouped) grouped = releases.some((r) => r.message.grp === true);
       // Admins watching get every release as it was committed.
       this.watchers.send(env, joined);
       // Agents following it by name go on following it: if it is created again, they get it from revision 0.
       if (releases.some((r) => r.message.drop === true)) this.subs.dropped(env, last.drop === true);
+    }
+    if (grouped) {
+      this.grouped = new GroupedPass(this.pass);
+      this.pass = [];
     }
   }
 }
@@ -132,7 +140,8 @@ export class Passes {
  * first's `prev` to the last's `rev` carrying each key's final value (op
  * `batch`): an agent holding `prev` applies it as it would the releases one
  * by one, and a burst of a hundred costs it one message, not a hundred.
- * The batch follows what its first release follows and ends where its last one does.
+ * The batch follows what its first release follows and ends where its last one does;
+ * it is of a group if any of them is, and names no `via` (it may mix writes).
  */
 function mergedFrame(releases: PublishedRelease[]): Buffer {
   const first = releases[0].message;
@@ -141,9 +150,11 @@ function mergedFrame(releases: PublishedRelease[]): Buffer {
   for (const r of releases) for (const [key, after] of r.message.changes) changes.set(key, after);
   const authors = new Set(releases.map((r) => r.message.author));
   const author = authors.size === 1 ? last.author : [...authors].slice(0, 8).join(', ').slice(0, 1024);
-  return encodeMessage(releaseMessage({
+  const message = releaseMessage({
     env: last.env, rev: last.rev, prev: first.prev, time: last.time, author, op: 'batch',
     changes: [...changes].map(([key, after]) => [key, null, after]),
     ...(last.chain === undefined ? {} : { chain: last.chain }),
-  }, first.prev, first.pchain));
+  }, first.prev, first.pchain);
+  if (releases.some((r) => r.message.grp === true)) message.grp = true;
+  return encodeMessage(message);
 }
