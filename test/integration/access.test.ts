@@ -69,11 +69,13 @@ async function sample(op: AdminOp, env: string, i: number): Promise<AdminRequest
       return { op, env: `gone-${i}` };
     }
     case 'env.list': return { op };
+    case 'env.layers': return { op, env, parents: [] };
+    case 'env.show': return { op, env };
     case 'set': case 'merge': return { op, env, key: 'k', value: '{"a":1}' };
     case 'get': case 'del': return { op, env, key: 'k' };
     case 'list': return { op, env };
-    case 'clear': return { op, env, key: 'k', path: ['a'] };
-    case 'apply': return { op, env, entries: [['k2', '2']], replace: false };
+    case 'clear': case 'unset': return { op, env, key: 'k', path: ['a'] };
+    case 'apply': case 'plan': return { op, env, entries: [['k2', '2']], replace: false };
     case 'history': return { op, env };
     case 'diff': return { op, env, from: 0 };
     case 'rollback': return { op, env, rev: 0 };

@@ -113,7 +113,8 @@ export const uint = (rng: Rng): number => (chance(rng, 0.8) ? int(rng, 1000) : i
 export const json = (rng: Rng): string => JSON.stringify(randomValue(rng, 4) ?? null) ?? 'null';
 export const ROLES = ['server', 'agent', 'admin', 'peer'] as const;
 export const OPS: AdminOp[] = [
-  'env.add', 'env.del', 'env.list', 'set', 'get', 'del', 'list', 'merge', 'clear', 'apply', 'history', 'diff', 'rollback', 'status', 'status.local',
+  'env.add', 'env.del', 'env.list', 'env.layers', 'env.show', 'set', 'get', 'del', 'list', 'merge', 'clear', 'unset', 'apply', 'plan',
+  'history', 'diff', 'rollback', 'status', 'status.local',
   'user.add', 'user.del', 'user.list', 'user.passwd', 'token.add', 'token.del', 'token.list', 'audit', 'watch', 'unwatch',
 ];
 
@@ -127,18 +128,23 @@ export function randomRequest(rng: Rng): AdminRequest {
     case 'env.add':
     case 'env.del': return { op, env };
     case 'env.list': return { op };
+    case 'env.layers': return { op, env, parents: Array.from({ length: int(rng, 4) }, () => randomText(rng)) };
+    case 'env.show': return { op, env };
     case 'set':
     case 'merge': return { op, env, key, value: json(rng) };
-    case 'get':
+    case 'get': return chance(rng, 0.5) ? { op, env, key } : { op, env, key, own: chance(rng, 0.5), explain: chance(rng, 0.5) };
     case 'del': return { op, env, key };
-    case 'list': return chance(rng, 0.5) ? { op, env } : { op, env, prefix: randomText(rng) };
-    case 'clear': return { op, env, key, path: Array.from({ length: int(rng, 4) }, () => randomText(rng)) };
-    case 'apply': return { op, env, entries: Array.from({ length: int(rng, 4) }, (): [string, string] => [randomText(rng), json(rng)]), replace: chance(rng, 0.5) };
+    case 'list': return chance(rng, 0.5) ? { op, env } : { op, env, prefix: randomText(rng), own: chance(rng, 0.5) };
+    case 'clear':
+    case 'unset': return { op, env, key, path: Array.from({ length: int(rng, 4) }, () => randomText(rng)) };
+    case 'apply':
+    case 'plan': return { op, env, entries: Array.from({ length: int(rng, 4) }, (): [string, string] => [randomText(rng), json(rng)]), replace: chance(rng, 0.5) };
     case 'history': {
       const r: AdminRequest = { op, env };
       if (chance(rng, 0.5)) r.key = key;
       if (chance(rng, 0.5)) r.limit = uint(rng);
       if (chance(rng, 0.5)) r.before = uint(rng);
+      if (chance(rng, 0.3)) r.own = true;
       return r;
     }
     case 'diff': return chance(rng, 0.5) ? { op, env, from: uint(rng) } : { op, env, from: uint(rng), to: uint(rng) };

@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import { CHAIN_GENESIS, decodeBody, FrameDecoder, MessageType, type Message } from '../../src/protocol/index.js';
 import { chainOfStored } from '../../src/server/store/changes.js';
 import { Fanout, type AgentLink } from '../../src/server/push/fanout.js';
-import { ChainBroken, ServerState, SNAPSHOT_SLICE } from '../../src/server/releases/state.js';
+import { ChainBroken, ServerState, SNAPSHOT_SLICE, type PublishedRelease } from '../../src/server/releases/state.js';
 import type { StoredRelease } from '../../src/server/store/types.js';
+
+/** The one release a plain environment's release publishes. */
+const publishedBy = (state: ServerState, stored: StoredRelease): PublishedRelease | undefined => state.apply(stored)[0];
 
 const release = (env: string, rev: number, prev: number, changes: [string, string | null, string | null][], op = 'set'): StoredRelease => ({
   env, rev, prev, time: 1, author: 'a', op, changes,
@@ -50,8 +53,8 @@ test('an agent older than the releases kept in memory, or unknown to them, gets 
 
 test('a dropped environment is gone; a release already applied is not applied twice', () => {
   const state = stateWith(10);
-  assert.equal(state.apply(release('prod', 4, 2, [['a', '1', '2']])), undefined);
-  const dropped = state.apply({ ...release('other', 5, 3, []), op: 'env.del', drop: true });
+  assert.deepEqual(state.apply(release('prod', 4, 2, [['a', '1', '2']])), []);
+  const dropped = publishedBy(state, { ...release('other', 5, 3, []), op: 'env.del', drop: true });
   assert.equal(dropped?.message.drop, true);
   assert.deepEqual(state.catchUp('other', 3), { kind: 'gone' });
   assert.deepEqual(state.names(), ['prod']);
@@ -96,7 +99,7 @@ test('the fan-out writes the same frame to every subscriber and cuts off a slow 
   assert.equal(fast.frames.length + all.frames.length + elsewhere.frames.length, 0, 'current agents get nothing on subscribe');
   slow.bytesWritten += 5000; // 5000 bytes written since its catch-up, none of them read
   slow.writableLength = 5000;
-  const published = state.apply(release('prod', 6, 4, [['a', '2', '3']]))!;
+  const published = publishedBy(state, release('prod', 6, 4, [['a', '2', '3']]))!;
   fanout.publish(published);
   assert.equal(fast.frames.length, 0, 'queued until the end of this turn of the event loop');
   fanout.flush();
@@ -115,7 +118,7 @@ test('releases published in one turn go out to agents as one release with the fi
   const watcher = new Link('admin');
   fanout.subscribe(link, false, [{ env: 'prod', rev: 4 }]);
   fanout.watch(watcher, 'prod');
-  for (let rev = 5; rev <= 8; rev++) fanout.publish(state.apply(release('prod', rev, rev - 1, [['a', null, String(rev)], [`k${rev % 2}`, null, rev === 8 ? null : 'x']]))!);
+  for (let rev = 5; rev <= 8; rev++) fanout.publish(publishedBy(state, release('prod', rev, rev - 1, [['a', null, String(rev)], [`k${rev % 2}`, null, rev === 8 ? null : 'x']]))!);
   fanout.flush();
   assert.equal(link.frames.length, 1, 'one write');
   const [merged] = decode(link.frames);
@@ -124,8 +127,8 @@ test('releases published in one turn go out to agents as one release with the fi
   // A drop among them: sent as they were.
   const other = new Link('o');
   fanout.subscribe(other, false, [{ env: 'other', rev: 3 }]);
-  fanout.publish(state.apply(release('other', 9, 3, [['x', null, '1']]))!);
-  fanout.publish(state.apply({ ...release('other', 10, 9, []), op: 'env.del', drop: true })!);
+  fanout.publish(publishedBy(state, release('other', 9, 3, [['x', null, '1']]))!);
+  fanout.publish(publishedBy(state, { ...release('other', 10, 9, []), op: 'env.del', drop: true })!);
   fanout.flush();
   assert.deepEqual(decode(other.frames).map((m) => (m.t === 4 ? [m.rev, m.drop === true] : [])), [[9, false], [10, true]]);
 });
@@ -138,7 +141,7 @@ test('an agent following all environments gets new ones as they are created', ()
   const initial = decode(link.frames).map((m) => (m.t === 4 || m.t === 3 ? `${m.t === 3 ? 'snapshot' : 'release'} ${m.env}@${m.rev}` : ''));
   assert.deepEqual(initial, ['release other@3', 'release prod@1', 'release prod@2', 'release prod@4']);
   link.frames.length = 0;
-  fanout.publish(state.apply(release('new', 7, 0, [], 'env.add'))!);
+  fanout.publish(publishedBy(state, release('new', 7, 0, [], 'env.add'))!);
   fanout.flush();
   assert.deepEqual(decode(link.frames).map((m) => (m.t === 4 ? m.env : '')), ['new']);
 });
@@ -148,11 +151,11 @@ test('an agent following an environment by name gets it again after it is delete
   const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16 });
   const named = new Link('named');
   fanout.subscribe(named, false, [{ env: 'other', rev: 3 }]);
-  fanout.publish(state.apply({ ...release('other', 5, 3, []), op: 'env.del', drop: true })!);
+  fanout.publish(publishedBy(state, { ...release('other', 5, 3, []), op: 'env.del', drop: true })!);
   fanout.flush();
-  fanout.publish(state.apply(release('other', 6, 0, [], 'env.add'))!);
+  fanout.publish(publishedBy(state, release('other', 6, 0, [], 'env.add'))!);
   fanout.flush();
-  fanout.publish(state.apply(release('other', 7, 6, [['k', null, '"again"']]))!);
+  fanout.publish(publishedBy(state, release('other', 7, 6, [['k', null, '"again"']]))!);
   fanout.flush();
   const seen = decode(named.frames).map((m) => (m.t === 4 ? `${m.op}@${m.rev}${m.drop === true ? ' drop' : ''}` : ''));
   assert.deepEqual(seen, ['env.del@5 drop', 'env.add@6', 'set@7']);
@@ -163,7 +166,7 @@ test('a snapshot larger than the buffer limit, followed by a release, does not c
   const state = stateWith(1);
   const fanout = new Fanout(state, { agentBufferBytes: 200, absentEnvsPerAgent: 16 });
   const big = Array.from({ length: 50 }, (_, i): [string, string | null, string | null] => [`key${i}`, null, `"${'v'.repeat(20)}"`]);
-  fanout.publish(state.apply(release('prod', 5, 4, big))!);
+  fanout.publish(publishedBy(state, release('prod', 5, 4, big))!);
   fanout.flush();
   const joiner = new Link('joiner', 'mem', true);
   fanout.subscribe(joiner, false, [{ env: 'prod', rev: 0 }]);
@@ -171,7 +174,7 @@ test('a snapshot larger than the buffer limit, followed by a release, does not c
   assert.ok(snapshotBytes > 1200, `the snapshot (${snapshotBytes} bytes) is far above the limit`);
   // Releases keep coming while the agent reads its snapshot slowly.
   for (let rev = 6; rev <= 8; rev++) {
-    fanout.publish(state.apply(release('prod', rev, rev - 1, [['a', null, String(rev)]]))!);
+    fanout.publish(publishedBy(state, release('prod', rev, rev - 1, [['a', null, String(rev)]]))!);
     fanout.flush();
     joiner.drain(snapshotBytes / 4);
   }
@@ -179,7 +182,7 @@ test('a snapshot larger than the buffer limit, followed by a release, does not c
   assert.deepEqual(decode(joiner.frames).map((m) => `${m.t === 3 ? 'snapshot' : 'release'} ${'rev' in m ? m.rev : ''}`), ['snapshot 5', 'release 6', 'release 7', 'release 8']);
   // An agent that stops reading altogether is cut off once more than the limit waits behind the catch-up.
   for (let rev = 9; rev <= 30 && joiner.failed === undefined; rev++) {
-    fanout.publish(state.apply(release('prod', rev, rev - 1, [['a', null, `"${'x'.repeat(30)}"`]]))!);
+    fanout.publish(publishedBy(state, release('prod', rev, rev - 1, [['a', null, `"${'x'.repeat(30)}"`]]))!);
     fanout.flush();
   }
   assert.match(joiner.failed ?? '', /more than 200 bytes waiting/);
@@ -231,7 +234,7 @@ test('a fan-out is written a slice at a time: the event loop runs between slices
   const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16, slice: 2 });
   const links = Array.from({ length: 5 }, (_, i) => new Link(`a${i}`));
   for (const link of links) fanout.subscribe(link, false, [{ env: 'prod', rev: 4 }]);
-  fanout.publish(state.apply(release('prod', 5, 4, [['a', '2', '3']]))!);
+  fanout.publish(publishedBy(state, release('prod', 5, 4, [['a', '2', '3']]))!);
   let ranBetween = false;
   setImmediate(() => (ranBetween = links.some((l) => l.frames.length === 0)));
   await turn();
@@ -249,10 +252,10 @@ test('releases published during a pass go out joined in the next one, after it, 
   const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16, slice: 2 });
   const links = Array.from({ length: 4 }, (_, i) => new Link(`a${i}`));
   for (const link of links) fanout.subscribe(link, false, [{ env: 'prod', rev: 4 }]);
-  fanout.publish(state.apply(release('prod', 5, 4, [['a', '2', '3']]))!);
+  fanout.publish(publishedBy(state, release('prod', 5, 4, [['a', '2', '3']]))!);
   await turn();
   // Half the agents have revision 5; three more releases are committed before the pass ends.
-  for (let rev = 6; rev <= 8; rev++) fanout.publish(state.apply(release('prod', rev, rev - 1, [['a', null, String(rev)]]))!);
+  for (let rev = 6; rev <= 8; rev++) fanout.publish(publishedBy(state, release('prod', rev, rev - 1, [['a', null, String(rev)]]))!);
   while (fanout.busy) await turn();
   for (const link of links) {
     const got = decode(link.frames).map((m) => (m.t === 4 ? [m.prev, m.rev] : []));
@@ -267,12 +270,12 @@ test('an agent that subscribes during a pass gets its catch-up once, and one gon
   const leaving = new Link('leaving');
   const third = new Link('third');
   for (const link of [first, leaving, third]) fanout.subscribe(link, false, [{ env: 'prod', rev: 4 }]);
-  fanout.publish(state.apply(release('prod', 5, 4, [['a', '2', '3']]))!);
+  fanout.publish(publishedBy(state, release('prod', 5, 4, [['a', '2', '3']]))!);
   await turn();
   fanout.unsubscribe(leaving);
   const late = new Link('late');
   fanout.subscribe(late, false, [{ env: 'prod', rev: 4 }]);
-  fanout.publish(state.apply(release('prod', 6, 5, [['a', '3', '4']]))!);
+  fanout.publish(publishedBy(state, release('prod', 6, 5, [['a', '3', '4']]))!);
   const again = new Link('again');
   fanout.subscribe(again, false, [{ env: 'prod', rev: 4 }]);
   while (fanout.busy) await turn();
@@ -312,11 +315,11 @@ test('a large snapshot is built a slice at a time; an agent waiting for it gets 
   const first = new Link('first');
   fanout.subscribe(first, false, [{ env: 'big', rev: 0 }]);
   assert.equal(first.frames.length, 0, 'not built in the subscribe');
-  fanout.publish(state.apply(release('big', 3, 2, [['new1', null, '1']]))!);
+  fanout.publish(publishedBy(state, release('big', 3, 2, [['new1', null, '1']]))!);
   await turn();
   const second = new Link('second');
   fanout.subscribe(second, false, [{ env: 'big', rev: 0 }]);
-  fanout.publish(state.apply(release('big', 4, 3, [['new2', null, '2']]))!);
+  fanout.publish(publishedBy(state, release('big', 4, 3, [['new2', null, '2']]))!);
   for (let i = 0; i < 50 && (fanout.busy || first.frames.length === 0 || second.frames.length === 0); i++) await turn();
   for (let i = 0; i < 10; i++) await turn();
   assert.deepEqual(applied(first.frames), { rev: 4, keys: keys + 2 });
@@ -334,13 +337,13 @@ test('an agent that subscribed between releases later joined gets them one by on
   const fanout = new Fanout(state, { agentBufferBytes: 1 << 20, absentEnvsPerAgent: 16 });
   const early = new Link('early');
   fanout.subscribe(early, false, [{ env: 'prod', rev: 4 }]);
-  fanout.publish(state.apply(release('prod', 5, 4, [['a', '2', '5']]))!);
-  fanout.publish(state.apply(release('other', 6, 3, [['o', null, '1']]))!);
+  fanout.publish(publishedBy(state, release('prod', 5, 4, [['a', '2', '5']]))!);
+  fanout.publish(publishedBy(state, release('other', 6, 3, [['o', null, '1']]))!);
   // Its catch-up has 5; 7 and 8 are published after it.
   const middle = new Link('middle');
   fanout.subscribe(middle, false, [{ env: 'prod', rev: 4 }]);
-  fanout.publish(state.apply(release('prod', 7, 5, [['a', '5', '7']]))!);
-  fanout.publish(state.apply(release('prod', 8, 7, [['a', '7', '8']]))!);
+  fanout.publish(publishedBy(state, release('prod', 7, 5, [['a', '5', '7']]))!);
+  fanout.publish(publishedBy(state, release('prod', 8, 7, [['a', '7', '8']]))!);
   fanout.flush();
   assert.deepEqual(decode(early.frames).map((m) => (m.t === 4 ? [m.prev, m.rev, m.op] : [])), [[4, 8, 'batch']]);
   assert.deepEqual(applied(middle.frames, 4), { rev: 8, keys: 3 }, 'its catch-up (5), then 7 and 8 as they were: no gap');
@@ -356,7 +359,7 @@ test('the chain: a release that does not follow what the server holds is ChainBr
   const created = chained(1, 0, CHAIN_GENESIS, [], 'env.add');
   const one = chained(2, 1, created.chain!, [['k', null, '1']]);
   state.apply(created);
-  const published = state.apply(one)!;
+  const published = publishedBy(state, one)!;
   assert.equal(published.message.chain, one.chain);
   assert.equal(published.message.pchain, created.chain);
   assert.equal(state.chain('c'), one.chain);

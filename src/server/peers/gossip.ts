@@ -74,9 +74,24 @@ export class PeerGossip {
 
   /** A release this server committed: every peer hears of it now, not at the next gossip. */
   tell(stored: StoredRelease): void {
+    // A write through layers is told by its revision alone: the others read it from the store, own entries and all
+    // (a Release carries merged values, from which a server cannot rebuild own entries).
+    if (stored.merged !== undefined || (stored.group?.length ?? 0) > 0) {
+      this.hintHead(stored.rev);
+      return;
+    }
     // With its chain value: the receiver checks the whole release against what it holds.
     const frame = encodeMessage(releaseMessage(stored, stored.prev));
     for (const link of this.links.up()) link.write(frame);
+  }
+
+  /** Once the release of `rev` is applied here: a gossip at once, whose head makes every peer read the store. */
+  private hintHead(rev: number): void {
+    setImmediate(() => {
+      if (this.hub.applied < rev) return; // not applied yet: the next round's gossip carries it
+      this.membership.update({ head: this.hub.applied });
+      this.send();
+    });
   }
 
   /** The highest revision any server (this one included) says it has applied. */
