@@ -49,8 +49,8 @@ function rejects(body: Uint8Array, path: string): void {
 
 /** Every admin operation (the `satisfies` makes the compiler flag a missing or new op). */
 const ADMIN_OPS = {
-  'env.add': true, 'env.del': true, 'env.list': true, set: true, get: true, del: true, list: true,
-  merge: true, clear: true, apply: true, history: true, diff: true, rollback: true, status: true, 'status.local': true,
+  'env.add': true, 'env.del': true, 'env.list': true, 'env.layers': true, 'env.show': true, set: true, get: true, del: true, list: true,
+  merge: true, clear: true, unset: true, apply: true, plan: true, history: true, diff: true, rollback: true, status: true, 'status.local': true,
   'user.add': true, 'user.del': true, 'user.list': true, 'user.passwd': true, 'token.add': true, 'token.del': true,
   'token.list': true, audit: true, watch: true, unwatch: true,
 } as const satisfies Record<AdminOp, true>;
@@ -61,8 +61,16 @@ const ADMIN_REQUESTS: AdminRequest[] = [
   { op: 'env.add', env: 'prod' },
   { op: 'env.del', env: 'prod' },
   { op: 'env.list' },
+  { op: 'env.layers', env: 'prod/eu', parents: ['prod', 'eu'] },
+  { op: 'env.layers', env: 'prod/eu', parents: [] },
+  { op: 'env.show', env: 'prod/eu' },
   { op: 'set', env: 'prod', key: 'db.url', value: '"mysql://db"' },
   { op: 'get', env: 'prod', key: 'db.url' },
+  { op: 'get', env: 'prod', key: 'db.url', own: true, explain: false },
+  { op: 'unset', env: 'prod', key: 'db', path: ['port'] },
+  { op: 'plan', env: 'prod', entries: [['a', '1']], replace: true },
+  { op: 'history', env: 'prod', own: true },
+  { op: 'list', env: 'prod', own: true },
   { op: 'del', env: 'prod', key: 'db.url' },
   { op: 'list', env: 'prod' },
   { op: 'list', env: 'prod', prefix: 'db.' },
@@ -325,6 +333,18 @@ const RESULTS: { [K in AdminOp]: { valid: ResultOf[K]; invalid: unknown; path: s
     valid: { envs: [{ env: 'a', rev: 1, keys: 2 }, { env: 'b', rev: 0, keys: 0 }] },
     invalid: { envs: [{ env: 'a', rev: 1, keys: 2 }, { env: 'b', rev: 0, keys: '0' }] },
     path: 'result(env.list).envs[1].keys',
+  },
+  'env.layers': { valid: { ...write, differs: [{ key: 'k', layer: 'base' }] }, invalid: { ...write, differs: [{ key: 'k' }] }, path: 'result(env.layers).differs[0].layer' },
+  'env.show': {
+    valid: { env: 'p', rev: 3, parents: ['b'], order: ['b', 'p'], dependents: [] },
+    invalid: { env: 'p', rev: 3, parents: ['b'], order: 'b', dependents: [] },
+    path: 'result(env.show).order',
+  },
+  unset: { valid: write, invalid: { env: 'prod', rev: 1, changed: -1 }, path: 'result(unset).changed' },
+  plan: {
+    valid: { env: 'p', rev: 3, added: ['a'], changed: [], removed: [], views: [{ env: 'p', changed: 1 }, { env: '(no access)', changed: 2 }] },
+    invalid: { env: 'p', rev: 3, added: ['a'], changed: [], removed: [], views: [{ env: 'p' }] },
+    path: 'result(plan).views[0].changed',
   },
   set: { valid: write, invalid: { env: 'prod', rev: -1, changed: 1 }, path: 'result(set).rev' },
   get: {
