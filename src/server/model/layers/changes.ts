@@ -48,7 +48,7 @@ export function mergedChanges(parentsOf: ParentMap, source: OwnSource, write: La
       return text === null || text === undefined ? undefined : ownEntry(text);
     }
     let byKey = cache.get(env);
-    if (byKey === undefined) cache.set(env, (byKey = new Map()));
+    if (byKey === undefined) cache.set(env, (byKey = new Map<string, OwnEntry | undefined>()));
     if (byKey.has(key)) return byKey.get(key);
     const text = source.own(env, key);
     const entry = text === undefined ? undefined : ownEntry(text);
