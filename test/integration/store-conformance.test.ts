@@ -744,7 +744,7 @@ function layering(backend: Backend): void {
         layout = await view.layout();
         return [];
       });
-      assert.deepEqual([layout.get(d), layout.get(base), layout.get(other)], [[other, base], [], []]);
+      assert.deepEqual([layout.get(d), layout.get(base), layout.get(other)], [[other, base], undefined, undefined]);
       await store.close();
       store = await ctx.open();
       assert.deepEqual((await store.loadAll()).find((e) => e.env === d)?.parents, [other, base]);

@@ -17,18 +17,17 @@ export async function planLayered(
   view: EnvView, state: ServerState, limits: ServerLimits, changes: Change[], parents?: string[],
 ): Promise<Change[] | CommitPlan> {
   const env = view.env;
-  const layout = await view.layout();
-  const parentMap = new Map<string, readonly string[]>();
-  for (const [name, list] of layout) if (list.length > 0) parentMap.set(name, list);
+  const parentMap: Map<string, readonly string[]> = await view.layout();
   if (parents !== undefined) {
-    const check = checkParents(env, parents, parentMap, (name) => layout.has(name));
+    const existing = await view.exist([...new Set(parents)]);
+    const check = checkParents(env, parents, parentMap, (name) => name === env || existing.has(name));
     if (!check.ok) {
       const status = check.refusal.kind === 'missing' ? WireError.ENV_NOT_FOUND : WireError.BAD_REQUEST;
       throw new RequestError(status, check.refusal.message);
     }
   }
   const dependents = dependentsOf(env, parentMap);
-  const alone = (layout.get(env) ?? []).length === 0 && (parents === undefined || parents.length === 0) && dependents.length === 0;
+  const alone = (parentMap.get(env) ?? []).length === 0 && (parents === undefined || parents.length === 0) && dependents.length === 0;
   if (alone && parents === undefined && !changes.some(([, after]) => after !== null && hasMarks(after))) {
     // Nothing to merge with, and no mark among the new entries: each key's view is its new own value (agents are
     // sent only the values after), so the view changes as the own entries do.

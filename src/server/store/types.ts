@@ -73,8 +73,10 @@ export interface EnvView {
   get(key: string): Promise<string | undefined>;
   /** Every own entry (for whole-environment operations). */
   entries(): Promise<Map<string, string>>;
-  /** Every live environment's parent list ([] for none), as committed: the commit holds every writer off meanwhile. */
+  /** The parent list of every live environment that has parents, as committed: the commit holds every writer off meanwhile. */
   layout(): Promise<Map<string, string[]>>;
+  /** Which of `envs` exist. */
+  exist(envs: string[]): Promise<Set<string>>;
   /** Own entries of other environments: of `keys` only, or all of them when `keys` is undefined. */
   ownOf(envs: string[], keys?: string[]): Promise<Map<string, Map<string, string>>>;
   /** Releases of this environment with fromRev < rev <= its current revision, ascending (for rollback). */

@@ -73,6 +73,7 @@ export class LmdbWrites {
         get: (key) => promised(() => files.values.get(valueKey(env, key))),
         entries: () => promised(() => readValues(files, env)),
         layout: () => promised(() => layout(files)),
+        exist: (names) => promised(() => new Set(names.filter((name) => files.envs.get(name) !== undefined))),
         ownOf: (envs, keys) => promised(() => ownOf(files, envs, keys)),
         releasesAfter: (fromRev) => promised(() => releasesBetween(files, env, current, fromRev, current.rev)),
       };
@@ -135,10 +136,10 @@ export class LmdbWrites {
   }
 }
 
-/** Every live environment's parent list ([] for none). */
+/** The parent list of every live environment that has parents. */
 function layout(files: LmdbFiles): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const { key, value } of files.envs.getRange()) out.set(key, value.parents ?? []);
+  for (const { key, value } of files.envs.getRange()) if (value.parents !== undefined && value.parents.length > 0) out.set(key, value.parents);
   return out;
 }
 

@@ -47,8 +47,20 @@ export async function findEnv(db: Connection, env: string, forUpdate: boolean): 
 
 /** Every live environment's parent list ([] for none). */
 export async function readLayout(db: Connection): Promise<Map<string, string[]>> {
-  const rows = await query<RowDataPacket[]>(db, 'SELECT name, parents FROM vitefa_envs ORDER BY name');
-  return new Map(rows.map((row) => [text(row.name), parentList(row.parents) ?? []]));
+  const rows = await query<RowDataPacket[]>(db, 'SELECT name, parents FROM vitefa_envs WHERE parents IS NOT NULL ORDER BY name');
+  const out = new Map<string, string[]>();
+  for (const row of rows) {
+    const parents = parentList(row.parents) ?? [];
+    if (parents.length > 0) out.set(text(row.name), parents);
+  }
+  return out;
+}
+
+/** Which of `envs` exist. */
+export async function readExisting(db: Connection, envs: string[]): Promise<Set<string>> {
+  if (envs.length === 0) return new Set();
+  const rows = await query<RowDataPacket[]>(db, 'SELECT name FROM vitefa_envs WHERE name IN (?)', [envs]);
+  return new Set(rows.map((row) => text(row.name)));
 }
 
 /** Own entries of `envs`: of `keys` only (read in batches), or all of them. */

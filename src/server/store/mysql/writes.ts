@@ -10,7 +10,7 @@ import { between } from './history.js';
 import type { MysqlPool } from './pool.js';
 import { codeOf, query } from './query.js';
 import { findRequest, keepRequest, seenRequest } from './request-ids.js';
-import { BATCH_ROWS, batches, findEnv, readEntries, readEnv, readLayout, readOwnOf, readValues, type EnvRow } from './rows.js';
+import { BATCH_ROWS, batches, findEnv, readEntries, readEnv, readExisting, readLayout, readOwnOf, readValues, type EnvRow } from './rows.js';
 
 /**
  * The write transaction: each release is one InnoDB transaction that first
@@ -75,6 +75,7 @@ export class MysqlWrites {
         get: async (key) => (await readValues(tx, env, [key])).get(key),
         entries: () => readEntries(tx, env),
         layout: () => readLayout(tx),
+        exist: (names) => readExisting(tx, names),
         ownOf: (envs, keys) => readOwnOf(tx, envs, keys),
         releasesAfter: (fromRev) => between(tx, env, current, fromRev, current.rev),
       };
