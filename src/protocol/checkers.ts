@@ -44,6 +44,10 @@ const memberEntry = obj({
   state: literal<MemberState>('alive', 'draining', 'left'), agents: uint, head: uint,
 });
 const peerServer = obj({ addr: str, agents: uint, state: str });
+/** The most layers a Release or Snapshot names: a server sending a longer merge order keeps its highest ones. */
+export const MAX_LAYER_REVS = 64;
+/** Release.layers and Snapshot.layers: [env, rev] pairs, bounded so that a peer cannot make agents keep long lists. */
+const layerRevs = arrayOf(pair(str, uint), MAX_LAYER_REVS);
 
 /** The arguments of each admin operation (besides `op`). */
 export const REQUEST_CHECKERS: { [K in AdminOp]: ObjCheck<Omit<Extract<AdminRequest, { op: K }>, 'op'>> } = {
@@ -95,10 +99,10 @@ export const MESSAGE_CHECKERS = {
   [MessageType.Proof]: obj({ t: literal(MessageType.Proof), proof: str }),
   [MessageType.Welcome]: obj({ t: literal(MessageType.Welcome), signature: str, account: str, role: str, envs: arrayOf(str, 1024), iterations: opt(uint), ping: opt(uint) }),
   [MessageType.Subscribe]: obj({ t: literal(MessageType.Subscribe), all: bool, envs: arrayOf(envRev) }),
-  [MessageType.Snapshot]: obj({ t: literal(MessageType.Snapshot), env: str, rev: uint, entries: arrayOf(entry), chain: opt(chainValue) }),
+  [MessageType.Snapshot]: obj({ t: literal(MessageType.Snapshot), env: str, rev: uint, entries: arrayOf(entry), chain: opt(chainValue), layers: opt(layerRevs) }),
   [MessageType.Release]: obj({
     t: literal(MessageType.Release), env: str, rev: uint, prev: uint, time: uint, author: str, op: str,
-    changes: arrayOf(change), drop: opt(bool), chain: opt(chainValue), pchain: opt(chainFollowed), via: opt(str), grp: opt(bool),
+    changes: arrayOf(change), drop: opt(bool), chain: opt(chainValue), pchain: opt(chainFollowed), via: opt(str), grp: opt(bool), layers: opt(layerRevs),
   }),
   [MessageType.GroupEnd]: obj({ t: literal(MessageType.GroupEnd) }),
   [MessageType.Ack]: obj({ t: literal(MessageType.Ack), env: str, rev: uint, chain: opt(chainValue) }),
@@ -121,7 +125,7 @@ const writeResult = obj({ env: str, rev: uint, changed: uint, replayed: opt(bool
 const done = obj({ done: str });
 const leafStep: Check<string | number> = (v, p) => (typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v) && v >= 0) ? v : fail(p, 'an object key or an array index'));
 const explainLeaf = obj({ path: arrayOf(leafStep), layer: str, rev: opt(uint), author: opt(str), hidden: opt(arrayOf(str)) });
-const getResult = obj({ env: str, rev: uint, key: str, value: str, explain: opt(arrayOf(explainLeaf)) });
+const getResult = obj({ env: str, rev: uint, key: str, value: str, explain: opt(arrayOf(explainLeaf)), explainMore: opt(uint) });
 const planView = obj({ env: str, changed: uint });
 const planResult = obj({ env: str, rev: uint, added: arrayOf(str), changed: arrayOf(str), removed: arrayOf(str), views: arrayOf(planView) });
 const envShowResult = obj({ env: str, rev: uint, parents: arrayOf(str), order: arrayOf(str), dependents: arrayOf(str) });

@@ -29,8 +29,10 @@ export interface GetResult {
   key: string;
   /** The merged value's JSON text; with `own`, the own entry as shown (docs/layers.md). */
   value: string;
-  /** With `explain`: every leaf of the merged value and where it comes from. */
+  /** With `explain`: every leaf of the merged value and where it comes from (as far as answerBytes go). */
   explain?: ExplainLeaf[];
+  /** Leaves left out of `explain`: the answer's bytes ran out. */
+  explainMore?: number;
 }
 /** One leaf of a merged value (a scalar, or an empty object or array) and the layer that set it. */
 export interface ExplainLeaf {

@@ -81,7 +81,16 @@ export class LayerReads {
       return found;
     };
     const leaves: ExplainLeaf[] = [];
+    let used = Buffer.byteLength(value ?? '');
+    let more = 0;
     for (const leaf of explained.leaves) {
+      // Each leaf names its path: a value of many leaves would make an answer many times its size.
+      const bytes = 48 + JSON.stringify(leaf.path).length * 3;
+      if (used + bytes > this.limits.answerBytes) {
+        more++;
+        continue;
+      }
+      used += bytes;
       const out: ExplainLeaf = { path: leaf.path, layer: shown(leaf.layer) };
       if (reads(leaf.layer)) {
         const change = await changeOf(leaf.layer);
@@ -97,7 +106,7 @@ export class LayerReads {
     const named = new Set(explained.leaves.flatMap((l) => l.hiddenBy));
     const unnamed = [...new Set(explained.hidings.map((h) => h.layer))].filter((l) => !named.has(l));
     if (unnamed.length > 0 && leaves.length === 0) leaves.push({ path: [], layer: '', hidden: unnamed.map(shown) });
-    return { env: req.env, rev: this.state.rev(req.env)!, key: req.key, value: value ?? 'null', explain: leaves };
+    return { env: req.env, rev: this.state.rev(req.env)!, key: req.key, value: value ?? 'null', explain: leaves, ...(more > 0 ? { explainMore: more } : {}) };
   }
 
   /** Its parents, its merge order and everything built on it; environments the caller may not read shown as NO_ACCESS. */

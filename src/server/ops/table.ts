@@ -69,8 +69,8 @@ export const OPERATIONS = {
     audit: (req) => `key ${name(req.key)}${req.path.length > 1 ? ` path ${req.path.slice(0, -1).join('.').slice(0, 200)}` : ''}${req.path.length ? ', hiding what the last path word names (not recorded)' : ''}`,
   },
   apply: { permission: 'write', writes: true, paged: false, runBy: 'hub', audit: (req) => `${req.entries.length} keys${req.replace ? ', replacing the rest' : ''}` },
-  // Writes nothing: what an apply would change, for anyone who reads the environment.
-  plan: { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => `${req.entries.length} keys${req.replace ? ', replacing the rest' : ''}` },
+  // Writes nothing, but costs what the apply would (every view it changes is worked out): for those who may apply it.
+  plan: { permission: 'write', writes: false, paged: false, runBy: 'hub', audit: (req) => `${req.entries.length} keys${req.replace ? ', replacing the rest' : ''}` },
   history: { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => (req.key === undefined ? '' : `key ${name(req.key)}`) },
   diff: { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => `from ${req.from}${req.to === undefined ? '' : ` to ${req.to}`}` },
   rollback: { permission: 'write', writes: true, paged: false, runBy: 'hub', audit: (req) => `to ${req.rev}` },
