@@ -1,9 +1,11 @@
-import fs from 'node:fs';
 import { jsonFaultText } from '../json-syntax.js';
-import { LocalErrorCode, VitefaError, type AdminRequest, type Entry } from '../protocol/index.js';
+import { LocalErrorCode, VitefaError, type AdminRequest } from '../protocol/index.js';
 import { promised } from '../promised.js';
 import { makeVerifier } from '../security/scram.js';
 import { newToken, TOKEN_ITERATIONS } from '../security/token.js';
+import { readApply } from './apply-files.js';
+
+export { readApplyFile } from './apply-files.js';
 
 /** What a command may need from where it runs (a terminal, a script). */
 export interface CommandIO {
@@ -39,7 +41,25 @@ export interface Flags {
   after?: string;
   /** `user add --read`: read-only grants (the flag repeats, or takes several separated by commas). */
   reads?: string[];
+  /** `get`, `list`, `history --own`: the environment's own entries, not its merged view. */
+  own: boolean;
+  /** `get --explain`: where each leaf of the merged value comes from. */
+  explain: boolean;
+  /** `env layers ENV --none` (no parents) and `--show` (its layers). */
+  none: boolean;
+  show: boolean;
+  /** `apply --dry-run`: what it would change, written nowhere. */
+  dryRun: boolean;
 }
+
+/** The flags of layered environments, and the commands each goes with. */
+const FLAG_COMMANDS: Readonly<Record<string, { flag: 'own' | 'explain' | 'none' | 'show' | 'dryRun'; commands: readonly string[] }>> = {
+  '--own': { flag: 'own', commands: ['get', 'list', 'history'] },
+  '--explain': { flag: 'explain', commands: ['get'] },
+  '--none': { flag: 'none', commands: ['env layers'] },
+  '--show': { flag: 'show', commands: ['env layers'] },
+  '--dry-run': { flag: 'dryRun', commands: ['apply'] },
+};
 
 interface Spec {
   usage: string;
@@ -96,26 +116,6 @@ function notJson(text: string, what: string): VitefaError {
   return usage(`${what} is not valid JSON ${jsonFaultText(text)}${LOOKS_LIKE_JSON.test(text) ? `; ${AS_A_STRING}` : ''}`);
 }
 
-/** Reads an apply file: a JSON object of key -> value. */
-export function readApplyFile(file: string): Entry[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new VitefaError(LocalErrorCode.BAD_FILE, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new VitefaError(LocalErrorCode.BAD_FILE, `${file} is not valid JSON ${jsonFaultText(text)}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new VitefaError(LocalErrorCode.BAD_FILE, `${file} must hold a JSON object of key -> value`);
-  }
-  return Object.entries(parsed).map(([k, v]) => [k, JSON.stringify(v)]);
-}
-
 /** A time for `audit --since`: ISO 8601, or an age such as 30m, 12h, 7d. */
 export function parseSince(text: string, now = Date.now()): number {
   const age = /^(\d+)(s|m|h|d)$/.exec(text);
@@ -132,26 +132,47 @@ const ROLES: readonly string[] = ['viewer', 'editor', 'admin'];
 export const COMMANDS: Record<string, Spec> = {
   'env add': { usage: 'env add ENV', summary: 'create an environment (admin)', envFirst: false, prepare: (a) => (arity('env add', a, 1, 1), { op: 'env.add', env: a[0] }) },
   'env del': { usage: 'env del ENV', summary: 'delete an environment and its keys (admin)', envFirst: false, prepare: (a) => (arity('env del', a, 1, 1), { op: 'env.del', env: a[0] }) },
-  'env list': { usage: 'env list', summary: 'environments with revision and key count', envFirst: false, prepare: (a) => (arity('env list', a, 0, 0), { op: 'env.list' }) },
+  'env list': { usage: 'env list', summary: 'environments with revision, key count and parents', envFirst: false, prepare: (a) => (arity('env list', a, 0, 0), { op: 'env.list' }) },
+  'env layers': {
+    usage: 'env layers ENV PARENT… | ENV --none | ENV --show', summary: 'build an environment on others (admin), or show its layers', envFirst: false,
+    details: 'ENV\'s view is its PARENTs merged lowest first (each with its own parents), then its own entries, key by key as merge does (docs/layers.md). --none stands it alone again; --show prints its parents, the merge order (lowest first) and the environments built on it. At most 16 parents, no cycle.',
+    prepare: (a, f) => {
+      if (f.show && f.none) throw usage('--show and --none do not go together');
+      const flag = f.show ? '--show' : f.none ? '--none' : undefined;
+      if (flag !== undefined && a.length > 1) throw usage(`env layers ENV ${flag} takes no PARENT (usage: ${COMMANDS['env layers'].usage})`);
+      if (f.show) return (arity('env layers', a, 1, 1), { op: 'env.show', env: a[0] });
+      if (f.none) return (arity('env layers', a, 1, 1), { op: 'env.layers', env: a[0], parents: [] });
+      arity('env layers', a, 2, 1025);
+      return { op: 'env.layers', env: a[0], parents: a.slice(1) };
+    },
+  },
   set: {
     usage: 'set ENV KEY VALUE', summary: 'set a key (VALUE is JSON; plain text is taken as a string)', envFirst: true,
     details: 'VALUE is JSON; text that does not parse is taken as a string, unless it starts with {, [ or " (a typo, refused: give such text as a JSON string, \'"{\\"a\\":1"\'). VALUE spreads over several lines in the REPL while a {, [ or " is open.',
     prepare: (a) => (arity('set', a, 3, 3), { op: 'set', env: a[0], key: a[1], value: valueText(a[2]) }),
   },
   get: {
-    usage: 'get ENV KEY [--raw]', summary: 'print the value of a key', envFirst: true,
-    details: 'A string prints bare, anything else as JSON; control characters (ESC and the like) show escaped, as \\u001b. --raw prints the value exactly as stored, for pipes.',
-    prepare: (a) => (arity('get', a, 2, 2), { op: 'get', env: a[0], key: a[1] }),
+    usage: 'get ENV KEY [--raw] [--own | --explain]', summary: 'print the value of a key', envFirst: true,
+    details: 'A string prints bare, anything else as JSON; control characters (ESC and the like) show escaped, as \\u001b. --raw prints the value exactly as stored, for pipes. Of a layered environment, the merged value; --own its own entry ({"unset": […], "value": …} when it hides what its layers give); --explain one line per leaf of the merged value: its path, the layer that set it, that layer\'s last change of the key (@REV, author) and the layers whose unset hid something there.',
+    prepare: (a, f) => {
+      arity('get', a, 2, 2);
+      if (f.own && f.explain) throw usage('--own and --explain do not go together');
+      return { op: 'get', env: a[0], key: a[1], ...(f.own ? { own: true } : {}), ...(f.explain ? { explain: true } : {}) };
+    },
   },
-  del: { usage: 'del ENV KEY', summary: 'delete a key', envFirst: true, prepare: (a) => (arity('del', a, 2, 2), { op: 'del', env: a[0], key: a[1] }) },
+  del: {
+    usage: 'del ENV KEY', summary: 'delete a key (its own entry: what its layers give shows again)', envFirst: true,
+    prepare: (a) => (arity('del', a, 2, 2), { op: 'del', env: a[0], key: a[1] }),
+  },
   list: {
-    usage: 'list ENV [PREFIX] [--after KEY]', summary: 'keys and values', envFirst: true,
+    usage: 'list ENV [PREFIX] [--after KEY] [--own]', summary: 'keys and values (--own: its own entries, not the merged view)', envFirst: true,
     details: 'One page of at most the server\'s answerBytes (4 MiB by default); a page that ends early says which --after KEY continues it.',
     prepare: (a, f) => {
       arity('list', a, 1, 2);
       const req: AdminRequest = { op: 'list', env: a[0] };
       if (a[1] !== undefined) req.prefix = a[1];
       if (f.after !== undefined) req.after = f.after;
+      if (f.own) req.own = true;
       return req;
     },
   },
@@ -162,17 +183,26 @@ export const COMMANDS: Record<string, Spec> = {
   },
   clear: {
     usage: 'clear ENV KEY [PATH…]', summary: 'remove a path, or values from an array, inside a key', envFirst: true,
-    details: 'Without PATH the key itself is deleted.',
+    details: 'Without PATH the key itself is deleted. Of a layered environment it clears its own entry only; unset hides what its layers give.',
     prepare: (a) => (arity('clear', a, 2, 1026), { op: 'clear', env: a[0], key: a[1], path: a.slice(2) }),
   },
+  unset: {
+    usage: 'unset ENV KEY [PATH…]', summary: 'hide, in a layered environment, what its layers give at a key (or a path inside it)', envFirst: true,
+    details: 'PATH as clear reads it; without PATH the whole key is hidden. The hiding is an own entry of ENV, kept until del ENV KEY removes it (del removes an own value and shows the layers\' again; unset hides theirs).',
+    prepare: (a) => (arity('unset', a, 2, 1026), { op: 'unset', env: a[0], key: a[1], path: a.slice(2) }),
+  },
   apply: {
-    usage: 'apply ENV FILE [--replace]', summary: 'set many keys from a JSON file in one release', envFirst: true,
-    details: 'FILE holds a JSON object of key -> value. --replace also deletes the keys it does not name.',
-    prepare: (a, f) => (arity('apply', a, 2, 2), { op: 'apply', env: a[0], entries: readApplyFile(a[1]), replace: f.replace }),
+    usage: 'apply ENV FILE|DIR [--replace] [--dry-run]', summary: 'set many keys from a JSON file, or a folder of KEY.json files, in one release', envFirst: true,
+    details: 'FILE holds a JSON object of key -> value; DIR one file per key, KEY.json holding its JSON value (nothing else: other files and subfolders are refused). At most 256 MiB and 1,000,000 files are read. --replace also deletes the keys it does not name. --dry-run writes nothing: it prints the own entries it would add, change and remove, and every environment whose merged view would change (this one first, then those built on it) with its number of keys.',
+    prepare: (a, f) => {
+      arity('apply', a, 2, 2);
+      const entries = readApply(a[1]);
+      return f.dryRun ? { op: 'plan', env: a[0], entries, replace: f.replace } : { op: 'apply', env: a[0], entries, replace: f.replace };
+    },
   },
   history: {
-    usage: 'history ENV [KEY] [--limit N] [--before REV] [--values]', summary: 'releases of an environment (or of one key), newest first', envFirst: true,
-    details: 'One page: at most N releases (50) and the server\'s answerBytes (4 MiB); a page that ends early says which --before REV continues it. Values over historyValueBytes (4 KiB) show as their size and SHA-256; --values asks for them whole, as far as the page\'s bytes go.',
+    usage: 'history ENV [KEY] [--limit N] [--before REV] [--values] [--own]', summary: 'releases of an environment (or of one key), newest first', envFirst: true,
+    details: 'One page: at most N releases (50) and the server\'s answerBytes (4 MiB); a page that ends early says which --before REV continues it. Values over historyValueBytes (4 KiB) show as their size and SHA-256; --values asks for them whole, as far as the page\'s bytes go. A release made by a write to a layer shows as "via LAYER@REV" with that write\'s changes; --own leaves those out (only the environment\'s own writes). A release that changed the parent list shows the new list.',
     prepare: (a, f) => {
       arity('history', a, 1, 2);
       const req: AdminRequest = { op: 'history', env: a[0] };
@@ -180,6 +210,7 @@ export const COMMANDS: Record<string, Spec> = {
       if (f.limit !== undefined) req.limit = f.limit;
       if (f.before !== undefined) req.before = f.before;
       if (f.values) req.values = true;
+      if (f.own) req.own = true;
       return req;
     },
   },
@@ -197,6 +228,7 @@ export const COMMANDS: Record<string, Spec> = {
   },
   rollback: {
     usage: 'rollback ENV REV', summary: 'restore the state at REV, as a new release', envFirst: true,
+    details: 'Of a layered environment, its own entries and its parent list as they were at REV; a key whose merged value still differs (a layer changed since) is named with that layer.',
     prepare: (a) => (arity('rollback', a, 2, 2), { op: 'rollback', env: a[0], rev: revision(a[1]) }),
   },
   watch: {
@@ -282,7 +314,8 @@ export function findCommand(args: string[]): { name: string; rest: string[] } | 
  */
 export async function prepareCommand(words: string[], io: CommandIO, currentEnv?: string): Promise<Prepared> {
   const args: string[] = [];
-  const flags: Flags = { replace: false, values: false };
+  const flags: Flags = { replace: false, values: false, own: false, explain: false, none: false, show: false, dryRun: false };
+  const layered: string[] = [];
   let json = false;
   let raw = false;
   const value = (i: number, name: string): string => {
@@ -307,7 +340,10 @@ export async function prepareCommand(words: string[], io: CommandIO, currentEnv?
     else if (w === '--before') flags.before = revision(value(++i, '--before'));
     else if (w === '--after') flags.after = value(++i, '--after');
     else if (w === '--read') flags.reads = [...(flags.reads ?? []), ...value(++i, '--read').split(',').filter((g) => g !== '')];
-    else if (w.startsWith('--') && w.length > 2 && !/^--?\d/.test(w)) throw usage(`unknown option ${w}`);
+    else if (FLAG_COMMANDS[w] !== undefined) {
+      flags[FLAG_COMMANDS[w].flag] = true;
+      layered.push(w);
+    } else if (w.startsWith('--') && w.length > 2 && !/^--?\d/.test(w)) throw usage(`unknown option ${w}`);
     else args.push(w);
   }
   if (args.length === 0) throw usage('no command given (try: help)');
@@ -319,6 +355,11 @@ export async function prepareCommand(words: string[], io: CommandIO, currentEnv?
   const spec = COMMANDS[found.name];
   const rest = spec.envFirst && currentEnv !== undefined ? [currentEnv, ...found.rest] : found.rest;
   if (raw && (found.name !== 'get' || json)) throw usage(json ? '--raw and --json do not go together' : '--raw goes with get only (--json prints any result exactly)');
+  for (const w of layered) {
+    const { commands } = FLAG_COMMANDS[w];
+    if (!commands.includes(found.name)) throw usage(`${w} goes with ${commands.join(', ')} only`);
+  }
+  if (raw && flags.explain) throw usage('--raw and --explain do not go together (--json prints the explanation as data)');
   const prepared = await spec.prepare(rest, flags, io);
   if ('request' in prepared) return { ...prepared, json };
   return raw ? { request: prepared, json, raw } : { request: prepared, json };

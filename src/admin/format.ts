@@ -2,6 +2,7 @@ import { stripVTControlCharacters, styleText } from 'node:util';
 import { printable, printableDeep } from '../printable.js';
 import type { AdminRequest, AdminResult, BigValue, KeyChange, Release, ResultOf } from '../protocol/index.js';
 import type { Prepared } from './commands.js';
+import { formatExplain, formatPlan, formatShow, layersWritten, onParents, stillDiffers } from './format-layers.js';
 
 /**
  * How a result is printed: `text` for people (every control character
@@ -94,6 +95,11 @@ export function formatRelease(sent: Release, key: string | undefined, style: Sty
 }
 
 export function formatResult(request: AdminRequest, result: AdminResult, output: Output, style: Style = plain): string {
+  if (request.op === 'get' && request.explain === true) {
+    // The explanation is the answer: as data, exactly the leaves the server sent.
+    const leaves = (result as ResultOf['get']).explain ?? [];
+    return output === 'json' ? JSON.stringify(leaves) : formatExplain(leaves, style);
+  }
   if (output === 'json') return JSON.stringify(result);
   if (request.op === 'get') {
     const value = (result as ResultOf['get']).value;
@@ -108,7 +114,9 @@ export function formatResult(request: AdminRequest, result: AdminResult, output:
     case 'del':
     case 'merge':
     case 'clear':
+    case 'unset':
     case 'apply':
+    case 'env.layers':
     case 'rollback': {
       const w = r as ResultOf['set'];
       if (w.replayed === true) {
@@ -116,10 +124,17 @@ export function formatResult(request: AdminRequest, result: AdminResult, output:
       }
       if (request.op === 'env.add') return `created ${w.env} at revision ${w.rev}`;
       if (request.op === 'env.del') return `deleted ${w.env} (${w.changed} keys) at revision ${w.rev}`;
-      return w.changed === 0
+      // Names and keys are escaped by the helpers themselves, from what the server sent.
+      if (request.op === 'env.layers') return layersWritten(request, result as ResultOf['env.layers']);
+      const line = w.changed === 0
         ? `${w.env}: nothing changed (revision ${w.rev})`
         : `${w.env}: revision ${w.rev} (${w.changed} key${w.changed === 1 ? '' : 's'} changed)`;
+      return request.op === 'rollback' ? [line, ...stillDiffers(request.rev, (result as ResultOf['rollback']).differs)].join('\n') : line;
     }
+    case 'env.show':
+      return formatShow(result as ResultOf['env.show'], style);
+    case 'plan':
+      return formatPlan(result as ResultOf['plan'], style);
     case 'list': {
       const l = r as ResultOf['list'];
       const lines = l.entries.map(([k, v]) => `${style.key(k)} = ${v}`);
@@ -129,13 +144,14 @@ export function formatResult(request: AdminRequest, result: AdminResult, output:
     case 'env.list': {
       const envs = (r as ResultOf['env.list']).envs;
       if (envs.length === 0) return '(no environments)';
-      return table(['ENV', 'REVISION', 'KEYS'], envs.map((e) => [e.env, String(e.rev), String(e.keys)]), style);
+      return table(['ENV', 'REVISION', 'KEYS', 'PARENTS'], envs.map((e) => [e.env, String(e.rev), String(e.keys), e.parents?.join(', ') || '-']), style);
     }
     case 'history': {
       const h = r as ResultOf['history'];
       if (h.releases.length === 0) return '(no history)';
       const lines = h.releases.map((rel) => [
-        `${style.bold(`rev ${rel.rev}`)}  ${time(rel.time)}  ${rel.op}  by ${rel.author}`,
+        `${style.bold(`rev ${rel.rev}`)}  ${time(rel.time)}  ${rel.via === undefined ? '' : `via ${rel.via}@${rel.rev}  `}${rel.op}  by ${rel.author}`,
+        ...(rel.parents === undefined ? [] : [`  parents: ${rel.parents.join(', ') || '(none)'}`]),
         ...withBig(rel.changes, rel.big).map((c) => showChange(c, style)),
         ...(rel.more === undefined ? [] : [style.dim(`  … and ${rel.more} more changes (diff ${h.env} ${rel.prev} ${rel.rev} pages through them all)`)]),
       ].join('\n'));
@@ -178,7 +194,7 @@ export function formatResult(request: AdminRequest, result: AdminResult, output:
           const current = a?.holders.filter(([rev, , c]) => rev === e.rev && !fork(rev, c)).reduce((n, [, k]) => n + k, 0) ?? 0;
           const earlier = a?.laggingTotal ?? 0;
           const forked = a?.holders.filter(([rev, , c]) => fork(rev, c)).reduce((n, [, k]) => n + k, 0) ?? 0;
-          return [e.env, String(e.rev), String(keys.get(e.env) ?? 0), String(current), earlier === 0 ? '0' : style.bad(String(earlier)),
+          return [`${e.env}${onParents(e.parents)}`, String(e.rev), String(keys.get(e.env) ?? 0), String(current), earlier === 0 ? '0' : style.bad(String(earlier)),
             a?.releasedMs === undefined ? '-' : `${ago(a.releasedMs)} ago`,
             (a?.holders ?? []).slice(0, 4).map(([rev, n, c]) => `${n}@${rev}${c === '' ? '' : `/${c.slice(0, 8)}`}${fork(rev, c) ? ' (fork)' : ''}`).join(' ')
               + ((a?.holders.length ?? 0) > 4 ? ' …' : '') + (forked > 0 ? style.bad(` ${forked} of another history`) : '')];

@@ -122,7 +122,9 @@ export async function runRepl(client: AdminClient, io: CommandIO, options: ReplO
   };
   const afterWrite = (req: AdminRequest): void => {
     if (req.op === 'env.add' || req.op === 'env.del') void refreshEnvs();
-    if ('env' in req && typeof req.env === 'string') keys.delete(req.env);
+    // A layer's write changes the views built on it too: their keys are asked again.
+    if (CONFIG_WRITES.has(req.op)) keys.clear();
+    else if ('env' in req && typeof req.env === 'string') keys.delete(req.env);
   };
 
   await new Promise<void>((resolve) => {
@@ -221,6 +223,14 @@ async function watch(
   await client.request({ op: 'unwatch', env: request.env }).catch(() => undefined);
 }
 
+/** Where commands that do not take an environment first take environment names (by the count of words before). */
+const ENV_WORDS: Readonly<Record<string, (before: number) => boolean>> = {
+  status: (n) => n === 0,
+  'env del': (n) => n === 0,
+  // ENV, then its parents.
+  'env layers': () => true,
+};
+
 /** Completion: command names first, then environment names where one goes, then keys of the environment. */
 async function complete(line: string, current: string | undefined, envs: string[], keysOf: (env: string) => Promise<string[]>): Promise<[string[], string]> {
   const words = line.split(/\s+/);
@@ -237,7 +247,7 @@ async function complete(line: string, current: string | undefined, envs: string[
     return [[], last];
   }
   const spec = COMMANDS[found.name];
-  if (!spec.envFirst) return [found.name === 'status' && found.rest.length === 0 ? envs.filter((e) => e.startsWith(last)) : [], last];
+  if (!spec.envFirst) return [ENV_WORDS[found.name]?.(found.rest.length) === true ? envs.filter((e) => e.startsWith(last)) : [], last];
   const args = current === undefined ? found.rest : [current, ...found.rest];
   if (args.length === 0) return [envs.filter((e) => e.startsWith(last)), last];
   if (args.length === 1) {
