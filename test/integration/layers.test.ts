@@ -189,6 +189,7 @@ for (const kind of ['lmdb', 'mysql'] as const) {
         assert.deepEqual(byPath.get('["xs",1]'), { path: ['xs', 1], layer: 'team', rev: t.rev, author: 'admin' });
         assert.equal(byPath.get('["xs",2]')?.rev, a.rev);
         assert.equal(byPath.get('["name"]')?.layer, 'team');
+        assert.deepEqual(byPath.get('["pw"]'), { path: ['pw'], layer: '(unset)', hidden: ['app'] }, 'where an unset hid all there was');
         await mem.account('vic', 'viewer', ['app', 'team']);
         const limited = await x({ op: 'get', env: 'app', key: 'k', explain: true }, 'vic');
         const text = JSON.stringify(limited);

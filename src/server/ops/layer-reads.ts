@@ -12,6 +12,8 @@ type ReadOf<K extends AdminRequest['op']> = Extract<AdminRequest, { op: K }>;
 
 /** Shown instead of an environment the caller may not read: its name and values stay hidden. */
 export const NO_ACCESS = '(no access)';
+/** The layer of an explained path where nothing is left: an unset hid all there was. */
+export const HIDDEN = '(unset)';
 
 /** What an environment's layers were at a revision: each layer's own entries, and the merged view they give. */
 export interface ViewAt {
@@ -102,10 +104,19 @@ export class LayerReads {
       if (leaf.hiddenBy.length > 0) out.hidden = leaf.hiddenBy.map(shown);
       leaves.push(out);
     }
-    // What unsets hid where no leaf is left to name them: shown on the root.
-    const named = new Set(explained.leaves.flatMap((l) => l.hiddenBy));
-    const unnamed = [...new Set(explained.hidings.map((h) => h.layer))].filter((l) => !named.has(l));
-    if (unnamed.length > 0 && leaves.length === 0) leaves.push({ path: [], layer: '', hidden: unnamed.map(shown) });
+    // Where an unset hid all there was (no leaf is left at, above or under its path): an entry of its own.
+    const related = (a: readonly (string | number)[], b: readonly (string | number)[]): boolean => {
+      const n = Math.min(a.length, b.length);
+      for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+      return true;
+    };
+    for (const hiding of explained.hidings) {
+      // The marks of a layer the caller may not read stay unshown: their paths tell of what it hid.
+      if (!reads(hiding.layer)) continue;
+      if (explained.leaves.some((l) => l.hiddenBy.includes(hiding.layer) && related(l.path, hiding.path))) continue;
+      if (leaves.some((l) => l.layer === HIDDEN && JSON.stringify(l.path) === JSON.stringify(hiding.path))) continue;
+      leaves.push({ path: hiding.path, layer: HIDDEN, hidden: [hiding.layer] });
+    }
     return { env: req.env, rev: this.state.rev(req.env)!, key: req.key, value: value ?? 'null', explain: leaves, ...(more > 0 ? { explainMore: more } : {}) };
   }
 
