@@ -5,7 +5,7 @@ import { frame } from './frame.js';
 import { DEFAULT_DECODE_LIMITS, scanBody, type DecodeLimits } from './scan.js';
 import { fail, type Check } from './check.js';
 import { MESSAGE_CHECKERS, RESULT_CHECKERS } from './checkers.js';
-import type { Message, Snapshot } from './messages.js';
+import type { LayerRev, Message, Snapshot } from './messages.js';
 import type { AdminOp } from './requests.js';
 import type { ResultOf } from './results.js';
 import type { Entry } from './shapes.js';
@@ -41,11 +41,14 @@ export function encodeMessage(message: Message): Buffer {
   return frame(encodeBody(message));
 }
 
-/** A Snapshot message, its fields in the order every encoder of it uses (entries last). */
-export function snapshotMessage(env: string, rev: number, entries: Entry[], chain?: string): Snapshot {
-  return chain === undefined || chain === ''
-    ? { t: MessageType.Snapshot, env, rev, entries }
-    : { t: MessageType.Snapshot, env, rev, chain, entries };
+/**
+ * A Snapshot message, its fields in the order every encoder of it uses (entries last). `layers`
+ * only for an environment built on others: a plain one's snapshot is the same bytes as before.
+ */
+export function snapshotMessage(env: string, rev: number, entries: Entry[], chain?: string, layers?: LayerRev[]): Snapshot {
+  return {
+    t: MessageType.Snapshot, env, rev, ...(chain === undefined || chain === '' ? {} : { chain }), ...(layers === undefined ? {} : { layers }), entries,
+  };
 }
 
 /**
@@ -56,8 +59,8 @@ export function snapshotMessage(env: string, rev: number, entries: Entry[], chai
 export class SnapshotEncoder {
   private readonly parts: Buffer[] = [];
   private count = 0;
-  /** `chain` as in Snapshot.chain; the same field order as `snapshotMessage` gives, so the bytes are the same. */
-  constructor(private readonly env: string, private readonly rev: number, private readonly chain?: string) {}
+  /** `chain` and `layers` as in Snapshot; the same field order as `snapshotMessage` gives, so the bytes are the same. */
+  constructor(private readonly env: string, private readonly rev: number, private readonly chain?: string, private readonly layers?: LayerRev[]) {}
 
   add(entries: [string, string][]): void {
     if (entries.length === 0) return;
@@ -71,7 +74,7 @@ export class SnapshotEncoder {
 
   frame(): Buffer {
     // Every field but the entries, which come last and empty (one byte, 0x90), then the real array.
-    const head = packr.pack(snapshotMessage(this.env, this.rev, [], this.chain));
+    const head = packr.pack(snapshotMessage(this.env, this.rev, [], this.chain, this.layers));
     const n = this.count;
     const arrayHeader = n <= 15 ? Buffer.from([0x90 | n]) : n <= 0xffff ? Buffer.from([0xdc, n >> 8, n & 0xff]) : Buffer.from([0xdd, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
     return frame(Buffer.concat([head.subarray(0, head.length - 1), arrayHeader, ...this.parts]));

@@ -3,6 +3,7 @@ export { VitefaError, ProtocolError, RemoteError, LocalErrorCode } from './error
 export { FrameDecoder, frame, FRAME_HEADER_BYTES, DEFAULT_MAX_FRAME_BYTES } from './frame.js';
 export { encodeBody, encodeMessage, decodeBody, checkResult, SnapshotEncoder, snapshotMessage } from './codec.js';
 export { chainOf, CHAIN_GENESIS, CHAIN_HEX } from './chain.js';
+export { MAX_LAYER_REVS } from './checkers.js';
 export type * from './shapes.js';
 export type * from './messages.js';
 export type * from './requests.js';

@@ -9,6 +9,9 @@ import type { Change, Entry, EnvRev } from './shapes.js';
  * shapes they share in shapes.ts.
  */
 
+/** One layer of an environment and the revision of it behind a view: `[env, rev]`. */
+export type LayerRev = [env: string, rev: number];
+
 export interface Hello {
   t: typeof MessageType.Hello;
   /** Protocol version of the sender. */
@@ -73,6 +76,8 @@ export interface Snapshot {
   entries: Entry[];
   /** The chain value of the release the snapshot ends at (absent for history older than chains). */
   chain?: string;
+  /** For an environment built on others only: its layers, lowest first and itself last, each at its revision (LayerRevs). */
+  layers?: LayerRev[];
 }
 
 export interface Release {
@@ -107,6 +112,12 @@ export interface Release {
    * receiver holds it, and what follows it, until the next GroupEnd, then applies them together.
    */
   grp?: boolean;
+  /**
+   * For an environment built on others only: its layers in merge order, lowest first and itself
+   * last, each with the revision the server held of it when it made this message (at most
+   * MAX_LAYER_REVS in checkers.ts, the highest kept). Not covered by the chain value.
+   */
+  layers?: LayerRev[];
 }
 
 /**
