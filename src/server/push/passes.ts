@@ -141,7 +141,7 @@ export class Passes {
  * `batch`): an agent holding `prev` applies it as it would the releases one
  * by one, and a burst of a hundred costs it one message, not a hundred.
  * The batch follows what its first release follows and ends where its last one does;
- * it is of a group if any of them is, and names no `via` (it may mix writes).
+ * it is of a group if any of them is, names no `via` (it may mix writes), and the layers of its last.
  */
 function mergedFrame(releases: PublishedRelease[]): Buffer {
   const first = releases[0].message;
@@ -156,5 +156,6 @@ function mergedFrame(releases: PublishedRelease[]): Buffer {
     ...(last.chain === undefined ? {} : { chain: last.chain }),
   }, first.prev, first.pchain);
   if (releases.some((r) => r.message.grp === true)) message.grp = true;
+  if (last.layers !== undefined) message.layers = last.layers;
   return encodeMessage(message);
 }

@@ -1,4 +1,7 @@
-import { encodeMessage, SnapshotEncoder, snapshotMessage, type EnvInfo, type KeyChange, type Release } from '../../protocol/index.js';
+import {
+  encodeMessage, MAX_LAYER_REVS, SnapshotEncoder, snapshotMessage, type EnvInfo, type KeyChange, type LayerRev, type Release,
+} from '../../protocol/index.js';
+import { flatten, type ParentMap } from '../model/layers/index.js';
 import { chainOfStored } from '../store/changes.js';
 import type { EnvState, StoredRelease } from '../store/types.js';
 import { buildView, marksOf, standsAlone, viewChanges, type LayeredEnv } from './layered.js';
@@ -41,6 +44,13 @@ interface LiveEnv extends LayeredEnv {
   snapshot?: Buffer;
   /** A snapshot being built a slice at a time, and the revision it is of. */
   building?: { rev: number; ready: Promise<Buffer> };
+  /** In a cluster worker (which holds no parent lists): the layers its primary last sent for it. */
+  layers?: LayerRev[];
+}
+
+/** An environment's state as a cluster worker is handed it: its merged view, and its layers' revisions when it has parents. */
+export interface ServedEnvState extends EnvState {
+  layers?: LayerRev[];
 }
 
 /**
@@ -85,13 +95,19 @@ export class ServerState {
     this.limits = limits;
   }
 
-  /** Every live environment's merged view, for a cluster worker's initial state (a worker only serves agents: its environments stand alone). */
-  export(): EnvState[] {
-    return [...this.envs].map(([env, live]) => ({ env, rev: live.rev, values: live.values, chain: live.chain }));
+  /**
+   * Every live environment's merged view, for a cluster worker's initial state (a worker only serves agents: its
+   * environments stand alone, and keep the revisions of their layers as given).
+   */
+  export(): ServedEnvState[] {
+    return [...this.envs].map(([env, live]) => {
+      const layers = this.layerRevs(env);
+      return { env, rev: live.rev, values: live.values, chain: live.chain, ...(layers === undefined ? {} : { layers }) };
+    });
   }
 
-  /** Loads what a store holds: own entries and parent lists, from which the merged views are built. */
-  load(head: number, envs: EnvState[]): void {
+  /** Loads what a store holds: own entries and parent lists, from which the merged views are built (or a worker's `export`). */
+  load(head: number, envs: ServedEnvState[]): void {
     this.envs.clear();
     this.parentsOf.clear();
     this.head = head;
@@ -100,7 +116,10 @@ export class ServerState {
       for (const text of e.values.values()) marks += marksOf(text);
       const parents = e.parents ?? [];
       if (parents.length > 0) this.parentsOf.set(e.env, parents);
-      this.envs.set(e.env, { rev: e.rev, appliedAt: 0, chain: e.chain, values: e.values, own: e.values, parents, marks, bytes: 0, recent: [], recentBytes: 0 });
+      this.envs.set(e.env, {
+        rev: e.rev, appliedAt: 0, chain: e.chain, values: e.values, own: e.values, parents, marks, bytes: 0, recent: [], recentBytes: 0,
+        ...(e.layers === undefined ? {} : { layers: e.layers }),
+      });
     }
     for (const [env, live] of this.envs) {
       if (!standsAlone(live)) live.values = buildView(env, this.envs, this.parentsOf);
@@ -184,11 +203,11 @@ export class ServerState {
    * value does not follow the environment's is ChainBroken, and nothing is
    * applied. Only a release whose content arrived whole is hashed again
    * (`frame` given: a cluster worker is handed what its primary checked,
-   * merged; then the link to what it holds is checked).
+   * merged; then the link to what it holds is checked, and `layers` are the frame's, kept for its snapshots).
    */
-  apply(stored: StoredRelease, frame?: Buffer, pchain?: string): PublishedRelease[] {
+  apply(stored: StoredRelease, frame?: Buffer, pchain?: string, layers?: LayerRev[]): PublishedRelease[] {
     if (frame !== undefined) {
-      const published = this.applyMerged(stored, frame, pchain);
+      const published = this.applyMerged(stored, frame, pchain, layers);
       return published === undefined ? [] : [published];
     }
     if (stored.via !== undefined) {
@@ -222,14 +241,28 @@ export class ServerState {
       group.push(release);
     }
     const together = group.length > 0;
+    // The layers behind each view once the whole group is applied: its parent lists, and the revision of every environment it moves.
+    const parentsAfter = stored.parents === undefined ? this.parentsOf : withParentList(this.parentsOf, stored.env, stored.parents);
+    const moved = { rev: stored.rev, envs: new Set([stored.env, ...group.map((r) => r.env)]) };
     const out: PublishedRelease[] = [];
-    const first = this.applyOne({ ...stored, merged }, live, held !== '' || live === undefined ? held : undefined, together);
+    const first = this.applyOne({ ...stored, merged }, live, held !== '' || live === undefined ? held : undefined, together, this.layerRevs(stored.env, parentsAfter, moved));
     out.push(first);
     for (const release of group) {
       const dependent = this.envs.get(release.env)!;
-      out.push(this.applyOne(release, dependent, dependent.chain !== '' ? dependent.chain : undefined, true));
+      out.push(this.applyOne(release, dependent, dependent.chain !== '' ? dependent.chain : undefined, true, this.layerRevs(release.env, parentsAfter, moved)));
     }
     return out;
+  }
+
+  /**
+   * Release.layers and Snapshot.layers of `env` (docs/protocol.md): its layers in merge order, each at the
+   * revision held here (`moved`: those a release being applied moves to its revision), at most MAX_LAYER_REVS,
+   * the highest kept. Undefined for an environment built on nothing — in a cluster worker, which holds no parent
+   * lists, the layers its primary last sent.
+   */
+  private layerRevs(env: string, parentsOf: ParentMap = this.parentsOf, moved?: { rev: number; envs: ReadonlySet<string> }): LayerRev[] | undefined {
+    if ((parentsOf.get(env)?.length ?? 0) === 0) return parentsOf === this.parentsOf ? this.envs.get(env)?.layers : undefined;
+    return flatten(env, parentsOf).slice(-MAX_LAYER_REVS).map((layer) => [layer, moved?.envs.has(layer) === true ? moved.rev : this.envs.get(layer)?.rev ?? 0]);
   }
 
   /** A release read from the store that came through a layer: this server made it already when it applied that layer's; it must agree. */
@@ -247,7 +280,7 @@ export class ServerState {
   }
 
   /** A worker's release, merged already by its primary: applied as it is. */
-  private applyMerged(stored: StoredRelease, frame: Buffer, pchain?: string): PublishedRelease | undefined {
+  private applyMerged(stored: StoredRelease, frame: Buffer, pchain?: string, layers?: LayerRev[]): PublishedRelease | undefined {
     const live = this.envs.get(stored.env);
     if (live !== undefined && stored.rev <= live.rev) return undefined;
     if (live === undefined && stored.op !== 'env.add') return undefined;
@@ -256,12 +289,15 @@ export class ServerState {
       throw new ChainBroken(stored.env, stored.rev, held, pchain, stored.chain);
     }
     const message = releaseMessage(stored, live?.rev ?? 0, held !== '' || live === undefined ? held : undefined);
-    return this.applyOne(stored, live, undefined, false, { message, frame });
+    if (layers !== undefined) message.layers = layers;
+    return this.applyOne(stored, live, undefined, false, layers, { message, frame });
   }
 
-  /** Applies one release's merged changes (and its own entries and parents) to `live`, and encodes it. */
-  private applyOne(stored: StoredRelease, current: LiveEnv | undefined, pchain: string | undefined, grp: boolean, encoded?: PublishedRelease): PublishedRelease {
-    const published = encoded ?? this.encode(stored, current?.rev ?? 0, pchain, grp);
+  /** Applies one release's merged changes (and its own entries and parents) to `live`, and encodes it (with `layers`, Release.layers). */
+  private applyOne(
+    stored: StoredRelease, current: LiveEnv | undefined, pchain: string | undefined, grp: boolean, layers: LayerRev[] | undefined, encoded?: PublishedRelease,
+  ): PublishedRelease {
+    const published = encoded ?? this.encode(stored, current?.rev ?? 0, pchain, grp, layers);
     this.head = Math.max(this.head, stored.rev);
     if (stored.drop === true) {
       this.envs.delete(stored.env);
@@ -290,6 +326,8 @@ export class ServerState {
     live.rev = stored.rev;
     live.appliedAt = Date.now();
     live.chain = stored.chain ?? '';
+    // A worker keeps what its primary sent; elsewhere the parent lists give them.
+    if (encoded !== undefined) live.layers = layers;
     live.snapshot = undefined;
     live.recent.push(published);
     live.recentBytes += published.frame.length;
@@ -318,8 +356,10 @@ export class ServerState {
     }
   }
 
-  private encode(stored: StoredRelease, prev: number, pchain: string | undefined, grp: boolean): PublishedRelease {
+  private encode(stored: StoredRelease, prev: number, pchain: string | undefined, grp: boolean, layers: LayerRev[] | undefined): PublishedRelease {
     const message = releaseMessage(stored, prev, pchain, grp);
+    // Only an environment with layers: a plain release's bytes are as they were.
+    if (layers !== undefined) message.layers = layers;
     return { message, frame: encodeMessage(message) };
   }
 
@@ -354,7 +394,7 @@ export class ServerState {
     if (live.building !== undefined && live.building.rev === live.rev) return live.building;
     const rev = live.rev;
     const entries = [...live.values];
-    const encoder = new SnapshotEncoder(env, rev, live.chain);
+    const encoder = new SnapshotEncoder(env, rev, live.chain, this.layerRevs(env));
     const ready = new Promise<Buffer>((resolve, reject) => {
       let next = 0;
       const slice = (): void => {
@@ -382,7 +422,15 @@ export class ServerState {
   }
 
   private snapshotFrame(env: string, live: LiveEnv): Buffer {
-    live.snapshot ??= encodeMessage(snapshotMessage(env, live.rev, [...live.values], live.chain));
+    live.snapshot ??= encodeMessage(snapshotMessage(env, live.rev, [...live.values], live.chain, this.layerRevs(env)));
     return live.snapshot;
   }
+}
+
+/** `parentsOf` with `env`'s list replaced by `parents` (none: removed), for the layers a parent list change leaves. */
+function withParentList(parentsOf: ParentMap, env: string, parents: readonly string[]): ParentMap {
+  const out = new Map(parentsOf);
+  if (parents.length === 0) out.delete(env);
+  else out.set(env, parents);
+  return out;
 }
