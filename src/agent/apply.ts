@@ -11,6 +11,7 @@ import {
 import type { ClientConnection } from '../transport/client.js';
 import { trace } from '../trace.js';
 import { GROUP_LIMITS, GroupView, HeldGroup, type GroupLimits, type HeldMessage, type HeldView } from './group.js';
+import { META_LAYERS_PREFIX } from '../reader/layout.js';
 import type { LocalStore } from './local-store.js';
 
 /** What applying needs of the store. */
@@ -172,7 +173,7 @@ export class ReleaseApplier {
       trace('agent', `gap in ${release.env}: hold ${held}, release ${release.rev} follows ${release.prev}`);
       return 'resync';
     }
-    return this.storable(release.env, release.changes) ? 'apply' : 'bad';
+    return this.storable(release.env, release.changes, release.layers !== undefined) ? 'apply' : 'bad';
   }
 
   /** Whether `snapshot` can be applied (a snapshot of another history than the one held is said, and taken). */
@@ -182,7 +183,7 @@ export class ReleaseApplier {
     if (held >= snapshot.rev && chain !== '' && snapshot.chain !== undefined && snapshot.chain !== chain) {
       this.hooks.forked(snapshot.env, `snapshot ${snapshot.env}@${snapshot.rev} (chain ${snapshot.chain}) replaces revision ${held} (chain ${chain}) held here, of another history: taking the server's`);
     }
-    return this.storable(snapshot.env, snapshot.entries);
+    return this.storable(snapshot.env, snapshot.entries, snapshot.layers !== undefined);
   }
 
   /** `message` is in the store: acknowledged (coalesced), and said. */
@@ -223,11 +224,12 @@ export class ReleaseApplier {
 
   /**
    * Whether every key can be kept as the store's layout needs (an LMDB key of at most 511 bytes, which every reader
-   * can read); else the session ends and nothing of it is applied: no server of ours sends such a key.
+   * can read), the `meta` key of its layers too when it has them; else the session ends and nothing of it is
+   * applied: no server of ours sends such a key.
    */
-  private storable(env: string, changes: readonly (readonly [string, unknown])[]): boolean {
+  private storable(env: string, changes: readonly (readonly [string, unknown])[], layered: boolean): boolean {
     const envBytes = Buffer.byteLength(env);
-    let bad = envBytes === 0 || envBytes > MAX_STORED_KEY_BYTES;
+    let bad = envBytes === 0 || envBytes > MAX_STORED_KEY_BYTES - (layered ? META_LAYERS_PREFIX.length : 0);
     for (let i = 0; !bad && i < changes.length; i++) bad = envBytes + 1 + Buffer.byteLength(changes[i][0]) > MAX_STORED_KEY_BYTES;
     if (bad) this.hooks.session()?.fail(WireError.MALFORMED, `the server sent a name or key the store cannot hold in ${JSON.stringify(env.slice(0, 64))}; nothing of it was applied`);
     return !bad;

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { LocalErrorCode, MessageType, VitefaError, type EnvRev, type Release, type Snapshot } from '../protocol/index.js';
+import { LocalErrorCode, MessageType, VitefaError, type EnvRev, type LayerRev, type Release, type Snapshot } from '../protocol/index.js';
 import {
-  assertDataFormatV1, DB_CHAINS, DB_META, DB_OPTIONS, DB_REVISIONS, DB_VALUES, envRange, LAYOUT_FORMAT, NOTIFY_FILE, valueKey,
+  assertDataFormatV1, DB_CHAINS, DB_META, DB_OPTIONS, DB_REVISIONS, DB_VALUES, envRange, LAYOUT_FORMAT, layersKey, META_LAYERS_PREFIX, NOTIFY_FILE, valueKey,
 } from '../reader/layout.js';
 import { endpointText, parseEndpoint } from '../transport/client.js';
 
@@ -56,6 +56,8 @@ export class LocalStore {
   private readonly notifyFd: number;
   private readonly staleReaders: ((cleared: number) => void) | undefined;
   private lastReaderCheck = 0;
+  /** Environments with a `layers/<env>` key in `meta`: only their releases without layers have one to remove. */
+  private readonly layered = new Set<string>();
 
   private constructor(dir: string, root: RootDatabase, staleReaders: ((cleared: number) => void) | undefined) {
     this.dir = dir;
@@ -66,6 +68,10 @@ export class LocalStore {
     this.chains = root.openDB({ name: DB_CHAINS, ...DB_OPTIONS }) as unknown as Bin;
     this.meta = root.openDB({ name: DB_META, ...DB_OPTIONS }) as unknown as Bin;
     this.notifyFd = fs.openSync(path.join(dir, NOTIFY_FILE), 'w');
+    // '0' follows '/': every key of the prefix, and nothing else.
+    for (const key of this.meta.getKeys({ start: META_LAYERS_PREFIX, end: `${META_LAYERS_PREFIX.slice(0, -1)}0` })) {
+      this.layered.add(key.slice(META_LAYERS_PREFIX.length));
+    }
   }
 
   static open(dir: string, options: LocalStoreOptions): LocalStore {
@@ -139,6 +145,7 @@ export class LocalStore {
       this.clearEnv(release.env);
       void this.revisions.remove(release.env);
       void this.chains.remove(release.env);
+      this.putLayers(release.env, undefined);
       return;
     }
     for (const [key, json] of release.changes) {
@@ -147,6 +154,7 @@ export class LocalStore {
     }
     void this.revisions.put(release.env, Buffer.from(String(release.rev)));
     this.putChain(release.env, release.chain);
+    this.putLayers(release.env, release.layers);
   }
 
   private putSnapshot(snapshot: Snapshot): void {
@@ -154,11 +162,32 @@ export class LocalStore {
     for (const [key, json] of snapshot.entries) void this.values.put(valueKey(snapshot.env, key), Buffer.from(json));
     void this.revisions.put(snapshot.env, Buffer.from(String(snapshot.rev)));
     this.putChain(snapshot.env, snapshot.chain);
+    this.putLayers(snapshot.env, snapshot.layers);
   }
 
   private putChain(env: string, chain: string | undefined): void {
     if (chain === undefined || chain === '') void this.chains.remove(env);
     else void this.chains.put(env, Buffer.from(chain));
+  }
+
+  /**
+   * Keeps the layers behind `env`'s view (`meta` key `layers/<env>`, a JSON array of [env, rev]) in the
+   * transaction of its release or snapshot; none (a plain environment, a drop) removes what was kept.
+   */
+  private putLayers(env: string, layers: LayerRev[] | undefined): void {
+    if (layers === undefined) {
+      if (!this.layered.delete(env)) return;
+      void this.meta.remove(layersKey(env));
+      return;
+    }
+    void this.meta.put(layersKey(env), Buffer.from(JSON.stringify(layers)));
+    this.layered.add(env);
+  }
+
+  /** The layers behind `env`'s view as kept ([] when none), each with its revision, lowest first. */
+  layers(env: string): LayerRev[] {
+    const raw = this.meta.get(layersKey(env));
+    return raw === undefined ? [] : (JSON.parse(Buffer.from(raw).toString('utf8')) as LayerRev[]);
   }
 
   /** The servers remembered from an earlier run: read as untrusted input, bounded, bad entries left out. */

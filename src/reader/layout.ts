@@ -11,6 +11,8 @@
  *   meta       "format"       -> LAYOUT_FORMAT as decimal digits
  *   chains     "<env>"        -> chain value of the release held (an addition:
  *                                 readers of the three above need not know it)
+ *   meta       "layers/<env>" -> for an environment built on others, its layers
+ *                                 and their revisions (an addition, as chains)
  */
 import * as lmdb from 'lmdb';
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
@@ -50,6 +52,14 @@ export const UTF8_KEYS = {
 /** The key of `key` in `env` in the values database. */
 export function valueKey(env: string, key: string): string {
   return `${env}\u0000${key}`;
+}
+
+/** The `meta` keys of the layers behind each environment's view: "layers/<env>" (docs/store-layout.md). */
+export const META_LAYERS_PREFIX = 'layers/';
+
+/** The `meta` key holding the layers behind `env`'s view: a JSON array of [env, rev] pairs, lowest layer first. */
+export function layersKey(env: string): string {
+  return `${META_LAYERS_PREFIX}${env}`;
 }
 
 /** The keys of one environment in the values database: [start, end). */

@@ -13,7 +13,8 @@ export interface ReadFlags {
 
 /**
  * `vitefa read ENV [KEY]`: a value (strings bare unless --json) or the whole
- * environment as JSON. What is printed for people shows control characters
+ * environment as JSON; with --meta, the revision and chain value held, and
+ * the layers behind a layered environment's view with their revisions. What is printed for people shows control characters
  * escaped (printable.ts: a value's line breaks and tabs stay); --json and
  * --raw print the stored text exactly.
  */
@@ -29,9 +30,14 @@ export async function runRead(env: string, key: string | undefined, flags: ReadF
       const rev = reader.revision(env);
       if (rev === 0) throw new VitefaError(LocalErrorCode.NOT_FOUND, `environment ${env} is not in the agent store ${reader.dir}`);
       const chain = reader.chain(env);
-      process.stdout.write(flags.json === true
-        ? `${JSON.stringify({ env, rev, chain })}\n`
-        : `${printable(`${env} revision ${rev} chain ${chain === '' ? '(not known)' : chain}`)}\n`);
+      // Read in the same synchronous run as the revision: one snapshot of the store.
+      const layers = reader.layers(env);
+      if (flags.json === true) {
+        process.stdout.write(`${JSON.stringify({ env, rev, chain, ...(layers.length === 0 ? {} : { layers }) })}\n`);
+        return;
+      }
+      process.stdout.write(`${printable(`${env} revision ${rev} chain ${chain === '' ? '(not known)' : chain}`)}\n`);
+      if (layers.length > 0) process.stdout.write(`${printable(`layers: ${layers.map((l) => `${l.env}@${l.rev}`).join(' ')}`)}\n`);
       return;
     }
     if (key === undefined) {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { LocalErrorCode, VitefaError } from '../protocol/index.js';
 import {
-  assertDataFormatV1, DB_CHAINS, DB_OPTIONS, DB_REVISIONS, DB_VALUES, DEFAULT_AGENT_STORE, envRange, NOTIFY_FILE, valueKey,
+  assertDataFormatV1, DB_CHAINS, DB_META, DB_OPTIONS, DB_REVISIONS, DB_VALUES, DEFAULT_AGENT_STORE, envRange, layersKey, NOTIFY_FILE, valueKey,
 } from './layout.js';
 
 type Bin = Database<Buffer, string>;
@@ -14,6 +14,12 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /** Revision checks while waiting, as a fallback to the file-change hint. */
   pollMs?: number;
+}
+
+/** One layer behind an environment's view, and the revision of it the view was made from. */
+export interface LayerRevision {
+  env: string;
+  rev: number;
 }
 
 /** Parsed values of one environment, valid for the revision they were read at. */
@@ -39,6 +45,7 @@ export class ConfigReader {
   private readonly values: Bin;
   private readonly revisions: Bin;
   private chains: Bin | undefined;
+  private meta: Bin | undefined;
   private readonly cache = new Map<string, EnvCache>();
   /** Environments whose cache was checked against the revision in this turn of the event loop. */
   private readonly checked = new Set<string>();
@@ -118,6 +125,24 @@ export class ConfigReader {
     return raw === undefined ? '' : raw.toString('latin1');
   }
 
+  /**
+   * The layers behind `env`'s view as the agent holds it (docs/layers.md): each with its revision,
+   * lowest first, `env` itself last at the revision it is held at. [] for an environment built on
+   * nothing, one not held, or a store an agent older than layers wrote. Read in the same snapshot
+   * as the revision and values read in the same synchronous run.
+   */
+  layers(env: string): LayerRevision[] {
+    if (this.meta === undefined) {
+      try {
+        this.meta = this.root.openDB({ name: DB_META, ...DB_OPTIONS }) as unknown as Bin;
+      } catch {
+        return [];
+      }
+    }
+    const raw = this.meta.getBinaryFast(layersKey(env));
+    return raw === undefined ? [] : layerList(raw.toString('utf8'));
+  }
+
   /** Environments held, sorted. */
   envs(): string[] {
     return [...this.revisions.getKeys()];
@@ -188,6 +213,25 @@ export class ConfigReader {
     }
     return cached;
   }
+}
+
+/** A kept list of layers, read as untrusted input: anything but an array of [name, revision] pairs reads as none. */
+function layerList(text: string): LayerRevision[] {
+  let list: unknown;
+  try {
+    list = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(list)) return [];
+  const out: LayerRevision[] = [];
+  for (const pair of list as unknown[]) {
+    if (!Array.isArray(pair) || pair.length !== 2) return [];
+    const [env, rev] = pair as unknown[];
+    if (typeof env !== 'string' || typeof rev !== 'number' || !Number.isSafeInteger(rev) || rev < 0) return [];
+    out.push({ env, rev });
+  }
+  return out;
 }
 
 function deepFreeze<T>(value: T): T {
