@@ -41,14 +41,19 @@ export class SimFleet {
     return this.procs.length;
   }
 
-  /** Connects `share` of the agents (the rest wait for `grow`). */
-  start(mode: 'protocol' | 'floor', targets: string[], env: string, share = 1, concurrency = 500, token?: string, tlsCa?: string): void {
+  /**
+   * Connects `share` of the agents (the rest wait for `grow`). With a list of
+   * environments, agent i follows envs[i % envs.length] (joiners the first).
+   */
+  start(mode: 'protocol' | 'floor', targets: string[], envs: string | string[], share = 1, concurrency = 500, token?: string, tlsCa?: string): void {
+    const env = typeof envs === 'string' ? envs : envs[0];
+    const list = typeof envs === 'string' ? {} : { envs };
     let id = 0;
     this.procs.forEach((p, i) => {
       // Each process spreads its sockets over every address, starting at a different one.
       const rotated = [...targets.slice(i % targets.length), ...targets.slice(0, i % targets.length)];
       const count = this.counts[i];
-      p.send({ k: 'start', mode, targets: rotated, count, env, id, concurrency, initial: Math.round(count * share), ...(token === undefined ? {} : { token }), ...(tlsCa === undefined ? {} : { tlsCa }) } satisfies SimCommand);
+      p.send({ k: 'start', mode, targets: rotated, count, env, ...list, id, concurrency, initial: Math.round(count * share), ...(token === undefined ? {} : { token }), ...(tlsCa === undefined ? {} : { tlsCa }) } satisfies SimCommand);
       id += this.counts[i];
     });
     this.joinerProc.send({ k: 'start', mode, targets, count: 0, env, id, concurrency, initial: 0, ...(token === undefined ? {} : { token }), ...(tlsCa === undefined ? {} : { tlsCa }) } satisfies SimCommand);

@@ -18,7 +18,8 @@ import { CHANNEL_BINDING_LABEL } from '../src/security/tls.js';
 import { parseToken, type TokenParts } from '../src/security/token.js';
 
 export type SimCommand =
-  | { k: 'start'; mode: 'protocol' | 'floor'; targets: string[]; count: number; env: string; id: number; concurrency: number; initial: number; token?: string; tlsCa?: string }
+  /** With `envs`, the agent numbered id + i follows envs[(id + i) % envs.length] instead of `env`. */
+  | { k: 'start'; mode: 'protocol' | 'floor'; targets: string[]; count: number; env: string; envs?: string[]; id: number; concurrency: number; initial: number; token?: string; tlsCa?: string }
   /** Start the agents held back by `initial`. */
   | { k: 'grow' }
   /** Record the arrival time of release `rev` (protocol) or of frame number `rev` (floor). */
@@ -300,7 +301,8 @@ process.on('message', (command: SimCommand) => {
       concurrency = command.concurrency;
       const targets = command.targets.map(parseTarget);
       firstTarget = targets[0];
-      agents = Array.from({ length: command.count }, (_, i) => new SimAgent(i, targets[i % targets.length], command.env, false));
+      const envs = command.envs;
+      agents = Array.from({ length: command.count }, (_, i) => new SimAgent(i, targets[i % targets.length], envs === undefined ? command.env : envs[(command.id + i) % envs.length], false));
       pendingStarts = agents.slice(0, command.initial);
       heldBack = command.initial;
       startNext();
