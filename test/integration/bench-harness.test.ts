@@ -45,3 +45,42 @@ test('the harness: every agent receives every release, none lost in a reconnect 
   assert.ok(fs.existsSync(path.join(dir, 'bench.svg')), 'the latency plot was written');
   assert.match(output, /propagation p99 \(ms\)/);
 });
+
+/**
+ * The layered harness at a small size: writes to an environment standing
+ * alone and to a layer with 100 dependents, reaching every agent; a bulk
+ * apply of each kind; the heap per environment. Its figures are printed,
+ * never asserted.
+ */
+test('the layered harness: every agent receives every write of both kinds, and every figure is printed', async () => {
+  const json = path.join(dir, 'layers.json');
+  const port = await freePort('127.0.0.2');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/layers.ts', '--agents', '200', '--rounds', '1', '--bulk-keys', '300', '--bulk-rounds', '1', '--memory-envs', '20', '--memory-keys', '20', '--port', String(port), '--json', json, '--timeout', '240'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.equal(code, 0, output);
+  const report = JSON.parse(fs.readFileSync(json, 'utf8')) as {
+    layout: { agents: number; dependents: number; populations: string };
+    propagation: { rounds: { kind: string; received: number }[]; ratioP99: number };
+    commitMs: { ratio: number };
+    bulk: { aloneMs: number[]; layeredMs: number[] };
+    memory: { layeringDeltaBytesPerEnv: number };
+    agentsSaw: { gaps: number; errors: number };
+  };
+  assert.equal(report.layout.agents, 200);
+  assert.equal(report.layout.dependents, 100);
+  assert.deepEqual(report.propagation.rounds.map((r) => [r.kind, r.received]), [['plain', 200], ['layered', 200]], 'every agent got every write');
+  assert.deepEqual(report.agentsSaw, { gaps: 0, errors: 0 });
+  assert.ok(Number.isFinite(report.propagation.ratioP99) && Number.isFinite(report.commitMs.ratio));
+  assert.equal(report.bulk.aloneMs.length, 1);
+  assert.equal(report.bulk.layeredMs.length, 1);
+  assert.ok(Number.isFinite(report.memory.layeringDeltaBytesPerEnv));
+  for (const figure of [/commit, median of rounds \(ms\)/, /propagation p99 \(ms\)/, /apply of 300 keys, commit median/, /server heap per environment of 20 keys \(bytes\)/, /layering's delta per environment/, /populations: two fleets/]) {
+    assert.match(output, figure);
+  }
+});
