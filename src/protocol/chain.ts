@@ -31,11 +31,29 @@ export type ChainedContent = Pick<Release, 'env' | 'rev' | 'prev' | 'time' | 'au
 /** The chain value of a release following `previous`, with changes given as [key, new JSON text or null]. */
 export function chainOf(previous: string, release: ChainedContent, changes: Iterable<readonly [string, string | null]>): string {
   const hash = createHash('sha256');
+  // The bytes are gathered in a buffer and hashed a chunk at a time: a release of 10,000 changes would
+  // otherwise be 50,000 calls into the hash.
+  let buf = Buffer.allocUnsafe(CHUNK);
+  let used = 0;
+  const flush = (): void => {
+    if (used > 0) hash.update(buf.subarray(0, used));
+    used = 0;
+  };
+  const room = (bytes: number): void => {
+    if (used + bytes <= buf.length) return;
+    flush();
+    if (bytes > buf.length) buf = Buffer.allocUnsafe(bytes);
+  };
   const field = (text: string): void => {
-    const len = Buffer.allocUnsafe(4);
-    len.writeUInt32BE(Buffer.byteLength(text));
-    hash.update(len);
-    hash.update(text);
+    const bytes = Buffer.byteLength(text);
+    room(4 + bytes);
+    buf.writeUInt32BE(bytes, used);
+    used += 4;
+    used += buf.write(text, used, 'utf8');
+  };
+  const flag = (byte: number): void => {
+    room(1);
+    buf[used++] = byte;
   };
   field('vitefa-chain-1');
   field(previous);
@@ -50,11 +68,15 @@ export function chainOf(previous: string, release: ChainedContent, changes: Iter
   if (release.via !== undefined) field(`via:${release.via}`);
   for (const [key, after] of changes) {
     field(key);
-    if (after === null) hash.update(Buffer.from([0]));
+    if (after === null) flag(0);
     else {
-      hash.update(Buffer.from([1]));
+      flag(1);
       field(after);
     }
   }
+  flush();
   return hash.digest('hex').slice(0, CHAIN_HEX);
 }
+
+/** Bytes gathered before they are hashed. */
+const CHUNK = 64 * 1024;

@@ -88,7 +88,7 @@ test('unset marks hide what the layers give; a parent list change recomputes eve
   assert.equal(state.values('prod/eu')!.get('list'), '[1,2,3]', 'prod/eu still gets base through prod');
 });
 
-test('a release committed here carries its merged changes and group: they are taken, and checked', () => {
+test('a release committed here carries its merged changes and group: they are taken; one of another revision is checked', () => {
   const state = loaded();
   const merged: KeyChange[] = [['db', '{"host":"p","port":1}', '{"host":"p","port":3}']];
   const base = newRelease('base', 6, 1, meta, [['db', '{"host":"a","port":1}', '{"host":"a","port":3}']], '');
@@ -97,7 +97,8 @@ test('a release committed here carries its merged changes and group: they are ta
   }));
   assert.equal(state.apply({ ...base, group }).length, 4);
   const wrong = loaded();
-  const forged = group.map((r) => (r.env === 'prod' ? { ...r, chain: 'aaaaaaaaaaaaaaaa' } : r));
+  // One made from another revision than this server holds is worked out again, and must agree.
+  const forged = group.map((r) => (r.env === 'prod' ? { ...r, prev: 1, chain: 'aaaaaaaaaaaaaaaa' } : r));
   assert.throws(() => wrong.apply({ ...base, group: forged }), ChainBroken);
   assert.equal(CHAIN_GENESIS, '');
 });

@@ -225,15 +225,21 @@ export class ServerState {
       if (expected !== stored.chain) throw new ChainBroken(stored.env, stored.rev, held, expected, stored.chain);
     }
     const group: StoredRelease[] = [];
+    const committedGroup = stored.group === undefined ? undefined : new Map(stored.group.map((r) => [r.env, r]));
     for (const [env, changes] of views) {
       if (env === stored.env || changes.length === 0) continue;
       const dependent = this.envs.get(env);
       if (dependent === undefined) continue;
+      // Committed here, its chain value was worked out under the store's lock from the same revision this state holds.
+      const committed = committedGroup?.get(env);
+      if (committed !== undefined && committed.prev === dependent.rev) {
+        group.push({ ...committed, merged: changes });
+        continue;
+      }
       const release: StoredRelease = {
         env, rev: stored.rev, prev: dependent.rev, time: stored.time, author: stored.author, op: stored.op, via: stored.env, changes: [], merged: changes,
       };
       release.chain = chainOfStored(dependent.chain, release);
-      const committed = stored.group?.find((r) => r.env === env);
       if (committed !== undefined && committed.chain !== undefined && committed.chain !== release.chain) {
         throw new ChainBroken(env, stored.rev, dependent.chain, release.chain, committed.chain,
           `the release ${env}@${stored.rev} through ${stored.env} was committed with chain value ${committed.chain}, but this server's layers give ${release.chain}`);

@@ -1,5 +1,5 @@
 import type { KeyChange } from '../../../protocol/index.js';
-import { ownEntry } from './own.js';
+import { hasMarks, ownEntry } from './own.js';
 import { dependentsOf, flatten, type ParentMap } from './parents.js';
 import { mergedKey, type Layer, type OwnEntry } from './views.js';
 
@@ -39,21 +39,12 @@ export function withParents(parentsOf: ParentMap, env: string, parents: readonly
 export function mergedChanges(parentsOf: ParentMap, source: OwnSource, write: LayerWrite): Map<string, KeyChange[]> {
   const written = new Map<string, string | null>();
   for (const [key, text] of write.changes) written.set(key, text);
-  const after = write.parents === undefined ? parentsOf : withParents(parentsOf, write.env, write.parents);
   const involved = [write.env, ...dependentsOf(write.env, parentsOf).filter((e) => e !== write.env)];
-  const cache = new Map<string, Map<string, OwnEntry | undefined>>();
+  if (write.parents === undefined) return byKey(parentsOf, source, write.env, written, involved);
+  const after = withParents(parentsOf, write.env, write.parents);
   const entryOf = (env: string, key: string, afterWrite: boolean): OwnEntry | undefined => {
-    if (afterWrite && env === write.env && written.has(key)) {
-      const text = written.get(key);
-      return text === null || text === undefined ? undefined : ownEntry(text);
-    }
-    let byKey = cache.get(env);
-    if (byKey === undefined) cache.set(env, (byKey = new Map<string, OwnEntry | undefined>()));
-    if (byKey.has(key)) return byKey.get(key);
-    const text = source.own(env, key);
-    const entry = text === undefined ? undefined : ownEntry(text);
-    byKey.set(key, entry);
-    return entry;
+    const text = afterWrite && env === write.env && written.has(key) ? written.get(key) : source.own(env, key);
+    return text === null || text === undefined ? undefined : ownEntry(text);
   };
   const layer = (env: string, afterWrite: boolean): Layer => ({
     env,
@@ -62,22 +53,67 @@ export function mergedChanges(parentsOf: ParentMap, source: OwnSource, write: La
   const out = new Map<string, KeyChange[]>();
   for (const env of involved) {
     const namesBefore = flatten(env, parentsOf);
-    const namesAfter = write.parents === undefined ? namesBefore : flatten(env, after);
-    let keys: Iterable<string> = written.keys();
-    if (write.parents !== undefined) {
-      const all = new Set<string>(written.keys());
-      for (const name of new Set([...namesBefore, ...namesAfter])) for (const key of source.keys(name)) all.add(key);
-      keys = [...all].sort();
-    }
+    const namesAfter = flatten(env, after);
+    const all = new Set<string>(written.keys());
+    for (const name of new Set([...namesBefore, ...namesAfter])) for (const key of source.keys(name)) all.add(key);
     const before = namesBefore.map((name) => layer(name, false));
     const next = namesAfter.map((name) => layer(name, true));
     const changes: KeyChange[] = [];
-    for (const key of keys) {
+    for (const key of [...all].sort()) {
       const was = mergedKey(key, before) ?? null;
       const now = mergedKey(key, next) ?? null;
       if (was !== now) changes.push([key, was, now]);
     }
     if (changes.length > 0 || env === write.env) out.set(env, changes);
   }
+  return out;
+}
+
+/**
+ * mergedChanges when no parent list changes, key by key: for each key, the layers that hold an
+ * entry of it are found once, and each environment's merged value is worked out once per distinct
+ * sequence of such layers in its order — a hundred environments that add nothing to the key share
+ * one answer (the written layer's), and a key one layer alone gives is its text, unparsed.
+ */
+function byKey(
+  parentsOf: ParentMap, source: OwnSource, env: string, written: ReadonlyMap<string, string | null>, involved: string[],
+): Map<string, KeyChange[]> {
+  const orders = involved.map((name) => flatten(name, parentsOf));
+  const layerNames = [...new Set(orders.flat())];
+  const lists: KeyChange[][] = involved.map(() => []);
+  const before = new Map<string, string>();
+  const merged = (key: string, names: readonly string[], texts: ReadonlyMap<string, string>): string | undefined => {
+    if (names.length === 0) return undefined;
+    const first = texts.get(names[0])!;
+    if (names.length === 1 && !hasMarks(first)) return first;
+    return mergedKey(key, names.map((name) => ({ env: name, entries: new Map([[key, ownEntry(texts.get(name)!)]]) })));
+  };
+  for (const [key, text] of written) {
+    before.clear();
+    for (const name of layerNames) {
+      const own = source.own(name, key);
+      if (own !== undefined) before.set(name, own);
+    }
+    const after = new Map(before);
+    if (text === null) after.delete(env);
+    else after.set(env, text);
+    const memoBefore = new Map<string, string | undefined>();
+    const memoAfter = new Map<string, string | undefined>();
+    for (let i = 0; i < involved.length; i++) {
+      const namesBefore = orders[i].filter((name) => before.has(name));
+      const namesAfter = orders[i].filter((name) => after.has(name));
+      const sigBefore = namesBefore.join('\n');
+      const sigAfter = namesAfter.join('\n');
+      if (!memoBefore.has(sigBefore)) memoBefore.set(sigBefore, merged(key, namesBefore, before));
+      if (!memoAfter.has(sigAfter)) memoAfter.set(sigAfter, merged(key, namesAfter, after));
+      const was = memoBefore.get(sigBefore) ?? null;
+      const now = memoAfter.get(sigAfter) ?? null;
+      if (was !== now) lists[i].push([key, was, now]);
+    }
+  }
+  const out = new Map<string, KeyChange[]>();
+  involved.forEach((name, i) => {
+    if (lists[i].length > 0 || name === env) out.set(name, lists[i]);
+  });
   return out;
 }
