@@ -115,7 +115,8 @@ describe('the server names the layers behind each view it publishes', () => {
     for (const p of primary.apply(newRelease('base', 6, 1, meta, [['db', '{"port":1}', '{"port":2}']], ''))) {
       const message = messageOf(p.frame) as Release;
       const stored = newRelease(message.env, message.rev, message.prev, meta, message.changes.map(([k, v]) => [k, null, v]), '');
-      worker.apply({ ...stored, chain: message.chain! }, p.frame, message.pchain, message.layers);
+      const published = worker.apply({ ...stored, chain: message.chain! }, { message, frame: p.frame });
+      assert.equal(published[0].message.grp, true, "published as the primary sent it: grouped");
     }
     assert.deepEqual(snapshotOf(worker, 'prod/eu').layers, [['base', 6], ['prod', 6], ['eu', 6], ['prod/eu', 6]]);
   });

@@ -85,7 +85,7 @@ export class ClusterWorker {
         const frame = Buffer.from(note.frame.buffer, note.frame.byteOffset, note.frame.byteLength);
         const message = decodeBody(frame.subarray(FRAME_HEADER_BYTES), FROM_PRIMARY);
         if (message.t !== MessageType.Release) throw new Error(`the primary sent message type ${message.t} as a release`);
-        for (const published of this.state?.apply(storedOf(message), frame, message.pchain, message.layers) ?? []) host?.publish(published);
+        for (const published of this.state?.apply(storedOf(message), { message, frame }) ?? []) host?.publish(published);
         return;
       }
       case 'listen':

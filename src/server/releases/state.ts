@@ -202,12 +202,13 @@ export class ServerState {
    * was already applied (it came back from the poll). A release whose chain
    * value does not follow the environment's is ChainBroken, and nothing is
    * applied. Only a release whose content arrived whole is hashed again
-   * (`frame` given: a cluster worker is handed what its primary checked,
-   * merged; then the link to what it holds is checked, and `layers` are the frame's, kept for its snapshots).
+   * (`sent` given: a cluster worker is handed the Release its primary checked
+   * and published, merged, with its frame; then the link to what it holds is
+   * checked, and its `layers` are kept for its snapshots).
    */
-  apply(stored: StoredRelease, frame?: Buffer, pchain?: string, layers?: LayerRev[]): PublishedRelease[] {
-    if (frame !== undefined) {
-      const published = this.applyMerged(stored, frame, pchain, layers);
+  apply(stored: StoredRelease, sent?: { message: Release; frame: Buffer }): PublishedRelease[] {
+    if (sent !== undefined) {
+      const published = this.applyMerged(stored, sent);
       return published === undefined ? [] : [published];
     }
     if (stored.via !== undefined) {
@@ -285,8 +286,10 @@ export class ServerState {
     }
   }
 
-  /** A worker's release, merged already by its primary: applied as it is. */
-  private applyMerged(stored: StoredRelease, frame: Buffer, pchain?: string, layers?: LayerRev[]): PublishedRelease | undefined {
+  /** A worker's release, merged already by its primary: applied as it is, and published as the primary sent it (`grp` and all). */
+  private applyMerged(stored: StoredRelease, sent: { message: Release; frame: Buffer }): PublishedRelease | undefined {
+    const { message, frame } = sent;
+    const { pchain, layers } = message;
     const live = this.envs.get(stored.env);
     if (live !== undefined && stored.rev <= live.rev) return undefined;
     if (live === undefined && stored.op !== 'env.add') return undefined;
@@ -294,8 +297,6 @@ export class ServerState {
     if (stored.chain !== undefined && stored.chain !== '' && held !== '' && pchain !== undefined && pchain !== held) {
       throw new ChainBroken(stored.env, stored.rev, held, pchain, stored.chain);
     }
-    const message = releaseMessage(stored, live?.rev ?? 0, held !== '' || live === undefined ? held : undefined);
-    if (layers !== undefined) message.layers = layers;
     return this.applyOne(stored, live, undefined, false, layers, { message, frame });
   }
 
