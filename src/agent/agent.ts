@@ -59,6 +59,8 @@ export interface AgentEvents {
   applied?(env: string, rev: number, kind: 'release' | 'snapshot' | 'drop'): void;
   /** A release or snapshot did not follow the chain this store holds (a fork): said once per fork. */
   forked?(env: string, detail: string): void;
+  /** A group of releases the server did not end was dropped and asked for again. */
+  unended?(detail: string): void;
   disconnected?(reason: string): void;
   /** A server throttles the agent's login: it tries again after `retryMs` (within its connect timeout, or as its next attempt). */
   throttled?(server: string, retryMs: number, message: string): void;
@@ -111,6 +113,7 @@ export class Agent {
       session: () => this.conn,
       applied: (env, rev, kind) => this.events.applied?.(env, rev, kind),
       forked: (env, detail) => this.events.forked?.(env, detail),
+      unended: (detail) => this.events.unended?.(detail),
       fatal: (err) => this.fatal(err),
     });
   }

@@ -27,6 +27,8 @@ export interface ApplierOptions {
   ackDelayMs: number;
   /** What one group of releases may hold (GROUP_LIMITS when absent). */
   groupLimits?: GroupLimits;
+  /** How long a group may stay open before it is dropped and asked for again (GROUP_END_WAIT_MS when absent). */
+  groupEndWaitMs?: number;
 }
 
 export interface ApplierHooks {
@@ -34,9 +36,18 @@ export interface ApplierHooks {
   session(): ClientConnection | undefined;
   applied(env: string, rev: number, kind: 'release' | 'snapshot' | 'drop'): void;
   forked(env: string, detail: string): void;
+  /** A group of releases whose end did not come: dropped and asked for again (the server did not end it). */
+  unended?(detail: string): void;
   /** The store could not be written: the agent stops. */
   fatal(err: Error): void;
 }
+
+/**
+ * How long a group of releases may stay open: the server sends a group and its end in one write, so
+ * one still open after this never gets its end (a server that failed to send it). Its messages are
+ * dropped, and the environments asked for again from what the store holds.
+ */
+export const GROUP_END_WAIT_MS = 10_000;
 
 /** Keeps the store in step with the releases and snapshots one session after another sends. */
 export class ReleaseApplier {
@@ -49,6 +60,7 @@ export class ReleaseApplier {
   private ackTimer?: NodeJS.Timeout;
   /** The messages held since a release marked `grp`, until the GroupEnd (or the session's end, which drops them). */
   private group: HeldGroup | undefined;
+  private groupTimer?: NodeJS.Timeout;
 
   constructor(store: ReleaseStore, options: ApplierOptions, hooks: ApplierHooks) {
     this.store = store;
@@ -64,7 +76,7 @@ export class ReleaseApplier {
   /** A new session: gaps and forks may be asked about again. */
   newSession(): void {
     this.resyncing.clear();
-    this.group = undefined;
+    this.dropGroup();
   }
 
   /**
@@ -72,12 +84,18 @@ export class ReleaseApplier {
    * the store holds).
    */
   sessionEnded(): void {
-    this.group = undefined;
+    this.dropGroup();
   }
 
   /** No more acknowledgements, nothing more applied. */
   stop(): void {
     clearTimeout(this.ackTimer);
+    this.dropGroup();
+  }
+
+  private dropGroup(): void {
+    clearTimeout(this.groupTimer);
+    this.groupTimer = undefined;
     this.group = undefined;
   }
 
@@ -113,7 +131,7 @@ export class ReleaseApplier {
    */
   groupEnd(): void {
     const group = this.group;
-    this.group = undefined;
+    this.dropGroup();
     if (group === undefined) return;
     const view = new GroupView(this.store);
     const taken: HeldMessage[] = [];
@@ -141,10 +159,19 @@ export class ReleaseApplier {
 
   /** Holds `message` until the group's end; past the limits the session fails and nothing held is applied. */
   private hold(message: HeldMessage): void {
-    this.group ??= new HeldGroup(this.options.groupLimits ?? GROUP_LIMITS);
+    if (this.group === undefined) {
+      const group = (this.group = new HeldGroup(this.options.groupLimits ?? GROUP_LIMITS));
+      this.groupTimer = setTimeout(() => {
+        if (this.group !== group) return;
+        this.dropGroup();
+        this.hooks.unended?.(`a group of ${group.messages.length} releases was not ended by the server within ${this.options.groupEndWaitMs ?? GROUP_END_WAIT_MS} ms: nothing of it was applied; asking again from what the store holds`);
+        this.hooks.session()?.send(this.subscribe());
+      }, this.options.groupEndWaitMs ?? GROUP_END_WAIT_MS);
+      this.groupTimer.unref();
+    }
     const refused = this.group.add(message);
     if (refused === undefined) return;
-    this.group = undefined;
+    this.dropGroup();
     this.hooks.session()?.fail(WireError.LIMIT_EXCEEDED, refused);
   }
 

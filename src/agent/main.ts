@@ -73,6 +73,7 @@ export function runAgent(flags: AgentFlags, env: NodeJS.ProcessEnv = process.env
     disconnected: (reason) => say(`agent disconnected: ${reason}; serving reads from ${store.dir}`),
     throttled: (server, retryMs, message) => say(`agent: ${server} throttles its login (${message}); trying again in ${(retryMs / 1000).toFixed(1)} s`),
     forked: (env, detail) => say(`agent: fork in ${env}: ${detail}`),
+    unended: (detail) => say(`agent: ${detail}`),
     fatal: (err) => {
       process.stderr.write(`vitefa agent: ${oneLine(err.message)}\n`);
       void store.close().finally(() => process.exit(1));

@@ -208,3 +208,25 @@ test('a key the store cannot hold, inside a group, ends the session and nothing 
   assert.equal(session.failure()?.status, WireError.MALFORMED);
   assert.deepEqual(store.transactions, []);
 });
+
+test('a group the server never ends is dropped after the wait and asked for again, with a word', async (t) => {
+  const store = new RecordingStore();
+  const session = new FakeSession();
+  const unended: string[] = [];
+  const applier = new ReleaseApplier(store, { envs: [], ackDelayMs: 60_000, groupEndWaitMs: 20 }, {
+    session: () => session as unknown as ClientConnection,
+    applied: () => undefined,
+    forked: () => undefined,
+    unended: (detail) => unended.push(detail),
+    fatal: (err) => assert.fail(err),
+  });
+  t.after(() => applier.stop());
+  applier.release(release('base', 5, 0, undefined, { grp: true }));
+  const asked = (): boolean => session.sent.some((m) => m.t === MessageType.Subscribe);
+  for (let i = 0; i < 500 && !asked(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(asked(), 'asked again from what the store holds');
+  assert.deepEqual(store.transactions, [], 'nothing of it applied');
+  assert.match(unended[0], /not ended by the server.*asking again/);
+  applier.release(release('base', 5, 0));
+  assert.deepEqual(store.transactions, [['base@5']], 'what comes next is applied as usual');
+});
