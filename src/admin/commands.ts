@@ -134,7 +134,7 @@ export const COMMANDS: Record<string, Spec> = {
   'env del': { usage: 'env del ENV', summary: 'delete an environment and its keys (admin)', envFirst: false, prepare: (a) => (arity('env del', a, 1, 1), { op: 'env.del', env: a[0] }) },
   'env list': { usage: 'env list', summary: 'environments with revision, key count and parents', envFirst: false, prepare: (a) => (arity('env list', a, 0, 0), { op: 'env.list' }) },
   'env layers': {
-    usage: 'env layers ENV PARENT… | ENV --none | ENV --show', summary: 'build an environment on others (admin), or show its layers', envFirst: false,
+    usage: 'env layers ENV PARENT… | ENV --none | ENV --show', summary: 'build an environment on others it reads (an editor of it), or show its layers', envFirst: false,
     details: 'ENV\'s view is its PARENTs merged lowest first (each with its own parents), then its own entries, key by key as merge does (docs/layers.md). --none stands it alone again; --show prints its parents, the merge order (lowest first) and the environments built on it. At most 16 parents, no cycle.',
     prepare: (a, f) => {
       if (f.show && f.none) throw usage('--show and --none do not go together');

@@ -126,9 +126,12 @@ export class LayerReads {
     if (parents === undefined) throw envNotFound(req.env);
     const map = this.state.parentMap();
     const shown = (name: string): string => (reads(name) ? name : NO_ACCESS);
+    // Dependents the caller may not read are one entry, however many: their number is not the caller's to know.
+    const dependents = dependentsOf(req.env, map);
+    const readable = dependents.filter(reads);
     return {
       env: req.env, rev: this.state.rev(req.env)!, parents: parents.map(shown),
-      order: flatten(req.env, map).map(shown), dependents: dependentsOf(req.env, map).map(shown),
+      order: flatten(req.env, map).map(shown), dependents: readable.length < dependents.length ? [...readable, NO_ACCESS] : readable,
     };
   }
 

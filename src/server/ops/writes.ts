@@ -196,8 +196,7 @@ export class ConfigWrites {
       added: byKind((before) => before === null),
       changed: byKind((before, after) => before !== null && after !== null),
       removed: byKind((before, after) => before !== null && after === null),
-      views: [...merged].filter(([env, list]) => env === req.env || list.length > 0)
-        .map(([env, list]) => ({ env: reads(env) ? env : NO_ACCESS, changed: list.length })),
+      views: planViews(req.env, merged, reads),
     };
   }
 
@@ -250,6 +249,22 @@ function meta(req: AdminRequest, call: WriteCall): CommitMeta {
     author: call.author, op: req.op, time: Date.now(), deadline: call.deadline,
     ...(call.requestId === undefined ? {} : { requestId: call.requestId, requestDigest: requestDigest(req) }),
   };
+}
+
+/**
+ * The views a plan changes: the environment written first, then each other one it changes, by
+ * name; those the caller may not read summed into one NO_ACCESS entry at the end.
+ */
+function planViews(env: string, merged: ReadonlyMap<string, readonly unknown[]>, reads: (env: string) => boolean): PlanResult['views'] {
+  const views: PlanResult['views'] = [];
+  let hidden = 0;
+  for (const [name, list] of merged) {
+    if (name !== env && list.length === 0) continue;
+    if (reads(name)) views.push({ env: name, changed: list.length });
+    else hidden += list.length;
+  }
+  if (hidden > 0) views.push({ env: NO_ACCESS, changed: hidden });
+  return views;
 }
 
 /**
