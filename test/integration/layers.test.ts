@@ -259,3 +259,33 @@ describe('layered environments across servers (mysql store)', () => {
     }
   });
 });
+
+describe('layered environments against a caller with the lowest rights', () => {
+  test('a viewer and an editor of a layer on top learn nothing of the layers under it, and cannot make the server spend without bound', async () => {
+    const mem = await memoryServer();
+    const x = runner(mem);
+    try {
+      for (const env of ['secret', 'team', 'app', 'other']) await x({ op: 'env.add', env });
+      await x({ op: 'env.layers', env: 'team', parents: ['secret'] });
+      const withOther = await x({ op: 'env.layers', env: 'app', parents: ['team', 'other'] });
+      await x({ op: 'env.layers', env: 'app', parents: ['team'] });
+      await x({ op: 'set', env: 'secret', key: 'db', value: '{"password":"S3CRET","host":"h"}' });
+      await x({ op: 'set', env: 'app', key: 'db', value: '{"password":"app"}' });
+      await x({ op: 'set', env: 'secret', key: 'db', value: '{"password":"S3CRET2","host":"h2"}' });
+      await x({ op: 'set', env: 'secret', key: 'ghost', value: '1' });
+      await x({ op: 'unset', env: 'team', key: 'ghost', path: [] });
+      await mem.account('vic', 'viewer', ['app']);
+      await mem.account('ed', 'editor', ['app']);
+      const h = JSON.stringify(await x({ op: 'history', env: 'app' }, 'vic'));
+      assert.ok(!h.includes('S3CRET') && !h.includes('secret') && !h.includes('"team"'), h);
+      assert.equal((await x({ op: 'history', env: 'app', key: 'db' }, 'vic')).releases.filter((r: { via?: string }) => r.via !== undefined).length, 0);
+      await assert.rejects(x({ op: 'rollback', env: 'app', rev: withOther.rev }, 'ed'), /may not read/);
+      await assert.rejects(x({ op: 'get', env: 'app', key: 'ghost', explain: true }, 'vic'), /does not exist|not found/i);
+      const list = JSON.stringify(await x({ op: 'env.list' }, 'vic'));
+      assert.ok(!list.includes('team'), list);
+      await assert.rejects(x({ op: 'unset', env: 'app', key: 'big', path: ['x'.repeat(20000)] }, 'ed'), /at most 16384 bytes/);
+      await x({ op: 'set', env: 'app', key: 'arr', value: JSON.stringify(Array.from({ length: 40000 }, () => 0)) }, 'ed');
+      await assert.rejects(x({ op: 'get', env: 'app', key: 'arr', explain: true }, 'vic'), /too large to explain/);
+    } finally { await mem.close(); }
+  });
+});

@@ -1,4 +1,5 @@
-import type { AgentInfo, EnvAgents, LocalStatus, ResultOf, StatusResult } from '../../protocol/index.js';
+import type { AgentInfo, EnvAgents, EnvInfo, LocalStatus, ResultOf, StatusResult } from '../../protocol/index.js';
+import { NO_ACCESS } from '../ops/layer-reads.js';
 import type { AccountRecord } from '../store/types.js';
 import { granted } from './grants.js';
 
@@ -39,13 +40,13 @@ export class ReadScope {
     switch (op) {
       case 'env.list': {
         const r = result as ResultOf['env.list'];
-        return { ...r, envs: r.envs.filter((e) => this.covers(e.env)) } as ResultOf[O];
+        return { ...r, envs: this.envInfos(r.envs) } as ResultOf[O];
       }
       case 'status': {
         const r = result as StatusResult;
         const cluster = { ...r.cluster, envs: this.envRows(r.cluster.envs) };
         if (r.cluster.found !== undefined) cluster.found = this.agents(r.cluster.found);
-        return { ...r, envs: r.envs.filter((e) => this.covers(e.env)), agents: this.agents(r.agents), cluster } as ResultOf[O];
+        return { ...r, envs: this.envInfos(r.envs), agents: this.agents(r.agents), cluster } as ResultOf[O];
       }
       case 'status.local': {
         const r = result as LocalStatus;
@@ -56,6 +57,12 @@ export class ReadScope {
       default:
         return result;
     }
+  }
+
+  /** The environments it reads, each parent it may not read shown as "(no access)". */
+  private envInfos(infos: EnvInfo[]): EnvInfo[] {
+    return infos.filter((e) => this.covers(e.env))
+      .map((e) => (e.parents === undefined || e.parents.every((p) => this.covers(p)) ? e : { ...e, parents: e.parents.map((p) => (this.covers(p) ? p : NO_ACCESS)) }));
   }
 
   private envRows(rows: EnvAgents[]): EnvAgents[] {

@@ -54,7 +54,7 @@ export class Hub {
       unset: (req, call) => writes.unset(req, call),
       apply: (req, call) => writes.apply(req, call),
       plan: (req, call) => writes.plan(req, call),
-      history: (req) => reads.history(req),
+      history: (req, call) => reads.history(req, call.reads),
       diff: (req) => reads.diff(req),
       rollback: (req, call) => writes.rollback(req, call, reads.layers),
       status: (req) => reads.status(req),

@@ -65,11 +65,21 @@ export function ownParts(before: string | undefined): { entry: OwnEntry; rewrite
   };
 }
 
-/** The own text with one more unset mark (a mark already there is not added twice). */
+/** Unset marks one entry may hold. */
+export const MAX_MARKS = 64;
+/** Bytes of one entry's unset marks (as JSON). */
+export const MAX_MARK_BYTES = 16 * 1024;
+/** Entries of one environment that may hold unset marks. */
+export const MAX_MARKED_ENTRIES = 4096;
+
+/** The own text with one more unset mark (a mark already there is not added twice); bounded by MAX_MARKS and MAX_MARK_BYTES. */
 export function withMark(before: string | undefined, mark: UnsetMark): string {
   const entry = before === undefined ? {} : ownEntry(before);
   const marks = [...(entry.unset ?? [])];
   if (!marks.some((m) => m.length === mark.length && m.every((word, i) => word === mark[i]))) marks.push(mark);
+  if (marks.length > MAX_MARKS) throw new RequestError(WireError.INVALID_VALUE, `an entry holds at most ${MAX_MARKS} unset marks`);
+  const bytes = Buffer.byteLength(JSON.stringify(marks));
+  if (bytes > MAX_MARK_BYTES) throw new RequestError(WireError.INVALID_VALUE, `an entry's unset marks may take at most ${MAX_MARK_BYTES} bytes, these would take ${bytes}`);
   return ownText({ ...(entry.text === undefined ? {} : { text: entry.text }), unset: marks })!;
 }
 

@@ -12,6 +12,9 @@ type ReadOf<K extends AdminRequest['op']> = Extract<AdminRequest, { op: K }>;
 
 /** Shown instead of an environment the caller may not read: its name and values stay hidden. */
 export const NO_ACCESS = '(no access)';
+/** Characters of a key's own texts across its layers that `get --explain` walks, at most. */
+export const EXPLAIN_MAX_BYTES = 64 * 1024;
+
 /** The layer of an explained path where nothing is left: an unset hid all there was. */
 export const HIDDEN = '(unset)';
 
@@ -68,8 +71,17 @@ export class LayerReads {
     if (values === undefined) throw envNotFound(req.env);
     const value = values.get(req.key);
     const order = flatten(req.env, this.state.parentMap());
+    const holding = order.filter((name) => this.state.own(name)?.has(req.key) === true);
+    // A key no view shows is not found, as for get — unless every layer holding it is the caller's to read (then
+    // where it was hidden is shown): whether a layer it may not read holds a key is not the caller's to learn.
+    if (value === undefined && (holding.length === 0 || !holding.every(reads))) throw keyNotFound(req.env, req.key);
+    // Provenance costs a walk of every layer's value: bounded, so that no read costs more than a few of its answers.
+    let bytes = 0;
+    for (const name of holding) bytes += this.state.own(name)!.get(req.key)!.length;
+    if (bytes > EXPLAIN_MAX_BYTES) {
+      throw new RequestError(WireError.LIMIT_EXCEEDED, `${req.key} is too large to explain: its layers' values take more than ${EXPLAIN_MAX_BYTES} bytes in all (get --own on each layer shows what it gives)`);
+    }
     const layers = order.map((name) => textLayer(name, this.state.own(name)));
-    if (value === undefined && !layers.some((l) => l.entries.get(req.key) !== undefined)) throw keyNotFound(req.env, req.key);
     const explained = explain(req.key, layers);
     const shown = (name: string): string => (reads(name) ? name : NO_ACCESS);
     const lastChange = new Map<string, Promise<{ rev: number; author: string } | undefined>>();
@@ -101,7 +113,9 @@ export class LayerReads {
           out.author = change.author;
         }
       }
-      if (leaf.hiddenBy.length > 0) out.hidden = leaf.hiddenBy.map(shown);
+      // Only unsets of layers the caller reads are named: one of another layer would tell what that layer hid.
+      const hidden = leaf.hiddenBy.filter(reads);
+      if (hidden.length > 0) out.hidden = hidden;
       leaves.push(out);
     }
     // Where an unset hid all there was (no leaf is left at, above or under its path): an entry of its own.

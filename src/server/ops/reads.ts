@@ -8,7 +8,7 @@ import { hasMarks, ownDisplay } from '../model/layers/index.js';
 import { invert, netValues, pageOf, type LeftOut } from '../releases/history.js';
 import type { ServerState } from '../releases/state.js';
 import type { ChangeRef, Store, StoredRelease } from '../store/types.js';
-import { LayerReads } from './layer-reads.js';
+import { LayerReads, NO_ACCESS } from './layer-reads.js';
 
 /** What the hub reports about the processes and the connected agents for `status`. */
 export interface StatusSource {
@@ -74,7 +74,7 @@ export class ConfigReads {
   }
 
   /** A page of history: large values by size and hash (whole with `values`, as far as the page's bytes go). */
-  async history(req: ReadOf<'history'>): Promise<ResultOf['history']> {
+  async history(req: ReadOf<'history'>, reads: (env: string) => boolean = () => true): Promise<ResultOf['history']> {
     const page = await this.store.historyPage(req.env, {
       ...(req.key === undefined ? {} : { key: req.key }),
       ...(req.before === undefined ? {} : { before: req.before }),
@@ -83,7 +83,11 @@ export class ConfigReads {
       maxBytes: this.limits.answerBytes,
       ...(req.own === true ? { own: true } : {}),
     });
-    const releases = page.releases.map(toHistory);
+    // A release through a layer the caller may not read shows that the view changed then, and nothing of that layer:
+    // not its name, author or changes (they are that layer's own, not this view's); with a key asked for, not at all.
+    const releases = page.releases
+      .filter((r) => r.via === undefined || reads(r.via) || req.key === undefined)
+      .map((r) => shownTo(toHistory(r), reads));
     if (req.values === true) {
       let used = releases.reduce((n, r) => n + changeBytes(r.changes, r.big), 0);
       const wanted: { release: HistoryRelease; entry: BigValue; ref: ChangeRef }[] = [];
@@ -176,6 +180,16 @@ function toHistory(r: StoredRelease): HistoryRelease {
   if (r.parents !== undefined) out.parents = r.parents;
   if (r.big !== undefined && r.big.length > 0) out.big = r.big;
   if (r.more !== undefined) out.more = r.more;
+  return out;
+}
+
+/** A history entry as a caller who reads only some layers may see it (NO_ACCESS for the rest). */
+function shownTo(r: HistoryRelease, reads: (env: string) => boolean): HistoryRelease {
+  let out = r;
+  if (r.via !== undefined && !reads(r.via)) {
+    out = { rev: r.rev, prev: r.prev, time: r.time, author: NO_ACCESS, op: r.op, via: NO_ACCESS, changes: [] };
+  }
+  if (out.parents !== undefined && !out.parents.every(reads)) out = { ...out, parents: out.parents.map((p) => (reads(p) ? p : NO_ACCESS)) };
   return out;
 }
 

@@ -1,7 +1,7 @@
 import { WireError, type AdminRequest, type Change, type PlanResult, type WriteResult } from '../../protocol/index.js';
 import { beforeDeadline } from '../../deadline.js';
 import { envNotFound, keyNotFound, RequestError } from '../errors.js';
-import { mergedChanges } from '../model/layers/index.js';
+import { hasMarks, mergedChanges } from '../model/layers/index.js';
 import { keyChangesFrom } from '../store/changes.js';
 import { LayerReads, NO_ACCESS } from './layer-reads.js';
 import type { ServerLimits } from '../limits.js';
@@ -11,7 +11,7 @@ import type { ServerState } from '../releases/state.js';
 import { orReplay, replayRefusal, requestDigest, type RequestRecord } from '../store/requests.js';
 import type { CommitMeta, EnvView, Store, StoredRelease } from '../store/types.js';
 import { clearValue, jsonEqual, mergeValue, type Json } from '../model/merge.js';
-import { limited, ownParts, planLayered, withMark, withValue } from './layer-plan.js';
+import { limited, MAX_MARKED_ENTRIES, ownParts, planLayered, withMark, withValue } from './layer-plan.js';
 import { checkEnvName, checkKey, parseValue } from './validate.js';
 import { BulkPool } from './validate-pool.js';
 
@@ -116,7 +116,14 @@ export class ConfigWrites {
   /** Hides, in this environment's view, what its layers give at the key (or a path of it): an own entry, kept until `del`. */
   unset(req: WriteOf<'unset'>, call: WriteCall): Promise<WriteResult> {
     const key = checkKey(req.key, this.limits);
-    return this.write(req, call, async (view) => [[key, withMark(await view.get(key), req.path)]]);
+    return this.write(req, call, async (view) => {
+      const before = await view.get(key);
+      // Marks are kept with the entry: bounded as a value is, and in how many entries of one environment hold them.
+      if ((before === undefined || !hasMarks(before)) && (this.state.marks(req.env) ?? 0) >= MAX_MARKED_ENTRIES) {
+        throw new RequestError(WireError.INVALID_VALUE, `${req.env} already holds unset marks in ${MAX_MARKED_ENTRIES} entries, the most one environment may`);
+      }
+      return [[key, withMark(before, req.path)]];
+    });
   }
 
   /** Builds the environment from `parents` (lowest first), then its own entries; [] stands it alone again. */
@@ -153,6 +160,9 @@ export class ConfigWrites {
     const now = [...(this.state.parents(req.env) ?? [])];
     const then = current === undefined || req.rev > current ? now : await layers.parentsAt(req.env, req.rev);
     const parents = then.join('\n') === now.join('\n') ? undefined : then;
+    // Restoring a parent list is building on those parents: only on what the caller reads (as env layers).
+    const hidden = (parents ?? []).filter((p) => call.reads !== undefined && !call.reads(p));
+    if (hidden.length > 0) throw new RequestError(WireError.FORBIDDEN, `${call.author} may not read ${hidden.join(', ')}: rolling ${req.env} back to revision ${req.rev} would build it on them`);
     const result = await this.write(req, call, async (view) => {
       if (req.rev > view.rev) {
         throw new RequestError(WireError.REVISION_NOT_FOUND, `revision ${req.rev} is after ${req.env}'s current revision ${view.rev}`);
@@ -166,7 +176,8 @@ export class ConfigWrites {
     });
     if (result.replayed !== true && (now.length > 0 || then.length > 0)) {
       const differs = await untilDeadline(layers.stillDiffering(req.env, req.rev), call.deadline);
-      if (differs !== undefined && differs.length > 0) result.differs = differs;
+      const reads = call.reads ?? (() => true);
+      if (differs !== undefined && differs.length > 0) result.differs = differs.map((d) => (reads(d.layer) || !this.state.has(d.layer) ? d : { ...d, layer: NO_ACCESS }));
     }
     return result;
   }

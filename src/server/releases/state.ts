@@ -132,6 +132,11 @@ export class ServerState {
     return this.envs.get(env)?.own;
   }
 
+  /** How many of an environment's own entries hold unset marks. */
+  marks(env: string): number | undefined {
+    return this.envs.get(env)?.marks;
+  }
+
   /** An environment's parents, lowest first ([] for none). */
   parents(env: string): readonly string[] | undefined {
     return this.envs.get(env)?.parents;
