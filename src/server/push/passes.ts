@@ -123,8 +123,9 @@ export class Passes {
       const frame = releases.length > 1 && releases.every((r) => r.message.drop !== true) ? mergedFrame(releases) : joined;
       this.pass.push({ frame, joined, first, last: n, targets: this.subs.followers(env), next: 0 });
       if (!grouped) grouped = releases.some((r) => r.message.grp === true);
-      // Admins watching get every release as it was committed.
-      this.watchers.send(env, joined);
+      // Admins watching get every release as it was committed — without the layers it came through (names a watcher
+      // may not read): encoded again only when there is something to leave out, and only when someone watches.
+      if (this.watchers.watching(env)) this.watchers.send(env, releases.some(namesLayers) ? Buffer.concat(releases.map(withoutLayers)) : joined);
       // Agents following it by name go on following it: if it is created again, they get it from revision 0.
       if (releases.some((r) => r.message.drop === true)) this.subs.dropped(env, last.drop === true);
     }
@@ -133,6 +134,17 @@ export class Passes {
       this.pass = [];
     }
   }
+}
+
+function namesLayers(release: PublishedRelease): boolean {
+  return release.message.via !== undefined || release.message.layers !== undefined || release.message.grp === true;
+}
+
+/** A release as watchers get it: no `via`, `layers` or `grp` (a watcher never gets a GroupEnd). */
+function withoutLayers(release: PublishedRelease): Buffer {
+  if (!namesLayers(release)) return release.frame;
+  const { via: _via, layers: _layers, grp: _grp, ...rest } = release.message;
+  return encodeMessage(rest);
 }
 
 /**

@@ -26,6 +26,11 @@ export class Watchers {
     }
   }
 
+  /** Whether any session watches `env`. */
+  watching(env: string): boolean {
+    return (this.byEnv.get(env)?.size ?? 0) > 0;
+  }
+
   /** Sends `frame` (releases of `env`) to every session watching it. */
   send(env: string, frame: Buffer): void {
     const watching = this.byEnv.get(env);
