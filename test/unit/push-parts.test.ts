@@ -162,7 +162,7 @@ test('a pass with grouped releases: each agent gets exactly its frames and one G
   assert.equal(twin.frames[0], two.frames[0], 'agents getting the same frames share one Buffer');
   assert.deepEqual(described(one.frames), ['base@5 grp', 'end']);
   assert.deepEqual(elsewhere.frames, []);
-  assert.deepEqual(described(watcher.frames), ['prod@5 grp'], 'a watcher gets the release as committed, no GroupEnd');
+  assert.deepEqual(described(watcher.frames), ['prod@5'], 'a watcher gets the release as committed, without grp (and no GroupEnd)');
   assert.equal(fanout.busy, false);
 
   // A pass without grp: as before, the very frame published, nothing after it.
