@@ -8,9 +8,9 @@ import { RequestReplay, type RequestRecord } from '../requests.js';
 import type { CommitMeta, EnvView, Planner, StoredRelease } from '../types.js';
 import { between } from './history.js';
 import type { MysqlPool } from './pool.js';
-import { codeOf, query } from './query.js';
+import { codeOf, query, text } from './query.js';
 import { findRequest, keepRequest, seenRequest } from './request-ids.js';
-import { BATCH_ROWS, batches, findEnv, readEntries, readEnv, readExisting, readLayout, readOwnOf, readValues, type EnvRow } from './rows.js';
+import { BATCH_ROWS, batches, readEntries, readEnv, readExisting, readLayout, readOwnOf, readValues, type EnvRow } from './rows.js';
 
 /**
  * The write transaction: each release is one InnoDB transaction that first
@@ -193,17 +193,35 @@ async function insertRelease(tx: PoolConnection, r: StoredRelease): Promise<void
  */
 async function writeVia(tx: PoolConnection, env: string, release: StoredRelease, meta: CommitMeta, targets: [string, KeyChange[]][]): Promise<StoredRelease[]> {
   const group: StoredRelease[] = [];
+  // A statement per batch of environments, not per environment: a write to a base with a hundred dependents is a
+  // few statements more than a plain write, whatever their number.
+  const rows = new Map<string, { rev: number; chain: string }>();
+  for (let i = 0; i < targets.length; i += VIA_BATCH) {
+    const names = targets.slice(i, i + VIA_BATCH).map(([dep]) => dep);
+    for (const row of await query<RowDataPacket[]>(tx, 'SELECT name, rev, chain FROM vitefa_envs WHERE name IN (?) FOR UPDATE', [names])) {
+      rows.set(text(row.name), { rev: row.rev as number, chain: text(row.chain) });
+    }
+  }
   for (const [dep, merged] of targets) {
-    const row = await findEnv(tx, dep, true);
+    const row = rows.get(dep);
     if (row === undefined) throw missingDependent(env, dep);
     group.push(newRelease(dep, release.rev, row.rev, meta, [], row.chain, false, { merged, via: env }));
   }
   for (const batch of batches(group.map((r) => [r.rev, r.env, env, r.prev, r.chain ?? '']))) {
     await query(tx, 'INSERT INTO vitefa_via (rev, env, via, prev, chain) VALUES ?', [batch]);
   }
-  for (const r of group) await query(tx, 'UPDATE vitefa_envs SET rev = ?, chain = ? WHERE name = ?', [r.rev, r.chain, r.env]);
+  for (let i = 0; i < group.length; i += VIA_BATCH) {
+    const part = group.slice(i, i + VIA_BATCH);
+    const cases = part.map(() => 'WHEN ? THEN ?').join(' ');
+    await query(tx, `UPDATE vitefa_envs SET rev = ?, chain = CASE name ${cases} END WHERE name IN (?)`, [
+      release.rev, ...part.flatMap((r) => [r.env, r.chain ?? '']), part.map((r) => r.env),
+    ]);
+  }
   return group;
 }
+
+/** Environments read or updated by one statement of a write's via releases. */
+const VIA_BATCH = 500;
 
 /** A parent list as vitefa_envs keeps it: NULL for none. */
 const parentsColumn = (parents: string[]): string | null => (parents.length === 0 ? null : JSON.stringify(parents));
