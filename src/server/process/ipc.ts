@@ -41,8 +41,12 @@ export type PrimaryNote =
   | { k: 'credentials'; credentials: Credentials }
   /** New certificates (SIGHUP). */
   | { k: 'tls'; material: ServerTlsMaterial }
-  /** A release committed: its frame alone (the worker decodes it; the primary serialises nothing per worker). */
-  | { k: 'release'; frame: Buffer }
+  /**
+   * Releases committed, in order: their frames alone (the worker decodes them; the primary serialises nothing per
+   * worker). Those published in one run of the primary's event loop come in one note — a group's releases (grp)
+   * all reach the worker's fan-out in one pass, followed by one GroupEnd.
+   */
+  | { k: 'release'; frames: Buffer[] }
   /** Listen, or stop listening (the primary keeps at least one worker listening, so operators always get in). */
   | { k: 'listen'; on: boolean }
   /** The servers of the cluster, for the agents (and the hello of new sessions). */

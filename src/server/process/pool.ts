@@ -65,6 +65,8 @@ export class WorkerPool implements AgentFront {
   private restarts = 0;
   private tls: ServerTlsMaterial | undefined;
   private peerList: PeerServer[] | undefined;
+  /** Frames published in this run of the event loop, sent to the workers in one note at its end. */
+  private publishing: Buffer[] | undefined;
   addresses: string[] = [];
 
   constructor(parts: FrontParts, options: PoolOptions) {
@@ -209,8 +211,21 @@ export class WorkerPool implements AgentFront {
     }
   }
 
+  /**
+   * Hands a release to every worker. The releases published in one run of the event loop (the releases of one
+   * revision in several environments, a group, come in one) go in one note, at its end: a worker publishes them
+   * together, so its agents get the group in one pass, with one GroupEnd.
+   */
   publish(release: PublishedRelease): void {
-    this.tell({ k: 'release', frame: release.frame }, release.frame.length * 2 + 512);
+    if (this.publishing === undefined) {
+      const frames: Buffer[] = [];
+      this.publishing = frames;
+      queueMicrotask(() => {
+        this.publishing = undefined;
+        this.tell({ k: 'release', frames }, frames.reduce((bytes, frame) => bytes + frame.length * 2 + 512, 0));
+      });
+    }
+    this.publishing.push(release.frame);
   }
 
   credentialsChanged(book: CredentialBook): void {

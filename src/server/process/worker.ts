@@ -82,10 +82,13 @@ export class ClusterWorker {
         this.init(note, leave);
         return;
       case 'release': {
-        const frame = Buffer.from(note.frame.buffer, note.frame.byteOffset, note.frame.byteLength);
-        const message = decodeBody(frame.subarray(FRAME_HEADER_BYTES), FROM_PRIMARY);
-        if (message.t !== MessageType.Release) throw new Error(`the primary sent message type ${message.t} as a release`);
-        for (const published of this.state?.apply(storedOf(message), { message, frame }) ?? []) host?.publish(published);
+        // Every release of the note is published in this one run of the event loop: a group goes out in one pass.
+        for (const sent of note.frames) {
+          const frame = Buffer.from(sent.buffer, sent.byteOffset, sent.byteLength);
+          const message = decodeBody(frame.subarray(FRAME_HEADER_BYTES), FROM_PRIMARY);
+          if (message.t !== MessageType.Release) throw new Error(`the primary sent message type ${message.t} as a release`);
+          for (const published of this.state?.apply(storedOf(message), { message, frame }) ?? []) host?.publish(published);
+        }
         return;
       }
       case 'listen':
