@@ -102,6 +102,20 @@ export function decodeBody(body: Uint8Array, limits: DecodeLimits = DEFAULT_DECO
   return check(raw, 'message');
 }
 
+/**
+ * A message this very program encoded and handed over between its own
+ * processes (a cluster's primary to its workers), decoded without the checks
+ * a message from a peer gets: its type alone is checked. Never for bytes
+ * that came over a socket.
+ */
+export function decodeOwn(body: Uint8Array): Message {
+  const raw = unpackr.unpack(body) as { t?: unknown } | null;
+  if (typeof raw !== 'object' || raw === null || typeof raw.t !== 'number' || !Object.hasOwn(MESSAGE_CHECKERS, raw.t)) {
+    return fail('message.t', 'a known message type');
+  }
+  return raw as Message;
+}
+
 /** Check the `res` of a Response against the operation of the request it answers. */
 export function checkResult<K extends AdminOp>(op: K, res: unknown): ResultOf[K] {
   if (!Object.prototype.hasOwnProperty.call(RESULT_CHECKERS, op)) return fail('result', `the result of a known operation, not ${String(op)}`);

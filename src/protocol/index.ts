@@ -1,7 +1,7 @@
 export { MessageType, WireError, Role, PROTOCOL_VERSION, wireErrorName } from './codes.js';
 export { VitefaError, ProtocolError, RemoteError, LocalErrorCode } from './errors.js';
 export { FrameDecoder, frame, FRAME_HEADER_BYTES, DEFAULT_MAX_FRAME_BYTES } from './frame.js';
-export { encodeBody, encodeMessage, decodeBody, checkResult, SnapshotEncoder, snapshotMessage } from './codec.js';
+export { encodeBody, encodeMessage, decodeBody, decodeOwn, checkResult, SnapshotEncoder, snapshotMessage } from './codec.js';
 export { chainOf, CHAIN_GENESIS, CHAIN_HEX } from './chain.js';
 export { MAX_LAYER_REVS } from './checkers.js';
 export type * from './shapes.js';

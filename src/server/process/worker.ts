@@ -1,11 +1,10 @@
-import { decodeBody, FRAME_HEADER_BYTES, MessageType, WireError } from '../../protocol/index.js';
+import { decodeOwn, FRAME_HEADER_BYTES, MessageType, WireError } from '../../protocol/index.js';
 import { CredentialBook } from '../access/book.js';
 import type { LoginContext } from '../access/login.js';
 import type { Admission, LoginGate } from '../access/throttle.js';
 import { ConnectionHost, type HostStatus } from '../edge/host.js';
 import type { ServerTlsMaterial } from '../edge/tls.js';
 import { RequestError } from '../errors.js';
-import { storedOf } from '../releases/messages.js';
 import { ServerState } from '../releases/state.js';
 import type { AuditRecord } from '../store/types.js';
 import { Channel, type ChannelPort } from './channel.js';
@@ -85,9 +84,11 @@ export class ClusterWorker {
         // Every release of the note is published in this one run of the event loop: a group goes out in one pass.
         for (const sent of note.frames) {
           const frame = Buffer.from(sent.buffer, sent.byteOffset, sent.byteLength);
-          const message = decodeBody(frame.subarray(FRAME_HEADER_BYTES), FROM_PRIMARY);
+          // Encoded by the primary of this very server (checked as it arrived, or made there): decoded unchecked.
+          const message = decodeOwn(frame.subarray(FRAME_HEADER_BYTES));
           if (message.t !== MessageType.Release) throw new Error(`the primary sent message type ${message.t} as a release`);
-          for (const published of this.state?.apply(storedOf(message), { message, frame }) ?? []) host?.publish(published);
+          // Its changes are read from the message itself (the stored form would copy every one of them).
+          for (const published of this.state?.apply({ ...message, changes: [] }, { message, frame }) ?? []) host?.publish(published);
         }
         return;
       }
@@ -208,9 +209,6 @@ function primaryThrottle(channel: WorkerChannel): LoginGate {
     settle: (ticket, outcome) => channel.notify({ k: 'settle', ticket, outcome }),
   };
 }
-
-/** The primary's frames are this process's own: decoded without the bounds put on strangers'. */
-const FROM_PRIMARY = { maxElements: Number.MAX_SAFE_INTEGER, maxDepth: 16 };
 
 /** Buffers arrive over IPC as Uint8Arrays: make them Buffers again. */
 function reviveTls(m: ServerTlsMaterial): ServerTlsMaterial {

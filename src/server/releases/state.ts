@@ -18,6 +18,18 @@ export class ChainBroken extends Error {
   }
 }
 
+/** Sets (or, with null, removes) one value of a merged view, keeping its byte count. */
+function setValue(live: { values: Map<string, string>; bytes: number }, key: string, after: string | null): void {
+  const before = live.values.get(key);
+  if (before !== undefined) live.bytes -= entryBytes(key, before);
+  if (after === null) {
+    live.values.delete(key);
+  } else {
+    live.values.set(key, after);
+    live.bytes += entryBytes(key, after);
+  }
+}
+
 /** Bytes an entry adds to an environment's snapshot. */
 export function entryBytes(key: string, json: string): number {
   return Buffer.byteLength(key) + Buffer.byteLength(json);
@@ -323,15 +335,11 @@ export class ServerState {
       this.envs.set(stored.env, live);
     }
     if (stored.via === undefined && encoded === undefined) this.applyOwn(stored, live);
-    for (const [key, , after] of stored.merged ?? stored.changes) {
-      const before = live.values.get(key);
-      if (before !== undefined) live.bytes -= entryBytes(key, before);
-      if (after === null) {
-        live.values.delete(key);
-      } else {
-        live.values.set(key, after);
-        live.bytes += entryBytes(key, after);
-      }
+    if (encoded !== undefined) {
+      // A worker's release is the message its primary sent: its [key, value] pairs, as sent.
+      for (const [key, after] of encoded.message.changes) setValue(live, key, after);
+    } else {
+      for (const [key, , after] of stored.merged ?? stored.changes) setValue(live, key, after);
     }
     // Standing alone again, its view is its own entries: one Map again.
     if (live.own !== live.values && standsAlone(live)) live.own = live.values;
