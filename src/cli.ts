@@ -89,7 +89,7 @@ program
   .option('--store <dir>', 'local store folder (default ./data/agent)')
   .addOption(new Option('--json', 'print values as JSON even when they are strings'))
   .option('--raw', 'print the value exactly as stored (strings bare), control characters and all, for pipes; without it they show escaped')
-  .option('--meta', "print the environment's revision and chain value held, instead of values")
+  .option('--meta', "print the environment's revision and chain value held (and each layer's revision, for a layered one), instead of values")
   .argument('<env>')
   .argument('[key]')
   .action(async (env: string, key: string | undefined, opts: ReadFlags) => (await import('./reader/main.js')).runRead(env, key, opts));

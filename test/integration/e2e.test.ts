@@ -140,7 +140,7 @@ describe('server + agent + admin, end to end', () => {
     assert.match(out, /error: unknown command "bogus"/);
     assert.match(out, /error: merge value is not valid JSON/);
     assert.match(out, /"value":"42"/);
-    assert.match(out, /ENV +REVISION +KEYS\ndemo +\d+ +\d+/);
+    assert.match(out, /ENV +REVISION +KEYS +PARENTS\ndemo +\d+ +\d+ +-/);
     assert.deepEqual(fs.readFileSync(historyFile, 'utf8').trim().split('\n'), [
       'help', 'set demo repl 42', 'get demo repl', 'bogus', "merge demo repl '{oops'", 'get demo repl --json', 'env list', 'quit',
     ]);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
 import {
   FrameDecoder, LocalErrorCode, MessageType, PROTOCOL_VERSION, ProtocolError, RemoteError, Role,
-  VitefaError, WireError, checkResult, decodeBody, encodeBody, encodeMessage, wireErrorName,
+  VitefaError, WireError, checkResult, decodeBody, decodeOwn, encodeBody, FRAME_HEADER_BYTES, encodeMessage, wireErrorName,
 } from '../../src/protocol/index.js';
 import type { AdminOp, AdminRequest, Message, ResultOf } from '../../src/protocol/index.js';
 
@@ -698,5 +698,14 @@ describe('error classes', () => {
     assert.equal(wireErrorName(4242), undefined);
     for (const code of Object.values(LocalErrorCode)) assert.match(code, /^E_[A-Z_]+$/);
     assert.equal(new Set(Object.values(LocalErrorCode)).size, Object.keys(LocalErrorCode).length);
+  });
+});
+
+describe('decodeOwn (a primary to its workers)', () => {
+  test('gives back what this program encoded, and refuses what is not a known message', () => {
+    const release: Message = { t: MessageType.Release, env: 'p', rev: 2, prev: 1, time: 1, author: 'a', op: 'set', changes: [['k', '1']] };
+    assert.deepEqual(decodeOwn(encodeMessage(release).subarray(FRAME_HEADER_BYTES)), release);
+    assert.throws(() => decodeOwn(encodeBody({ t: 999 } as never)), ProtocolError);
+    assert.throws(() => decodeOwn(encodeBody([1, 2] as never)), ProtocolError);
   });
 });
