@@ -1,6 +1,7 @@
 import type { KeyChange } from '../../protocol/index.js';
 import { flatten, hasMarks, mergedChanges, mergedView, ownEntry, type Layer, type OwnEntry, type OwnSource } from '../model/layers/index.js';
 import type { StoredRelease } from '../store/types.js';
+import { ChainBroken } from './chain-broken.js';
 
 /** What the layered views need of each live environment. */
 export interface LayeredEnv {
@@ -71,4 +72,17 @@ export function viewChanges(
     changes: stored.changes.map(([key, , after]) => [key, after] as const),
     ...(stored.parents === undefined ? {} : { parents: stored.parents }),
   });
+}
+
+/** A release read from the store that came through a layer: this server made it already when it applied that layer's; it must agree. */
+export function checkVia(live: { rev: number; chain: string } | undefined, stored: StoredRelease, head: number): void {
+  if (live === undefined || stored.chain === undefined || stored.chain === '') return;
+  if (live.rev === stored.rev && live.chain !== '' && live.chain !== stored.chain) {
+    throw new ChainBroken(stored.env, stored.rev, live.chain, live.chain, stored.chain,
+      `the store holds ${stored.env}@${stored.rev} through ${stored.via} with chain value ${stored.chain}, but this server's layers gave ${live.chain}`);
+  }
+  if (live.rev < stored.rev && head >= stored.rev) {
+    throw new ChainBroken(stored.env, stored.rev, live.chain, '(no release)', stored.chain,
+      `the store holds ${stored.env}@${stored.rev} through ${stored.via}, but this server's layers changed nothing in ${stored.env} there`);
+  }
 }

@@ -4,19 +4,11 @@ import {
 import { flatten, type ParentMap } from '../model/layers/index.js';
 import { chainOfStored } from '../store/changes.js';
 import type { EnvState, StoredRelease } from '../store/types.js';
-import { buildView, marksOf, standsAlone, viewChanges, type LayeredEnv } from './layered.js';
+import { buildView, checkVia, marksOf, standsAlone, viewChanges, type LayeredEnv } from './layered.js';
+import { ChainBroken } from './chain-broken.js';
 import { releaseMessage } from './messages.js';
 
-/**
- * A release whose chain value does not follow what this server holds: its
- * history and the store's (or a peer's) disagree. It is not applied.
- */
-export class ChainBroken extends Error {
-  override readonly name = 'ChainBroken';
-  constructor(readonly env: string, readonly rev: number, readonly held: string, readonly expected: string, readonly got: string, message?: string) {
-    super(message ?? `the release ${env}@${rev} does not follow this server's history: its chain value is ${got}, but following ${held || '(the start)'} it would be ${expected}`);
-  }
-}
+export { ChainBroken } from './chain-broken.js';
 
 /** Sets (or, with null, removes) one value of a merged view, keeping its byte count. */
 function setValue(live: { values: Map<string, string>; bytes: number }, key: string, after: string | null): void {
@@ -229,7 +221,7 @@ export class ServerState {
       return published === undefined ? [] : [published];
     }
     if (stored.via !== undefined) {
-      this.checkVia(stored);
+      checkVia(this.envs.get(stored.env), stored, this.head);
       return [];
     }
     const live = this.envs.get(stored.env);
@@ -287,20 +279,6 @@ export class ServerState {
   private layerRevs(env: string, parentsOf: ParentMap = this.parentsOf, moved?: { rev: number; envs: ReadonlySet<string> }): LayerRev[] | undefined {
     if ((parentsOf.get(env)?.length ?? 0) === 0) return parentsOf === this.parentsOf ? this.envs.get(env)?.layers : undefined;
     return flatten(env, parentsOf).slice(-MAX_LAYER_REVS).map((layer) => [layer, moved?.envs.has(layer) === true ? moved.rev : this.envs.get(layer)?.rev ?? 0]);
-  }
-
-  /** A release read from the store that came through a layer: this server made it already when it applied that layer's; it must agree. */
-  private checkVia(stored: StoredRelease): void {
-    const live = this.envs.get(stored.env);
-    if (live === undefined || stored.chain === undefined || stored.chain === '') return;
-    if (live.rev === stored.rev && live.chain !== '' && live.chain !== stored.chain) {
-      throw new ChainBroken(stored.env, stored.rev, live.chain, live.chain, stored.chain,
-        `the store holds ${stored.env}@${stored.rev} through ${stored.via} with chain value ${stored.chain}, but this server's layers gave ${live.chain}`);
-    }
-    if (live.rev < stored.rev && this.head >= stored.rev) {
-      throw new ChainBroken(stored.env, stored.rev, live.chain, '(no release)', stored.chain,
-        `the store holds ${stored.env}@${stored.rev} through ${stored.via}, but this server's layers changed nothing in ${stored.env} there`);
-    }
   }
 
   /** A worker's release, merged already by its primary: applied as it is, and published as the primary sent it (`grp` and all). */
