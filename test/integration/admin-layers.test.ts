@@ -155,7 +155,7 @@ describe('values through layers', () => {
     const gone = await admin('get', 'prod', 'k');
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /key k does not exist in prod/);
-    assert.equal(await ok('get', 'prod', 'k', '--explain'), '(value)  hidden by prod\n');
+    assert.equal(await ok('get', 'prod', 'k', '--explain'), '(value)  (unset)      hidden by prod\n', 'nothing is left: the unset that hid it all');
     await ok('del', 'prod', 'k');
     assert.equal(await ok('get', 'prod', 'k'), '{"a":1,"b":2}\n');
     const notOwn = await admin('del', 'pe', 'k');
