@@ -51,6 +51,7 @@ const SAMPLES: Record<string, Message> = {
   Move: { t: MessageType.Move, within: 0, reason: 'go' },
   StoreCheck: { t: MessageType.StoreCheck, store: '0123456789abcdef', key: 'k' },
   StoreProof: { t: MessageType.StoreProof, mac: 'AAAA' },
+  GroupEnd: { t: MessageType.GroupEnd },
 };
 assert.deepEqual(Object.keys(SAMPLES).sort(), Object.keys(MessageType).sort(), 'a sample of every message type');
 
@@ -58,9 +59,9 @@ type Outcome = 'ok' | 'ends' | 'challenged' | WireError;
 const U = WireError.UNEXPECTED_MESSAGE;
 /** What each message does in each phase: handled (the session goes on), answered with a login challenge, the peer's Error ends it, or this error. */
 const EXPECTED: Record<'hello' | 'agent' | 'admin', Record<string, Outcome>> = {
-  hello: { Hello: 'challenged', Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: U, Pong: U, Request: U, Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U, StoreCheck: U, StoreProof: U },
-  agent: { Hello: U, Subscribe: 'ok', Snapshot: U, Release: U, Ack: 'ok', Error: 'ends', Ping: 'ok', Pong: 'ok', Request: U, Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U, StoreCheck: U, StoreProof: U },
-  admin: { Hello: U, Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: 'ok', Pong: 'ok', Request: 'ok', Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U, StoreCheck: U, StoreProof: U },
+  hello: { Hello: 'challenged', Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: U, Pong: U, Request: U, Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U, StoreCheck: U, StoreProof: U, GroupEnd: U },
+  agent: { Hello: U, Subscribe: 'ok', Snapshot: U, Release: U, Ack: 'ok', Error: 'ends', Ping: 'ok', Pong: 'ok', Request: U, Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U, StoreCheck: U, StoreProof: U, GroupEnd: U },
+  admin: { Hello: U, Subscribe: U, Snapshot: U, Release: U, Ack: U, Error: 'ends', Ping: 'ok', Pong: 'ok', Request: 'ok', Response: U, Challenge: U, Proof: U, Welcome: U, Gossip: U, Peers: U, Move: U, StoreCheck: U, StoreProof: U, GroupEnd: U },
 };
 
 let mem: MemoryServer;
