@@ -15,18 +15,21 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
  * reported, never asserted; delivery is: every agent gets every release, and
  * none is lost across the restart.
  */
-test('the harness: every agent receives every release, none lost in a reconnect storm', async () => {
-  const json = path.join(dir, 'bench.json');
-  const port = await freePort('127.0.0.2');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--agents', '300', '--rounds', '2', '--releases', '40', '--snapshot-keys', '2000', '--port', String(port), '--json', json, '--timeout', '240'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** Runs a harness (its script and arguments) to its end; its output, after it exited 0. */
+async function runBench(args: string[]): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   assert.equal(code, 0, output);
+  return output;
+}
+
+test('the harness: every agent receives every release, none lost in a reconnect storm', async () => {
+  const json = path.join(dir, 'bench.json');
+  const port = await freePort('127.0.0.2');
+  const output = await runBench(['bench/run.ts', '--agents', '300', '--rounds', '2', '--releases', '40', '--snapshot-keys', '2000', '--port', String(port), '--json', json, '--timeout', '240']);
   const report = JSON.parse(fs.readFileSync(json, 'utf8')) as {
     layout: { agents: number };
     propagation: { rounds: { received: number }[]; floorRounds: { received: number }[]; ratioP99: number };
@@ -55,15 +58,7 @@ test('the harness: every agent receives every release, none lost in a reconnect 
 test('the layered harness: every agent receives every write of both kinds, and every figure is printed', async () => {
   const json = path.join(dir, 'layers.json');
   const port = await freePort('127.0.0.2');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/layers.ts', '--agents', '200', '--rounds', '1', '--bulk-keys', '300', '--bulk-rounds', '1', '--memory-envs', '20', '--memory-keys', '20', '--port', String(port), '--json', json, '--timeout', '240'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  assert.equal(code, 0, output);
+  const output = await runBench(['bench/layers.ts', '--agents', '200', '--rounds', '1', '--bulk-keys', '300', '--bulk-rounds', '1', '--memory-envs', '20', '--memory-keys', '20', '--port', String(port), '--json', json, '--timeout', '240']);
   const report = JSON.parse(fs.readFileSync(json, 'utf8')) as {
     layout: { agents: number; dependents: number; populations: string };
     propagation: { rounds: { kind: string; received: number }[]; ratioP99: number };
