@@ -21,7 +21,10 @@ export class MysqlHistory {
 
   /** Releases of any environment committed after `after`, ascending, at most `limit`. */
   releasesSince(after: number, limit: number): Promise<StoredRelease[]> {
-    return this.pool.guard(() => this.pool.snapshot(async (conn) => {
+    // Two plain reads, no transaction (the poll runs every few seconds): a revision's via rows are committed with its
+    // release, so the second read finds every one the first read's releases made (pruning may take some of the oldest
+    // away in between; those are only checked, never needed).
+    return this.pool.guard(() => this.pool.read(async (conn) => {
       const own = await selectReleases(conn, { where: 'rev > ?', params: [after], limit });
       if (own.length === 0) return own;
       // The `via` releases of those revisions, each after the release it came through, by name, with its changes.
