@@ -283,7 +283,9 @@ describe('an agent that stops reading', () => {
       assert.ok(fleet.agents.every((a) => a.disconnects.length === 0), 'no reading agent was cut off');
       slow.child.kill('SIGCONT');
       await waitFor(`the slow agent caught up to ${rev}`, () => fs.existsSync(path.join(store, 'data.mdb')) && readAgent(store, 'live', 'blob') === `47`.padEnd(512 * 1024, '.'), 30_000, 50);
-      assert.match(slow.output, /agent disconnected: .*(SLOW_CONSUMER|bytes waiting)/);
+      // The server said why (above); the agent reads that Error frame only if it resumed before the server's grace for
+      // the unread bytes ran out — on a loaded machine it finds the connection closed instead. Either way it was cut off.
+      assert.match(slow.output, /agent disconnected: .*(SLOW_CONSUMER|bytes waiting|closed by peer)/);
     } finally {
       slow.child.kill('SIGCONT');
       admin.close();
