@@ -33,7 +33,8 @@ export function chainOf(previous: string, release: ChainedContent, changes: Iter
   const hash = createHash('sha256');
   // The bytes are gathered in a buffer and hashed a chunk at a time: a release of 10,000 changes would
   // otherwise be 50,000 calls into the hash.
-  let buf = Buffer.allocUnsafe(CHUNK);
+  // One scratch buffer for every call (the hash is worked out in one go, nothing else runs meanwhile).
+  let buf = scratch;
   let used = 0;
   const flush = (): void => {
     if (used > 0) hash.update(buf.subarray(0, used));
@@ -80,3 +81,4 @@ export function chainOf(previous: string, release: ChainedContent, changes: Iter
 
 /** Bytes gathered before they are hashed. */
 const CHUNK = 64 * 1024;
+const scratch = Buffer.allocUnsafe(CHUNK);
