@@ -2,7 +2,7 @@ import { WireError, type Change, type KeyChange } from '../../protocol/index.js'
 import { RequestError } from '../errors.js';
 import type { ServerLimits } from '../limits.js';
 import {
-  checkParents, dependentsOf, flatten, hasMarks, mergedChanges, ownEntry, ownText, type OwnEntry, type ParentMap, type UnsetMark,
+  checkParents, dependentsOf, flatten, hasMarks, mergedChanges, ownEntry, ownText, type OwnEntry, type UnsetMark,
 } from '../model/layers/index.js';
 import { entryBytes, type ServerState } from '../releases/state.js';
 import type { CommitPlan, EnvView } from '../store/types.js';
@@ -52,8 +52,7 @@ export async function planLayered(
 
 /** The own text after a write gives a key a new value: the marks it held are kept. */
 export function withValue(before: string | undefined, text: string): string {
-  const entry = before === undefined ? {} : ownEntry(before);
-  return ownText({ text, ...(entry.unset === undefined ? {} : { unset: entry.unset }) })!;
+  return ownParts(before).rewrite(text)!;
 }
 
 /** The own entry's value, and a function giving the own text with another value (or none). */
@@ -122,5 +121,3 @@ export function limited<T>(compute: () => T): T {
     throw err;
   }
 }
-
-export type { ParentMap };

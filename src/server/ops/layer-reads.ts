@@ -2,7 +2,7 @@ import { WireError, type AdminRequest, type ExplainLeaf, type ResultOf } from '.
 import { envNotFound, keyNotFound, RequestError } from '../errors.js';
 import type { ServerLimits } from '../limits.js';
 import {
-  changedKeys, dependentsOf, explain, flatten, mergedView, ownDisplay, ownEntry, type Layer, type OwnEntry,
+  changedKeys, dependentsOf, explain, flatten, mergedView, ownDisplay, ownLayer,
 } from '../model/layers/index.js';
 import { rollbackChanges, type NetChange } from '../releases/history.js';
 import type { ServerState } from '../releases/state.js';
@@ -23,18 +23,6 @@ export interface ViewAt {
   order: string[];
   own: Map<string, Map<string, string>>;
   values: Map<string, string>;
-}
-
-/** A layer of the model over own texts, parsed as they are read. */
-export function textLayer(env: string, own: ReadonlyMap<string, string> | undefined): Layer {
-  const entries = {
-    get: (key: string): OwnEntry | undefined => {
-      const text = own?.get(key);
-      return text === undefined ? undefined : ownEntry(text);
-    },
-    keys: () => own?.keys() ?? new Map<string, string>().keys(),
-  };
-  return { env, entries: entries as unknown as ReadonlyMap<string, OwnEntry> };
 }
 
 /**
@@ -81,7 +69,7 @@ export class LayerReads {
     if (bytes > EXPLAIN_MAX_BYTES) {
       throw new RequestError(WireError.LIMIT_EXCEEDED, `${req.key} is too large to explain: its layers' values take more than ${EXPLAIN_MAX_BYTES} bytes in all (get --own on each layer shows what it gives)`);
     }
-    const layers = order.map((name) => textLayer(name, this.state.own(name)));
+    const layers = order.map((name) => ownLayer(name, this.state.own(name)));
     const explained = explain(req.key, layers);
     const shown = (name: string): string => (reads(name) ? name : NO_ACCESS);
     const lastChange = new Map<string, Promise<{ rev: number; author: string } | undefined>>();
@@ -182,7 +170,7 @@ export class LayerReads {
       pending.push(...parents);
     }
     const order = flatten(env, map);
-    return { order, own, values: mergedView(order.map((name) => textLayer(name, own.get(name)))) };
+    return { order, own, values: mergedView(order.map((name) => ownLayer(name, own.get(name)))) };
   }
 
   /** The net changes between the merged views of two revisions, by key. */
@@ -216,9 +204,5 @@ export class LayerReads {
       else own.set(key, text);
     }
     return own;
-  }
-
-  get answerBytes(): number {
-    return this.limits.answerBytes;
   }
 }

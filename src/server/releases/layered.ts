@@ -1,5 +1,5 @@
 import type { KeyChange } from '../../protocol/index.js';
-import { flatten, hasMarks, mergedChanges, mergedView, ownEntry, type Layer, type OwnEntry, type OwnSource } from '../model/layers/index.js';
+import { flatten, hasMarks, mergedChanges, mergedView, ownLayer, type OwnSource } from '../model/layers/index.js';
 import type { StoredRelease } from '../store/types.js';
 import { ChainBroken } from './chain-broken.js';
 
@@ -33,21 +33,9 @@ export function ownSource(envs: ReadonlyMap<string, LayeredEnv>): OwnSource {
   };
 }
 
-/** A layer for the model whose entries are read, and parsed, on demand. */
-function liveLayer(env: string, own: ReadonlyMap<string, string> | undefined): Layer {
-  const entries = {
-    get: (key: string): OwnEntry | undefined => {
-      const text = own?.get(key);
-      return text === undefined ? undefined : ownEntry(text);
-    },
-    keys: () => own?.keys() ?? [][Symbol.iterator](),
-  };
-  return { env, entries: entries as unknown as ReadonlyMap<string, OwnEntry> };
-}
-
 /** The merged view of `env` from the own entries of its layers (at load, and when it stops standing alone). */
 export function buildView(env: string, envs: ReadonlyMap<string, LayeredEnv>, parentsOf: ReadonlyMap<string, readonly string[]>): Map<string, string> {
-  return mergedView(flatten(env, parentsOf).map((name) => liveLayer(name, envs.get(name)?.own)));
+  return mergedView(flatten(env, parentsOf).map((name) => ownLayer(name, envs.get(name)?.own)));
 }
 
 /**

@@ -16,5 +16,5 @@ export {
 } from './parents.js';
 export { changedKeys, mergedKey, mergedView, type Layer, type OwnEntry, type UnsetMark, type View } from './views.js';
 export { explain, type ExplainedLeaf, type Explanation, type Hiding, type LeafPath } from './explain.js';
-export { hasMarks, MARKED, ownDisplay, ownEntry, ownText, ownValue } from './own.js';
+export { hasMarks, MARKED, ownDisplay, ownEntry, ownLayer, ownText } from './own.js';
 export { mergedChanges, withParents, type LayerWrite, type OwnSource } from './changes.js';

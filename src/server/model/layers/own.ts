@@ -1,4 +1,4 @@
-import type { OwnEntry, UnsetMark } from './views.js';
+import type { Layer, OwnEntry, UnsetMark } from './views.js';
 
 /**
  * An environment's own entry for a key as one string, the way both stores keep it and history
@@ -43,10 +43,16 @@ function isMark(mark: unknown): mark is UnsetMark {
   return Array.isArray(mark) && mark.every((word) => typeof word === 'string');
 }
 
-/** The own value's JSON text (without marks), if it has one. */
-export function ownValue(text: string | undefined): string | undefined {
-  if (text === undefined || !hasMarks(text)) return text;
-  return ownEntry(text).text;
+/** A layer for the model over an environment's own texts, each parsed when it is read. */
+export function ownLayer(env: string, own: ReadonlyMap<string, string> | undefined): Layer {
+  const entries = {
+    get: (key: string): OwnEntry | undefined => {
+      const text = own?.get(key);
+      return text === undefined ? undefined : ownEntry(text);
+    },
+    keys: () => own?.keys() ?? new Map<string, string>().keys(),
+  };
+  return { env, entries: entries as unknown as ReadonlyMap<string, OwnEntry> };
 }
 
 /**
