@@ -1,13 +1,14 @@
 import { MessageType, Role } from './codes.js';
 import { CHAIN_HEX, CHAIN_PATTERN } from './chain.js';
 import { CONTROL_CHARACTERS } from './text.js';
+import { RESERVED_ENV_PREFIX } from './shapes.js';
 import {
   arrayOf, bool, fail, literal, nullable, obj, opt, pair, recordOf, str, uint,
   type Check, type ObjCheck,
 } from './check.js';
 import type { MemberState, Message } from './messages.js';
-import type { AdminOp, AdminRequest } from './requests.js';
-import type { BigValue, ResultOf } from './results.js';
+import type { AdminOp, AdminRequest, SchemaMode } from './requests.js';
+import { MAX_VIOLATIONS, type BigValue, type ResultOf } from './results.js';
 import type { Change, Entry, EnvRev, KeyChange } from './shapes.js';
 
 /**
@@ -28,7 +29,14 @@ const agentId: Check<string> = (v, p) => (typeof v === 'string' && v.length <= 2
 /** Response.res: not checked by the decoder, which does not know the request; the requester checks it (checkResult). */
 const anything: Check<unknown> = (v) => v;
 
-const envRev: ObjCheck<EnvRev> = obj({ env: str, rev: uint, chain: opt(chainValue) });
+/**
+ * An environment's name as a client gives it: never one of the server's own, hidden, environments
+ * (RESERVED_ENV_PREFIX), whatever grants the client holds.
+ */
+const envName: Check<string> = (v, p) => (typeof v === 'string' && !v.startsWith(RESERVED_ENV_PREFIX) ? v : fail(p, `an environment name (not starting with ${RESERVED_ENV_PREFIX})`));
+const envRev: ObjCheck<EnvRev> = obj({ env: envName, rev: uint, chain: opt(chainValue) });
+const schemaMode = literal<SchemaMode>('enforce', 'warn');
+const schemaViolation = obj({ env: str, key: str, path: str, keyword: str, message: str, schema: str, version: uint });
 const entry: Check<Entry> = pair(str, str);
 const change: Check<Change> = pair(str, nullable(str));
 const keyChange: Check<KeyChange> = (v, p) => {
@@ -51,25 +59,31 @@ const layerRevs = arrayOf(pair(str, uint), MAX_LAYER_REVS);
 
 /** The arguments of each admin operation (besides `op`). */
 export const REQUEST_CHECKERS: { [K in AdminOp]: ObjCheck<Omit<Extract<AdminRequest, { op: K }>, 'op'>> } = {
-  'env.add': obj({ env: str }),
-  'env.del': obj({ env: str }),
+  'env.add': obj({ env: envName }),
+  'env.del': obj({ env: envName }),
   'env.list': obj({}),
-  'env.layers': obj({ env: str, parents: arrayOf(str, 64) }),
-  'env.show': obj({ env: str }),
-  set: obj({ env: str, key: str, value: str }),
-  get: obj({ env: str, key: str, own: opt(bool), explain: opt(bool) }),
-  del: obj({ env: str, key: str }),
-  list: obj({ env: str, prefix: opt(str), after: opt(str), own: opt(bool) }),
-  merge: obj({ env: str, key: str, value: str }),
-  clear: obj({ env: str, key: str, path: arrayOf(str, 1024) }),
-  unset: obj({ env: str, key: str, path: arrayOf(str, 1024) }),
-  apply: obj({ env: str, entries: arrayOf(entry), replace: bool }),
-  plan: obj({ env: str, entries: arrayOf(entry), replace: bool }),
-  history: obj({ env: str, key: opt(str), limit: opt(uint), before: opt(uint), values: opt(bool), own: opt(bool) }),
-  diff: obj({ env: str, from: uint, to: opt(uint), after: opt(str), values: opt(bool) }),
-  rollback: obj({ env: str, rev: uint }),
-  status: obj({ env: opt(str), agent: opt(agentId) }),
-  'status.local': obj({ env: opt(str), agent: opt(agentId) }),
+  'env.layers': obj({ env: envName, parents: arrayOf(envName, 64), allowGrowth: opt(bool) }),
+  'env.show': obj({ env: envName }),
+  set: obj({ env: envName, key: str, value: str, allowGrowth: opt(bool) }),
+  get: obj({ env: envName, key: str, own: opt(bool), explain: opt(bool) }),
+  del: obj({ env: envName, key: str }),
+  list: obj({ env: envName, prefix: opt(str), after: opt(str), own: opt(bool) }),
+  merge: obj({ env: envName, key: str, value: str, allowGrowth: opt(bool) }),
+  clear: obj({ env: envName, key: str, path: arrayOf(str, 1024) }),
+  unset: obj({ env: envName, key: str, path: arrayOf(str, 1024) }),
+  apply: obj({ env: envName, entries: arrayOf(entry), replace: bool, allowGrowth: opt(bool) }),
+  plan: obj({ env: envName, entries: arrayOf(entry), replace: bool }),
+  history: obj({ env: envName, key: opt(str), limit: opt(uint), before: opt(uint), values: opt(bool), own: opt(bool) }),
+  diff: obj({ env: envName, from: uint, to: opt(uint), after: opt(str), values: opt(bool) }),
+  rollback: obj({ env: envName, rev: uint, allowGrowth: opt(bool) }),
+  'schema.set': obj({ envPattern: str, keyPattern: str, schema: str, mode: opt(schemaMode), whole: opt(bool) }),
+  'schema.get': obj({ envPattern: str, keyPattern: str, whole: opt(bool), version: opt(uint) }),
+  'schema.del': obj({ envPattern: str, keyPattern: str, whole: opt(bool) }),
+  'schema.list': obj({ env: opt(envName) }),
+  'schema.history': obj({ envPattern: str, keyPattern: str, whole: opt(bool) }),
+  'schema.rollback': obj({ envPattern: str, keyPattern: str, whole: opt(bool), version: uint }),
+  status: obj({ env: opt(envName), agent: opt(agentId) }),
+  'status.local': obj({ env: opt(envName), agent: opt(agentId) }),
   'user.add': obj({ name: str, role: str, envs: arrayOf(str, 1024), reads: opt(arrayOf(str, 1024)), verifier }),
   'user.del': obj({ name: str }),
   'user.list': obj({}),
@@ -77,9 +91,9 @@ export const REQUEST_CHECKERS: { [K in AdminOp]: ObjCheck<Omit<Extract<AdminRequ
   'token.add': obj({ name: str, envs: arrayOf(str, 1024), id: str, verifier }),
   'token.del': obj({ name: str }),
   'token.list': obj({}),
-  audit: obj({ env: opt(str), user: opt(str), since: opt(uint), limit: opt(uint) }),
-  watch: obj({ env: str }),
-  unwatch: obj({ env: str }),
+  audit: obj({ env: opt(envName), user: opt(str), since: opt(uint), limit: opt(uint) }),
+  watch: obj({ env: envName }),
+  unwatch: obj({ env: envName }),
 };
 
 const requestOp = obj({ op: str });
@@ -106,7 +120,9 @@ export const MESSAGE_CHECKERS = {
   }),
   [MessageType.GroupEnd]: obj({ t: literal(MessageType.GroupEnd) }),
   [MessageType.Ack]: obj({ t: literal(MessageType.Ack), env: str, rev: uint, chain: opt(chainValue) }),
-  [MessageType.Error]: obj({ t: literal(MessageType.Error), code: uint, msg: str, id: opt(uint), retry: opt(uint) }),
+  [MessageType.Error]: obj({
+    t: literal(MessageType.Error), code: uint, msg: str, id: opt(uint), retry: opt(uint), v: opt(arrayOf(schemaViolation, MAX_VIOLATIONS)), more: opt(uint),
+  }),
   [MessageType.Ping]: obj({ t: literal(MessageType.Ping), n: uint }),
   [MessageType.Pong]: obj({ t: literal(MessageType.Pong), n: uint, next: opt(uint) }),
   [MessageType.Request]: obj({ t: literal(MessageType.Request), id: uint, req: adminRequest, rid: opt(str) }),
@@ -121,7 +137,23 @@ export const MESSAGE_CHECKERS = {
 } satisfies { [K in MessageType]: ObjCheck<Extract<Message, { t: K }>> };
 
 const differ = obj({ key: str, layer: str });
-const writeResult = obj({ env: str, rev: uint, changed: uint, replayed: opt(bool), differs: opt(arrayOf(differ)) });
+const writeResult = obj({
+  env: str, rev: uint, changed: uint, replayed: opt(bool), differs: opt(arrayOf(differ)),
+  warnings: opt(arrayOf(schemaViolation, MAX_VIOLATIONS)), warningsMore: opt(uint),
+});
+const schemaInfoFields = {
+  envPattern: str, keyPattern: str, whole: bool, mode: schemaMode, version: uint, time: uint, author: str, bytes: uint, failing: opt(uint),
+};
+const schemaInfo = obj(schemaInfoFields);
+const schemaGetResult = obj({ ...schemaInfoFields, schema: str });
+const schemaListResult = obj({ schemas: arrayOf(schemaInfo) });
+const schemaVersion = obj({ version: uint, rev: uint, time: uint, author: str, mode: opt(schemaMode), deleted: opt(bool), bytes: uint });
+const schemaHistoryResult = obj({ versions: arrayOf(schemaVersion) });
+const schemaWriteResult = obj({
+  envPattern: str, keyPattern: str, whole: bool, version: uint, rev: uint, changed: uint, mode: opt(schemaMode), deleted: opt(bool),
+  failing: opt(uint), warnings: opt(arrayOf(schemaViolation, MAX_VIOLATIONS)), replayed: opt(bool),
+});
+const schemaWarning = obj({ schema: str, version: uint, failing: uint });
 const done = obj({ done: str });
 const leafStep: Check<string | number> = (v, p) => (typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v) && v >= 0) ? v : fail(p, 'an object key or an array index'));
 const explainLeaf = obj({ path: arrayOf(leafStep), layer: str, rev: opt(uint), author: opt(str), hidden: opt(arrayOf(str)) });
@@ -158,7 +190,9 @@ const serverRow = obj({
   id: str, gen: uint, state: str, addrs: arrayOf(str), head: uint, lag: uint, agents: uint, heardMs: uint, answered: bool,
 });
 const clusterStatus = obj({ head: uint, servers: arrayOf(serverRow), envs: arrayOf(envAgents), found: opt(arrayOf(foundAgent)) });
-const statusResult = obj({ server: serverInfo, envs: arrayOf(envInfo), agentsTotal: uint, agents: arrayOf(agentInfo), cluster: clusterStatus });
+const statusResult = obj({
+  server: serverInfo, envs: arrayOf(envInfo), agentsTotal: uint, agents: arrayOf(agentInfo), cluster: clusterStatus, schemaWarnings: opt(arrayOf(schemaWarning)),
+});
 const localStatus = obj({ server: serverInfo, gen: uint, head: uint, agentsTotal: uint, envs: arrayOf(envAgents), found: opt(arrayOf(agentInfo)) });
 const userInfo = obj({ name: str, role: str, envs: arrayOf(str), reads: opt(arrayOf(str)), created: uint });
 const userListResult = obj({ users: arrayOf(userInfo) });
@@ -187,6 +221,12 @@ export const RESULT_CHECKERS: { [K in AdminOp]: ObjCheck<ResultOf[K]> } = {
   history: historyResult,
   diff: diffResult,
   rollback: writeResult,
+  'schema.set': schemaWriteResult,
+  'schema.get': schemaGetResult,
+  'schema.del': schemaWriteResult,
+  'schema.list': schemaListResult,
+  'schema.history': schemaHistoryResult,
+  'schema.rollback': schemaWriteResult,
   status: statusResult,
   'status.local': localStatus,
   'user.add': done,
@@ -236,4 +276,12 @@ export const NAMED_SHAPES = {
   TokenInfo: tokenInfo,
   AuditResult: auditResult,
   AuditEntry: auditEntry,
+  SchemaViolation: schemaViolation,
+  SchemaInfo: schemaInfo,
+  SchemaGetResult: schemaGetResult,
+  SchemaListResult: schemaListResult,
+  SchemaVersion: schemaVersion,
+  SchemaHistoryResult: schemaHistoryResult,
+  SchemaWriteResult: schemaWriteResult,
+  SchemaWarning: schemaWarning,
 } satisfies Record<string, ObjCheck<unknown>>;

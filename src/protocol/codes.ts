@@ -105,6 +105,8 @@ export const WireError = {
   ALREADY_EXISTS: 207,
   /** 208: no account or token of that name exists. */
   NO_SUCH_NAME: 208,
+  /** 209: a value (or a merged view) fails a schema in enforce mode, or could not be checked in time: nothing was written (Error.v lists why). */
+  SCHEMA_VIOLATION: 209,
   /** 300: the system of record cannot be reached; writes are refused. */
   STORE_UNAVAILABLE: 300,
   /** 301: an unexpected failure inside the server. */

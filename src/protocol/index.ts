@@ -5,10 +5,13 @@ export { encodeBody, encodeMessage, decodeBody, decodeOwn, checkResult, Snapshot
 export { chainOf, CHAIN_GENESIS, CHAIN_HEX } from './chain.js';
 export { MAX_LAYER_REVS } from './checkers.js';
 export type * from './shapes.js';
+export { RESERVED_ENV_PREFIX } from './shapes.js';
 export type * from './messages.js';
 export type * from './requests.js';
 export type * from './results.js';
+export { MAX_VIOLATIONS } from './results.js';
 export { REQUEST_ID } from './request-id.js';
 export { ADMIN_OPS, CONFIG_WRITE_OPS } from './operations.js';
 export { CONTROL_CHARACTERS } from './text.js';
 export { scanBody, DEFAULT_DECODE_LIMITS, MAX_DEPTH_LIMIT, type DecodeLimits } from './scan.js';
+export { violationLine, violationLines } from './violations.js';

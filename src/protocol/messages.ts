@@ -1,6 +1,7 @@
 import type { MessageType, Role } from './codes.js';
 import type { AdminRequest } from './requests.js';
 import type { Change, Entry, EnvRev } from './shapes.js';
+import type { SchemaViolation } from './results.js';
 
 /**
  * Every message on the wire, one interface per message type (docs/protocol.md
@@ -164,6 +165,10 @@ export interface ErrorMessage {
   id?: number;
   /** THROTTLED: milliseconds to wait before trying again (a client retries then, if that is within its deadline). */
   retry?: number;
+  /** SCHEMA_VIOLATION: the violations, at most MAX_VIOLATIONS (results.ts). */
+  v?: SchemaViolation[];
+  /** SCHEMA_VIOLATION: violations left out of `v`. */
+  more?: number;
 }
 
 /** How a server describes itself: owned by that server, spread by every other (its version only grows). */

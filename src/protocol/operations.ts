@@ -8,6 +8,7 @@ export const ADMIN_OPS = [
   'env.add', 'env.del', 'env.list', 'env.layers', 'env.show',
   'set', 'get', 'del', 'list', 'merge', 'clear', 'unset', 'apply', 'plan',
   'history', 'diff', 'rollback',
+  'schema.set', 'schema.get', 'schema.del', 'schema.list', 'schema.history', 'schema.rollback',
   'status', 'status.local',
   'user.add', 'user.del', 'user.list', 'user.passwd',
   'token.add', 'token.del', 'token.list',
@@ -20,4 +21,4 @@ export const ADMIN_OPS = [
  * a request id (Request.rid), with which a retry is answered with the first
  * result. The server's table of operations marks exactly these as writes.
  */
-export const CONFIG_WRITE_OPS = ['env.add', 'env.del', 'env.layers', 'set', 'del', 'merge', 'clear', 'unset', 'apply', 'rollback'] as const satisfies readonly (typeof ADMIN_OPS)[number][];
+export const CONFIG_WRITE_OPS = ['env.add', 'env.del', 'env.layers', 'set', 'del', 'merge', 'clear', 'unset', 'apply', 'rollback', 'schema.set', 'schema.del', 'schema.rollback'] as const satisfies readonly (typeof ADMIN_OPS)[number][];

@@ -1,4 +1,4 @@
-import type { AdminOp } from './requests.js';
+import type { AdminOp, SchemaMode } from './requests.js';
 import type { Entry, EnvRev, KeyChange } from './shapes.js';
 
 /*
@@ -22,6 +22,77 @@ export interface WriteResult {
    * merged view at the revision rolled back to, each with the layer whose entry makes it differ.
    */
   differs?: { key: string; layer: string }[];
+  /** Failures of schemas in warn mode (the write was made): at most MAX_VIOLATIONS, then a count in `warningsMore`. */
+  warnings?: SchemaViolation[];
+  warningsMore?: number;
+}
+
+/** Violations one answer lists (Error.v, WriteResult.warnings); the rest are counted. */
+export const MAX_VIOLATIONS = 20;
+
+/** One way a value, or a merged view, fails a schema (docs/schemas.md). */
+export interface SchemaViolation {
+  env: string;
+  /** The key ('' when the failure is about the environment as a whole, e.g. a key it lacks is named in `message`). */
+  key: string;
+  /** JSON Pointer inside the value ('' for the value itself). */
+  path: string;
+  /** The schema keyword that failed (`maximum`, `required`, …; `timeout` when the check ran out of time). */
+  keyword: string;
+  message: string;
+  /** The schema: "ENV_PATTERN KEY_PATTERN", with " (whole)" for a whole-environment schema. */
+  schema: string;
+  version: number;
+}
+
+/** A schema as listed (without its text). */
+export interface SchemaInfo {
+  envPattern: string;
+  keyPattern: string;
+  whole: boolean;
+  mode: SchemaMode;
+  version: number;
+  /** When and by whom this version was set. */
+  time: number;
+  author: string;
+  /** Bytes of the schema's JSON text. */
+  bytes: number;
+  /** Warn mode: keys (or environments, for a whole schema) that fail it now. */
+  failing?: number;
+}
+
+/** `schema.get`: the schema and its JSON text. */
+export interface SchemaGetResult extends SchemaInfo {
+  schema: string;
+}
+
+/** One version in `schema.history`, newest first. */
+export interface SchemaVersion {
+  version: number;
+  rev: number;
+  time: number;
+  author: string;
+  /** Absent for a deletion. */
+  mode?: SchemaMode;
+  deleted?: boolean;
+  bytes: number;
+}
+
+/** What schema.set, schema.del and schema.rollback did. */
+export interface SchemaWriteResult {
+  envPattern: string;
+  keyPattern: string;
+  whole: boolean;
+  /** The new version (changed 0: the current one, nothing was written). */
+  version: number;
+  rev: number;
+  changed: number;
+  mode?: SchemaMode;
+  deleted?: boolean;
+  /** Warn mode: keys (or environments, for a whole schema) that fail it now, with the first of them. */
+  failing?: number;
+  warnings?: SchemaViolation[];
+  replayed?: boolean;
 }
 export interface GetResult {
   env: string;
@@ -165,6 +236,8 @@ export interface StatusResult {
   agents: AgentInfo[];
   /** Every server of the cluster (this one first) and, per environment, the revisions every agent of the cluster holds. */
   cluster: ClusterStatus;
+  /** Keys (or environments, for whole schemas) that fail a schema in warn mode, by schema; absent when none does. */
+  schemaWarnings?: { schema: string; version: number; failing: number }[];
 }
 
 /** One server in `status`. */
@@ -292,6 +365,12 @@ export interface ResultOf {
   history: HistoryResult;
   diff: DiffResult;
   rollback: WriteResult;
+  'schema.set': SchemaWriteResult;
+  'schema.get': SchemaGetResult;
+  'schema.del': SchemaWriteResult;
+  'schema.list': { schemas: SchemaInfo[] };
+  'schema.history': { versions: SchemaVersion[] };
+  'schema.rollback': SchemaWriteResult;
   status: StatusResult;
   'status.local': LocalStatus;
   'user.add': DoneResult;

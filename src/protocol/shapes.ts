@@ -23,3 +23,10 @@ export interface EnvRev {
    */
   chain?: string;
 }
+
+/**
+ * Environments the servers keep for themselves (the schemas, docs/schemas.md) start with this:
+ * no environment a client names may (the request checkers refuse it), so none is ever read,
+ * written, followed or listed through the operations of environments.
+ */
+export const RESERVED_ENV_PREFIX = '@';

@@ -1,4 +1,10 @@
-import { VitefaError, WireError, wireErrorName } from '../protocol/index.js';
+import { VitefaError, WireError, wireErrorName, type SchemaViolation } from '../protocol/index.js';
+
+/** SCHEMA_VIOLATION: what failed (the Error frame's `v`), and how many more did. */
+export interface ViolationDetails {
+  v: SchemaViolation[];
+  more: number;
+}
 
 /**
  * An error that answers an admin request: carries the wire status sent back
@@ -6,9 +12,11 @@ import { VitefaError, WireError, wireErrorName } from '../protocol/index.js';
  */
 export class RequestError extends VitefaError {
   readonly status: WireError;
-  constructor(status: WireError, message: string, options?: { cause?: unknown }) {
+  readonly details: ViolationDetails | undefined;
+  constructor(status: WireError, message: string, options?: { cause?: unknown; details?: ViolationDetails }) {
     super(`E_${wireErrorName(status) ?? status}`, message, options);
     this.status = status;
+    this.details = options?.details;
   }
 }
 
@@ -24,6 +32,7 @@ export interface WireAnswer {
   message: string;
   /** Not a RequestError: a fault of this server, to be reported (with its stack) where it was caught. */
   fault: boolean;
+  details?: ViolationDetails;
 }
 
 /**
@@ -33,6 +42,6 @@ export interface WireAnswer {
  * the wire.
  */
 export function wireAnswer(err: unknown, faultMessage: string): WireAnswer {
-  if (err instanceof RequestError) return { status: err.status, message: err.message, fault: false };
+  if (err instanceof RequestError) return { status: err.status, message: err.message, fault: false, ...(err.details === undefined ? {} : { details: err.details }) };
   return { status: WireError.INTERNAL, message: faultMessage, fault: true };
 }

@@ -125,8 +125,18 @@ export const LIMIT_DEFAULTS = {
   // The data.
   envNameBytes: 128,
   keyBytes: 256,
-  /** JSON text of one value. */
-  valueBytes: 1024 * 1024,
+  /**
+   * JSON text of one value. Every agent holds every value of what it follows and each change is
+   * pushed to all of them at once: a value is configuration, not a payload (docs/limits.md#values).
+   */
+  valueBytes: 256 * 1024,
+  /** Keys and values of one release (the JSON text of each changed key's value after it), of the written environment's view and of each view it changes. */
+  releaseBytes: 32 * 1024 * 1024,
+  /**
+   * A write that makes a key's value more than this many times larger than it was, and larger than
+   * 64 KiB, is refused unless it says --allow-growth (a generated value gone wrong, not a change).
+   */
+  growthFactor: 10,
   /** Nesting of a JSON value (arrays and objects). */
   valueDepth: 256,
   keysPerRelease: 1_000_000,
@@ -135,6 +145,14 @@ export const LIMIT_DEFAULTS = {
   keysPerEnv: 1_000_000,
   /** Keys and values of one environment, in bytes: its snapshot must fit an agent's frame. */
   envBytes: 128 * 1024 * 1024,
+
+  // Schemas (docs/schemas.md).
+  /** Schemas kept, in all. */
+  schemas: 1024,
+  /** Schemas whose environment pattern matches one environment. */
+  schemasPerEnv: 64,
+  /** The longest a check may run on the schema thread (patterns, uniqueItems, references): then the write is refused, "validation timed out". */
+  schemaCheckMs: 2000,
 
   // Server memory.
   /** Releases kept in memory per environment for agents that are a little behind. */

@@ -97,6 +97,16 @@ async function sample(op: AdminOp, env: string, i: number): Promise<AdminRequest
       return { op, name: throwaway };
     }
     case 'audit': return { op, limit: 5 };
+    case 'schema.set': return { op, envPattern: `throwaway-${i}`, keyPattern: 'k', schema: '{"type":"object"}' };
+    case 'schema.get': case 'schema.history': {
+      await mem.server.hub.execute({ op: 'schema.set', envPattern: `kept-${i}`, keyPattern: 'k', schema: '{}' }, 'test');
+      return { op, envPattern: `kept-${i}`, keyPattern: 'k' };
+    }
+    case 'schema.del': case 'schema.rollback': {
+      await mem.server.hub.execute({ op: 'schema.set', envPattern: `kept-${i}`, keyPattern: 'k', schema: '{}' }, 'test');
+      return op === 'schema.del' ? { op, envPattern: `kept-${i}`, keyPattern: 'k' } : { op, envPattern: `kept-${i}`, keyPattern: 'k', version: 1 };
+    }
+    case 'schema.list': return { op, env };
   }
 }
 
@@ -108,7 +118,7 @@ describe('every role against every operation', () => {
       for (const env of ['shop', 'prod']) {
         const need = OPERATIONS[op].permission;
         // Both are granted shop: a viewer reads it, an editor changes and reads it; only an admin reads prod.
-        const readable = role === 'admin' || env === 'shop' || (['env.list', 'status', 'status.local'] as AdminOp[]).includes(op);
+        const readable = role === 'admin' || env === 'shop' || (['env.list', 'status', 'status.local', 'schema.get', 'schema.history'] as AdminOp[]).includes(op);
         const allowed = (need === 'read' && readable) || need === 'self' || role === 'admin' || (need === 'write' && role === 'editor' && env === 'shop');
         test(`${role} ${op}${need === 'write' || need === 'read' ? ` in ${env}` : ''}: ${allowed ? 'allowed' : 'FORBIDDEN'}`, async () => {
           const { peer } = await logIn(new ScramClient('admin', name, passwords[name]));

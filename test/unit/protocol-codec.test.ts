@@ -53,6 +53,7 @@ const ADMIN_OPS = {
   merge: true, clear: true, unset: true, apply: true, plan: true, history: true, diff: true, rollback: true, status: true, 'status.local': true,
   'user.add': true, 'user.del': true, 'user.list': true, 'user.passwd': true, 'token.add': true, 'token.del': true,
   'token.list': true, audit: true, watch: true, unwatch: true,
+  'schema.set': true, 'schema.get': true, 'schema.del': true, 'schema.list': true, 'schema.history': true, 'schema.rollback': true,
 } as const satisfies Record<AdminOp, true>;
 
 const V = { salt: 'c2FsdHNhbHQ=', iterations: 4096, storedKey: 'a2V5', serverKey: 'a2V5Mg==' };
@@ -84,6 +85,16 @@ const ADMIN_REQUESTS: AdminRequest[] = [
   { op: 'diff', env: 'prod', from: 3 },
   { op: 'diff', env: 'prod', from: 3, to: 9 },
   { op: 'rollback', env: 'prod', rev: 5 },
+  { op: 'rollback', env: 'prod', rev: 5, allowGrowth: true },
+  { op: 'set', env: 'prod', key: 'blob', value: '"x"', allowGrowth: true },
+  { op: 'schema.set', envPattern: 'prod/*', keyPattern: 'db.*', schema: '{"type":"object"}', mode: 'warn', whole: false },
+  { op: 'schema.set', envPattern: '*', keyPattern: '*', schema: 'true' },
+  { op: 'schema.get', envPattern: 'prod/*', keyPattern: 'db.*', whole: true, version: 3 },
+  { op: 'schema.del', envPattern: 'prod/*', keyPattern: 'db.*' },
+  { op: 'schema.list' },
+  { op: 'schema.list', env: 'prod/eu' },
+  { op: 'schema.history', envPattern: 'prod/*', keyPattern: 'db.*', whole: true },
+  { op: 'schema.rollback', envPattern: 'prod/*', keyPattern: 'db.*', version: 2 },
   { op: 'status' },
   { op: 'status', env: 'prod' },
   { op: 'status.local' },
@@ -326,6 +337,8 @@ describe('round trip through encodeMessage, FrameDecoder and decodeBody', () => 
 // ---------------------------------------------------------------------------
 
 const write = { env: 'prod', rev: 4, changed: 2 };
+const violation = { env: 'prod', key: 'db.pool', path: '/max', keyword: 'maximum', message: 'must be <= 500', schema: 'prod/* db.*', version: 3 };
+const schemaInfo = { envPattern: 'p', keyPattern: 'k', whole: false, mode: 'enforce' as const, version: 1, time: 1, author: 'a', bytes: 2 };
 const RESULTS: { [K in AdminOp]: { valid: ResultOf[K]; invalid: unknown; path: string } } = {
   'env.add': { valid: { env: 'prod', rev: 1, changed: 0 }, invalid: { env: 'prod', rev: 1 }, path: 'result(env.add).changed' },
   'env.del': { valid: write, invalid: { env: 7, rev: 1, changed: 0 }, path: 'result(env.del).env' },
@@ -378,6 +391,32 @@ const RESULTS: { [K in AdminOp]: { valid: ResultOf[K]; invalid: unknown; path: s
     path: 'result(diff).to',
   },
   rollback: { valid: write, invalid: 'ok', path: 'result(rollback)' },
+  'schema.set': {
+    valid: { envPattern: 'p', keyPattern: 'k', whole: false, version: 2, rev: 9, changed: 1, mode: 'warn', failing: 1, warnings: [violation] },
+    invalid: { envPattern: 'p', keyPattern: 'k', whole: false, version: 2, rev: 9, changed: 1, mode: 'loud' },
+    path: 'result(schema.set).mode',
+  },
+  'schema.get': {
+    valid: { ...schemaInfo, schema: '{}' },
+    invalid: { ...schemaInfo },
+    path: 'result(schema.get).schema',
+  },
+  'schema.del': {
+    valid: { envPattern: 'p', keyPattern: 'k', whole: true, version: 3, rev: 9, changed: 1, deleted: true },
+    invalid: { envPattern: 'p', keyPattern: 'k', whole: 'yes', version: 3, rev: 9, changed: 1 },
+    path: 'result(schema.del).whole',
+  },
+  'schema.list': { valid: { schemas: [schemaInfo] }, invalid: { schemas: [{ ...schemaInfo, version: -1 }] }, path: 'result(schema.list).schemas[0].version' },
+  'schema.history': {
+    valid: { versions: [{ version: 2, rev: 5, time: 1, author: 'a', bytes: 0, deleted: true }, { version: 1, rev: 4, time: 1, author: 'a', mode: 'enforce', bytes: 2 }] },
+    invalid: { versions: [{ version: 2, rev: 5, time: 1, author: 'a' }] },
+    path: 'result(schema.history).versions[0].bytes',
+  },
+  'schema.rollback': {
+    valid: { envPattern: 'p', keyPattern: 'k', whole: false, version: 4, rev: 10, changed: 1, mode: 'enforce' },
+    invalid: { envPattern: 'p', keyPattern: 'k', whole: false, version: 4, rev: 10 },
+    path: 'result(schema.rollback).changed',
+  },
   status: {
     valid: {
       server: { id: 'srv-1', version: '0.1.0', listen: '0.0.0.0:7070', store: 'mysql', uptimeMs: 1234, workers: 4, counters: { SERVER_FULL: 2, workerRestarts: 0 } },

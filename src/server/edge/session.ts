@@ -346,9 +346,9 @@ export class ServerSession extends FramedConnection implements AgentLink {
   }
 
   private answerError(id: number, op: string, err: unknown): void {
-    const { status, message, fault } = wireAnswer(err, `internal error while running ${op}`);
+    const { status, message, fault, details } = wireAnswer(err, `internal error while running ${op}`);
     if (fault) this.fault(err);
-    this.send({ t: MessageType.Error, code: status, msg: message, id });
+    this.send({ t: MessageType.Error, code: status, msg: message, id, ...(details === undefined ? {} : { v: details.v, ...(details.more > 0 ? { more: details.more } : {}) }) });
   }
 
   private expect(phase: SessionRole, type: number): void {

@@ -8,6 +8,7 @@ import { ReadGate } from './read-gate.js';
 import { ConfigReads, type StatusSource } from './reads.js';
 import { checkedHandlers, operation, runHandler, type Handlers, type OpsRunBy, type RequestOf } from './table.js';
 import { ConfigWrites, type WriteCall } from './writes.js';
+import { SchemaOps } from './schema-ops.js';
 
 export type { CommitListener, ReleaseListener } from '../releases/log.js';
 export type { StatusSource } from './reads.js';
@@ -39,6 +40,7 @@ export class Hub {
     this.reads = new ConfigReads(store, state, limits);
     this.turns = new ReadGate(limits.readsAtOnce, limits.readsPerAccount, limits.readsWaiting);
     const { writes, reads } = this;
+    const schemas = new SchemaOps(store, state, this.log, limits, writes.schemas);
     this.handlers = checkedHandlers('hub', {
       'env.add': (req, call) => writes.addEnv(req, call),
       'env.del': (req, call) => writes.dropEnv(req, call),
@@ -57,7 +59,16 @@ export class Hub {
       history: (req, call) => reads.history(req, call.reads),
       diff: (req) => reads.diff(req),
       rollback: (req, call) => writes.rollback(req, call, reads.layers),
-      status: (req) => reads.status(req),
+      'schema.set': (req, call) => schemas.set(req, call),
+      'schema.get': (req) => schemas.get(req),
+      'schema.del': (req, call) => schemas.del(req, call),
+      'schema.list': (req) => schemas.list(req),
+      'schema.history': (req) => schemas.history(req),
+      'schema.rollback': (req, call) => schemas.rollback(req, call),
+      status: async (req) => {
+        const [status, warned] = await Promise.all([reads.status(req), writes.schemas.warnings()]);
+        return warned.length === 0 ? status : { ...status, schemaWarnings: warned };
+      },
       'status.local': (req) => reads.localStatus(req),
     });
   }

@@ -112,6 +112,38 @@ export function checkGrowth(state: ServerState, limits: ServerLimits, merged: Re
   }
 }
 
+/** Values larger than this may grow past growthFactor times their size only when the write allows it. */
+export const GROWTH_FLOOR_BYTES = 64 * 1024;
+
+/**
+ * The size policy on what a write puts in front of agents (docs/limits.md): each value of every view
+ * it changes within valueBytes, each view's changes within releaseBytes, and no value made more than
+ * growthFactor times larger, past GROWTH_FLOOR_BYTES, unless the write says `allowGrowth`.
+ */
+export function checkSizes(views: ReadonlyMap<string, readonly KeyChange[]>, limits: ServerLimits, allowGrowth: boolean): void {
+  for (const [env, changes] of views) {
+    let total = 0;
+    for (const [key, before, after] of changes) {
+      if (after === null) continue;
+      const bytes = Buffer.byteLength(after);
+      total += Buffer.byteLength(key) + bytes;
+      if (bytes > limits.valueBytes) {
+        throw new RequestError(WireError.INVALID_VALUE, `${env} ${key} would be ${bytes} bytes; the limit is ${limits.valueBytes} (limits.valueBytes)`);
+      }
+      if (!allowGrowth && before !== null && bytes > GROWTH_FLOOR_BYTES) {
+        const was = Buffer.byteLength(before);
+        if (bytes > was * limits.growthFactor) {
+          throw new RequestError(WireError.INVALID_VALUE,
+            `${env} ${key} would grow from ${was} to ${bytes} bytes, more than ${limits.growthFactor} times (limits.growthFactor; past ${GROWTH_FLOOR_BYTES} bytes); write it with --allow-growth if that is meant`);
+        }
+      }
+    }
+    if (total > limits.releaseBytes) {
+      throw new RequestError(WireError.INVALID_VALUE, `the release of ${env} would carry ${total} bytes of keys and values; the limit is ${limits.releaseBytes} (limits.releaseBytes)`);
+    }
+  }
+}
+
 /** merge and clear refuse pathological nesting with a RangeError: that is the client's input, not a server fault. */
 export function limited<T>(compute: () => T): T {
   try {

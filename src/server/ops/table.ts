@@ -30,9 +30,19 @@ export interface Operation<K extends AdminOp = AdminOp> {
   runBy: Runner;
   /** What the audit records of the request besides its environment: names and counts, never a value or a secret. */
   audit?: (req: RequestOf<K>) => string;
+  /**
+   * What a write is checked against the schemas for (docs/schemas.md), every write saying which:
+   * - `views`: every merged view it changes, each changed key and each whole view a schema covers
+   *   (ConfigWrites.write checks the views its plan changes, under the store's lock);
+   * - `data`: a schema change, against the data the schema covers (enforce mode);
+   * - `nothing`: it changes no value a schema could refuse (an empty environment made, or one removed).
+   */
+  schemaCheck?: 'views' | 'data' | 'nothing';
 }
 
 const name = (text: string): string => text.slice(0, 256);
+const schemaName = (req: { envPattern: string; keyPattern: string; whole?: boolean }): string =>
+  `${name(req.envPattern)} ${name(req.keyPattern)}${req.whole === true ? ' (whole)' : ''}`;
 const grants = (label: string, envs: readonly string[] | undefined): string => (envs?.length ? ` ${label} ${envs.join(',').slice(0, 200)}` : '');
 
 /**
@@ -42,38 +52,50 @@ const grants = (label: string, envs: readonly string[] | undefined): string => (
  * and the session read `writes` and `paged`. Nothing else lists operations.
  */
 export const OPERATIONS = {
-  'env.add': { permission: 'admin', writes: true, paged: false, runBy: 'hub' },
-  'env.del': { permission: 'admin', writes: true, paged: false, runBy: 'hub' },
+  'env.add': { permission: 'admin', writes: true, paged: false, runBy: 'hub', schemaCheck: 'nothing' },
+  'env.del': { permission: 'admin', writes: true, paged: false, runBy: 'hub', schemaCheck: 'nothing' },
   'env.list': { permission: 'read', writes: false, paged: false, runBy: 'hub' },
   // A write to the environment: rights on it, and read rights on each parent (writes.ts checks those).
   'env.layers': {
-    permission: 'write', writes: true, paged: false, runBy: 'hub',
+    permission: 'write', writes: true, paged: false, runBy: 'hub', schemaCheck: 'views',
     audit: (req) => (req.parents.length === 0 ? 'no parents' : `parents ${req.parents.join(', ').slice(0, 400)}`),
   },
   'env.show': { permission: 'read', writes: false, paged: false, runBy: 'hub' },
-  set: { permission: 'write', writes: true, paged: false, runBy: 'hub', audit: (req) => `key ${name(req.key)}` },
+  set: { permission: 'write', writes: true, paged: false, runBy: 'hub', schemaCheck: 'views', audit: (req) => `key ${name(req.key)}` },
   get: {
     permission: 'read', writes: false, paged: false, runBy: 'hub',
     audit: (req) => `key ${name(req.key)}${req.own === true ? ' (own)' : ''}${req.explain === true ? ' (explain)' : ''}`,
   },
-  del: { permission: 'write', writes: true, paged: false, runBy: 'hub', audit: (req) => `key ${name(req.key)}` },
+  del: { permission: 'write', writes: true, paged: false, runBy: 'hub', schemaCheck: 'views', audit: (req) => `key ${name(req.key)}` },
   list: { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => (req.prefix === undefined ? '' : `prefix ${name(req.prefix)}`) },
-  merge: { permission: 'write', writes: true, paged: false, runBy: 'hub', audit: (req) => `key ${name(req.key)}` },
+  merge: { permission: 'write', writes: true, paged: false, runBy: 'hub', schemaCheck: 'views', audit: (req) => `key ${name(req.key)}` },
   clear: {
-    permission: 'write', writes: true, paged: false, runBy: 'hub',
+    permission: 'write', writes: true, paged: false, runBy: 'hub', schemaCheck: 'views',
     // The last word of a path may be a value to take out of an array: only the words before it are names.
     audit: (req) => `key ${name(req.key)}${req.path.length > 1 ? ` path ${req.path.slice(0, -1).join('.').slice(0, 200)}` : ''}${req.path.length ? ', removing what the last path word names (not recorded)' : ''}`,
   },
   unset: {
-    permission: 'write', writes: true, paged: false, runBy: 'hub',
+    permission: 'write', writes: true, paged: false, runBy: 'hub', schemaCheck: 'views',
     audit: (req) => `key ${name(req.key)}${req.path.length > 1 ? ` path ${req.path.slice(0, -1).join('.').slice(0, 200)}` : ''}${req.path.length ? ', hiding what the last path word names (not recorded)' : ''}`,
   },
-  apply: { permission: 'write', writes: true, paged: false, runBy: 'hub', audit: (req) => `${req.entries.length} keys${req.replace ? ', replacing the rest' : ''}` },
+  apply: { permission: 'write', writes: true, paged: false, runBy: 'hub', schemaCheck: 'views', audit: (req) => `${req.entries.length} keys${req.replace ? ', replacing the rest' : ''}` },
   // Writes nothing, but costs what the apply would (every view it changes is worked out): for those who may apply it.
   plan: { permission: 'write', writes: false, paged: false, runBy: 'hub', audit: (req) => `${req.entries.length} keys${req.replace ? ', replacing the rest' : ''}` },
   history: { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => (req.key === undefined ? '' : `key ${name(req.key)}`) },
   diff: { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => `from ${req.from}${req.to === undefined ? '' : ` to ${req.to}`}` },
-  rollback: { permission: 'write', writes: true, paged: false, runBy: 'hub', audit: (req) => `to ${req.rev}` },
+  rollback: { permission: 'write', writes: true, paged: false, runBy: 'hub', schemaCheck: 'views', audit: (req) => `to ${req.rev}` },
+  // Schemas: set by admins (ajv runs a schema as code: docs/schemas.md#trust); read by every account, whose writes they check.
+  'schema.set': {
+    permission: 'admin', writes: true, paged: false, runBy: 'hub', schemaCheck: 'data',
+    audit: (req) => `schema ${schemaName(req)}, ${req.mode ?? 'enforce'}, ${req.schema.length} bytes`,
+  },
+  'schema.get': { permission: 'read', writes: false, paged: false, runBy: 'hub', audit: (req) => `schema ${schemaName(req)}` },
+  'schema.del': { permission: 'admin', writes: true, paged: false, runBy: 'hub', schemaCheck: 'nothing', audit: (req) => `schema ${schemaName(req)}` },
+  'schema.list': { permission: 'read', writes: false, paged: false, runBy: 'hub' },
+  'schema.history': { permission: 'read', writes: false, paged: false, runBy: 'hub', audit: (req) => `schema ${schemaName(req)}` },
+  'schema.rollback': {
+    permission: 'admin', writes: true, paged: false, runBy: 'hub', schemaCheck: 'data', audit: (req) => `schema ${schemaName(req)} to version ${req.version}`,
+  },
   status: { permission: 'read', writes: false, paged: false, runBy: 'hub' },
   'status.local': { permission: 'read', writes: false, paged: false, runBy: 'hub' },
   'user.add': {

@@ -3,9 +3,14 @@ import { WireError } from '../../protocol/index.js';
 import { RequestError } from '../errors.js';
 import type { ServerLimits } from '../limits.js';
 import { planEntries, type PlanResult } from './validate.js';
+import type { CheckTask } from './validate-worker.js';
+import type { Found } from '../model/schemas/index.js';
+
+/** A check on the thread that ran out of its time (limits.schemaCheckMs): the thread was ended. */
+export class CheckTimedOut extends Error {}
 
 /**
- * Where the keys and values of an apply are checked: small ones at once,
+ * Where the keys and values of an apply are checked, and values against schemas that may take long: small ones at once,
  * those of bulkInPoolFrom keys or more on a thread of a small pool (started
  * on first use, its thread ended when idle), so that a 100,000-key apply —
  * a tenth of a second of JSON parsing — does not hold up the small writes
@@ -24,6 +29,20 @@ export class BulkPool {
       : await (this.threads().run({ entries, limits: this.limits }) as Promise<PlanResult>).finally(() => this.pooled++);
     if ('status' in result) throw new RequestError(result.status, result.message);
     return result.planned;
+  }
+
+  /**
+   * Checks values against schemas on the thread, for at most `timeoutMs`: a check still running then
+   * is stopped (its thread ended; the next task starts another) and CheckTimedOut is thrown.
+   */
+  async check(task: CheckTask, timeoutMs: number): Promise<Found[][]> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      return await (this.threads().run(task, { name: 'check', signal }) as Promise<Found[][]>);
+    } catch (err) {
+      if (signal.aborted) throw new CheckTimedOut(`validation timed out after ${timeoutMs} ms`);
+      throw err;
+    }
   }
 
   async close(): Promise<void> {

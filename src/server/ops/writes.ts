@@ -1,4 +1,4 @@
-import { WireError, type AdminRequest, type Change, type PlanResult, type WriteResult } from '../../protocol/index.js';
+import { WireError, type AdminRequest, type Change, type KeyChange, type PlanResult, type WriteResult } from '../../protocol/index.js';
 import { beforeDeadline } from '../../deadline.js';
 import { envNotFound, keyNotFound, RequestError } from '../errors.js';
 import { hasMarks, mergedChanges } from '../model/layers/index.js';
@@ -9,9 +9,11 @@ import { rollbackChanges } from '../releases/history.js';
 import type { ReleaseLog } from '../releases/log.js';
 import type { ServerState } from '../releases/state.js';
 import { orReplay, replayRefusal, requestDigest, type RequestRecord } from '../store/requests.js';
-import type { CommitMeta, EnvView, Store, StoredRelease } from '../store/types.js';
+import type { CommitMeta, CommitPlan, EnvView, Store, StoredRelease } from '../store/types.js';
+import { SCHEMA_ENV, type ActiveSchema } from '../model/schemas/index.js';
+import { ChecksPending, SchemaChecks, type Checked, type Verdicts } from './schema-checks.js';
 import { clearValue, jsonEqual, mergeValue, type Json } from '../model/merge.js';
-import { limited, MAX_MARKED_ENTRIES, ownParts, planLayered, withMark, withValue } from './layer-plan.js';
+import { checkSizes, limited, MAX_MARKED_ENTRIES, ownParts, planLayered, withMark, withValue } from './layer-plan.js';
 import { checkEnvName, checkKey, parseValue } from './validate.js';
 import { BulkPool } from './validate-pool.js';
 
@@ -39,6 +41,8 @@ type WriteOf<K extends AdminRequest['op']> = Extract<AdminRequest, { op: K }>;
  */
 export class ConfigWrites {
   private readonly bulk: BulkPool;
+  /** The schemas in force, and the checks of values against them. */
+  readonly schemas: SchemaChecks;
 
   constructor(
     private readonly store: Store,
@@ -47,6 +51,7 @@ export class ConfigWrites {
     private readonly limits: ServerLimits,
   ) {
     this.bulk = new BulkPool(limits);
+    this.schemas = new SchemaChecks(state, this.bulk, limits);
   }
 
   /** Applies whose keys and values were checked on the bulk pool's thread. */
@@ -216,16 +221,38 @@ export class ConfigWrites {
     call: WriteCall, plan: OwnPlanner | ((view: EnvView) => ReturnType<typeof planLayered>), written = meta(req, call),
   ): Promise<WriteResult> {
     const env = req.env;
-    // The store reports a missing environment itself, under its lock (another server may have just created it).
-    const done = await orReplay(this.store.commit(env, written, async (view) => {
-      const planned = await plan(view);
-      return Array.isArray(planned) ? planLayered(view, this.state, this.limits, planned) : planned;
-    }));
-    if (done.kind === 'replay') return this.replayed(done.record, req, call);
-    const release = done.outcome;
-    if (release === null) return { env, rev: this.state.rev(env) ?? 0, changed: 0 };
-    await this.published(release, call.deadline);
-    return { env, rev: release.rev, changed: release.changes.length };
+    const allowGrowth = 'allowGrowth' in req && req.allowGrowth === true;
+    // Checks that must run on the schema thread run outside the store's lock, and the commit is tried again with their verdicts.
+    const verdicts: Verdicts = new Map();
+    let checked: Checked = { warnings: [], warningsMore: 0 };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        // The store reports a missing environment itself, under its lock (another server may have just created it).
+        const done = await orReplay(this.store.commit(env, written, async (view) => {
+          const own = await plan(view);
+          const planned = Array.isArray(own) ? await planLayered(view, this.state, this.limits, own) : own;
+          const views = viewsOf(env, planned, this.state);
+          checkSizes(views, this.limits, allowGrowth);
+          checked = await this.schemas.checkViews(await this.schemasAt(view), views, (name) => viewAfter(name, views, this.state), verdicts, attempt >= CHECK_ATTEMPTS);
+          return planned;
+        }));
+        if (done.kind === 'replay') return this.replayed(done.record, req, call);
+        const release = done.outcome;
+        if (release === null) return { env, rev: this.state.rev(env) ?? 0, changed: 0 };
+        await this.published(release, call.deadline);
+        return { env, rev: release.rev, changed: release.changes.length, ...warningsOf(checked) };
+      } catch (err) {
+        if (!(err instanceof ChecksPending) || attempt >= CHECK_ATTEMPTS) throw err;
+        await untilDeadline(this.schemas.runOnThread(err.items, verdicts), call.deadline);
+      }
+    }
+  }
+
+  /** The schemas in force at the write's lock: this server's, or the store's when another server committed since this one applied. */
+  private async schemasAt(view: EnvView): Promise<ActiveSchema[]> {
+    if (view.head <= this.log.applied) return this.schemas.current();
+    const own = await view.ownOf([SCHEMA_ENV]);
+    return this.schemas.fromEntries(own.get(SCHEMA_ENV) ?? new Map());
   }
 
   /**
@@ -252,6 +279,33 @@ export class ConfigWrites {
   private async published(release: StoredRelease, deadline: number): Promise<void> {
     await untilDeadline(this.log.committed(release).catch(() => undefined), deadline);
   }
+}
+
+/** Commits tried before the checks that must run on the thread run under the store's lock instead (a schema or a view moved each time). */
+const CHECK_ATTEMPTS = 2;
+
+/** The merged views a plan changes, with each key's value before and after (an environment standing alone: its own changes). */
+export function viewsOf(env: string, planned: Change[] | CommitPlan, state: ServerState): Map<string, KeyChange[]> {
+  if (!Array.isArray(planned) && planned.merged !== undefined) return planned.merged;
+  const changes = Array.isArray(planned) ? planned : planned.changes;
+  const values = state.values(env);
+  return new Map([[env, changes.map(([key, after]): KeyChange => [key, values?.get(key) ?? null, after])]]);
+}
+
+/** An environment's merged view after the changes (for the schemas that check whole views). */
+function viewAfter(env: string, views: ReadonlyMap<string, readonly KeyChange[]>, state: ServerState): ReadonlyMap<string, string> {
+  const after = new Map(state.values(env) ?? []);
+  for (const [key, , value] of views.get(env) ?? []) {
+    if (value === null) after.delete(key);
+    else after.set(key, value);
+  }
+  return after;
+}
+
+/** The warnings of warn-mode schemas in a write's answer. */
+function warningsOf(checked: Checked): Pick<WriteResult, 'warnings' | 'warningsMore'> {
+  if (checked.warnings.length === 0) return {};
+  return { warnings: checked.warnings, ...(checked.warningsMore > 0 ? { warningsMore: checked.warningsMore } : {}) };
 }
 
 /** What the store keeps of a write: who, what, when, by when, and its request id with the request's digest. */

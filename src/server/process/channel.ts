@@ -1,7 +1,7 @@
 import { WireError } from '../../protocol/index.js';
 import { reportFault } from '../../log.js';
 import { Correlator } from '../../transport/correlator.js';
-import { RequestError, wireAnswer } from '../errors.js';
+import { RequestError, wireAnswer, type ViolationDetails } from '../errors.js';
 
 /** One end of an IPC link: Node's `worker.send` / `process.send`, reduced to what the channel needs. */
 export interface ChannelPort {
@@ -16,7 +16,7 @@ type Envelope =
   | { n: Kinded }
   | { q: Kinded; id: number }
   | { a: number; ok: true; v: unknown }
-  | { a: number; ok: false; status: number; message: string };
+  | { a: number; ok: false; status: number; message: string; details?: ViolationDetails };
 
 export interface ChannelOptions<InNote, InRequest> {
   /** Names this end in fault reports ("primary", "worker 3"). */
@@ -102,15 +102,15 @@ export class Channel<OutNote extends Kinded, OutRequest extends Kinded, InNote e
       this.options.request(envelope.q as InRequest).then(
         (v) => this.post({ a: id, ok: true, v }, SMALL_MESSAGE_BYTES),
         (err: unknown) => {
-          const { status, message, fault } = wireAnswer(err, `internal error while running ${envelope.q.k}`);
+          const { status, message, fault, details } = wireAnswer(err, `internal error while running ${envelope.q.k}`);
           if (fault) reportFault(`${envelope.q.k} on the ${this.options.name}`, err);
-          this.post({ a: id, ok: false, status, message }, SMALL_MESSAGE_BYTES);
+          this.post({ a: id, ok: false, status, message, ...(details === undefined ? {} : { details }) }, SMALL_MESSAGE_BYTES);
         },
       );
     } else if ('a' in envelope) {
       this.calls.settle(envelope.a, () => {
         if (envelope.ok) return envelope.v;
-        throw new RequestError(envelope.status as WireError, envelope.message);
+        throw new RequestError(envelope.status as WireError, envelope.message, envelope.details === undefined ? undefined : { details: envelope.details });
       });
     } else {
       throw new Error(`unknown message on the internal channel: ${JSON.stringify(envelope)}`);

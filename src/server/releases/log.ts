@@ -1,4 +1,4 @@
-import { WireError } from '../../protocol/index.js';
+import { RESERVED_ENV_PREFIX, WireError } from '../../protocol/index.js';
 import { errorText } from '../../error-text.js';
 import { backoffDelay } from '../../transport/backoff.js';
 import { RequestError } from '../errors.js';
@@ -209,6 +209,8 @@ export class ReleaseLog {
       return;
     }
     this.cursor = Math.max(this.cursor, stored.rev);
+    // The servers' own environments (the schemas) are for servers: never handed to the fan-out to agents, watchers or workers.
+    if (stored.env.startsWith(RESERVED_ENV_PREFIX)) return;
     for (const release of published) for (const listener of this.listeners) listener(release, stored);
   }
 

@@ -1,4 +1,5 @@
 import {
+  RESERVED_ENV_PREFIX,
   encodeMessage, MAX_LAYER_REVS, SnapshotEncoder, snapshotMessage, type EnvInfo, type KeyChange, type LayerRev, type Release,
 } from '../../protocol/index.js';
 import { flatten, type ParentMap } from '../model/layers/index.js';
@@ -174,8 +175,9 @@ export class ServerState {
     return this.envs.has(env);
   }
 
+  /** The environments clients see: not the servers' own (RESERVED_ENV_PREFIX), which is held here all the same. */
   names(): string[] {
-    return [...this.envs.keys()].sort();
+    return [...this.envs.keys()].filter((env) => !env.startsWith(RESERVED_ENV_PREFIX)).sort();
   }
 
   rev(env: string): number | undefined {

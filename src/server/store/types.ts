@@ -69,6 +69,8 @@ export interface EnvView {
   readonly rev: number;
   /** The revision of the release that created the environment (of its current incarnation, when it was deleted and created again). */
   readonly created: number;
+  /** The store's highest revision as the commit found it, under its lock: a server that has applied less holds an older state. */
+  readonly head: number;
   /** The environment's own entry of `key` (own text). */
   get(key: string): Promise<string | undefined>;
   /** Every own entry (for whole-environment operations). */

@@ -70,6 +70,7 @@ export class LmdbWrites {
         env,
         rev: current.rev,
         created: current.created,
+        head: files.head,
         get: (key) => promised(() => files.values.get(valueKey(env, key))),
         entries: () => promised(() => readValues(files, env)),
         layout: () => promised(() => layout(files)),

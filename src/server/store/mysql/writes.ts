@@ -65,13 +65,14 @@ export class MysqlWrites {
   commit(env: string, meta: CommitMeta, plan: Planner): Promise<StoredRelease | null> {
     return this.once(meta, env, () => this.pool.transaction(async (tx) => {
       // Locking reads first: later plain reads of this transaction then see every release committed.
-      await lockHead(tx);
+      const head = await lockHead(tx);
       const current = await readEnv(tx, env, true);
       await seenRequest(tx, meta);
       const view: EnvView = {
         env,
         rev: current.rev,
         created: current.created,
+        head,
         get: async (key) => (await readValues(tx, env, [key])).get(key),
         entries: () => readEntries(tx, env),
         layout: () => readLayout(tx),
@@ -150,9 +151,10 @@ export class MysqlWrites {
 }
 
 /** Takes the head row's lock, held until the transaction ends: every writer waits for the one before it. */
-async function lockHead(tx: PoolConnection): Promise<void> {
+async function lockHead(tx: PoolConnection): Promise<number> {
   const rows = await query<RowDataPacket[]>(tx, 'SELECT rev FROM vitefa_head WHERE id = 1 FOR UPDATE');
   if (rows.length !== 1) throw new Error('vitefa_head has no row');
+  return Number(rows[0]!.rev);
 }
 
 /**

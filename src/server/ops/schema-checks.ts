@@ -1,0 +1,224 @@
+import { createHash } from 'node:crypto';
+import { MAX_VIOLATIONS, violationLines, WireError, type KeyChange, type SchemaViolation } from '../../protocol/index.js';
+import { RequestError } from '../errors.js';
+import type { ServerLimits } from '../limits.js';
+import {
+  activeSchema, CompiledCache, coverageOf, itemBytes, itemsOf, recordOf, runCheck, SCHEMA_ENV, schemaIdOf, violationOf,
+  type ActiveSchema, type CheckItem, type Found,
+} from '../model/schemas/index.js';
+import type { ServerState } from '../releases/state.js';
+import { CheckTimedOut, type BulkPool } from './validate-pool.js';
+
+/** Bytes of values one write checks on the event loop at most (unguarded schemas only); more go to the thread. */
+const INLINE_BYTES = 256 * 1024;
+
+/** A refusal for schemas: SCHEMA_VIOLATION with its violations (the Error frame's `v` and `more`). */
+export class SchemaRefusal extends RequestError {
+  constructor(readonly violations: SchemaViolation[], readonly more: number, lead = 'refused') {
+    super(WireError.SCHEMA_VIOLATION, [`not applied: ${violations.length + more} schema violation${violations.length + more === 1 ? '' : 's'}`,
+      ...violationLines(lead, violations, more, MAX_VIOLATIONS)].join('\n'), { details: { v: violations.slice(0, MAX_VIOLATIONS), more: more + Math.max(0, violations.length - MAX_VIOLATIONS) } });
+  }
+}
+
+/**
+ * Checks a write's views must wait for: they go to the thread, outside the store's lock, and the
+ * commit is tried again with their verdicts known (ConfigWrites.write).
+ */
+export class ChecksPending extends Error {
+  constructor(readonly items: CheckItem[]) {
+    super(`${items.length} schema checks to run on the thread`);
+  }
+}
+
+/** Verdicts of one write's checks, kept while it is tried again: by schema, environment, key and value. */
+export type Verdicts = Map<string, Found[]>;
+
+/** What a write's views gave: violations of enforced schemas refuse it; those of warned ones come back with its answer. */
+export interface Checked {
+  warnings: SchemaViolation[];
+  warningsMore: number;
+}
+
+/**
+ * The schemas in force and the checks of values against them (docs/schemas.md). The schemas are the
+ * entries of the servers' own environment SCHEMA_ENV, read from this server's state (or, when the
+ * store is ahead of it, as the store holds them under the write's lock); each version is compiled
+ * once. Checks that are cheap by construction (no pattern, reference, uniqueItems or unbounded
+ * format) and small run at once; the others run on the bulk pool's thread under schemaCheckMs.
+ */
+export class SchemaChecks {
+  private readonly compiled = new CompiledCache();
+  private cached: { rev: number; schemas: ActiveSchema[] } | undefined;
+  /** Warn-mode failures by schema version and environment revision (status). */
+  private readonly failing = new Map<string, { rev: number; count: number }>();
+
+  constructor(private readonly state: ServerState, private readonly pool: BulkPool, private readonly limits: ServerLimits) {}
+
+  /** The schemas in force as this server holds them. */
+  current(): ActiveSchema[] {
+    const rev = this.state.rev(SCHEMA_ENV) ?? 0;
+    if (this.cached?.rev !== rev) this.cached = { rev, schemas: this.fromEntries(this.state.values(SCHEMA_ENV) ?? new Map()) };
+    return this.cached.schemas;
+  }
+
+  /** The schemas in force in the given entries of SCHEMA_ENV (as a store holds them). */
+  fromEntries(entries: ReadonlyMap<string, string>): ActiveSchema[] {
+    const out: ActiveSchema[] = [];
+    for (const [key, text] of entries) {
+      const id = schemaIdOf(key);
+      const record = recordOf(text);
+      if (id === undefined || record?.schema === undefined) continue;
+      try {
+        out.push(activeSchema(id, record.version, record.mode ?? 'enforce', record.schema, this.compiled.get(record.schema)));
+      } catch {
+        // Compiled when it was set, by this build or another: one that no longer compiles checks nothing rather than refusing every write.
+      }
+    }
+    return out.sort((a, b) => (a.envPattern + a.keyPattern < b.envPattern + b.keyPattern ? -1 : 1));
+  }
+
+  /** Compiles a schema's text (it is then cached for the writes it checks); RequestError with ajv's reason when it is refused. */
+  compile(text: string): ActiveSchema['compiled'] {
+    try {
+      return this.compiled.get(text);
+    } catch (err) {
+      throw new RequestError(WireError.INVALID_VALUE, `the schema is refused: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Checks the changes of merged views a write makes (each changed key a schema covers, each
+   * whole view a whole schema covers) against `schemas`. Verdicts found before (on the thread) are
+   * taken as they are; checks that must run on the thread throw ChecksPending unless `onThread`
+   * (then they run here, under the caller's lock). Violations of enforced schemas throw
+   * SchemaRefusal; those of warned ones are returned.
+   */
+  async checkViews(
+    schemas: readonly ActiveSchema[], views: ReadonlyMap<string, readonly KeyChange[]>, viewAfter: (env: string) => ReadonlyMap<string, string>,
+    verdicts: Verdicts, onThread: boolean,
+  ): Promise<Checked> {
+    if (schemas.length === 0) return { warnings: [], warningsMore: 0 };
+    const items = itemsOf(schemas, views, viewAfter);
+    return this.judge(items, verdicts, onThread);
+  }
+
+  /** Every value `schema` covers, as this server holds the views: its violations (at most `max` kept), and how many there are. */
+  async coverage(schema: ActiveSchema, max: number): Promise<{ violations: SchemaViolation[]; failing: number; items: number }> {
+    const items: CheckItem[] = [];
+    for (const env of this.state.names()) items.push(...coverageOf(schema, env, this.state.values(env) ?? new Map()));
+    const verdicts: Verdicts = new Map();
+    await this.runOnThread(items.filter((i) => !this.inline(i)), verdicts);
+    const violations: SchemaViolation[] = [];
+    let failing = 0;
+    for (const item of items) {
+      const found = verdicts.get(verdictKey(item)) ?? runCheck(item.schema.compiled.validate, item);
+      if (found.length === 0) continue;
+      failing++;
+      for (const f of found) if (violations.length < max) violations.push(violationOf(item, f));
+    }
+    return { violations, failing, items: items.length };
+  }
+
+  /** Keys (or views, for whole schemas) that fail each warn-mode schema now (status): worked out again only for views that changed. */
+  async warnings(): Promise<{ schema: string; version: number; failing: number }[]> {
+    const out: { schema: string; version: number; failing: number }[] = [];
+    for (const schema of this.current()) {
+      if (schema.mode !== 'warn') continue;
+      let failing = 0;
+      for (const env of this.state.names()) {
+        if (!schema.envMatch(env)) continue;
+        const rev = this.state.rev(env) ?? 0;
+        const at = `${schema.compiled.digest}\0${schema.envPattern}\0${schema.keyPattern}\0${schema.whole}\0${env}`;
+        let known = this.failing.get(at);
+        if (known?.rev !== rev) {
+          const items = coverageOf(schema, env, this.state.values(env) ?? new Map());
+          const verdicts: Verdicts = new Map();
+          await this.runOnThread(items.filter((i) => !this.inline(i)), verdicts);
+          const count = items.filter((i) => (verdicts.get(verdictKey(i)) ?? runCheck(i.schema.compiled.validate, i)).length > 0).length;
+          known = { rev, count };
+          this.failing.set(at, known);
+        }
+        failing += known.count;
+      }
+      if (failing > 0) out.push({ schema: `${schema.envPattern} ${schema.keyPattern}${schema.whole ? ' (whole)' : ''}`, version: schema.version, failing });
+    }
+    if (this.failing.size > 100_000) this.failing.clear();
+    return out;
+  }
+
+  /** Runs checks on the thread, under the time limit, and keeps their verdicts. */
+  async runOnThread(items: readonly CheckItem[], verdicts: Verdicts): Promise<void> {
+    const todo = items.filter((i) => !verdicts.has(verdictKey(i)));
+    if (todo.length === 0) return;
+    const texts: string[] = [];
+    const index = new Map<string, number>();
+    const task = todo.map((item) => {
+      let s = index.get(item.schema.text);
+      if (s === undefined) {
+        s = texts.push(item.schema.text) - 1;
+        index.set(item.schema.text, s);
+      }
+      return { s, ...(item.key === undefined ? {} : { key: item.key }), ...(item.value === undefined ? {} : { value: item.value }), ...(item.entries === undefined ? {} : { entries: item.entries }) };
+    });
+    let found: Found[][];
+    try {
+      found = await this.pool.check({ schemas: texts, items: task }, this.limits.schemaCheckMs);
+    } catch (err) {
+      if (!(err instanceof CheckTimedOut)) throw err;
+      const first = todo[0]!;
+      throw new SchemaRefusal([violationOf(first, { key: first.key ?? '', path: '', keyword: 'timeout', message: `validation timed out after ${this.limits.schemaCheckMs} ms` })], 0);
+    }
+    todo.forEach((item, i) => verdicts.set(verdictKey(item), found[i]!));
+  }
+
+  private async judge(items: readonly CheckItem[], verdicts: Verdicts, onThread: boolean): Promise<Checked> {
+    const pending: CheckItem[] = [];
+    let inlineBytes = 0;
+    const results: [CheckItem, Found[]][] = [];
+    for (const item of items) {
+      const known = verdicts.get(verdictKey(item));
+      if (known !== undefined) {
+        results.push([item, known]);
+        continue;
+      }
+      const bytes = itemBytes(item);
+      if (this.inline(item) && inlineBytes + bytes <= INLINE_BYTES) {
+        inlineBytes += bytes;
+        results.push([item, runCheck(item.schema.compiled.validate, item)]);
+      } else {
+        pending.push(item);
+      }
+    }
+    if (pending.length > 0) {
+      if (!onThread) throw new ChecksPending(pending);
+      await this.runOnThread(pending, verdicts);
+      for (const item of pending) results.push([item, verdicts.get(verdictKey(item))!]);
+    }
+    const refused: SchemaViolation[] = [];
+    const warned: SchemaViolation[] = [];
+    let refusedMore = 0;
+    let warnedMore = 0;
+    for (const [item, found] of results) {
+      for (const f of found) {
+        const list = item.schema.mode === 'enforce' ? refused : warned;
+        if (list.length < MAX_VIOLATIONS) list.push(violationOf(item, f));
+        else if (item.schema.mode === 'enforce') refusedMore++;
+        else warnedMore++;
+      }
+    }
+    if (refused.length > 0) throw new SchemaRefusal(refused, refusedMore);
+    return { warnings: warned, warningsMore: warnedMore };
+  }
+
+  /** Whether an item is checked on the event loop: its schema is cheap by construction, and it is small. */
+  private inline(item: CheckItem): boolean {
+    return !item.schema.compiled.guarded && itemBytes(item) <= INLINE_BYTES;
+  }
+}
+
+/** Where a verdict is kept: the schema's text, the environment, the key and the value checked. */
+function verdictKey(item: CheckItem): string {
+  const value = item.value ?? JSON.stringify(item.entries ?? []);
+  const digest = value.length > 256 ? createHash('sha1').update(value).digest('base64') : value;
+  return `${item.schema.compiled.digest}\0${item.schema.whole}\0${item.env}\0${item.key ?? ''}\0${digest}`;
+}
