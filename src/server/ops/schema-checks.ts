@@ -150,6 +150,12 @@ export class SchemaChecks {
   async runOnThread(items: readonly CheckItem[], verdicts: Verdicts): Promise<void> {
     const todo = items.filter((i) => !verdicts.has(verdictKey(i)));
     if (todo.length === 0) return;
+    const found = await this.onThread(todo);
+    todo.forEach((item, i) => verdicts.set(verdictKey(item), found[i]!));
+  }
+
+  /** What each item found, checked on the thread under schemaCheckMs (SchemaRefusal "validation timed out" past it). */
+  private async onThread(todo: readonly CheckItem[]): Promise<Found[][]> {
     const texts: string[] = [];
     const index = new Map<string, number>();
     const task = todo.map((item) => {
@@ -160,39 +166,43 @@ export class SchemaChecks {
       }
       return { s, ...(item.key === undefined ? {} : { key: item.key }), ...(item.value === undefined ? {} : { value: item.value }), ...(item.entries === undefined ? {} : { entries: item.entries }) };
     });
-    let found: Found[][];
     try {
-      found = await this.pool.check({ schemas: texts, items: task }, this.limits.schemaCheckMs);
+      return await this.pool.check({ schemas: texts, items: task }, this.limits.schemaCheckMs);
     } catch (err) {
       if (!(err instanceof CheckTimedOut)) throw err;
       const first = todo[0]!;
       throw new SchemaRefusal([violationOf(first, { key: first.key ?? '', path: '', keyword: 'timeout', message: `validation timed out after ${this.limits.schemaCheckMs} ms` })], 0);
     }
-    todo.forEach((item, i) => verdicts.set(verdictKey(item), found[i]!));
   }
 
   private async judge(items: readonly CheckItem[], verdicts: Verdicts, onThread: boolean): Promise<Checked> {
-    const pending: CheckItem[] = [];
-    let inlineBytes = 0;
+    // Guarded checks (that may run long) never run under the lock unless `onThread`: their verdicts are found first, outside it.
+    const guarded = items.filter((i) => i.schema.compiled.guarded);
+    const unknown = guarded.filter((i) => !verdicts.has(verdictKey(i)));
+    if (unknown.length > 0) {
+      if (!onThread) throw new ChecksPending(unknown);
+      await this.runOnThread(unknown, verdicts);
+    }
+    // The others take time in proportion to what they check: small ones here, large ones on the thread (under the lock).
     const results: [CheckItem, Found[]][] = [];
+    const large: CheckItem[] = [];
+    let inlineBytes = 0;
     for (const item of items) {
-      const known = verdicts.get(verdictKey(item));
-      if (known !== undefined) {
-        results.push([item, known]);
+      if (item.schema.compiled.guarded) {
+        results.push([item, verdicts.get(verdictKey(item))!]);
         continue;
       }
       const bytes = itemBytes(item);
-      if (this.inline(item) && inlineBytes + bytes <= INLINE_BYTES) {
+      if (inlineBytes + bytes <= INLINE_BYTES) {
         inlineBytes += bytes;
         results.push([item, runCheck(item.schema.compiled.validate, item)]);
       } else {
-        pending.push(item);
+        large.push(item);
       }
     }
-    if (pending.length > 0) {
-      if (!onThread) throw new ChecksPending(pending);
-      await this.runOnThread(pending, verdicts);
-      for (const item of pending) results.push([item, verdicts.get(verdictKey(item))!]);
+    if (large.length > 0) {
+      const found = await this.onThread(large);
+      large.forEach((item, i) => results.push([item, found[i]!]));
     }
     const refused: SchemaViolation[] = [];
     const warned: SchemaViolation[] = [];
