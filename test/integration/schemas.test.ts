@@ -191,6 +191,33 @@ for (const kind of ['lmdb', 'mysql'] as const) {
   });
 }
 
+describe('schemas across peer servers (MySQL store)', () => {
+  test('a schema set through one server checks writes through another at once, and is replicated like a release', async () => {
+    const db = databaseName();
+    databases.push(db);
+    const one = await memoryServer({ store: new MysqlStore(`${MYSQL_BASE}/${db}`, { retainReleases: 1000 }) });
+    const two = await memoryServer({ store: new MysqlStore(`${MYSQL_BASE}/${db}`, { retainReleases: 1000 }) });
+    try {
+      const [x1, x2] = [runner(one), runner(two)];
+      await x1({ op: 'env.add', env: 'prod' });
+      await x1({ op: 'schema.set', envPattern: 'prod', keyPattern: 'db.*', schema: POOL });
+      // Whether or not server two has learned of it yet, its write is checked against the store's schemas under the lock.
+      await violated(x2({ op: 'set', env: 'prod', key: 'db.pool', value: '{"max":501}' }), 'prod', 'db.pool', 'maximum');
+      await x2({ op: 'set', env: 'prod', key: 'db.pool', value: '{"max":5}' });
+      const head = one.server.hub.applied;
+      await two.server.hub.catchUp(head);
+      assert.equal((await x2({ op: 'schema.list' })).schemas[0]?.version, 1);
+      await x2({ op: 'schema.set', envPattern: 'prod', keyPattern: 'db.*', schema: POOL, mode: 'warn' });
+      await one.server.hub.catchUp(two.server.hub.applied);
+      assert.equal((await x1({ op: 'schema.get', envPattern: 'prod', keyPattern: 'db.*' })).mode, 'warn');
+      assert.equal((await x1({ op: 'set', env: 'prod', key: 'db.pool', value: '{"max":501}' })).warnings?.length, 1);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+});
+
 describe('schemas (embedded store): the validator and its bounds', () => {
   test('2020-12 keywords: unevaluatedProperties, $dynamicRef; formats', async () => {
     await withServer('lmdb', async (x) => {

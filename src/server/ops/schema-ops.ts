@@ -3,7 +3,7 @@ import { beforeDeadline } from '../../deadline.js';
 import { RequestError } from '../errors.js';
 import type { ServerLimits } from '../limits.js';
 import {
-  activeSchema, patternFault, recordOf, recordText, SCHEMA_ENV, schemaFault, schemaKey, schemaName,
+  activeSchema, MAX_SCHEMA_BYTES, patternFault, recordOf, recordText, SCHEMA_ENV, schemaFault, schemaKey, schemaName,
   type SchemaId, type SchemaRecord,
 } from '../model/schemas/index.js';
 import type { ReleaseLog } from '../releases/log.js';
@@ -48,7 +48,7 @@ export class SchemaOps {
 
   async rollback(req: SchemaOf<'schema.rollback'>, call: WriteCall): Promise<ResultOf['schema.rollback']> {
     const id = idOf(req);
-    const found = (await this.versions(id)).find((v) => v.record.version === req.version);
+    const [found] = await this.versions(id, req.version);
     if (found === undefined) throw new RequestError(WireError.REVISION_NOT_FOUND, `schema ${schemaName(id)} has no version ${req.version} in its kept history`);
     if (found.record.schema === undefined) throw new RequestError(WireError.BAD_REQUEST, `version ${req.version} of schema ${schemaName(id)} is its deletion: nothing to restore`);
     return this.put(id, found.record.schema, found.record.mode ?? 'enforce', call, req);
@@ -72,7 +72,7 @@ export class SchemaOps {
 
   async get(req: SchemaOf<'schema.get'>): Promise<ResultOf['schema.get']> {
     const id = idOf(req);
-    const record = req.version === undefined ? this.record(id) : (await this.versions(id)).find((v) => v.record.version === req.version)?.record;
+    const record = req.version === undefined ? this.record(id) : (await this.versions(id, req.version))[0]?.record;
     if (record === undefined) throw req.version === undefined ? noSchema(id) : new RequestError(WireError.REVISION_NOT_FOUND, `schema ${schemaName(id)} has no version ${req.version} in its kept history`);
     if (record.schema === undefined) {
       throw req.version === undefined ? noSchema(id) : new RequestError(WireError.BAD_REQUEST, `version ${req.version} of schema ${schemaName(id)} is its deletion`);
@@ -188,23 +188,34 @@ export class SchemaOps {
     return recordOf(this.state.values(SCHEMA_ENV)?.get(schemaKey(id)));
   }
 
-  /** Every kept version of a schema, newest first, with the revision that made it. */
-  private async versions(id: SchemaId): Promise<{ rev: number; record: SchemaRecord }[]> {
+  /**
+   * Kept versions of a schema, newest first, with the revision that made it: all of them as far as
+   * answerBytes of schema text go, or (`want`) only that version, read a page at a time.
+   */
+  private async versions(id: SchemaId, want?: number): Promise<{ rev: number; record: SchemaRecord }[]> {
     if (!this.state.has(SCHEMA_ENV)) return [];
     const out: { rev: number; record: SchemaRecord }[] = [];
+    let bytes = 0;
     let before: number | undefined;
-    for (let page = 0; page < 64; page++) {
+    for (;;) {
       const got = await this.store.historyPage(SCHEMA_ENV, {
-        key: schemaKey(id), limit: 1000, elideAbove: 2 * 64 * 1024, maxBytes: this.limits.answerBytes, ...(before === undefined ? {} : { before }),
+        key: schemaKey(id), limit: 100, elideAbove: 2 * MAX_SCHEMA_BYTES, maxBytes: this.limits.answerBytes, ...(before === undefined ? {} : { before }),
       });
       for (const release of got.releases) {
         const record = recordOf(release.changes[0]?.[2]);
-        if (record !== undefined) out.push({ rev: release.rev, record });
+        if (record === undefined) continue;
+        if (want !== undefined) {
+          if (record.version === want) return [{ rev: release.rev, record }];
+          if (record.version < want) return [];
+          continue;
+        }
+        bytes += record.schema?.length ?? 0;
+        if (bytes > this.limits.answerBytes) return out;
+        out.push({ rev: release.rev, record });
       }
-      if (got.next === undefined) break;
+      if (got.next === undefined) return out;
       before = got.next;
     }
-    return out;
   }
 
   /** A release this server committed, published as writes.ts publishes its own (the answer waits for it until the deadline at most). */

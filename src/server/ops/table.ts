@@ -89,10 +89,11 @@ export const OPERATIONS = {
     permission: 'admin', writes: true, paged: false, runBy: 'hub', schemaCheck: 'data',
     audit: (req) => `schema ${schemaName(req)}, ${req.mode ?? 'enforce'}, ${req.schema.length} bytes`,
   },
-  'schema.get': { permission: 'read', writes: false, paged: false, runBy: 'hub', audit: (req) => `schema ${schemaName(req)}` },
+  // With a version, it reads the schema's history back to it: a read that takes turns, as history does.
+  'schema.get': { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => `schema ${schemaName(req)}` },
   'schema.del': { permission: 'admin', writes: true, paged: false, runBy: 'hub', schemaCheck: 'nothing', audit: (req) => `schema ${schemaName(req)}` },
   'schema.list': { permission: 'read', writes: false, paged: false, runBy: 'hub' },
-  'schema.history': { permission: 'read', writes: false, paged: false, runBy: 'hub', audit: (req) => `schema ${schemaName(req)}` },
+  'schema.history': { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => `schema ${schemaName(req)}` },
   'schema.rollback': {
     permission: 'admin', writes: true, paged: false, runBy: 'hub', schemaCheck: 'data', audit: (req) => `schema ${schemaName(req)} to version ${req.version}`,
   },
