@@ -266,6 +266,14 @@ describe('schemas (embedded store): the validator and its bounds', () => {
       assert.equal(remote.status, WireError.INVALID_VALUE);
       const data = await refusal(x({ op: 'schema.set', envPattern: 'app', keyPattern: '*', schema: JSON.stringify({ properties: { a: { maximum: { $data: '1/b' } } } }) }));
       assert.equal(data.status, WireError.INVALID_VALUE);
+      assert.equal((await refusal(x({ op: 'schema.set', envPattern: 'app', keyPattern: '*', schema: '{"type": ' }))).status, WireError.INVALID_VALUE);
+      assert.equal((await refusal(x({ op: 'schema.set', envPattern: 'app', keyPattern: '*', schema: '[1]' }))).status, WireError.INVALID_VALUE);
+      // Patterns: bounded in length and stars, environment patterns in the characters of names, no control characters.
+      for (const [envPattern, keyPattern] of [['a'.repeat(300), '*'], ['*a*b*c*d*e*f*g*h*i', '*'], ['prod env', '*'], ['', '*'], ['app', 'k\u001b[2J'], ['app', '']]) {
+        const bad = await refusal(x({ op: 'schema.set', envPattern: envPattern!, keyPattern: keyPattern!, schema: '{}' }));
+        assert.equal(bad.status, WireError.BAD_REQUEST, `${envPattern} ${keyPattern}`);
+      }
+      assert.deepEqual((await x({ op: 'schema.list' })).schemas, []);
 
       await x({ op: 'schema.set', envPattern: 'app', keyPattern: 're', schema: JSON.stringify({ type: 'string', pattern: '(a+)+$' }) });
       const evil = x({ op: 'set', env: 'app', key: 're', value: JSON.stringify(`${'a'.repeat(40)}b`) });
