@@ -3,7 +3,8 @@
  * - server CPU a 1 KiB write's check adds, with a 30-keyword schema (the check itself, in this process);
  * - commit acknowledgement and propagation of 1 KiB writes to an environment a schema covers and to
  *   one none covers, the rounds alternating, on one server process with a fleet following each;
- * - an apply of 100,000 keys, each checked, and the same apply unchecked.
+ * - an apply of 100,000 keys, each checked, and the same apply unchecked;
+ * - one value of each of --value-sizes pushed to a fleet (what the valueBytes default rests on).
  *
  *   npm run bench:schemas -- [--agents N] [--rounds R] [--bulk-keys K] [--json FILE]
  */
@@ -37,6 +38,8 @@ const { values: args } = parseArgs({
     'bulk-keys': { type: 'string', default: '100000' },
     'bulk-rounds': { type: 'string', default: '3' },
     'cpu-writes': { type: 'string', default: '20000' },
+    /** Sizes of one value pushed to the whole fleet (the valueBytes default is chosen from these). */
+    'value-sizes': { type: 'string', default: '16384,262144,1048576' },
     json: { type: 'string' },
     timeout: { type: 'string', default: '900' },
   },
@@ -48,6 +51,7 @@ const PORT = Number(args.port);
 const BULK = Number(args['bulk-keys']);
 const BULK_ROUNDS = Number(args['bulk-rounds']);
 const CPU_WRITES = Number(args['cpu-writes']);
+const SIZES = args['value-sizes'].split(',').map(Number);
 if ([AGENTS, ROUNDS, BULK, BULK_ROUNDS, CPU_WRITES].some((n) => !Number.isInteger(n) || n < 1) || AGENTS % 2 !== 0 || PORT < 1024 || PORT > 65535 || (PORT >= 32768 && PORT <= 60999)) {
   process.stderr.write('usage: npm run bench:schemas -- [--agents N (even)] [--rounds R] [--port P (outside 32768-60999)] [--bulk-keys K] [--bulk-rounds B] [--cpu-writes W] [--json FILE] [--timeout S]\n');
   process.exit(2);
@@ -106,9 +110,10 @@ function value(i: number, small = false): string {
 }
 
 /** Server CPU of the check alone: checkViews on one changed key, as the write path calls it. */
-async function cpuPhase(): Promise<{ checkedUs: number[]; uncheckedUs: number[] }> {
+async function cpuPhase(): Promise<{ checkedUs: number[]; uncheckedUs: number[]; bulkMs: number[] }> {
   const limits = resolveLimits();
-  const checks = new SchemaChecks(new ServerState(limits), new BulkPool(limits), limits);
+  const pool = new BulkPool(limits);
+  const checks = new SchemaChecks(new ServerState(limits), pool, limits);
   const text = JSON.stringify(SCHEMA);
   const schemas = [activeSchema({ envPattern: 'svc/*', keyPattern: '*', whole: false }, 1, 'enforce', text, compileSchema(text))];
   const time = async (list: typeof schemas): Promise<number[]> => {
@@ -128,12 +133,21 @@ async function cpuPhase(): Promise<{ checkedUs: number[]; uncheckedUs: number[] 
     checkedUs.push(...(await time(schemas)));
     uncheckedUs.push(...(await time([])));
   }
-  return { checkedUs, uncheckedUs };
+  // The checks of a 100,000-key apply as its commit makes them (the thread takes all but the first 256 KiB).
+  const bulkMs: number[] = [];
+  const views = new Map<string, KeyChange[]>([['svc/a', Array.from({ length: BULK }, (_, i): KeyChange => [`bulk/${i}`, null, value(i, true)])]]);
+  for (let r = 0; r < BULK_ROUNDS + 1; r++) {
+    const t0 = now();
+    await checks.checkViews(schemas, views, () => new Map(), new Map(), false);
+    if (r > 0) bulkMs.push(now() - t0);
+  }
+  await pool.close();
+  return { checkedUs, uncheckedUs, bulkMs };
 }
 
 async function startServer(): Promise<void> {
   const config = path.join(dataDir, 'server.json');
-  fs.writeFileSync(config, JSON.stringify({ limits: { pendingHellosPerAddress: AGENTS } }));
+  fs.writeFileSync(config, JSON.stringify({ limits: { pendingHellosPerAddress: AGENTS, valueBytes: Math.max(...SIZES) + 64 } }));
   proc = spawn(process.execPath, [CLI, 'server', '--listen', `127.0.0.2:${PORT}`, '--store', path.join(dataDir, 'store'), '--max-agents', String(AGENTS), '--config', config], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VITEFA_ADMIN_PASSWORD: PASSWORD, VITEFA_PASSWORD_ITERATIONS: '4096' },
   });
@@ -191,6 +205,23 @@ async function main(): Promise<void> {
     }
     say(`  round ${n}: commit unchecked ${fmtMs(commit.unchecked.at(-1)!)} ms, checked ${fmtMs(commit.checked.at(-1)!)} ms`);
   }
+  say(`server: one value of each size pushed to the ${half} agents of ${ENV.unchecked}`);
+  const sized: { bytes: number; commitMs: number; p50: number; p99: number }[] = [];
+  for (const bytes of SIZES) {
+    const rev = ++head;
+    fleet.unchecked.watch(rev);
+    await sleep(200);
+    const sent = now();
+    await client.request({ op: 'set', env: ENV.unchecked, key: 'blob', value: JSON.stringify('v'.repeat(bytes - 2)), allowGrowth: true });
+    const commitMs = now() - sent;
+    const times = await until(`${bytes}-byte value`, async () => {
+      const { times: t } = await fleet.unchecked.report(rev);
+      return t.every((x) => !Number.isNaN(x)) ? t : false;
+    }, 120_000);
+    const got = summarize(Array.from(times, (t) => t - sent));
+    sized.push({ bytes, commitMs, p50: got.p50, p99: got.p99 });
+    say(`  ${bytes} bytes: commit ${fmtMs(commitMs)} ms, propagation p50 ${fmtMs(got.p50)} / p99 ${fmtMs(got.p99)} ms`);
+  }
   await Promise.all(fleets.splice(0).map((f) => f.close()));
 
   say(`server: applies of ${BULK} keys (about 200 bytes each), each checked, and unchecked`);
@@ -218,14 +249,18 @@ async function main(): Promise<void> {
     ['commit acknowledgement, median (ms)', fmtMs(median(commit.unchecked)), fmtMs(median(commit.checked)), x(median(commit.checked), median(commit.unchecked)), 'within noise'],
     ['propagation p50 (ms)', fmtMs(pu.p50), fmtMs(pc.p50), x(pc.p50, pu.p50), 'unchanged'],
     ['propagation p99 (ms)', fmtMs(pu.p99), fmtMs(pc.p99), x(pc.p99, pu.p99), 'unchanged'],
-    [`apply of ${BULK} keys, commit median (ms)`, fmtMs(median(bulk.unchecked)), fmtMs(median(bulk.checked)), x(median(bulk.checked), median(bulk.unchecked)), 'checked < 1 s'],
+    [`checks of an apply of ${BULK} keys, median (ms)`, '', fmtMs(median(cpu.bulkMs)), '', '< 1 s'],
+    [`apply of ${BULK} keys, commit median (ms)`, fmtMs(median(bulk.unchecked)), fmtMs(median(bulk.checked)), x(median(bulk.checked), median(bulk.unchecked)), ''],
   ];
-  process.stdout.write(`\n${table(rows)}\n`);
+  process.stdout.write(`\n${table(rows)}\n\n${table([
+    ['one value pushed to every agent of a fleet', 'commit (ms)', 'propagation p50 (ms)', 'p99 (ms)'],
+    ...sized.map((z) => [`${z.bytes} bytes to ${half} agents`, fmtMs(z.commitMs), fmtMs(z.p50), fmtMs(z.p99)]),
+  ])}\n`);
   if (args.json !== undefined) {
     fs.writeFileSync(args.json, `${JSON.stringify({
       date: new Date().toISOString(), command: `npm run bench:schemas -- ${process.argv.slice(2).join(' ')}`,
       machine: { cores: os.cpus().length, node: process.version },
-      cpuUs: { checked: cc, unchecked: cu }, commitMs: commit, propagation: { checked: pc, unchecked: pu }, bulkMs: bulk,
+      cpuUs: { checked: cc, unchecked: cu }, bulkCheckMs: cpu.bulkMs, commitMs: commit, propagation: { checked: pc, unchecked: pu }, bulkMs: bulk, valueSizes: sized,
     }, null, 2)}\n`);
   }
 }
