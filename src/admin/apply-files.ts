@@ -57,6 +57,21 @@ export function readApplyFile(file: string): Entry[] {
 }
 
 /**
+ * Reads the JSON Schema of `schema set`: its text as read (the server
+ * canonicalises it), once it parses as JSON. At most APPLY_MAX_BYTES, the
+ * largest frame a client takes.
+ */
+export function readSchemaFile(file: string): string {
+  const text = readBounded(file, APPLY_MAX_BYTES, `${file} is larger than ${mib(APPLY_MAX_BYTES)}, the most schema set reads`);
+  try {
+    JSON.parse(text);
+  } catch {
+    throw badFile(`${file} is not valid JSON ${jsonFaultText(text)}`);
+  }
+  return text;
+}
+
+/**
  * Reads an apply folder: one file per key, KEY.json holding the key's JSON
  * value. Anything else in it — a file not ending in .json, a subfolder —
  * is refused, naming them, before any file is read; so is an empty folder.

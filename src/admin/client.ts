@@ -126,7 +126,10 @@ export class AdminClient {
       case MessageType.Error:
         if (message.id !== undefined) {
           this.calls.settle(message.id, () => {
-            throw new RemoteError(message.code, message.msg);
+            // A schema's refusal carries its violations (v) and how many more there were.
+            throw new RemoteError(message.code, message.msg, undefined, {
+              ...(message.v === undefined ? {} : { violations: message.v }), ...(message.more === undefined ? {} : { more: message.more }),
+            });
           });
         } else {
           this.onClose(`server ended the session: ${message.msg}`, new RemoteError(message.code, message.msg));

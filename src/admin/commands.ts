@@ -1,9 +1,10 @@
 import { jsonFaultText } from '../json-syntax.js';
-import { LocalErrorCode, VitefaError, type AdminRequest } from '../protocol/index.js';
+import { LocalErrorCode, VitefaError, type AdminRequest, type SchemaMode } from '../protocol/index.js';
 import { promised } from '../promised.js';
 import { makeVerifier } from '../security/scram.js';
 import { newToken, TOKEN_ITERATIONS } from '../security/token.js';
 import { readApply } from './apply-files.js';
+import { SCHEMA_COMMANDS, SCHEMA_NAMED, schemaMode, schemaVersion } from './schema-commands.js';
 
 export { readApplyFile } from './apply-files.js';
 
@@ -50,15 +51,27 @@ export interface Flags {
   show: boolean;
   /** `apply --dry-run`: what it would change, written nowhere. */
   dryRun: boolean;
+  /** `set`, `merge`, `apply`, `rollback`, `env layers --allow-growth`: a value may grow past the server's growth limit. */
+  allowGrowth: boolean;
+  /** `schema … --whole`: the schema of whole environments (their matching keys as one object). */
+  whole: boolean;
+  /** `schema set --mode`: enforce (refuse what fails it) or warn. */
+  mode?: SchemaMode;
+  /** `schema get --version N`: that version, not the current one. */
+  version?: number;
 }
 
-/** The flags of layered environments, and the commands each goes with. */
-const FLAG_COMMANDS: Readonly<Record<string, { flag: 'own' | 'explain' | 'none' | 'show' | 'dryRun'; commands: readonly string[] }>> = {
+/** The flags that go with some commands only, the commands each goes with, and what it sets (those without a value). */
+const FLAG_COMMANDS: Readonly<Record<string, { flag?: 'own' | 'explain' | 'none' | 'show' | 'dryRun' | 'allowGrowth' | 'whole'; commands: readonly string[] }>> = {
   '--own': { flag: 'own', commands: ['get', 'list', 'history'] },
   '--explain': { flag: 'explain', commands: ['get'] },
   '--none': { flag: 'none', commands: ['env layers'] },
   '--show': { flag: 'show', commands: ['env layers'] },
   '--dry-run': { flag: 'dryRun', commands: ['apply'] },
+  '--allow-growth': { flag: 'allowGrowth', commands: ['set', 'merge', 'apply', 'rollback', 'env layers'] },
+  '--whole': { flag: 'whole', commands: SCHEMA_NAMED },
+  '--mode': { commands: ['schema set'] },
+  '--version': { commands: ['schema get'] },
 };
 
 interface Spec {
@@ -81,6 +94,11 @@ function revision(text: string): number {
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw usage(`not a revision number: ${text}`);
   return Number(text);
 }
+
+/** `--allow-growth` as a write's request says it. */
+const growth = (f: Flags): { allowGrowth?: true } => (f.allowGrowth ? { allowGrowth: true } : {});
+
+const ALLOW_GROWTH = 'A write that makes a value more than the server\'s growthFactor (10) times larger than it was, and larger than 64 KiB, is refused unless it says --allow-growth.';
 
 /**
  * Text that opens as JSON does (`{`, `[` or `"`, after any spaces) and does
@@ -135,21 +153,22 @@ export const COMMANDS: Record<string, Spec> = {
   'env list': { usage: 'env list', summary: 'environments with revision, key count and parents', envFirst: false, prepare: (a) => (arity('env list', a, 0, 0), { op: 'env.list' }) },
   'env layers': {
     usage: 'env layers ENV PARENT… | ENV --none | ENV --show', summary: 'build an environment on others it reads (an editor of it), or show its layers', envFirst: false,
-    details: 'ENV\'s view is its PARENTs merged lowest first (each with its own parents), then its own entries, key by key as merge does (docs/layers.md). --none stands it alone again; --show prints its parents, the merge order (lowest first) and the environments built on it. At most 16 parents, no cycle.',
+    details: `ENV's view is its PARENTs merged lowest first (each with its own parents), then its own entries, key by key as merge does (docs/layers.md). --none stands it alone again; --show prints its parents, the merge order (lowest first) and the environments built on it. At most 16 parents, no cycle. ${ALLOW_GROWTH}`,
     prepare: (a, f) => {
       if (f.show && f.none) throw usage('--show and --none do not go together');
+      if (f.show && f.allowGrowth) throw usage('--show and --allow-growth do not go together (--show writes nothing)');
       const flag = f.show ? '--show' : f.none ? '--none' : undefined;
       if (flag !== undefined && a.length > 1) throw usage(`env layers ENV ${flag} takes no PARENT (usage: ${COMMANDS['env layers'].usage})`);
       if (f.show) return (arity('env layers', a, 1, 1), { op: 'env.show', env: a[0] });
-      if (f.none) return (arity('env layers', a, 1, 1), { op: 'env.layers', env: a[0], parents: [] });
+      if (f.none) return (arity('env layers', a, 1, 1), { op: 'env.layers', env: a[0], parents: [], ...growth(f) });
       arity('env layers', a, 2, 1025);
-      return { op: 'env.layers', env: a[0], parents: a.slice(1) };
+      return { op: 'env.layers', env: a[0], parents: a.slice(1), ...growth(f) };
     },
   },
   set: {
     usage: 'set ENV KEY VALUE', summary: 'set a key (VALUE is JSON; plain text is taken as a string)', envFirst: true,
-    details: 'VALUE is JSON; text that does not parse is taken as a string, unless it starts with {, [ or " (a typo, refused: give such text as a JSON string, \'"{\\"a\\":1"\'). VALUE spreads over several lines in the REPL while a {, [ or " is open.',
-    prepare: (a) => (arity('set', a, 3, 3), { op: 'set', env: a[0], key: a[1], value: valueText(a[2]) }),
+    details: `VALUE is JSON; text that does not parse is taken as a string, unless it starts with {, [ or " (a typo, refused: give such text as a JSON string, '"{\\"a\\":1"'). VALUE spreads over several lines in the REPL while a {, [ or " is open. ${ALLOW_GROWTH}`,
+    prepare: (a, f) => (arity('set', a, 3, 3), { op: 'set', env: a[0], key: a[1], value: valueText(a[2]), ...growth(f) }),
   },
   get: {
     usage: 'get ENV KEY [--raw] [--own | --explain]', summary: 'print the value of a key', envFirst: true,
@@ -178,8 +197,8 @@ export const COMMANDS: Record<string, Spec> = {
   },
   merge: {
     usage: 'merge ENV KEY JSON', summary: 'deep-merge JSON into a key', envFirst: true,
-    details: 'Objects merge key by key, a scalar replaces, arrays merge as sets; {"replace": [...]} replaces an array (docs/merge-and-clear.md).',
-    prepare: (a) => (arity('merge', a, 3, 3), { op: 'merge', env: a[0], key: a[1], value: strictJson(a[2], 'merge value') }),
+    details: `Objects merge key by key, a scalar replaces, arrays merge as sets; {"replace": [...]} replaces an array (docs/merge-and-clear.md). ${ALLOW_GROWTH}`,
+    prepare: (a, f) => (arity('merge', a, 3, 3), { op: 'merge', env: a[0], key: a[1], value: strictJson(a[2], 'merge value'), ...growth(f) }),
   },
   clear: {
     usage: 'clear ENV KEY [PATH…]', summary: 'remove a path, or values from an array, inside a key', envFirst: true,
@@ -193,11 +212,11 @@ export const COMMANDS: Record<string, Spec> = {
   },
   apply: {
     usage: 'apply ENV FILE|DIR [--replace] [--dry-run]', summary: 'set many keys from a JSON file, or a folder of KEY.json files, in one release', envFirst: true,
-    details: 'FILE holds a JSON object of key -> value; DIR one file per key, KEY.json holding its JSON value (nothing else: other files and subfolders are refused). At most 256 MiB and 1,000,000 files are read. --replace also deletes the keys it does not name. --dry-run writes nothing: it prints the own entries it would add, change and remove, and every environment whose merged view would change (this one first, then those built on it) with its number of keys.',
+    details: `FILE holds a JSON object of key -> value; DIR one file per key, KEY.json holding its JSON value (nothing else: other files and subfolders are refused). At most 256 MiB and 1,000,000 files are read. --replace also deletes the keys it does not name. --dry-run writes nothing: it prints the own entries it would add, change and remove, and every environment whose merged view would change (this one first, then those built on it) with its number of keys. ${ALLOW_GROWTH}`,
     prepare: (a, f) => {
       arity('apply', a, 2, 2);
       const entries = readApply(a[1]);
-      return f.dryRun ? { op: 'plan', env: a[0], entries, replace: f.replace } : { op: 'apply', env: a[0], entries, replace: f.replace };
+      return f.dryRun ? { op: 'plan', env: a[0], entries, replace: f.replace } : { op: 'apply', env: a[0], entries, replace: f.replace, ...growth(f) };
     },
   },
   history: {
@@ -228,9 +247,10 @@ export const COMMANDS: Record<string, Spec> = {
   },
   rollback: {
     usage: 'rollback ENV REV', summary: 'restore the state at REV, as a new release', envFirst: true,
-    details: 'Of a layered environment, its own entries and its parent list as they were at REV; a key whose merged value still differs (a layer changed since) is named with that layer.',
-    prepare: (a) => (arity('rollback', a, 2, 2), { op: 'rollback', env: a[0], rev: revision(a[1]) }),
+    details: `Of a layered environment, its own entries and its parent list as they were at REV; a key whose merged value still differs (a layer changed since) is named with that layer. ${ALLOW_GROWTH}`,
+    prepare: (a, f) => (arity('rollback', a, 2, 2), { op: 'rollback', env: a[0], rev: revision(a[1]), ...growth(f) }),
   },
+  ...SCHEMA_COMMANDS,
   watch: {
     usage: 'watch ENV [KEY]', summary: 'follow releases as they land (Ctrl-C stops)', envFirst: true,
     prepare: (a) => promised<Omit<Prepared, 'json'>>(() => (arity('watch', a, 1, 2), { request: { op: 'watch', env: a[0] }, ...(a[1] === undefined ? {} : { watchKey: a[1] }) })),
@@ -314,8 +334,8 @@ export function findCommand(args: string[]): { name: string; rest: string[] } | 
  */
 export async function prepareCommand(words: string[], io: CommandIO, currentEnv?: string): Promise<Prepared> {
   const args: string[] = [];
-  const flags: Flags = { replace: false, values: false, own: false, explain: false, none: false, show: false, dryRun: false };
-  const layered: string[] = [];
+  const flags: Flags = { replace: false, values: false, own: false, explain: false, none: false, show: false, dryRun: false, allowGrowth: false, whole: false };
+  const limited: string[] = [];
   let json = false;
   let raw = false;
   const value = (i: number, name: string): string => {
@@ -340,22 +360,28 @@ export async function prepareCommand(words: string[], io: CommandIO, currentEnv?
     else if (w === '--before') flags.before = revision(value(++i, '--before'));
     else if (w === '--after') flags.after = value(++i, '--after');
     else if (w === '--read') flags.reads = [...(flags.reads ?? []), ...value(++i, '--read').split(',').filter((g) => g !== '')];
-    else if (FLAG_COMMANDS[w] !== undefined) {
+    else if (w === '--mode') {
+      flags.mode = schemaMode(value(++i, '--mode'));
+      limited.push(w);
+    } else if (w === '--version') {
+      flags.version = schemaVersion(value(++i, '--version'));
+      limited.push(w);
+    } else if (FLAG_COMMANDS[w]?.flag !== undefined) {
       flags[FLAG_COMMANDS[w].flag] = true;
-      layered.push(w);
+      limited.push(w);
     } else if (w.startsWith('--') && w.length > 2 && !/^--?\d/.test(w)) throw usage(`unknown option ${w}`);
     else args.push(w);
   }
   if (args.length === 0) throw usage('no command given (try: help)');
   const found = findCommand(args);
   if (found === undefined) {
-    const group = ['env', 'user', 'token'].includes(args[0]) ? args[0] : undefined;
+    const group = ['env', 'user', 'token', 'schema'].includes(args[0]) ? args[0] : undefined;
     throw usage(group !== undefined ? `usage: ${COMMAND_NAMES.filter((c) => c.startsWith(`${group} `)).join(' | ')}` : `unknown command ${JSON.stringify(args[0])} (try: help)`);
   }
   const spec = COMMANDS[found.name];
   const rest = spec.envFirst && currentEnv !== undefined ? [currentEnv, ...found.rest] : found.rest;
   if (raw && (found.name !== 'get' || json)) throw usage(json ? '--raw and --json do not go together' : '--raw goes with get only (--json prints any result exactly)');
-  for (const w of layered) {
+  for (const w of limited) {
     const { commands } = FLAG_COMMANDS[w];
     if (!commands.includes(found.name)) throw usage(`${w} goes with ${commands.join(', ')} only`);
   }
@@ -376,7 +402,7 @@ export function helpText(command?: string): string {
   const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length));
   const lines = Object.values(COMMANDS).map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`);
   return [
-    'Commands (--json on any of them prints the result as JSON, exactly as the server sent it; otherwise control characters show escaped):',
+    'Commands (--json on any of them prints the result as JSON, exactly as the server sent it, and a write refused by schemas as {code, status, message, violations, more}; otherwise control characters show escaped):',
     ...lines,
     `  ${'help [COMMAND]'.padEnd(width)}  this list, or more about one command`,
     'In the REPL also: use ENV (later commands act on ENV), use (none), quit (or Ctrl-D).',

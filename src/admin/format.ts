@@ -3,6 +3,7 @@ import { printable, printableDeep } from '../printable.js';
 import type { AdminRequest, AdminResult, BigValue, KeyChange, Release, ResultOf } from '../protocol/index.js';
 import type { Prepared } from './commands.js';
 import { formatExplain, formatPlan, formatShow, layersWritten, onParents, stillDiffers } from './format-layers.js';
+import { formatSchemaGet, formatSchemaHistory, schemaWarningLines, schemaWritten } from './format-schemas.js';
 
 /**
  * How a result is printed: `text` for people (every control character
@@ -133,6 +134,22 @@ export function formatResult(request: AdminRequest, result: AdminResult, output:
     }
     case 'env.show':
       return formatShow(result as ResultOf['env.show'], style);
+    case 'schema.set':
+    case 'schema.del':
+    case 'schema.rollback':
+      return schemaWritten(request, r as ResultOf['schema.set']);
+    case 'schema.get':
+      return formatSchemaGet(r as ResultOf['schema.get'], result as ResultOf['schema.get'], style);
+    case 'schema.list': {
+      const schemas = (r as ResultOf['schema.list']).schemas;
+      if (schemas.length === 0) return '(no schemas)';
+      return table(['ENV_PATTERN', 'KEY_PATTERN', 'WHOLE', 'MODE', 'VERSION', 'FAILING', 'AUTHOR'], schemas.map((s) => [
+        s.envPattern, s.keyPattern, s.whole ? 'yes' : 'no', s.mode, String(s.version),
+        s.mode === 'warn' ? (s.failing === undefined ? '-' : s.failing === 0 ? '0' : style.bad(String(s.failing))) : '-', s.author,
+      ]), style);
+    }
+    case 'schema.history':
+      return formatSchemaHistory((r as ResultOf['schema.history']).versions, style);
     case 'plan':
       return formatPlan(result as ResultOf['plan'], style);
     case 'list': {
@@ -201,6 +218,8 @@ export function formatResult(request: AdminRequest, result: AdminResult, output:
         }), style));
         lines.push('(agents acknowledge 1-3 s after a release: one released moments ago is still counted under ACKED EARLIER)');
       }
+      const warned = schemaWarningLines(s.schemaWarnings);
+      if (warned.length > 0) lines.push('', ...warned);
       for (const e of c.envs) {
         if (e.lagging.length === 0) continue;
         lines.push('', `behind in ${e.env} (at ${e.rev}):${e.laggingTotal > e.lagging.length ? ` the first ${e.lagging.length} of ${e.laggingTotal}` : ''}`);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { LocalErrorCode, REQUEST_ID, VitefaError, type AdminResult } from '../protocol/index.js';
+import { LocalErrorCode, REQUEST_ID, VitefaError, type AdminResult, type RemoteError } from '../protocol/index.js';
 import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { clientTls } from '../security/tls.js';
 import { backoffDelay } from '../transport/backoff.js';
@@ -7,6 +7,7 @@ import { endpointText, type Endpoint } from '../transport/client.js';
 import { AdminClient } from './client.js';
 import { COMMANDS, findCommand, helpText, prepareCommand, type CommandIO, type Prepared } from './commands.js';
 import { formatRelease, formatResult, noteFor, outputOf, styleFor } from './format.js';
+import { isSchemaRefusal, refusalJson, refusalLines, warningLines } from './format-schemas.js';
 import { resolveLogin } from './login.js';
 import { askSecret } from './prompt.js';
 import { runRepl } from './repl.js';
@@ -110,6 +111,10 @@ export async function runAdmin(given: string[], givenFlags: AdminFlags, env: Nod
         result = await client.request(req, rid);
         break;
       } catch (err) {
+        if (isSchemaRefusal(err) && lost === undefined) {
+          refused(err, prepared.json);
+          return;
+        }
         if (!mayRetry(req, rid, err) || attempt > RETRIES) throw final(err);
         if (isWrite(req.op) && cutOff(err)) lost ??= err;
         client.close();
@@ -123,9 +128,23 @@ export async function runAdmin(given: string[], givenFlags: AdminFlags, env: Nod
     const style = styleFor(process.stdout, env);
     process.stdout.write(`${formatResult(req, result, outputOf(prepared), style)}\n`);
     if (prepared.note !== undefined) process.stdout.write(`${noteFor(prepared)}\n`);
+    // Written, and failing schemas in warn mode: said on stderr, the result on stdout as ever.
+    for (const line of warningLines(result)) process.stderr.write(`${line}\n`);
   } finally {
     client.close();
   }
+}
+
+/**
+ * A write refused by schemas (nothing was written): printed here, since the
+ * command line prints an error as one line — `vitefa: not applied: N schema
+ * violations`, then a line per violation, each escaped; exit 1 as for any
+ * failure. With --json, the error and its violations as JSON on stdout besides.
+ */
+function refused(err: RemoteError, json: boolean): void {
+  if (json) process.stdout.write(`${refusalJson(err)}\n`);
+  process.stderr.write(`vitefa: ${refusalLines(err).join('\n')}\n`);
+  process.exitCode = 1;
 }
 
 /** What the commands may ask of this process: new passwords (env or terminal), the iterations the server wants. */

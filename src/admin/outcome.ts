@@ -14,7 +14,8 @@ export function isWrite(op: string): boolean {
 /** How to find out, and how to make the write again safely. */
 function hints(req: AdminRequest, rid: string | undefined): { where: string; again: string } {
   return {
-    where: 'env' in req ? `; \`history ${req.env}\` shows it if it was` : '',
+    where: 'env' in req ? `; \`history ${req.env}\` shows it if it was`
+      : 'envPattern' in req ? `; \`schema history ${req.envPattern} ${req.keyPattern}${req.whole === true ? ' --whole' : ''}\` shows it if it was` : '',
     again: rid === undefined ? '' : `; running it again with --request-id ${rid} applies it once`,
   };
 }

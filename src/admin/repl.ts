@@ -9,6 +9,7 @@ import type { AdminClient } from './client.js';
 import { CONFIG_WRITES, unanswered } from './outcome.js';
 import { COMMAND_NAMES, COMMANDS, findCommand, helpText, prepareCommand, type CommandIO } from './commands.js';
 import { formatRelease, formatResult, noteFor, outputOf, styleFor, type Style } from './format.js';
+import { isSchemaRefusal, refusalJson, refusalLines, warningLines } from './format-schemas.js';
 import { isIncomplete, splitWords } from './words.js';
 import { errorText } from '../error-text.js';
 
@@ -113,10 +114,13 @@ export async function runRepl(client: AdminClient, io: CommandIO, options: ReplO
     // A write carries a request id: if its answer is lost, the error names it, and running it again with it applies it once.
     const rid = CONFIG_WRITES.has(prepared.request.op) ? randomUUID() : undefined;
     const result = await client.request(prepared.request, rid).catch((err: unknown) => {
+      // A refusal by schemas with --json: the error as JSON, then its lines as any error's.
+      if (prepared.json && isSchemaRefusal(err)) output.write(`${refusalJson(err)}\n`);
       throw unanswered(prepared.request, err, rid) ?? err;
     });
     output.write(`${formatResult(prepared.request, result, outputOf(prepared), style)}\n`);
     if (prepared.note !== undefined) output.write(`${noteFor(prepared)}\n`);
+    for (const line of warningLines(result)) output.write(`${line}\n`);
     afterWrite(prepared.request);
     return true;
   };
@@ -227,6 +231,7 @@ async function watch(
 const ENV_WORDS: Readonly<Record<string, (before: number) => boolean>> = {
   status: (n) => n === 0,
   'env del': (n) => n === 0,
+  'schema list': (n) => n === 0,
   // ENV, then its parents.
   'env layers': () => true,
 };
@@ -257,8 +262,13 @@ async function complete(line: string, current: string | undefined, envs: string[
   return [[], last];
 }
 
-/** An error as one line for people: its message, control characters escaped (it may quote what a server sent). */
+/**
+ * An error as one line for people: its message, control characters escaped
+ * (it may quote what a server sent); a refusal by schemas as its lines, one
+ * per violation.
+ */
 export function describe(err: unknown): string {
+  if (isSchemaRefusal(err)) return refusalLines(err).join('\n');
   if (err instanceof RemoteError || err instanceof VitefaError) return printable(err.message);
   return printable(errorText(err));
 }

@@ -1,4 +1,5 @@
 import { WireError, wireErrorName } from './codes.js';
+import type { SchemaViolation } from './results.js';
 
 /**
  * Base class of every error this project raises on purpose. `code` is stable
@@ -68,9 +69,15 @@ export class RemoteError extends VitefaError {
   readonly status: number;
   /** The Error frame's `retry`: the peer asks to be tried again after this many milliseconds. */
   readonly retryMs: number | undefined;
-  constructor(status: number, message: string, retryMs?: number) {
+  /** SCHEMA_VIOLATION: the violations the Error frame listed (`v`). */
+  readonly violations: SchemaViolation[] | undefined;
+  /** SCHEMA_VIOLATION: violations left out of `violations` (the frame's `more`). */
+  readonly more: number | undefined;
+  constructor(status: number, message: string, retryMs?: number, schema?: { violations?: SchemaViolation[]; more?: number }) {
     super(`E_REMOTE_${wireErrorName(status) ?? status}`, message);
     this.status = status;
     this.retryMs = retryMs;
+    this.violations = schema?.violations;
+    this.more = schema?.more;
   }
 }
