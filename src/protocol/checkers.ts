@@ -30,8 +30,8 @@ const agentId: Check<string> = (v, p) => (typeof v === 'string' && v.length <= 2
 const anything: Check<unknown> = (v) => v;
 
 /**
- * An environment's name as a client gives it: never one of the server's own, hidden, environments
- * (RESERVED_ENV_PREFIX), whatever grants the client holds.
+ * An environment an agent follows: never one of the servers' own (RESERVED_ENV_PREFIX), whatever its
+ * token grants. (An admin naming one is told it does not exist: access/control.ts.)
  */
 const envName: Check<string> = (v, p) => (typeof v === 'string' && !v.startsWith(RESERVED_ENV_PREFIX) ? v : fail(p, `an environment name (not starting with ${RESERVED_ENV_PREFIX})`));
 const envRev: ObjCheck<EnvRev> = obj({ env: envName, rev: uint, chain: opt(chainValue) });
@@ -59,31 +59,31 @@ const layerRevs = arrayOf(pair(str, uint), MAX_LAYER_REVS);
 
 /** The arguments of each admin operation (besides `op`). */
 export const REQUEST_CHECKERS: { [K in AdminOp]: ObjCheck<Omit<Extract<AdminRequest, { op: K }>, 'op'>> } = {
-  'env.add': obj({ env: envName }),
-  'env.del': obj({ env: envName }),
+  'env.add': obj({ env: str }),
+  'env.del': obj({ env: str }),
   'env.list': obj({}),
-  'env.layers': obj({ env: envName, parents: arrayOf(envName, 64), allowGrowth: opt(bool) }),
-  'env.show': obj({ env: envName }),
-  set: obj({ env: envName, key: str, value: str, allowGrowth: opt(bool) }),
-  get: obj({ env: envName, key: str, own: opt(bool), explain: opt(bool) }),
-  del: obj({ env: envName, key: str }),
-  list: obj({ env: envName, prefix: opt(str), after: opt(str), own: opt(bool) }),
-  merge: obj({ env: envName, key: str, value: str, allowGrowth: opt(bool) }),
-  clear: obj({ env: envName, key: str, path: arrayOf(str, 1024) }),
-  unset: obj({ env: envName, key: str, path: arrayOf(str, 1024) }),
-  apply: obj({ env: envName, entries: arrayOf(entry), replace: bool, allowGrowth: opt(bool) }),
-  plan: obj({ env: envName, entries: arrayOf(entry), replace: bool }),
-  history: obj({ env: envName, key: opt(str), limit: opt(uint), before: opt(uint), values: opt(bool), own: opt(bool) }),
-  diff: obj({ env: envName, from: uint, to: opt(uint), after: opt(str), values: opt(bool) }),
-  rollback: obj({ env: envName, rev: uint, allowGrowth: opt(bool) }),
+  'env.layers': obj({ env: str, parents: arrayOf(str, 64), allowGrowth: opt(bool) }),
+  'env.show': obj({ env: str }),
+  set: obj({ env: str, key: str, value: str, allowGrowth: opt(bool) }),
+  get: obj({ env: str, key: str, own: opt(bool), explain: opt(bool) }),
+  del: obj({ env: str, key: str }),
+  list: obj({ env: str, prefix: opt(str), after: opt(str), own: opt(bool) }),
+  merge: obj({ env: str, key: str, value: str, allowGrowth: opt(bool) }),
+  clear: obj({ env: str, key: str, path: arrayOf(str, 1024) }),
+  unset: obj({ env: str, key: str, path: arrayOf(str, 1024) }),
+  apply: obj({ env: str, entries: arrayOf(entry), replace: bool, allowGrowth: opt(bool) }),
+  plan: obj({ env: str, entries: arrayOf(entry), replace: bool }),
+  history: obj({ env: str, key: opt(str), limit: opt(uint), before: opt(uint), values: opt(bool), own: opt(bool) }),
+  diff: obj({ env: str, from: uint, to: opt(uint), after: opt(str), values: opt(bool) }),
+  rollback: obj({ env: str, rev: uint, allowGrowth: opt(bool) }),
   'schema.set': obj({ envPattern: str, keyPattern: str, schema: str, mode: opt(schemaMode), whole: opt(bool) }),
   'schema.get': obj({ envPattern: str, keyPattern: str, whole: opt(bool), version: opt(uint) }),
   'schema.del': obj({ envPattern: str, keyPattern: str, whole: opt(bool) }),
-  'schema.list': obj({ env: opt(envName) }),
+  'schema.list': obj({ env: opt(str) }),
   'schema.history': obj({ envPattern: str, keyPattern: str, whole: opt(bool) }),
   'schema.rollback': obj({ envPattern: str, keyPattern: str, whole: opt(bool), version: uint }),
-  status: obj({ env: opt(envName), agent: opt(agentId) }),
-  'status.local': obj({ env: opt(envName), agent: opt(agentId) }),
+  status: obj({ env: opt(str), agent: opt(agentId) }),
+  'status.local': obj({ env: opt(str), agent: opt(agentId) }),
   'user.add': obj({ name: str, role: str, envs: arrayOf(str, 1024), reads: opt(arrayOf(str, 1024)), verifier }),
   'user.del': obj({ name: str }),
   'user.list': obj({}),
@@ -91,9 +91,9 @@ export const REQUEST_CHECKERS: { [K in AdminOp]: ObjCheck<Omit<Extract<AdminRequ
   'token.add': obj({ name: str, envs: arrayOf(str, 1024), id: str, verifier }),
   'token.del': obj({ name: str }),
   'token.list': obj({}),
-  audit: obj({ env: opt(envName), user: opt(str), since: opt(uint), limit: opt(uint) }),
-  watch: obj({ env: envName }),
-  unwatch: obj({ env: envName }),
+  audit: obj({ env: opt(str), user: opt(str), since: opt(uint), limit: opt(uint) }),
+  watch: obj({ env: str }),
+  unwatch: obj({ env: str }),
 };
 
 const requestOp = obj({ op: str });

@@ -1,6 +1,6 @@
 import type { SchemaViolation } from './results.js';
 
-/** One line per violation: `prod db.pool.max must be <= 500 (schema prod/* db.* v3, /maximum)`. */
+/** One line per violation: `prod/eu db.pool.max must be <= 500 (schema prod/* db.* v3, /maximum)`. */
 export function violationLine(v: SchemaViolation): string {
   const where = `${v.key}${v.path.split('/').slice(1).map((s) => `.${s.replace(/~1/g, '/').replace(/~0/g, '~')}`).join('')}`;
   return `${v.env}${where === '' ? '' : ` ${where}`} ${v.message} (schema ${v.schema} v${v.version}, /${v.keyword})`;

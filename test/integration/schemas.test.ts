@@ -74,8 +74,8 @@ for (const kind of ['lmdb', 'mysql'] as const) {
 
         const err = await violated(x({ op: 'set', env: 'prod', key: 'db.pool', value: '{"max":501}' }), 'prod', 'db.pool', 'maximum');
         assert.match(err.message, /refused: prod db\.pool\.max must be <= 500 \(schema prod\* db\.\* v1, \/maximum\)/);
-        assert.equal(err.details!.v[0]!.path, '/max');
-        assert.equal(err.details!.v[0]!.schema, 'prod* db.*');
+        assert.equal(err.details!.v[0].path, '/max');
+        assert.equal(err.details!.v[0].schema, 'prod* db.*');
         await violated(x({ op: 'merge', env: 'prod', key: 'db.pool', value: '{"max":"many"}' }), 'prod', 'db.pool', 'type');
         await violated(x({ op: 'clear', env: 'prod', key: 'db.pool', path: ['max'] }), 'prod', 'db.pool', 'required');
         await violated(x({ op: 'apply', env: 'prod', entries: [['db.other', '{"host":"x"}']], replace: false }), 'prod', 'db.other', 'required');
@@ -150,7 +150,7 @@ for (const kind of ['lmdb', 'mysql'] as const) {
         assert.equal(write.warnings?.[0]?.keyword, 'maximum');
         let status = await x({ op: 'status' });
         assert.deepEqual(status.schemaWarnings, [{ schema: 'prod db.*', version: 1, failing: 3 }]);
-        assert.equal((await x({ op: 'schema.list' })).schemas[0]!.failing, 3);
+        assert.equal((await x({ op: 'schema.list' })).schemas[0].failing, 3);
 
         const enforce = await refusal(x({ op: 'schema.set', envPattern: 'prod', keyPattern: 'db.*', schema: POOL, mode: 'enforce' }));
         assert.equal(enforce.status, WireError.SCHEMA_VIOLATION);
@@ -190,6 +190,64 @@ for (const kind of ['lmdb', 'mysql'] as const) {
     });
   });
 }
+
+describe('schemas (embedded store): what each caller is told', () => {
+  test("a request id kept for another account's schema write is refused, not answered as a replay", async () => {
+    await withServer('lmdb', async (_x, mem) => {
+      await mem.account('root2', 'admin');
+      const req = { op: 'schema.set', envPattern: 'app', keyPattern: 'a', schema: '{"type":"integer"}' } as const;
+      const first = await mem.server.access.execute(req, { account: 'admin', addr: 'test:0', requestId: 'rid-1' }) as ResultOf['schema.set'];
+      assert.equal(first.version, 1);
+      const again = await mem.server.access.execute(req, { account: 'admin', addr: 'test:0', requestId: 'rid-1' }) as ResultOf['schema.set'];
+      assert.equal(again.replayed, true);
+      const other = await refusal(mem.server.access.execute({ ...req, schema: '{"type":"string"}' }, { account: 'root2', addr: 'test:0', requestId: 'rid-1' }));
+      assert.equal(other.status, WireError.BAD_REQUEST);
+      assert.match(other.message, /another account/);
+      const del = await refusal(mem.server.access.execute({ op: 'schema.del', envPattern: 'app', keyPattern: 'a' }, { account: 'root2', addr: 'test:0', requestId: 'rid-1' }));
+      assert.equal(del.status, WireError.BAD_REQUEST);
+    });
+  });
+
+  test('a violation in a view the writer may not read names the schema and the rule, not the environment, key or path', async () => {
+    await withServer('lmdb', async (x, mem) => {
+      for (const env of ['base', 'secret/app']) await x({ op: 'env.add', env });
+      await x({ op: 'set', env: 'base', key: 'db.pool', value: '{"max":1}' });
+      await x({ op: 'env.layers', env: 'secret/app', parents: ['base'] });
+      await x({ op: 'schema.set', envPattern: 'secret/*', keyPattern: 'db.*', schema: POOL });
+      await mem.account('ed2', 'editor', ['base']);
+      const err = await refusal(x({ op: 'set', env: 'base', key: 'db.pool', value: '{"max":900}' }, 'ed2'));
+      assert.equal(err.status, WireError.SCHEMA_VIOLATION);
+      assert.deepEqual(err.details!.v.map((v) => [v.env, v.key, v.path, v.keyword, v.schema]), [['(no access)', '', '', 'maximum', 'secret/* db.*']]);
+      assert.doesNotMatch(err.message, /secret\/app|db\.pool/);
+    });
+  });
+
+  test('several violations of one key are all counted; a warn-mode check that times out is a warning; del may uncover a larger value', async () => {
+    await withServer('lmdb', async (x) => {
+      await x({ op: 'env.add', env: 'app' });
+      const many = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`f${i}`, 'x']));
+      await x({ op: 'set', env: 'app', key: 'wide', value: JSON.stringify(many) });
+      const strict = JSON.stringify({ type: 'object', properties: Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`f${i}`, { type: 'integer' }])) });
+      const err = await refusal(x({ op: 'schema.set', envPattern: 'app', keyPattern: 'wide', schema: strict }));
+      assert.equal(err.details!.v.length, 20);
+      assert.equal(err.details!.more, 10);
+      assert.match(err.message, /not applied: 30 schema violations[\s\S]*… and 10 more/);
+
+      await x({ op: 'schema.set', envPattern: 'app', keyPattern: 're', schema: JSON.stringify({ type: 'string', pattern: '(a+)+$' }), mode: 'warn' });
+      const warned = await x({ op: 'set', env: 'app', key: 're', value: JSON.stringify(`${'a'.repeat(40)}b`) });
+      assert.equal(warned.changed, 1);
+      assert.equal(warned.warnings?.[0]?.keyword, 'timeout');
+      const status = await x({ op: 'status' });
+      assert.deepEqual(status.schemaWarnings, [{ schema: 'app re', version: 1, failing: 1 }]);
+
+      await x({ op: 'env.add', env: 'base' });
+      await x({ op: 'set', env: 'base', key: 'blob', value: JSON.stringify('x'.repeat(200_000)) });
+      await x({ op: 'env.layers', env: 'app', parents: ['base'] });
+      await x({ op: 'set', env: 'app', key: 'blob', value: '"small"' });
+      assert.equal((await x({ op: 'del', env: 'app', key: 'blob' })).changed, 1);
+    }, { schemaCheckMs: 500 });
+  });
+});
 
 describe('schemas across peer servers (MySQL store)', () => {
   test('a schema set through one server checks writes through another at once, and is replicated like a release', async () => {
@@ -241,7 +299,7 @@ describe('schemas (embedded store): the validator and its bounds', () => {
       await x({ op: 'set', env: 'app', key: 'tree', value: '{"data":1,"children":[{"data":2,"children":[]}]}' });
       // $dynamicRef resolves to the strict tree at every level: an unknown property deep down is refused.
       const deep = await violated(x({ op: 'set', env: 'app', key: 'tree', value: '{"data":1,"children":[{"data":2,"extra":true}]}' }), 'app', 'tree', 'unevaluatedProperties');
-      assert.equal(deep.details!.v[0]!.path, '/children/0');
+      assert.equal(deep.details!.v[0].path, '/children/0');
 
       await x({ op: 'schema.set', envPattern: 'app', keyPattern: 'when', schema: JSON.stringify({ type: 'string', format: 'date-time' }) });
       await x({ op: 'set', env: 'app', key: 'when', value: '"2026-12-03T10:00:00Z"' });
@@ -270,7 +328,7 @@ describe('schemas (embedded store): the validator and its bounds', () => {
       assert.equal((await refusal(x({ op: 'schema.set', envPattern: 'app', keyPattern: '*', schema: '[1]' }))).status, WireError.INVALID_VALUE);
       // Patterns: bounded in length and stars, environment patterns in the characters of names, no control characters.
       for (const [envPattern, keyPattern] of [['a'.repeat(300), '*'], ['*a*b*c*d*e*f*g*h*i', '*'], ['prod env', '*'], ['', '*'], ['app', 'k\u001b[2J'], ['app', '']]) {
-        const bad = await refusal(x({ op: 'schema.set', envPattern: envPattern!, keyPattern: keyPattern!, schema: '{}' }));
+        const bad = await refusal(x({ op: 'schema.set', envPattern: envPattern, keyPattern: keyPattern, schema: '{}' }));
         assert.equal(bad.status, WireError.BAD_REQUEST, `${envPattern} ${keyPattern}`);
       }
       assert.deepEqual((await x({ op: 'schema.list' })).schemas, []);
@@ -283,7 +341,7 @@ describe('schemas (embedded store): the validator and its bounds', () => {
       const cut = await refusal(evil);
       assert.equal(cut.status, WireError.SCHEMA_VIOLATION);
       assert.match(cut.message, /validation timed out after \d+ ms/);
-      assert.equal(cut.details!.v[0]!.keyword, 'timeout');
+      assert.equal(cut.details!.v[0].keyword, 'timeout');
       // The thread was ended and another one checks the next write.
       await x({ op: 'set', env: 'app', key: 're', value: '"aaa"' });
     }, { schemaCheckMs: 500 });
@@ -317,8 +375,17 @@ describe('schemas (embedded store): the validator and its bounds', () => {
       const audit = await x({ op: 'audit', limit: 50 });
       assert.ok(audit.entries.some((e) => e.action === 'schema.set' && e.result === 'ok' && e.detail.includes('* a')));
       assert.ok(audit.entries.some((e) => e.action === 'schema.set' && e.result === 'refused' && e.actor === 'ed'));
-      // The servers' own environment: never listed, never read or written by name.
+      // The servers' own environment: never listed, never read, written or followed by name, whatever the role.
       assert.ok(!(await x({ op: 'env.list' })).envs.some((e) => e.env.startsWith(RESERVED_ENV_PREFIX)));
+      const own = `${RESERVED_ENV_PREFIX}schemas`;
+      for (const req of [
+        { op: 'get', env: own, key: '["*","a"]' }, { op: 'set', env: own, key: 'k', value: '1' }, { op: 'history', env: own }, { op: 'list', env: own },
+        { op: 'env.del', env: own }, { op: 'rollback', env: own, rev: 1 }, { op: 'watch', env: own },
+        { op: 'env.layers', env: 'app', parents: [own] }, { op: 'status', env: own },
+      ] as AdminRequest[]) {
+        for (const as of ['admin', 'ed']) assert.equal((await refusal(x(req, as))).status, WireError.ENV_NOT_FOUND, `${req.op} as ${as}`);
+      }
+      assert.equal((await refusal(x({ op: 'env.add', env: own }))).status, WireError.INVALID_VALUE);
       assert.ok(mem.server.hub.state.has(`${RESERVED_ENV_PREFIX}schemas`));
     });
   });

@@ -519,13 +519,7 @@ describe('rejection', () => {
     rejects(pack({ t: 9, id: 1, req: { op: 'status.local', agent: 'a'.repeat(70_000) } }), 'message.req.agent');
   });
 
-  test("the servers' own environments (RESERVED_ENV_PREFIX) in any request or subscription: nobody names them", () => {
-    rejects(pack({ t: 9, id: 1, req: { op: 'get', env: '@schemas', key: 'k' } }), 'message.req.env');
-    rejects(pack({ t: 9, id: 1, req: { op: 'set', env: '@schemas', key: 'k', value: '1' } }), 'message.req.env');
-    rejects(pack({ t: 9, id: 1, req: { op: 'history', env: '@schemas' } }), 'message.req.env');
-    rejects(pack({ t: 9, id: 1, req: { op: 'env.layers', env: 'app', parents: ['@schemas'] } }), 'message.req.parents[0]');
-    rejects(pack({ t: 9, id: 1, req: { op: 'watch', env: '@schemas' } }), 'message.req.env');
-    rejects(pack({ t: 9, id: 1, req: { op: 'schema.list', env: '@x' } }), 'message.req.env');
+  test("the servers' own environments (RESERVED_ENV_PREFIX) in a subscription: no agent follows them", () => {
     rejects(pack({ t: 2, all: false, envs: [{ env: '@schemas', rev: 0 }] }), 'message.envs[0].env');
   });
 

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { REQUEST_ID, WireError, wireErrorName, type AdminRequest, type ResultOf } from '../../protocol/index.js';
+import { RESERVED_ENV_PREFIX, REQUEST_ID, WireError, wireErrorName, type AdminRequest, type ResultOf } from '../../protocol/index.js';
 import { reportFault } from '../../log.js';
 import { makeVerifier } from '../../security/scram.js';
-import { RequestError, wireAnswer } from '../errors.js';
+import { envNotFound, RequestError, wireAnswer } from '../errors.js';
 import type { Hub } from '../ops/hub.js';
 import { operation, runHandler, type Handlers, type OpsRunBy, type RequestOf } from '../ops/table.js';
 import type { AccountRecord, AuditRecord, Store } from '../store/types.js';
@@ -149,6 +149,7 @@ export class AccessControl {
       if (caller.requestId !== undefined && !REQUEST_ID.test(caller.requestId)) {
         throw new RequestError(WireError.BAD_REQUEST, 'a request id is 1 to 128 of A-Z a-z 0-9 . _ : -');
       }
+      refuseReserved(req);
       const account = this.allowed(req, caller);
       const result = await this.run(req, caller, account);
       this.audit(auditEntry(req, caller, time, 'ok'));
@@ -206,4 +207,16 @@ export function auditEntry(req: AdminRequest, caller: Caller, time: number, outc
 /** What a request did, for the audit: its entry's description (names and counts, never a value or a secret). */
 function describe(req: AdminRequest): string {
   return operation(req.op).audit?.(req) ?? '';
+}
+
+/**
+ * The servers' own environments (RESERVED_ENV_PREFIX: the schemas) are nobody's to name: a request
+ * that names one, as its environment or a parent, is told it does not exist, as any unknown name is.
+ */
+function refuseReserved(req: AdminRequest): void {
+  const named = [...('env' in req && typeof req.env === 'string' ? [req.env] : []), ...('parents' in req ? req.parents : [])];
+  const reserved = named.find((env) => env.startsWith(RESERVED_ENV_PREFIX));
+  if (reserved === undefined) return;
+  if (req.op === 'env.add') throw new RequestError(WireError.INVALID_VALUE, `invalid environment name ${JSON.stringify(reserved.slice(0, 80))}: a name starts with a letter or digit`);
+  throw envNotFound(reserved);
 }

@@ -8,13 +8,24 @@ import {
 } from '../model/schemas/index.js';
 import type { ServerState } from '../releases/state.js';
 import { CheckTimedOut, type BulkPool } from './validate-pool.js';
+import { NO_ACCESS } from './layer-reads.js';
 
 /** Bytes of values one write checks on the event loop at most (unguarded schemas only); more go to the thread. */
 const INLINE_BYTES = 256 * 1024;
 
+/** A violation as a caller who may not read its environment is shown it: the schema and the rule, not where (NO_ACCESS). */
+export function shownTo(v: SchemaViolation, reads: (env: string) => boolean): SchemaViolation {
+  return reads(v.env) ? v : { ...v, env: NO_ACCESS, key: '', path: '' };
+}
+
 /** A refusal for schemas: SCHEMA_VIOLATION with its violations (the Error frame's `v` and `more`). */
 export class SchemaRefusal extends RequestError {
-  constructor(readonly violations: SchemaViolation[], readonly more: number, lead = 'refused') {
+  /** The same refusal as a caller who reads only some environments is shown it. */
+  shownTo(reads: (env: string) => boolean): SchemaRefusal {
+    return new SchemaRefusal(this.violations.map((v) => shownTo(v, reads)), this.more, this.lead);
+  }
+
+  constructor(readonly violations: SchemaViolation[], readonly more: number, readonly lead = 'refused') {
     super(WireError.SCHEMA_VIOLATION, [`not applied: ${violations.length + more} schema violation${violations.length + more === 1 ? '' : 's'}`,
       ...violationLines(lead, violations, more, MAX_VIOLATIONS)].join('\n'), { details: { v: violations.slice(0, MAX_VIOLATIONS), more: more + Math.max(0, violations.length - MAX_VIOLATIONS) } });
   }
@@ -103,20 +114,22 @@ export class SchemaChecks {
   }
 
   /** Every value `schema` covers, as this server holds the views: its violations (at most `max` kept), and how many there are. */
-  async coverage(schema: ActiveSchema, max: number): Promise<{ violations: SchemaViolation[]; failing: number; items: number }> {
+  async coverage(schema: ActiveSchema, max: number): Promise<{ violations: SchemaViolation[]; total: number; failing: number; items: number }> {
     const items: CheckItem[] = [];
     for (const env of this.state.names()) items.push(...coverageOf(schema, env, this.state.values(env) ?? new Map()));
     const verdicts: Verdicts = new Map();
     await this.runOnThread(items.filter((i) => !this.inline(i)), verdicts);
     const violations: SchemaViolation[] = [];
     let failing = 0;
+    let total = 0;
     for (const item of items) {
       const found = verdicts.get(verdictKey(item)) ?? runCheck(item.schema.compiled.validate, item);
       if (found.length === 0) continue;
       failing++;
+      total += found.length;
       for (const f of found) if (violations.length < max) violations.push(violationOf(item, f));
     }
-    return { violations, failing, items: items.length };
+    return { violations, total, failing, items: items.length };
   }
 
   /** Keys (or views, for whole schemas) that fail each warn-mode schema now (status): worked out again only for views that changed. */
@@ -151,7 +164,7 @@ export class SchemaChecks {
     const todo = items.filter((i) => !verdicts.has(verdictKey(i)));
     if (todo.length === 0) return;
     const found = await this.onThread(todo);
-    todo.forEach((item, i) => verdicts.set(verdictKey(item), found[i]!));
+    todo.forEach((item, i) => verdicts.set(verdictKey(item), found[i]));
   }
 
   /** What each item found, checked on the thread under schemaCheckMs (SchemaRefusal "validation timed out" past it). */
@@ -170,8 +183,8 @@ export class SchemaChecks {
       return await this.pool.check({ schemas: texts, items: task }, this.limits.schemaCheckMs);
     } catch (err) {
       if (!(err instanceof CheckTimedOut)) throw err;
-      const first = todo[0]!;
-      throw new SchemaRefusal([violationOf(first, { key: first.key ?? '', path: '', keyword: 'timeout', message: `validation timed out after ${this.limits.schemaCheckMs} ms` })], 0);
+      // Nothing of it is known to pass: each item fails, as its schema's mode says (refused when enforced, a warning when warned).
+      return todo.map((item) => [{ key: item.key ?? '', path: '', keyword: 'timeout', message: `validation timed out after ${this.limits.schemaCheckMs} ms` }]);
     }
   }
 
@@ -202,7 +215,7 @@ export class SchemaChecks {
     }
     if (large.length > 0) {
       const found = await this.onThread(large);
-      large.forEach((item, i) => results.push([item, found[i]!]));
+      large.forEach((item, i) => results.push([item, found[i]]));
     }
     const refused: SchemaViolation[] = [];
     const warned: SchemaViolation[] = [];

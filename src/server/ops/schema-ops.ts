@@ -8,7 +8,7 @@ import {
 } from '../model/schemas/index.js';
 import type { ReleaseLog } from '../releases/log.js';
 import type { ServerState } from '../releases/state.js';
-import { orReplay, requestDigest } from '../store/requests.js';
+import { orReplay, replayRefusal, requestDigest, type RequestRecord } from '../store/requests.js';
 import type { CommitMeta, Store, StoredRelease } from '../store/types.js';
 import { SchemaRefusal, type SchemaChecks } from './schema-checks.js';
 import { quoted } from './validate.js';
@@ -16,8 +16,8 @@ import type { WriteCall } from './writes.js';
 
 type SchemaOf<K extends AdminRequest['op']> = Extract<AdminRequest, { op: K }>;
 
-/** Tries of an enforced schema against the data before it is committed under the lock instead (the data moved each time). */
-const COVERAGE_ATTEMPTS = 3;
+/** Checks of the data an enforced schema covers before it is committed, at most (writes committed after each check, each time). */
+const COVERAGE_ATTEMPTS = 5;
 
 /**
  * The schema operations (docs/schemas.md): schemas are the entries of SCHEMA_ENV, so each change
@@ -65,7 +65,10 @@ export class SchemaOps {
       version = held.version + 1;
       return [[schemaKey(id), recordText({ version, time: Date.now(), author: call.author })]];
     }));
-    if (done.kind === 'replay') return { ...idFields(id), version: this.record(id)?.version ?? 0, rev: done.record.rev, changed: done.record.changed, deleted: true, replayed: true };
+    if (done.kind === 'replay') {
+      checkReplay(done.record, req, call);
+      return { ...idFields(id), version: this.record(id)?.version ?? 0, rev: done.record.rev, changed: done.record.changed, deleted: true, replayed: true };
+    }
     await this.published(done.outcome, call.deadline);
     return { ...idFields(id), version, rev: done.outcome?.rev ?? 0, changed: done.outcome === null ? 0 : 1, deleted: true };
   }
@@ -99,7 +102,7 @@ export class SchemaOps {
     if (versions.length === 0) throw noSchema(id);
     return {
       versions: versions.map(({ rev, record }): SchemaVersion => ({
-        version: record.version, rev, time: record.time, author: record.author, bytes: record.schema?.length ?? 0,
+        version: record.version, rev, time: record.time, author: record.author, bytes: Buffer.byteLength(record.schema ?? ''),
         ...(record.schema === undefined ? { deleted: true } : { mode: record.mode ?? 'enforce' }),
       })),
     };
@@ -117,20 +120,19 @@ export class SchemaOps {
     let version = 0;
     for (let attempt = 1; ; attempt++) {
       if (mode === 'enforce' && coverage.failing > 0) {
-        throw new SchemaRefusal(coverage.violations, Math.max(0, coverage.failing - coverage.violations.length), 'fails');
+        throw new SchemaRefusal(coverage.violations, coverage.total - coverage.violations.length, 'fails');
       }
       let moved = false;
       const done = await orReplay(this.store.commit(SCHEMA_ENV, meta(req, call), async (view) => {
         const held = recordOf(await view.get(schemaKey(id)));
         if (held?.schema === text && held.mode === mode) return [];
-        // Data committed after the check was not checked: check again (under the lock, the last time).
+        // Data committed after the check was not checked: check again, after catching up (outside the lock).
         if (mode === 'enforce' && view.head > checkedAt) {
-          if (attempt < COVERAGE_ATTEMPTS) {
-            moved = true;
-            throw new Moved();
+          if (attempt >= COVERAGE_ATTEMPTS) {
+            throw new RequestError(WireError.LIMIT_EXCEEDED, `writes kept committing while the data the schema covers was checked (${attempt} tries): nothing was written; try again`);
           }
-          coverage = await this.checks.coverage(schema, MAX_VIOLATIONS);
-          if (coverage.failing > 0) throw new SchemaRefusal(coverage.violations, Math.max(0, coverage.failing - coverage.violations.length), 'fails');
+          moved = true;
+          throw new Moved();
         }
         version = (held?.version ?? 0) + 1;
         return [[schemaKey(id), recordText({ version, mode, schema: text, time: Date.now(), author: call.author })]];
@@ -145,6 +147,7 @@ export class SchemaOps {
         continue;
       }
       if (done.kind === 'replay') {
+        checkReplay(done.record, req, call);
         return { ...idFields(id), version: this.record(id)?.version ?? 0, rev: done.record.rev, changed: done.record.changed, mode, replayed: true };
       }
       if (done.outcome === null) return { ...idFields(id), version: current?.version ?? 0, rev: this.state.rev(SCHEMA_ENV) ?? 0, changed: 0, mode };
@@ -238,7 +241,13 @@ function idOf(req: { envPattern: string; keyPattern: string; whole?: boolean }):
 const idFields = (id: SchemaId): { envPattern: string; keyPattern: string; whole: boolean } => ({ envPattern: id.envPattern, keyPattern: id.keyPattern, whole: id.whole });
 
 function infoOf(id: SchemaId, record: SchemaRecord): SchemaInfo {
-  return { ...idFields(id), mode: record.mode ?? 'enforce', version: record.version, time: record.time, author: record.author, bytes: record.schema?.length ?? 0 };
+  return { ...idFields(id), mode: record.mode ?? 'enforce', version: record.version, time: record.time, author: record.author, bytes: Buffer.byteLength(record.schema ?? '') };
+}
+
+/** A request id found kept: answered as a retry only when it is this very request by the same account (store/requests.ts). */
+function checkReplay(kept: RequestRecord, req: AdminRequest, call: WriteCall): void {
+  const refused = replayRefusal(kept, { rid: call.requestId ?? '', author: call.author, op: req.op, env: SCHEMA_ENV, digest: requestDigest(req) });
+  if (refused !== undefined) throw new RequestError(WireError.BAD_REQUEST, refused);
 }
 
 const noSchema = (id: SchemaId): RequestError => new RequestError(WireError.NO_SUCH_NAME, `no schema ${schemaName(id)} (schema list shows those kept)`);

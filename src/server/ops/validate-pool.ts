@@ -18,6 +18,7 @@ export class CheckTimedOut extends Error {}
  */
 export class BulkPool {
   private pool: Piscina | undefined;
+  private checks: Piscina | undefined;
   /** Applies checked on the pool so far. */
   pooled = 0;
   private closed = false;
@@ -32,13 +33,14 @@ export class BulkPool {
   }
 
   /**
-   * Checks values against schemas on the thread, for at most `timeoutMs`: a check still running then
-   * is stopped (its thread ended; the next task starts another) and CheckTimedOut is thrown.
+   * Checks values against schemas on a thread, for at most `timeoutMs` from when it is handed over
+   * (a wait for a thread counts): a check still running then is stopped (its thread ended; the next
+   * task starts another) and CheckTimedOut is thrown.
    */
   async check(task: CheckTask, timeoutMs: number): Promise<Found[][]> {
     const signal = AbortSignal.timeout(timeoutMs);
     try {
-      return await (this.threads().run(task, { name: 'check', signal }) as Promise<Found[][]>);
+      return await (this.checkThreads().run(task, { name: 'check', signal }) as Promise<Found[][]>);
     } catch (err) {
       if (signal.aborted) throw new CheckTimedOut(`validation timed out after ${timeoutMs} ms`);
       throw err;
@@ -48,8 +50,20 @@ export class BulkPool {
   async close(): Promise<void> {
     // An apply still on its way must not start a new pool (its thread would outlive the server).
     this.closed = true;
-    await this.pool?.destroy();
+    await Promise.all([this.pool?.destroy(), this.checks?.destroy()]);
     this.pool = undefined;
+    this.checks = undefined;
+  }
+
+  /**
+   * The schema checks' own threads (two, ended when idle): a check never waits behind an apply's
+   * parsing, and one check that runs to its time limit leaves the other thread to the rest.
+   */
+  private checkThreads(): Piscina {
+    if (this.closed) throw new RequestError(WireError.SHUTTING_DOWN, 'server is shutting down');
+    const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+    this.checks ??= new Piscina({ filename: new URL(`./validate-worker.${ext}`, import.meta.url).href, minThreads: 0, maxThreads: 2, idleTimeout: 30_000 });
+    return this.checks;
   }
 
   private threads(): Piscina {

@@ -20,5 +20,5 @@ export interface CheckTask {
 
 /** What each item of a CheckTask found (nothing: it passed). */
 export function check(task: CheckTask): Found[][] {
-  return task.items.map((item) => runCheck(compiled.get(task.schemas[item.s]!).validate, item));
+  return task.items.map((item) => runCheck(compiled.get(task.schemas[item.s]).validate, item));
 }

@@ -11,7 +11,7 @@ import type { ServerState } from '../releases/state.js';
 import { orReplay, replayRefusal, requestDigest, type RequestRecord } from '../store/requests.js';
 import type { CommitMeta, CommitPlan, EnvView, Store, StoredRelease } from '../store/types.js';
 import { SCHEMA_ENV, type ActiveSchema } from '../model/schemas/index.js';
-import { ChecksPending, SchemaChecks, type Checked, type Verdicts } from './schema-checks.js';
+import { ChecksPending, SchemaChecks, SchemaRefusal, shownTo, type Checked, type Verdicts } from './schema-checks.js';
 import { clearValue, jsonEqual, mergeValue, type Json } from '../model/merge.js';
 import { checkSizes, limited, MAX_MARKED_ENTRIES, ownParts, planLayered, withMark, withValue } from './layer-plan.js';
 import { checkEnvName, checkKey, parseValue } from './validate.js';
@@ -221,7 +221,8 @@ export class ConfigWrites {
     call: WriteCall, plan: OwnPlanner | ((view: EnvView) => ReturnType<typeof planLayered>), written = meta(req, call),
   ): Promise<WriteResult> {
     const env = req.env;
-    const allowGrowth = 'allowGrowth' in req && req.allowGrowth === true;
+    // del, clear and unset write no value: what they uncover from the layers below is not a value grown by a write.
+    const allowGrowth = req.op === 'del' || req.op === 'clear' || req.op === 'unset' || ('allowGrowth' in req && req.allowGrowth === true);
     // Checks that must run on the schema thread run outside the store's lock, and the commit is tried again with their verdicts.
     const verdicts: Verdicts = new Map();
     let checked: Checked = { warnings: [], warningsMore: 0 };
@@ -240,8 +241,9 @@ export class ConfigWrites {
         const release = done.outcome;
         if (release === null) return { env, rev: this.state.rev(env) ?? 0, changed: 0 };
         await this.published(release, call.deadline);
-        return { env, rev: release.rev, changed: release.changes.length, ...warningsOf(checked) };
+        return { env, rev: release.rev, changed: release.changes.length, ...warningsOf(checked, call.reads) };
       } catch (err) {
+        if (err instanceof SchemaRefusal && call.reads !== undefined) throw err.shownTo(call.reads);
         if (!(err instanceof ChecksPending) || attempt >= CHECK_ATTEMPTS) throw err;
         await untilDeadline(this.schemas.runOnThread(err.items, verdicts), call.deadline);
       }
@@ -302,10 +304,11 @@ function viewAfter(env: string, views: ReadonlyMap<string, readonly KeyChange[]>
   return after;
 }
 
-/** The warnings of warn-mode schemas in a write's answer. */
-function warningsOf(checked: Checked): Pick<WriteResult, 'warnings' | 'warningsMore'> {
+/** The warnings of warn-mode schemas in a write's answer (of views the writer may not read, only the schema and the rule). */
+function warningsOf(checked: Checked, reads: ((env: string) => boolean) | undefined): Pick<WriteResult, 'warnings' | 'warningsMore'> {
   if (checked.warnings.length === 0) return {};
-  return { warnings: checked.warnings, ...(checked.warningsMore > 0 ? { warningsMore: checked.warningsMore } : {}) };
+  const warnings = reads === undefined ? checked.warnings : checked.warnings.map((v) => shownTo(v, reads));
+  return { warnings, ...(checked.warningsMore > 0 ? { warningsMore: checked.warningsMore } : {}) };
 }
 
 /** What the store keeps of a write: who, what, when, by when, and its request id with the request's digest. */

@@ -52,7 +52,11 @@ export function itemsOf(
 /** Everything `schema` covers in one environment's view: each key, or the whole view. */
 export function coverageOf(schema: ActiveSchema, env: string, view: ReadonlyMap<string, string>): CheckItem[] {
   if (!schema.envMatch(env)) return [];
-  if (schema.whole) return view.size === 0 ? [] : [wholeItem(schema, env, view)];
+  if (schema.whole) {
+    // As a write checks it: a view holding no key the schema covers is not checked until it holds one.
+    const item = wholeItem(schema, env, view);
+    return item.entries!.length === 0 ? [] : [item];
+  }
   const items: CheckItem[] = [];
   for (const [key, value] of view) if (schema.keyMatch(key)) items.push({ schema, env, key, value });
   return items;

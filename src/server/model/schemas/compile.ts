@@ -99,10 +99,17 @@ export function errorsOf(errors: readonly ErrorObject[] | null | undefined): { p
   return (errors ?? []).map((e) => ({
     path: e.instancePath,
     keyword: e.keyword,
-    message: e.message ?? e.keyword,
+    message: withName(e),
     ...(e.keyword === 'required' && typeof (e.params as { missingProperty?: unknown }).missingProperty === 'string'
       ? { missing: (e.params as { missingProperty: string }).missingProperty } : {}),
   }));
+}
+
+/** ajv's message, with the property it is about when ajv keeps that apart (additional, unevaluated, a property name). */
+function withName(e: ErrorObject): string {
+  const params = e.params as { additionalProperty?: unknown; unevaluatedProperty?: unknown; propertyName?: unknown };
+  const name = params.additionalProperty ?? params.unevaluatedProperty ?? params.propertyName;
+  return `${e.message ?? e.keyword}${typeof name === 'string' ? ` (${JSON.stringify(name.slice(0, 64))})` : ''}`;
 }
 
 /**

@@ -33,8 +33,8 @@ export function matcher(pattern: string): Matcher {
   if (!pattern.includes('*')) return (name) => name === pattern;
   if (pattern === '*') return () => true;
   const parts = pattern.split('*');
-  const first = parts[0]!;
-  const last = parts[parts.length - 1]!;
+  const first = parts[0];
+  const last = parts[parts.length - 1];
   const middle = parts.slice(1, -1).filter((p) => p.length > 0);
   const least = first.length + last.length + middle.reduce((n, p) => n + p.length, 0);
   return (name) => {

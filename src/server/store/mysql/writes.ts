@@ -154,7 +154,7 @@ export class MysqlWrites {
 async function lockHead(tx: PoolConnection): Promise<number> {
   const rows = await query<RowDataPacket[]>(tx, 'SELECT rev FROM vitefa_head WHERE id = 1 FOR UPDATE');
   if (rows.length !== 1) throw new Error('vitefa_head has no row');
-  return Number(rows[0]!.rev);
+  return Number(rows[0].rev);
 }
 
 /**
