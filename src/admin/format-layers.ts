@@ -1,6 +1,6 @@
 import { stripVTControlCharacters } from 'node:util';
 import { printable } from '../printable.js';
-import type { AdminRequest, EnvShowResult, ExplainLeaf, PlanResult, WriteResult } from '../protocol/index.js';
+import { violationLines, type AdminRequest, type EnvShowResult, type ExplainLeaf, type PlanResult, type WriteResult } from '../protocol/index.js';
 
 /*
  * How the answers about layered environments print for people: the
@@ -75,7 +75,8 @@ const keysText = (n: number): string => `${n} key${n === 1 ? '' : 's'}`;
 /**
  * `apply --dry-run`: the own entries the apply would add, change and
  * remove, then every environment whose merged view would change with its
- * count of keys, the environment itself first.
+ * count of keys, the environment itself first, then what the schemas in
+ * force would say of it.
  */
 export function formatPlan(plan: PlanResult, style: Paint): string {
   const lines = [style.bold(`${printable(plan.env)} at revision ${plan.rev}: what apply would change (dry run: nothing was written)`)];
@@ -85,6 +86,12 @@ export function formatPlan(plan: PlanResult, style: Paint): string {
   for (const [kind, names] of some) lines.push(`  ${kind}: ${someNames(names)}`);
   lines.push('merged views that would change:');
   for (const view of plan.views) lines.push(`  ${style.key(printable(view.env))}: ${keysText(view.changed)}`);
+  // What the schemas in force would say: a refusal, or the warnings it would be written with.
+  if (plan.violations !== undefined && plan.violations.length > 0) {
+    lines.push('schemas: the apply would be refused');
+    lines.push(...violationLines('  refused', plan.violations, plan.violationsMore ?? 0).map((line) => printable(line)));
+  }
+  // Its warnings (warn-mode schemas) go to stderr as a write's do.
   return lines.join('\n');
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { LocalErrorCode, REQUEST_ID, VitefaError, type AdminResult, type RemoteError } from '../protocol/index.js';
+import { LocalErrorCode, REQUEST_ID, VitefaError, type AdminResult, type RemoteError, type ResultOf } from '../protocol/index.js';
 import { SCRAM_DEFAULT_ITERATIONS } from '../security/scram.js';
 import { clientTls } from '../security/tls.js';
 import { backoffDelay } from '../transport/backoff.js';
@@ -130,6 +130,8 @@ export async function runAdmin(given: string[], givenFlags: AdminFlags, env: Nod
     if (prepared.note !== undefined) process.stdout.write(`${noteFor(prepared)}\n`);
     // Written, and failing schemas in warn mode: said on stderr, the result on stdout as ever.
     for (const line of warningLines(result)) process.stderr.write(`${line}\n`);
+    // A dry run the schemas would refuse fails as the apply would (a script can gate on it).
+    if (req.op === 'plan' && ((result as ResultOf['plan']).violations?.length ?? 0) > 0) process.exitCode = 1;
   } finally {
     client.close();
   }

@@ -159,7 +159,10 @@ const leafStep: Check<string | number> = (v, p) => (typeof v === 'string' || (ty
 const explainLeaf = obj({ path: arrayOf(leafStep), layer: str, rev: opt(uint), author: opt(str), hidden: opt(arrayOf(str)) });
 const getResult = obj({ env: str, rev: uint, key: str, value: str, explain: opt(arrayOf(explainLeaf)), explainMore: opt(uint) });
 const planView = obj({ env: str, changed: uint });
-const planResult = obj({ env: str, rev: uint, added: arrayOf(str), changed: arrayOf(str), removed: arrayOf(str), views: arrayOf(planView) });
+const planResult = obj({
+  env: str, rev: uint, added: arrayOf(str), changed: arrayOf(str), removed: arrayOf(str), views: arrayOf(planView),
+  violations: opt(arrayOf(schemaViolation, MAX_VIOLATIONS)), violationsMore: opt(uint), warnings: opt(arrayOf(schemaViolation, MAX_VIOLATIONS)), warningsMore: opt(uint),
+});
 const envShowResult = obj({ env: str, rev: uint, parents: arrayOf(str), order: arrayOf(str), dependents: arrayOf(str) });
 const listResult = obj({ env: str, rev: uint, entries: arrayOf(entry), next: opt(str) });
 const envInfo = obj({ env: str, rev: uint, keys: uint, parents: opt(arrayOf(str)) });

@@ -127,6 +127,12 @@ export interface PlanResult {
   removed: string[];
   /** Every environment whose merged view would change, with its count of changed keys (the environment itself first). */
   views: PlanView[];
+  /** Schemas in enforce mode the apply would fail (it would be refused): at most MAX_VIOLATIONS, the rest counted in `violationsMore`. */
+  violations?: SchemaViolation[];
+  violationsMore?: number;
+  /** Schemas in warn mode it would fail (it would be written, with these warnings). */
+  warnings?: SchemaViolation[];
+  warningsMore?: number;
 }
 export interface PlanView {
   /** "(no access)" for environments the caller may not read (their count of keys still shown). */

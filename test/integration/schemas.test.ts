@@ -175,6 +175,20 @@ for (const kind of ['lmdb', 'mysql'] as const) {
       });
     });
 
+    test('apply --dry-run (plan) says what the schemas would say, and writes nothing', async () => {
+      await withServer(kind, async (x) => {
+        await x({ op: 'env.add', env: 'prod' });
+        await x({ op: 'schema.set', envPattern: 'prod', keyPattern: 'db.*', schema: POOL });
+        await x({ op: 'schema.set', envPattern: 'prod', keyPattern: 'app.*', schema: '{"type":"string"}', mode: 'warn' });
+        const plan = await x({ op: 'plan', env: 'prod', entries: [['db.pool', '{"max":900}'], ['app.name', '7']], replace: false });
+        assert.deepEqual(plan.violations?.map((v) => [v.key, v.keyword]), [['db.pool', 'maximum']]);
+        const fine = await x({ op: 'plan', env: 'prod', entries: [['db.pool', '{"max":9}'], ['app.name', '7']], replace: false });
+        assert.equal(fine.violations, undefined);
+        assert.deepEqual(fine.warnings?.map((v) => [v.key, v.keyword]), [['app.name', 'type']]);
+        assert.equal((await x({ op: 'env.list' })).envs.find((e) => e.env === 'prod')!.keys, 0);
+      });
+    });
+
     test('an apply of 100,000 keys with one bad value is refused and names it', async () => {
       await withServer(kind, async (x) => {
         await x({ op: 'env.add', env: 'prod' });

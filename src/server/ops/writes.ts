@@ -213,7 +213,20 @@ export class ConfigWrites {
       changed: byKind((before, after) => before !== null && after !== null),
       removed: byKind((before, after) => before !== null && after === null),
       views: planViews(req.env, merged, reads),
+      ...(await this.verdicts(merged, call)),
     };
+  }
+
+  /** What the schemas in force say of a plan's views: the violations that would refuse it, and the warnings it would be written with. */
+  private async verdicts(views: ReadonlyMap<string, KeyChange[]>, call: WriteCall): Promise<Partial<PlanResult>> {
+    try {
+      const checked = await this.schemas.checkViews(this.schemas.current(), views, (name) => viewAfter(name, views, this.state), new Map(), true);
+      return warningsOf(checked, call.reads);
+    } catch (err) {
+      if (!(err instanceof SchemaRefusal)) throw err;
+      const shown = call.reads === undefined ? err : err.shownTo(call.reads);
+      return { violations: shown.violations, ...(shown.more > 0 ? { violationsMore: shown.more } : {}) };
+    }
   }
 
   private async write(
