@@ -13,9 +13,10 @@ import { NO_ACCESS } from './layer-reads.js';
 /** Bytes of values one write checks on the event loop at most (unguarded schemas only); more go to the thread. */
 const INLINE_BYTES = 256 * 1024;
 
-/** A violation as a caller who may not read its environment is shown it: the schema and the rule, not where (NO_ACCESS). */
+/** A violation as a caller who may not read its environment is shown it: the schema and the rule's keyword, not where or what (NO_ACCESS). */
 export function shownTo(v: SchemaViolation, reads: (env: string) => boolean): SchemaViolation {
-  return reads(v.env) ? v : { ...v, env: NO_ACCESS, key: '', path: '' };
+  // Its message may name a key of that view (an extra property of a whole view): the rule's keyword says enough.
+  return reads(v.env) ? v : { ...v, env: NO_ACCESS, key: '', path: '', message: 'fails the schema' };
 }
 
 /** A refusal for schemas: SCHEMA_VIOLATION with its violations (the Error frame's `v` and `more`). */
