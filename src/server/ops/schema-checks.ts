@@ -8,6 +8,7 @@ import {
 } from '../model/schemas/index.js';
 import type { ServerState } from '../releases/state.js';
 import { CheckTimedOut, type BulkPool } from './validate-pool.js';
+import type { CheckTask } from './validate-worker.js';
 import { NO_ACCESS } from './layer-reads.js';
 
 /** Bytes of values one write checks on the event loop at most (unguarded schemas only); more go to the thread. */
@@ -168,25 +169,42 @@ export class SchemaChecks {
     todo.forEach((item, i) => verdicts.set(verdictKey(item), found[i]));
   }
 
-  /** What each item found, checked on the thread under schemaCheckMs (SchemaRefusal "validation timed out" past it). */
+  /**
+   * What each item found, checked on a thread: within schemaCheckMs when a check may stall
+   * (`guarded`), within writeTimeoutMs when every check is linear in what it checks. One that runs
+   * out of its time fails with keyword `timeout`, once per schema (its first item): nothing of it is
+   * known to pass, and its schema's mode decides (refused when enforced, a warning when warned).
+   */
   private async onThread(todo: readonly CheckItem[]): Promise<Found[][]> {
     const texts: string[] = [];
     const index = new Map<string, number>();
-    const task = todo.map((item) => {
+    const task: CheckTask = { schemas: texts, s: [], keys: [], values: [], wholes: [] };
+    todo.forEach((item, i) => {
       let s = index.get(item.schema.text);
       if (s === undefined) {
         s = texts.push(item.schema.text) - 1;
         index.set(item.schema.text, s);
       }
-      return { s, ...(item.key === undefined ? {} : { key: item.key }), ...(item.value === undefined ? {} : { value: item.value }), ...(item.entries === undefined ? {} : { entries: item.entries }) };
+      task.s.push(s);
+      task.keys.push(item.key ?? null);
+      task.values.push(item.value ?? null);
+      if (item.value === undefined) task.wholes.push([i, item.entries ?? []]);
     });
+    const guarded = todo.some((i) => i.schema.compiled.guarded);
+    const ms = guarded ? this.limits.schemaCheckMs : Math.max(this.limits.schemaCheckMs, this.limits.writeTimeoutMs);
+    const found: Found[][] = todo.map(() => []);
     try {
-      return await this.pool.check({ schemas: texts, items: task }, this.limits.schemaCheckMs);
+      for (const [i, f] of await this.pool.check(task, ms)) found[i] = f;
     } catch (err) {
       if (!(err instanceof CheckTimedOut)) throw err;
-      // Nothing of it is known to pass: each item fails, as its schema's mode says (refused when enforced, a warning when warned).
-      return todo.map((item) => [{ key: item.key ?? '', path: '', keyword: 'timeout', message: `validation timed out after ${this.limits.schemaCheckMs} ms` }]);
+      const first = new Set<string>();
+      todo.forEach((item, i) => {
+        if (first.has(item.schema.text)) return;
+        first.add(item.schema.text);
+        found[i] = [{ key: item.key ?? '', path: '', keyword: 'timeout', message: `validation timed out after ${ms} ms` }];
+      });
     }
+    return found;
   }
 
   private async judge(items: readonly CheckItem[], verdicts: Verdicts, onThread: boolean): Promise<Checked> {

@@ -37,10 +37,10 @@ export class BulkPool {
    * (a wait for a thread counts): a check still running then is stopped (its thread ended; the next
    * task starts another) and CheckTimedOut is thrown.
    */
-  async check(task: CheckTask, timeoutMs: number): Promise<Found[][]> {
+  async check(task: CheckTask, timeoutMs: number): Promise<[number, Found[]][]> {
     const signal = AbortSignal.timeout(timeoutMs);
     try {
-      return await (this.checkThreads().run(task, { name: 'check', signal }) as Promise<Found[][]>);
+      return await (this.checkThreads().run(task, { name: 'check', signal }) as Promise<[number, Found[]][]>);
     } catch (err) {
       if (signal.aborted) throw new CheckTimedOut(`validation timed out after ${timeoutMs} ms`);
       throw err;
