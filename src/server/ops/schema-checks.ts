@@ -190,7 +190,7 @@ export class SchemaChecks {
       task.values.push(item.value ?? null);
       if (item.value === undefined) task.wholes.push([i, item.entries ?? []]);
     });
-    const guarded = todo.some((i) => i.schema.compiled.guarded);
+    const guarded = todo.some((i) => mayStall(i));
     const ms = guarded ? this.limits.schemaCheckMs : Math.max(this.limits.schemaCheckMs, this.limits.writeTimeoutMs);
     const found: Found[][] = todo.map(() => []);
     try {
@@ -209,7 +209,7 @@ export class SchemaChecks {
 
   private async judge(items: readonly CheckItem[], verdicts: Verdicts, onThread: boolean): Promise<Checked> {
     // Guarded checks (that may run long) never run under the lock unless `onThread`: their verdicts are found first, outside it.
-    const guarded = items.filter((i) => i.schema.compiled.guarded);
+    const guarded = items.filter((i) => mayStall(i));
     const unknown = guarded.filter((i) => !verdicts.has(verdictKey(i)));
     if (unknown.length > 0) {
       if (!onThread) throw new ChecksPending(unknown);
@@ -220,7 +220,7 @@ export class SchemaChecks {
     const large: CheckItem[] = [];
     let inlineBytes = 0;
     for (const item of items) {
-      if (item.schema.compiled.guarded) {
+      if (mayStall(item)) {
         results.push([item, verdicts.get(verdictKey(item))!]);
         continue;
       }
@@ -254,8 +254,21 @@ export class SchemaChecks {
 
   /** Whether an item is checked on the event loop: its schema is cheap by construction, and it is small. */
   private inline(item: CheckItem): boolean {
-    return !item.schema.compiled.guarded && itemBytes(item) <= INLINE_BYTES;
+    return !mayStall(item) && itemBytes(item) <= INLINE_BYTES;
   }
+}
+
+/**
+ * Work of one check past which it is handled as one that may stall (outside the lock, within
+ * schemaCheckMs), whatever its keywords: a schema's nodes, each applied to the values at its place,
+ * cost up to its size times the value's (a 64 KiB schema of nested anyOf and items over a 256 KiB
+ * array is seconds of work, with no pattern or reference in it).
+ */
+const STALL_WORK = 1 << 26;
+
+/** Whether a check may take long: its schema is guarded (CompiledSchema.guarded), or schema and value together are large. */
+function mayStall(item: CheckItem): boolean {
+  return item.schema.compiled.guarded || item.schema.text.length * itemBytes(item) > STALL_WORK;
 }
 
 /** Where a verdict is kept: the schema's text, the environment, the key and the value checked. */
