@@ -404,3 +404,19 @@ describe('schemas (embedded store): the validator and its bounds', () => {
     });
   });
 });
+
+describe('schemas (embedded store): large data', () => {
+  test('an enforced schema set over an environment of 200,000 covered keys checks them all', async () => {
+    await withServer('lmdb', async (x) => {
+      await x({ op: 'env.add', env: 'big' });
+      for (let part = 0; part < 2; part++) {
+        const entries: [string, string][] = Array.from({ length: 100_000 }, (_, i) => [`k/${part}/${i}`, String(i)]);
+        await x({ op: 'apply', env: 'big', entries, replace: false });
+      }
+      assert.equal((await x({ op: 'schema.set', envPattern: 'big', keyPattern: 'k/*', schema: '{"type":"integer","minimum":0}' })).version, 1);
+      const err = await refusal(x({ op: 'schema.set', envPattern: 'big', keyPattern: 'k/*', schema: '{"type":"integer","maximum":10}' }));
+      assert.equal(err.status, WireError.SCHEMA_VIOLATION);
+      assert.match(err.message, /not applied: 199978 schema violations/);
+    });
+  });
+});

@@ -118,7 +118,8 @@ export class SchemaChecks {
   /** Every value `schema` covers, as this server holds the views: its violations (at most `max` kept), and how many there are. */
   async coverage(schema: ActiveSchema, max: number): Promise<{ violations: SchemaViolation[]; total: number; failing: number; items: number }> {
     const items: CheckItem[] = [];
-    for (const env of this.state.names()) items.push(...coverageOf(schema, env, this.state.values(env) ?? new Map()));
+    // One at a time: an environment may hold a million keys, more than a call's arguments may be.
+    for (const env of this.state.names()) for (const item of coverageOf(schema, env, this.state.values(env) ?? new Map())) items.push(item);
     const verdicts: Verdicts = new Map();
     await this.runOnThread(items.filter((i) => !this.inline(i)), verdicts);
     const violations: SchemaViolation[] = [];

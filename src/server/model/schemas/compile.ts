@@ -63,7 +63,7 @@ export function isGuarded(schema: unknown): boolean {
   while (stack.length > 0) {
     const node = stack.pop();
     if (Array.isArray(node)) {
-      stack.push(...(node as unknown[]));
+      for (const element of node as unknown[]) stack.push(element);
       continue;
     }
     if (node === null || typeof node !== 'object') continue;
