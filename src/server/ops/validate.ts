@@ -3,6 +3,7 @@ import { jsonFaultText } from '../../json-syntax.js';
 import { RequestError, wireAnswer } from '../errors.js';
 import type { ServerLimits } from '../limits.js';
 import type { Json } from '../model/merge.js';
+import { jsonDepth } from '../model/json-depth.js';
 
 type DataLimits = Pick<ServerLimits, 'envNameBytes' | 'keyBytes' | 'valueBytes' | 'valueDepth'>;
 
@@ -34,31 +35,6 @@ export function checkKey(key: string, limits: DataLimits): string {
     );
   }
   return key;
-}
-
-/**
- * The deepest nesting of arrays and objects in JSON text, found without
- * parsing (brackets inside strings do not count). Linear in the text and
- * iterative, so hostile nesting costs no more than its length.
- */
-export function jsonDepth(text: string): number {
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) {
-      inString = true;
-    } else if (c === 0x5b || c === 0x7b) {
-      if (++depth > deepest) deepest = depth;
-    } else if (c === 0x5d || c === 0x7d) {
-      depth--;
-    }
-  }
-  return deepest;
 }
 
 /** Parses JSON text sent by a client; returns the value and its compact canonical text. */

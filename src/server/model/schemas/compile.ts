@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsImport from 'ajv-formats';
+import { jsonDepth } from '../json-depth.js';
 
 /**
  * A schema's JSON text made into a check, with the bounds ajv needs: ajv turns a schema into code,
@@ -41,18 +42,7 @@ export interface CompiledSchema {
 export function schemaFault(text: string): string | undefined {
   const bytes = Buffer.byteLength(text);
   if (bytes > MAX_SCHEMA_BYTES) return `the schema is ${bytes} bytes; a schema may take at most ${MAX_SCHEMA_BYTES}`;
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) deepest = Math.max(deepest, ++depth);
-    else if (c === 0x5d || c === 0x7d) depth--;
-  }
+  const deepest = jsonDepth(text);
   if (deepest > MAX_SCHEMA_DEPTH) return `the schema is nested ${deepest} levels deep; at most ${MAX_SCHEMA_DEPTH}`;
   return undefined;
 }
