@@ -42,7 +42,8 @@ describe('large reads by one account', () => {
     AdminClient.connect({ ...parseEndpoint(server.address), login, connectTimeoutMs: 10_000, requestTimeoutMs: 60_000 });
 
   before(async () => {
-    server = await c.add();
+    // Values of 1 MB, past the default valueBytes (256 KiB): this test is about values that large.
+    server = await c.add([], { limits: { valueBytes: MB, releaseBytes: 256 * MB } });
     const admin = await c.admin(server);
     first = (await admin.request({ op: 'env.add', env: 'shop' })).rev;
     const big = (i: number): string => JSON.stringify(`${i}:`.padEnd(MB - 16, 'x'));

@@ -259,7 +259,11 @@ describe('an agent that stops reading', () => {
   });
 
   test('is cut off once its buffer limit is passed, while the others get every release, and catches up when it reads again', async () => {
-    const { proc: server, address } = await startServer(path.join(dir, 'server'), ['--workers', '0']);
+    // Values of 512 KiB, past the default valueBytes (256 KiB): few releases fill the agent's buffer.
+    const config = path.join(dir, 'server.json');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(config, JSON.stringify({ limits: { valueBytes: 1024 * 1024 } }));
+    const { proc: server, address } = await startServer(path.join(dir, 'server'), ['--workers', '0', '--config', config]);
     procs.track(server);
     const admin = await adminOf(address);
     await admin.request({ op: 'env.add', env: 'live' });

@@ -108,11 +108,11 @@ export class SchemaChecks {
    */
   async checkViews(
     schemas: readonly ActiveSchema[], views: ReadonlyMap<string, readonly KeyChange[]>, viewAfter: (env: string) => ReadonlyMap<string, string>,
-    verdicts: Verdicts, onThread: boolean,
+    verdicts: Verdicts, onThread: boolean, who = '',
   ): Promise<Checked> {
     if (schemas.length === 0) return { warnings: [], warningsMore: 0 };
     const items = itemsOf(schemas, views, viewAfter);
-    return this.judge(items, verdicts, onThread);
+    return this.judge(items, verdicts, onThread, who);
   }
 
   /** Every value `schema` covers, as this server holds the views: its violations (at most `max` kept), and how many there are. */
@@ -162,11 +162,11 @@ export class SchemaChecks {
     return out;
   }
 
-  /** Runs checks on the thread, under the time limit, and keeps their verdicts. */
-  async runOnThread(items: readonly CheckItem[], verdicts: Verdicts): Promise<void> {
+  /** Runs checks on the thread, under the time limit, and keeps their verdicts (`who`: the account whose write asks; its checks go one at a time). */
+  async runOnThread(items: readonly CheckItem[], verdicts: Verdicts, who = ''): Promise<void> {
     const todo = items.filter((i) => !verdicts.has(verdictKey(i)));
     if (todo.length === 0) return;
-    const found = await this.onThread(todo);
+    const found = await this.onThread(todo, who);
     todo.forEach((item, i) => verdicts.set(verdictKey(item), found[i]));
   }
 
@@ -176,7 +176,7 @@ export class SchemaChecks {
    * out of its time fails with keyword `timeout`, once per schema (its first item): nothing of it is
    * known to pass, and its schema's mode decides (refused when enforced, a warning when warned).
    */
-  private async onThread(todo: readonly CheckItem[]): Promise<Found[][]> {
+  private async onThread(todo: readonly CheckItem[], who = ''): Promise<Found[][]> {
     const texts: string[] = [];
     const index = new Map<string, number>();
     const task: CheckTask = { schemas: texts, s: [], keys: [], values: [], wholes: [] };
@@ -195,7 +195,7 @@ export class SchemaChecks {
     const ms = guarded ? this.limits.schemaCheckMs : Math.max(this.limits.schemaCheckMs, this.limits.writeTimeoutMs);
     const found: Found[][] = todo.map(() => []);
     try {
-      for (const [i, f] of await this.pool.check(task, ms)) found[i] = f;
+      for (const [i, f] of await this.pool.check(task, ms, who)) found[i] = f;
     } catch (err) {
       if (!(err instanceof CheckTimedOut)) throw err;
       const first = new Set<string>();
@@ -208,13 +208,13 @@ export class SchemaChecks {
     return found;
   }
 
-  private async judge(items: readonly CheckItem[], verdicts: Verdicts, onThread: boolean): Promise<Checked> {
+  private async judge(items: readonly CheckItem[], verdicts: Verdicts, onThread: boolean, who: string): Promise<Checked> {
     // Guarded checks (that may run long) never run under the lock unless `onThread`: their verdicts are found first, outside it.
     const guarded = items.filter((i) => mayStall(i));
     const unknown = guarded.filter((i) => !verdicts.has(verdictKey(i)));
     if (unknown.length > 0) {
       if (!onThread) throw new ChecksPending(unknown);
-      await this.runOnThread(unknown, verdicts);
+      await this.runOnThread(unknown, verdicts, who);
     }
     // The others take time in proportion to what they check: small ones here, large ones on the thread (under the lock).
     const results: [CheckItem, Found[]][] = [];
@@ -234,7 +234,7 @@ export class SchemaChecks {
       }
     }
     if (large.length > 0) {
-      const found = await this.onThread(large);
+      const found = await this.onThread(large, who);
       large.forEach((item, i) => results.push([item, found[i]]));
     }
     const refused: SchemaViolation[] = [];

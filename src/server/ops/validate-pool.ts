@@ -1,3 +1,4 @@
+import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { WireError } from '../../protocol/index.js';
 import { RequestError } from '../errors.js';
@@ -19,6 +20,8 @@ export class CheckTimedOut extends Error {}
 export class BulkPool {
   private pool: Piscina | undefined;
   private checks: Piscina | undefined;
+  /** Each account's last check on the threads: the next one waits for it. */
+  private readonly turns = new Map<string, Promise<void>>();
   /** Applies checked on the pool so far. */
   pooled = 0;
   private closed = false;
@@ -33,17 +36,38 @@ export class BulkPool {
   }
 
   /**
-   * Checks values against schemas on a thread, for at most `timeoutMs` from when it is handed over
-   * (a wait for a thread counts): a check still running then is stopped (its thread ended; the next
-   * task starts another) and CheckTimedOut is thrown.
+   * Checks values against schemas on a thread, for at most `timeoutMs` from when the check starts
+   * there (a wait for a free thread does not count; the write's own deadline bounds that): a check
+   * still running then is stopped (its thread ended; the next task starts another) and
+   * CheckTimedOut is thrown. One account's checks go one at a time, so that one account's
+   * pathological values cannot hold every thread.
    */
-  async check(task: CheckTask, timeoutMs: number): Promise<[number, Found[]][]> {
-    const signal = AbortSignal.timeout(timeoutMs);
+  async check(task: CheckTask, timeoutMs: number, who = ''): Promise<[number, Found[]][]> {
+    const before = this.turns.get(who) ?? Promise.resolve();
+    const mine = before.then(() => this.checkNow(task, timeoutMs));
+    const turn = mine.then(() => undefined, () => undefined);
+    this.turns.set(who, turn);
+    void turn.then(() => {
+      if (this.turns.get(who) === turn) this.turns.delete(who);
+    });
+    return mine;
+  }
+
+  private async checkNow(task: CheckTask, timeoutMs: number): Promise<[number, Found[]][]> {
+    const controller = new AbortController();
+    const { port1, port2 } = new MessageChannel();
+    let timer: NodeJS.Timeout | undefined;
+    port1.once('message', () => {
+      timer = setTimeout(() => controller.abort(), timeoutMs);
+    });
     try {
-      return await (this.checkThreads().run(task, { name: 'check', signal }) as Promise<[number, Found[]][]>);
+      return await (this.checkThreads().run({ ...task, started: port2 }, { name: 'check', signal: controller.signal, transferList: [port2] }) as Promise<[number, Found[]][]>);
     } catch (err) {
-      if (signal.aborted) throw new CheckTimedOut(`validation timed out after ${timeoutMs} ms`);
+      if (controller.signal.aborted) throw new CheckTimedOut(`validation timed out after ${timeoutMs} ms`);
       throw err;
+    } finally {
+      clearTimeout(timer);
+      port1.close();
     }
   }
 

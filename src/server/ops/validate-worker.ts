@@ -2,6 +2,8 @@
  * A thread of the bulk pool: checks the keys and values of a large apply, and checks values
  * against schemas (schema-checks.ts), off the event loop that commits every other write.
  */
+import os from 'node:os';
+import type { MessagePort } from 'node:worker_threads';
 import { planEntries, type PlanResult } from './validate.js';
 import type { ServerLimits } from '../limits.js';
 import { CompiledCache, runCheck, type Found } from '../model/schemas/index.js';
@@ -11,6 +13,14 @@ export default function plan(task: { entries: [string, string][]; limits: Server
 }
 
 const compiled = new CompiledCache(256);
+
+// The lowest priority for this thread (on Linux a thread's own): a check or a parse that runs long
+// takes the cores the committing event loop leaves, never the event loop's own share.
+try {
+  os.setPriority(19);
+} catch {
+  // Not allowed here: the thread runs at the process's priority.
+}
 
 /**
  * A schema check sent to the thread, in columns (what crosses the thread is copied: a hundred
@@ -24,10 +34,14 @@ export interface CheckTask {
   values: (string | null)[];
   /** Whole views, by item index. */
   wholes: [number, [string, string][]][];
+  /** Told when the check starts, so that its time limit counts from then, not from when it was queued. */
+  started?: MessagePort;
 }
 
 /** What the items that fail found, by item index (an item not named passed). */
 export function check(task: CheckTask): [number, Found[]][] {
+  task.started?.postMessage(1);
+  task.started?.close();
   const out: [number, Found[]][] = [];
   const wholes = new Map(task.wholes);
   const validators = task.schemas.map((text) => compiled.get(text).validate);

@@ -247,7 +247,7 @@ export class ConfigWrites {
           const planned = Array.isArray(own) ? await planLayered(view, this.state, this.limits, own) : own;
           const views = viewsOf(env, planned, this.state);
           checkSizes(views, this.limits, allowGrowth);
-          checked = await this.schemas.checkViews(await this.schemasAt(view), views, (name) => viewAfter(name, views, this.state), verdicts, attempt >= CHECK_ATTEMPTS);
+          checked = await this.schemas.checkViews(await this.schemasAt(view), views, (name) => viewAfter(name, views, this.state), verdicts, attempt >= CHECK_ATTEMPTS, call.author);
           return planned;
         }));
         if (done.kind === 'replay') return this.replayed(done.record, req, call);
@@ -258,7 +258,7 @@ export class ConfigWrites {
       } catch (err) {
         if (err instanceof SchemaRefusal && call.reads !== undefined) throw err.shownTo(call.reads);
         if (!(err instanceof ChecksPending) || attempt >= CHECK_ATTEMPTS) throw err;
-        await untilDeadline(this.schemas.runOnThread(err.items, verdicts), call.deadline);
+        await untilDeadline(this.schemas.runOnThread(err.items, verdicts, call.author), call.deadline);
       }
     }
   }
