@@ -419,4 +419,14 @@ describe('schemas (embedded store): large data', () => {
       assert.match(err.message, /not applied: 199978 schema violations/);
     });
   });
+
+  test('history and every version of a schema of 62 KB, across pages of history that end inside a release', async () => {
+    await withServer('lmdb', async (x) => {
+      for (let i = 1; i <= 150; i++) await x({ op: 'schema.set', envPattern: 'h', keyPattern: 'k', schema: JSON.stringify({ description: `${i}`.padEnd(62_000, 'x') }) });
+      const versions = (await x({ op: 'schema.history', envPattern: 'h', keyPattern: 'k' })).versions.map((v) => v.version);
+      // The newest within answerBytes of schema text, none skipped.
+      assert.deepEqual(versions, Array.from({ length: versions.length }, (_, i) => 150 - i));
+      for (let v = 1; v <= 150; v++) assert.equal((await x({ op: 'schema.get', envPattern: 'h', keyPattern: 'k', version: v })).version, v);
+    });
+  });
 });

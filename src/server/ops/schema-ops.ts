@@ -204,7 +204,13 @@ export class SchemaOps {
       const got = await this.store.historyPage(SCHEMA_ENV, {
         key: schemaKey(id), limit: 100, elideAbove: 2 * MAX_SCHEMA_BYTES, maxBytes: this.limits.answerBytes, ...(before === undefined ? {} : { before }),
       });
+      let again: number | undefined;
       for (const release of got.releases) {
+        // A page that ran out of bytes at this release keeps its header only: it is read again first on the next page.
+        if (release.changes.length === 0 && (release.more ?? 0) > 0) {
+          again = release.rev + 1;
+          break;
+        }
         const record = recordOf(release.changes[0]?.[2]);
         if (record === undefined) continue;
         if (want !== undefined) {
@@ -216,8 +222,9 @@ export class SchemaOps {
         if (bytes > this.limits.answerBytes) return out;
         out.push({ rev: release.rev, record });
       }
-      if (got.next === undefined) return out;
-      before = got.next;
+      if (again !== undefined) before = again;
+      else if (got.next === undefined) return out;
+      else before = got.next;
     }
   }
 
