@@ -233,6 +233,13 @@ describe('schemas (embedded store): what each caller is told', () => {
       assert.equal(err.status, WireError.SCHEMA_VIOLATION);
       assert.deepEqual(err.details!.v.map((v) => [v.env, v.key, v.path, v.keyword, v.schema]), [['(no access)', '', '', 'maximum', 'secret/* db.*']]);
       assert.doesNotMatch(err.message, /secret\/app|db\.pool/);
+      // The size policy says as little of it.
+      // base's value merges with secret/app's own into one past valueBytes: only the view ed2 may not read breaks it.
+      await x({ op: 'set', env: 'base', key: 'blob', value: '{"a":"small"}' });
+      await x({ op: 'set', env: 'secret/app', key: 'blob', value: JSON.stringify({ b: 'x'.repeat(200 * 1024) }), allowGrowth: true });
+      const size = await refusal(x({ op: 'set', env: 'base', key: 'blob', value: JSON.stringify({ a: 'y'.repeat(100 * 1024) }), allowGrowth: true }, 'ed2'));
+      assert.equal(size.status, WireError.INVALID_VALUE);
+      assert.doesNotMatch(size.message, /secret|blob|\d{4,}/);
     });
   });
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { RESERVED_ENV_PREFIX, REQUEST_ID, WireError, wireErrorName, type AdminRequest, type ResultOf } from '../../protocol/index.js';
 import { reportFault } from '../../log.js';
 import { makeVerifier } from '../../security/scram.js';
-import { envNotFound, RequestError, wireAnswer } from '../errors.js';
+import { RequestError, wireAnswer } from '../errors.js';
 import type { Hub } from '../ops/hub.js';
 import { operation, runHandler, type Handlers, type OpsRunBy, type RequestOf } from '../ops/table.js';
 import type { AccountRecord, AuditRecord, Store } from '../store/types.js';
@@ -218,5 +218,5 @@ function refuseReserved(req: AdminRequest): void {
   const reserved = named.find((env) => env.startsWith(RESERVED_ENV_PREFIX));
   if (reserved === undefined) return;
   if (req.op === 'env.add') throw new RequestError(WireError.INVALID_VALUE, `invalid environment name ${JSON.stringify(reserved.slice(0, 80))}: a name starts with a letter or digit`);
-  throw envNotFound(reserved);
+  throw new RequestError(WireError.ENV_NOT_FOUND, `environment ${JSON.stringify(reserved.slice(0, 80))} does not exist: names starting with ${RESERVED_ENV_PREFIX} are the servers' own`);
 }

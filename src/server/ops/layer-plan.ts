@@ -1,5 +1,6 @@
 import { WireError, type Change, type KeyChange } from '../../protocol/index.js';
 import { RequestError } from '../errors.js';
+import { NO_ACCESS } from './layer-reads.js';
 import type { ServerLimits } from '../limits.js';
 import {
   checkParents, dependentsOf, flatten, hasMarks, mergedChanges, ownEntry, ownText, type OwnEntry, type UnsetMark,
@@ -120,8 +121,15 @@ export const GROWTH_FLOOR_BYTES = 64 * 1024;
  * it changes within valueBytes, each view's changes within releaseBytes, and no value made more than
  * growthFactor times larger, past GROWTH_FLOOR_BYTES, unless the write says `allowGrowth`.
  */
-export function checkSizes(views: ReadonlyMap<string, readonly KeyChange[]>, limits: ServerLimits, allowGrowth: boolean): void {
+export function checkSizes(
+  views: ReadonlyMap<string, readonly KeyChange[]>, limits: ServerLimits, allowGrowth: boolean, reads: (env: string) => boolean = () => true,
+): void {
   for (const [env, changes] of views) {
+    // A view the writer may not read is named by neither its name, nor its keys, nor the sizes of its values.
+    if (!reads(env)) {
+      checkUnreadable(env, changes, limits, allowGrowth);
+      continue;
+    }
     let total = 0;
     for (const [key, before, after] of changes) {
       if (after === null) continue;
@@ -141,6 +149,17 @@ export function checkSizes(views: ReadonlyMap<string, readonly KeyChange[]>, lim
     if (total > limits.releaseBytes) {
       throw new RequestError(WireError.INVALID_VALUE, `the release of ${env} would carry ${total} bytes of keys and values; the limit is ${limits.releaseBytes} (limits.releaseBytes)`);
     }
+  }
+}
+
+/** checkSizes for a view the writer may not read: the same rules, refused without a name or a size. */
+function checkUnreadable(env: string, changes: readonly KeyChange[], limits: ServerLimits, allowGrowth: boolean): void {
+  try {
+    checkSizes(new Map([[env, changes]]), limits, allowGrowth);
+  } catch (err) {
+    if (!(err instanceof RequestError)) throw err;
+    const rule = /limits\.(\w+)/.exec(err.message)?.[1] ?? 'valueBytes';
+    throw new RequestError(err.status, `the write would break limits.${rule} in an environment built on this one that you may not read (${NO_ACCESS})`);
   }
 }
 

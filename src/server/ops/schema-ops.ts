@@ -1,6 +1,6 @@
 import { MAX_VIOLATIONS, WireError, type AdminRequest, type ResultOf, type SchemaInfo, type SchemaMode, type SchemaVersion } from '../../protocol/index.js';
 import { beforeDeadline } from '../../deadline.js';
-import { RequestError } from '../errors.js';
+import { envNotFound, RequestError } from '../errors.js';
 import type { ServerLimits } from '../limits.js';
 import {
   activeSchema, MAX_SCHEMA_BYTES, patternFault, recordOf, recordText, SCHEMA_ENV, schemaFault, schemaKey, schemaName,
@@ -84,6 +84,7 @@ export class SchemaOps {
   }
 
   async list(req: SchemaOf<'schema.list'>): Promise<ResultOf['schema.list']> {
+    if (req.env !== undefined && !this.state.has(req.env)) throw envNotFound(req.env);
     const warned = new Map((await this.checks.warnings()).map((w) => [`${w.schema}\0${w.version}`, w.failing]));
     const schemas: SchemaInfo[] = [];
     for (const schema of this.checks.current()) {

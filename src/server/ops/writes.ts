@@ -246,7 +246,7 @@ export class ConfigWrites {
           const own = await plan(view);
           const planned = Array.isArray(own) ? await planLayered(view, this.state, this.limits, own) : own;
           const views = viewsOf(env, planned, this.state);
-          checkSizes(views, this.limits, allowGrowth);
+          checkSizes(views, this.limits, allowGrowth, call.reads);
           checked = await this.schemas.checkViews(await this.schemasAt(view), views, (name) => viewAfter(name, views, this.state), verdicts, attempt >= CHECK_ATTEMPTS, call.author);
           return planned;
         }));
