@@ -87,7 +87,7 @@ export const OPERATIONS = {
   // Schemas: set by admins (ajv runs a schema as code: docs/schemas.md#trust); read by every account, whose writes they check.
   'schema.set': {
     permission: 'admin', writes: true, paged: false, runBy: 'hub', schemaCheck: 'data',
-    audit: (req) => `schema ${schemaName(req)}, ${req.mode ?? 'enforce'}, ${req.schema.length} bytes`,
+    audit: (req) => `schema ${schemaName(req)}, ${req.mode ?? 'enforce'}, ${Buffer.byteLength(req.schema)} bytes as sent`,
   },
   // With a version, it reads the schema's history back to it: a read that takes turns, as history does.
   'schema.get': { permission: 'read', writes: false, paged: true, runBy: 'hub', audit: (req) => `schema ${schemaName(req)}` },

@@ -17,7 +17,8 @@ const compiled = new CompiledCache(256);
 // The lowest priority for this thread (on Linux a thread's own): a check or a parse that runs long
 // takes the cores the committing event loop leaves, never the event loop's own share.
 try {
-  os.setPriority(19);
+  // Elsewhere the nice value is the whole process's: the server's event loop would go down with the thread.
+  if (process.platform === 'linux') os.setPriority(19);
 } catch {
   // Not allowed here: the thread runs at the process's priority.
 }
