@@ -3,7 +3,7 @@ import { MAX_VIOLATIONS, violationLines, WireError, type KeyChange, type SchemaV
 import { RequestError } from '../errors.js';
 import type { ServerLimits } from '../limits.js';
 import {
-  activeSchema, CompiledCache, coverageOf, itemBytes, itemsOf, recordOf, runCheck, SCHEMA_ENV, schemaIdOf, violationOf,
+  activeSchema, CompiledCache, coverageOf, itemBytes, itemsOf, recordOf, runCheck, SCHEMA_ENV, schemaIdOf, schemaName, violationOf,
   type ActiveSchema, type CheckItem, type Found,
 } from '../model/schemas/index.js';
 import type { ServerState } from '../releases/state.js';
@@ -120,13 +120,12 @@ export class SchemaChecks {
     const items: CheckItem[] = [];
     // One at a time: an environment may hold a million keys, more than a call's arguments may be.
     for (const env of this.state.names()) for (const item of coverageOf(schema, env, this.state.values(env) ?? new Map())) items.push(item);
-    const verdicts: Verdicts = new Map();
-    await this.runOnThread(items.filter((i) => !this.inline(i)), verdicts);
+    const founds = await this.foundOf(items);
     const violations: SchemaViolation[] = [];
     let failing = 0;
     let total = 0;
-    for (const item of items) {
-      const found = verdicts.get(verdictKey(item)) ?? runCheck(item.schema.compiled.validate, item);
+    for (const [i, item] of items.entries()) {
+      const found = founds[i];
       if (found.length === 0) continue;
       failing++;
       total += found.length;
@@ -147,16 +146,13 @@ export class SchemaChecks {
         const at = `${schema.compiled.digest}\0${schema.envPattern}\0${schema.keyPattern}\0${schema.whole}\0${env}`;
         let known = this.failing.get(at);
         if (known?.rev !== rev) {
-          const items = coverageOf(schema, env, this.state.values(env) ?? new Map());
-          const verdicts: Verdicts = new Map();
-          await this.runOnThread(items.filter((i) => !this.inline(i)), verdicts);
-          const count = items.filter((i) => (verdicts.get(verdictKey(i)) ?? runCheck(i.schema.compiled.validate, i)).length > 0).length;
+          const count = (await this.foundOf(coverageOf(schema, env, this.state.values(env) ?? new Map()))).filter((found) => found.length > 0).length;
           known = { rev, count };
           this.failing.set(at, known);
         }
         failing += known.count;
       }
-      if (failing > 0) out.push({ schema: `${schema.envPattern} ${schema.keyPattern}${schema.whole ? ' (whole)' : ''}`, version: schema.version, failing });
+      if (failing > 0) out.push({ schema: schemaName(schema), version: schema.version, failing });
     }
     if (this.failing.size > 100_000) this.failing.clear();
     return out;
@@ -251,6 +247,14 @@ export class SchemaChecks {
     }
     if (refused.length > 0) throw new SchemaRefusal(refused, refusedMore);
     return { warnings: warned, warningsMore: warnedMore };
+  }
+
+  /** What each item found: those that are cheap and small here, the others on the thread. */
+  private async foundOf(items: readonly CheckItem[]): Promise<Found[][]> {
+    const away = items.filter((i) => !this.inline(i));
+    const fromThread = away.length === 0 ? [] : await this.onThread(away);
+    let next = 0;
+    return items.map((item) => (this.inline(item) ? runCheck(item.schema.compiled.validate, item) : fromThread[next++]));
   }
 
   /** Whether an item is checked on the event loop: its schema is cheap by construction, and it is small. */

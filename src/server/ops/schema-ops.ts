@@ -3,7 +3,7 @@ import { beforeDeadline } from '../../deadline.js';
 import { envNotFound, RequestError } from '../errors.js';
 import type { ServerLimits } from '../limits.js';
 import {
-  activeSchema, MAX_SCHEMA_BYTES, patternFault, recordOf, recordText, SCHEMA_ENV, schemaFault, schemaKey, schemaName,
+  activeSchema, matcher, MAX_SCHEMA_BYTES, patternFault, recordOf, recordText, SCHEMA_ENV, schemaFault, schemaKey, schemaName,
   type SchemaId, type SchemaRecord,
 } from '../model/schemas/index.js';
 import type { ReleaseLog } from '../releases/log.js';
@@ -165,9 +165,9 @@ export class SchemaOps {
     if (current?.schema !== undefined) return;
     const all = this.checks.current();
     if (all.length >= this.limits.schemas) throw new RequestError(WireError.LIMIT_EXCEEDED, `${all.length} schemas are kept; the limit is ${this.limits.schemas} (limits.schemas)`);
-    const probe = activeSchema(id, 1, 'enforce', 'true', { validate: (() => true) as never, guarded: false, digest: '' });
+    const covers = matcher(id.envPattern);
     for (const env of this.state.names()) {
-      if (!probe.envMatch(env)) continue;
+      if (!covers(env)) continue;
       const count = all.filter((s) => s.envMatch(env)).length;
       if (count >= this.limits.schemasPerEnv) {
         throw new RequestError(WireError.LIMIT_EXCEEDED, `${count} schemas already apply to ${env}; the limit is ${this.limits.schemasPerEnv} (limits.schemasPerEnv)`);
